@@ -1,0 +1,56 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/cachetlab/cachet"
+)
+
+// httpStatus is the one mapping from domain error codes to HTTP statuses.
+var httpStatus = map[cachet.Code]int{
+	cachet.CodeInvalidArgument:  http.StatusBadRequest,
+	cachet.CodeNotFound:         http.StatusNotFound,
+	cachet.CodeConflict:         http.StatusConflict,
+	cachet.CodePayloadTooLarge:  http.StatusRequestEntityTooLarge,
+	cachet.CodeUnsupportedMedia: http.StatusUnsupportedMediaType,
+	cachet.CodeUnavailable:      http.StatusServiceUnavailable,
+	cachet.CodeCanceled:         499, // client closed request
+	cachet.CodeInternal:         http.StatusInternalServerError,
+}
+
+// StatusOf maps a domain code to its HTTP status (500 for unknown codes).
+func StatusOf(code cachet.Code) int {
+	if s, ok := httpStatus[code]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// ErrorBody is the JSON error envelope every failing endpoint returns.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail is the envelope's content: a stable code and a message a user can act on.
+type ErrorDetail struct {
+	Code    cachet.Code `json:"code"`
+	Message string      `json:"message"`
+}
+
+// writeError answers with err's domain code and message. Anything that is not a domain error is
+// logged with its details and answered as a bare internal error.
+func writeError(c *gin.Context, err error) {
+	var de *cachet.Error
+	if errors.Is(err, context.Canceled) && c.Request.Context().Err() != nil {
+		de = cachet.Errorf(cachet.CodeCanceled, "the request was canceled")
+	} else if !errors.As(err, &de) || de.Code == cachet.CodeInternal {
+		slog.ErrorContext(c.Request.Context(), "internal error", "method", c.Request.Method, "path", c.FullPath(), "err", err)
+		de = cachet.Errorf(cachet.CodeInternal, "internal error; the server log has the details")
+	}
+	c.AbortWithStatusJSON(StatusOf(de.Code), ErrorBody{Error: ErrorDetail{Code: de.Code, Message: de.Message}})
+}

@@ -1,0 +1,126 @@
+// Package api is Cachet's HTTP interface: the gin router, handlers, wire types and the single mapping
+// from domain errors to HTTP statuses.
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Component is one dependency /readyz reports on.
+type Component struct {
+	Name string
+	// Check returns details to show (may be nil) or an error when the component is not usable.
+	Check func(ctx context.Context) (any, error)
+}
+
+// Options wires the server to its dependencies.
+type Options struct {
+	Components   []Component
+	Version      string
+	ReadyTimeout time.Duration // per component check; default 2 s
+}
+
+// Server is the HTTP API.
+type Server struct {
+	engine *gin.Engine
+	opts   Options
+}
+
+// New builds the router. Its Prometheus series register on a registry of its own.
+func New(opts Options) (*Server, error) {
+	if opts.ReadyTimeout <= 0 {
+		opts.ReadyTimeout = 2 * time.Second
+	}
+	gin.SetMode(gin.ReleaseMode)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	e := gin.New()
+	e.HandleMethodNotAllowed = true
+	e.Use(m.observe, recoverPanics)
+	e.NoRoute(notFound)
+	e.NoMethod(notFound)
+	s := &Server{engine: e, opts: opts}
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
+	return s, nil
+}
+
+// Handler is the router, for tests and custom servers.
+func (s *Server) Handler() http.Handler { return s.engine }
+
+// Serve answers on ln until ctx ends, then shuts down gracefully within shutdownTimeout.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, shutdownTimeout time.Duration) error {
+	srv := &http.Server{Handler: s.engine, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("api: %w", err)
+	case <-ctx.Done():
+	}
+	slog.Info("shutting down", "timeout", shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("api: graceful shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("api: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) healthz(c *gin.Context) {
+	c.JSON(http.StatusOK, gin.H{"status": "ok", "version": s.opts.Version})
+}
+
+// ComponentStatus is one entry of /readyz.
+type ComponentStatus struct {
+	Status string `json:"status"` // "ok" or "error"
+	Detail any    `json:"detail,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+// ReadyBody is /readyz's answer: 200 when every component is ok, 503 otherwise.
+type ReadyBody struct {
+	Status     string                     `json:"status"`
+	Components map[string]ComponentStatus `json:"components"`
+}
+
+func (s *Server) readyz(c *gin.Context) {
+	body := ReadyBody{Status: "ok", Components: make(map[string]ComponentStatus, len(s.opts.Components))}
+	for _, comp := range s.opts.Components {
+		ctx, cancel := context.WithTimeout(c.Request.Context(), s.opts.ReadyTimeout)
+		detail, err := comp.Check(ctx)
+		cancel()
+		st := ComponentStatus{Status: "ok", Detail: detail}
+		if err != nil {
+			// Readiness failures name the component but keep internals in the log.
+			slog.WarnContext(c.Request.Context(), "readiness check failed", "component", comp.Name, "err", err)
+			st = ComponentStatus{Status: "error", Error: comp.Name + " is not reachable"}
+			body.Status = "unavailable"
+		}
+		body.Components[comp.Name] = st
+	}
+	code := http.StatusOK
+	if body.Status != "ok" {
+		code = http.StatusServiceUnavailable
+	}
+	c.JSON(code, body)
+}

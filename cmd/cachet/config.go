@@ -1,0 +1,52 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/cachetlab/cachet"
+)
+
+// configFlags holds the service configuration while flags are parsed.
+type configFlags struct {
+	cfg cachet.Config
+}
+
+func (c *configFlags) register(fs *pflag.FlagSet) {
+	d := cachet.DefaultConfig()
+	c.cfg = d
+	fs.StringVar(&c.cfg.Addr, "addr", d.Addr, "API listen address")
+	fs.StringVar(&c.cfg.DatabaseURL, "database-url", d.DatabaseURL, "Postgres URL")
+	fs.StringVar(&c.cfg.S3.Endpoint, "s3-endpoint", d.S3.Endpoint, "S3 endpoint host:port")
+	fs.StringVar(&c.cfg.S3.AccessKey, "s3-access-key", d.S3.AccessKey, "S3 access key")
+	fs.StringVar(&c.cfg.S3.SecretKey, "s3-secret-key", d.S3.SecretKey, "S3 secret key")
+	fs.StringVar(&c.cfg.S3.Bucket, "s3-bucket", d.S3.Bucket, "S3 bucket (created if missing)")
+	fs.StringVar(&c.cfg.S3.Region, "s3-region", d.S3.Region, "S3 region")
+	fs.BoolVar(&c.cfg.S3.UseTLS, "s3-tls", d.S3.UseTLS, "use HTTPS for S3")
+	fs.DurationVar(&c.cfg.ShutdownTimeout, "shutdown-timeout", d.ShutdownTimeout, "graceful shutdown limit")
+	fs.DurationVar(&c.cfg.StartupTimeout, "startup-timeout", d.StartupTimeout, "limit for each component's first contact at start")
+	fs.IntVar(&c.cfg.TorchThreads, "torch-threads", d.TorchThreads, "libtorch intra-op threads (0 = libtorch's default)")
+	fs.StringVar(&c.cfg.LogLevel, "log-level", d.LogLevel, "debug|info|warn|error")
+	fs.StringVar(&c.cfg.LogFormat, "log-format", d.LogFormat, "text|json")
+}
+
+func (c *configFlags) setupLogging() error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.cfg.LogLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: use debug, info, warn or error", c.cfg.LogLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch strings.ToLower(c.cfg.LogFormat) {
+	case "text":
+		slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, opts)))
+	case "json":
+		slog.SetDefault(slog.New(slog.NewJSONHandler(os.Stderr, opts)))
+	default:
+		return fmt.Errorf("--log-format %q: use text or json", c.cfg.LogFormat)
+	}
+	return nil
+}

@@ -1,0 +1,70 @@
+// Command cachet is Cachet's one binary: the API server and every command-line job. It only wires:
+// flags and environment become one cachet.Config, which is passed to the packages that do the work.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// version is set at build time (-ldflags "-X main.version=...").
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRootCmd().ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		// One line, no stack trace: the error already names the component and the fix.
+		fmt.Fprintln(os.Stderr, "cachet:", strings.ReplaceAll(err.Error(), "\n", " "))
+		os.Exit(1)
+	}
+}
+
+func newRootCmd() *cobra.Command {
+	var cf configFlags
+	root := &cobra.Command{
+		Use:           "cachet",
+		Short:         "Personalized generation and training-free classification on cached diffusion-transformer features",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applyEnv(cmd.Flags()); err != nil {
+				return err
+			}
+			return cf.setupLogging()
+		},
+	}
+	cf.register(root.PersistentFlags())
+	root.AddCommand(newServeCmd(&cf), newMigrateCmd(&cf), newVersionCmd())
+	return root
+}
+
+// applyEnv gives every flag not set on the command line the value of its CACHET_* variable, if any
+// (--database-url ← CACHET_DATABASE_URL).
+func applyEnv(fs *pflag.FlagSet) error {
+	var err error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if err != nil || f.Changed {
+			return
+		}
+		name := envName(f.Name)
+		if v, ok := os.LookupEnv(name); ok {
+			if serr := f.Value.Set(v); serr != nil {
+				err = fmt.Errorf("environment variable %s=%q: %w", name, v, serr)
+			}
+		}
+	})
+	return err
+}
+
+func envName(flag string) string {
+	return "CACHET_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}

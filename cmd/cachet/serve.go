@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cachetlab/cachet"
+	"github.com/cachetlab/cachet/api"
+	"github.com/cachetlab/cachet/model"
+	"github.com/cachetlab/cachet/storage"
+)
+
+func newServeCmd(cf *configFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "serve",
+		Short: "Run the HTTP API (applies pending migrations first)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return serve(cmd.Context(), cf.cfg)
+		},
+	}
+}
+
+// serve opens every component before answering a single request: any failure stops the start with one
+// line naming the component, and nothing is left half-started.
+func serve(ctx context.Context, cfg cachet.Config) error {
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("api: %s is already in use; stop the other server or choose --addr (CACHET_ADDR): %w", cfg.Addr, err)
+		}
+		return fmt.Errorf("api: cannot listen on %s; fix --addr (CACHET_ADDR): %w", cfg.Addr, err)
+	}
+	defer ln.Close()
+
+	startCtx, cancel := context.WithTimeout(ctx, cfg.StartupTimeout)
+	defer cancel()
+	db, err := storage.MigrateAndOpen(startCtx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	objects, err := storage.OpenObjects(startCtx, cfg.S3)
+	if err != nil {
+		return err
+	}
+	if err := model.SetNumThreads(cfg.TorchThreads); err != nil {
+		return fmt.Errorf("model: %w", err)
+	}
+
+	srv, err := api.New(api.Options{
+		Version: version,
+		Components: []api.Component{
+			{Name: "postgres", Check: func(ctx context.Context) (any, error) { return nil, db.Check(ctx) }},
+			{Name: "object_store", Check: func(ctx context.Context) (any, error) {
+				return map[string]string{"bucket": objects.Bucket()}, objects.Check(ctx)
+			}},
+			{Name: "model", Check: func(context.Context) (any, error) { return model.Runtime(), nil }},
+		},
+	})
+	if err != nil {
+		return err
+	}
+	slog.Info("cachet serving", "addr", ln.Addr().String(), "version", version)
+	return srv.Serve(ctx, ln, cfg.ShutdownTimeout)
+}

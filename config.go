@@ -1,0 +1,53 @@
+package cachet
+
+import "time"
+
+// Config is the service's whole configuration: parsed once in cmd/ (flags, then CACHET_* environment
+// variables, then these defaults) and passed down. No package reads the environment itself.
+type Config struct {
+	// Addr is the API's listen address.
+	Addr string
+	// DatabaseURL is a libpq-style Postgres URL.
+	DatabaseURL string
+	// S3 is the object store.
+	S3 S3Config
+	// ShutdownTimeout bounds graceful shutdown after SIGTERM.
+	ShutdownTimeout time.Duration
+	// StartupTimeout bounds each component's first contact at start.
+	StartupTimeout time.Duration
+	// TorchThreads sets libtorch's intra-op thread count (0 = libtorch's default).
+	TorchThreads int
+	// LogLevel is debug, info, warn or error.
+	LogLevel string
+	// LogFormat is text or json.
+	LogFormat string
+}
+
+// S3Config addresses an S3-compatible object store (versitygw in development; MinIO or AWS S3 in production).
+type S3Config struct {
+	Endpoint  string // host:port
+	AccessKey string
+	SecretKey string
+	Bucket    string
+	Region    string
+	UseTLS    bool
+}
+
+// DefaultConfig matches the services `make services-up` starts, so `make run` needs no settings.
+func DefaultConfig() Config {
+	return Config{
+		Addr:        "127.0.0.1:8080",
+		DatabaseURL: "postgres://cachet@127.0.0.1:55432/cachet?sslmode=disable",
+		S3: S3Config{
+			Endpoint:  "127.0.0.1:59000",
+			AccessKey: "cachet",
+			SecretKey: "cachet-secret-key",
+			Bucket:    "cachet",
+			Region:    "us-east-1",
+		},
+		ShutdownTimeout: 15 * time.Second,
+		StartupTimeout:  5 * time.Second,
+		LogLevel:        "info",
+		LogFormat:       "text",
+	}
+}

@@ -1,0 +1,78 @@
+// Package testenv points integration tests at the real services `make test` starts. Tests never skip
+// for a missing service: an unreachable one fails the test and says how to start it.
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cachetlab/cachet"
+	"github.com/cachetlab/cachet/storage"
+)
+
+func env(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// DatabaseURL is the test database (the services' default port, database cachet_test).
+func DatabaseURL() string {
+	return env("CACHET_TEST_DATABASE_URL", "postgres://cachet@127.0.0.1:55432/cachet_test?sslmode=disable")
+}
+
+// S3 is the test object store; every call gets a bucket of its own so tests don't see each other.
+func S3(t testing.TB) cachet.S3Config {
+	name := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
+	if len(name) > 40 {
+		name = name[:40]
+	}
+	return cachet.S3Config{
+		Endpoint:  env("CACHET_TEST_S3_ENDPOINT", "127.0.0.1:59000"),
+		AccessKey: env("CACHET_TEST_S3_ACCESS_KEY", "cachet"),
+		SecretKey: env("CACHET_TEST_S3_SECRET_KEY", "cachet-secret-key"),
+		Bucket:    strings.Trim(fmt.Sprintf("t-%s-%d", name, time.Now().UnixNano()%1e9), "-"),
+		Region:    "us-east-1",
+	}
+}
+
+// DB migrates the test database and opens a pool, closed when the test ends.
+func DB(t testing.TB) *storage.DB {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	db, err := storage.MigrateAndOpen(ctx, DatabaseURL())
+	if err != nil {
+		t.Fatalf("test database: %v (start the services with 'make services-up', or run 'make test')", err)
+	}
+	t.Cleanup(db.Close)
+	return db
+}
+
+// Objects opens a fresh bucket, emptied and removed when the test ends.
+func Objects(t testing.TB) *storage.Objects {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cfg := S3(t)
+	o, err := storage.OpenObjects(ctx, cfg)
+	if err != nil {
+		t.Fatalf("test object store: %v (start the services with 'make services-up', or run 'make test')", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := o.DeletePrefix(ctx, ""); err != nil {
+			t.Errorf("emptying test bucket: %v", err)
+		}
+		if err := o.RemoveBucket(ctx); err != nil {
+			t.Errorf("removing test bucket: %v", err)
+		}
+	})
+	return o
+}

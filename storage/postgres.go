@@ -1,0 +1,121 @@
+// Package storage owns Cachet's persistent state: Postgres (pgx pool, migrations, queries) and the
+// S3-compatible object store (minio-go).
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	pgxvec "github.com/pgvector/pgvector-go/pgx"
+	"github.com/pressly/goose/v3"
+
+	"github.com/cachetlab/cachet/migrations"
+)
+
+// DB is the Postgres connection pool with pgvector types registered on every connection.
+type DB struct {
+	Pool *pgxpool.Pool
+}
+
+// Migrate applies every pending embedded migration and returns the versions it applied.
+// pgvector's types can only be registered once its extension exists, so this runs before OpenDB.
+func Migrate(ctx context.Context, databaseURL string) ([]int64, error) {
+	cfg, err := pgx.ParseConfig(databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: invalid database URL: %w", err)
+	}
+	db := stdlib.OpenDB(*cfg)
+	defer db.Close()
+	if err := db.PingContext(ctx); err != nil {
+		return nil, describeConnError(databaseURL, err)
+	}
+	return migrateDB(ctx, db)
+}
+
+func migrateDB(ctx context.Context, db *sql.DB) ([]int64, error) {
+	provider, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: loading migrations: %w", err)
+	}
+	results, err := provider.Up(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: applying migrations: %w", err)
+	}
+	applied := make([]int64, 0, len(results))
+	for _, r := range results {
+		applied = append(applied, r.Source.Version)
+	}
+	return applied, nil
+}
+
+// OpenDB connects a pool to an already-migrated database and checks that it answers.
+func OpenDB(ctx context.Context, databaseURL string) (*DB, error) {
+	cfg, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: invalid database URL: %w", err)
+	}
+	cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
+		return pgxvec.RegisterTypes(ctx, conn)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, describeConnError(databaseURL, err)
+	}
+	return &DB{Pool: pool}, nil
+}
+
+// MigrateAndOpen is the service's start-up path: migrations first, then the pool.
+func MigrateAndOpen(ctx context.Context, databaseURL string) (*DB, error) {
+	applied, err := Migrate(ctx, databaseURL)
+	if err != nil {
+		return nil, err
+	}
+	if len(applied) > 0 {
+		slog.InfoContext(ctx, "postgres migrations applied", "versions", applied)
+	}
+	return OpenDB(ctx, databaseURL)
+}
+
+// Check reports whether the database answers (used by /readyz).
+func (d *DB) Check(ctx context.Context) error { return d.Pool.Ping(ctx) }
+
+// Close releases every connection.
+func (d *DB) Close() { d.Pool.Close() }
+
+// describeConnError turns a connection failure into one line that names the likely fix.
+func describeConnError(databaseURL string, err error) error {
+	where := redactURL(databaseURL)
+	var netErr *net.OpError
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &pgErr) && pgErr.Code == "3D000":
+		return fmt.Errorf("postgres: database in %s does not exist; create it or fix --database-url: %w", where, err)
+	case errors.As(err, &pgErr) && (pgErr.Code == "28P01" || pgErr.Code == "28000"):
+		return fmt.Errorf("postgres: authentication failed for %s; fix the user/password in --database-url: %w", where, err)
+	case errors.As(err, &netErr) || strings.Contains(err.Error(), "connect: connection refused"):
+		return fmt.Errorf("postgres: cannot reach %s; start it with 'make services-up' or fix --database-url: %w", where, err)
+	default:
+		return fmt.Errorf("postgres: cannot connect to %s: %w", where, err)
+	}
+}
+
+func redactURL(raw string) string {
+	cfg, err := pgx.ParseConfig(raw)
+	if err != nil {
+		return "the configured database"
+	}
+	return fmt.Sprintf("%s@%s:%d/%s", cfg.User, cfg.Host, cfg.Port, cfg.Database)
+}
