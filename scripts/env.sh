@@ -32,7 +32,7 @@ if [ "$debian_major" -ge 13 ]; then MODE=native; else MODE=rootfs; fi
 LIBTORCH=${LIBTORCH:-}
 
 # Runs a command where the toolchain and services live (in the rootfs on Debian 12).
-in_env() { "$REPO_ROOT/scripts/in-rootfs.sh" "$@"; }
+in_env() { "$REPO_ROOT/scripts/in-env.sh" "$@"; }
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -23,9 +23,14 @@ func main() {
 	stop()
 	if err != nil {
 		// One line, no stack trace: the error already names the component and the fix.
-		fmt.Fprintln(os.Stderr, "cachet:", strings.ReplaceAll(err.Error(), "\n", " "))
+		fmt.Fprintln(os.Stderr, oneLine(err))
 		os.Exit(1)
 	}
+}
+
+// oneLine renders err as the single line the CLI prints (drivers such as pgx put newlines in theirs).
+func oneLine(err error) string {
+	return "cachet: " + strings.Join(strings.Fields(err.Error()), " ")
 }
 
 func newRootCmd() *cobra.Command {
