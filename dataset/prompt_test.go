@@ -1,0 +1,165 @@
+package dataset_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/cachetlab/cachet"
+	"github.com/cachetlab/cachet/dataset"
+)
+
+func TestFormatParseRoundTrip(t *testing.T) {
+	vocab := dataset.Vocabulary()
+	n := 0
+	for class := range dataset.NumClasses {
+		for _, s := range dataset.AllScenes(class) {
+			n++
+			prompt := dataset.Format(s)
+			t.Run(prompt, func(t *testing.T) {
+				got, err := dataset.Parse(prompt)
+				if err != nil {
+					t.Fatalf("Parse: %v", err)
+				}
+				if got != s {
+					t.Fatalf("Parse(Format(%+v)) = %+v", s, got)
+				}
+				words, err := dataset.Words(prompt)
+				if err != nil {
+					t.Fatalf("Words: %v", err)
+				}
+				if joined := strings.Join(words, " "); joined != strings.ReplaceAll(prompt, ",", "") {
+					t.Fatalf("Words = %q", joined)
+				}
+				for _, w := range words {
+					if !slices.Contains(vocab, w) {
+						t.Fatalf("word %q is not in Vocabulary()", w)
+					}
+				}
+			})
+		}
+	}
+	if n != 240 {
+		t.Fatalf("%d scenes, want 10 classes × (1 large + 5 small) × 2 mirrored × 2 inverted = 240", n)
+	}
+}
+
+func TestFormatExamples(t *testing.T) {
+	tests := []struct {
+		s    dataset.Scene
+		want string
+	}{
+		{dataset.Canonical(4), "a large coat"},
+		{dataset.Scene{Class: 7, Position: dataset.Left, Mirrored: true, Inverted: true}, "a small mirrored sneaker on the left, inverted"},
+		{dataset.Scene{Class: 0}, "a small t-shirt in the center"},
+		{dataset.Scene{Class: 9, Large: true, Inverted: true}, "a large boot, inverted"},
+		{dataset.Scene{Class: 8, Position: dataset.Bottom}, "a small bag at the bottom"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.want, func(t *testing.T) {
+			if got := dataset.Format(tc.s); got != tc.want {
+				t.Fatalf("Format = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseVariants(t *testing.T) {
+	tests := []struct {
+		prompt string
+		want   dataset.Scene
+	}{
+		{"A Large COAT", dataset.Scene{Class: 4, Large: true}},
+		{"  a   small   sneaker   on  the   left ,inverted  ", dataset.Scene{Class: 7, Position: dataset.Left, Inverted: true}},
+		{"a small sneaker on the left inverted", dataset.Scene{Class: 7, Position: dataset.Left, Inverted: true}},
+		{"an small bag at the top", dataset.Scene{Class: 8, Position: dataset.Top}},
+		{"small bag at the top", dataset.Scene{Class: 8, Position: dataset.Top}},
+		{"coat", dataset.Scene{Class: 4, Large: true}},
+		{"a mirrored dress, inverted", dataset.Scene{Class: 3, Large: true, Mirrored: true, Inverted: true}},
+		{"a large coat in the center", dataset.Scene{Class: 4, Large: true}},
+		{"a small shirt in the centre.", dataset.Scene{Class: 6}},
+		{"a small shirt in the middle", dataset.Scene{Class: 6}},
+		{"a tshirt", dataset.Scene{Class: 0, Large: true}},
+		{"a T-Shirt", dataset.Scene{Class: 0, Large: true}},
+		{"a mirrored small boot at the bottom", dataset.Scene{Class: 9, Position: dataset.Bottom, Mirrored: true}},
+		{"inverted small trouser on the right", dataset.Scene{Class: 1, Position: dataset.Right, Inverted: true}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.prompt, func(t *testing.T) {
+			got, err := dataset.Parse(tc.prompt)
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if got != tc.want {
+				t.Fatalf("Parse = %+v, want %+v", got, tc.want)
+			}
+			words, err := dataset.Words(tc.prompt)
+			if err != nil {
+				t.Fatalf("Words: %v", err)
+			}
+			if joined, want := strings.Join(words, " "), strings.ReplaceAll(dataset.Format(tc.want), ",", ""); joined != want {
+				t.Fatalf("Words = %q, want %q", joined, want)
+			}
+		})
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		prompt string
+		want   []string // fragments of the message
+	}{
+		{"", []string{"empty", "a small mirrored sneaker on the left, inverted"}},
+		{"   ", []string{"empty"}},
+		{"a large hat", []string{`unknown word "hat"`, "t-shirt", "sneaker", "inverted", "mirrored"}},
+		{"a small coat flipped", []string{`unknown word "flipped"`}},
+		{"a small mirrored", []string{"names no item", "t-shirt, trouser, pullover, dress, coat, sandal, shirt, sneaker, bag, boot"}},
+		{"a large coat on the left", []string{`"on the left" applies to small items only`, "always centred", `"a small coat on the left"`}},
+		{"a coat at the top, inverted", []string{"without a size word the item is large", `"a small coat at the top, inverted"`}},
+		{"a small large coat", []string{`two sizes, "small" and "large"`, "choose one"}},
+		{"a small small coat", []string{`"small" appears twice`}},
+		{"a mirrored mirrored coat", []string{`"mirrored" appears twice`}},
+		{"a coat, inverted, inverted", []string{`"inverted" appears twice`}},
+		{"a coat bag", []string{`two items, "coat" and "bag"`}},
+		{"a small coat on the left at the top", []string{`two positions, "on the left" and "at the top"`}},
+		{"a small coat on the top", []string{`"on the top" is not a position`, "at the top"}},
+		{"a small coat on the", []string{`"on the" is not a position`}},
+		{"a small coat left", []string{`"left" belongs in a position phrase`, "on the left"}},
+		{"a small coat, on the left", []string{`comma in a prompt may only come before "inverted"`}},
+		{"a coat,", []string{"ends with a comma"}},
+		{"small a coat", []string{`"a" may only start the prompt`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.prompt, func(t *testing.T) {
+			_, err := dataset.Parse(tc.prompt)
+			if err == nil {
+				t.Fatal("Parse accepted it")
+			}
+			if !cachet.HasCode(err, cachet.CodeInvalidArgument) {
+				t.Fatalf("code %s, want invalid_argument: %v", cachet.CodeOf(err), err)
+			}
+			for _, f := range tc.want {
+				if !strings.Contains(err.Error(), f) {
+					t.Errorf("error %q lacks %q", err, f)
+				}
+			}
+			if _, werr := dataset.Words(tc.prompt); werr == nil {
+				t.Error("Words accepted it")
+			}
+		})
+	}
+}
+
+func TestVocabulary(t *testing.T) {
+	v := dataset.Vocabulary()
+	want := "a small large mirrored t-shirt trouser pullover dress coat sandal shirt sneaker bag boot " +
+		"on in at the left right top bottom center inverted"
+	// The order is the text encoder's token ids: changing it silently breaks trained weights.
+	if got := strings.Join(v, " "); got != want {
+		t.Fatalf("Vocabulary() = %q, want %q", got, want)
+	}
+	v[0] = "changed"
+	if dataset.Vocabulary()[0] != "a" {
+		t.Fatal("Vocabulary() shares its slice with callers")
+	}
+}

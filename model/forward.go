@@ -1,0 +1,167 @@
+package model
+
+import (
+	"fmt"
+
+	"github.com/sugarme/gotch/ts"
+)
+
+// modulation holds the adaLN vectors of one batch at one timestep; they depend only on (t, condition), so
+// a sampler computes them once per request schedule and reuses them across steps.
+type modulation struct {
+	blocks [][6]*ts.Tensor // shift/scale/gate for attention, then for the MLP; each [B, 1, D]
+	final  [2]*ts.Tensor   // shift, scale of the final layer; [B, 1, D]
+}
+
+// conditionVector is c = MLP(sinusoid(t)) + y for model-time values t and condition vectors y [B, D].
+func (m *DiT) conditionVector(o *ops, t []float64, y *ts.Tensor) *ts.Tensor {
+	if o.err != nil {
+		return nil
+	}
+	freq := o.keep(timestepEmbedding(t, m.Device))
+	temb := o.linear(o.silu(o.linear(freq, m.tMLP1)), m.tMLP2)
+	return o.add(temb, y)
+}
+
+// modulate computes every block's and the final layer's adaLN vectors from c [B, D].
+func (m *DiT) modulate(o *ops, c *ts.Tensor) *modulation {
+	d := int64(m.Cfg.Width)
+	sc := o.silu(c)
+	mod := &modulation{blocks: make([][6]*ts.Tensor, len(m.blocks))}
+	for i, b := range m.blocks {
+		all := o.unsqueeze(o.linear(sc, b.mod), 1) // [B, 1, 6D]
+		for k := range 6 {
+			mod.blocks[i][k] = o.contiguous(o.narrow(all, 2, int64(k)*d, d))
+		}
+	}
+	fin := o.unsqueeze(o.linear(sc, m.finalMod), 1)
+	mod.final = [2]*ts.Tensor{o.contiguous(o.narrow(fin, 2, 0, d)), o.contiguous(o.narrow(fin, 2, d, d))}
+	return mod
+}
+
+// patchify: [B, C, H, W] → tokens [B, T, D] with positions added.
+func (m *DiT) patchify(o *ops, x *ts.Tensor) *ts.Tensor {
+	if !o.ok(x) {
+		return nil
+	}
+	p := int64(m.Cfg.Patch)
+	conv := o.keep(ts.Conv2d(x, m.patchW, m.patchB, []int64{p, p}, []int64{0, 0}, []int64{1, 1}, 1))
+	if !o.ok(conv) {
+		return nil
+	}
+	sz, err := conv.Size()
+	if err != nil {
+		o.err = err
+		return nil
+	}
+	tokens := o.transpose(o.reshape(conv, sz[0], sz[1], sz[2]*sz[3]), 1, 2)
+	return o.add(tokens, m.pos)
+}
+
+// unpatchify: [B, T, p·p·C] → [B, C, H, W] (DiT's einsum nhwpqc → nchpwq).
+func (m *DiT) unpatchify(o *ops, x *ts.Tensor, batch int64) *ts.Tensor {
+	p, c := int64(m.Cfg.Patch), int64(m.Cfg.OutChannels())
+	g := int64(m.Cfg.ImageSize / m.Cfg.Patch)
+	y := o.permute(o.reshape(x, batch, g, g, p, p, c), 0, 5, 1, 3, 2, 4)
+	return o.reshape(y, batch, c, g*p, g*p)
+}
+
+// block runs block i on x with the step's modulation, through the hooks' seams.
+func (m *DiT) block(o *ops, i int, x *ts.Tensor, mod *modulation, h *Hooks) *ts.Tensor {
+	if o.err != nil {
+		return nil
+	}
+	b, v := m.blocks[i], mod.blocks[i]
+	if h != nil && h.Capture != nil && containsInt(h.CaptureBlocks, i) {
+		if err := h.Capture(i, &Feature{t: x}); err != nil {
+			o.err = fmt.Errorf("model: capture at block %d: %w", i, err)
+			return nil
+		}
+	}
+	d := m.Cfg.Width
+	attn := func() *ts.Tensor {
+		hIn := o.modulate(o.layerNorm(x, d, nil, nil), v[0], v[1])
+		a := b.attn.forward(o, hIn)
+		if h != nil && h.InjectAttention != nil && containsInt(h.InjectBlocks, i) && o.ok(a) {
+			out, err := h.InjectAttention(i, &Feature{t: hIn}, &Feature{t: a})
+			if err != nil {
+				o.err = fmt.Errorf("model: inject at block %d: %w", i, err)
+				return nil
+			}
+			a = o.s.Keep(out.t)
+		}
+		return a
+	}
+	x = o.add(x, o.mul(v[2], m.sublayer(o, i, SublayerAttention, h, attn)))
+	mlp := func() *ts.Tensor {
+		return b.mlp.forward(o, o.modulate(o.layerNorm(x, d, nil, nil), v[3], v[4]))
+	}
+	return o.add(x, o.mul(v[5], m.sublayer(o, i, SublayerMLP, h, mlp)))
+}
+
+// sublayer computes a pre-gate sublayer output, or lets the Sublayer hook supply it.
+func (m *DiT) sublayer(o *ops, i int, kind Sublayer, h *Hooks, compute func() *ts.Tensor) *ts.Tensor {
+	if h == nil || h.Sublayer == nil {
+		return compute()
+	}
+	out, err := h.Sublayer(i, kind, func() (*Feature, error) {
+		t := compute()
+		if o.err != nil {
+			return nil, o.err
+		}
+		return &Feature{t: t}, nil
+	})
+	if err != nil {
+		if o.err == nil {
+			o.err = fmt.Errorf("model: %s policy at block %d: %w", kind, i, err)
+		}
+		return nil
+	}
+	return o.s.Keep(out.t)
+}
+
+// runBlocks computes blocks [from, to).
+func (m *DiT) runBlocks(o *ops, from, to int, x *ts.Tensor, mod *modulation, h *Hooks) *ts.Tensor {
+	for i := from; i < to; i++ {
+		x = m.block(o, i, x, mod, h)
+	}
+	return x
+}
+
+// forward is one denoiser evaluation of x [B, C, H, W] under the step's modulation. The result is owned
+// by o's scope.
+func (m *DiT) forward(o *ops, x *ts.Tensor, mod *modulation, h *Hooks) *ts.Tensor {
+	if !o.ok(x) {
+		return nil
+	}
+	sz, err := x.Size()
+	if err != nil {
+		o.err = err
+		return nil
+	}
+	tokens := m.patchify(o, x)
+	if h != nil && h.Stack != nil && o.ok(tokens) {
+		run := func(from, to int, in *Feature) (*Feature, error) {
+			if from < 0 || to > len(m.blocks) || from > to {
+				return nil, fmt.Errorf("model: block range [%d, %d) outside [0, %d)", from, to, len(m.blocks))
+			}
+			out := m.runBlocks(o, from, to, in.t, mod, h)
+			if o.err != nil {
+				return nil, o.err
+			}
+			return &Feature{t: out}, nil
+		}
+		out, err := h.Stack(&Feature{t: tokens}, run)
+		if err != nil {
+			if o.err == nil {
+				o.err = fmt.Errorf("model: block-stack policy: %w", err)
+			}
+			return nil
+		}
+		tokens = o.s.Keep(out.t)
+	} else {
+		tokens = m.runBlocks(o, 0, len(m.blocks), tokens, mod, h)
+	}
+	y := o.linear(o.modulate(o.layerNorm(tokens, m.Cfg.Width, nil, nil), mod.final[0], mod.final[1]), m.finalOut)
+	return m.unpatchify(o, y, sz[0])
+}

@@ -1,0 +1,241 @@
+package model
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+)
+
+// ops runs tensor operations inside a Scope and stops at the first error, so layer code reads like the
+// math (o.add(x, o.mul(g, a))) and checks o.err once. Every result is owned by the scope; release the
+// ones that outlive it with s.Release.
+type ops struct {
+	s   *Scope
+	err error
+}
+
+func newOps(s *Scope) *ops { return &ops{s: s} }
+
+func (o *ops) keep(t *ts.Tensor, err error) *ts.Tensor {
+	if err != nil {
+		if o.err == nil {
+			o.err = err
+		}
+		return nil
+	}
+	return o.s.Keep(t)
+}
+
+// ok reports whether every operand is usable (no earlier error, no nil input).
+func (o *ops) ok(ts ...*ts.Tensor) bool {
+	if o.err != nil {
+		return false
+	}
+	for _, t := range ts {
+		if t == nil {
+			o.err = fmt.Errorf("model: nil tensor operand")
+			return false
+		}
+	}
+	return true
+}
+
+func (o *ops) add(a, b *ts.Tensor) *ts.Tensor {
+	if !o.ok(a, b) {
+		return nil
+	}
+	return o.keep(a.Add(b, false))
+}
+
+func (o *ops) sub(a, b *ts.Tensor) *ts.Tensor {
+	if !o.ok(a, b) {
+		return nil
+	}
+	return o.keep(a.Sub(b, false))
+}
+
+func (o *ops) mul(a, b *ts.Tensor) *ts.Tensor {
+	if !o.ok(a, b) {
+		return nil
+	}
+	return o.keep(a.Mul(b, false))
+}
+
+func (o *ops) scale(a *ts.Tensor, k float64) *ts.Tensor {
+	if !o.ok(a) {
+		return nil
+	}
+	s := ts.FloatScalar(k)
+	defer s.Drop()
+	return o.keep(a.MulScalar(s, false))
+}
+
+func (o *ops) addScalar(a *ts.Tensor, k float64) *ts.Tensor {
+	if !o.ok(a) {
+		return nil
+	}
+	s := ts.FloatScalar(k)
+	defer s.Drop()
+	return o.keep(a.AddScalar(s, false))
+}
+
+func (o *ops) matmul(a, b *ts.Tensor) *ts.Tensor {
+	if !o.ok(a, b) {
+		return nil
+	}
+	return o.keep(a.Matmul(b, false))
+}
+
+func (o *ops) linear(x *ts.Tensor, l *Linear) *ts.Tensor {
+	if !o.ok(x) {
+		return nil
+	}
+	return o.keep(ts.Linear(x, l.Weight, l.Bias))
+}
+
+func (o *ops) silu(a *ts.Tensor) *ts.Tensor {
+	if !o.ok(a) {
+		return nil
+	}
+	return o.keep(a.Silu(false))
+}
+
+// gelu is the tanh approximation DiT uses.
+func (o *ops) gelu(a *ts.Tensor) *ts.Tensor {
+	if !o.ok(a) {
+		return nil
+	}
+	return o.keep(a.Gelu("tanh", false))
+}
+
+// layerNorm over the last dimension without affine parameters (eps 1e-6), as in DiT's blocks.
+func (o *ops) layerNorm(x *ts.Tensor, width int, weight, bias *ts.Tensor) *ts.Tensor {
+	if !o.ok(x) {
+		return nil
+	}
+	if weight == nil {
+		weight, bias = ts.None, ts.None
+	}
+	return o.keep(ts.LayerNorm(x, []int64{int64(width)}, weight, bias, 1e-6, false))
+}
+
+func (o *ops) softmax(a *ts.Tensor, dim int64) *ts.Tensor {
+	if !o.ok(a) {
+		return nil
+	}
+	return o.keep(a.Softmax(dim, gotch.Float, false))
+}
+
+func (o *ops) reshape(a *ts.Tensor, shape ...int64) *ts.Tensor {
+	if !o.ok(a) {
+		return nil
+	}
+	return o.keep(a.Reshape(shape, false))
+}
+
+func (o *ops) permute(a *ts.Tensor, dims ...int64) *ts.Tensor {
+	if !o.ok(a) {
+		return nil
+	}
+	return o.keep(a.Permute(dims, false))
+}
+
+func (o *ops) transpose(a *ts.Tensor, d0, d1 int64) *ts.Tensor {
+	if !o.ok(a) {
+		return nil
+	}
+	return o.keep(a.Transpose(d0, d1, false))
+}
+
+func (o *ops) narrow(a *ts.Tensor, dim, start, length int64) *ts.Tensor {
+	if !o.ok(a) {
+		return nil
+	}
+	return o.keep(a.Narrow(dim, start, length, false))
+}
+
+func (o *ops) unsqueeze(a *ts.Tensor, dim int64) *ts.Tensor {
+	if !o.ok(a) {
+		return nil
+	}
+	return o.keep(a.Unsqueeze(dim, false))
+}
+
+func (o *ops) cat(dim int64, xs ...*ts.Tensor) *ts.Tensor {
+	if !o.ok(xs...) {
+		return nil
+	}
+	return o.keep(ts.Cat(xs, dim))
+}
+
+func (o *ops) contiguous(a *ts.Tensor) *ts.Tensor {
+	if !o.ok(a) {
+		return nil
+	}
+	return o.keep(a.Contiguous(false))
+}
+
+func (o *ops) meanDim(a *ts.Tensor, dim int64, keep bool) *ts.Tensor {
+	if !o.ok(a) {
+		return nil
+	}
+	return o.keep(a.MeanDim([]int64{dim}, keep, gotch.Float, false))
+}
+
+// modulate is adaLN's x·(1 + scale) + shift, with scale and shift broadcast over tokens.
+func (o *ops) modulate(x, shift, scale *ts.Tensor) *ts.Tensor {
+	return o.add(o.mul(x, o.addScalar(scale, 1)), shift)
+}
+
+// attention is multi-head self-attention (or cross-attention when kv != q's source) written with
+// matmul/softmax: q [B,Tq,D], k,v [B,Tk,D] → [B,Tq,D].
+func (o *ops) attention(q, k, v *ts.Tensor, heads int) *ts.Tensor {
+	if !o.ok(q, k, v) {
+		return nil
+	}
+	qs, err := q.Size()
+	if err != nil {
+		o.err = err
+		return nil
+	}
+	ks, err := k.Size()
+	if err != nil {
+		o.err = err
+		return nil
+	}
+	b, tq, d, tk := qs[0], qs[1], qs[2], ks[1]
+	h := int64(heads)
+	hd := d / h
+	split := func(x *ts.Tensor, t int64) *ts.Tensor { // [B,T,D] → [B,H,T,hd]
+		return o.permute(o.reshape(x, b, t, h, hd), 0, 2, 1, 3)
+	}
+	qh, kh, vh := split(q, tq), split(k, tk), split(v, tk)
+	scores := o.scale(o.matmul(qh, o.transpose(kh, 2, 3)), 1/math.Sqrt(float64(hd)))
+	out := o.matmul(o.softmax(scores, -1), vh) // [B,H,Tq,hd]
+	return o.reshape(o.permute(out, 0, 2, 1, 3), b, tq, d)
+}
+
+func (o *ops) div(a, b *ts.Tensor) *ts.Tensor {
+	if !o.ok(a, b) {
+		return nil
+	}
+	return o.keep(a.Div(b, false))
+}
+
+func (o *ops) sumDim(a *ts.Tensor, dim int64) *ts.Tensor {
+	if !o.ok(a) {
+		return nil
+	}
+	return o.keep(a.SumDimIntlist([]int64{dim}, false, gotch.Float, false))
+}
+
+func (o *ops) clampMin(a *ts.Tensor, v float64) *ts.Tensor {
+	if !o.ok(a) {
+		return nil
+	}
+	s := ts.FloatScalar(v)
+	defer s.Drop()
+	return o.keep(a.ClampMin(s, false))
+}

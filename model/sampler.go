@@ -1,0 +1,282 @@
+package model
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"time"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/cachetlab/cachet"
+)
+
+// MaxSteps bounds a request's step count.
+const MaxSteps = 1000
+
+// Schedule is a request's discretisation, as policies see it.
+type Schedule struct {
+	Steps int
+	// Times are the model-time values fed to the timestep embedding at each step (flow: 1000·t).
+	Times []float64
+	// Deltas are each step's signed size in the sampler's own variable (flow: t_{i+1} − t_i, negative).
+	Deltas []float64
+}
+
+// StepCache is a per-request step-caching policy as the sampler sees it. Begin sees the schedule; Eval
+// produces the model output for step i — by calling eval with the hooks it needs (nil for a plain pass) or
+// by returning a reused/forecast output without calling it; End releases what the policy holds. Eval's
+// result belongs to the sampler (return a Clone of anything kept).
+type StepCache interface {
+	Begin(s Schedule) error
+	Eval(step int, eval func(h *Hooks) (*Feature, error)) (*Feature, error)
+	End()
+}
+
+// SampleRequest asks for len(Prompts) (text models) or len(Labels) (label models) images.
+type SampleRequest struct {
+	Prompts  []string
+	Labels   []int
+	Seed     int64   // image i uses the noise stream (Seed, i): the same seed gives the same images
+	Steps    int     // sampler steps (default 50)
+	Guidance float64 // classifier-free guidance scale; ≤ 1 disables the unconditional branch
+	Cache    StepCache
+}
+
+// SampleResult holds the images [N, C, H, W] in model units (about −1…1) and the time of each step.
+type SampleResult struct {
+	N, C, H, W int
+	Pixels     []float32
+	StepTimes  []time.Duration
+}
+
+func (m *DiT) batchSize(req *SampleRequest) int {
+	if m.Cfg.Cond == CondText {
+		return len(req.Prompts)
+	}
+	return len(req.Labels)
+}
+
+// schedule builds the request's discretisation: flow-matching Euler from t = 1 to 0, or DDIM over
+// 1000 DDPM steps (linear β 1e-4…0.02) evenly spaced, for ε-prediction checkpoints.
+func (m *DiT) schedule(steps int) Schedule {
+	s := Schedule{Steps: steps, Times: make([]float64, steps), Deltas: make([]float64, steps)}
+	for i := range steps {
+		if m.Cfg.Prediction == PredictFlow {
+			t := 1 - float64(i)/float64(steps)
+			s.Times[i] = 1000 * t
+			s.Deltas[i] = -1 / float64(steps)
+		} else {
+			stride := 1000 / steps
+			s.Times[i] = float64((steps - 1 - i) * stride)
+			s.Deltas[i] = -float64(stride)
+		}
+	}
+	return s
+}
+
+// ddpmAlphaBar is ᾱ at integer DDPM timestep t (linear betas, 1000 steps); t < 0 gives 1.
+func ddpmAlphaBar(t int) float64 {
+	if t < 0 {
+		return 1
+	}
+	ab := 1.0
+	for i := 0; i <= t; i++ {
+		beta := 1e-4 + (0.02-1e-4)*float64(i)/999
+		ab *= 1 - beta
+	}
+	return ab
+}
+
+func (m *DiT) validate(req *SampleRequest) error {
+	if req.Steps == 0 {
+		req.Steps = 50
+	}
+	switch {
+	case req.Steps < 0 || req.Steps > MaxSteps:
+		return cachet.Errorf(cachet.CodeInvalidArgument, "steps must be between 1 and %d (got %d)", MaxSteps, req.Steps)
+	case m.Cfg.Prediction == PredictEpsilon && 1000%req.Steps != 0:
+		return cachet.Errorf(cachet.CodeInvalidArgument, "DDIM steps must divide 1000 (got %d)", req.Steps)
+	case m.batchSize(req) == 0:
+		return cachet.Errorf(cachet.CodeInvalidArgument, "nothing to generate: give at least one prompt")
+	case math.IsNaN(req.Guidance) || req.Guidance < 0 || req.Guidance > 50:
+		return cachet.Errorf(cachet.CodeInvalidArgument, "guidance must be between 0 and 50 (got %v)", req.Guidance)
+	}
+	if m.Cfg.Cond == CondLabel {
+		for _, l := range req.Labels {
+			if l < 0 || l >= m.Cfg.NumClasses {
+				return cachet.Errorf(cachet.CodeInvalidArgument, "class label %d outside 0…%d", l, m.Cfg.NumClasses-1)
+			}
+		}
+	}
+	return nil
+}
+
+// initialNoise draws each image's starting noise from its own seeded stream, in Go, so image i is the same
+// whatever the batch size and however libtorch's global generator was used before.
+func (m *DiT) initialNoise(seed int64, n int) []float32 {
+	per := m.Cfg.Channels * m.Cfg.ImageSize * m.Cfg.ImageSize
+	out := make([]float32, n*per)
+	for i := range n {
+		rng := rand.New(rand.NewPCG(uint64(seed), uint64(i)))
+		for k := range per {
+			out[i*per+k] = float32(rng.NormFloat64())
+		}
+	}
+	return out
+}
+
+// Sample runs the sampler. It must run on the model's worker (a goroutine locked to its OS thread, with
+// gradients off); see Worker. ctx is checked between steps.
+func (m *DiT) Sample(ctx context.Context, req SampleRequest) (*SampleResult, error) {
+	if err := m.validate(&req); err != nil {
+		return nil, err
+	}
+	n := m.batchSize(&req)
+	guided := req.Guidance > 1
+	sched := m.schedule(req.Steps)
+
+	var keep Scope // lives for the whole request: condition vectors, modulations, the current sample
+	defer keep.Drop()
+	o := newOps(&keep)
+	y := m.conditions(o, &req, guided)
+	mods := make([]*modulation, req.Steps)
+	for i := range req.Steps {
+		rows := n
+		if guided {
+			rows = 2 * n
+		}
+		times := make([]float64, rows)
+		for k := range times {
+			times[k] = sched.Times[i]
+		}
+		mods[i] = m.modulate(o, m.conditionVector(o, times, y))
+	}
+	x := o.keep(FromFloat32s(m.initialNoise(req.Seed, n), []int64{int64(n), int64(m.Cfg.Channels), int64(m.Cfg.ImageSize), int64(m.Cfg.ImageSize)}, m.Device))
+	if o.err != nil {
+		return nil, o.err
+	}
+	if req.Cache != nil {
+		if err := req.Cache.Begin(sched); err != nil {
+			return nil, err
+		}
+		defer req.Cache.End()
+	}
+
+	res := &SampleResult{N: n, C: m.Cfg.Channels, H: m.Cfg.ImageSize, W: m.Cfg.ImageSize, StepTimes: make([]time.Duration, 0, req.Steps)}
+	for i := range req.Steps {
+		if err := ctx.Err(); err != nil {
+			return nil, cachet.Wrap(cachet.CodeCanceled, err, "generation canceled at step %d of %d", i, req.Steps)
+		}
+		start := time.Now()
+		next, err := m.step(&req, sched, i, x, mods[i], n, guided)
+		if err != nil {
+			return nil, err
+		}
+		keep.Release(x).Drop()
+		x = keep.Keep(next)
+		res.StepTimes = append(res.StepTimes, time.Since(start))
+	}
+	px, err := Float32s(x)
+	if err != nil {
+		return nil, err
+	}
+	res.Pixels = px
+	return res, nil
+}
+
+// step advances x by one sampler step; every intermediate is dropped before it returns.
+func (m *DiT) step(req *SampleRequest, sched Schedule, i int, x *ts.Tensor, mod *modulation, n int, guided bool) (*ts.Tensor, error) {
+	var s Scope
+	defer s.Drop()
+	o := newOps(&s)
+	eval := func(h *Hooks) (*Feature, error) {
+		in := x
+		if guided {
+			in = o.cat(0, x, x)
+		}
+		out := m.forward(o, in, mod, h)
+		if m.Cfg.LearnSigma {
+			out = o.narrow(out, 1, 0, int64(m.Cfg.Channels))
+		}
+		if guided { // v = v_u + g·(v_c − v_u); rows [0, n) are conditional
+			c, u := o.narrow(out, 0, 0, int64(n)), o.narrow(out, 0, int64(n), int64(n))
+			out = o.add(u, o.scale(o.sub(c, u), req.Guidance))
+		}
+		if o.err != nil {
+			return nil, o.err
+		}
+		return &Feature{t: out}, nil
+	}
+	var out *Feature
+	var err error
+	if req.Cache != nil {
+		out, err = req.Cache.Eval(i, eval)
+		if err == nil {
+			s.Keep(out.t)
+		}
+	} else {
+		out, err = eval(nil)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("model: step %d: %w", i, err)
+	}
+	var next *ts.Tensor
+	if m.Cfg.Prediction == PredictFlow {
+		next = o.add(x, o.scale(out.t, sched.Deltas[i]))
+	} else {
+		t := int(sched.Times[i])
+		ab, abPrev := ddpmAlphaBar(t), ddpmAlphaBar(t+int(sched.Deltas[i]))
+		x0 := o.scale(o.sub(x, o.scale(out.t, math.Sqrt(1-ab))), 1/math.Sqrt(ab))
+		next = o.add(o.scale(x0, math.Sqrt(abPrev)), o.scale(out.t, math.Sqrt(1-abPrev)))
+	}
+	if o.err != nil {
+		return nil, o.err
+	}
+	return s.Release(next), nil
+}
+
+// conditions encodes the request's condition vectors [B, D]; with guidance the unconditional rows follow
+// the conditional ones.
+func (m *DiT) conditions(o *ops, req *SampleRequest, guided bool) *ts.Tensor {
+	n := m.batchSize(req)
+	rows := n
+	if guided {
+		rows = 2 * n
+	}
+	if m.Cfg.Cond == CondText {
+		prompts, null := make([]string, rows), make([]bool, rows)
+		copy(prompts, req.Prompts)
+		for k := n; k < rows; k++ {
+			null[k] = true
+		}
+		return m.text.encode(o, prompts, null, m.Device)
+	}
+	labels := make([]int, rows)
+	for k := range labels {
+		if k < n {
+			labels[k] = req.Labels[k]
+		} else {
+			labels[k] = m.Cfg.NumClasses // the null class
+		}
+	}
+	return m.labelEmbed(o, labels)
+}
+
+// labelEmbed looks up label rows (NumClasses is the null class).
+func (m *DiT) labelEmbed(o *ops, labels []int) *ts.Tensor {
+	ids := make([]int64, len(labels))
+	for i, l := range labels {
+		ids[i] = int64(l)
+	}
+	idx := o.keep(ts.NewTensorFromData(ids, []int64{int64(len(ids))}))
+	if idx != nil && m.Device != gotch.CPU {
+		idx = o.keep(idx.To(m.Device, false))
+	}
+	if !o.ok(idx) {
+		return nil
+	}
+	return o.keep(ts.Embedding(m.labels, idx, -1, false, false))
+}

@@ -1,0 +1,84 @@
+package model
+
+import (
+	"github.com/sugarme/gotch/ts"
+)
+
+// Feature is a hidden-state tensor handed across the model's seams (to step-cache policies, adapters,
+// reference extraction). It wraps the libtorch tensor so that only this package imports gotch.
+//
+// Ownership: a Feature a hook *receives* is borrowed — valid until the forward pass returns; Clone it to
+// keep it. A Feature a hook *returns* belongs to the forward pass, which drops it; a policy that returns a
+// cached value returns a Clone. Features are never modified in place, so clones can share storage.
+type Feature struct{ t *ts.Tensor }
+
+// Clone returns a new handle sharing the same storage (cheap).
+func (f *Feature) Clone() (*Feature, error) {
+	c, err := f.t.ShallowClone()
+	if err != nil {
+		return nil, err
+	}
+	return &Feature{t: c}, nil
+}
+
+// Drop frees the handle (the storage goes when its last handle does).
+func (f *Feature) Drop() error {
+	if f == nil || f.t == nil {
+		return nil
+	}
+	return f.t.Drop()
+}
+
+// Shape returns the tensor's dimensions.
+func (f *Feature) Shape() ([]int64, error) { return f.t.Size() }
+
+// Values copies the feature to Go as float32.
+func (f *Feature) Values() ([]float32, error) { return Float32s(f.t) }
+
+// Sublayer names the parts of a block whose outputs a step-cache policy may reuse or forecast.
+type Sublayer int
+
+const (
+	SublayerAttention Sublayer = iota // the self-attention output, before the adaLN gate
+	SublayerMLP                       // the MLP output, before the adaLN gate
+)
+
+func (s Sublayer) String() string {
+	if s == SublayerAttention {
+		return "attn"
+	}
+	return "mlp"
+}
+
+// Hooks are the denoiser's seams for one forward pass. Every field is optional and a nil field costs
+// nothing; a nil *Hooks is a plain forward.
+type Hooks struct {
+	// CaptureBlocks lists the blocks whose input hidden state [B, T, D] is passed to Capture (borrowed).
+	CaptureBlocks []int
+	Capture       func(block int, x *Feature) error
+
+	// InjectAttention rewrites the attention sublayer of the blocks in InjectBlocks: it receives the block's
+	// modulated, normalised input h and the self-attention output attn (both borrowed) and returns the
+	// sublayer output to gate in its place (DreamCache adapters).
+	InjectBlocks    []int
+	InjectAttention func(block int, h, attn *Feature) (*Feature, error)
+
+	// Sublayer decides, per block and sublayer, whether to compute the pre-gate output (call compute, whose
+	// result is borrowed) or to supply one (reuse/forecast). The adaLN gate of the current step is applied
+	// to whatever it returns, as the reference implementations do.
+	Sublayer func(block int, kind Sublayer, compute func() (*Feature, error)) (*Feature, error)
+
+	// Stack controls the block stack: run(from, to, x) computes blocks [from, to) on x and returns the
+	// result (borrowed). A policy may run a prefix, decide, then run the rest or add a cached residual.
+	// Its result replaces the stack's output.
+	Stack func(x *Feature, run func(from, to int, x *Feature) (*Feature, error)) (*Feature, error)
+}
+
+func containsInt(xs []int, v int) bool {
+	for _, x := range xs {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}

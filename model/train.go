@@ -1,0 +1,252 @@
+package model
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/nn"
+	"github.com/sugarme/gotch/ts"
+)
+
+// TrainBatch is one flow-matching batch. The caller draws the randomness (t, noise, condition dropout) so
+// that training is reproducible from its own seeds.
+type TrainBatch struct {
+	Images  []float32 // [B, C, H, W] in model units (about −1…1)
+	Prompts []string  // text models; ignored where Null[i]
+	Labels  []int     // label models
+	Null    []bool    // condition dropout: these rows train the null condition
+	T       []float64 // per-sample t in [0, 1]
+	Noise   []float32 // ε, the same size as Images
+}
+
+// Trainer fits a DiT by flow matching (x_t = (1−t)·x0 + t·ε, target v = ε − x0, MSE) with AdamW and
+// keeps an exponential moving average of the weights for sampling.
+type Trainer struct {
+	Model *DiT
+	EMA   *DiT // nil when EMA is off
+	opt   *nn.Optimizer
+	decay float64
+}
+
+// TrainerConfig sets the optimiser.
+type TrainerConfig struct {
+	LR, Beta1, Beta2, WeightDecay float64
+	EMADecay                      float64 // 0 disables EMA
+	GradClip                      float64 // max global grad norm; 0 disables
+}
+
+// NewTrainer prepares AdamW over m's parameters (and an EMA copy when cfg.EMADecay > 0).
+func NewTrainer(m *DiT, cfg TrainerConfig) (*Trainer, error) {
+	opt, err := nn.NewAdamWConfig(cfg.Beta1, cfg.Beta2, cfg.WeightDecay).Build(m.VS, cfg.LR)
+	if err != nil {
+		return nil, fmt.Errorf("model: optimizer: %w", err)
+	}
+	t := &Trainer{Model: m, opt: opt, decay: cfg.EMADecay}
+	if cfg.EMADecay > 0 {
+		ema, err := New(m.Cfg, m.Device)
+		if err != nil {
+			return nil, err
+		}
+		if err := ema.VS.Freeze(); err != nil {
+			return nil, err
+		}
+		if err := copyParams(ema.VS, m.VS); err != nil {
+			return nil, fmt.Errorf("model: EMA copy: %w", err)
+		}
+		t.EMA = ema
+	}
+	return t, nil
+}
+
+// SetLR sets the learning rate for the next steps (schedules live with the caller).
+func (t *Trainer) SetLR(lr float64) { t.opt.SetLR(lr) }
+
+// Step runs one forward/backward/AdamW step (and the EMA update) and returns the batch loss. It must run
+// on a worker with gradients on.
+func (t *Trainer) Step(b TrainBatch, clip float64) (float64, error) {
+	var s Scope
+	defer s.Drop()
+	o := newOps(&s)
+	loss := t.Model.flowLoss(o, b)
+	if o.err != nil {
+		return 0, o.err
+	}
+	if err := t.opt.ZeroGrad(); err != nil {
+		return 0, err
+	}
+	if err := loss.Backward(); err != nil {
+		return 0, fmt.Errorf("model: backward: %w", err)
+	}
+	if clip > 0 {
+		if err := clipGradNorm(t.Model.VS, clip); err != nil {
+			return 0, fmt.Errorf("model: grad clip: %w", err)
+		}
+	}
+	if err := t.opt.Step(); err != nil {
+		return 0, fmt.Errorf("model: optimizer step: %w", err)
+	}
+	v, err := loss.Float64Value([]int64{})
+	if err != nil {
+		return 0, err
+	}
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return v, fmt.Errorf("model: loss is %v; lower the learning rate", v)
+	}
+	if t.EMA != nil {
+		if err := emaUpdate(t.EMA.VS, t.Model.VS, t.decay); err != nil {
+			return v, err
+		}
+	}
+	return v, nil
+}
+
+// Loss evaluates the flow-matching loss without updating anything (validation).
+func (t *Trainer) Loss(b TrainBatch) (float64, error) {
+	var s Scope
+	defer s.Drop()
+	o := newOps(&s)
+	prev, err := ts.GradSetEnabled(false)
+	if err != nil {
+		return 0, err
+	}
+	defer ts.GradSetEnabled(prev)
+	loss := t.Model.flowLoss(o, b)
+	if o.err != nil {
+		return 0, o.err
+	}
+	return loss.Float64Value([]int64{})
+}
+
+// emaUpdate sets ema ← d·ema + (1−d)·p for every parameter. The sources are detached, so nothing is
+// recorded for autograd (gotch's grad-mode toggles are not used: its VarStore.Copy leaves grad mode off).
+func emaUpdate(ema, src *nn.VarStore, d float64) error {
+	return eachParamPair(ema, src, func(name string, e, p *ts.Tensor) error {
+		w := ts.FloatScalar(1 - d)
+		defer w.Drop()
+		return e.Lerp_(p, w)
+	})
+}
+
+// copyParams sets dst's parameters to src's values (dst frozen).
+func copyParams(dst, src *nn.VarStore) error {
+	return eachParamPair(dst, src, func(name string, e, p *ts.Tensor) error {
+		if err := e.Zero_(); err != nil {
+			return err
+		}
+		return e.Add_(p)
+	})
+}
+
+// eachParamPair calls fn with each of dst's parameters and a detached view of src's same-named one.
+func eachParamPair(dst, src *nn.VarStore, fn func(name string, d, s *ts.Tensor) error) error {
+	srcVars := src.Variables()
+	for name, d := range dst.Variables() {
+		s, ok := srcVars[name]
+		if !ok {
+			return fmt.Errorf("model: %s missing from the source weights", name)
+		}
+		det, err := s.Detach(false)
+		if err != nil {
+			return err
+		}
+		err = fn(name, &d, det)
+		det.Drop()
+		if err != nil {
+			return fmt.Errorf("model: %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// flowLoss is mean((model(x_t, t, y) − (ε − x0))²) over the batch.
+func (m *DiT) flowLoss(o *ops, b TrainBatch) *ts.Tensor {
+	n := len(b.T)
+	shape := []int64{int64(n), int64(m.Cfg.Channels), int64(m.Cfg.ImageSize), int64(m.Cfg.ImageSize)}
+	x0 := o.keep(FromFloat32s(b.Images, shape, m.Device))
+	eps := o.keep(FromFloat32s(b.Noise, shape, m.Device))
+	tcol := make([]float32, n)
+	times := make([]float64, n)
+	for i, t := range b.T {
+		tcol[i] = float32(t)
+		times[i] = 1000 * t
+	}
+	tt := o.keep(FromFloat32s(tcol, []int64{int64(n), 1, 1, 1}, m.Device))
+	xt := o.add(o.mul(x0, o.addScalar(o.scale(tt, -1), 1)), o.mul(eps, tt))
+	target := o.sub(eps, x0)
+	req := SampleRequest{Prompts: b.Prompts, Labels: b.Labels}
+	y := m.trainConditions(o, &req, b.Null)
+	mod := m.modulate(o, m.conditionVector(o, times, y))
+	pred := m.forward(o, xt, mod, nil)
+	if m.Cfg.LearnSigma {
+		pred = o.narrow(pred, 1, 0, int64(m.Cfg.Channels))
+	}
+	if !o.ok(pred, target) {
+		return nil
+	}
+	return o.keep(pred.MseLoss(target, 1, false)) // reduction 1 = mean
+}
+
+// trainConditions encodes condition vectors with per-row dropout to the null condition.
+func (m *DiT) trainConditions(o *ops, req *SampleRequest, null []bool) *ts.Tensor {
+	if m.Cfg.Cond == CondText {
+		return m.text.encode(o, req.Prompts, null, m.Device)
+	}
+	labels := make([]int, len(req.Labels))
+	for i, l := range req.Labels {
+		labels[i] = l
+		if null != nil && null[i] {
+			labels[i] = m.Cfg.NumClasses
+		}
+	}
+	return m.labelEmbed(o, labels)
+}
+
+// clipGradNorm scales all gradients so that their global L2 norm is at most maxNorm (gotch's own
+// ClipGradNorm deadlocks on its VarStore lock in v0.9.1).
+func clipGradNorm(vs *nn.VarStore, maxNorm float64) error {
+	var grads []*ts.Tensor
+	defer func() {
+		for _, g := range grads {
+			g.Drop()
+		}
+	}()
+	total := 0.0
+	for _, v := range vs.TrainableVariables() {
+		g, err := v.Grad(false)
+		if err != nil {
+			return fmt.Errorf("model: reading a gradient: %w", err)
+		}
+		if ok, err := g.Defined(); err != nil || !ok {
+			g.Drop()
+			continue // a parameter the loss does not reach has no gradient
+		}
+		grads = append(grads, g)
+		sq, err := g.Square(false)
+		if err != nil {
+			return err
+		}
+		sum, err := sq.Sum(gotch.Double, true)
+		if err != nil {
+			return err
+		}
+		val, err := sum.Float64Value([]int64{})
+		sum.Drop()
+		if err != nil {
+			return err
+		}
+		total += val
+	}
+	norm := math.Sqrt(total)
+	if norm <= maxNorm || norm == 0 {
+		return nil
+	}
+	coef := ts.FloatScalar(maxNorm / (norm + 1e-6))
+	defer coef.Drop()
+	for _, g := range grads {
+		if err := g.MulScalar_(coef); err != nil {
+			return err
+		}
+	}
+	return nil
+}

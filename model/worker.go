@@ -1,0 +1,58 @@
+package model
+
+import (
+	"context"
+	"runtime"
+
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/cachetlab/cachet"
+)
+
+// Worker runs model work serially on one goroutine locked to its OS thread: libtorch's grad mode is per
+// OS thread, and sharing a model between goroutines is unsafe in gotch. Inference runs with gradients off.
+type Worker struct {
+	jobs chan job
+	done chan struct{}
+}
+
+type job struct {
+	fn  func() error
+	out chan error
+}
+
+// NewWorker starts a worker. grad says whether gradients stay on (training) or off (inference).
+func NewWorker(grad bool) *Worker {
+	w := &Worker{jobs: make(chan job), done: make(chan struct{})}
+	started := make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		_, _ = ts.GradSetEnabled(grad)
+		close(started)
+		defer close(w.done)
+		for j := range w.jobs {
+			j.out <- j.fn()
+		}
+	}()
+	<-started
+	return w
+}
+
+// Do runs fn on the worker and waits for it. If ctx ends while fn waits for its turn, Do gives up; a
+// running fn is expected to watch ctx itself (the sampler checks it between steps).
+func (w *Worker) Do(ctx context.Context, fn func() error) error {
+	j := job{fn: fn, out: make(chan error, 1)}
+	select {
+	case w.jobs <- j:
+	case <-ctx.Done():
+		return cachet.Wrap(cachet.CodeCanceled, ctx.Err(), "canceled while waiting for the model")
+	}
+	return <-j.out
+}
+
+// Close stops the worker after the running job.
+func (w *Worker) Close() {
+	close(w.jobs)
+	<-w.done
+}
