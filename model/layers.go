@@ -24,7 +24,9 @@ const (
 )
 
 // NewLinear adds "weight" [out,in] and "bias" [out] under p.
-func NewLinear(p *nn.Path, in, out int64) (*Linear, error) { return newLinear(p, in, out, initTorchDefault) }
+func NewLinear(p *nn.Path, in, out int64) (*Linear, error) {
+	return newLinear(p, in, out, initTorchDefault)
+}
 
 func newLinear(p *nn.Path, in, out int64, kind initKind) (*Linear, error) {
 	var wInit, bInit nn.Init

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/sugarme/gotch"
-		"github.com/sugarme/gotch/ts"
+	"github.com/sugarme/gotch/ts"
 
 	"github.com/cachetlab/cachet/model"
 )

@@ -151,7 +151,7 @@ func (e *textEncoder) encode(o *ops, prompts []string, null []bool, device gotch
 		x = o.add(x, lay.mlp.forward(o, o.layerNorm(x, e.width, lay.ln2.Weight, lay.ln2.Bias)))
 	}
 	x = o.layerNorm(x, e.width, e.lnFinal.Weight, e.lnFinal.Bias)
-	count := o.clampMin(o.sumDim(maskT, 1), 1) // [B,1]: words per prompt (0 for null rows → 1)
+	count := o.clampMin(o.sumDim(maskT, 1), 1)                             // [B,1]: words per prompt (0 for null rows → 1)
 	pooled := o.linear(o.div(o.sumDim(o.mul(x, maskT), 1), count), e.proj) // [B, D]
 	// Null rows take the learned null vector: out = pooled·(1−n) + null·n.
 	keepRows := o.addScalar(o.scale(nullT, -1), 1)
