@@ -239,3 +239,10 @@ func (o *ops) clampMin(a *ts.Tensor, v float64) *ts.Tensor {
 	defer s.Drop()
 	return o.keep(a.ClampMin(s, false))
 }
+
+func (o *ops) sqrt(a *ts.Tensor) *ts.Tensor {
+	if !o.ok(a) {
+		return nil
+	}
+	return o.keep(a.Sqrt(false))
+}

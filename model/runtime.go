@@ -15,6 +15,7 @@ import (
 	"fmt"
 
 	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/nn"
 	"github.com/sugarme/gotch/ts"
 )
 
@@ -58,4 +59,17 @@ func Runtime() RuntimeInfo {
 		dev = "cuda"
 	}
 	return RuntimeInfo{Device: dev, Threads: NumThreads(), CUDAAvailable: cuda}
+}
+
+// setTrainable switches gradient tracking of every parameter of vs on or off. (gotch v0.9.1's
+// VarStore.Unfreeze returns an error after unfreezing a single variable, and TrainableVariables lists only
+// the parameters currently tracking gradients.) The flag lives in the shared tensor implementation, so
+// setting it through Variables()' handle copies reaches the VarStore's own.
+func setTrainable(vs *nn.VarStore, on bool) error {
+	for _, t := range vs.Variables() {
+		if err := t.RequiresGrad_(on); err != nil {
+			return fmt.Errorf("model: setting requires_grad=%v: %w", on, err)
+		}
+	}
+	return nil
 }

@@ -100,11 +100,11 @@ func TestTrainStepSaveLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	tr, err := model.NewTrainer(m, model.TrainerConfig{LR: 3e-3, Beta1: 0.9, Beta2: 0.999, WeightDecay: 0, EMADecay: 0.9})
+	tr, err := model.NewTrainer(m, model.TrainerConfig{LR: 3e-3, Beta1: 0.9, Beta2: 0.999, WeightDecay: 0.01, EMADecay: 0.9})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tr.EMA.Close()
+	defer tr.Close()
 	batch := tinyBatch(12, 3)
 	first, err := tr.Step(batch, 1)
 	if err != nil {

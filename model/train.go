@@ -25,7 +25,8 @@ type TrainBatch struct {
 type Trainer struct {
 	Model *DiT
 	EMA   *DiT // nil when EMA is off
-	opt   *nn.Optimizer
+	Opt   *AdamW
+	lr    float64
 	decay float64
 }
 
@@ -38,17 +39,17 @@ type TrainerConfig struct {
 
 // NewTrainer prepares AdamW over m's parameters (and an EMA copy when cfg.EMADecay > 0).
 func NewTrainer(m *DiT, cfg TrainerConfig) (*Trainer, error) {
-	opt, err := nn.NewAdamWConfig(cfg.Beta1, cfg.Beta2, cfg.WeightDecay).Build(m.VS, cfg.LR)
+	opt, err := NewAdamW(m.VS, cfg.Beta1, cfg.Beta2, 1e-8, cfg.WeightDecay)
 	if err != nil {
 		return nil, fmt.Errorf("model: optimizer: %w", err)
 	}
-	t := &Trainer{Model: m, opt: opt, decay: cfg.EMADecay}
+	t := &Trainer{Model: m, Opt: opt, lr: cfg.LR, decay: cfg.EMADecay}
 	if cfg.EMADecay > 0 {
 		ema, err := New(m.Cfg, m.Device)
 		if err != nil {
 			return nil, err
 		}
-		if err := ema.VS.Freeze(); err != nil {
+		if err := setTrainable(ema.VS, false); err != nil {
 			return nil, err
 		}
 		if err := copyParams(ema.VS, m.VS); err != nil {
@@ -60,7 +61,15 @@ func NewTrainer(m *DiT, cfg TrainerConfig) (*Trainer, error) {
 }
 
 // SetLR sets the learning rate for the next steps (schedules live with the caller).
-func (t *Trainer) SetLR(lr float64) { t.opt.SetLR(lr) }
+func (t *Trainer) SetLR(lr float64) { t.lr = lr }
+
+// Close frees the optimizer state and the EMA copy (not the model).
+func (t *Trainer) Close() {
+	t.Opt.Close()
+	if t.EMA != nil {
+		t.EMA.Close()
+	}
+}
 
 // Step runs one forward/backward/AdamW step (and the EMA update) and returns the batch loss. It must run
 // on a worker with gradients on.
@@ -72,7 +81,7 @@ func (t *Trainer) Step(b TrainBatch, clip float64) (float64, error) {
 	if o.err != nil {
 		return 0, o.err
 	}
-	if err := t.opt.ZeroGrad(); err != nil {
+	if err := t.Opt.ZeroGrad(); err != nil {
 		return 0, err
 	}
 	if err := loss.Backward(); err != nil {
@@ -83,7 +92,7 @@ func (t *Trainer) Step(b TrainBatch, clip float64) (float64, error) {
 			return 0, fmt.Errorf("model: grad clip: %w", err)
 		}
 	}
-	if err := t.opt.Step(); err != nil {
+	if err := t.Opt.Step(t.lr); err != nil {
 		return 0, fmt.Errorf("model: optimizer step: %w", err)
 	}
 	v, err := loss.Float64Value([]int64{})
@@ -99,23 +108,6 @@ func (t *Trainer) Step(b TrainBatch, clip float64) (float64, error) {
 		}
 	}
 	return v, nil
-}
-
-// Loss evaluates the flow-matching loss without updating anything (validation).
-func (t *Trainer) Loss(b TrainBatch) (float64, error) {
-	var s Scope
-	defer s.Drop()
-	o := newOps(&s)
-	prev, err := ts.GradSetEnabled(false)
-	if err != nil {
-		return 0, err
-	}
-	defer ts.GradSetEnabled(prev)
-	loss := t.Model.flowLoss(o, b)
-	if o.err != nil {
-		return 0, o.err
-	}
-	return loss.Float64Value([]int64{})
 }
 
 // emaUpdate sets ema ← d·ema + (1−d)·p for every parameter. The sources are detached, so nothing is
@@ -249,4 +241,21 @@ func clipGradNorm(vs *nn.VarStore, maxNorm float64) error {
 		}
 	}
 	return nil
+}
+
+// FlowLoss evaluates m's flow-matching loss on b without tracking gradients (validation).
+func FlowLoss(m *DiT, b TrainBatch) (float64, error) {
+	var s Scope
+	defer s.Drop()
+	o := newOps(&s)
+	prev, err := ts.GradSetEnabled(false)
+	if err != nil {
+		return 0, err
+	}
+	defer ts.GradSetEnabled(prev)
+	loss := m.flowLoss(o, b)
+	if o.err != nil {
+		return 0, o.err
+	}
+	return loss.Float64Value([]int64{})
 }

@@ -127,7 +127,7 @@ func Load(path string, device gotch.Device) (*DiT, safetensors.File, error) {
 // loadInto copies tensors[prefix+name] into every parameter of vs. Missing, unexpected and mis-shaped
 // tensors are all reported in one error. vs is frozen first (in-place writes to leaves need it).
 func loadInto(vs *nn.VarStore, tensors map[string]safetensors.Tensor, prefix string) error {
-	if err := vs.Freeze(); err != nil {
+	if err := setTrainable(vs, false); err != nil {
 		return err
 	}
 	vars := vs.Variables()

@@ -1,0 +1,14 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+)
+
+func newTrainCmd(cf *configFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "train",
+		Short: "Train Cachet's models (base denoiser, evaluator)",
+	}
+	cmd.AddCommand(newTrainBaseCmd(cf), newTrainEvaluatorCmd(cf))
+	return cmd
+}

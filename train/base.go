@@ -1,0 +1,313 @@
+// Package train runs Cachet's long training jobs: reproducible batches from the scene renderer,
+// learning-rate schedules, progress, CSV logs, periodic checkpoints and exact resume.
+package train
+
+import (
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/sugarme/gotch"
+
+	"github.com/cachetlab/cachet"
+	"github.com/cachetlab/cachet/dataset"
+	"github.com/cachetlab/cachet/model"
+)
+
+// BaseConfig configures `cachet train base`.
+type BaseConfig struct {
+	Model           model.Config
+	DataDir         string
+	Out             string // EMA weights to ship (written at the end)
+	Checkpoint      string // full training state, rewritten every CheckpointEvery
+	Resume          bool
+	Steps, Batch    int
+	LR, MinLRFrac   float64
+	Warmup          int
+	WeightDecay     float64
+	EMADecay        float64
+	CondDropout     float64
+	GradClip        float64
+	Seed            uint64
+	CheckpointEvery time.Duration
+	LogCSV          string
+	Progress        io.Writer     // progress bar destination (stderr)
+	MaxTime         time.Duration // checkpoint and stop after this much wall time (0 = no limit)
+	stopAtStep      int           // tests: checkpoint and stop at this step
+	Command         string    // recorded in the weights' metadata
+}
+
+// BaseModelConfig is the default model's architecture: a DiT on 32×32×1 scenes, patch 4 (64 tokens),
+// sized to train within a few CPU-hours on two cores.
+func BaseModelConfig() model.Config {
+	return model.Config{ImageSize: dataset.CanvasSide, Channels: 1, Patch: 4, Width: 256, Depth: 6, Heads: 4,
+		MLPRatio: 4, Prediction: model.PredictFlow, Cond: model.CondText, Vocabulary: dataset.Vocabulary(),
+		MaxWords: 10, TextWidth: 128, TextDepth: 1}
+}
+
+// DefaultBase are the defaults of `cachet train base`.
+func DefaultBase() BaseConfig {
+	return BaseConfig{Model: BaseModelConfig(), DataDir: dataset.DefaultDir, Out: "weights/base.safetensors",
+		Checkpoint: "var/train/base.ckpt.safetensors", Steps: 16000, Batch: 64, LR: 5e-4, MinLRFrac: 0.1,
+		Warmup: 500, EMADecay: 0.999, CondDropout: 0.1, GradClip: 1, Seed: 1, CheckpointEvery: 5 * time.Minute,
+		LogCSV: "var/train/base.csv"}
+}
+
+func (c BaseConfig) validate() error {
+	bad := func(f string, a ...any) error { return cachet.Errorf(cachet.CodeInvalidArgument, f, a...) }
+	switch {
+	case c.Steps <= 0 || c.Batch <= 0:
+		return bad("--steps and --batch must be positive (got %d, %d)", c.Steps, c.Batch)
+	case c.LR <= 0 || c.LR > 1:
+		return bad("--lr must be in (0, 1] (got %v)", c.LR)
+	case c.CondDropout < 0 || c.CondDropout >= 1:
+		return bad("--cond-dropout must be in [0, 1) (got %v)", c.CondDropout)
+	case c.EMADecay < 0 || c.EMADecay >= 1:
+		return bad("--ema must be in [0, 1) (got %v)", c.EMADecay)
+	case c.Out == "" || c.Checkpoint == "":
+		return bad("--out and --checkpoint must be set")
+	}
+	return c.Model.Validate()
+}
+
+// LR is the learning rate at step: linear warm-up, then cosine decay to MinLRFrac·LR.
+func (c BaseConfig) LRAt(step int) float64 {
+	if step < c.Warmup {
+		return c.LR * float64(step+1) / float64(c.Warmup)
+	}
+	p := float64(step-c.Warmup) / math.Max(1, float64(c.Steps-c.Warmup))
+	return c.LR * (c.MinLRFrac + (1-c.MinLRFrac)*0.5*(1+math.Cos(math.Pi*math.Min(p, 1))))
+}
+
+// Batches draws reproducible training batches: batch k depends only on (seed, k), so a resumed run sees
+// exactly the batches an uninterrupted one would.
+type Batches struct {
+	set   *dataset.Set
+	cfg   model.Config
+	seed  uint64
+	dropP float64
+}
+
+// NewBatches samples from set.
+func NewBatches(set *dataset.Set, cfg model.Config, seed uint64, condDropout float64) *Batches {
+	return &Batches{set: set, cfg: cfg, seed: seed, dropP: condDropout}
+}
+
+// Batch k of size n: random items under random scenes, their canonical prompts, condition dropout,
+// logit-normal t (as in SD3: more weight on mid-trajectory times) and Gaussian noise.
+func (b *Batches) Batch(k uint64, n int) (model.TrainBatch, error) {
+	rng := rand.New(rand.NewPCG(b.seed, k))
+	per := dataset.CanvasPixels
+	out := model.TrainBatch{Images: make([]float32, n*per), Noise: make([]float32, n*per),
+		Prompts: make([]string, n), Null: make([]bool, n), T: make([]float64, n)}
+	for i := range n {
+		idx := rng.IntN(b.set.Len())
+		scene := dataset.RandomScene(rng, b.set.Label(idx))
+		img, err := dataset.Render(b.set.Image(idx), scene)
+		if err != nil {
+			return out, err
+		}
+		for p, v := range img {
+			out.Images[i*per+p] = float32(v)/127.5 - 1
+		}
+		out.Prompts[i] = dataset.Format(scene)
+		out.Null[i] = rng.Float64() < b.dropP
+		out.T[i] = 1 / (1 + math.Exp(-rng.NormFloat64()))
+		for p := range per {
+			out.Noise[i*per+p] = float32(rng.NormFloat64())
+		}
+	}
+	return out, nil
+}
+
+// Base trains the default model. It runs every tensor operation on a worker locked to one OS thread.
+func Base(ctx context.Context, cfg BaseConfig) error {
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	set, err := dataset.Load(cfg.DataDir, dataset.Train)
+	if err != nil {
+		return err
+	}
+	val, err := dataset.Load(cfg.DataDir, dataset.Test)
+	if err != nil {
+		return err
+	}
+	for _, p := range []string{cfg.Out, cfg.Checkpoint, cfg.LogCSV} {
+		if p != "" {
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				return fmt.Errorf("train: %w", err)
+			}
+		}
+	}
+	w := model.NewWorker(true)
+	defer w.Close()
+	return w.Do(context.Background(), func() error { return runBase(ctx, cfg, set, val) })
+}
+
+func runBase(ctx context.Context, cfg BaseConfig, set, val *dataset.Set) error {
+	if cfg.Progress == nil {
+		cfg.Progress = io.Discard
+	}
+	if err := model.SetSeed(int64(cfg.Seed)); err != nil {
+		return err
+	}
+	m, err := model.New(cfg.Model, gotch.CPU)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	tr, err := model.NewTrainer(m, model.TrainerConfig{LR: cfg.LR, Beta1: 0.9, Beta2: 0.999, WeightDecay: cfg.WeightDecay, EMADecay: cfg.EMADecay})
+	if err != nil {
+		return err
+	}
+	defer tr.Close()
+
+	start, elapsedBefore := 0, time.Duration(0)
+	if cfg.Resume {
+		meta, err := tr.LoadCheckpoint(cfg.Checkpoint)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			fmt.Fprintf(cfg.Progress, "no checkpoint at %s: starting from scratch\n", cfg.Checkpoint)
+		case err != nil:
+			return err
+		default:
+			start, _ = strconv.Atoi(meta["train.step"])
+			secs, _ := strconv.ParseFloat(meta["train.wall_seconds"], 64)
+			elapsedBefore = time.Duration(secs * float64(time.Second))
+			fmt.Fprintf(cfg.Progress, "resumed from %s at step %d (%s of training so far)\n", cfg.Checkpoint, start, elapsedBefore.Round(time.Second))
+		}
+	}
+	log, err := openCSV(cfg.LogCSV, start > 0)
+	if err != nil {
+		return err
+	}
+	defer log.close()
+
+	batches := NewBatches(set, cfg.Model, cfg.Seed, cfg.CondDropout)
+	valBatch, err := NewBatches(val, cfg.Model, cfg.Seed+1000, 0).Batch(0, 256)
+	if err != nil {
+		return err
+	}
+	bar := newBar(cfg.Progress, cfg.Steps, start)
+	began := time.Now()
+	lastCkpt := time.Now()
+	lossEMA := math.NaN()
+	meta := func(step int) map[string]string {
+		return map[string]string{
+			"train.step":         strconv.Itoa(step),
+			"train.wall_seconds": strconv.FormatFloat((elapsedBefore + time.Since(began)).Seconds(), 'f', 1, 64),
+			"train.command":      cfg.Command,
+			"train.seed":         strconv.FormatUint(cfg.Seed, 10),
+		}
+	}
+	checkpoint := func(step int) error {
+		vl, err := model.FlowLoss(tr.EMA, valBatch)
+		if err != nil {
+			return err
+		}
+		if err := tr.SaveCheckpoint(cfg.Checkpoint, meta(step)); err != nil {
+			return err
+		}
+		lastCkpt = time.Now()
+		return log.write(step, math.NaN(), lossEMA, cfg.LRAt(step), vl, elapsedBefore+time.Since(began))
+	}
+	for step := start; step < cfg.Steps; step++ {
+		if (cfg.MaxTime > 0 && time.Since(began) >= cfg.MaxTime) || (cfg.stopAtStep > 0 && step == cfg.stopAtStep) {
+			fmt.Fprintf(cfg.Progress, "\ntime box reached: checkpointed step %d; continue with --resume\n", step)
+			return checkpoint(step)
+		}
+		if err := ctx.Err(); err != nil {
+			fmt.Fprintf(cfg.Progress, "\ninterrupted: checkpointing step %d\n", step)
+			return errors.Join(checkpoint(step), cachet.Wrap(cachet.CodeCanceled, err, "training interrupted at step %d; continue with --resume", step))
+		}
+		batch, err := batches.Batch(uint64(step), cfg.Batch)
+		if err != nil {
+			return err
+		}
+		tr.SetLR(cfg.LRAt(step))
+		loss, err := tr.Step(batch, cfg.GradClip)
+		if err != nil {
+			return fmt.Errorf("train: step %d: %w", step, err)
+		}
+		if math.IsNaN(lossEMA) {
+			lossEMA = loss
+		}
+		lossEMA = 0.98*lossEMA + 0.02*loss
+		bar.update(step+1, lossEMA, cfg.Batch)
+		if step%10 == 0 {
+			if err := log.write(step, loss, lossEMA, cfg.LRAt(step), math.NaN(), elapsedBefore+time.Since(began)); err != nil {
+				return err
+			}
+		}
+		if time.Since(lastCkpt) >= cfg.CheckpointEvery {
+			if err := checkpoint(step + 1); err != nil {
+				return err
+			}
+		}
+	}
+	if err := checkpoint(cfg.Steps); err != nil {
+		return err
+	}
+	final := meta(cfg.Steps)
+	final["train.data"] = "Fashion-MNIST train split (Debian dataset-fashion-mnist), random scenes"
+	if err := tr.EMA.Save(cfg.Out, final); err != nil {
+		return err
+	}
+	fmt.Fprintf(cfg.Progress, "\nwrote %s (EMA weights, %d steps)\n", cfg.Out, cfg.Steps)
+	return nil
+}
+
+type csvLog struct {
+	f *os.File
+	w *csv.Writer
+}
+
+func openCSV(path string, appendTo bool) (*csvLog, error) {
+	if path == "" {
+		return &csvLog{}, nil
+	}
+	flags := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
+	if appendTo {
+		flags = os.O_CREATE | os.O_WRONLY | os.O_APPEND
+	}
+	f, err := os.OpenFile(path, flags, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("train: log: %w", err)
+	}
+	l := &csvLog{f: f, w: csv.NewWriter(f)}
+	if st, _ := f.Stat(); st.Size() == 0 {
+		l.w.Write([]string{"step", "loss", "loss_ema", "lr", "val_loss_ema_weights", "elapsed_s"})
+	}
+	return l, nil
+}
+
+func (l *csvLog) write(step int, loss, lossEMA, lr, val float64, elapsed time.Duration) error {
+	if l.w == nil {
+		return nil
+	}
+	num := func(v float64) string {
+		if math.IsNaN(v) {
+			return ""
+		}
+		return strconv.FormatFloat(v, 'g', 6, 64)
+	}
+	l.w.Write([]string{strconv.Itoa(step), num(loss), num(lossEMA), num(lr), num(val), strconv.FormatFloat(elapsed.Seconds(), 'f', 1, 64)})
+	l.w.Flush()
+	return l.w.Error()
+}
+
+func (l *csvLog) close() {
+	if l.f != nil {
+		l.w.Flush()
+		l.f.Close()
+	}
+}

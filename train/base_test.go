@@ -1,0 +1,126 @@
+package train
+
+import (
+	"context"
+	"encoding/csv"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/cachetlab/cachet/dataset"
+	"github.com/cachetlab/cachet/internal/safetensors"
+)
+
+func dataDir(t *testing.T) string {
+	t.Helper()
+	for _, d := range []string{dataset.DefaultDir, "/var/cache/cachet/rootfs-trixie" + dataset.DefaultDir} {
+		if _, err := os.Stat(d); err == nil {
+			return d
+		}
+	}
+	t.Fatalf("Fashion-MNIST not found; run 'make toolchain'")
+	return ""
+}
+
+func smallConfig(t *testing.T, dir string) BaseConfig {
+	c := DefaultBase()
+	c.Model.Width, c.Model.Depth, c.Model.Heads, c.Model.TextWidth = 64, 2, 2, 32
+	c.DataDir = dataDir(t)
+	c.Out = filepath.Join(dir, "base.safetensors")
+	c.Checkpoint = filepath.Join(dir, "ckpt.safetensors")
+	c.LogCSV = filepath.Join(dir, "log.csv")
+	c.Steps, c.Batch, c.Warmup, c.LR = 40, 16, 5, 2e-3
+	return c
+}
+
+func losses(t *testing.T, path string) map[int]float64 {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int]float64{}
+	for _, r := range rows[1:] {
+		if r[1] == "" {
+			continue
+		}
+		step, _ := strconv.Atoi(r[0])
+		out[step], _ = strconv.ParseFloat(r[1], 64)
+	}
+	return out
+}
+
+func TestShortRunLowersLossAndResumesExactly(t *testing.T) {
+	dir := t.TempDir()
+	full := smallConfig(t, filepath.Join(dir, "full"))
+	if err := os.MkdirAll(filepath.Join(dir, "full"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := Base(context.Background(), full); err != nil {
+		t.Fatal(err)
+	}
+	l := losses(t, full.LogCSV)
+	if !(l[30] < 0.8*l[0]) {
+		t.Fatalf("loss did not drop: step 0 %.4f, step 30 %.4f", l[0], l[30])
+	}
+	t.Logf("loss %.4f -> %.4f", l[0], l[30])
+
+	split := smallConfig(t, filepath.Join(dir, "split"))
+	split.stopAtStep = 20
+	if err := Base(context.Background(), split); err != nil {
+		t.Fatal(err)
+	}
+	split.stopAtStep = 0
+	split.Resume = true
+	if err := Base(context.Background(), split); err != nil {
+		t.Fatal(err)
+	}
+	a, b := readTensors(t, full.Out), readTensors(t, split.Out)
+	for name, x := range a {
+		y := b[name]
+		for i := range x {
+			if x[i] != y[i] {
+				t.Fatalf("resumed run differs from the uninterrupted one at %s[%d]: %v vs %v", name, i, y[i], x[i])
+			}
+		}
+	}
+}
+
+func readTensors(t *testing.T, path string) map[string][]float32 {
+	t.Helper()
+	f, err := safetensors.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]float32{}
+	for name, ten := range f.Tensors {
+		out[name], err = ten.Float32s()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+func TestBatchesAreReproducible(t *testing.T) {
+	set, err := dataset.Load(dataDir(t), dataset.Test)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := NewBatches(set, BaseModelConfig(), 7, 0.1)
+	x, _ := b.Batch(3, 8)
+	y, _ := b.Batch(3, 8)
+	z, _ := b.Batch(4, 8)
+	if x.Prompts[0] != y.Prompts[0] || x.Images[100] != y.Images[100] || x.T[0] != y.T[0] {
+		t.Fatal("the same batch index gave different batches")
+	}
+	if x.T[0] == z.T[0] {
+		t.Fatal("different batch indices gave the same times")
+	}
+}
