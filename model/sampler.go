@@ -43,6 +43,8 @@ type SampleRequest struct {
 	Steps    int     // sampler steps (default 50)
 	Guidance float64 // classifier-free guidance scale; ≤ 1 disables the unconditional branch
 	Cache    StepCache
+	// Noise, when set, replaces the seeded starting noise ([N, C, H, W]; parity tests and experiments).
+	Noise []float32
 }
 
 // SampleResult holds the images [N, C, H, W] in model units (about −1…1) and the time of each step.
@@ -101,6 +103,8 @@ func (m *DiT) validate(req *SampleRequest) error {
 		return cachet.Errorf(cachet.CodeInvalidArgument, "DDIM steps must divide 1000 (got %d)", req.Steps)
 	case m.batchSize(req) == 0:
 		return cachet.Errorf(cachet.CodeInvalidArgument, "nothing to generate: give at least one prompt")
+	case req.Noise != nil && len(req.Noise) != m.batchSize(req)*m.Cfg.Channels*m.Cfg.ImageSize*m.Cfg.ImageSize:
+		return cachet.Errorf(cachet.CodeInvalidArgument, "noise has %d values; %d images need %d", len(req.Noise), m.batchSize(req), m.batchSize(req)*m.Cfg.Channels*m.Cfg.ImageSize*m.Cfg.ImageSize)
 	case math.IsNaN(req.Guidance) || req.Guidance < 0 || req.Guidance > 50:
 		return cachet.Errorf(cachet.CodeInvalidArgument, "guidance must be between 0 and 50 (got %v)", req.Guidance)
 	}
@@ -154,7 +158,11 @@ func (m *DiT) Sample(ctx context.Context, req SampleRequest) (*SampleResult, err
 		}
 		mods[i] = m.modulate(o, m.conditionVector(o, times, y))
 	}
-	x := o.keep(FromFloat32s(m.initialNoise(req.Seed, n), []int64{int64(n), int64(m.Cfg.Channels), int64(m.Cfg.ImageSize), int64(m.Cfg.ImageSize)}, m.Device))
+	noise := req.Noise
+	if noise == nil {
+		noise = m.initialNoise(req.Seed, n)
+	}
+	x := o.keep(FromFloat32s(noise, []int64{int64(n), int64(m.Cfg.Channels), int64(m.Cfg.ImageSize), int64(m.Cfg.ImageSize)}, m.Device))
 	if o.err != nil {
 		return nil, o.err
 	}
