@@ -99,4 +99,6 @@ func (t *Trainer) LoadCheckpoint(path string) (map[string]string, error) {
 }
 
 // setPlain overwrites a tensor that does not track gradients.
-func setPlain(dst *ts.Tensor, vals []float32, shape []int64) error { return setTensor(dst, vals, shape) }
+func setPlain(dst *ts.Tensor, vals []float32, shape []int64) error {
+	return setTensor(dst, vals, shape)
+}

@@ -115,6 +115,29 @@ func NewClassifier(device gotch.Device) (*Classifier, error) {
 	return c, nil
 }
 
+// ClassifierDevice resolves a --device value for the classifier: "cpu", "cuda" (the first GPU; an error
+// when the linked libtorch has none) or "auto" (CUDA when available, else the CPU). It lets cmd/ pick a
+// device without importing gotch.
+func ClassifierDevice(name string) (gotch.Device, error) {
+	cuda := gotch.CPU.CudaIfAvailable()
+	switch name {
+	case "cpu":
+		return gotch.CPU, nil
+	case "auto", "":
+		return cuda, nil
+	case "cuda":
+		if cuda == gotch.CPU {
+			return gotch.CPU, cachet.Errorf(cachet.CodeInvalidArgument, "--device cuda: the linked libtorch has no CUDA device; use --device cpu or auto")
+		}
+		return cuda, nil
+	}
+	return gotch.CPU, cachet.Errorf(cachet.CodeInvalidArgument, "--device %q: use auto, cpu or cuda", name)
+}
+
+// SetTrainable turns gradient tracking of every parameter on (to train a loaded classifier further) or
+// off. gotch's VarStore.Unfreeze cannot be used for this (see setTrainable).
+func (c *Classifier) SetTrainable(on bool) error { return setTrainable(c.VS, on) }
+
 // Close frees the classifier's parameters.
 func (c *Classifier) Close() { c.VS.Destroy() }
 
@@ -200,11 +223,11 @@ func (c *Classifier) infer(pixels []uint8, batch int, fn func(start int, feature
 	if batch <= 0 {
 		batch = defaultInferBatch
 	}
-	prev, err := ts.GradSetEnabled(false)
+	prev, err := setGradEnabled(false)
 	if err != nil {
 		return err
 	}
-	defer ts.GradSetEnabled(prev)
+	defer setGradEnabled(prev)
 	for start := 0; start < n; start += batch {
 		end := min(n, start+batch)
 		if err := c.inferChunk(pixels[start*ClassifierPixels:end*ClassifierPixels], start, fn); err != nil {
@@ -320,7 +343,8 @@ type ClassifierTrainer struct {
 }
 
 // NewClassifierTrainer prepares AdamW (β 0.9/0.999) over c's parameters. c must be trainable (fresh
-// from NewClassifier, or c.VS.Unfreeze() after LoadClassifier).
+// from NewClassifier, or c.SetTrainable(true) after LoadClassifier): the optimizer takes the parameters
+// that track gradients when it is built.
 func NewClassifierTrainer(c *Classifier, lr, weightDecay float64) (*ClassifierTrainer, error) {
 	opt, err := nn.NewAdamWConfig(0.9, 0.999, weightDecay).Build(c.VS, lr)
 	if err != nil {
@@ -349,11 +373,11 @@ func (t *ClassifierTrainer) Step(pixels []uint8, labels []int) (float64, error) 
 		}
 		lab[i] = int64(l)
 	}
-	prev, err := ts.GradSetEnabled(true)
+	prev, err := setGradEnabled(true)
 	if err != nil {
 		return 0, err
 	}
-	defer ts.GradSetEnabled(prev)
+	defer setGradEnabled(prev)
 
 	var s Scope
 	defer s.Drop()
@@ -410,7 +434,7 @@ func (c *Classifier) Save(path string, extra map[string]string) error {
 }
 
 // LoadClassifier reads a classifier weights file strictly (every tensor present, none extra, shapes
-// equal). The VarStore is left frozen (inference); call c.VS.Unfreeze() to train further.
+// equal). The parameters are left frozen (inference); call c.SetTrainable(true) to train further.
 func LoadClassifier(path string, device gotch.Device) (*Classifier, safetensors.File, error) {
 	f, err := safetensors.ReadFile(path)
 	if err != nil {

@@ -16,8 +16,8 @@ import (
 	"github.com/cachetlab/cachet/model"
 )
 
-// onWorker runs fn on a fresh worker (gradients as grad says) and fails the test on its error.
-func onWorker(t testing.TB, grad bool, fn func() error) {
+// clsOnWorker runs fn on a fresh worker (gradients as grad says) and fails the test on its error.
+func clsOnWorker(t testing.TB, grad bool, fn func() error) {
 	t.Helper()
 	w := model.NewWorker(grad)
 	defer w.Close()
@@ -27,27 +27,27 @@ func onWorker(t testing.TB, grad bool, fn func() error) {
 }
 
 var (
-	fashionOnce sync.Once
-	fashionSets [2]*dataset.Set
-	fashionErr  error
+	clsFashionOnce sync.Once
+	clsFashionSets [2]*dataset.Set
+	clsFashionErr  error
 )
 
-// fashion loads both splits once per test binary (decompressing 70k items takes a moment).
-func fashion(t testing.TB) (train, test *dataset.Set) {
+// clsFashion loads both splits once per test binary (decompressing 70k items takes a moment).
+func clsFashion(t testing.TB) (train, test *dataset.Set) {
 	t.Helper()
-	fashionOnce.Do(func() {
-		if fashionSets[0], fashionErr = dataset.Load(dataset.DefaultDir, dataset.Train); fashionErr == nil {
-			fashionSets[1], fashionErr = dataset.Load(dataset.DefaultDir, dataset.Test)
+	clsFashionOnce.Do(func() {
+		if clsFashionSets[0], clsFashionErr = dataset.Load(dataset.DefaultDir, dataset.Train); clsFashionErr == nil {
+			clsFashionSets[1], clsFashionErr = dataset.Load(dataset.DefaultDir, dataset.Test)
 		}
 	})
-	if fashionErr != nil {
-		t.Fatalf("%v (run 'make toolchain')", fashionErr)
+	if clsFashionErr != nil {
+		t.Fatalf("%v (run 'make toolchain')", clsFashionErr)
 	}
-	return fashionSets[0], fashionSets[1]
+	return clsFashionSets[0], clsFashionSets[1]
 }
 
-// slice returns items [from, from+n) of s as flat pixels and labels.
-func slice(s *dataset.Set, from, n int) ([]uint8, []int) {
+// clsSlice returns items [from, from+n) of s as flat pixels and labels.
+func clsSlice(s *dataset.Set, from, n int) ([]uint8, []int) {
 	labels := make([]int, n)
 	for i := range n {
 		labels[i] = s.Label(from + i)
@@ -56,11 +56,11 @@ func slice(s *dataset.Set, from, n int) ([]uint8, []int) {
 }
 
 func TestClassifierTrainingLowersLossAndBeatsChance(t *testing.T) {
-	train, test := fashion(t)
-	const nTrain, nTest, batch, epochs = 600, 300, 50, 4
-	trainPix, trainLab := slice(train, 0, nTrain)
-	testPix, testLab := slice(test, 0, nTest)
-	onWorker(t, true, func() error {
+	train, test := clsFashion(t)
+	const nTrain, nTest, batch, epochs = 400, 300, 40, 3
+	trainPix, trainLab := clsSlice(train, 0, nTrain)
+	testPix, testLab := clsSlice(test, 0, nTest)
+	clsOnWorker(t, true, func() error {
 		if err := model.SetSeed(1); err != nil {
 			return err
 		}
@@ -84,7 +84,7 @@ func TestClassifierTrainingLowersLossAndBeatsChance(t *testing.T) {
 			}
 		}
 		k := len(losses) / 6
-		first, last := mean(losses[:k]), mean(losses[len(losses)-k:])
+		first, last := clsMean(losses[:k]), clsMean(losses[len(losses)-k:])
 		t.Logf("loss: first %d steps %.3f, last %d steps %.3f", k, first, k, last)
 		if !(last < 0.6*first) {
 			t.Errorf("training did not lower the loss enough: %.3f → %.3f", first, last)
@@ -115,7 +115,7 @@ func TestClassifierTrainingLowersLossAndBeatsChance(t *testing.T) {
 	})
 }
 
-func mean(xs []float64) float64 {
+func clsMean(xs []float64) float64 {
 	s := 0.0
 	for _, x := range xs {
 		s += x
@@ -123,8 +123,8 @@ func mean(xs []float64) float64 {
 	return s / float64(len(xs))
 }
 
-// testItems are n deterministic pseudo-random items (the bit-for-bit tests need no real data).
-func testItems(n int, seed uint64) []uint8 {
+// clsItems are n deterministic pseudo-random items (the bit-for-bit tests need no real data).
+func clsItems(n int, seed uint64) []uint8 {
 	rng := rand.New(rand.NewPCG(seed, 2))
 	px := make([]uint8, n*model.ClassifierPixels)
 	for i := range px {
@@ -135,8 +135,8 @@ func testItems(n int, seed uint64) []uint8 {
 
 func TestClassifierSaveLoadReproducesLogitsBitForBit(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "c.safetensors")
-	items := testItems(37, 1) // not a multiple of the batch: the last chunk is short
-	onWorker(t, false, func() error {
+	items := clsItems(37, 1) // not a multiple of the batch: the last chunk is short
+	clsOnWorker(t, false, func() error {
 		if err := model.SetSeed(5); err != nil {
 			return err
 		}
@@ -193,6 +193,22 @@ func TestClassifierSaveLoadReproducesLogitsBitForBit(t *testing.T) {
 				}
 			}
 		}
+		// A loaded classifier trains further once made trainable.
+		if err := loaded.SetTrainable(true); err != nil {
+			return err
+		}
+		tr, err := model.NewClassifierTrainer(loaded, 1e-2, 0)
+		if err != nil {
+			return err
+		}
+		if _, err := tr.Step(items[:4*model.ClassifierPixels], []int{0, 1, 2, 3}); err != nil {
+			return err
+		}
+		if after, err := loaded.Logits(items[:model.ClassifierPixels], 1); err != nil {
+			return err
+		} else if after[0][0] == a[0][0] {
+			t.Errorf("a training step on the loaded classifier changed nothing")
+		}
 		return nil
 	})
 }
@@ -201,7 +217,7 @@ func TestClassifierLoadIsStrict(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.safetensors")
 	dit := filepath.Join(dir, "dit.safetensors")
-	onWorker(t, false, func() error {
+	clsOnWorker(t, false, func() error {
 		c, err := model.NewClassifier(gotch.CPU)
 		if err != nil {
 			return err
@@ -259,7 +275,7 @@ func TestClassifierLoadIsStrict(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var err error
-			onWorker(t, false, func() error {
+			clsOnWorker(t, false, func() error {
 				var c *model.Classifier
 				c, _, err = model.LoadClassifier(tc.path, gotch.CPU)
 				if c != nil {
@@ -277,7 +293,7 @@ func TestClassifierLoadIsStrict(t *testing.T) {
 }
 
 func TestClassifierRejectsBadInput(t *testing.T) {
-	onWorker(t, true, func() error {
+	clsOnWorker(t, true, func() error {
 		c, err := model.NewClassifier(gotch.CPU)
 		if err != nil {
 			return err
@@ -290,10 +306,10 @@ func TestClassifierRejectsBadInput(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if _, err := tr.Step(testItems(2, 3), []int{0, 10}); err == nil || !strings.Contains(err.Error(), "out of range") {
+		if _, err := tr.Step(clsItems(2, 3), []int{0, 10}); err == nil || !strings.Contains(err.Error(), "out of range") {
 			t.Errorf("Step(label 10) = %v", err)
 		}
-		if _, err := tr.Step(testItems(2, 3), []int{0}); err == nil || !strings.Contains(err.Error(), "1 labels for 2 items") {
+		if _, err := tr.Step(clsItems(2, 3), []int{0}); err == nil || !strings.Contains(err.Error(), "1 labels for 2 items") {
 			t.Errorf("Step(1 label, 2 items) = %v", err)
 		}
 		return nil
@@ -301,18 +317,18 @@ func TestClassifierRejectsBadInput(t *testing.T) {
 }
 
 func TestClassifierInferenceKeepsTensorCountFlat(t *testing.T) {
-	items := testItems(20, 4)
-	onWorker(t, false, func() error {
+	items := clsItems(6, 4)
+	clsOnWorker(t, false, func() error {
 		c, err := model.NewClassifier(gotch.CPU)
 		if err != nil {
 			return err
 		}
 		defer c.Close()
 		run := func() error {
-			if _, _, err := c.Predict(items, 8); err != nil {
+			if _, _, err := c.Predict(items, 4); err != nil { // two chunks per call
 				return err
 			}
-			_, err := c.Features(items, 8)
+			_, err := c.Features(items, 4)
 			return err
 		}
 		if err := run(); err != nil { // warm-up: anything allocated once is not a leak
@@ -333,12 +349,12 @@ func TestClassifierInferenceKeepsTensorCountFlat(t *testing.T) {
 
 // BenchmarkClassifierStep measures training throughput (one 128-item AdamW step per iteration).
 func BenchmarkClassifierStep(b *testing.B) {
-	items := testItems(128, 6)
+	items := clsItems(128, 6)
 	labels := make([]int, 128)
 	for i := range labels {
 		labels[i] = i % model.ClassifierClasses
 	}
-	onWorker(b, true, func() error {
+	clsOnWorker(b, true, func() error {
 		c, err := model.NewClassifier(gotch.CPU)
 		if err != nil {
 			return err

@@ -4,10 +4,23 @@ package model
 
 /*
 #include <stdint.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+#include <pmmintrin.h>
+// Flush denormals to zero (FTZ/DAZ), as torch.set_flush_denormal(True) does. adaLN-Zero starts its gates
+// at zero, so early and lightly trained models are full of tiny products whose denormal slow path made
+// steps an order of magnitude slower. Set at load (before any thread exists, so every thread created
+// later inherits it) and again on each model worker thread.
+static void cachet_flush_denormals(void) { _mm_setcsr(_mm_getcsr() | _MM_FLUSH_ZERO_ON | _MM_DENORMALS_ZERO_ON); }
+__attribute__((constructor)) static void cachet_flush_denormals_at_load(void) { cachet_flush_denormals(); }
+#else
+static void cachet_flush_denormals(void) {}
+#endif
 // Defined by gotch's libtch (torch_api.cpp) but not wrapped in Go.
 void at_manual_seed(int64_t);
 int at_get_num_threads();
 void at_set_num_threads(int n_threads);
+int at_grad_set_enabled(int b);
 */
 import "C"
 
@@ -18,6 +31,23 @@ import (
 	"github.com/sugarme/gotch/nn"
 	"github.com/sugarme/gotch/ts"
 )
+
+// setGradEnabled switches libtorch's (per-thread) grad mode and returns the previous mode. gotch's own
+// GradSetEnabled reads the C int result as a Go int (8 bytes), so its "previous" value is garbage.
+func setGradEnabled(on bool) (bool, error) {
+	b := C.int(0)
+	if on {
+		b = 1
+	}
+	prev := C.at_grad_set_enabled(b)
+	if err := ts.TorchErr(); err != nil {
+		return false, err
+	}
+	return prev == 1, nil
+}
+
+// flushDenormals sets FTZ/DAZ on the calling OS thread.
+func flushDenormals() { C.cachet_flush_denormals() }
 
 // SetSeed seeds libtorch's global generator (CPU and CUDA): same seed, same random tensors.
 func SetSeed(seed int64) error {

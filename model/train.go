@@ -248,11 +248,11 @@ func FlowLoss(m *DiT, b TrainBatch) (float64, error) {
 	var s Scope
 	defer s.Drop()
 	o := newOps(&s)
-	prev, err := ts.GradSetEnabled(false)
+	prev, err := setGradEnabled(false)
 	if err != nil {
 		return 0, err
 	}
-	defer ts.GradSetEnabled(prev)
+	defer setGradEnabled(prev)
 	loss := m.flowLoss(o, b)
 	if o.err != nil {
 		return 0, o.err

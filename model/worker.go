@@ -4,8 +4,6 @@ import (
 	"context"
 	"runtime"
 
-	"github.com/sugarme/gotch/ts"
-
 	"github.com/cachetlab/cachet"
 )
 
@@ -28,7 +26,8 @@ func NewWorker(grad bool) *Worker {
 	go func() {
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
-		_, _ = ts.GradSetEnabled(grad)
+		flushDenormals()
+		_, _ = setGradEnabled(grad)
 		close(started)
 		defer close(w.done)
 		for j := range w.jobs {

@@ -11,6 +11,8 @@ trap cleanup EXIT
 
 export CACHET_TEST_DATABASE_URL=${CACHET_TEST_DATABASE_URL:-postgres://cachet@127.0.0.1:$PG_PORT/cachet_test?sslmode=disable}
 export CACHET_TEST_S3_ENDPOINT=${CACHET_TEST_S3_ENDPOINT:-127.0.0.1:$S3_PORT}
+# Test binaries run in parallel (one per package): one libtorch thread each avoids OpenMP oversubscription.
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 export CACHET_TEST_S3_ACCESS_KEY=$S3_ACCESS_KEY CACHET_TEST_S3_SECRET_KEY=$S3_SECRET_KEY
 
 say "go vet"

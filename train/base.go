@@ -41,8 +41,9 @@ type BaseConfig struct {
 	LogCSV          string
 	Progress        io.Writer     // progress bar destination (stderr)
 	MaxTime         time.Duration // checkpoint and stop after this much wall time (0 = no limit)
+	ValSamples      int           // validation batch size (held-out test-split scenes)
 	stopAtStep      int           // tests: checkpoint and stop at this step
-	Command         string    // recorded in the weights' metadata
+	Command         string        // recorded in the weights' metadata
 }
 
 // BaseModelConfig is the default model's architecture: a DiT on 32×32×1 scenes, patch 4 (64 tokens),
@@ -58,7 +59,7 @@ func DefaultBase() BaseConfig {
 	return BaseConfig{Model: BaseModelConfig(), DataDir: dataset.DefaultDir, Out: "weights/base.safetensors",
 		Checkpoint: "var/train/base.ckpt.safetensors", Steps: 16000, Batch: 64, LR: 5e-4, MinLRFrac: 0.1,
 		Warmup: 500, EMADecay: 0.999, CondDropout: 0.1, GradClip: 1, Seed: 1, CheckpointEvery: 5 * time.Minute,
-		LogCSV: "var/train/base.csv"}
+		LogCSV: "var/train/base.csv", ValSamples: 256}
 }
 
 func (c BaseConfig) validate() error {
@@ -193,7 +194,7 @@ func runBase(ctx context.Context, cfg BaseConfig, set, val *dataset.Set) error {
 	defer log.close()
 
 	batches := NewBatches(set, cfg.Model, cfg.Seed, cfg.CondDropout)
-	valBatch, err := NewBatches(val, cfg.Model, cfg.Seed+1000, 0).Batch(0, 256)
+	valBatch, err := NewBatches(val, cfg.Model, cfg.Seed+1000, 0).Batch(0, max(1, cfg.ValSamples))
 	if err != nil {
 		return err
 	}

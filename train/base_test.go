@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/internal/safetensors"
@@ -30,7 +31,7 @@ func smallConfig(t *testing.T, dir string) BaseConfig {
 	c.Out = filepath.Join(dir, "base.safetensors")
 	c.Checkpoint = filepath.Join(dir, "ckpt.safetensors")
 	c.LogCSV = filepath.Join(dir, "log.csv")
-	c.Steps, c.Batch, c.Warmup, c.LR = 40, 16, 5, 2e-3
+	c.Steps, c.Batch, c.Warmup, c.LR, c.ValSamples = 40, 16, 5, 2e-3, 8
 	return c
 }
 
@@ -73,6 +74,7 @@ func TestShortRunLowersLossAndResumesExactly(t *testing.T) {
 
 	split := smallConfig(t, filepath.Join(dir, "split"))
 	split.stopAtStep = 20
+	split.CheckpointEvery = time.Nanosecond // checkpoint (and validate) after every step: training must go on unharmed
 	if err := Base(context.Background(), split); err != nil {
 		t.Fatal(err)
 	}

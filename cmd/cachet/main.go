@@ -48,7 +48,8 @@ func newRootCmd() *cobra.Command {
 		},
 	}
 	cf.register(root.PersistentFlags())
-	root.AddCommand(newServeCmd(&cf), newMigrateCmd(&cf), newVersionCmd())
+	root.AddCommand(newServeCmd(&cf), newMigrateCmd(&cf), newVersionCmd(), newTrainCmd(&cf), newGenerateCmd(&cf), newBenchCmd(&cf))
+	root.AddCommand(newConvertCmd(&cf))
 	return root
 }
 

@@ -1,0 +1,497 @@
+// Package bench measures Cachet's denoiser: step time, throughput and achieved GFLOP/s per preset and
+// batch, against the fp32 matmul peak measured in the same process and, optionally, against a PyTorch
+// eager reference of the same architecture (reference_step.py) timed interleaved with the Go steps.
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cachetlab/cachet"
+	"github.com/cachetlab/cachet/dataset"
+	"github.com/cachetlab/cachet/model"
+)
+
+//go:embed reference_step.py
+var referenceScript []byte
+
+// ModelOptions configures Model.
+type ModelOptions struct {
+	Presets   []string // model.Presets names, or "fmnist" (the default model's size)
+	Batches   []int    // images per step (the forward runs 2× with guidance)
+	Steps     int      // timed steps per preset and batch (and per side with Reference)
+	Warmup    int      // untimed steps first (per side)
+	Threads   int      // libtorch intra-op threads (0 = libtorch's default); PyTorch gets the same
+	Guidance  float64  // > 1: CFG-batched steps (2·batch rows), as Sample runs them
+	MatmulN   int      // size of the matmul-peak product
+	Reference bool     // also time reference_step.py, interleaved step by step
+	Python    string   // interpreter for the reference
+	RefAttn   string   // reference attention: "matmul" (as Cachet) or "sdpa"
+	Seed      int64
+	Progress  io.Writer // one line per measurement (nil: silent)
+}
+
+// DefaultModelOptions are `cachet bench model`'s defaults.
+func DefaultModelOptions() ModelOptions {
+	return ModelOptions{Presets: []string{"dit-s/2"}, Batches: []int{1, 4}, Steps: 20, Warmup: 3, Guidance: 4,
+		MatmulN: 1024, Python: "python3", RefAttn: "matmul", Seed: 1}
+}
+
+// ModelResult is one preset × batch.
+type ModelResult struct {
+	Preset       string       `json:"preset"`
+	Config       model.Config `json:"config"`
+	Params       int64        `json:"params"`
+	Batch        int          `json:"batch"`
+	Rows         int          `json:"rows"`
+	StepGFLOP    float64      `json:"step_gflop"`
+	StepsMS      []float64    `json:"steps_ms"`
+	MedianMS     float64      `json:"median_ms"`
+	ImagesPerSec float64      `json:"images_per_s"`
+	GFLOPs       float64      `json:"gflop_per_s"`
+	PeakFraction float64      `json:"peak_fraction"`
+	Ref          *RefResult   `json:"reference,omitempty"`
+	// GoOverRef is the Go/PyTorch median step-time ratio (> 1: Go is slower).
+	GoOverRef float64 `json:"go_over_pytorch,omitempty"`
+}
+
+// RefResult is the PyTorch side of one preset × batch.
+type RefResult struct {
+	Torch    string    `json:"torch"`
+	Threads  int       `json:"threads"`
+	Attn     string    `json:"attn"`
+	Params   int64     `json:"params"`
+	StepsMS  []float64 `json:"steps_ms"`
+	MedianMS float64   `json:"median_ms"`
+	GFLOPs   float64   `json:"gflop_per_s"`
+}
+
+// ModelReport is a whole run.
+type ModelReport struct {
+	Command    string        `json:"command,omitempty"`
+	Start      time.Time     `json:"start"`
+	GoVersion  string        `json:"go_version"`
+	Threads    int           `json:"threads"`
+	Guidance   float64       `json:"guidance"`
+	Steps      int           `json:"steps"`
+	Warmup     int           `json:"warmup"`
+	MatmulN    int           `json:"matmul_n"`
+	PeakGFLOPs []float64     `json:"matmul_peak_gflop_per_s"` // before and after the model timings
+	Peak       float64       `json:"matmul_peak"`             // their maximum: the ceiling used
+	Results    []ModelResult `json:"results"`
+}
+
+// PresetConfig resolves a preset name: model.Presets, or "fmnist" — the default model's architecture
+// (32×32×1, patch 4, width 256, depth 6, heads 4, text-conditioned) as `cachet train base` builds it.
+func PresetConfig(name string) (model.Config, error) {
+	if strings.EqualFold(name, "fmnist") {
+		return model.Config{ImageSize: dataset.CanvasSide, Channels: 1, Patch: 4, Width: 256, Depth: 6, Heads: 4,
+			MLPRatio: 4, Prediction: model.PredictFlow, Cond: model.CondText, Vocabulary: dataset.Vocabulary(),
+			MaxWords: 10, TextWidth: 128, TextDepth: 1}, nil
+	}
+	c, err := model.Preset(name)
+	if err != nil {
+		return model.Config{}, cachet.Errorf(cachet.CodeInvalidArgument, "unknown preset %q; use fmnist or one of: %s", name, strings.Join(model.PresetNames(), ", "))
+	}
+	return c, nil
+}
+
+func (o ModelOptions) validate() error {
+	bad := func(f string, a ...any) error { return cachet.Errorf(cachet.CodeInvalidArgument, f, a...) }
+	switch {
+	case len(o.Presets) == 0:
+		return bad("--preset: name at least one preset")
+	case len(o.Batches) == 0:
+		return bad("--batch: give at least one batch size")
+	case o.Steps < 1 || o.Steps > 10000:
+		return bad("--steps must be between 1 and 10000 (got %d)", o.Steps)
+	case o.Warmup < 0 || o.Warmup > 1000:
+		return bad("--warmup must be between 0 and 1000 (got %d)", o.Warmup)
+	case o.Threads < 0 || o.Threads > 1024:
+		return bad("--threads must be between 0 and 1024 (got %d)", o.Threads)
+	case o.MatmulN < 64 || o.MatmulN > 8192:
+		return bad("--matmul-n must be between 64 and 8192 (got %d)", o.MatmulN)
+	case o.Guidance < 0 || o.Guidance > 50:
+		return bad("--guidance must be between 0 and 50 (got %v)", o.Guidance)
+	case o.RefAttn != "matmul" && o.RefAttn != "sdpa":
+		return bad("--reference-attn %q: use matmul or sdpa", o.RefAttn)
+	}
+	for _, b := range o.Batches {
+		if b < 1 || b > 1024 {
+			return bad("--batch sizes must be between 1 and 1024 (got %d)", b)
+		}
+	}
+	for _, p := range o.Presets {
+		if _, err := PresetConfig(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ParseBatches reads "1,4,16".
+func ParseBatches(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 {
+			return nil, cachet.Errorf(cachet.CodeInvalidArgument, "--batch %q: want positive integers separated by commas", s)
+		}
+		out = append(out, n)
+	}
+	if len(out) == 0 {
+		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "--batch %q: want positive integers separated by commas", s)
+	}
+	return out, nil
+}
+
+// Model runs the benchmark. All model work runs on one Worker (a locked OS thread, gradients off).
+func Model(ctx context.Context, o ModelOptions) (*ModelReport, error) {
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	progress := o.Progress
+	if progress == nil {
+		progress = io.Discard
+	}
+	rep := &ModelReport{Start: time.Now().UTC(), GoVersion: runtime.Version(), Guidance: o.Guidance, Steps: o.Steps,
+		Warmup: o.Warmup, MatmulN: o.MatmulN}
+	w := model.NewWorker(false)
+	defer w.Close()
+
+	var script string
+	if o.Reference {
+		f, err := os.CreateTemp("", "cachet-reference-step-*.py")
+		if err != nil {
+			return nil, fmt.Errorf("bench: writing the reference script: %w", err)
+		}
+		script = f.Name()
+		defer os.Remove(script)
+		if _, err := f.Write(referenceScript); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("bench: writing the reference script: %w", err)
+		}
+		if err := f.Close(); err != nil {
+			return nil, fmt.Errorf("bench: writing the reference script: %w", err)
+		}
+	}
+
+	peak := func() error {
+		return w.Do(ctx, func() error {
+			g, err := model.MatmulPeak(o.MatmulN, o.Threads)
+			if err != nil {
+				return err
+			}
+			rep.PeakGFLOPs = append(rep.PeakGFLOPs, g)
+			fmt.Fprintf(progress, "matmul %d² fp32: %.1f GFLOP/s\n", o.MatmulN, g)
+			return nil
+		})
+	}
+	err := w.Do(ctx, func() error {
+		// Thread counts are per OS thread under OpenMP: set it on the worker's thread, which runs the model.
+		if err := model.SetNumThreads(o.Threads); err != nil {
+			return err
+		}
+		rep.Threads = model.NumThreads()
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := peak(); err != nil {
+		return nil, err
+	}
+	for _, name := range o.Presets {
+		cfg, _ := PresetConfig(name)
+		for _, batch := range o.Batches {
+			if err := ctx.Err(); err != nil {
+				return nil, cachet.Wrap(cachet.CodeCanceled, err, "bench canceled")
+			}
+			res, err := runOne(ctx, w, o, rep.Threads, script, name, cfg, batch, progress)
+			if err != nil {
+				return nil, fmt.Errorf("bench: %s batch %d: %w", name, batch, err)
+			}
+			rep.Results = append(rep.Results, *res)
+		}
+	}
+	if err := peak(); err != nil {
+		return nil, err
+	}
+	rep.Peak = slices.Max(rep.PeakGFLOPs)
+	for i := range rep.Results {
+		rep.Results[i].PeakFraction = rep.Results[i].GFLOPs / rep.Peak
+	}
+	return rep, nil
+}
+
+func runOne(ctx context.Context, w *model.Worker, o ModelOptions, threads int, script, name string, cfg model.Config, batch int, progress io.Writer) (*ModelResult, error) {
+	var sb *model.StepBench
+	var params int64
+	err := w.Do(ctx, func() error {
+		var err error
+		if sb, err = model.NewStepBench(cfg, batch, o.Guidance, o.Seed); err == nil {
+			params = sb.NumParams()
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer w.Do(context.Background(), func() error { sb.Close(); return nil })
+	res := &ModelResult{Preset: name, Config: cfg, Params: params, Batch: batch, Rows: sb.Rows(), StepGFLOP: sb.StepFLOPs() / 1e9}
+	if len(cfg.Vocabulary) > 0 {
+		res.Config.Vocabulary = nil // keep the report short; the preset names it
+	}
+
+	var ref *refProc
+	if script != "" {
+		if ref, err = startRef(ctx, o, threads, script, cfg, batch); err != nil {
+			return nil, err
+		}
+		defer ref.close()
+		res.Ref = &RefResult{Torch: ref.ready.Torch, Threads: ref.ready.Threads, Attn: ref.ready.Attn, Params: ref.ready.Params}
+		if ref.ready.Threads != threads {
+			return nil, fmt.Errorf("the reference runs %d threads, Go %d", ref.ready.Threads, threads)
+		}
+	}
+	goStep := func() (time.Duration, error) {
+		var d time.Duration
+		err := w.Do(ctx, func() error {
+			var err error
+			d, err = sb.Step()
+			return err
+		})
+		return d, err
+	}
+	// Warm-up, then alternate one Go step and one PyTorch step, so that both see the same machine state
+	// (other load, frequency, caches evicted by the other side).
+	for range o.Warmup {
+		if _, err := goStep(); err != nil {
+			return nil, err
+		}
+	}
+	if ref != nil {
+		if _, err := ref.steps(o.Warmup); err != nil {
+			return nil, err
+		}
+	}
+	var goTimes, refTimes []time.Duration
+	for range o.Steps {
+		d, err := goStep()
+		if err != nil {
+			return nil, err
+		}
+		goTimes = append(goTimes, d)
+		if ref != nil {
+			ds, err := ref.steps(1)
+			if err != nil {
+				return nil, err
+			}
+			refTimes = append(refTimes, ds...)
+		}
+	}
+	med := median(goTimes)
+	res.StepsMS = millis(goTimes)
+	res.MedianMS = ms(med)
+	res.ImagesPerSec = float64(batch) / med.Seconds()
+	res.GFLOPs = sb.StepFLOPs() / med.Seconds() / 1e9
+	line := fmt.Sprintf("%s batch %d: Go %.1f ms/step (%.1f GFLOP/s)", name, batch, res.MedianMS, res.GFLOPs)
+	if ref != nil {
+		rm := median(refTimes)
+		res.Ref.StepsMS, res.Ref.MedianMS = millis(refTimes), ms(rm)
+		res.Ref.GFLOPs = sb.StepFLOPs() / rm.Seconds() / 1e9
+		res.GoOverRef = med.Seconds() / rm.Seconds()
+		line += fmt.Sprintf(", PyTorch %.1f ms/step, Go/PyTorch %.2f", res.Ref.MedianMS, res.GoOverRef)
+	}
+	fmt.Fprintln(progress, line)
+	return res, nil
+}
+
+// refProc is a running reference_step.py.
+type refProc struct {
+	cmd    *exec.Cmd
+	in     io.WriteCloser
+	out    *bufio.Scanner
+	stderr *bytes.Buffer
+	ready  struct {
+		Torch   string `json:"torch"`
+		Threads int    `json:"threads"`
+		Params  int64  `json:"params"`
+		Attn    string `json:"attn"`
+	}
+}
+
+func startRef(ctx context.Context, o ModelOptions, threads int, script string, cfg model.Config, batch int) (*refProc, error) {
+	cj, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	args := []string{script, string(cj), "--batch", strconv.Itoa(batch), "--guidance", strconv.FormatFloat(o.Guidance, 'g', -1, 64),
+		"--threads", strconv.Itoa(threads), "--attn", o.RefAttn, "--seed", strconv.FormatInt(o.Seed, 10)}
+	cmd := exec.CommandContext(ctx, o.Python, args...)
+	cmd.Env = append(os.Environ(), "OMP_NUM_THREADS="+strconv.Itoa(threads), "MKL_NUM_THREADS="+strconv.Itoa(threads))
+	p := &refProc{cmd: cmd, stderr: &bytes.Buffer{}}
+	cmd.Stderr = p.stderr
+	if p.in, err = cmd.StdinPipe(); err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	p.out = bufio.NewScanner(stdout)
+	p.out.Buffer(make([]byte, 1<<20), 1<<20)
+	if err := cmd.Start(); err != nil {
+		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "cannot start the PyTorch reference with %q (%v); install it with scripts/reference-env.sh or set --python", o.Python, err)
+	}
+	if err := p.read(&p.ready); err != nil {
+		p.close()
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *refProc) read(v any) error {
+	if !p.out.Scan() {
+		msg := strings.TrimSpace(p.stderr.String())
+		if i := strings.LastIndex(msg, "\n"); i >= 0 {
+			msg = msg[i+1:]
+		}
+		if strings.Contains(msg, "No module named 'torch'") {
+			return fmt.Errorf("the PyTorch reference needs torch: run scripts/reference-env.sh (%s)", msg)
+		}
+		return fmt.Errorf("the PyTorch reference stopped: %s", msg)
+	}
+	line := p.out.Bytes()
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(line, &e) == nil && e.Error != "" {
+		return fmt.Errorf("the PyTorch reference: %s", e.Error)
+	}
+	if err := json.Unmarshal(line, v); err != nil {
+		return fmt.Errorf("the PyTorch reference answered %q: %w", line, err)
+	}
+	return nil
+}
+
+func (p *refProc) steps(k int) ([]time.Duration, error) {
+	if k == 0 {
+		return nil, nil
+	}
+	if _, err := fmt.Fprintf(p.in, "step %d\n", k); err != nil {
+		return nil, fmt.Errorf("the PyTorch reference: %w", err)
+	}
+	var r struct {
+		Times []float64 `json:"times"`
+	}
+	if err := p.read(&r); err != nil {
+		return nil, err
+	}
+	out := make([]time.Duration, len(r.Times))
+	for i, s := range r.Times {
+		out[i] = time.Duration(s * float64(time.Second))
+	}
+	return out, nil
+}
+
+func (p *refProc) close() {
+	_, _ = io.WriteString(p.in, "quit\n")
+	_ = p.in.Close()
+	_ = p.cmd.Wait()
+}
+
+func median(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func ms(d time.Duration) float64 { return d.Seconds() * 1e3 }
+
+func millis(ds []time.Duration) []float64 {
+	out := make([]float64, len(ds))
+	for i, d := range ds {
+		out[i] = ms(d)
+	}
+	return out
+}
+
+// Markdown writes the report as a table.
+func (r *ModelReport) Markdown(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "libtorch threads %d · guidance %g (CFG: each step runs 2×batch rows) · median of %d steps after %d warm-up · fp32 matmul %d² peak %.1f GFLOP/s (before %s)\n\n",
+		r.Threads, r.Guidance, r.Steps, r.Warmup, r.MatmulN, r.Peak, peaks(r.PeakGFLOPs))
+	ref := len(r.Results) > 0 && r.Results[0].Ref != nil
+	b.WriteString("| preset | params | batch | rows | GFLOP/step | Go ms/step | images/s | GFLOP/s | % of peak |")
+	if ref {
+		b.WriteString(" PyTorch ms/step | PyTorch GFLOP/s | Go/PyTorch |")
+	}
+	b.WriteString("\n|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+	if ref {
+		b.WriteString("---:|---:|---:|")
+	}
+	b.WriteString("\n")
+	for _, x := range r.Results {
+		fmt.Fprintf(&b, "| %s | %.1f M | %d | %d | %.2f | %.1f | %.2f | %.1f | %.0f %% |", x.Preset, float64(x.Params)/1e6, x.Batch, x.Rows,
+			x.StepGFLOP, x.MedianMS, x.ImagesPerSec, x.GFLOPs, 100*x.PeakFraction)
+		if x.Ref != nil {
+			fmt.Fprintf(&b, " %.1f | %.1f | %.2f |", x.Ref.MedianMS, x.Ref.GFLOPs, x.GoOverRef)
+		}
+		b.WriteString("\n")
+	}
+	if ref {
+		x := r.Results[0].Ref
+		fmt.Fprintf(&b, "\nPyTorch %s eager (torch.inference_mode, %s attention, %d threads), interleaved step by step with the Go steps.\n", x.Torch, x.Attn, x.Threads)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func peaks(gs []float64) string {
+	s := make([]string, len(gs))
+	for i, g := range gs {
+		s[i] = fmt.Sprintf("%.1f", g)
+	}
+	return strings.Join(s, ", after ")
+}
+
+// WriteJSON writes the report to path (its directory is created).
+func (r *ModelReport) WriteJSON(path string) error {
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("bench: --json %s: %w", path, err)
+		}
+	}
+	if err := os.WriteFile(path, append(data, '\n'), 0o644); err != nil {
+		return fmt.Errorf("bench: --json %s: %w", path, err)
+	}
+	return nil
+}

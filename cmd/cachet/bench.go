@@ -1,0 +1,88 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cachetlab/cachet"
+	"github.com/cachetlab/cachet/bench"
+)
+
+func newBenchCmd(cf *configFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure Cachet's models",
+	}
+	cmd.AddCommand(newBenchModelCmd(cf))
+	return cmd
+}
+
+func newBenchModelCmd(cf *configFlags) *cobra.Command {
+	o := bench.DefaultModelOptions()
+	var presets, batches, jsonPath string
+	cmd := &cobra.Command{
+		Use:   "model",
+		Short: "Time one denoiser step per preset and batch: ms/step, images/s, GFLOP/s vs the matmul peak, optionally vs PyTorch",
+		Long: `Time one sampler step (CFG-batched: 2×batch rows when --guidance > 1) of a DiT with random weights,
+per preset and batch: the median over --steps timed steps after --warmup, images/s, achieved GFLOP/s
+(analytic count) and its fraction of the fp32 matmul peak measured in the same run. With --reference,
+bench/reference_step.py (PyTorch eager, same architecture, same batch and threads) is timed step by step
+interleaved with the Go steps, and the Go/PyTorch step-time ratio is reported.
+
+Presets: dit-s/2, dit-b/2, dit-l/2, dit-xl/2, tiny, and fmnist (the default model's size).
+Fix the thread count for comparable numbers: OMP_NUM_THREADS=1 ./cachet bench model --threads 1 …`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.Presets = nil
+			for _, p := range strings.Split(presets, ",") {
+				if p = strings.TrimSpace(p); p != "" {
+					o.Presets = append(o.Presets, p)
+				}
+			}
+			bs, err := bench.ParseBatches(batches)
+			if err != nil {
+				return err
+			}
+			o.Batches = bs
+			if o.Threads == 0 {
+				o.Threads = cf.cfg.TorchThreads
+			}
+			if o.Threads < 0 {
+				return cachet.Errorf(cachet.CodeInvalidArgument, "--threads must be ≥ 0 (got %d)", o.Threads)
+			}
+			o.Progress = cmd.ErrOrStderr()
+			rep, err := bench.Model(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			rep.Command = "cachet " + strings.Join(os.Args[1:], " ")
+			if err := rep.Markdown(cmd.OutOrStdout()); err != nil {
+				return err
+			}
+			if jsonPath != "" {
+				if err := rep.WriteJSON(jsonPath); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s\n", jsonPath)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&presets, "preset", "dit-s/2", "comma-separated presets (dit-s/2, dit-b/2, dit-l/2, dit-xl/2, tiny, fmnist)")
+	f.StringVar(&batches, "batch", "1,4", "comma-separated batch sizes (images per step)")
+	f.IntVar(&o.Steps, "steps", o.Steps, "timed steps per preset and batch")
+	f.IntVar(&o.Warmup, "warmup", o.Warmup, "untimed warm-up steps")
+	f.IntVar(&o.Threads, "threads", 0, "libtorch intra-op threads for Go and PyTorch (0: --torch-threads, else libtorch's default)")
+	f.Float64Var(&o.Guidance, "guidance", o.Guidance, "CFG scale; > 1 batches the unconditional rows (2×batch rows per step)")
+	f.IntVar(&o.MatmulN, "matmul-n", o.MatmulN, "size of the fp32 matmul-peak product")
+	f.BoolVar(&o.Reference, "reference", false, "also time the PyTorch eager reference (bench/reference_step.py), interleaved")
+	f.StringVar(&o.Python, "python", o.Python, "Python interpreter for --reference (needs torch: scripts/reference-env.sh)")
+	f.StringVar(&o.RefAttn, "reference-attn", o.RefAttn, "reference attention: matmul (as Cachet's) or sdpa (fused)")
+	f.Int64Var(&o.Seed, "seed", o.Seed, "seed of the random weights and inputs")
+	f.StringVar(&jsonPath, "json", "", "also write the report as JSON to this path")
+	return cmd
+}

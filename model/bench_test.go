@@ -1,0 +1,114 @@
+package model
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sugarme/gotch/ts"
+)
+
+// The denoiser benchmarks: one Evaluate of B rows and one sampler step with CFG (2·B rows), per preset and
+// batch size, with ms/step, images/s and achieved GFLOP/s (ForwardFLOPs) as custom metrics. Run them on a
+// fixed thread count, e.g.
+//
+//	OMP_NUM_THREADS=1 scripts/in-env.sh go test -run '^$' -bench Denoiser -short ./model/
+//
+// (-short skips DiT-L/2 and DiT-XL/2). `cachet bench model` adds the matmul peak and a PyTorch reference.
+
+func TestForwardFLOPsTinyHandCount(t *testing.T) {
+	c := Presets["tiny"] // 8×8×1, patch 2 → T = 16 tokens; D = 32, depth 2, MLP 64, out 1 channel
+	// Per row, 2 FLOPs per multiply-add:
+	const (
+		patch  = 2 * 16 * 4 * 32         // [16, 1·2·2] × [4, 32]               = 4096
+		qkv    = 2 * 16 * 32 * 96        // [16, 32] × [32, 96]                 = 98304
+		scores = 2 * 16 * 16 * 32        // 2 heads × [16, 16] × [16, 16]       = 16384
+		values = 2 * 16 * 16 * 32        // 2 heads × [16, 16] × [16, 16]       = 16384
+		proj   = 2 * 16 * 32 * 32        // = 32768
+		mlp    = 2*16*32*64 + 2*16*64*32 // fc1 + fc2                           = 131072
+		adaLN  = 2 * 32 * 192            // D → 6D, once per row                = 12288
+		block  = qkv + scores + values + proj + mlp + adaLN
+		final  = 2*32*64 + 2*16*32*4 // adaLN D → 2D + linear D → 2·2·1        = 8192
+		tMLP   = 2*256*32 + 2*32*32  // timestep MLP                          = 18432
+		perRow = patch + 2*block + final + tMLP
+	)
+	if perRow != 645120 {
+		t.Fatalf("hand count arithmetic: %d", perRow)
+	}
+	for _, batch := range []int{1, 3} {
+		if got, want := c.ForwardFLOPs(batch), float64(batch*perRow); got != want {
+			t.Errorf("tiny ForwardFLOPs(%d) = %v, hand count %v", batch, got, want)
+		}
+	}
+	f := c.FLOPBreakdown(1)
+	if got, want := f.Step(), float64(perRow-2*adaLN-2*32*64-tMLP); got != want {
+		t.Errorf("tiny step FLOPs = %v, want %v (no adaLN, no timestep MLP)", got, want)
+	}
+	if f.AttnScores != 2*scores || f.MLP != 2*mlp || f.QKV != 2*qkv {
+		t.Errorf("breakdown %+v disagrees with the hand count", f)
+	}
+}
+
+// The DiT paper's Table 4 "Gflops" (fvcore, one multiply-add = one flop) for the 256² models.
+func TestForwardFLOPsMatchDiTPaper(t *testing.T) {
+	for name, gmacs := range map[string]float64{"dit-s/2": 6.06, "dit-b/2": 23.01, "dit-l/2": 80.71, "dit-xl/2": 118.64} {
+		got := Presets[name].ForwardFLOPs(1) / 2 / 1e9
+		if math.Abs(got-gmacs)/gmacs > 0.01 {
+			t.Errorf("%s: %.2f G multiply-adds, DiT paper %.2f", name, got, gmacs)
+		}
+	}
+}
+
+func BenchmarkDenoiser(b *testing.B) {
+	for _, name := range []string{"tiny", "dit-s/2", "dit-b/2", "dit-l/2", "dit-xl/2"} {
+		for _, batch := range []int{1, 4} {
+			label := fmt.Sprintf("%s/batch=%d", strings.ReplaceAll(name, "/", "_"), batch)
+			b.Run(label+"/evaluate", func(b *testing.B) { benchDenoiser(b, name, batch, false) })
+			b.Run(label+"/step-cfg", func(b *testing.B) { benchDenoiser(b, name, batch, true) })
+		}
+	}
+}
+
+func benchDenoiser(b *testing.B, preset string, batch int, step bool) {
+	if testing.Short() && (preset == "dit-l/2" || preset == "dit-xl/2") {
+		b.Skip("-short: DiT-L/2 and DiT-XL/2 skipped")
+	}
+	runtime.LockOSThread() // libtorch's grad mode is per OS thread
+	defer runtime.UnlockOSThread()
+	prev, err := ts.GradSetEnabled(false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ts.GradSetEnabled(prev)
+	sb, err := NewStepBench(Presets[preset], batch, 4, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sb.Close()
+	run, flop := sb.Evaluate, sb.EvaluateFLOPs()
+	if step {
+		run, flop = sb.Step, sb.StepFLOPs()
+	}
+	if _, err := run(); err != nil { // warm-up (allocator, BLAS buffers)
+		b.Fatal(err)
+	}
+	var total time.Duration
+	b.ResetTimer()
+	for b.Loop() {
+		d, err := run()
+		if err != nil {
+			b.Fatal(err)
+		}
+		total += d
+	}
+	b.StopTimer()
+	sec := total.Seconds() / float64(b.N)
+	b.ReportMetric(sec*1e3, "ms/step")
+	b.ReportMetric(float64(batch)/sec, "images/s")
+	b.ReportMetric(flop/sec/1e9, "GFLOP/s")
+	b.ReportMetric(float64(NumThreads()), "threads")
+	b.ReportMetric(0, "ns/op") // ms/step says it
+}

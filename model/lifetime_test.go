@@ -1,0 +1,151 @@
+package model_test
+
+import (
+	"context"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/sugarme/gotch"
+
+	"github.com/cachetlab/cachet/model"
+)
+
+// rssBytes reads the process's resident set size.
+func rssBytes(t *testing.T) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pages, err := strconv.ParseInt(strings.Fields(string(b))[1], 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pages * int64(os.Getpagesize())
+}
+
+// 1000 sampler steps (with guidance and every seam in use) leave no C tensor behind and RSS flat.
+func TestMemoryFlatOver1000Steps(t *testing.T) {
+	w := model.NewWorker(false)
+	defer w.Close()
+	err := w.Do(context.Background(), func() error {
+		m, err := model.New(textConfig(), gotch.CPU)
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		captured := 0
+		hooks := &model.Hooks{
+			CaptureBlocks: []int{0, 1},
+			Capture:       func(int, *model.Feature) error { captured++; return nil },
+			Sublayer: func(_ int, _ model.Sublayer, compute func() (*model.Feature, error)) (*model.Feature, error) {
+				f, err := compute()
+				if err != nil {
+					return nil, err
+				}
+				return f.Clone() // the forward owns what a hook returns
+			},
+		}
+		run := func(requests int) {
+			for r := range requests {
+				req := model.SampleRequest{Prompts: []string{"a red cat"}, Seed: int64(r), Steps: 50, Guidance: 2,
+					Cache: everyStep{hooks}}
+				if _, err := m.Sample(context.Background(), req); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		run(2) // warm-up: allocator pools, lazily built kernels
+		runtime.GC()
+		tensors, rss := model.LiveTensors(), rssBytes(t)
+		run(20) // 1000 steps
+		runtime.GC()
+		if got := model.LiveTensors(); got != tensors {
+			t.Errorf("live C tensors: %d before, %d after 1000 steps", tensors, got)
+		}
+		grown := rssBytes(t) - rss
+		t.Logf("RSS %+.1f MiB over 1000 steps; %d captures", float64(grown)/(1<<20), captured)
+		if grown > 64<<20 {
+			t.Errorf("RSS grew by %.1f MiB over 1000 steps", float64(grown)/(1<<20))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// everyStep is a StepCache that always computes, through the given hooks.
+type everyStep struct{ h *model.Hooks }
+
+func (everyStep) Begin(model.Schedule) error { return nil }
+func (e everyStep) Eval(_ int, eval func(*model.Hooks) (*model.Feature, error)) (*model.Feature, error) {
+	return eval(e.h)
+}
+func (everyStep) End() {}
+
+func TestSampleIsDeterministicAndCancellable(t *testing.T) {
+	w := model.NewWorker(false)
+	defer w.Close()
+	err := w.Do(context.Background(), func() error {
+		m, err := model.New(textConfig(), gotch.CPU)
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		perturb(t, m)
+		req := model.SampleRequest{Prompts: []string{"a red cat", "dog"}, Seed: 4, Steps: 6, Guidance: 2}
+		a, err := m.Sample(context.Background(), req)
+		if err != nil {
+			return err
+		}
+		b, err := m.Sample(context.Background(), req)
+		if err != nil {
+			return err
+		}
+		if len(a.StepTimes) != 6 {
+			t.Errorf("got %d step timings, want 6", len(a.StepTimes))
+		}
+		for i := range a.Pixels {
+			if a.Pixels[i] != b.Pixels[i] {
+				t.Fatalf("same seed, different pixel %d", i)
+			}
+		}
+		// Image i depends on (seed, i) only: the first image alone equals the first of the pair.
+		one, err := m.Sample(context.Background(), model.SampleRequest{Prompts: []string{"a red cat"}, Seed: 4, Steps: 6, Guidance: 2})
+		if err != nil {
+			return err
+		}
+		for i := range one.Pixels {
+			if d := one.Pixels[i] - a.Pixels[i]; d > 1e-5 || d < -1e-5 {
+				t.Fatalf("image 0 changed with the batch: pixel %d %v vs %v", i, one.Pixels[i], a.Pixels[i])
+			}
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if _, err := m.Sample(ctx, req); err == nil || !strings.Contains(err.Error(), "canceled at step 0") {
+			t.Errorf("canceled context: %v", err)
+		}
+		for _, bad := range []model.SampleRequest{
+			{Prompts: []string{"a red zebra"}, Steps: 4},
+			{Prompts: []string{"a cat"}, Steps: -1},
+			{Prompts: nil, Steps: 4},
+			{Prompts: []string{"a cat"}, Steps: 4, Guidance: -1},
+		} {
+			if _, err := m.Sample(context.Background(), bad); err == nil {
+				t.Errorf("Sample(%+v) accepted a bad request", bad)
+			}
+		}
+		_, err = m.Sample(context.Background(), model.SampleRequest{Prompts: []string{"a red zebra"}, Steps: 4})
+		if err == nil || !strings.Contains(err.Error(), `unknown word "zebra"`) || !strings.Contains(err.Error(), "a, red, blue, cat, dog") {
+			t.Errorf("unknown word error = %v", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
