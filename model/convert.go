@@ -32,8 +32,17 @@ import (
 // cannot tell.
 var ditHeadsByWidth = map[int]int{384: 6, 768: 12, 1024: 16, 1152: 16}
 
-// posEmbedTolerance bounds |pos_embed − Cachet's sin-cos| (both are float32 roundings of float64 values).
-const posEmbedTolerance = 1e-5
+// posEmbedTolerance bounds |pos_embed − Cachet's sin-cos| for a float32 (or float64) checkpoint: both are
+// roundings of the same float64 values. Half-precision checkpoints get their rounding error (|values| ≤ 1).
+func posEmbedTolerance(t *torchTensor) float64 {
+	switch t.storage.GetData().(type) {
+	case []half.Float16:
+		return 1e-3 // half an ulp of 1 is 2^-11 ≈ 4.9e-4
+	case []half.BFloat16:
+		return 8e-3 // 2^-8 ≈ 3.9e-3
+	}
+	return 1e-5
+}
 
 // ditLabelTable is DiT's name for the label table; Cachet names the tensor without ".weight".
 const ditLabelTable = "y_embedder.embedding_table.weight"
@@ -93,15 +102,17 @@ func ConvertDiT(ptPath string, hint Config) (safetensors.File, Config, error) {
 // ConvertDiTFile converts the checkpoint at ptPath (see ConvertDiT) and writes the Cachet weights file to
 // outPath atomically (a temporary file renamed into place), streaming the tensors.
 func ConvertDiTFile(ptPath, outPath string, hint Config) (Config, error) {
-	f, cfg, err := ConvertDiT(ptPath, hint)
-	if err != nil {
-		return Config{}, err
-	}
+	// The temporary file first: an unwritable destination fails before a long conversion.
 	tmp, err := os.CreateTemp(filepath.Dir(outPath), filepath.Base(outPath)+".tmp*")
 	if err != nil {
 		return Config{}, cachet.Errorf(cachet.CodeInvalidArgument, "cannot write %s: %v", outPath, err)
 	}
 	defer os.Remove(tmp.Name())
+	f, cfg, err := ConvertDiT(ptPath, hint)
+	if err != nil {
+		tmp.Close()
+		return Config{}, err
+	}
 	w := bufio.NewWriterSize(tmp, 1<<20)
 	if err := safetensors.Encode(w, f); err != nil {
 		tmp.Close()
@@ -253,6 +264,10 @@ func inferDiTConfig(path string, sd map[string]*torchTensor, hint Config) (Confi
 		return Config{}, bad("does not match the requested model: %s (image_size counts latent cells: pos_embed has %d×%d patches of %d)", strings.Join(conflicts, "; "), grid, grid, cfg.Patch)
 	}
 	if err := cfg.Validate(); err != nil {
+		var e *cachet.Error
+		if errors.As(err, &e) {
+			return Config{}, bad("%s", e.Message)
+		}
 		return Config{}, fmt.Errorf("checkpoint %s: %w", path, err)
 	}
 	return cfg, nil
@@ -323,7 +338,7 @@ func checkPosEmbed(path string, t *torchTensor, cfg Config) error {
 			}
 		}
 	}
-	if worst > posEmbedTolerance {
+	if worst > posEmbedTolerance(t) {
 		return cachet.Errorf(cachet.CodeInvalidArgument,
 			"checkpoint %s: pos_embed is not DiT's 2-D sin-cos table (max |Δ| %.3g at token %d, channel %d; Cachet recomputes the table, so the converted model would differ)",
 			path, worst, at/cfg.Width, at%cfg.Width)
@@ -421,6 +436,11 @@ func readTorchStateDict(path string) (map[string]*torchTensor, string, error) {
 	}
 	obj, err := unpickleTorch(path)
 	if err != nil {
+		if _, _, serr := ReadWeightsFile(path); serr == nil {
+			return nil, "", cachet.Errorf(cachet.CodeInvalidArgument, "%s is already a Cachet weights file, not a DiT .pt checkpoint", path)
+		} else if _, serr := safetensors.ReadFile(path); serr == nil {
+			return nil, "", cachet.Errorf(cachet.CodeInvalidArgument, "%s is a safetensors file, not a DiT .pt checkpoint (torch.save'd state_dict)", path)
+		}
 		return nil, "", cachet.Errorf(cachet.CodeInvalidArgument, "%s is not a PyTorch checkpoint that Cachet can read (a torch.save'd state_dict): %v", path, err)
 	}
 	entries, err := dictEntries(obj)
@@ -433,7 +453,7 @@ func readTorchStateDict(path string) (map[string]*torchTensor, string, error) {
 	for _, e := range entries {
 		st, ok := e.value.(*pickle.StorageTensor)
 		if !ok || st.Source == nil {
-			notTensors = append(notTensors, fmt.Sprintf("%s (%T)", e.key, e.value))
+			notTensors = append(notTensors, fmt.Sprintf("%s (%s)", e.key, describePickled(e.value)))
 			continue
 		}
 		sd[e.key] = &torchTensor{storage: st.Source, offset: st.StorageOffset, shape: st.Size, stride: st.Stride,
@@ -456,8 +476,34 @@ func unpickleTorch(path string) (obj any, err error) {
 			obj, err = nil, fmt.Errorf("the pickle reader failed: %v", r)
 		}
 	}()
-	return pickle.LoadWithUnpickler(path, func(r io.Reader) pickle.Unpickler { return pickle.NewUnpickler(r) })
+	return pickle.LoadWithUnpickler(path, func(r io.Reader) pickle.Unpickler {
+		u := pickle.NewUnpickler(r)
+		u.FindClass = findForeignClass // consulted after gotch's own torch classes
+		return u
+	})
 }
+
+// findForeignClass resolves the classes gotch's reader does not know: torch.BFloat16Storage (gotch has the
+// storage type but does not register it), and anything else — a training checkpoint's argparse "args", say —
+// as an opaque object, so that the state_dict next to it can still be read. An opaque object where a tensor
+// belongs is reported by name.
+func findForeignClass(module, name string) (any, error) {
+	if module == "torch" && name == "BFloat16Storage" {
+		return &pickle.BFloat16StorageClass{}, nil
+	}
+	return &opaqueClass{name: module + "." + name}, nil
+}
+
+type opaqueClass struct{ name string }
+
+func (c *opaqueClass) Call(...any) (any, error)  { return &opaqueObject{c.name}, nil }
+func (c *opaqueClass) PyNew(...any) (any, error) { return &opaqueObject{c.name}, nil }
+
+// opaqueObject stands for an instance of a class Cachet does not read; its state is dropped.
+type opaqueObject struct{ class string }
+
+func (o *opaqueObject) PySetState(any) error { return nil }
+func (o *opaqueObject) String() string       { return "a Python " + o.class }
 
 // unwrapCheckpoint picks the state_dict of a training checkpoint ({"ema": …, "model": …, "opt": …}): the
 // EMA weights first, as DiT's own sampling scripts do.
@@ -473,6 +519,21 @@ func unwrapCheckpoint(entries []dictEntry) ([]dictEntry, string) {
 		}
 	}
 	return entries, "top level"
+}
+
+// describePickled names an unpickled value's Python type for error messages.
+func describePickled(v any) string {
+	switch v := v.(type) {
+	case *opaqueObject:
+		return v.String()
+	case *pickle.StorageTensor:
+		return "a tensor"
+	case *pickle.Dict, *pickle.OrderedDict:
+		return "a dict"
+	case nil:
+		return "None"
+	}
+	return fmt.Sprintf("a %T", v)
 }
 
 type dictEntry struct {
@@ -509,7 +570,7 @@ func dictEntries(obj any) ([]dictEntry, error) {
 			}
 		}
 	default:
-		return nil, fmt.Errorf("the checkpoint holds a %T, not a state_dict", obj)
+		return nil, fmt.Errorf("it holds %s, not a state_dict (save model.state_dict())", describePickled(obj))
 	}
 	return out, nil
 }

@@ -103,3 +103,25 @@ func setTrainable(vs *nn.VarStore, on bool) error {
 	}
 	return nil
 }
+
+// Device is where a model's tensors live (libtorch's device, re-exported so callers need not import gotch).
+type Device = gotch.Device
+
+// CPU is the host device.
+var CPU = gotch.CPU
+
+// ParseDevice maps "cpu", "cuda" or "auto" (CUDA when the linked libtorch has it) to a Device.
+func ParseDevice(name string) (Device, error) {
+	switch name {
+	case "cpu":
+		return gotch.CPU, nil
+	case "cuda":
+		if gotch.CPU.CudaIfAvailable() == gotch.CPU {
+			return gotch.CPU, fmt.Errorf("model: --device cuda, but the linked libtorch has no CUDA; use cpu or auto")
+		}
+		return gotch.CudaBuilder(0), nil
+	case "auto", "":
+		return gotch.CPU.CudaIfAvailable(), nil
+	}
+	return gotch.CPU, fmt.Errorf("model: unknown device %q: use auto, cpu or cuda", name)
+}

@@ -15,7 +15,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/sugarme/gotch"
 
 	"github.com/cachetlab/cachet"
 	"github.com/cachetlab/cachet/dataset"
@@ -161,7 +160,7 @@ func runBase(ctx context.Context, cfg BaseConfig, set, val *dataset.Set) error {
 	if err := model.SetSeed(int64(cfg.Seed)); err != nil {
 		return err
 	}
-	m, err := model.New(cfg.Model, gotch.CPU)
+	m, err := model.New(cfg.Model, model.CPU)
 	if err != nil {
 		return err
 	}

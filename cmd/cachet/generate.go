@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"github.com/sugarme/gotch"
 
 	"github.com/cachetlab/cachet"
 	"github.com/cachetlab/cachet/dataset"
@@ -114,14 +113,14 @@ func runGenerate(cmd *cobra.Command, cf *configFlags, g generateFlags) error {
 
 func loadOrInit(g generateFlags) (*model.DiT, error) {
 	if g.weights != "" {
-		m, _, err := model.Load(g.weights, gotch.CPU)
+		m, _, err := model.Load(g.weights, model.CPU)
 		return m, err
 	}
 	cfg, err := model.Preset(g.preset)
 	if err != nil {
 		return nil, err
 	}
-	return model.New(cfg, gotch.CPU)
+	return model.New(cfg, model.CPU)
 }
 
 // canonicalPrompt checks a prompt against the model's grammar: for models trained on Cachet's scenes the
