@@ -15,7 +15,6 @@ import (
 	"strconv"
 	"time"
 
-
 	"github.com/cachetlab/cachet"
 	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/model"
