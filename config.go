@@ -15,6 +15,8 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// StartupTimeout bounds each component's first contact at start.
 	StartupTimeout time.Duration
+	// Weights is the denoiser's weights file; serve starts without a model when it does not exist yet.
+	Weights string
 	// TorchThreads sets libtorch's intra-op thread count (0 = libtorch's default).
 	TorchThreads int
 	// LogLevel is debug, info, warn or error.
@@ -47,6 +49,7 @@ func DefaultConfig() Config {
 		},
 		ShutdownTimeout: 15 * time.Second,
 		StartupTimeout:  5 * time.Second,
+		Weights:         "weights/base.safetensors",
 		LogLevel:        "info",
 		LogFormat:       "text",
 	}

@@ -29,6 +29,7 @@ func (c *configFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&c.cfg.S3.UseTLS, "s3-tls", d.S3.UseTLS, "use HTTPS for S3")
 	fs.DurationVar(&c.cfg.ShutdownTimeout, "shutdown-timeout", d.ShutdownTimeout, "graceful shutdown limit")
 	fs.DurationVar(&c.cfg.StartupTimeout, "startup-timeout", d.StartupTimeout, "limit for each component's first contact at start")
+	fs.StringVar(&c.cfg.Weights, "weights", d.Weights, "denoiser weights (safetensors)")
 	fs.IntVar(&c.cfg.TorchThreads, "torch-threads", d.TorchThreads, "libtorch intra-op threads (0 = libtorch's default)")
 	fs.StringVar(&c.cfg.LogLevel, "log-level", d.LogLevel, "debug|info|warn|error")
 	fs.StringVar(&c.cfg.LogFormat, "log-format", d.LogFormat, "text|json")

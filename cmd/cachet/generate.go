@@ -37,7 +37,6 @@ func newGenerateCmd(cf *configFlags) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&g.weights, "weights", "", "weights file (safetensors)")
 	f.StringVar(&g.preset, "preset", "", "random weights of a named preset instead of --weights ("+strings.Join(model.PresetNames(), ", ")+")")
 	f.StringVar(&g.prompt, "prompt", "", "what to draw (text-conditioned models)")
 	f.IntVar(&g.label, "label", -1, "class label (label-conditioned models)")
@@ -51,9 +50,10 @@ func newGenerateCmd(cf *configFlags) *cobra.Command {
 }
 
 func runGenerate(cmd *cobra.Command, cf *configFlags, g generateFlags) error {
+	if g.preset == "" {
+		g.weights = cf.cfg.Weights // the global --weights (default weights/base.safetensors)
+	}
 	switch {
-	case (g.weights == "") == (g.preset == ""):
-		return cachet.Errorf(cachet.CodeInvalidArgument, "give exactly one of --weights or --preset")
 	case g.n < 1 || g.n > maxGenerate:
 		return cachet.Errorf(cachet.CodeInvalidArgument, "--n must be between 1 and %d (got %d)", maxGenerate, g.n)
 	case g.steps < 1 || g.steps > model.MaxSteps:

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -54,6 +55,12 @@ func serve(ctx context.Context, cfg cachet.Config) error {
 		return fmt.Errorf("model: %w", err)
 	}
 
+	weights, err := loadServingModel(ctx, cfg.Weights)
+	if err != nil {
+		return err
+	}
+	defer weights.close()
+
 	srv, err := api.New(api.Options{
 		Version: version,
 		Components: []api.Component{
@@ -61,7 +68,7 @@ func serve(ctx context.Context, cfg cachet.Config) error {
 			{Name: "object_store", Check: func(ctx context.Context) (any, error) {
 				return map[string]string{"bucket": objects.Bucket()}, objects.Check(ctx)
 			}},
-			{Name: "model", Check: func(context.Context) (any, error) { return model.Runtime(), nil }},
+			{Name: "model", Check: func(context.Context) (any, error) { return weights.status(), nil }},
 		},
 	})
 	if err != nil {
@@ -69,4 +76,58 @@ func serve(ctx context.Context, cfg cachet.Config) error {
 	}
 	slog.Info("cachet serving", "addr", ln.Addr().String(), "version", version)
 	return srv.Serve(ctx, ln, cfg.ShutdownTimeout)
+}
+
+// servingModel is the denoiser the API serves, on its own worker.
+type servingModel struct {
+	worker *model.Worker
+	dit    *model.DiT
+	path   string
+}
+
+// loadServingModel loads the weights file when it exists. A missing file is not an error yet (no endpoint
+// generates); an unreadable or invalid one stops the start.
+func loadServingModel(ctx context.Context, path string) (*servingModel, error) {
+	s := &servingModel{path: path}
+	if path == "" {
+		return s, nil
+	}
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		slog.Warn("no model weights yet: serving without a model", "weights", path, "fix", "train them with 'cachet train base'")
+		return s, nil
+	}
+	s.worker = model.NewWorker(false)
+	err := s.worker.Do(ctx, func() error {
+		m, _, err := model.Load(path, model.CPU)
+		s.dit = m
+		return err
+	})
+	if err != nil {
+		s.worker.Close()
+		return nil, fmt.Errorf("model: %w", err)
+	}
+	slog.Info("model loaded", "weights", path, "params", s.dit.NumParams())
+	return s, nil
+}
+
+func (s *servingModel) status() any {
+	st := map[string]any{"runtime": model.Runtime(), "weights": s.path, "loaded": s.dit != nil}
+	if s.dit != nil {
+		st["params"] = s.dit.NumParams()
+		st["config"] = s.dit.Cfg.String()
+	}
+	return st
+}
+
+func (s *servingModel) close() {
+	if s.worker == nil {
+		return
+	}
+	_ = s.worker.Do(context.Background(), func() error {
+		if s.dit != nil {
+			s.dit.Close()
+		}
+		return nil
+	})
+	s.worker.Close()
 }

@@ -34,6 +34,7 @@ func TestServeRefusesBadConfig(t *testing.T) {
 		{"database unreachable", func(c *cachet.Config) { c.DatabaseURL = "postgres://cachet@127.0.0.1:1/cachet" }, "postgres: cannot reach"},
 		{"bad S3 credentials", func(c *cachet.Config) { c.S3.SecretKey = "wrong" }, "object store: the credentials were refused"},
 		{"S3 unreachable", func(c *cachet.Config) { c.S3.Endpoint = "127.0.0.1:1" }, "object store: cannot reach"},
+		{"invalid weights", func(c *cachet.Config) { c.Weights = "serve_test.go" }, "model: invalid_argument: weights file serve_test.go is not a valid safetensors file"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
