@@ -1,0 +1,192 @@
+package stepcache_test
+
+import (
+	"context"
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/cachetlab/cachet/model"
+	"github.com/cachetlab/cachet/stepcache"
+)
+
+func TestConfigValidation(t *testing.T) {
+	tests := []struct {
+		cfg  stepcache.Config
+		want string // "" = valid
+	}{
+		{stepcache.Config{}, ""},
+		{stepcache.Config{Name: "TaylorSeer", Params: map[string]float64{"interval": 3, "order": 2}}, ""},
+		{stepcache.Config{Name: "magic"}, `unknown cache policy "magic"; policies: fbcache, fora, none, taylorseer`},
+		{stepcache.Config{Name: "fora", Params: map[string]float64{"n": 3}}, `cache policy fora has no parameter "n"; it takes: fora: interval=3 (1…50)`},
+		{stepcache.Config{Name: "fora", Params: map[string]float64{"interval": 0}}, "interval must be an integer in 1…50 (got 0)"},
+		{stepcache.Config{Name: "taylorseer", Params: map[string]float64{"order": 2.5}}, "order must be an integer in 0…6"},
+		{stepcache.Config{Name: "fbcache", Params: map[string]float64{"threshold": math.NaN()}}, "threshold must be a number in 0…1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.cfg.Name, func(t *testing.T) {
+			err := tc.cfg.Validate()
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("Validate() = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// scripted drives a policy over a trajectory: one block, and "computing" a sublayer returns f(step).
+func scripted(t *testing.T, p stepcache.Policy, steps int, f func(step int) float32) (got []float32, computed []bool) {
+	t.Helper()
+	if err := p.Begin(model.Schedule{Steps: steps}); err != nil {
+		t.Fatal(err)
+	}
+	defer p.End()
+	for i := range steps {
+		ran := false
+		out, err := p.Eval(i, func(h *model.Hooks) (*model.Feature, error) {
+			return h.Sublayer(0, model.SublayerMLP, func() (*model.Feature, error) {
+				ran = true
+				return model.NewFeature([]float32{f(i), 2 * f(i)}, []int64{2}, model.CPU)
+			})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := out.Values()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out.Drop()
+		got, computed = append(got, v[0]), append(computed, ran)
+	}
+	return got, computed
+}
+
+// taylorReference is TaylorSeer's forecast computed on scalars, independently of the policy: backward
+// differences over the full steps' values, divided by the step gap, summed as a Taylor series.
+func taylorReference(f func(float64) float64, fullSteps []int, order, step int) float64 {
+	var d []float64
+	last := 0
+	for _, s := range fullSteps {
+		if s > step {
+			break
+		}
+		next := []float64{f(float64(s))}
+		for i := 0; i < order && i < len(d); i++ {
+			next = append(next, (next[i]-d[i])/float64(s-last))
+		}
+		d, last = next, s
+	}
+	k, out, fact := float64(step-last), 0.0, 1.0
+	for i, v := range d {
+		if i > 0 {
+			fact *= float64(i)
+		}
+		out += v * math.Pow(k, float64(i)) / fact
+	}
+	return out
+}
+
+func TestTaylorSeerForecastsPolynomialTrajectories(t *testing.T) {
+	tests := []struct {
+		name  string
+		order int
+		f     func(float64) float64
+		exact bool // a polynomial of degree ≤ 1 is forecast exactly
+	}{
+		{"linear, order 1", 1, func(s float64) float64 { return 3 - 0.5*s }, true},
+		{"linear, order 3", 3, func(s float64) float64 { return 3 - 0.5*s }, true},
+		{"quadratic, order 2", 2, func(s float64) float64 { return 1 + 0.2*s - 0.03*s*s }, false},
+		{"cubic, order 3", 3, func(s float64) float64 { return 0.5 - 0.1*s + 0.02*s*s + 0.001*s*s*s }, false},
+	}
+	full := []int{0, 3, 6, 9, 12, 15, 18, 21}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := stepcache.New(stepcache.Config{Name: "taylorseer", Params: map[string]float64{"interval": 3, "order": float64(tc.order), "warmup": 0}}, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, computed := scripted(t, p, 24, func(s int) float32 { return float32(tc.f(float64(s))) })
+			for s := range got {
+				want := taylorReference(tc.f, full, tc.order, s)
+				if math.Abs(float64(got[s])-want) > 1e-4*max(1, math.Abs(want)) {
+					t.Errorf("step %d (computed %v): %v, want %v", s, computed[s], got[s], want)
+				}
+				if tc.exact && s >= 3 && math.Abs(float64(got[s])-tc.f(float64(s))) > 1e-4 {
+					t.Errorf("step %d: %v, want the trajectory's %v", s, got[s], tc.f(float64(s)))
+				}
+			}
+			// Steps 1–2 follow the first full step, with no derivative yet: a plain reuse.
+			if st := p.Stats(); st.Computed != 8 || st.Reused != 2 || st.Forecast != 14 {
+				t.Errorf("stats %+v: want 8 computed, 2 reused, 14 forecast", st)
+			}
+		})
+	}
+}
+
+func TestFORAReusesBetweenFullSteps(t *testing.T) {
+	p, err := stepcache.New(stepcache.Config{Name: "fora", Params: map[string]float64{"interval": 4}}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, computed := scripted(t, p, 10, func(s int) float32 { return float32(s) })
+	for s := range got {
+		last := float32(s - s%4)
+		if got[s] != last || computed[s] != (s%4 == 0) {
+			t.Errorf("step %d: %v (computed %v), want %v", s, got[s], computed[s], last)
+		}
+	}
+	if st := p.Stats(); st.Computed != 3 || st.Reused != 7 || math.Abs(st.ComputeFraction-0.3) > 1e-9 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// With caching disabled each policy reproduces the uncached sampler exactly.
+func TestDisabledPoliciesMatchUncached(t *testing.T) {
+	w := model.NewWorker(false)
+	defer w.Close()
+	cfg := model.Config{ImageSize: 8, Channels: 1, Patch: 2, Width: 32, Depth: 3, Heads: 2, MLPRatio: 2,
+		Prediction: model.PredictFlow, Cond: model.CondLabel, NumClasses: 3}
+	err := w.Do(context.Background(), func() error {
+		m, err := model.New(cfg, model.CPU)
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		sample := func(p stepcache.Policy) []float32 {
+			req := model.SampleRequest{Labels: []int{0, 2}, Seed: 1, Steps: 8, Guidance: 2}
+			if p != nil {
+				req.Cache = p
+			}
+			res, err := m.Sample(context.Background(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return res.Pixels
+		}
+		want := sample(nil)
+		for _, c := range []stepcache.Config{
+			{Name: "none"},
+			{Name: "fora", Params: map[string]float64{"interval": 1}},
+			{Name: "taylorseer", Params: map[string]float64{"interval": 1}},
+			{Name: "fbcache", Params: map[string]float64{"threshold": 0}},
+		} {
+			p, err := stepcache.New(c, cfg.Depth)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := sample(p)
+			for i := range want {
+				if got[i] != want[i] {
+					t.Fatalf("%s: pixel %d = %v, uncached %v", c.Name, i, got[i], want[i])
+				}
+			}
+			if st := p.Stats(); st.ComputeFraction != 1 {
+				t.Errorf("%s: compute fraction %v, want 1", c.Name, st.ComputeFraction)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
