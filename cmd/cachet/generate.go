@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -12,6 +13,7 @@ import (
 	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/eval"
 	"github.com/cachetlab/cachet/model"
+	"github.com/cachetlab/cachet/stepcache"
 )
 
 // maxGenerate bounds --n: a grid of more images is not readable and the batch would not fit comfortably.
@@ -22,6 +24,8 @@ type generateFlags struct {
 	label, n, steps, cols        int
 	seed                         int64
 	guidance                     float64
+	cache                        string
+	cacheParams                  map[string]string
 }
 
 func newGenerateCmd(cf *configFlags) *cobra.Command {
@@ -46,6 +50,8 @@ func newGenerateCmd(cf *configFlags) *cobra.Command {
 	f.Float64Var(&g.guidance, "guidance", 4, "classifier-free guidance scale (1 = off)")
 	f.StringVar(&g.out, "out", "grid.png", "output PNG")
 	f.IntVar(&g.cols, "cols", 0, "grid columns (0 = square)")
+	f.StringVar(&g.cache, "cache", "none", "step-cache policy: "+strings.Join(stepcache.Names(), ", "))
+	f.StringToStringVar(&g.cacheParams, "cache-param", nil, "policy parameters, e.g. --cache-param interval=3,order=2")
 	return cmd
 }
 
@@ -61,20 +67,33 @@ func runGenerate(cmd *cobra.Command, cf *configFlags, g generateFlags) error {
 	case !strings.HasSuffix(strings.ToLower(g.out), ".png"):
 		return cachet.Errorf(cachet.CodeInvalidArgument, "--out %q must name a .png file", g.out)
 	}
+	cacheCfg, err := cacheConfig(g.cache, g.cacheParams)
+	if err != nil {
+		return err
+	}
+	if err := cacheCfg.Validate(); err != nil {
+		return err
+	}
 	if err := model.SetNumThreads(cf.cfg.TorchThreads); err != nil {
 		return err
 	}
+	var stats stepcache.Stats
 	w := model.NewWorker(false)
 	defer w.Close()
 	var res *model.SampleResult
 	var label string
-	err := w.Do(cmd.Context(), func() error {
+	err = w.Do(cmd.Context(), func() error {
 		m, err := loadOrInit(g)
 		if err != nil {
 			return err
 		}
 		defer m.Close()
-		req := model.SampleRequest{Seed: g.seed, Steps: g.steps, Guidance: g.guidance}
+		policy, err := stepcache.New(cacheCfg, m.Cfg.Depth)
+		if err != nil {
+			return err
+		}
+		req := model.SampleRequest{Seed: g.seed, Steps: g.steps, Guidance: g.guidance, Cache: policy}
+		defer func() { stats = policy.Stats() }()
 		if m.Cfg.Cond == model.CondText {
 			prompt, err := canonicalPrompt(m.Cfg, g.prompt)
 			if err != nil {
@@ -102,7 +121,9 @@ func runGenerate(cmd *cobra.Command, cf *configFlags, g generateFlags) error {
 	for _, d := range res.StepTimes {
 		total += d.Seconds()
 	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "%d images, %d steps: %.2f s (%.1f ms/step)\n", res.N, len(res.StepTimes), total, 1000*total/float64(len(res.StepTimes)))
+	fmt.Fprintf(cmd.ErrOrStderr(), "%d images, %d steps: %.2f s (%.1f ms/step); cache %s: %d computed, %d reused, %d forecast units, compute fraction %.2f, %.1f MiB held\n",
+		res.N, len(res.StepTimes), total, 1000*total/float64(len(res.StepTimes)), stats.Policy, stats.Computed, stats.Reused, stats.Forecast,
+		stats.ComputeFraction, float64(stats.ExtraBytes)/(1<<20))
 	tiles, labels := toTiles(res), slices.Repeat([]string{label}, res.N)
 	if err := eval.WritePNG(g.out, eval.Grid(tiles, res.W, res.H, g.cols, labels, 4)); err != nil {
 		return err
@@ -156,4 +177,17 @@ func toTiles(res *model.SampleResult) [][]float32 {
 		tiles[i] = tile
 	}
 	return tiles
+}
+
+// cacheConfig turns --cache and --cache-param into a policy config.
+func cacheConfig(name string, raw map[string]string) (stepcache.Config, error) {
+	c := stepcache.Config{Name: name, Params: map[string]float64{}}
+	for k, v := range raw {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return c, cachet.Errorf(cachet.CodeInvalidArgument, "--cache-param %s=%q is not a number", k, v)
+		}
+		c.Params[k] = f
+	}
+	return c, nil
 }
