@@ -17,7 +17,7 @@ func TestConfigValidation(t *testing.T) {
 	}{
 		{stepcache.Config{}, ""},
 		{stepcache.Config{Name: "TaylorSeer", Params: map[string]float64{"interval": 3, "order": 2}}, ""},
-		{stepcache.Config{Name: "magic"}, `unknown cache policy "magic"; policies: fbcache, fora, none, taylorseer`},
+		{stepcache.Config{Name: "magic"}, `unknown cache policy "magic"; policies: dbcache, fbcache, fora, none, taylorseer`},
 		{stepcache.Config{Name: "fora", Params: map[string]float64{"n": 3}}, `cache policy fora has no parameter "n"; it takes: fora: interval=3 (1…50)`},
 		{stepcache.Config{Name: "fora", Params: map[string]float64{"interval": 0}}, "interval must be an integer in 1…50 (got 0)"},
 		{stepcache.Config{Name: "taylorseer", Params: map[string]float64{"order": 2.5}}, "order must be an integer in 0…6"},
@@ -169,6 +169,7 @@ func TestDisabledPoliciesMatchUncached(t *testing.T) {
 			{Name: "fora", Params: map[string]float64{"interval": 1}},
 			{Name: "taylorseer", Params: map[string]float64{"interval": 1}},
 			{Name: "fbcache", Params: map[string]float64{"threshold": 0}},
+			{Name: "dbcache", Params: map[string]float64{"threshold": 0, "fn": 1, "bn": 1}},
 		} {
 			p, err := stepcache.New(c, cfg.Depth)
 			if err != nil {
@@ -188,5 +189,59 @@ func TestDisabledPoliciesMatchUncached(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A scripted block stack: block b adds (b+1)·(1 + step/100) to x. The front residual barely changes from
+// step to step, so DBCache/FBCache skip the middle after warm-up and add the stored middle residual.
+func TestBlockCachesSkipWhatTheyShould(t *testing.T) {
+	tests := []struct {
+		cfg                      stepcache.Config
+		depth                    int
+		wantComputed, wantReused int
+	}{
+		// Step k's front residual differs from the one of the last full step k0 by (k−k0)/(100+k0): with
+		// threshold 0.05 the full steps are 0 and 5 (5/100 is not below it); blocks 1–3 are reused on 8 steps.
+		{stepcache.Config{Name: "fbcache", Params: map[string]float64{"threshold": 0.05, "warmup": 1}}, 4, 10*1 + 2*3, 8 * 3},
+		// Warm-up makes steps 0 and 1 full; then 2–6 are cached, 7 is full ((7−1)/101 ≥ 0.05), 8–9 cached.
+		// Blocks 0 and 3 always run; the middle two are reused on 7 steps.
+		{stepcache.Config{Name: "dbcache", Params: map[string]float64{"threshold": 0.05, "warmup": 2, "fn": 1, "bn": 1}}, 4, 10*2 + 3*2, 7 * 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.cfg.Name, func(t *testing.T) {
+			p, err := stepcache.New(tc.cfg, tc.depth)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Begin(model.Schedule{Steps: 10}); err != nil {
+				t.Fatal(err)
+			}
+			defer p.End()
+			for step := range 10 {
+				x, _ := model.NewFeature([]float32{1, 1}, []int64{2}, model.CPU)
+				out, err := p.Eval(step, func(h *model.Hooks) (*model.Feature, error) {
+					return h.Stack(x, func(from, to int, in *model.Feature) (*model.Feature, error) {
+						add := 0.0
+						for b := from; b < to; b++ {
+							add += float64(b+1) * (1 + float64(step)/100)
+						}
+						return model.Combine([]float64{1, add}, []*model.Feature{in, x}) // x = ones
+					})
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				v, _ := out.Values()
+				full := 1 + 10*(1+float64(step)/100)
+				if math.Abs(float64(v[0])-full) > 0.05*full {
+					t.Errorf("step %d: %v, want about %v", step, v[0], full)
+				}
+				out.Drop()
+				x.Drop()
+			}
+			if st := p.Stats(); st.Computed != tc.wantComputed || st.Reused != tc.wantReused {
+				t.Errorf("stats %+v, want %d computed and %d reused units", st, tc.wantComputed, tc.wantReused)
+			}
+		})
 	}
 }
