@@ -17,7 +17,7 @@ func TestConfigValidation(t *testing.T) {
 	}{
 		{stepcache.Config{}, ""},
 		{stepcache.Config{Name: "TaylorSeer", Params: map[string]float64{"interval": 3, "order": 2}}, ""},
-		{stepcache.Config{Name: "magic"}, `unknown cache policy "magic"; policies: dbcache, fbcache, fora, none, taylorseer`},
+		{stepcache.Config{Name: "magic"}, `unknown cache policy "magic"; policies: abcache, dbcache, fbcache, fora, none, taylorseer`},
 		{stepcache.Config{Name: "fora", Params: map[string]float64{"n": 3}}, `cache policy fora has no parameter "n"; it takes: fora: interval=3 (1…50)`},
 		{stepcache.Config{Name: "fora", Params: map[string]float64{"interval": 0}}, "interval must be an integer in 1…50 (got 0)"},
 		{stepcache.Config{Name: "taylorseer", Params: map[string]float64{"order": 2.5}}, "order must be an integer in 0…6"},
@@ -170,6 +170,7 @@ func TestDisabledPoliciesMatchUncached(t *testing.T) {
 			{Name: "taylorseer", Params: map[string]float64{"interval": 1}},
 			{Name: "fbcache", Params: map[string]float64{"threshold": 0}},
 			{Name: "dbcache", Params: map[string]float64{"threshold": 0, "fn": 1, "bn": 1}},
+			{Name: "abcache", Params: map[string]float64{"interval": 1}},
 		} {
 			p, err := stepcache.New(c, cfg.Depth)
 			if err != nil {
@@ -243,5 +244,41 @@ func TestBlockCachesSkipWhatTheyShould(t *testing.T) {
 				t.Errorf("stats %+v, want %d computed and %d reused units", st, tc.wantComputed, tc.wantReused)
 			}
 		})
+	}
+}
+
+// AB-Cache extrapolates the model output exactly for polynomial trajectories below its order.
+func TestABCacheExtrapolatesPolynomials(t *testing.T) {
+	for _, tc := range []struct {
+		order int
+		f     func(float64) float64
+	}{
+		{2, func(s float64) float64 { return 4 - 0.3*s }},
+		{3, func(s float64) float64 { return 1 + 0.2*s - 0.05*s*s }},
+	} {
+		p, err := stepcache.New(stepcache.Config{Name: "abcache", Params: map[string]float64{"order": float64(tc.order), "warmup": 3, "interval": 4, "feed_predictions": 1}}, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Begin(model.Schedule{Steps: 12}); err != nil {
+			t.Fatal(err)
+		}
+		for step := range 12 {
+			out, err := p.Eval(step, func(*model.Hooks) (*model.Feature, error) {
+				return model.NewFeature([]float32{float32(tc.f(float64(step)))}, []int64{1}, model.CPU)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, _ := out.Values()
+			out.Drop()
+			if want := tc.f(float64(step)); math.Abs(float64(v[0])-want) > 1e-4 {
+				t.Errorf("order %d, step %d: %v, want %v", tc.order, step, v[0], want)
+			}
+		}
+		p.End()
+		if st := p.Stats(); st.Forecast != 7 || st.Computed != 5 {
+			t.Errorf("order %d: stats %+v, want 5 computed (warm-up 0–2, then 4 and 8) and 7 forecast", tc.order, st)
+		}
 	}
 }
