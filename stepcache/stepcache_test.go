@@ -208,6 +208,9 @@ func TestBlockCachesSkipWhatTheyShould(t *testing.T) {
 		// Warm-up makes steps 0 and 1 full; then 2–6 are cached, 7 is full ((7−1)/101 ≥ 0.05), 8–9 cached.
 		// Blocks 0 and 3 always run; the middle two are reused on 7 steps.
 		{stepcache.Config{Name: "dbcache", Params: map[string]float64{"threshold": 0.05, "warmup": 2, "fn": 1, "bn": 1}}, 4, 10*2 + 3*2, 7 * 2},
+		// Outputs change ~1 % per step: after every computed step from step 1 on, one step (10 % of 10) is
+		// reused; step 9 is in the late 10 % and computes: computed 0, 1, 3, 5, 7, 9; reused 2, 4, 6, 8.
+		{stepcache.Config{Name: "bwcache", Params: map[string]float64{"delta": 0.2}}, 4, 6 * 4, 4 * 4},
 	}
 	for _, tc := range tests {
 		t.Run(tc.cfg.Name, func(t *testing.T) {
