@@ -5,6 +5,7 @@ import (
 	"math"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -114,6 +115,7 @@ func benchDenoiser(b *testing.B, preset string, batch int, step bool) {
 	var total time.Duration
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := processCPU(b)
 	for b.Loop() {
 		d, err := run()
 		if err != nil {
@@ -121,14 +123,25 @@ func benchDenoiser(b *testing.B, preset string, batch int, step bool) {
 		}
 		total += d
 	}
+	cpu := processCPU(b) - cpu0
 	b.StopTimer()
 	sec := total.Seconds() / float64(b.N)
 	b.ReportMetric(sec*1e3, "ms/step")
+	// Process CPU time (all threads, GC included): steadier than wall time on a shared machine.
+	b.ReportMetric(cpu.Seconds()*1e3/float64(b.N), "cpu-ms/step")
 	b.ReportMetric(float64(batch)/sec, "images/s")
 	b.ReportMetric(flop/sec/1e9, "GFLOP/s")
 	b.ReportMetric(float64(NumThreads()), "threads")
 	b.ReportMetric(float64(tensors), "tensors/step")
 	b.ReportMetric(0, "ns/op") // ms/step says it
+}
+
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkTensorOpOverhead is the fixed cost of one gotch op on a 1-element tensor (creating and dropping

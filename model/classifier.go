@@ -115,25 +115,6 @@ func NewClassifier(device gotch.Device) (*Classifier, error) {
 	return c, nil
 }
 
-// ClassifierDevice resolves a --device value for the classifier: "cpu", "cuda" (the first GPU; an error
-// when the linked libtorch has none) or "auto" (CUDA when available, else the CPU). It lets cmd/ pick a
-// device without importing gotch.
-func ClassifierDevice(name string) (gotch.Device, error) {
-	cuda := gotch.CPU.CudaIfAvailable()
-	switch name {
-	case "cpu":
-		return gotch.CPU, nil
-	case "auto", "":
-		return cuda, nil
-	case "cuda":
-		if cuda == gotch.CPU {
-			return gotch.CPU, cachet.Errorf(cachet.CodeInvalidArgument, "--device cuda: the linked libtorch has no CUDA device; use --device cpu or auto")
-		}
-		return cuda, nil
-	}
-	return gotch.CPU, cachet.Errorf(cachet.CodeInvalidArgument, "--device %q: use auto, cpu or cuda", name)
-}
-
 // SetTrainable turns gradient tracking of every parameter on (to train a loaded classifier further) or
 // off. gotch's VarStore.Unfreeze cannot be used for this (see setTrainable).
 func (c *Classifier) SetTrainable(on bool) error { return setTrainable(c.VS, on) }

@@ -36,10 +36,14 @@ func Combine(coeffs []float64, fs []*Feature) (*Feature, error) {
 }
 
 // Add returns f + g.
-func (f *Feature) Add(g *Feature) (*Feature, error) { return Combine([]float64{1, 1}, []*Feature{f, g}) }
+func (f *Feature) Add(g *Feature) (*Feature, error) {
+	return Combine([]float64{1, 1}, []*Feature{f, g})
+}
 
 // Sub returns f − g.
-func (f *Feature) Sub(g *Feature) (*Feature, error) { return Combine([]float64{1, -1}, []*Feature{f, g}) }
+func (f *Feature) Sub(g *Feature) (*Feature, error) {
+	return Combine([]float64{1, -1}, []*Feature{f, g})
+}
 
 // MeanAbs is mean(|f|).
 func (f *Feature) MeanAbs() (float64, error) {
@@ -89,4 +93,3 @@ func (f *Feature) Bytes() int64 {
 	}
 	return n * int64(f.t.DType().Size())
 }
-

@@ -26,6 +26,7 @@ import "C"
 
 import (
 	"fmt"
+	"github.com/cachetlab/cachet"
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/nn"
@@ -110,18 +111,20 @@ type Device = gotch.Device
 // CPU is the host device.
 var CPU = gotch.CPU
 
-// ParseDevice maps "cpu", "cuda" or "auto" (CUDA when the linked libtorch has it) to a Device.
+// ParseDevice maps a --device value to a Device: "cpu", "cuda" (the first GPU; an error when the linked
+// libtorch has none) or "auto" (CUDA when available).
 func ParseDevice(name string) (Device, error) {
+	cuda := gotch.CPU.CudaIfAvailable()
 	switch name {
 	case "cpu":
 		return gotch.CPU, nil
-	case "cuda":
-		if gotch.CPU.CudaIfAvailable() == gotch.CPU {
-			return gotch.CPU, fmt.Errorf("model: --device cuda, but the linked libtorch has no CUDA; use cpu or auto")
-		}
-		return gotch.CudaBuilder(0), nil
 	case "auto", "":
-		return gotch.CPU.CudaIfAvailable(), nil
+		return cuda, nil
+	case "cuda":
+		if cuda == gotch.CPU {
+			return gotch.CPU, cachet.Errorf(cachet.CodeInvalidArgument, "--device cuda: the linked libtorch has no CUDA device; use --device cpu or auto")
+		}
+		return cuda, nil
 	}
-	return gotch.CPU, fmt.Errorf("model: unknown device %q: use auto, cpu or cuda", name)
+	return gotch.CPU, cachet.Errorf(cachet.CodeInvalidArgument, "--device %q: use auto, cpu or cuda", name)
 }

@@ -74,6 +74,10 @@ func writeSafetensors(path string, f safetensors.File) error {
 		tmp.Close()
 		return fmt.Errorf("model: saving %s: %w", path, err)
 	}
+	if err := tmp.Chmod(0o644); err != nil { // CreateTemp makes 0600; weights are shared artifacts
+		tmp.Close()
+		return err
+	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
 		return err

@@ -284,7 +284,7 @@ func trainEvaluator(ctx context.Context, o evaluatorOpts, threads int, log io.Wr
 		if err := model.SetSeed(int64(o.Seed)); err != nil {
 			return err
 		}
-		dev, err := model.ClassifierDevice(o.Device)
+		dev, err := model.ParseDevice(o.Device)
 		if err != nil {
 			return err
 		}
