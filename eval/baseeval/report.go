@@ -1,0 +1,259 @@
+package baseeval
+
+import (
+	"fmt"
+	"image"
+	"path/filepath"
+	"strings"
+
+	"github.com/cachetlab/cachet/dataset"
+	"github.com/cachetlab/cachet/eval"
+)
+
+// The quality bars of the default model (at 50 steps).
+const (
+	ClassBar     = 0.85 // evaluator class accuracy on de-rendered generations
+	AttributeBar = 0.95 // size, position and inversion accuracy each
+)
+
+// Report is everything one evaluation found; report.json is its JSON encoding.
+type Report struct {
+	Config    RunConfig `json:"config"`
+	Generated Metrics   `json:"generated"`
+	Real      Metrics   `json:"real"` // real test-split items under the same scenes: the ceiling
+	Frechet   Frechet   `json:"frechet"`
+	Bars      Bars      `json:"bars"`
+	// MirrorClasses name the classes mirrored accuracy is scored on.
+	MirrorClasses []string `json:"mirror_classes"`
+	Seconds       float64  `json:"seconds"` // wall time of the whole run
+	// SampleSeconds is the generation time alone; ImagesPerSecond is N / SampleSeconds.
+	SampleSeconds   float64 `json:"sample_seconds"`
+	ImagesPerSecond float64 `json:"images_per_second"`
+}
+
+// RunConfig records what was evaluated and how.
+type RunConfig struct {
+	Weights         string  `json:"weights"`
+	WeightsSHA256   string  `json:"weights_sha256"`
+	Model           string  `json:"model"`
+	Evaluator       string  `json:"evaluator"`
+	EvaluatorSHA256 string  `json:"evaluator_sha256"`
+	Data            string  `json:"data"`
+	Steps           int     `json:"steps"`
+	Guidance        float64 `json:"guidance"`
+	Seeds           int     `json:"seeds"`      // images per prompt
+	FirstSeed       int64   `json:"first_seed"` // seeds FirstSeed … FirstSeed+Seeds−1
+	Prompts         int     `json:"prompts"`
+	Limit           int     `json:"limit"` // 0: the full prompt set
+	Batch           int     `json:"batch"`
+	N               int     `json:"n"` // images generated (prompts × seeds)
+	TorchThreads    int     `json:"torch_threads"`
+}
+
+// Frechet holds the Fréchet distances between the evaluator's 256-d features of de-rendered items. With
+// N below a few thousand they are biased upwards (more so the smaller N): compare numbers of one N only.
+// A distance is null when it could not be computed (fewer than 2 items).
+type Frechet struct {
+	GeneratedVsReal *float64 `json:"generated_vs_real"`
+	RealVsReal      *float64 `json:"real_vs_real"` // the ceiling set against an independent second real set
+	N               int      `json:"n"`            // items per set
+	Dims            int      `json:"dims"`
+	Error           string   `json:"error,omitempty"`
+}
+
+// Bars are the quality bars the report is judged against, and whether the generated images meet them.
+type Bars struct {
+	Class        float64 `json:"class"`
+	Attribute    float64 `json:"size_position_inversion"`
+	ClassMet     bool    `json:"class_met"`
+	SizeMet      bool    `json:"size_met"`
+	PositionMet  bool    `json:"position_met"`
+	InversionMet bool    `json:"inversion_met"`
+}
+
+func judgeBars(g Metrics) Bars {
+	return Bars{Class: ClassBar, Attribute: AttributeBar,
+		ClassMet: g.Class.Accuracy >= ClassBar, SizeMet: g.Size.Accuracy >= AttributeBar,
+		PositionMet: g.Position.Total == 0 || g.Position.Accuracy >= AttributeBar, InversionMet: g.Inversion.Accuracy >= AttributeBar}
+}
+
+// NewReport assembles a report from the two sets' metrics and the Fréchet distances.
+func NewReport(cfg RunConfig, gen, real Metrics, fd Frechet) *Report {
+	r := &Report{Config: cfg, Generated: gen, Real: real, Frechet: fd, Bars: judgeBars(gen)}
+	for _, c := range MirrorClasses {
+		r.MirrorClasses = append(r.MirrorClasses, dataset.ClassNames[c])
+	}
+	return r
+}
+
+func pct(e eval.CounterEntry) string {
+	if e.Total == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.1f %% (%d/%d)", 100*e.Accuracy, e.Correct, e.Total)
+}
+
+func bar(e eval.CounterEntry, min float64) string {
+	b := fmt.Sprintf("≥ %.0f %%", 100*min)
+	switch {
+	case e.Total == 0:
+		return b
+	case e.Accuracy >= min:
+		return b + ": met"
+	}
+	return b + ": **not met**"
+}
+
+func fdCell(v *float64, what string) string {
+	if v == nil {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f (%s)", *v, what)
+}
+
+// Tables are the report's markdown tables: the metrics against the bars, then per-class accuracies.
+func (r *Report) Tables() []eval.Table {
+	g, re := r.Generated, r.Real
+	c := r.Config
+	main := eval.Table{
+		Title:   fmt.Sprintf("cachet eval base: %s, %d steps, guidance %g, %d prompts × %d seeds = %d images", c.Weights, c.Steps, c.Guidance, c.Prompts, c.Seeds, c.N),
+		Columns: []string{"metric", "generated", "real ceiling", "bar"},
+		Rows: [][]string{
+			{"class accuracy (evaluator on the de-rendered item)", pct(g.Class), pct(re.Class), bar(g.Class, ClassBar)},
+			{"size accuracy", pct(g.Size), pct(re.Size), bar(g.Size, AttributeBar)},
+			{"position accuracy (small items)", pct(g.Position), pct(re.Position), bar(g.Position, AttributeBar)},
+			{"inversion accuracy", pct(g.Inversion), pct(re.Inversion), bar(g.Inversion, AttributeBar)},
+			{"mirrored accuracy (" + strings.Join(r.MirrorClasses, ", ") + ")", pct(g.Mirror), pct(re.Mirror), "— (real: the detector's ceiling)"},
+			{"all of class, size, position, inversion", pct(g.All), pct(re.All), "—"},
+			{"empty images (no item found)", fmt.Sprintf("%d/%d", g.Empty, g.N), fmt.Sprintf("%d/%d", re.Empty, re.N), "—"},
+			{fmt.Sprintf("Fréchet distance, evaluator features (N = %d per set)", r.Frechet.N),
+				fdCell(r.Frechet.GeneratedVsReal, "vs real"), fdCell(r.Frechet.RealVsReal, "real vs real split"), "near the split baseline"},
+		},
+		Notes: []string{
+			fmt.Sprintf("weights %s (sha256 %s), %s", c.Weights, short(c.WeightsSHA256), c.Model),
+			fmt.Sprintf("evaluator %s (sha256 %s); data %s", c.Evaluator, short(c.EvaluatorSHA256), c.Data),
+			fmt.Sprintf("prompts: every scene of every class (dataset.AllScenes)%s; seeds %d…%d; flow-matching Euler, %d steps, guidance %g",
+				limitNote(c), c.FirstSeed, c.FirstSeed+int64(c.Seeds)-1, c.Steps, c.Guidance),
+			"real ceiling: for each prompt × seed a test-split item of the prompt's class (seeded choice) rendered under the prompt's scene, scored the same way",
+			"size/position/inversion from image moments (dataset.Analyze); an empty image counts wrong for everything",
+			"mirrored: orientation of the de-rendered item before un-mirroring, by normalised correlation with the class's mean training image and its mirror",
+			fmt.Sprintf("Fréchet distance is biased upwards at small N: compare only runs with the same N (%d); the split baseline is real vs an independent real set", r.Frechet.N),
+		},
+	}
+	if r.SampleSeconds > 0 {
+		main.Notes = append(main.Notes, fmt.Sprintf("generation: %.1f s, %.2f images/s (torch threads %d)", r.SampleSeconds, r.ImagesPerSecond, c.TorchThreads))
+	}
+	if r.Frechet.Error != "" {
+		main.Notes = append(main.Notes, "Fréchet distance: "+r.Frechet.Error)
+	}
+	per := eval.Table{
+		Title:   "Per class",
+		Columns: []string{"class", "class acc. generated", "class acc. real", "mirrored generated", "mirrored real"},
+	}
+	realBy := map[string]ClassMetrics{}
+	for _, cm := range re.PerClass {
+		realBy[cm.Name] = cm
+	}
+	for _, cm := range g.PerClass {
+		row := []string{cm.Name, pct(cm.Class), pct(realBy[cm.Name].Class), "—", "—"}
+		if cm.Mirror != nil {
+			row[3] = pct(*cm.Mirror)
+			if rm := realBy[cm.Name].Mirror; rm != nil {
+				row[4] = pct(*rm)
+			}
+		}
+		per.Rows = append(per.Rows, row)
+	}
+	return []eval.Table{main, per}
+}
+
+func limitNote(c RunConfig) string {
+	if c.Limit > 0 && c.Limit < NumPrompts {
+		return fmt.Sprintf(", only the first %d of %d (--limit)", c.Prompts, NumPrompts)
+	}
+	return ""
+}
+
+func short(sum string) string {
+	if len(sum) > 12 {
+		return sum[:12]
+	}
+	return sum
+}
+
+// Markdown is the report as markdown (what report.md holds).
+func (r *Report) Markdown() string {
+	tables := r.Tables()
+	parts := make([]string, len(tables))
+	for i, t := range tables {
+		parts[i] = t.Markdown()
+	}
+	return strings.Join(parts, "\n")
+}
+
+// File names inside the output directory.
+const (
+	JSONFile     = "report.json"
+	MarkdownFile = "report.md"
+	SamplesFile  = "samples.png"
+)
+
+// Write writes report.json, report.md and (when samples is not nil) samples.png into dir, creating it.
+func (r *Report) Write(dir string, samples image.Image) error {
+	if err := eval.WriteJSON(filepath.Join(dir, JSONFile), r); err != nil {
+		return err
+	}
+	if err := eval.WriteMarkdown(filepath.Join(dir, MarkdownFile), r.Tables()...); err != nil {
+		return err
+	}
+	if samples != nil {
+		return eval.WritePNG(filepath.Join(dir, SamplesFile), samples)
+	}
+	return nil
+}
+
+// MaxSamples bounds the generated images in samples.png.
+const MaxSamples = 40
+
+// SampleGrid lays out up to MaxSamples generated images, each with its prompt under it and its real
+// counterpart (the same scene, a real item) to its right, five pairs a row. With more than MaxSamples
+// images it picks prompts evenly over the first perSeed images (the first seed), so every class shows.
+func SampleGrid(gen, real []Judgement, perSeed int) *image.RGBA {
+	n := len(gen)
+	if n == 0 {
+		return nil
+	}
+	var pick []int
+	if n <= MaxSamples {
+		for i := range n {
+			pick = append(pick, i)
+		}
+	} else {
+		span := min(n, max(perSeed, MaxSamples))
+		for k := range MaxSamples {
+			pick = append(pick, k*span/MaxSamples)
+		}
+	}
+	tile := func(img *[dataset.CanvasPixels]uint8) []float32 {
+		out := make([]float32, dataset.CanvasPixels)
+		for i, v := range img {
+			out[i] = float32(v) / 255
+		}
+		return out
+	}
+	var tiles [][]float32
+	var labels []string
+	for _, i := range pick {
+		tiles = append(tiles, tile(&gen[i].Image))
+		labels = append(labels, dataset.Format(gen[i].Scene))
+		if i < len(real) {
+			tiles = append(tiles, tile(&real[i].Image))
+			labels = append(labels, "(real "+dataset.ClassNames[real[i].Scene.Class]+")")
+		}
+	}
+	cols := 10
+	if len(real) < len(gen) {
+		cols = 8
+	}
+	return eval.Grid(tiles, dataset.CanvasSide, dataset.CanvasSide, cols, labels, 4)
+}

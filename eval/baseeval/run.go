@@ -1,0 +1,345 @@
+// Package baseeval is `cachet eval base`: it generates every scene prompt of the default model's grammar
+// under a few seeds and measures how well the images follow their prompts — class (the evaluator on the
+// de-rendered item), size, position and inversion (image moments), orientation for asymmetric classes —
+// and how close they are to real renders (Fréchet distance of evaluator features), next to the same
+// numbers for real items rendered under the same scenes (the ceiling). It writes report.json, report.md
+// and samples.png.
+//
+// Everything but generation and the evaluator is pure Go (Judge, Tally, MirrorDetector, the report), so it
+// is tested on real scenes without a model.
+package baseeval
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/cachetlab/cachet"
+	"github.com/cachetlab/cachet/dataset"
+	"github.com/cachetlab/cachet/eval"
+	"github.com/cachetlab/cachet/model"
+)
+
+// DefaultGuidance is the classifier-free guidance scale `cachet generate` uses by default.
+const DefaultGuidance = 4
+
+// Config configures one evaluation run.
+type Config struct {
+	Weights   string // the denoiser: a text-conditioned 32×32×1 model (cachet train base)
+	Evaluator string // the evaluator classifier (cachet train evaluator)
+	DataDir   string // Fashion-MNIST
+	Out       string // report directory
+	Seeds     int    // images per prompt
+	FirstSeed int64  // seeds FirstSeed … FirstSeed+Seeds−1
+	Batch     int    // prompts per sampler request
+	Steps     int
+	Guidance  float64
+	Limit     int // evaluate only the first Limit prompts (0: all NumPrompts)
+	// TorchThreads is recorded in the report (the caller sets libtorch's threads).
+	TorchThreads int
+	Progress     io.Writer // progress lines (stderr); nil: none
+}
+
+// DefaultConfig is `cachet eval base` without flags.
+func DefaultConfig() Config {
+	return Config{Weights: "weights/base.safetensors", Evaluator: "weights/evaluator.safetensors", DataDir: dataset.DefaultDir,
+		Out: "var/eval/base", Seeds: 2, Batch: 40, Steps: 50, Guidance: DefaultGuidance}
+}
+
+func (c Config) validate() error {
+	bad := func(format string, args ...any) error {
+		return cachet.Errorf(cachet.CodeInvalidArgument, format, args...)
+	}
+	switch {
+	case c.Weights == "":
+		return bad("--weights is empty; give the denoiser's weights (e.g. weights/base.safetensors)")
+	case c.Evaluator == "":
+		return bad("--evaluator is empty; give the evaluator's weights (e.g. weights/evaluator.safetensors)")
+	case c.Out == "":
+		return bad("--out is empty; give the report directory")
+	case c.Seeds <= 0:
+		return bad("--seeds must be positive (got %d)", c.Seeds)
+	case c.Steps <= 0 || c.Steps > model.MaxSteps:
+		return bad("--steps must be between 1 and %d (got %d)", model.MaxSteps, c.Steps)
+	case c.Batch <= 0:
+		return bad("--batch must be positive (got %d)", c.Batch)
+	case c.Limit < 0 || c.Limit > NumPrompts:
+		return bad("--limit must be between 0 (all) and %d, the number of prompts (got %d)", NumPrompts, c.Limit)
+	case math.IsNaN(c.Guidance) || c.Guidance < 0 || c.Guidance > 50:
+		return bad("--guidance must be between 0 and 50 (got %v)", c.Guidance)
+	}
+	return nil
+}
+
+// Run evaluates cfg.Weights and writes the report into cfg.Out. The model work runs on a worker of its
+// own; ctx cancels between sampler steps.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	began := time.Now()
+	progress := cfg.Progress
+	if progress == nil {
+		progress = io.Discard
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if err := checkWritable(cfg.Out); err != nil {
+		return nil, err
+	}
+	weightsSum, err := fileSHA256(cfg.Weights, "--weights", "train it with 'cachet train base'")
+	if err != nil {
+		return nil, err
+	}
+	evalSum, err := fileSHA256(cfg.Evaluator, "--evaluator", "train it with 'cachet train evaluator'")
+	if err != nil {
+		return nil, err
+	}
+	prompts := Prompts(cfg.Limit)
+	if _, mc, err := model.ReadWeightsFile(cfg.Weights); err != nil {
+		return nil, err
+	} else if err := checkModel(cfg.Weights, mc, prompts); err != nil {
+		return nil, err
+	}
+	train, err := dataset.Load(cfg.DataDir, dataset.Train)
+	if err != nil {
+		return nil, err
+	}
+	det := NewMirrorDetector(train)
+	train = nil
+	test, err := dataset.Load(cfg.DataDir, dataset.Test)
+	if err != nil {
+		return nil, err
+	}
+
+	P := len(prompts)
+	scenes := make([]dataset.Scene, 0, P*cfg.Seeds) // image j = seed (j / P), prompt (j % P)
+	for range cfg.Seeds {
+		scenes = append(scenes, prompts...)
+	}
+	realImgs, err := RealScenes(test, scenes, RealStream)
+	if err != nil {
+		return nil, err
+	}
+	baseImgs, err := RealScenes(test, scenes, BaselineStream)
+	if err != nil {
+		return nil, err
+	}
+	realJ, err := JudgeAll(realImgs, scenes, det)
+	if err != nil {
+		return nil, err
+	}
+	baseJ, err := JudgeAll(baseImgs, scenes, det)
+	if err != nil {
+		return nil, err
+	}
+
+	w := model.NewWorker(false)
+	defer w.Close()
+	var (
+		m  *model.DiT
+		ev *model.Classifier
+	)
+	defer w.Do(context.Background(), func() error {
+		if m != nil {
+			m.Close()
+		}
+		if ev != nil {
+			ev.Close()
+		}
+		return nil
+	})
+	err = w.Do(ctx, func() error {
+		var err error
+		if m, _, err = model.Load(cfg.Weights, model.CPU); err != nil {
+			return err
+		}
+		if err := checkModel(cfg.Weights, m.Cfg, prompts); err != nil { // the file may have changed since
+			return err
+		}
+		ev, _, err = model.LoadClassifier(cfg.Evaluator, model.CPU)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	N := len(scenes)
+	fmt.Fprintf(progress, "eval base: %s (%s), %d prompts × %d seeds = %d images, batches of ≤ %d, %d steps, guidance %g\n",
+		cfg.Weights, m.Cfg, P, cfg.Seeds, N, cfg.Batch, cfg.Steps, cfg.Guidance)
+
+	genJ := make([]Judgement, 0, N)
+	sampleStart := time.Now()
+	per := dataset.CanvasPixels
+	for k := range cfg.Seeds {
+		seed := cfg.FirstSeed + int64(k)
+		for start := 0; start < P; start += cfg.Batch {
+			end := min(P, start+cfg.Batch)
+			req := model.SampleRequest{Seed: seed, Steps: cfg.Steps, Guidance: cfg.Guidance,
+				Noise: Noise(seed, start, end-start, per)}
+			for _, s := range prompts[start:end] {
+				req.Prompts = append(req.Prompts, dataset.Format(s))
+			}
+			var res *model.SampleResult
+			if err := w.Do(ctx, func() error {
+				var err error
+				res, err = m.Sample(ctx, req)
+				return err
+			}); err != nil {
+				return nil, err
+			}
+			for i := range res.N {
+				img, err := ToCanvas(res.Pixels[i*per : (i+1)*per])
+				if err != nil {
+					return nil, err
+				}
+				j, err := Judge(&img, prompts[start+i], det)
+				if err != nil {
+					return nil, err
+				}
+				genJ = append(genJ, j)
+			}
+			done := len(genJ)
+			el := time.Since(sampleStart)
+			rate := float64(done) / el.Seconds()
+			eta := time.Duration(float64(N-done) / rate * float64(time.Second))
+			fmt.Fprintf(progress, "eval base: %d/%d images  %.2f images/s  elapsed %s  ETA %s\n",
+				done, N, rate, el.Round(time.Second), eta.Round(time.Second))
+		}
+	}
+	sampleSecs := time.Since(sampleStart).Seconds()
+
+	fmt.Fprintf(progress, "eval base: scoring %d generated and %d real items with the evaluator\n", N, 2*N)
+	var genF, realF, baseF [][]float64
+	if err := w.Do(ctx, func() error {
+		var err error
+		if genF, err = Classify(ev, genJ); err != nil {
+			return err
+		}
+		if realF, err = Classify(ev, realJ); err != nil {
+			return err
+		}
+		baseF, err = Classify(ev, baseJ)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	fd := Frechet{N: N, Dims: model.ClassifierFeatures}
+	if N < 2 {
+		fd.Error = fmt.Sprintf("needs at least 2 images per set, got %d", N)
+	} else {
+		var errs []error
+		if v, err := eval.FrechetDistance(genF, realF); err == nil {
+			fd.GeneratedVsReal = &v
+		} else {
+			errs = append(errs, fmt.Errorf("generated vs real: %w", err))
+		}
+		if v, err := eval.FrechetDistance(realF, baseF); err == nil {
+			fd.RealVsReal = &v
+		} else {
+			errs = append(errs, fmt.Errorf("real vs real: %w", err))
+		}
+		if err := errors.Join(errs...); err != nil {
+			fd.Error = err.Error()
+		}
+	}
+
+	rc := RunConfig{Weights: cfg.Weights, WeightsSHA256: weightsSum, Model: m.Cfg.String(), Evaluator: cfg.Evaluator,
+		EvaluatorSHA256: evalSum, Data: cfg.DataDir, Steps: cfg.Steps, Guidance: cfg.Guidance, Seeds: cfg.Seeds,
+		FirstSeed: cfg.FirstSeed, Prompts: P, Limit: cfg.Limit, Batch: cfg.Batch, N: N, TorchThreads: cfg.TorchThreads}
+	r := NewReport(rc, Tally(genJ), Tally(realJ), fd)
+	r.SampleSeconds = sampleSecs
+	if sampleSecs > 0 {
+		r.ImagesPerSecond = float64(N) / sampleSecs
+	}
+	r.Seconds = time.Since(began).Seconds()
+	if err := r.Write(cfg.Out, SampleGrid(genJ, realJ, P)); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(progress, "eval base: wrote %s, %s and %s into %s (%.0f s in all)\n", JSONFile, MarkdownFile, SamplesFile, cfg.Out, r.Seconds)
+	return r, nil
+}
+
+// Noise is the starting noise of images [from, from+n) of a sampler request with the given seed: image
+// i's from the stream (seed, i), exactly as model's sampler draws it, so a prompt's image does not depend
+// on how the prompts are batched (the same as one request with every prompt). per is values per image.
+func Noise(seed int64, from, n, per int) []float32 {
+	out := make([]float32, n*per)
+	for i := range n {
+		rng := rand.New(rand.NewPCG(uint64(seed), uint64(from+i)))
+		for k := range per {
+			out[i*per+k] = float32(rng.NormFloat64())
+		}
+	}
+	return out
+}
+
+// checkModel refuses weights that cannot draw Cachet's scenes from their prompts.
+func checkModel(path string, c model.Config, prompts []dataset.Scene) error {
+	if c.Cond != model.CondText || c.ImageSize != dataset.CanvasSide || c.Channels != 1 {
+		return cachet.Errorf(cachet.CodeInvalidArgument,
+			"--weights %s holds a %s; eval base needs a text-conditioned 32×32×1 model trained on Cachet's scenes ('cachet train base')", path, c)
+	}
+	for _, w := range dataset.Vocabulary() {
+		if !slices.Contains(c.Vocabulary, w) {
+			return cachet.Errorf(cachet.CodeInvalidArgument,
+				"--weights %s: the model's vocabulary lacks the scene word %q; eval base needs a model trained on Cachet's scene prompts ('cachet train base')", path, w)
+		}
+	}
+	for _, s := range prompts {
+		if n := len(model.PromptWords(dataset.Format(s))); n > c.MaxWords {
+			return cachet.Errorf(cachet.CodeInvalidArgument,
+				"--weights %s reads prompts of at most %d words; %q has %d", path, c.MaxWords, dataset.Format(s), n)
+		}
+	}
+	return nil
+}
+
+// checkWritable creates dir and proves a file can be written there, before any work is done.
+func checkWritable(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return cachet.Errorf(cachet.CodeInvalidArgument, "--out %s: cannot create the report directory: %v", dir, unwrapPath(err))
+	}
+	f, err := os.CreateTemp(dir, ".write-check-*")
+	if err != nil {
+		return cachet.Errorf(cachet.CodeInvalidArgument, "--out %s: cannot write there: %v", dir, unwrapPath(err))
+	}
+	f.Close()
+	os.Remove(f.Name())
+	return nil
+}
+
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// fileSHA256 hashes a file; a missing one is a clear CodeNotFound naming the flag and the fix.
+func fileSHA256(path, flag, fix string) (string, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", cachet.Errorf(cachet.CodeNotFound, "%s %s does not exist; %s", flag, path, fix)
+	}
+	if err != nil {
+		return "", cachet.Errorf(cachet.CodeInvalidArgument, "%s %s: %v", flag, path, unwrapPath(err))
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err == nil && st.IsDir() {
+		return "", cachet.Errorf(cachet.CodeInvalidArgument, "%s %s is a directory; give the weights file", flag, path)
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", cachet.Errorf(cachet.CodeInvalidArgument, "%s %s: %v", flag, path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}

@@ -1,0 +1,253 @@
+package baseeval
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	"github.com/cachetlab/cachet"
+	"github.com/cachetlab/cachet/dataset"
+	"github.com/cachetlab/cachet/eval"
+)
+
+// NumPrompts is the size of the full prompt set: every valid scene of every class.
+const NumPrompts = dataset.NumClasses * 24
+
+// Prompts is the evaluation prompt set: dataset.AllScenes of every class, class by class (240 scenes),
+// or only the first limit of them when 0 < limit < NumPrompts.
+func Prompts(limit int) []dataset.Scene {
+	out := make([]dataset.Scene, 0, NumPrompts)
+	for c := range dataset.NumClasses {
+		out = append(out, dataset.AllScenes(c)...)
+	}
+	if limit > 0 && limit < len(out) {
+		out = out[:limit]
+	}
+	return out
+}
+
+// ToCanvas maps one generated image in model units (about −1…1, the inverse of training's
+// pixel/127.5 − 1) to bytes: clamp((x+1)·127.5) to 0…255, rounded.
+func ToCanvas(px []float32) ([dataset.CanvasPixels]uint8, error) {
+	var out [dataset.CanvasPixels]uint8
+	if len(px) != dataset.CanvasPixels {
+		return out, fmt.Errorf("baseeval: an image has %d values, want %d (32×32×1)", len(px), dataset.CanvasPixels)
+	}
+	for i, v := range px {
+		f := (float64(v) + 1) * 127.5
+		switch {
+		case !(f > 0): // also NaN
+			out[i] = 0
+		case f >= 255:
+			out[i] = 255
+		default:
+			out[i] = uint8(math.Round(f))
+		}
+	}
+	return out, nil
+}
+
+// Judgement is what one image says about its prompt's scene.
+type Judgement struct {
+	Scene    dataset.Scene
+	Image    [dataset.CanvasPixels]uint8
+	Observed dataset.Observed          // image moments (dataset.Analyze)
+	Item     [dataset.ItemPixels]uint8 // de-rendered under Scene: what the evaluator judges
+	// Size, Position and Inversion: Analyze agrees with the scene. Position is scored for small scenes
+	// only. An Empty observation is wrong for everything.
+	Size, Position, Inversion bool
+	// Mirror: the detected orientation matches Scene.Mirrored; scored for MirrorClasses only.
+	Mirror bool
+	// Class is the evaluator's prediction (Classify); −1 until then.
+	Class int
+}
+
+// ClassCorrect says whether the evaluator recognised the prompt's class (never for an empty image).
+func (j *Judgement) ClassCorrect() bool { return !j.Observed.Empty && j.Class == j.Scene.Class }
+
+// Judge reads img back against the scene its prompt describes: size, position and inversion from image
+// moments; the de-rendered item for the evaluator; for MirrorClasses, the orientation of the item as
+// drawn (de-rendered without undoing the mirror) against the scene's Mirrored.
+func Judge(img *[dataset.CanvasPixels]uint8, s dataset.Scene, det *MirrorDetector) (Judgement, error) {
+	j := Judgement{Scene: s, Image: *img, Observed: dataset.Analyze(img), Class: -1}
+	item, err := dataset.Derender(img, s)
+	if err != nil {
+		return j, err
+	}
+	j.Item = item
+	if j.Observed.Empty {
+		return j, nil
+	}
+	j.Size = j.Observed.Large == s.Large
+	j.Position = j.Observed.Position == s.Position
+	j.Inversion = j.Observed.Inverted == s.Inverted
+	if IsMirrorClass(s.Class) && det != nil {
+		upright := s
+		upright.Mirrored = false
+		drawn, err := dataset.Derender(img, upright)
+		if err != nil {
+			return j, err
+		}
+		mirrored, _ := det.Mirrored(&drawn, s.Class)
+		j.Mirror = mirrored == s.Mirrored
+	}
+	return j, nil
+}
+
+// JudgeAll judges images[i] against scenes[i].
+func JudgeAll(images [][dataset.CanvasPixels]uint8, scenes []dataset.Scene, det *MirrorDetector) ([]Judgement, error) {
+	if len(images) != len(scenes) {
+		return nil, fmt.Errorf("baseeval: %d images for %d scenes", len(images), len(scenes))
+	}
+	out := make([]Judgement, len(images))
+	for i := range images {
+		var err error
+		if out[i], err = Judge(&images[i], scenes[i], det); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// Evaluator is what scoring needs of the evaluator network; *model.Classifier has it (and must be called
+// on its model worker).
+type Evaluator interface {
+	Predict(pixels []uint8, batch int) ([]int, [][]float64, error)
+	Features(pixels []uint8, batch int) ([][]float64, error)
+}
+
+// classifyBatch is the evaluator's batch size: small, the network is cheap and memory stays flat.
+const classifyBatch = 128
+
+// Classify runs the evaluator over the judgements' de-rendered items: it sets each Class and returns each
+// item's feature vector (the Fréchet-distance space).
+func Classify(ev Evaluator, js []Judgement) ([][]float64, error) {
+	if len(js) == 0 {
+		return nil, nil
+	}
+	pixels := make([]uint8, 0, len(js)*dataset.ItemPixels)
+	for i := range js {
+		pixels = append(pixels, js[i].Item[:]...)
+	}
+	pred, _, err := ev.Predict(pixels, classifyBatch)
+	if err != nil {
+		return nil, err
+	}
+	feats, err := ev.Features(pixels, classifyBatch)
+	if err != nil {
+		return nil, err
+	}
+	if len(pred) != len(js) || len(feats) != len(js) {
+		return nil, fmt.Errorf("baseeval: the evaluator answered %d classes and %d feature vectors for %d items", len(pred), len(feats), len(js))
+	}
+	for i := range js {
+		js[i].Class = pred[i]
+	}
+	return feats, nil
+}
+
+// Streams of the seeded RNG that picks real items: the ceiling set and the independent second set that
+// gives Fréchet distance's split baseline.
+const (
+	RealStream     uint64 = 0x7265616c // "real"
+	BaselineStream uint64 = 0x73706c74 // "splt"
+)
+
+// RealScenes renders, for each scene, an item of its class from set (the test split) under it. Item j is
+// chosen by its own RNG stream (stream, j), so the choice does not depend on how many scenes there are.
+func RealScenes(set *dataset.Set, scenes []dataset.Scene, stream uint64) ([][dataset.CanvasPixels]uint8, error) {
+	var byClass [dataset.NumClasses][]int
+	for i := range set.Len() {
+		byClass[set.Label(i)] = append(byClass[set.Label(i)], i)
+	}
+	out := make([][dataset.CanvasPixels]uint8, len(scenes))
+	for j, s := range scenes {
+		if err := s.Validate(); err != nil {
+			return nil, err
+		}
+		items := byClass[s.Class]
+		if len(items) == 0 {
+			return nil, cachet.Errorf(cachet.CodeInvalidArgument, "the data has no %s item to render", dataset.ClassNames[s.Class])
+		}
+		rng := rand.New(rand.NewPCG(stream, uint64(j)))
+		img, err := dataset.Render(set.Image(items[rng.IntN(len(items))]), s)
+		if err != nil {
+			return nil, err
+		}
+		out[j] = img
+	}
+	return out, nil
+}
+
+// Metrics are one image set's accuracies against its prompts. Position counts small scenes only, Mirror
+// MirrorClasses only; All is class ∧ size ∧ position (small scenes) ∧ inversion.
+type Metrics struct {
+	N         int               `json:"n"`
+	Empty     int               `json:"empty"` // images where Analyze found no item
+	Class     eval.CounterEntry `json:"class"`
+	Size      eval.CounterEntry `json:"size"`
+	Position  eval.CounterEntry `json:"position"`
+	Inversion eval.CounterEntry `json:"inversion"`
+	Mirror    eval.CounterEntry `json:"mirror"`
+	All       eval.CounterEntry `json:"all"`
+	PerClass  []ClassMetrics    `json:"per_class"`
+}
+
+// ClassMetrics are one class's accuracies (Mirror only for MirrorClasses).
+type ClassMetrics struct {
+	Name   string             `json:"name"`
+	Class  eval.CounterEntry  `json:"class"`
+	Mirror *eval.CounterEntry `json:"mirror,omitempty"`
+}
+
+// Tally counts the judgements (after Classify) into Metrics.
+func Tally(js []Judgement) Metrics {
+	var c eval.Counter
+	m := Metrics{N: len(js)}
+	for i := range js {
+		j := &js[i]
+		name := dataset.ClassNames[j.Scene.Class]
+		if j.Observed.Empty {
+			m.Empty++
+		}
+		c.Add("class", j.ClassCorrect())
+		c.Add("class/"+name, j.ClassCorrect())
+		c.Add("size", j.Size)
+		c.Add("inversion", j.Inversion)
+		all := j.ClassCorrect() && j.Size && j.Inversion
+		if !j.Scene.Large {
+			c.Add("position", j.Position)
+			all = all && j.Position
+		}
+		c.Add("all", all)
+		if IsMirrorClass(j.Scene.Class) {
+			c.Add("mirror", j.Mirror)
+			c.Add("mirror/"+name, j.Mirror)
+		}
+	}
+	byName := map[string]eval.CounterEntry{}
+	for _, e := range c.Entries() {
+		byName[e.Name] = e
+	}
+	get := func(name string) eval.CounterEntry {
+		if e, ok := byName[name]; ok {
+			return e
+		}
+		return eval.CounterEntry{Name: name}
+	}
+	m.Class, m.Size, m.Position, m.Inversion = get("class"), get("size"), get("position"), get("inversion")
+	m.Mirror, m.All = get("mirror"), get("all")
+	for class, name := range dataset.ClassNames {
+		e, ok := byName["class/"+name]
+		if !ok {
+			continue
+		}
+		cm := ClassMetrics{Name: name, Class: e}
+		if IsMirrorClass(class) {
+			me := get("mirror/" + name)
+			cm.Mirror = &me
+		}
+		m.PerClass = append(m.PerClass, cm)
+	}
+	return m
+}
