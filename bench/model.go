@@ -11,13 +11,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/cachetlab/cachet"
@@ -41,7 +44,10 @@ type ModelOptions struct {
 	Python    string   // interpreter for the reference
 	RefAttn   string   // reference attention: "matmul" (as Cachet) or "sdpa"
 	Seed      int64
-	Progress  io.Writer // one line per measurement (nil: silent)
+	// GOGC lists Go collector settings to time one after the other (GCOff, or a percentage), each after
+	// its own warm-up; empty: leave the process's own. The PyTorch steps interleave with all of them.
+	GOGC     []int
+	Progress io.Writer // one line per measurement (nil: silent)
 }
 
 // DefaultModelOptions are `cachet bench model`'s defaults.
@@ -50,33 +56,40 @@ func DefaultModelOptions() ModelOptions {
 		MatmulN: 1024, Python: "python3", RefAttn: "matmul", Seed: 1}
 }
 
-// ModelResult is one preset × batch.
+// ModelResult is one preset × batch (× GOGC setting).
 type ModelResult struct {
-	Preset       string       `json:"preset"`
-	Config       model.Config `json:"config"`
-	Params       int64        `json:"params"`
-	Batch        int          `json:"batch"`
-	Rows         int          `json:"rows"`
-	StepGFLOP    float64      `json:"step_gflop"`
-	StepsMS      []float64    `json:"steps_ms"`
-	MedianMS     float64      `json:"median_ms"`
-	ImagesPerSec float64      `json:"images_per_s"`
-	GFLOPs       float64      `json:"gflop_per_s"`
-	PeakFraction float64      `json:"peak_fraction"`
-	Ref          *RefResult   `json:"reference,omitempty"`
+	Preset    string       `json:"preset"`
+	GOGC      string       `json:"gogc"` // the Go collector's setting during these steps
+	Config    model.Config `json:"config"`
+	Params    int64        `json:"params"`
+	Batch     int          `json:"batch"`
+	Rows      int          `json:"rows"`
+	StepGFLOP float64      `json:"step_gflop"`
+	StepsMS   []float64    `json:"steps_ms"`
+	MedianMS  float64      `json:"median_ms"`
+	// CPUMedianMS is the median process CPU time per step (all threads, GC included): robust to other
+	// processes taking the CPU away, which wall time is not on a shared machine.
+	CPUMedianMS  float64    `json:"cpu_median_ms"`
+	ImagesPerSec float64    `json:"images_per_s"`
+	GFLOPs       float64    `json:"gflop_per_s"`
+	PeakFraction float64    `json:"peak_fraction"`
+	Ref          *RefResult `json:"reference,omitempty"`
 	// GoOverRef is the Go/PyTorch median step-time ratio (> 1: Go is slower).
 	GoOverRef float64 `json:"go_over_pytorch,omitempty"`
+	// GoOverRefCPU is the same ratio of CPU times.
+	GoOverRefCPU float64 `json:"go_over_pytorch_cpu,omitempty"`
 }
 
 // RefResult is the PyTorch side of one preset × batch.
 type RefResult struct {
-	Torch    string    `json:"torch"`
-	Threads  int       `json:"threads"`
-	Attn     string    `json:"attn"`
-	Params   int64     `json:"params"`
-	StepsMS  []float64 `json:"steps_ms"`
-	MedianMS float64   `json:"median_ms"`
-	GFLOPs   float64   `json:"gflop_per_s"`
+	Torch       string    `json:"torch"`
+	Threads     int       `json:"threads"`
+	Attn        string    `json:"attn"`
+	Params      int64     `json:"params"`
+	StepsMS     []float64 `json:"steps_ms"`
+	MedianMS    float64   `json:"median_ms"`
+	CPUMedianMS float64   `json:"cpu_median_ms"`
+	GFLOPs      float64   `json:"gflop_per_s"`
 }
 
 // ModelReport is a whole run.
@@ -205,7 +218,6 @@ func Model(ctx context.Context, o ModelOptions) (*ModelReport, error) {
 		})
 	}
 	err := w.Do(ctx, func() error {
-		// Thread counts are per OS thread under OpenMP: set it on the worker's thread, which runs the model.
 		if err := model.SetNumThreads(o.Threads); err != nil {
 			return err
 		}
@@ -228,7 +240,7 @@ func Model(ctx context.Context, o ModelOptions) (*ModelReport, error) {
 			if err != nil {
 				return nil, fmt.Errorf("bench: %s batch %d: %w", name, batch, err)
 			}
-			rep.Results = append(rep.Results, *res)
+			rep.Results = append(rep.Results, res...)
 		}
 	}
 	if err := peak(); err != nil {
@@ -241,7 +253,7 @@ func Model(ctx context.Context, o ModelOptions) (*ModelReport, error) {
 	return rep, nil
 }
 
-func runOne(ctx context.Context, w *model.Worker, o ModelOptions, threads int, script, name string, cfg model.Config, batch int, progress io.Writer) (*ModelResult, error) {
+func runOne(ctx context.Context, w *model.Worker, o ModelOptions, threads int, script, name string, cfg model.Config, batch int, progress io.Writer) ([]ModelResult, error) {
 	var sb *model.StepBench
 	var params int64
 	err := w.Do(ctx, func() error {
@@ -255,9 +267,9 @@ func runOne(ctx context.Context, w *model.Worker, o ModelOptions, threads int, s
 		return nil, err
 	}
 	defer w.Do(context.Background(), func() error { sb.Close(); return nil })
-	res := &ModelResult{Preset: name, Config: cfg, Params: params, Batch: batch, Rows: sb.Rows(), StepGFLOP: sb.StepFLOPs() / 1e9}
+	base := ModelResult{Preset: name, Config: cfg, Params: params, Batch: batch, Rows: sb.Rows(), StepGFLOP: sb.StepFLOPs() / 1e9}
 	if len(cfg.Vocabulary) > 0 {
-		res.Config.Vocabulary = nil // keep the report short; the preset names it
+		base.Config.Vocabulary = nil // keep the report short; the preset names it
 	}
 
 	var ref *refProc
@@ -266,62 +278,146 @@ func runOne(ctx context.Context, w *model.Worker, o ModelOptions, threads int, s
 			return nil, err
 		}
 		defer ref.close()
-		res.Ref = &RefResult{Torch: ref.ready.Torch, Threads: ref.ready.Threads, Attn: ref.ready.Attn, Params: ref.ready.Params}
 		if ref.ready.Threads != threads {
 			return nil, fmt.Errorf("the reference runs %d threads, Go %d", ref.ready.Threads, threads)
 		}
 	}
-	goStep := func() (time.Duration, error) {
-		var d time.Duration
+	gcs := o.GOGC
+	if len(gcs) == 0 {
+		gcs = []int{GCUnchanged}
+	}
+	goWall, goCPU := make([][]time.Duration, len(gcs)), make([][]time.Duration, len(gcs))
+	var refWall, refCPU []time.Duration
+	// A round is one Go step and one PyTorch step, so that both see the same machine state (other load,
+	// clock, caches evicted by the other side). GC settings run one after the other, each in its own
+	// steady state (the collector's cost is mostly page faults on memory it returned to the OS, so it
+	// cannot be switched per step): its warm-up rounds, then its timed rounds.
+	round := func(k int, record bool) error {
+		var wall, cpu time.Duration
 		err := w.Do(ctx, func() error {
+			c0 := processCPU()
 			var err error
-			d, err = sb.Step()
+			wall, err = sb.Step()
+			cpu = processCPU() - c0
 			return err
 		})
-		return d, err
-	}
-	// Warm-up, then alternate one Go step and one PyTorch step, so that both see the same machine state
-	// (other load, frequency, caches evicted by the other side).
-	for range o.Warmup {
-		if _, err := goStep(); err != nil {
-			return nil, err
-		}
-	}
-	if ref != nil {
-		if _, err := ref.steps(o.Warmup); err != nil {
-			return nil, err
-		}
-	}
-	var goTimes, refTimes []time.Duration
-	for range o.Steps {
-		d, err := goStep()
 		if err != nil {
-			return nil, err
+			return err
 		}
-		goTimes = append(goTimes, d)
-		if ref != nil {
-			ds, err := ref.steps(1)
-			if err != nil {
+		if record {
+			goWall[k], goCPU[k] = append(goWall[k], wall), append(goCPU[k], cpu)
+		}
+		if ref == nil {
+			return nil
+		}
+		ws, cs, err := ref.steps(1)
+		if err != nil {
+			return err
+		}
+		if record {
+			refWall, refCPU = append(refWall, ws...), append(refCPU, cs...)
+		}
+		return nil
+	}
+	for k, gc := range gcs {
+		restore := setGC(gc)
+		for range o.Warmup {
+			if err := round(k, false); err != nil {
+				restore()
 				return nil, err
 			}
-			refTimes = append(refTimes, ds...)
+		}
+		for range o.Steps {
+			if err := round(k, true); err != nil {
+				restore()
+				return nil, err
+			}
+		}
+		restore()
+	}
+	var out []ModelResult
+	for k, gc := range gcs {
+		res := base
+		res.GOGC = gcLabel(gc)
+		med := median(goWall[k])
+		res.StepsMS, res.MedianMS, res.CPUMedianMS = millis(goWall[k]), ms(med), ms(median(goCPU[k]))
+		res.ImagesPerSec = float64(batch) / med.Seconds()
+		res.GFLOPs = sb.StepFLOPs() / med.Seconds() / 1e9
+		line := fmt.Sprintf("%s batch %d GOGC=%s: Go %.1f ms/step (CPU %.1f ms, %.1f GFLOP/s)", name, batch, res.GOGC, res.MedianMS, res.CPUMedianMS, res.GFLOPs)
+		if ref != nil {
+			rm := median(refWall)
+			res.Ref = &RefResult{Torch: ref.ready.Torch, Threads: ref.ready.Threads, Attn: ref.ready.Attn, Params: ref.ready.Params,
+				StepsMS: millis(refWall), MedianMS: ms(rm), CPUMedianMS: ms(median(refCPU)), GFLOPs: sb.StepFLOPs() / rm.Seconds() / 1e9}
+			res.GoOverRef = med.Seconds() / rm.Seconds()
+			res.GoOverRefCPU = res.CPUMedianMS / res.Ref.CPUMedianMS
+			line += fmt.Sprintf(", PyTorch %.1f ms/step (CPU %.1f ms), Go/PyTorch %.2f (CPU %.2f)", res.Ref.MedianMS, res.Ref.CPUMedianMS, res.GoOverRef, res.GoOverRefCPU)
+		}
+		fmt.Fprintln(progress, line)
+		out = append(out, res)
+	}
+	return out, nil
+}
+
+// GCUnchanged leaves the Go collector as the process runs it (GOGC, GOMEMLIMIT); GCOff turns it off
+// under a memory limit (GOMEMLIMIT if set, else 1 GiB) for the step.
+const (
+	GCUnchanged = -2
+	GCOff       = -1
+)
+
+// offLimit is the memory limit of GCOff steps when GOMEMLIMIT sets none.
+const offLimit = 1 << 30
+
+// setGC applies a GC setting and returns what restores the previous one. A collection runs first, so
+// that the setting does not start with the garbage of the previous one.
+func setGC(gc int) (restore func()) {
+	if gc == GCUnchanged {
+		return func() {}
+	}
+	runtime.GC()
+	prevLimit := debug.SetMemoryLimit(-1)
+	if gc == GCOff && prevLimit == math.MaxInt64 {
+		debug.SetMemoryLimit(offLimit)
+	}
+	prev := debug.SetGCPercent(gc)
+	return func() {
+		debug.SetGCPercent(prev)
+		debug.SetMemoryLimit(prevLimit)
+	}
+}
+
+func gcLabel(gc int) string {
+	switch gc {
+	case GCUnchanged:
+		if v := os.Getenv("GOGC"); v != "" {
+			return v
+		}
+		return "100"
+	case GCOff:
+		return "off"
+	}
+	return strconv.Itoa(gc)
+}
+
+// ParseGOGC reads "100,off,400" (GCOff for "off").
+func ParseGOGC(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(strings.ToLower(f))
+		switch {
+		case f == "":
+			continue
+		case f == "off":
+			out = append(out, GCOff)
+		default:
+			n, err := strconv.Atoi(f)
+			if err != nil || n < 1 || n > 100000 {
+				return nil, cachet.Errorf(cachet.CodeInvalidArgument, "--gogc %q: want percentages (1…100000) or off, separated by commas", s)
+			}
+			out = append(out, n)
 		}
 	}
-	med := median(goTimes)
-	res.StepsMS = millis(goTimes)
-	res.MedianMS = ms(med)
-	res.ImagesPerSec = float64(batch) / med.Seconds()
-	res.GFLOPs = sb.StepFLOPs() / med.Seconds() / 1e9
-	line := fmt.Sprintf("%s batch %d: Go %.1f ms/step (%.1f GFLOP/s)", name, batch, res.MedianMS, res.GFLOPs)
-	if ref != nil {
-		rm := median(refTimes)
-		res.Ref.StepsMS, res.Ref.MedianMS = millis(refTimes), ms(rm)
-		res.Ref.GFLOPs = sb.StepFLOPs() / rm.Seconds() / 1e9
-		res.GoOverRef = med.Seconds() / rm.Seconds()
-		line += fmt.Sprintf(", PyTorch %.1f ms/step, Go/PyTorch %.2f", res.Ref.MedianMS, res.GoOverRef)
-	}
-	fmt.Fprintln(progress, line)
-	return res, nil
+	return out, nil
 }
 
 // refProc is a running reference_step.py.
@@ -392,24 +488,39 @@ func (p *refProc) read(v any) error {
 	return nil
 }
 
-func (p *refProc) steps(k int) ([]time.Duration, error) {
+// steps runs k reference steps and returns their wall and process CPU times.
+func (p *refProc) steps(k int) (wall, cpu []time.Duration, err error) {
 	if k == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if _, err := fmt.Fprintf(p.in, "step %d\n", k); err != nil {
-		return nil, fmt.Errorf("the PyTorch reference: %w", err)
+		return nil, nil, fmt.Errorf("the PyTorch reference: %w", err)
 	}
 	var r struct {
 		Times []float64 `json:"times"`
+		CPU   []float64 `json:"cpu"`
 	}
 	if err := p.read(&r); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	out := make([]time.Duration, len(r.Times))
-	for i, s := range r.Times {
+	return seconds(r.Times), seconds(r.CPU), nil
+}
+
+func seconds(xs []float64) []time.Duration {
+	out := make([]time.Duration, len(xs))
+	for i, s := range xs {
 		out[i] = time.Duration(s * float64(time.Second))
 	}
-	return out, nil
+	return out
+}
+
+// processCPU is this process's user + system CPU time so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func (p *refProc) close() {
@@ -446,20 +557,20 @@ func (r *ModelReport) Markdown(w io.Writer) error {
 	fmt.Fprintf(&b, "libtorch threads %d · guidance %g (CFG: each step runs 2×batch rows) · median of %d steps after %d warm-up · fp32 matmul %d² peak %.1f GFLOP/s (before %s)\n\n",
 		r.Threads, r.Guidance, r.Steps, r.Warmup, r.MatmulN, r.Peak, peaks(r.PeakGFLOPs))
 	ref := len(r.Results) > 0 && r.Results[0].Ref != nil
-	b.WriteString("| preset | params | batch | rows | GFLOP/step | Go ms/step | images/s | GFLOP/s | % of peak |")
+	b.WriteString("| preset | params | batch | rows | GFLOP/step | GOGC | Go ms/step | Go CPU ms | images/s | GFLOP/s | % of peak |")
 	if ref {
-		b.WriteString(" PyTorch ms/step | PyTorch GFLOP/s | Go/PyTorch |")
+		b.WriteString(" PyTorch ms/step | PyTorch CPU ms | PyTorch GFLOP/s | Go/PyTorch | Go/PyTorch CPU |")
 	}
-	b.WriteString("\n|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+	b.WriteString("\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	if ref {
-		b.WriteString("---:|---:|---:|")
+		b.WriteString("---:|---:|---:|---:|---:|")
 	}
 	b.WriteString("\n")
 	for _, x := range r.Results {
-		fmt.Fprintf(&b, "| %s | %.1f M | %d | %d | %.2f | %.1f | %.2f | %.1f | %.0f %% |", x.Preset, float64(x.Params)/1e6, x.Batch, x.Rows,
-			x.StepGFLOP, x.MedianMS, x.ImagesPerSec, x.GFLOPs, 100*x.PeakFraction)
+		fmt.Fprintf(&b, "| %s | %.1f M | %d | %d | %.2f | %s | %.1f | %.1f | %.2f | %.1f | %.0f %% |", x.Preset, float64(x.Params)/1e6, x.Batch, x.Rows,
+			x.StepGFLOP, x.GOGC, x.MedianMS, x.CPUMedianMS, x.ImagesPerSec, x.GFLOPs, 100*x.PeakFraction)
 		if x.Ref != nil {
-			fmt.Fprintf(&b, " %.1f | %.1f | %.2f |", x.Ref.MedianMS, x.Ref.GFLOPs, x.GoOverRef)
+			fmt.Fprintf(&b, " %.1f | %.1f | %.1f | %.2f | %.2f |", x.Ref.MedianMS, x.Ref.CPUMedianMS, x.Ref.GFLOPs, x.GoOverRef, x.GoOverRefCPU)
 		}
 		b.WriteString("\n")
 	}

@@ -10,7 +10,7 @@ outside the timed step. The step always starts from the same x (random weights w
 
 Usage: reference_step.py CONFIG_JSON --batch B --guidance G --threads N [--attn matmul|sdpa]
 Protocol (line based): prints one JSON line {"ready": ...}; then each stdin line "step K" runs K steps and
-prints {"times": [seconds, ...]}; "quit" (or EOF) ends it.
+prints {"times": [wall seconds, ...], "cpu": [process CPU seconds, ...]}; "quit" (or EOF) ends it.
 """
 import argparse
 import json
@@ -153,13 +153,14 @@ def main():
             if cmd[0] != "step" or len(cmd) != 2:
                 print(json.dumps({"error": "unknown command %r" % line.strip()}), flush=True)
                 continue
-            times = []
+            times, cpu = [], []
             for _ in range(int(cmd[1])):
-                start = time.perf_counter()
+                c0, start = time.process_time(), time.perf_counter()
                 r = step()
                 del r
                 times.append(time.perf_counter() - start)
-            print(json.dumps({"times": times}), flush=True)
+                cpu.append(time.process_time() - c0)
+            print(json.dumps({"times": times, "cpu": cpu}), flush=True)
 
 
 if __name__ == "__main__":

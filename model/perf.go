@@ -68,8 +68,7 @@ func (c Config) ForwardFLOPs(batch int) float64 { return c.FLOPBreakdown(batch).
 
 // MatmulPeak measures fp32 n×n matmul throughput in GFLOP/s (2n³ per product) in this process: the best of
 // several timed products after a warm-up, the ceiling a model's GFLOP/s is judged against. threads > 0 sets
-// libtorch's intra-op thread count for the measurement (and restores it); the thread count is per OS
-// thread for OpenMP, so call it on the goroutine (locked to its thread) that runs the model.
+// libtorch's intra-op thread count for the measurement (and restores it).
 func MatmulPeak(n int, threads int) (gflops float64, err error) {
 	if n <= 0 || n > 16384 {
 		return 0, cachet.Errorf(cachet.CodeInvalidArgument, "matmul size must be between 1 and 16384 (got %d)", n)

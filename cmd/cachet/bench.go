@@ -22,7 +22,7 @@ func newBenchCmd(cf *configFlags) *cobra.Command {
 
 func newBenchModelCmd(cf *configFlags) *cobra.Command {
 	o := bench.DefaultModelOptions()
-	var presets, batches, jsonPath string
+	var presets, batches, jsonPath, gogc string
 	cmd := &cobra.Command{
 		Use:   "model",
 		Short: "Time one denoiser step per preset and batch: ms/step, images/s, GFLOP/s vs the matmul peak, optionally vs PyTorch",
@@ -47,6 +47,9 @@ Fix the thread count for comparable numbers: OMP_NUM_THREADS=1 ./cachet bench mo
 				return err
 			}
 			o.Batches = bs
+			if o.GOGC, err = bench.ParseGOGC(gogc); err != nil {
+				return err
+			}
 			if o.Threads == 0 {
 				o.Threads = cf.cfg.TorchThreads
 			}
@@ -83,6 +86,7 @@ Fix the thread count for comparable numbers: OMP_NUM_THREADS=1 ./cachet bench mo
 	f.StringVar(&o.Python, "python", o.Python, "Python interpreter for --reference (needs torch: scripts/reference-env.sh)")
 	f.StringVar(&o.RefAttn, "reference-attn", o.RefAttn, "reference attention: matmul (as Cachet's) or sdpa (fused)")
 	f.Int64Var(&o.Seed, "seed", o.Seed, "seed of the random weights and inputs")
+	f.StringVar(&gogc, "gogc", "", "Go GC settings to time one after the other, e.g. 100,off (off: no GC under a 1 GiB limit unless GOMEMLIMIT); default: the process's GOGC")
 	f.StringVar(&jsonPath, "json", "", "also write the report as JSON to this path")
 	return cmd
 }
