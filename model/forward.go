@@ -9,8 +9,10 @@ import (
 // modulation holds the adaLN vectors of one batch at one timestep; they depend only on (t, condition), so
 // a sampler computes them once per request schedule and reuses them across steps.
 type modulation struct {
-	blocks [][6]*ts.Tensor // shift/scale/gate for attention, then for the MLP; each [B, 1, D]
-	final  [2]*ts.Tensor   // shift, scale of the final layer; [B, 1, D]
+	// shift, 1+scale, gate for attention, then for the MLP; each [B, 1, D]. The scales are stored as 1+scale
+	// so that modulating is one fused multiply-add per step.
+	blocks [][6]*ts.Tensor
+	final  [2]*ts.Tensor // shift, 1+scale of the final layer; [B, 1, D]
 }
 
 // conditionVector is c = MLP(sinusoid(t)) + y for model-time values t and condition vectors y [B, D].
@@ -31,11 +33,15 @@ func (m *DiT) modulate(o *ops, c *ts.Tensor) *modulation {
 	for i, b := range m.blocks {
 		all := o.unsqueeze(o.linear(sc, b.mod), 1) // [B, 1, 6D]
 		for k := range 6 {
-			mod.blocks[i][k] = o.contiguous(o.narrow(all, 2, int64(k)*d, d))
+			v := o.narrow(all, 2, int64(k)*d, d)
+			if k == 1 || k == 4 {
+				v = o.addScalar(v, 1)
+			}
+			mod.blocks[i][k] = o.contiguous(v)
 		}
 	}
 	fin := o.unsqueeze(o.linear(sc, m.finalMod), 1)
-	mod.final = [2]*ts.Tensor{o.contiguous(o.narrow(fin, 2, 0, d)), o.contiguous(o.narrow(fin, 2, d, d))}
+	mod.final = [2]*ts.Tensor{o.contiguous(o.narrow(fin, 2, 0, d)), o.addScalar(o.narrow(fin, 2, d, d), 1)}
 	return mod
 }
 
@@ -92,11 +98,11 @@ func (m *DiT) block(o *ops, i int, x *ts.Tensor, mod *modulation, h *Hooks) *ts.
 		}
 		return a
 	}
-	x = o.add(x, o.mul(v[2], m.sublayer(o, i, SublayerAttention, h, attn)))
+	x = o.gatedAdd(x, v[2], m.sublayer(o, i, SublayerAttention, h, attn))
 	mlp := func() *ts.Tensor {
 		return b.mlp.forward(o, o.modulate(o.layerNorm(x, d, nil, nil), v[3], v[4]))
 	}
-	return o.add(x, o.mul(v[5], m.sublayer(o, i, SublayerMLP, h, mlp)))
+	return o.gatedAdd(x, v[5], m.sublayer(o, i, SublayerMLP, h, mlp))
 }
 
 // sublayer computes a pre-gate sublayer output, or lets the Sublayer hook supply it.

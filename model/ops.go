@@ -184,9 +184,21 @@ func (o *ops) meanDim(a *ts.Tensor, dim int64, keep bool) *ts.Tensor {
 	return o.keep(a.MeanDim([]int64{dim}, keep, gotch.Float, false))
 }
 
-// modulate is adaLN's x·(1 + scale) + shift, with scale and shift broadcast over tokens.
-func (o *ops) modulate(x, shift, scale *ts.Tensor) *ts.Tensor {
-	return o.add(o.mul(x, o.addScalar(scale, 1)), shift)
+// modulate is adaLN's x·(1 + scale) + shift, with shift and scale1 = 1 + scale broadcast over tokens: one
+// fused multiply-add (gotch's per-op cost is high enough to count ops).
+func (o *ops) modulate(x, shift, scale1 *ts.Tensor) *ts.Tensor {
+	if !o.ok(x, shift, scale1) {
+		return nil
+	}
+	return o.keep(shift.Addcmul(x, scale1, false))
+}
+
+// gatedAdd is the residual update x + gate·y, fused.
+func (o *ops) gatedAdd(x, gate, y *ts.Tensor) *ts.Tensor {
+	if !o.ok(x, gate, y) {
+		return nil
+	}
+	return o.keep(x.Addcmul(gate, y, false))
 }
 
 // attention is multi-head self-attention (or cross-attention when kv != q's source) written with
