@@ -81,7 +81,7 @@ func (o *Objects) describeStartError(err error) error {
 		return fmt.Errorf("object store: the credentials were refused by %s; fix --s3-access-key/--s3-secret-key: %w", o.client.EndpointURL().Host, err)
 	}
 	var uerr *url.Error
-	if errors.As(err, &uerr) {
+	if errors.As(err, &uerr) || errors.Is(err, context.DeadlineExceeded) { // minio-go retries refused connections until the deadline
 		return fmt.Errorf("object store: cannot reach %s; start it with 'make services-up' or fix --s3-endpoint: %w", o.client.EndpointURL().Host, err)
 	}
 	return fmt.Errorf("object store: bucket %q at %s: %w", o.bucket, o.client.EndpointURL().Host, err)
