@@ -1,31 +1,14 @@
 package dataset_test
 
 import (
-	"os"
-	"path/filepath"
+	"github.com/cachetlab/cachet/dataset/datasettest"
 	"sync"
 	"testing"
 
 	"github.com/cachetlab/cachet/dataset"
 )
 
-// dataDir finds the Fashion-MNIST files: DefaultDir on Debian 13+, else inside the toolchain rootfs that
-// provisioning builds on Debian 12. The data is part of the toolchain, so its absence is a failure.
-func dataDir(t testing.TB) string {
-	t.Helper()
-	rootfs := os.Getenv("CACHET_ROOTFS")
-	if rootfs == "" {
-		rootfs = "/var/cache/cachet/rootfs-trixie"
-	}
-	for _, dir := range []string{dataset.DefaultDir, filepath.Join(rootfs, dataset.DefaultDir)} {
-		if _, err := os.Stat(filepath.Join(dir, "t10k-images-idx3-ubyte.gz")); err == nil {
-			return dir
-		}
-	}
-	t.Fatalf("Fashion-MNIST not found in %s or under %s: run `make toolchain` (installs dataset-fashion-mnist)",
-		dataset.DefaultDir, rootfs)
-	return ""
-}
+func dataDir(t testing.TB) string { return datasettest.Dir(t) }
 
 var (
 	testSetOnce sync.Once

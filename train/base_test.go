@@ -3,6 +3,7 @@ package train
 import (
 	"context"
 	"encoding/csv"
+	"github.com/cachetlab/cachet/dataset/datasettest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,16 +14,7 @@ import (
 	"github.com/cachetlab/cachet/internal/safetensors"
 )
 
-func dataDir(t *testing.T) string {
-	t.Helper()
-	for _, d := range []string{dataset.DefaultDir, "/var/cache/cachet/rootfs-trixie" + dataset.DefaultDir} {
-		if _, err := os.Stat(d); err == nil {
-			return d
-		}
-	}
-	t.Fatalf("Fashion-MNIST not found; run 'make toolchain'")
-	return ""
-}
+func dataDir(t *testing.T) string { return datasettest.Dir(t) }
 
 func smallConfig(t *testing.T, dir string) BaseConfig {
 	c := DefaultBase()

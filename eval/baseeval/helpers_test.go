@@ -1,8 +1,7 @@
 package baseeval_test
 
 import (
-	"os"
-	"path/filepath"
+	"github.com/cachetlab/cachet/dataset/datasettest"
 	"sync"
 	"testing"
 
@@ -10,22 +9,7 @@ import (
 	"github.com/cachetlab/cachet/eval/baseeval"
 )
 
-// dataDir finds Fashion-MNIST: DefaultDir (inside the toolchain rootfs, where tests run), else the rootfs
-// seen from the host. The data is part of the toolchain, so its absence is a failure.
-func dataDir(t testing.TB) string {
-	t.Helper()
-	rootfs := os.Getenv("CACHET_ROOTFS")
-	if rootfs == "" {
-		rootfs = "/var/cache/cachet/rootfs-trixie"
-	}
-	for _, dir := range []string{dataset.DefaultDir, filepath.Join(rootfs, dataset.DefaultDir)} {
-		if _, err := os.Stat(filepath.Join(dir, "t10k-images-idx3-ubyte.gz")); err == nil {
-			return dir
-		}
-	}
-	t.Fatalf("Fashion-MNIST not found in %s or under %s: run `make toolchain`", dataset.DefaultDir, rootfs)
-	return ""
-}
+func dataDir(t testing.TB) string { return datasettest.Dir(t) }
 
 var (
 	dataOnce sync.Once
