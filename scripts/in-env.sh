@@ -8,18 +8,20 @@
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 [ $# -gt 0 ] || die "usage: scripts/in-env.sh COMMAND [ARGS...]"
 
-compat="$REPO_ROOT/toolchain/gotch/compat.h"
+# Installed by provisioning at a fixed path (not the checkout's), so every clone builds gotch with identical
+# flags and hits Go's build cache.
+compat="$CACHET_CACHE/gotch/compat.h"
 if [ -n "$LIBTORCH" ]; then
 	[ -f "$LIBTORCH/include/torch/script.h" ] || die "LIBTORCH=$LIBTORCH is not a libtorch distribution (no include/torch/script.h)"
 	export CGO_CXXFLAGS="-include $compat -I$LIBTORCH/include -I$LIBTORCH/include/torch/csrc/api/include"
-	export CGO_LDFLAGS="-L$LIBTORCH/lib -Wl,-rpath,$LIBTORCH/lib -L$CACHET_CACHE/stubs -Wl,--as-needed"
+	export CGO_LDFLAGS="-L$LIBTORCH/lib -Wl,-rpath,$LIBTORCH/lib -L$CACHET_CACHE/gotch/stubs -Wl,--as-needed"
 	export LD_LIBRARY_PATH="$LIBTORCH/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 	# Go builds run natively; the services (Postgres) still come from the rootfs on Debian 12.
 	if [ "${CACHET_ENV_FOR:-build}" = build ] || [ "$MODE" = native ]; then exec "$@"; fi
 fi
 if [ "$MODE" = native ]; then
 	export CGO_CXXFLAGS="${CGO_CXXFLAGS:--include $compat -I/usr/include/torch/csrc/api/include}"
-	export CGO_LDFLAGS="${CGO_LDFLAGS:--L$CACHET_CACHE/stubs -Wl,--as-needed}"
+	export CGO_LDFLAGS="${CGO_LDFLAGS:--L$CACHET_CACHE/gotch/stubs -Wl,--as-needed}"
 	exec "$@"
 fi
 
@@ -35,7 +37,7 @@ cwd=$(pwd)
 # Paths bound into the rootfs at the same place: checkout, state, cwd, /tmp, Go and its module cache.
 binds=("$REPO_ROOT" "$CACHET_STATE" "$cwd" /tmp "$goroot" "$gomodcache")
 
-export COMPAT_H="$compat"
+export COMPAT_H=/opt/cachet/compat.h
 # The inner script is passed with -c (not on stdin) so the command keeps the caller's stdin.
 inner=$(cat <<'INNER'
 set -euo pipefail

@@ -23,14 +23,21 @@ apt_install_host() {
 }
 
 hash_of() { printf '%s\n' "$@" | sha256sum | cut -c1-16; }
-stubs_key=$(cat "$REPO_ROOT/toolchain/gotch/stubs.sh" | sha256sum | cut -c1-16)
+# The gotch build aids (CUDA stand-ins, compat header) live outside the checkout at a fixed path, so every
+# clone compiles gotch with the same flags and reuses Go's build cache.
+stubs_key=$(cat "$REPO_ROOT/toolchain/gotch/stubs.sh" "$REPO_ROOT/toolchain/gotch/compat.h" | sha256sum | cut -c1-16)
+install_gotch_aids() { # $1 = directory (seen from where builds run: host or rootfs)
+	bash "$REPO_ROOT/toolchain/gotch/stubs.sh" "$1/stubs"
+	cp "$REPO_ROOT/toolchain/gotch/compat.h" "$1/compat.h"
+}
 
 # --- Debian 13+: native packages -------------------------------------------------------------------
 provision_native() {
 	apt_install_host $TORCH_PACKAGES $SERVICE_PACKAGES $DATA_PACKAGES
-	if [ "$(cat "$CACHET_CACHE/stubs/.key" 2>/dev/null)" != "$stubs_key" ]; then
-		bash "$REPO_ROOT/toolchain/gotch/stubs.sh" "$CACHET_CACHE/stubs"
-		echo "$stubs_key" >"$CACHET_CACHE/stubs/.key"
+	if [ "$(cat "$CACHET_CACHE/gotch/.key" 2>/dev/null)" != "$stubs_key" ]; then
+		mkdir -p "$CACHET_CACHE/gotch"
+		install_gotch_aids "$CACHET_CACHE/gotch"
+		echo "$stubs_key" >"$CACHET_CACHE/gotch/.key"
 	fi
 }
 
@@ -85,6 +92,7 @@ provision_rootfs() {
 	if [ "$(stamp_get stubs)" != "$stubs_key" ] || [ ! -f "$ROOT/.cachet-ready" ]; then
 		mkdir -p "$ROOT/opt/cachet"
 		cp "$REPO_ROOT/toolchain/gotch/stubs.sh" "$ROOT/opt/cachet/stubs.sh"
+		cp "$REPO_ROOT/toolchain/gotch/compat.h" "$ROOT/opt/cachet/compat.h"
 		in_root "$ROOT" /bin/bash /opt/cachet/stubs.sh /opt/cachet/stubs
 		sed -i '/^stubs=/d' "$ROOT/.cachet-stamp"; echo "stubs=$stubs_key" >>"$ROOT/.cachet-stamp"
 	fi
@@ -102,8 +110,9 @@ provision_versitygw() {
 provision_versitygw &
 vgw_pid=$!
 if [ "$MODE" = native ]; then provision_native; else provision_rootfs; fi
-if [ -n "$LIBTORCH" ] && [ "$(cat "$CACHET_CACHE/stubs/.key" 2>/dev/null)" != "$stubs_key" ]; then
-	bash "$REPO_ROOT/toolchain/gotch/stubs.sh" "$CACHET_CACHE/stubs"
-	echo "$stubs_key" >"$CACHET_CACHE/stubs/.key"
+if [ -n "$LIBTORCH" ] && [ "$(cat "$CACHET_CACHE/gotch/.key" 2>/dev/null)" != "$stubs_key" ]; then
+	mkdir -p "$CACHET_CACHE/gotch"
+	install_gotch_aids "$CACHET_CACHE/gotch"
+	echo "$stubs_key" >"$CACHET_CACHE/gotch/.key"
 fi
 wait $vgw_pid || die "building versitygw failed"
