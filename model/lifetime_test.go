@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
@@ -58,11 +59,14 @@ func TestMemoryFlatOver1000Steps(t *testing.T) {
 				}
 			}
 		}
+		// RSS includes Go's heap, which every gotch op churns (a 100 KB struct per tensor): return it to the OS
+		// before each reading so that what remains measures live memory.
+		settle := func() { runtime.GC(); debug.FreeOSMemory() }
 		run(2) // warm-up: allocator pools, lazily built kernels
-		runtime.GC()
+		settle()
 		tensors, rss := model.LiveTensors(), rssBytes(t)
 		run(20) // 1000 steps
-		runtime.GC()
+		settle()
 		if got := model.LiveTensors(); got != tensors {
 			t.Errorf("live C tensors: %d before, %d after 1000 steps", tensors, got)
 		}
