@@ -3,7 +3,6 @@ package model_test
 import (
 	"context"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -237,24 +236,8 @@ func TestClassifierLoadIsStrict(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	edit := func(name string, fn func(g *safetensors.File)) string {
-		g := safetensors.File{Metadata: map[string]string{}, Tensors: map[string]safetensors.Tensor{}}
-		for k, v := range f.Metadata {
-			g.Metadata[k] = v
-		}
-		for k, v := range f.Tensors {
-			g.Tensors[k] = v
-		}
-		fn(&g)
-		data, err := safetensors.Marshal(g)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
+	edit := func(name string, fn func(*safetensors.File)) string {
+		return writeEdited(t, filepath.Join(dir, name), f, fn)
 	}
 	tests := []struct {
 		name, path string

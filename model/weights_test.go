@@ -112,24 +112,8 @@ func TestLoadIsStrict(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	edit := func(name string, fn func(f *safetensors.File)) string {
-		g := safetensors.File{Metadata: map[string]string{}, Tensors: map[string]safetensors.Tensor{}}
-		for k, v := range f.Metadata {
-			g.Metadata[k] = v
-		}
-		for k, v := range f.Tensors {
-			g.Tensors[k] = v
-		}
-		fn(&g)
-		data, err := safetensors.Marshal(g)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
+	edit := func(name string, fn func(*safetensors.File)) string {
+		return writeEdited(t, filepath.Join(dir, name), f, fn)
 	}
 	tests := []struct {
 		name, path string
@@ -162,4 +146,25 @@ func junk(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// writeEdited writes a copy of f, changed by fn, to path (for strict-loading tests).
+func writeEdited(t *testing.T, path string, f safetensors.File, fn func(*safetensors.File)) string {
+	t.Helper()
+	g := safetensors.File{Metadata: map[string]string{}, Tensors: map[string]safetensors.Tensor{}}
+	for k, v := range f.Metadata {
+		g.Metadata[k] = v
+	}
+	for k, v := range f.Tensors {
+		g.Tensors[k] = v
+	}
+	fn(&g)
+	data, err := safetensors.Marshal(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
