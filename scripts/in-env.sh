@@ -34,8 +34,12 @@ gomodcache=$(go env GOMODCACHE 2>/dev/null || echo /root/go/pkg/mod)
 mkdir -p "$gomodcache" "$CACHET_STATE"
 cwd=$(pwd)
 
-# Paths bound into the rootfs at the same place: checkout, state, cwd, /tmp, Go and its module cache.
-binds=("$REPO_ROOT" "$CACHET_STATE" "$cwd" /tmp "$goroot" "$gomodcache")
+# Paths bound into the rootfs at the same place, so file arguments mean what they mean on the host: the
+# checkout, state, cwd, /tmp, Cachet's cache (checkpoints), the usual data mounts, Go and its module
+# cache, plus any in CACHET_BIND (colon-separated). Other paths resolve inside the rootfs.
+binds=("$REPO_ROOT" "$CACHET_STATE" "$cwd" /tmp "$CACHET_CACHE" /mnt /media /srv /work "$goroot" "$gomodcache")
+IFS=: read -r -a extra <<<"${CACHET_BIND:-}"
+binds+=("${extra[@]}")
 
 export COMPAT_H=/opt/cachet/compat.h
 # The inner script is passed with -c (not on stdin) so the command keeps the caller's stdin.
@@ -47,7 +51,7 @@ mount -t proc proc "$ROOT/proc"
 mount --rbind /dev "$ROOT/dev"
 mount --make-rslave "$ROOT/dev"
 for p in "${binds[@]}"; do
-	[ -d "$p" ] || continue
+	[ -n "$p" ] && [ "$p" != / ] && [ -d "$p" ] || continue
 	mkdir -p "$ROOT$p"
 	mount --bind "$p" "$ROOT$p"
 done
