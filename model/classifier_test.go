@@ -323,7 +323,7 @@ func TestClassifierInferenceKeepsTensorCountFlat(t *testing.T) {
 				return err
 			}
 		}
-		if after := model.LiveTensors(); after != before {
+		if after := model.LiveTensors(); after > before { // fewer is fine: finalizers of other tests' garbage ran
 			t.Errorf("live C tensors went from %d to %d over 50 Predict+Features calls", before, after)
 		}
 		return nil

@@ -67,7 +67,7 @@ func TestMemoryFlatOver1000Steps(t *testing.T) {
 		tensors, rss := model.LiveTensors(), rssBytes(t)
 		run(20) // 1000 steps
 		settle()
-		if got := model.LiveTensors(); got != tensors {
+		if got := model.LiveTensors(); got > tensors { // fewer is fine: finalizers of earlier garbage ran
 			t.Errorf("live C tensors: %d before, %d after 1000 steps", tensors, got)
 		}
 		grown := rssBytes(t) - rss

@@ -117,8 +117,8 @@ func TestTrainStepSaveLoad(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if after := model.LiveTensors(); after != before {
-		t.Errorf("live C tensors changed over 150 training steps: %d -> %d", before, after)
+	if after := model.LiveTensors(); after > before { // fewer is fine: finalizers of earlier garbage ran
+		t.Errorf("live C tensors grew over 150 training steps: %d -> %d", before, after)
 	}
 	if !(last < first/3) {
 		t.Fatalf("AdamW did not fit: loss %.4f -> %.4f", first, last)
