@@ -93,3 +93,13 @@ func (f *Feature) Bytes() int64 {
 	}
 	return n * int64(f.t.DType().Size())
 }
+
+// Norm is the L2 norm of the whole feature.
+func (f *Feature) Norm() (float64, error) {
+	n, err := f.t.Norm(false)
+	if err != nil {
+		return 0, err
+	}
+	defer n.Drop()
+	return n.Float64Value([]int64{})
+}

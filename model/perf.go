@@ -160,13 +160,8 @@ func NewStepBench(cfg Config, batch int, guidance float64, seed int64) (*StepBen
 
 func (b *StepBench) init(guidance float64, seed int64) error {
 	m, cfg := b.m, b.m.Cfg
-	if err := setTrainable(m.VS, false); err != nil {
+	if err := m.Randomize(0.02); err != nil {
 		return err
-	}
-	for name, v := range m.VS.Variables() {
-		if err := v.Normal_(0, 0.02); err != nil {
-			return fmt.Errorf("model: randomizing %s: %w", name, err)
-		}
 	}
 	steps := 20 // any count that divides 1000; the bench always times step 0
 	b.sched = m.schedule(steps)
@@ -239,4 +234,19 @@ func (b *StepBench) Evaluate() (time.Duration, error) {
 func (b *StepBench) Close() {
 	_ = b.keep.Drop()
 	b.m.Close()
+}
+
+// Randomize sets every parameter to N(0, std) (from libtorch's generator: SetSeed first) and freezes the
+// model. Unlike DiT's initialisation — adaLN-Zero makes every block an identity — random weights exercise
+// every path: for benchmarks and for tests of what sits on the seams.
+func (m *DiT) Randomize(std float64) error {
+	if err := setTrainable(m.VS, false); err != nil {
+		return err
+	}
+	for name, v := range m.VS.Variables() {
+		if err := v.Normal_(0, std); err != nil {
+			return fmt.Errorf("model: randomizing %s: %w", name, err)
+		}
+	}
+	return nil
 }

@@ -17,6 +17,9 @@ import (
 type Config struct {
 	Name   string             `json:"name"`
 	Params map[string]float64 `json:"params,omitempty"`
+	// Calibration holds a policy's per-model profile where it needs one (MagCache's residual-magnitude
+	// ratios per step), as written by `cachet calibrate`.
+	Calibration []float64 `json:"calibration,omitempty"`
 }
 
 // Stats is what a policy reports about one request.
@@ -50,6 +53,8 @@ type spec struct {
 	params map[string]param
 	build  func(p map[string]float64, depth int) Policy
 	help   string
+	// calibrated policies are built from the config's calibration too.
+	buildCalibrated func(p map[string]float64, depth int, calibration []float64) (Policy, error)
 }
 
 var registry = map[string]spec{}
@@ -138,7 +143,11 @@ func New(c Config, depth int) (Policy, error) {
 	if name == "" {
 		name = "none"
 	}
-	return registry[name].build(p, depth), nil
+	s := registry[name]
+	if s.buildCalibrated != nil {
+		return s.buildCalibrated(p, depth, c.Calibration)
+	}
+	return s.build(p, depth), nil
 }
 
 // ledger counts units and tracks held memory; policies embed it.

@@ -17,7 +17,7 @@ func TestConfigValidation(t *testing.T) {
 	}{
 		{stepcache.Config{}, ""},
 		{stepcache.Config{Name: "TaylorSeer", Params: map[string]float64{"interval": 3, "order": 2}}, ""},
-		{stepcache.Config{Name: "magic"}, `unknown cache policy "magic"; policies: abcache, bwcache, dbcache, fbcache, fora, none, taylorseer`},
+		{stepcache.Config{Name: "magic"}, `unknown cache policy "magic"; policies: abcache, bwcache, dbcache, fbcache, fora, magcache, none, taylorseer`},
 		{stepcache.Config{Name: "fora", Params: map[string]float64{"n": 3}}, `cache policy fora has no parameter "n"; it takes: fora: interval=3 (1…50)`},
 		{stepcache.Config{Name: "fora", Params: map[string]float64{"interval": 0}}, "interval must be an integer in 1…50 (got 0)"},
 		{stepcache.Config{Name: "taylorseer", Params: map[string]float64{"order": 2.5}}, "order must be an integer in 0…6"},
@@ -147,7 +147,7 @@ func TestDisabledPoliciesMatchUncached(t *testing.T) {
 	cfg := model.Config{ImageSize: 8, Channels: 1, Patch: 2, Width: 32, Depth: 3, Heads: 2, MLPRatio: 2,
 		Prediction: model.PredictFlow, Cond: model.CondLabel, NumClasses: 3}
 	err := w.Do(context.Background(), func() error {
-		m, err := model.New(cfg, model.CPU)
+		m, err := randomModel(cfg)
 		if err != nil {
 			return err
 		}
@@ -211,6 +211,9 @@ func TestBlockCachesSkipWhatTheyShould(t *testing.T) {
 		// Outputs change ~1 % per step: after every computed step from step 1 on, one step (10 % of 10) is
 		// reused; step 9 is in the late 10 % and computes: computed 0, 1, 3, 5, 7, 9; reused 2, 4, 6, 8.
 		{stepcache.Config{Name: "bwcache", Params: map[string]float64{"delta": 0.2}}, 4, 6 * 4, 4 * 4},
+		// Flat ratios (γ = 1) never accumulate error, so only max_skips = 3 and the 20 % retention bind:
+		// computed 0, 1 (retention), 5, 9; skipped 2–4 and 6–8.
+		{stepcache.Config{Name: "magcache", Calibration: []float64{1, 1, 1}}, 4, 4 * 4, 6 * 4},
 	}
 	for _, tc := range tests {
 		t.Run(tc.cfg.Name, func(t *testing.T) {
@@ -285,4 +288,79 @@ func TestABCacheExtrapolatesPolynomials(t *testing.T) {
 			t.Errorf("order %d: stats %+v, want 5 computed (warm-up 0–2, then 4 and 8) and 7 forecast", tc.order, st)
 		}
 	}
+}
+
+// MagCache calibrated on the model itself and run with threshold 0 reproduces the uncached sampler; with
+// a generous threshold it skips; without a calibration it refuses to start.
+func TestMagCacheCalibrationAndSkipping(t *testing.T) {
+	if _, err := stepcache.New(stepcache.Config{Name: "magcache"}, 3); err == nil || !strings.Contains(err.Error(), "cachet calibrate magcache") {
+		t.Fatalf("magcache without calibration: %v", err)
+	}
+	w := model.NewWorker(false)
+	defer w.Close()
+	cfg := model.Config{ImageSize: 8, Channels: 1, Patch: 2, Width: 32, Depth: 3, Heads: 2, MLPRatio: 2,
+		Prediction: model.PredictFlow, Cond: model.CondLabel, NumClasses: 3}
+	err := w.Do(context.Background(), func() error {
+		m, err := randomModel(cfg)
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		sample := func(c model.StepCache) []float32 {
+			req := model.SampleRequest{Labels: []int{0, 2}, Seed: 1, Steps: 10, Guidance: 2, Cache: c}
+			res, err := m.Sample(context.Background(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return res.Pixels
+		}
+		rec := stepcache.NewMagRecorder(cfg.Depth)
+		want := sample(rec)
+		gammas := rec.Ratios()
+		if len(gammas) != 10 || gammas[0] != 1 {
+			t.Fatalf("recorded ratios %v", gammas)
+		}
+		for _, tc := range []struct {
+			threshold  float64
+			wantReused bool
+		}{{0, false}, {10, true}} {
+			p, err := stepcache.New(stepcache.Config{Name: "magcache", Params: map[string]float64{"threshold": tc.threshold}, Calibration: gammas}, cfg.Depth)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := sample(p)
+			st := p.Stats()
+			if (st.Reused > 0) != tc.wantReused {
+				t.Errorf("threshold %v: stats %+v", tc.threshold, st)
+			}
+			if !tc.wantReused {
+				for i := range want {
+					if got[i] != want[i] {
+						t.Fatalf("threshold 0: pixel %d = %v, uncached %v", i, got[i], want[i])
+					}
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// randomModel has random weights: a freshly initialised DiT's blocks are identities (adaLN-Zero), on which
+// any cache is trivially exact.
+func randomModel(cfg model.Config) (*model.DiT, error) {
+	if err := model.SetSeed(11); err != nil {
+		return nil, err
+	}
+	m, err := model.New(cfg, model.CPU)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.Randomize(0.2); err != nil {
+		m.Close()
+		return nil, err
+	}
+	return m, nil
 }
