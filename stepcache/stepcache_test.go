@@ -364,3 +364,27 @@ func randomModel(cfg model.Config) (*model.DiT, error) {
 	}
 	return m, nil
 }
+
+func TestCalibrationsRoundTripAndApply(t *testing.T) {
+	path := stepcache.CalibrationPath(t.TempDir() + "/base.safetensors")
+	if !strings.HasSuffix(path, "/base.calibration.json") {
+		t.Fatalf("CalibrationPath = %s", path)
+	}
+	empty, err := stepcache.LoadCalibrations(path)
+	if err != nil || len(empty) != 0 {
+		t.Fatalf("missing file: %v %v", empty, err)
+	}
+	if err := (stepcache.Calibrations{"magcache": {1, 0.98, 1.01}}).Save(path); err != nil {
+		t.Fatal(err)
+	}
+	cals, err := stepcache.LoadCalibrations(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cals.Apply(stepcache.Config{Name: "MagCache"}).Calibration; len(got) != 3 || got[1] != 0.98 {
+		t.Errorf("Apply(magcache) = %v", got)
+	}
+	if got := cals.Apply(stepcache.Config{Name: "fora"}).Calibration; got != nil {
+		t.Errorf("Apply(fora) = %v, want none (fora takes no calibration)", got)
+	}
+}

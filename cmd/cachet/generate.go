@@ -88,6 +88,13 @@ func runGenerate(cmd *cobra.Command, cf *configFlags, g generateFlags) error {
 			return err
 		}
 		defer m.Close()
+		if g.weights != "" { // calibrated policies (MagCache) read the profile kept next to the weights
+			cals, err := stepcache.LoadCalibrations(stepcache.CalibrationPath(g.weights))
+			if err != nil {
+				return err
+			}
+			cacheCfg = cals.Apply(cacheCfg)
+		}
 		policy, err := stepcache.New(cacheCfg, m.Cfg.Depth)
 		if err != nil {
 			return err

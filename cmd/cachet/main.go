@@ -50,7 +50,7 @@ func newRootCmd() *cobra.Command {
 	cf.register(root.PersistentFlags())
 	root.AddCommand(newServeCmd(&cf), newMigrateCmd(&cf), newVersionCmd(), newTrainCmd(&cf), newGenerateCmd(&cf), newBenchCmd(&cf))
 	root.AddCommand(newConvertCmd(&cf))
-	root.AddCommand(newEvalCmd(&cf))
+	root.AddCommand(newEvalCmd(&cf), newCalibrateCmd(&cf))
 	return root
 }
 
