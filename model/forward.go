@@ -146,6 +146,13 @@ func (m *DiT) forward(o *ops, x *ts.Tensor, mod *modulation, h *Hooks) *ts.Tenso
 		return nil
 	}
 	tokens := m.patchify(o, x)
+	if h != nil && h.Probe != nil && o.ok(tokens) {
+		v := mod.blocks[0]
+		if err := h.Probe(&Feature{t: o.modulate(o.layerNorm(tokens, m.Cfg.Width, nil, nil), v[0], v[1])}); err != nil {
+			o.err = fmt.Errorf("model: probe: %w", err)
+			return nil
+		}
+	}
 	if h != nil && h.Stack != nil && o.ok(tokens) {
 		run := func(from, to int, in *Feature) (*Feature, error) {
 			if from < 0 || to > len(m.blocks) || from > to {

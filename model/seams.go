@@ -68,6 +68,10 @@ type Hooks struct {
 	// to whatever it returns, as the reference implementations do.
 	Sublayer func(block int, kind Sublayer, compute func() (*Feature, error)) (*Feature, error)
 
+	// Probe receives block 0's modulated, normalised input (borrowed) before the stack runs: TeaCache's
+	// indicator. It costs one LayerNorm and one modulate, only when set.
+	Probe func(modulated0 *Feature) error
+
 	// Stack controls the block stack: run(from, to, x) computes blocks [from, to) on x and returns the
 	// result (borrowed). A policy may run a prefix, decide, then run the rest or add a cached residual.
 	// Its result replaces the stack's output.

@@ -2,6 +2,7 @@ package model
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 
 	"github.com/cachetlab/cachet"
@@ -31,7 +32,7 @@ func NewWorker(grad bool) *Worker {
 		close(started)
 		defer close(w.done)
 		for j := range w.jobs {
-			j.out <- j.fn()
+			runJob(j)
 		}
 	}()
 	<-started
@@ -54,4 +55,23 @@ func (w *Worker) Do(ctx context.Context, fn func() error) error {
 func (w *Worker) Close() {
 	close(w.jobs)
 	<-w.done
+}
+
+// runJob runs one job and always answers it: a panic becomes an error (a bug in one request must not take
+// the server down), and a job that ends its goroutine (runtime.Goexit, e.g. t.Fatal in a test) is reported
+// instead of leaving Do waiting forever.
+func runJob(j job) {
+	answered := false
+	defer func() {
+		if r := recover(); r != nil {
+			j.out <- fmt.Errorf("model: worker job panicked: %v", r)
+			return
+		}
+		if !answered {
+			j.out <- fmt.Errorf("model: worker job ended its goroutine without returning")
+		}
+	}()
+	err := j.fn()
+	answered = true
+	j.out <- err
 }

@@ -17,7 +17,7 @@ func TestConfigValidation(t *testing.T) {
 	}{
 		{stepcache.Config{}, ""},
 		{stepcache.Config{Name: "TaylorSeer", Params: map[string]float64{"interval": 3, "order": 2}}, ""},
-		{stepcache.Config{Name: "magic"}, `unknown cache policy "magic"; policies: abcache, bwcache, dbcache, fbcache, fora, magcache, none, taylorseer`},
+		{stepcache.Config{Name: "magic"}, `unknown cache policy "magic"; policies: abcache, bwcache, dbcache, fbcache, fora, magcache, none, taylorseer, teacache`},
 		{stepcache.Config{Name: "fora", Params: map[string]float64{"n": 3}}, `cache policy fora has no parameter "n"; it takes: fora: interval=3 (1…50)`},
 		{stepcache.Config{Name: "fora", Params: map[string]float64{"interval": 0}}, "interval must be an integer in 1…50 (got 0)"},
 		{stepcache.Config{Name: "taylorseer", Params: map[string]float64{"order": 2.5}}, "order must be an integer in 0…6"},
@@ -386,5 +386,85 @@ func TestCalibrationsRoundTripAndApply(t *testing.T) {
 	}
 	if got := cals.Apply(stepcache.Config{Name: "fora"}).Calibration; got != nil {
 		t.Errorf("Apply(fora) = %v, want none (fora takes no calibration)", got)
+	}
+}
+
+func TestFitPolynomial(t *testing.T) {
+	want := []float64{0.5, -2, 3, 0.25} // 0.5x³ − 2x² + 3x + 0.25
+	var x, y []float64
+	for i := range 20 {
+		v := float64(i) / 10
+		x, y = append(x, v), append(y, ((0.5*v-2)*v+3)*v+0.25)
+	}
+	got, err := stepcache.FitPolynomial(x, y, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range want {
+		if math.Abs(got[i]-want[i]) > 1e-9 {
+			t.Fatalf("coefficients %v, want %v", got, want)
+		}
+	}
+	if _, err := stepcache.FitPolynomial(x[:3], y[:3], 3); err == nil {
+		t.Fatal("fit with too few points accepted")
+	}
+}
+
+// TeaCache calibrated on the model itself: threshold 0 reproduces the uncached sampler, a generous one skips.
+func TestTeaCacheCalibrationAndSkipping(t *testing.T) {
+	if _, err := stepcache.New(stepcache.Config{Name: "teacache"}, 3); err == nil || !strings.Contains(err.Error(), "cachet calibrate teacache") {
+		t.Fatalf("teacache without calibration: %v", err)
+	}
+	w := model.NewWorker(false)
+	defer w.Close()
+	cfg := model.Config{ImageSize: 8, Channels: 1, Patch: 2, Width: 32, Depth: 3, Heads: 2, MLPRatio: 2,
+		Prediction: model.PredictFlow, Cond: model.CondLabel, NumClasses: 3}
+	err := w.Do(context.Background(), func() error {
+		m, err := randomModel(cfg)
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		sample := func(c model.StepCache) []float32 {
+			res, err := m.Sample(context.Background(), model.SampleRequest{Labels: []int{0, 2}, Seed: 1, Steps: 12, Guidance: 2, Cache: c})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return res.Pixels
+		}
+		rec := stepcache.NewTeaRecorder(cfg.Depth)
+		want := sample(rec)
+		rec.End()
+		if len(rec.In) != 11 {
+			t.Fatalf("recorded %d pairs, want 11", len(rec.In))
+		}
+		poly, err := stepcache.FitPolynomial(rec.In, rec.Out, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			threshold  float64
+			wantReused bool
+		}{{0, false}, {10, true}} {
+			p, err := stepcache.New(stepcache.Config{Name: "teacache", Params: map[string]float64{"threshold": tc.threshold}, Calibration: poly}, cfg.Depth)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := sample(p)
+			if st := p.Stats(); (st.Reused > 0) != tc.wantReused {
+				t.Errorf("threshold %v: stats %+v", tc.threshold, st)
+			}
+			if !tc.wantReused {
+				for i := range want {
+					if got[i] != want[i] {
+						t.Fatalf("threshold 0: pixel %d = %v, uncached %v", i, got[i], want[i])
+					}
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,0 +1,211 @@
+package stepcache
+
+import (
+	"fmt"
+
+	"gonum.org/v1/gonum/mat"
+
+	"github.com/cachetlab/cachet"
+	"github.com/cachetlab/cachet/model"
+)
+
+// teaCache is TeaCache: the relative L1 change of block 0's timestep-modulated input between steps,
+// rescaled by a polynomial fitted offline for the model (the change it predicts in the output), is
+// accumulated; while the sum stays below threshold the whole stack is skipped by adding the residual of
+// the last computed step. The first and last steps always compute.
+type teaCache struct {
+	ledger
+	threshold float64
+	poly      []float64 // coefficients, highest degree first
+	depth     int
+	acc       float64
+	prevMod   *model.Feature
+	residual  *model.Feature
+}
+
+func (c *teaCache) Begin(s model.Schedule) error { c.steps = s.Steps; c.acc = 0; return nil }
+
+func (c *teaCache) Eval(step int, eval func(*model.Hooks) (*model.Feature, error)) (*model.Feature, error) {
+	compute := true
+	hooks := &model.Hooks{
+		Probe: func(mod0 *model.Feature) error {
+			defer func() { // keep this step's modulated input for the next step's indicator
+				if keep, err := mod0.Clone(); err == nil {
+					c.setPrev(keep)
+				}
+			}()
+			if step == 0 || step == c.steps-1 || c.prevMod == nil || c.residual == nil {
+				c.acc = 0
+				return nil
+			}
+			rel, err := mod0.RelL1(c.prevMod)
+			if err != nil {
+				return err
+			}
+			c.acc += polyval(c.poly, rel)
+			if c.threshold > 0 && c.acc < c.threshold {
+				compute = false
+			} else {
+				c.acc = 0
+			}
+			return nil
+		},
+		Stack: func(x *model.Feature, run func(from, to int, x *model.Feature) (*model.Feature, error)) (*model.Feature, error) {
+			if !compute {
+				c.reused += c.depth
+				return x.Add(c.residual)
+			}
+			out, err := run(0, c.depth, x)
+			if err != nil {
+				return nil, err
+			}
+			c.computed += c.depth
+			r, err := out.Sub(x)
+			if err != nil {
+				return nil, err
+			}
+			c.setResidual(r)
+			return out.Clone()
+		},
+	}
+	return eval(hooks)
+}
+
+func (c *teaCache) setPrev(f *model.Feature) {
+	if c.prevMod != nil {
+		c.hold(-c.prevMod.Bytes())
+		c.prevMod.Drop()
+	}
+	c.prevMod = f
+	c.hold(f.Bytes())
+}
+
+func (c *teaCache) setResidual(f *model.Feature) {
+	if c.residual != nil {
+		c.hold(-c.residual.Bytes())
+		c.residual.Drop()
+	}
+	c.residual = f
+	c.hold(f.Bytes())
+}
+
+func (c *teaCache) End() {
+	for _, f := range []*model.Feature{c.prevMod, c.residual} {
+		if f != nil {
+			c.hold(-f.Bytes())
+			f.Drop()
+		}
+	}
+	c.prevMod, c.residual = nil, nil
+}
+
+func polyval(coeffs []float64, x float64) float64 {
+	y := 0.0
+	for _, c := range coeffs {
+		y = y*x + c
+	}
+	return y
+}
+
+// FitPolynomial fits y ≈ Σ c_i x^(deg−i) by least squares and returns the coefficients highest degree
+// first (numpy.polyfit's convention, as TeaCache's calibration uses).
+func FitPolynomial(x, y []float64, deg int) ([]float64, error) {
+	if len(x) != len(y) || len(x) <= deg {
+		return nil, fmt.Errorf("stepcache: fitting a degree-%d polynomial needs more than %d points (got %d)", deg, deg, len(x))
+	}
+	a := mat.NewDense(len(x), deg+1, nil)
+	for i, xv := range x {
+		p := 1.0
+		for j := deg; j >= 0; j-- {
+			a.Set(i, j, p)
+			p *= xv
+		}
+	}
+	var qr mat.QR
+	qr.Factorize(a)
+	var sol mat.Dense
+	if err := qr.SolveTo(&sol, false, mat.NewDense(len(y), 1, y)); err != nil {
+		return nil, fmt.Errorf("stepcache: polynomial fit: %w", err)
+	}
+	out := make([]float64, deg+1)
+	for j := range out {
+		out[j] = sol.At(j, 0)
+	}
+	return out, nil
+}
+
+// TeaRecorder computes every step and records, between consecutive steps, the relative L1 change of block
+// 0's modulated input and of the stack's residual: the pairs TeaCache's polynomial is fitted to.
+type TeaRecorder struct {
+	depth          int
+	prevMod, prevR *model.Feature
+	In, Out        []float64
+}
+
+// NewTeaRecorder records on a model with depth blocks.
+func NewTeaRecorder(depth int) *TeaRecorder { return &TeaRecorder{depth: depth} }
+
+func (r *TeaRecorder) Begin(model.Schedule) error { return nil }
+
+func (r *TeaRecorder) End() {
+	for _, f := range []*model.Feature{r.prevMod, r.prevR} {
+		if f != nil {
+			f.Drop()
+		}
+	}
+	r.prevMod, r.prevR = nil, nil
+}
+
+func (r *TeaRecorder) Eval(_ int, eval func(*model.Hooks) (*model.Feature, error)) (*model.Feature, error) {
+	var in float64
+	hooks := &model.Hooks{
+		Probe: func(mod0 *model.Feature) error {
+			if r.prevMod != nil {
+				var err error
+				if in, err = mod0.RelL1(r.prevMod); err != nil {
+					return err
+				}
+				r.prevMod.Drop()
+			}
+			var err error
+			r.prevMod, err = mod0.Clone()
+			return err
+		},
+		Stack: func(x *model.Feature, run func(from, to int, x *model.Feature) (*model.Feature, error)) (*model.Feature, error) {
+			out, err := run(0, r.depth, x)
+			if err != nil {
+				return nil, err
+			}
+			res, err := out.Sub(x)
+			if err != nil {
+				return nil, err
+			}
+			if r.prevR != nil {
+				rel, err := res.RelL1(r.prevR)
+				if err != nil {
+					return nil, err
+				}
+				r.In, r.Out = append(r.In, in), append(r.Out, rel)
+				r.prevR.Drop()
+			}
+			r.prevR = res
+			return out.Clone()
+		},
+	}
+	return eval(hooks)
+}
+
+func init() {
+	register("teacache", spec{
+		help: "TeaCache: skip the stack while the accumulated, polynomial-rescaled change of block 0's modulated input stays small",
+		params: map[string]param{
+			"threshold": {def: 0.1, min: 0, max: 10, help: "accumulated rescaled change below which the cached residual is reused (0 = never)"},
+		},
+		buildCalibrated: func(p map[string]float64, depth int, calibration []float64) (Policy, error) {
+			if len(calibration) < 2 {
+				return nil, cachet.Errorf(cachet.CodeInvalidArgument, "cache policy teacache needs the model's calibration (run 'cachet calibrate teacache')")
+			}
+			return &teaCache{ledger: ledger{name: "teacache"}, threshold: p["threshold"], poly: calibration, depth: depth}, nil
+		},
+	})
+}
