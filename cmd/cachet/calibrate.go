@@ -31,39 +31,84 @@ func newCalibrateCmd(cf *configFlags) *cobra.Command {
 			if err := model.SetNumThreads(cf.cfg.TorchThreads); err != nil {
 				return err
 			}
-			profile, err := calibrateMagCache(cmd.Context(), cf.cfg.Weights, runs, batch, steps, guidance)
+			var profiles [][]float64
+			err := sampleCalibration(cmd.Context(), cf.cfg.Weights, runs, batch, steps, guidance,
+				func(depth int) model.StepCache { return stepcache.NewMagRecorder(depth) },
+				func(c model.StepCache) { profiles = append(profiles, c.(*stepcache.MagRecorder).Ratios()) })
 			if err != nil {
 				return err
 			}
-			path := stepcache.CalibrationPath(cf.cfg.Weights)
-			cals, err := stepcache.LoadCalibrations(path)
+			profile, err := stepcache.MeanProfiles(profiles)
 			if err != nil {
 				return err
 			}
-			cals["magcache"] = profile
-			if err := cals.Save(path); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (magcache: %d steps, %d runs of %d images)\n", path, steps, runs, batch)
-			return nil
+			return saveCalibration(cmd, cf.cfg.Weights, "magcache", profile, fmt.Sprintf("%d steps, %d runs of %d images", steps, runs, batch))
 		},
 	}
-	f := mag.Flags()
-	f.IntVar(&runs, "runs", 4, "calibration runs (each a batch of random prompts)")
-	f.IntVar(&batch, "batch", 8, "images per run")
-	f.IntVar(&steps, "steps", 50, "sampler steps (other step counts resample the profile)")
-	f.Float64Var(&guidance, "guidance", 4, "guidance scale, as when generating")
-	cmd.AddCommand(mag)
+	tea := &cobra.Command{
+		Use:   "teacache",
+		Short: "Fit TeaCache's rescaling polynomial (output change vs modulated-input change; saved next to the weights)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch {
+			case runs < 1 || batch < 1 || batch > 64:
+				return cachet.Errorf(cachet.CodeInvalidArgument, "--runs must be ≥ 1 and --batch 1…64")
+			case steps < 6 || steps > model.MaxSteps:
+				return cachet.Errorf(cachet.CodeInvalidArgument, "--steps must be between 6 and %d", model.MaxSteps)
+			}
+			if err := model.SetNumThreads(cf.cfg.TorchThreads); err != nil {
+				return err
+			}
+			var in, out []float64
+			err := sampleCalibration(cmd.Context(), cf.cfg.Weights, runs, batch, steps, guidance,
+				func(depth int) model.StepCache { return stepcache.NewTeaRecorder(depth) },
+				func(c model.StepCache) {
+					rec := c.(*stepcache.TeaRecorder)
+					in, out = append(in, rec.In...), append(out, rec.Out...)
+				})
+			if err != nil {
+				return err
+			}
+			poly, err := stepcache.FitPolynomial(in, out, 4) // TeaCache's degree
+			if err != nil {
+				return fmt.Errorf("%w (the recorded input changes are too uniform to fit: more --runs or --steps, or a trained model)", err)
+			}
+			return saveCalibration(cmd, cf.cfg.Weights, "teacache", poly, fmt.Sprintf("polynomial %v from %d step pairs", poly, len(in)))
+		},
+	}
+	for _, c := range []*cobra.Command{mag, tea} {
+		f := c.Flags()
+		f.IntVar(&runs, "runs", 4, "calibration runs (each a batch of random prompts)")
+		f.IntVar(&batch, "batch", 8, "images per run")
+		f.IntVar(&steps, "steps", 50, "sampler steps (magcache: other step counts resample the profile)")
+		f.Float64Var(&guidance, "guidance", 4, "guidance scale, as when generating")
+	}
+	cmd.AddCommand(mag, tea)
 	return cmd
 }
 
-// calibrateMagCache samples `runs` batches of random prompts (labels for label models) uncached and
-// averages the recorded ratios.
-func calibrateMagCache(ctx context.Context, weights string, runs, batch, steps int, guidance float64) ([]float64, error) {
+// saveCalibration stores one policy's calibration in the file kept next to the weights.
+func saveCalibration(cmd *cobra.Command, weights, policy string, values []float64, what string) error {
+	path := stepcache.CalibrationPath(weights)
+	cals, err := stepcache.LoadCalibrations(path)
+	if err != nil {
+		return err
+	}
+	cals[policy] = values
+	if err := cals.Save(path); err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (%s: %s)\n", path, policy, what)
+	return nil
+}
+
+// sampleCalibration samples `runs` batches of random prompts (labels for label models) uncached, each
+// through a fresh recorder, and hands each recorder to done.
+func sampleCalibration(ctx context.Context, weights string, runs, batch, steps int, guidance float64,
+	recorder func(depth int) model.StepCache, done func(model.StepCache)) error {
 	w := model.NewWorker(false)
 	defer w.Close()
-	var profiles [][]float64
-	err := w.Do(ctx, func() error {
+	return w.Do(ctx, func() error {
 		m, _, err := model.Load(weights, model.CPU)
 		if err != nil {
 			return err
@@ -79,17 +124,13 @@ func calibrateMagCache(ctx context.Context, weights string, runs, batch, steps i
 					req.Labels = append(req.Labels, rng.IntN(m.Cfg.NumClasses))
 				}
 			}
-			rec := stepcache.NewMagRecorder(m.Cfg.Depth)
+			rec := recorder(m.Cfg.Depth)
 			req.Cache = rec
 			if _, err := m.Sample(ctx, req); err != nil {
 				return err
 			}
-			profiles = append(profiles, rec.Ratios())
+			done(rec)
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return stepcache.MeanProfiles(profiles)
 }
