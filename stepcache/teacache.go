@@ -2,6 +2,7 @@ package stepcache
 
 import (
 	"fmt"
+	"math"
 
 	"gonum.org/v1/gonum/mat"
 
@@ -113,8 +114,18 @@ func FitPolynomial(x, y []float64, deg int) ([]float64, error) {
 	if len(x) != len(y) || len(x) <= deg {
 		return nil, fmt.Errorf("stepcache: fitting a degree-%d polynomial needs more than %d points (got %d)", deg, deg, len(x))
 	}
+	// Fit in u = x/scale (changes are small numbers, and their high powers would make the Vandermonde
+	// matrix numerically singular), then map the coefficients back to x.
+	scale := 0.0
+	for _, xv := range x {
+		scale = max(scale, math.Abs(xv))
+	}
+	if scale == 0 {
+		return nil, fmt.Errorf("stepcache: polynomial fit: every x is 0")
+	}
 	a := mat.NewDense(len(x), deg+1, nil)
 	for i, xv := range x {
+		xv /= scale
 		p := 1.0
 		for j := deg; j >= 0; j-- {
 			a.Set(i, j, p)
@@ -128,8 +139,8 @@ func FitPolynomial(x, y []float64, deg int) ([]float64, error) {
 		return nil, fmt.Errorf("stepcache: polynomial fit: %w", err)
 	}
 	out := make([]float64, deg+1)
-	for j := range out {
-		out[j] = sol.At(j, 0)
+	for j := range out { // column j holds u^(deg−j)
+		out[j] = sol.At(j, 0) / math.Pow(scale, float64(deg-j))
 	}
 	return out, nil
 }
