@@ -46,37 +46,10 @@ func (c *magCache) Eval(step int, eval func(*model.Hooks) (*model.Feature, error
 			c.ratio, c.err, c.skipped = 1, 0, 0
 		}
 	}
-	hooks := &model.Hooks{Stack: func(x *model.Feature, run func(from, to int, x *model.Feature) (*model.Feature, error)) (*model.Feature, error) {
-		if skip {
-			c.reused += c.depth
-			return x.Add(c.residual)
-		}
-		out, err := run(0, c.depth, x)
-		if err != nil {
-			return nil, err
-		}
-		c.computed += c.depth
-		r, err := out.Sub(x)
-		if err != nil {
-			return nil, err
-		}
-		c.release()
-		c.residual = r
-		c.hold(r.Bytes())
-		return out.Clone()
-	}}
-	return eval(hooks)
+	return eval(&model.Hooks{Stack: c.residualStack(c.depth, &c.residual, func() bool { return skip })})
 }
 
-func (c *magCache) release() {
-	if c.residual != nil {
-		c.hold(-c.residual.Bytes())
-		c.residual.Drop()
-		c.residual = nil
-	}
-}
-
-func (c *magCache) End() { c.release() }
+func (c *magCache) End() { c.swap(&c.residual, nil) }
 
 // resample maps a calibrated per-step profile onto n steps by linear interpolation over the trajectory's
 // fraction (a profile calibrated at 50 steps serves 20 or 100).

@@ -163,6 +163,40 @@ func (l *ledger) hold(delta int64) {
 	l.peak = max(l.peak, l.held)
 }
 
+// swap replaces the feature held in *slot by f (nil releases it), keeping the memory account.
+func (l *ledger) swap(slot **model.Feature, f *model.Feature) {
+	if *slot != nil {
+		l.hold(-(*slot).Bytes())
+		(*slot).Drop()
+	}
+	*slot = f
+	if f != nil {
+		l.hold(f.Bytes())
+	}
+}
+
+// residualStack is the block-stack hook of whole-stack policies (MagCache, TeaCache): when skip is set it
+// returns x plus the residual kept in *residual; otherwise it runs every block and keeps the new residual.
+func (l *ledger) residualStack(depth int, residual **model.Feature, skip func() bool) func(*model.Feature, func(from, to int, x *model.Feature) (*model.Feature, error)) (*model.Feature, error) {
+	return func(x *model.Feature, run func(from, to int, x *model.Feature) (*model.Feature, error)) (*model.Feature, error) {
+		if skip() {
+			l.reused += depth
+			return x.Add(*residual)
+		}
+		out, err := run(0, depth, x)
+		if err != nil {
+			return nil, err
+		}
+		l.computed += depth
+		r, err := out.Sub(x)
+		if err != nil {
+			return nil, err
+		}
+		l.swap(residual, r)
+		return out.Clone()
+	}
+}
+
 func (l *ledger) Stats() Stats {
 	total := l.computed + l.reused + l.forecast
 	frac := 1.0

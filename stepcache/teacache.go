@@ -32,7 +32,7 @@ func (c *teaCache) Eval(step int, eval func(*model.Hooks) (*model.Feature, error
 		Probe: func(mod0 *model.Feature) error {
 			defer func() { // keep this step's modulated input for the next step's indicator
 				if keep, err := mod0.Clone(); err == nil {
-					c.setPrev(keep)
+					c.swap(&c.prevMod, keep)
 				}
 			}()
 			if step == 0 || step == c.steps-1 || c.prevMod == nil || c.residual == nil {
@@ -51,53 +51,14 @@ func (c *teaCache) Eval(step int, eval func(*model.Hooks) (*model.Feature, error
 			}
 			return nil
 		},
-		Stack: func(x *model.Feature, run func(from, to int, x *model.Feature) (*model.Feature, error)) (*model.Feature, error) {
-			if !compute {
-				c.reused += c.depth
-				return x.Add(c.residual)
-			}
-			out, err := run(0, c.depth, x)
-			if err != nil {
-				return nil, err
-			}
-			c.computed += c.depth
-			r, err := out.Sub(x)
-			if err != nil {
-				return nil, err
-			}
-			c.setResidual(r)
-			return out.Clone()
-		},
+		Stack: c.residualStack(c.depth, &c.residual, func() bool { return !compute }),
 	}
 	return eval(hooks)
 }
 
-func (c *teaCache) setPrev(f *model.Feature) {
-	if c.prevMod != nil {
-		c.hold(-c.prevMod.Bytes())
-		c.prevMod.Drop()
-	}
-	c.prevMod = f
-	c.hold(f.Bytes())
-}
-
-func (c *teaCache) setResidual(f *model.Feature) {
-	if c.residual != nil {
-		c.hold(-c.residual.Bytes())
-		c.residual.Drop()
-	}
-	c.residual = f
-	c.hold(f.Bytes())
-}
-
 func (c *teaCache) End() {
-	for _, f := range []*model.Feature{c.prevMod, c.residual} {
-		if f != nil {
-			c.hold(-f.Bytes())
-			f.Drop()
-		}
-	}
-	c.prevMod, c.residual = nil, nil
+	c.swap(&c.prevMod, nil)
+	c.swap(&c.residual, nil)
 }
 
 func polyval(coeffs []float64, x float64) float64 {
