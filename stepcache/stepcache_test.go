@@ -142,27 +142,7 @@ func TestFORAReusesBetweenFullSteps(t *testing.T) {
 
 // With caching disabled each policy reproduces the uncached sampler exactly.
 func TestDisabledPoliciesMatchUncached(t *testing.T) {
-	w := model.NewWorker(false)
-	defer w.Close()
-	cfg := model.Config{ImageSize: 8, Channels: 1, Patch: 2, Width: 32, Depth: 3, Heads: 2, MLPRatio: 2,
-		Prediction: model.PredictFlow, Cond: model.CondLabel, NumClasses: 3}
-	err := w.Do(context.Background(), func() error {
-		m, err := randomModel(cfg)
-		if err != nil {
-			return err
-		}
-		defer m.Close()
-		sample := func(p stepcache.Policy) []float32 {
-			req := model.SampleRequest{Labels: []int{0, 2}, Seed: 1, Steps: 8, Guidance: 2}
-			if p != nil {
-				req.Cache = p
-			}
-			res, err := m.Sample(context.Background(), req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return res.Pixels
-		}
+	onRandomModel(t, 8, func(cfg model.Config, sample func(model.StepCache) []float32) error {
 		want := sample(nil)
 		for _, c := range []stepcache.Config{
 			{Name: "none"},
@@ -189,9 +169,6 @@ func TestDisabledPoliciesMatchUncached(t *testing.T) {
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }
 
 // A scripted block stack: block b adds (b+1)·(1 + step/100) to x. The front residual barely changes from
@@ -296,24 +273,7 @@ func TestMagCacheCalibrationAndSkipping(t *testing.T) {
 	if _, err := stepcache.New(stepcache.Config{Name: "magcache"}, 3); err == nil || !strings.Contains(err.Error(), "cachet calibrate magcache") {
 		t.Fatalf("magcache without calibration: %v", err)
 	}
-	w := model.NewWorker(false)
-	defer w.Close()
-	cfg := model.Config{ImageSize: 8, Channels: 1, Patch: 2, Width: 32, Depth: 3, Heads: 2, MLPRatio: 2,
-		Prediction: model.PredictFlow, Cond: model.CondLabel, NumClasses: 3}
-	err := w.Do(context.Background(), func() error {
-		m, err := randomModel(cfg)
-		if err != nil {
-			return err
-		}
-		defer m.Close()
-		sample := func(c model.StepCache) []float32 {
-			req := model.SampleRequest{Labels: []int{0, 2}, Seed: 1, Steps: 10, Guidance: 2, Cache: c}
-			res, err := m.Sample(context.Background(), req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return res.Pixels
-		}
+	onRandomModel(t, 10, func(cfg model.Config, sample func(model.StepCache) []float32) error {
 		rec := stepcache.NewMagRecorder(cfg.Depth)
 		want := sample(rec)
 		gammas := rec.Ratios()
@@ -343,9 +303,6 @@ func TestMagCacheCalibrationAndSkipping(t *testing.T) {
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }
 
 // randomModel has random weights: a freshly initialised DiT's blocks are identities (adaLN-Zero), on which
@@ -415,23 +372,7 @@ func TestTeaCacheCalibrationAndSkipping(t *testing.T) {
 	if _, err := stepcache.New(stepcache.Config{Name: "teacache"}, 3); err == nil || !strings.Contains(err.Error(), "cachet calibrate teacache") {
 		t.Fatalf("teacache without calibration: %v", err)
 	}
-	w := model.NewWorker(false)
-	defer w.Close()
-	cfg := model.Config{ImageSize: 8, Channels: 1, Patch: 2, Width: 32, Depth: 3, Heads: 2, MLPRatio: 2,
-		Prediction: model.PredictFlow, Cond: model.CondLabel, NumClasses: 3}
-	err := w.Do(context.Background(), func() error {
-		m, err := randomModel(cfg)
-		if err != nil {
-			return err
-		}
-		defer m.Close()
-		sample := func(c model.StepCache) []float32 {
-			res, err := m.Sample(context.Background(), model.SampleRequest{Labels: []int{0, 2}, Seed: 1, Steps: 12, Guidance: 2, Cache: c})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return res.Pixels
-		}
+	onRandomModel(t, 12, func(cfg model.Config, sample func(model.StepCache) []float32) error {
 		rec := stepcache.NewTeaRecorder(cfg.Depth)
 		want := sample(rec)
 		rec.End()
@@ -463,6 +404,34 @@ func TestTeaCacheCalibrationAndSkipping(t *testing.T) {
 			}
 		}
 		return nil
+	})
+}
+
+// onRandomModel runs fn on a model worker with a small random-weight label model; sample runs the guided
+// sampler (labels 0 and 2, seed 1, the given steps) through a step cache (nil = uncached).
+func onRandomModel(t *testing.T, steps int, fn func(cfg model.Config, sample func(model.StepCache) []float32) error) {
+	t.Helper()
+	cfg := model.Config{ImageSize: 8, Channels: 1, Patch: 2, Width: 32, Depth: 3, Heads: 2, MLPRatio: 2,
+		Prediction: model.PredictFlow, Cond: model.CondLabel, NumClasses: 3}
+	w := model.NewWorker(false)
+	defer w.Close()
+	err := w.Do(context.Background(), func() error {
+		m, err := randomModel(cfg)
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		return fn(cfg, func(c model.StepCache) []float32 {
+			req := model.SampleRequest{Labels: []int{0, 2}, Seed: 1, Steps: steps, Guidance: 2}
+			if c != nil {
+				req.Cache = c
+			}
+			res, err := m.Sample(context.Background(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return res.Pixels
+		})
 	})
 	if err != nil {
 		t.Fatal(err)
