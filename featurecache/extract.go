@@ -1,0 +1,232 @@
+// Package featurecache owns DreamCache-style reference caches: the extraction pass (one null-condition
+// denoiser forward at a small time, capturing the input hidden states of chosen blocks), the cache codec
+// and an in-memory LRU of decoded caches. Classification reuses the same pass.
+package featurecache
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/cachetlab/cachet"
+	"github.com/cachetlab/cachet/model"
+)
+
+// Config says which blocks a cache holds and at which model time the reference is seen.
+type Config struct {
+	// Blocks are the blocks whose input hidden states are captured, ascending.
+	Blocks []int
+	// TRef is the model time of the pass (flow models: 1000·t). DreamCache uses a near-clean time so the
+	// features describe the reference itself; the clean image is fed as is.
+	TRef float64
+	// MaxBatch bounds how many images one forward takes (memory).
+	MaxBatch int
+}
+
+// DefaultConfig captures every block at model time 10 (t = 0.01).
+func DefaultConfig(m *model.DiT) Config {
+	blocks := make([]int, m.Cfg.Depth)
+	for i := range blocks {
+		blocks[i] = i
+	}
+	return Config{Blocks: blocks, TRef: 10, MaxBatch: 64}
+}
+
+// Validate checks the config against the model it will run on.
+func (c Config) Validate(m *model.DiT) error {
+	if len(c.Blocks) == 0 {
+		return cachet.Errorf(cachet.CodeInvalidArgument, "feature cache: no blocks configured")
+	}
+	for i, b := range c.Blocks {
+		if b < 0 || b >= m.Cfg.Depth {
+			return cachet.Errorf(cachet.CodeInvalidArgument, "feature cache: block %d outside the model's 0…%d", b, m.Cfg.Depth-1)
+		}
+		if i > 0 && b <= c.Blocks[i-1] {
+			return cachet.Errorf(cachet.CodeInvalidArgument, "feature cache: blocks must be ascending and distinct (got %v)", c.Blocks)
+		}
+	}
+	if c.TRef < 0 || c.TRef > 1000 || math.IsNaN(c.TRef) {
+		return cachet.Errorf(cachet.CodeInvalidArgument, "feature cache: t_ref %v outside 0…1000", c.TRef)
+	}
+	if c.MaxBatch <= 0 {
+		return cachet.Errorf(cachet.CodeInvalidArgument, "feature cache: max batch must be positive")
+	}
+	return nil
+}
+
+// Features is one image's cache: for each captured block, its input hidden states [Tokens, Width].
+type Features struct {
+	Model  string // id of the model that made it (weights checksum)
+	Blocks []int
+	TRef   float64
+	Tokens int
+	Width  int
+	Data   [][]float32 // one slice of Tokens·Width values per block, in Blocks order
+}
+
+// Bytes is the decoded size of the cache.
+func (f *Features) Bytes() int64 { return int64(len(f.Blocks)) * int64(f.Tokens*f.Width) * 4 }
+
+// Block returns the hidden states of block b, or nil when the cache does not hold it.
+func (f *Features) Block(b int) []float32 {
+	i := slices.Index(f.Blocks, b)
+	if i < 0 {
+		return nil
+	}
+	return f.Data[i]
+}
+
+// Pooled returns the mean over tokens of each requested block, each L2-normalised, concatenated and
+// normalised again: one unit vector of len(blocks)·Width values.
+func (f *Features) Pooled(blocks []int) ([]float32, error) {
+	out := make([]float32, 0, len(blocks)*f.Width)
+	for _, b := range blocks {
+		x := f.Block(b)
+		if x == nil {
+			return nil, cachet.Errorf(cachet.CodeInvalidArgument, "feature cache holds blocks %v, not %d", f.Blocks, b)
+		}
+		mean := make([]float64, f.Width)
+		for t := 0; t < f.Tokens; t++ {
+			row := x[t*f.Width : (t+1)*f.Width]
+			for d, v := range row {
+				mean[d] += float64(v)
+			}
+		}
+		out = append(out, normalize(mean)...)
+	}
+	return normalize32(out), nil
+}
+
+func normalize(v []float64) []float32 {
+	var ss float64
+	for _, x := range v {
+		ss += x * x
+	}
+	out := make([]float32, len(v))
+	if ss == 0 {
+		return out
+	}
+	inv := 1 / math.Sqrt(ss)
+	for i, x := range v {
+		out[i] = float32(x * inv)
+	}
+	return out
+}
+
+func normalize32(v []float32) []float32 {
+	w := make([]float64, len(v))
+	for i, x := range v {
+		w[i] = float64(x)
+	}
+	return normalize(w)
+}
+
+// Extractor runs extraction passes on a model's worker.
+type Extractor struct {
+	worker  *model.Worker
+	dit     *model.DiT
+	modelID string
+	cfg     Config
+}
+
+// NewExtractor validates cfg for the model. modelID names the weights (a cache records it and is refused
+// by any other model).
+func NewExtractor(w *model.Worker, m *model.DiT, modelID string, cfg Config) (*Extractor, error) {
+	if err := cfg.Validate(m); err != nil {
+		return nil, err
+	}
+	return &Extractor{worker: w, dit: m, modelID: modelID, cfg: cfg}, nil
+}
+
+// Config returns the extractor's configuration.
+func (e *Extractor) Config() Config { return e.cfg }
+
+// ModelID names the model the extractor's caches belong to.
+func (e *Extractor) ModelID() string { return e.modelID }
+
+// ImagePixels is the number of values one input image has (C·H·W, model units ≈ −1…1).
+func (e *Extractor) ImagePixels() int {
+	c := e.dit.Cfg
+	return c.Channels * c.ImageSize * c.ImageSize
+}
+
+// Extract runs the pass over images (each ImagePixels values in model units) and returns one cache each.
+func (e *Extractor) Extract(ctx context.Context, images [][]float32) ([]*Features, error) {
+	per := e.ImagePixels()
+	for i, img := range images {
+		if len(img) != per {
+			return nil, cachet.Errorf(cachet.CodeInvalidArgument, "image %d has %d values, want %d", i, len(img), per)
+		}
+	}
+	out := make([]*Features, 0, len(images))
+	for start := 0; start < len(images); start += e.cfg.MaxBatch {
+		if err := ctx.Err(); err != nil {
+			return nil, cachet.Wrap(cachet.CodeCanceled, err, "extraction canceled")
+		}
+		batch := images[start:min(start+e.cfg.MaxBatch, len(images))]
+		var fs []*Features
+		err := e.worker.Do(ctx, func() error {
+			var err error
+			fs, err = e.extractBatch(batch)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, fs...)
+	}
+	return out, nil
+}
+
+// extractBatch runs one forward on the worker. Only the blocks up to the last captured one run: the rest
+// of the stack cannot change what was captured.
+func (e *Extractor) extractBatch(images [][]float32) ([]*Features, error) {
+	n := len(images)
+	cfg := e.dit.Cfg
+	tokens, width := cfg.Tokens(), cfg.Width
+	fs := make([]*Features, n)
+	for i := range fs {
+		fs[i] = &Features{Model: e.modelID, Blocks: slices.Clone(e.cfg.Blocks), TRef: e.cfg.TRef,
+			Tokens: tokens, Width: width, Data: make([][]float32, len(e.cfg.Blocks))}
+	}
+	x := make([]float32, 0, n*e.ImagePixels())
+	t := make([]float64, n)
+	null := make([]bool, n)
+	for i, img := range images {
+		x = append(x, img...)
+		t[i] = e.cfg.TRef
+		null[i] = true
+	}
+	in := model.EvalInput{X: x, T: t, Null: null}
+	if cfg.Cond == model.CondText {
+		in.Prompts = make([]string, n)
+	} else {
+		in.Labels = make([]int, n)
+	}
+	last := e.cfg.Blocks[len(e.cfg.Blocks)-1]
+	hooks := &model.Hooks{
+		CaptureBlocks: e.cfg.Blocks,
+		Capture: func(block int, h *model.Feature) error {
+			vals, err := h.Values()
+			if err != nil {
+				return err
+			}
+			if len(vals) != n*tokens*width {
+				return fmt.Errorf("featurecache: block %d gave %d values, want %d", block, len(vals), n*tokens*width)
+			}
+			k := slices.Index(e.cfg.Blocks, block)
+			for i := range fs {
+				fs[i].Data[k] = vals[i*tokens*width : (i+1)*tokens*width : (i+1)*tokens*width]
+			}
+			return nil
+		},
+		Stack: func(x *model.Feature, run func(from, to int, x *model.Feature) (*model.Feature, error)) (*model.Feature, error) {
+			return run(0, last+1, x)
+		},
+	}
+	if _, err := e.dit.Evaluate(in, hooks); err != nil {
+		return nil, fmt.Errorf("featurecache: extraction pass: %w", err)
+	}
+	return fs, nil
+}
