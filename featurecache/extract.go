@@ -5,6 +5,10 @@ package featurecache
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"os"
 	"fmt"
 	"math"
 	"slices"
@@ -229,4 +233,19 @@ func (e *Extractor) extractBatch(images [][]float32) ([]*Features, error) {
 		return nil, fmt.Errorf("featurecache: extraction pass: %w", err)
 	}
 	return fs, nil
+}
+
+// WeightsID names a weights file by content: the first 16 hex digits of its SHA-256. Caches and pooled
+// features record it so features from another model version are never mixed in.
+func WeightsID(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("featurecache: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("featurecache: reading %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16], nil
 }
