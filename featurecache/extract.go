@@ -7,10 +7,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"io"
-	"os"
 	"fmt"
+	"io"
 	"math"
+	"os"
 	"slices"
 
 	"github.com/cachetlab/cachet"
