@@ -17,7 +17,7 @@ func TestConfigValidation(t *testing.T) {
 	}{
 		{stepcache.Config{}, ""},
 		{stepcache.Config{Name: "TaylorSeer", Params: map[string]float64{"interval": 3, "order": 2}}, ""},
-		{stepcache.Config{Name: "magic"}, `unknown cache policy "magic"; policies: abcache, bwcache, dbcache, fbcache, fora, magcache, none, taylorseer, teacache`},
+		{stepcache.Config{Name: "magic"}, `unknown cache policy "magic"; policies: abcache, bwcache, dbcache, fbcache, foca, fora, magcache, none, taylorseer, teacache`},
 		{stepcache.Config{Name: "fora", Params: map[string]float64{"n": 3}}, `cache policy fora has no parameter "n"; it takes: fora: interval=3 (1…50)`},
 		{stepcache.Config{Name: "fora", Params: map[string]float64{"interval": 0}}, "interval must be an integer in 1…50 (got 0)"},
 		{stepcache.Config{Name: "taylorseer", Params: map[string]float64{"order": 2.5}}, "order must be an integer in 0…6"},
@@ -123,6 +123,77 @@ func TestTaylorSeerForecastsPolynomialTrajectories(t *testing.T) {
 	}
 }
 
+// focaReference is FoCa's forecast on scalars: the trapezoid of the anchors' per-step slope and the
+// rolling window's latest slope, damped beyond the horizon; predictions join the window.
+func focaReference(f func(float64) float64, interval, horizon, steps int) []float64 {
+	var out []float64
+	var anchors, window []int // window: the steps whose values were computed or forecast
+	for s := range steps {
+		if s%interval == 0 {
+			out = append(out, f(float64(s)))
+			anchors, window = append(anchors, s), append(window, s)
+			continue
+		}
+		last := anchors[len(anchors)-1]
+		if len(anchors) < 2 {
+			out = append(out, out[last])
+			continue
+		}
+		prev := anchors[len(anchors)-2]
+		w1, w0 := window[len(window)-1], window[len(window)-2]
+		k := float64(s - last)
+		slopeAnchor := (out[last] - out[prev]) / float64(last-prev)
+		slopeRecent := (out[w1] - out[w0]) / float64(w1-w0)
+		damp := 1.0
+		if k > float64(horizon) {
+			damp = float64(horizon) / k
+		}
+		out = append(out, out[last]+damp*k/2*(slopeAnchor+slopeRecent))
+		window = append(window, s)
+	}
+	return out
+}
+
+func TestFoCaForecasts(t *testing.T) {
+	tests := []struct {
+		name     string
+		interval int
+		f        func(float64) float64
+		exact    bool // a line within the horizon is forecast exactly
+	}{
+		{"linear", 3, func(s float64) float64 { return 3 - 0.5*s }, true},
+		{"quadratic", 3, func(s float64) float64 { return 1 + 0.2*s - 0.03*s*s }, false},
+		{"past the horizon", 6, func(s float64) float64 { return 2 + 0.1*s }, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := stepcache.New(stepcache.Config{Name: "foca", Params: map[string]float64{"interval": float64(tc.interval), "warmup": 0}}, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, computed := scripted(t, p, 20, func(s int) float32 { return float32(tc.f(float64(s))) })
+			want := focaReference(tc.f, tc.interval, 3, 20)
+			for s := range got {
+				if computed[s] != (s%tc.interval == 0) {
+					t.Errorf("step %d computed %v", s, computed[s])
+				}
+				if math.Abs(float64(got[s])-want[s]) > 1e-4*max(1, math.Abs(want[s])) {
+					t.Errorf("step %d: %v, want %v", s, got[s], want[s])
+				}
+				if tc.exact && s > tc.interval && math.Abs(float64(got[s])-tc.f(float64(s))) > 1e-4 {
+					t.Errorf("step %d: %v, want the line's %v", s, got[s], tc.f(float64(s)))
+				}
+			}
+			if tc.name == "past the horizon" && math.Abs(float64(got[11])-tc.f(11)) < 1e-3 {
+				t.Errorf("step 11 is 5 steps past its anchor: the forecast should be damped, got the line's value %v", got[11])
+			}
+			if st := p.Stats(); st.ExtraBytes != 4*8 {
+				t.Errorf("extra bytes %d, want four 2-value float32 features", st.ExtraBytes)
+			}
+		})
+	}
+}
+
 func TestFORAReusesBetweenFullSteps(t *testing.T) {
 	p, err := stepcache.New(stepcache.Config{Name: "fora", Params: map[string]float64{"interval": 4}}, 1)
 	if err != nil {
@@ -148,6 +219,7 @@ func TestDisabledPoliciesMatchUncached(t *testing.T) {
 			{Name: "none"},
 			{Name: "fora", Params: map[string]float64{"interval": 1}},
 			{Name: "taylorseer", Params: map[string]float64{"interval": 1}},
+			{Name: "foca", Params: map[string]float64{"interval": 1}},
 			{Name: "fbcache", Params: map[string]float64{"threshold": 0}},
 			{Name: "dbcache", Params: map[string]float64{"threshold": 0, "fn": 1, "bn": 1}},
 			{Name: "abcache", Params: map[string]float64{"interval": 1}},

@@ -63,10 +63,12 @@ func (p *sublayerPolicy) Eval(step int, eval func(*model.Hooks) (*model.Feature,
 			p.computed++
 			return v.Clone()
 		}
+		before := f.bytes()
 		out, reused, err := f.predict(step)
 		if err != nil {
 			return nil, err
 		}
+		p.hold(f.bytes() - before) // forecasters with a rolling window grow on predictions too
 		if reused {
 			p.reused++
 		} else {
