@@ -1,0 +1,468 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cachetlab/cachet"
+	"github.com/cachetlab/cachet/dataset"
+	"github.com/cachetlab/cachet/eval"
+	"github.com/cachetlab/cachet/eval/baseeval"
+	"github.com/cachetlab/cachet/featurecache"
+	"github.com/cachetlab/cachet/model"
+	"github.com/cachetlab/cachet/stepcache"
+)
+
+// Setting is one configuration `cachet bench stepcache` measures: a cache policy at 50 steps, or (Steps > 0)
+// the baseline every policy must beat — plain sampling with fewer steps.
+type Setting struct {
+	Cache stepcache.Config `json:"cache"`
+	Steps int              `json:"steps,omitempty"`
+}
+
+// Label names the setting in tables and plots: "taylorseer interval=4 order=2", "24 steps".
+func (s Setting) Label() string {
+	if s.Steps > 0 {
+		return fmt.Sprintf("%d steps", s.Steps)
+	}
+	name := strings.ToLower(strings.TrimSpace(s.Cache.Name))
+	if name == "" {
+		name = "none"
+	}
+	parts := []string{name}
+	keys := make([]string, 0, len(s.Cache.Params))
+	for k := range s.Cache.Params {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s=%g", k, s.Cache.Params[k]))
+	}
+	return strings.Join(parts, " ")
+}
+
+// ParseSettings reads settings separated by ';': "fora:interval=3", "taylorseer:interval=4,order=2",
+// "steps=25" (the fewer-steps baseline). Every policy config is validated.
+func ParseSettings(s string) ([]Setting, error) {
+	var out []Setting
+	for _, item := range strings.Split(s, ";") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		if v, ok := strings.CutPrefix(item, "steps="); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > model.MaxSteps {
+				return nil, cachet.Errorf(cachet.CodeInvalidArgument, "setting %q: steps must be an integer in 1…%d", item, model.MaxSteps)
+			}
+			out = append(out, Setting{Steps: n})
+			continue
+		}
+		name, params, _ := strings.Cut(item, ":")
+		c := stepcache.Config{Name: strings.TrimSpace(name), Params: map[string]float64{}}
+		for _, kv := range strings.Split(params, ",") {
+			if kv = strings.TrimSpace(kv); kv == "" {
+				continue
+			}
+			k, v, ok := strings.Cut(kv, "=")
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if !ok || err != nil {
+				return nil, cachet.Errorf(cachet.CodeInvalidArgument, "setting %q: %q is not name=number", item, kv)
+			}
+			c.Params[strings.TrimSpace(k)] = f
+		}
+		if err := c.Validate(); err != nil {
+			return nil, err
+		}
+		out = append(out, Setting{Cache: c})
+	}
+	if len(out) == 0 {
+		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "no settings given; e.g. \"fora:interval=3;steps=25\"")
+	}
+	return out, nil
+}
+
+// DefaultSettings spans each policy from gentle to aggressive, with the fewer-steps baselines at the
+// matching compute fractions. MagCache and TeaCache need the model's calibration file.
+const DefaultSettings = "steps=25;steps=17;steps=13;steps=10;steps=8;" +
+	"fora:interval=2;fora:interval=3;fora:interval=4;" +
+	"taylorseer:interval=3,order=2;taylorseer:interval=4,order=2;taylorseer:interval=5,order=2;taylorseer:interval=4,order=4;" +
+	"foca:interval=3;foca:interval=4;foca:interval=5;foca:interval=6;" +
+	"fbcache:threshold=0.05;fbcache:threshold=0.1;dbcache;dbcache:threshold=0.15;" +
+	"abcache:order=2;abcache:order=3;bwcache:delta=0.15;bwcache:delta=0.25;" +
+	"magcache;magcache:threshold=0.12;teacache;teacache:threshold=0.6"
+
+// StepCacheOptions configure one benchmark run.
+type StepCacheOptions struct {
+	Weights, Evaluator, DataDir string
+	Prompts                     int // spread evenly over the evaluation prompt set (all classes)
+	Seed                        int64
+	Steps                       int
+	Guidance                    float64
+	Batch                       int // images per sampler request in the quality pass
+	Repeats                     int // interleaved timing rounds
+	TimingImages                int // images per timed request
+	Settings                    []Setting
+	Progress                    io.Writer
+	Threads                     int // recorded (the caller sets libtorch's threads)
+}
+
+// DefaultStepCacheOptions is `cachet bench stepcache` without flags.
+func DefaultStepCacheOptions() StepCacheOptions {
+	s, _ := ParseSettings(DefaultSettings)
+	return StepCacheOptions{Weights: "weights/base.safetensors", Evaluator: "weights/evaluator.safetensors",
+		DataDir: dataset.DefaultDir, Prompts: 80, Steps: 50, Guidance: baseeval.DefaultGuidance, Batch: 40,
+		Repeats: 3, TimingImages: 8, Settings: s}
+}
+
+func (o StepCacheOptions) validate() error {
+	bad := func(format string, args ...any) error {
+		return cachet.Errorf(cachet.CodeInvalidArgument, format, args...)
+	}
+	switch {
+	case o.Prompts < 2 || o.Prompts > baseeval.NumPrompts:
+		return bad("--prompts must be between 2 and %d (got %d)", baseeval.NumPrompts, o.Prompts)
+	case o.Steps < 1 || o.Steps > model.MaxSteps:
+		return bad("--steps must be between 1 and %d (got %d)", model.MaxSteps, o.Steps)
+	case o.Batch < 1:
+		return bad("--batch must be positive (got %d)", o.Batch)
+	case o.Repeats < 1:
+		return bad("--repeats must be positive (got %d)", o.Repeats)
+	case o.TimingImages < 1:
+		return bad("--timing-images must be positive (got %d)", o.TimingImages)
+	case math.IsNaN(o.Guidance) || o.Guidance < 0 || o.Guidance > 50:
+		return bad("--guidance must be between 0 and 50 (got %v)", o.Guidance)
+	case len(o.Settings) == 0:
+		return bad("no settings to measure")
+	}
+	for _, s := range o.Settings {
+		if s.Steps > o.Steps {
+			return bad("baseline %q has more steps than the reference's %d", s.Label(), o.Steps)
+		}
+	}
+	return nil
+}
+
+// StepCacheRow is one setting's result.
+type StepCacheRow struct {
+	Label   string  `json:"label"`
+	Setting Setting `json:"setting"`
+	// ComputeFraction is the policy's own estimate (computed units / all units) over the quality pass;
+	// for a fewer-steps baseline, steps/reference steps.
+	ComputeFraction float64  `json:"compute_fraction"`
+	MedianSeconds   float64  `json:"median_seconds"` // per timed request
+	SpeedUp         float64  `json:"speed_up"`       // reference median / this median
+	PSNR            float64  `json:"psnr_db"`        // vs the uncached images, mean over images (capped)
+	SSIM            float64  `json:"ssim"`
+	ClassAccuracy   float64  `json:"class_accuracy"`
+	Frechet         *float64 `json:"frechet_distance"` // nil when the sets are too small for a covariance
+	ExtraMiB        float64  `json:"extra_mib"`        // most cached-feature memory held in one request
+	Computed        int      `json:"computed_units"`
+	Reused          int      `json:"reused_units"`
+	Forecast        int      `json:"forecast_units"`
+}
+
+// StepCacheReport is the whole run.
+type StepCacheReport struct {
+	Command      string         `json:"command"`
+	Weights      string         `json:"weights"`
+	WeightsID    string         `json:"weights_id"`
+	Model        string         `json:"model"`
+	Steps        int            `json:"steps"`
+	Guidance     float64        `json:"guidance"`
+	Images       int            `json:"images"`
+	TimingImages int            `json:"timing_images"`
+	Repeats      int            `json:"repeats"`
+	Threads      int            `json:"torch_threads"`
+	Reference    StepCacheRow   `json:"reference"`
+	RealAccuracy float64        `json:"real_class_accuracy"`
+	RealFrechet  *float64       `json:"real_vs_real_frechet"`
+	Rows         []StepCacheRow `json:"rows"`
+	Seconds      float64        `json:"seconds"`
+}
+
+// stepCacheRun holds what the measurements share.
+type stepCacheRun struct {
+	o        StepCacheOptions
+	w        *model.Worker
+	m        *model.DiT
+	ev       *model.Classifier
+	cals     stepcache.Calibrations
+	scenes   []dataset.Scene
+	det      *baseeval.MirrorDetector
+	realF    [][]float64
+	refPx    [][]float32
+	progress io.Writer
+}
+
+// SpreadPrompts picks n prompts spread evenly over the evaluation set, so every class is represented.
+func SpreadPrompts(n int) []dataset.Scene {
+	all := baseeval.Prompts(0)
+	out := make([]dataset.Scene, n)
+	for i := range out {
+		out[i] = all[i*len(all)/n]
+	}
+	return out
+}
+
+// StepCache runs the step-cache benchmark: a quality pass per setting over the prompt set (PSNR/SSIM
+// against the uncached images, evaluator class accuracy, Fréchet distance to real scenes), then
+// interleaved timing rounds of every setting and the uncached reference in the same process.
+func StepCache(ctx context.Context, o StepCacheOptions) (*StepCacheReport, error) {
+	began := time.Now()
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	r := &stepCacheRun{o: o, progress: o.Progress, scenes: SpreadPrompts(o.Prompts)}
+	if r.progress == nil {
+		r.progress = io.Discard
+	}
+	sum, err := fileSum(o.Weights)
+	if err != nil {
+		return nil, err
+	}
+	if r.cals, err = stepcache.LoadCalibrations(stepcache.CalibrationPath(o.Weights)); err != nil {
+		return nil, err
+	}
+	for _, s := range o.Settings {
+		if s.Steps == 0 {
+			if _, err := stepcache.New(r.cals.Apply(s.Cache), 1); err != nil {
+				return nil, fmt.Errorf("%s: %w", s.Label(), err)
+			}
+		}
+	}
+	train, err := dataset.Load(o.DataDir, dataset.Train)
+	if err != nil {
+		return nil, err
+	}
+	r.det = baseeval.NewMirrorDetector(train)
+	test, err := dataset.Load(o.DataDir, dataset.Test)
+	if err != nil {
+		return nil, err
+	}
+	realImgs, err := baseeval.RealScenes(test, r.scenes, baseeval.RealStream)
+	if err != nil {
+		return nil, err
+	}
+	splitImgs, err := baseeval.RealScenes(test, r.scenes, baseeval.BaselineStream)
+	if err != nil {
+		return nil, err
+	}
+
+	r.w = model.NewWorker(false)
+	defer r.w.Close()
+	defer r.w.Do(context.Background(), func() error {
+		if r.m != nil {
+			r.m.Close()
+		}
+		if r.ev != nil {
+			r.ev.Close()
+		}
+		return nil
+	})
+	if err := r.w.Do(ctx, func() error {
+		var err error
+		if r.m, _, err = model.Load(o.Weights, model.CPU); err != nil {
+			return err
+		}
+		if r.m.Cfg.Cond != model.CondText || r.m.Cfg.ImageSize != dataset.CanvasSide || r.m.Cfg.Channels != 1 {
+			return cachet.Errorf(cachet.CodeInvalidArgument, "%s is not a text-conditioned 32×32×1 scene model (%s)", o.Weights, r.m.Cfg)
+		}
+		r.ev, _, err = model.LoadClassifier(o.Evaluator, model.CPU)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+
+	rep := &StepCacheReport{Weights: o.Weights, WeightsID: sum, Model: r.m.Cfg.String(), Steps: o.Steps,
+		Guidance: o.Guidance, Images: len(r.scenes), TimingImages: min(o.TimingImages, len(r.scenes)), Repeats: o.Repeats, Threads: o.Threads}
+	realJ, err := baseeval.JudgeAll(realImgs, r.scenes, r.det)
+	if err != nil {
+		return nil, err
+	}
+	splitJ, err := baseeval.JudgeAll(splitImgs, r.scenes, r.det)
+	if err != nil {
+		return nil, err
+	}
+	var splitF [][]float64
+	if err := r.w.Do(ctx, func() error {
+		var err error
+		if r.realF, err = baseeval.Classify(r.ev, realJ); err != nil {
+			return err
+		}
+		splitF, err = baseeval.Classify(r.ev, splitJ)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	rep.RealAccuracy = classAccuracy(realJ)
+	rep.RealFrechet = frechetOrNil(splitF, r.realF)
+
+	all := append([]Setting{{Cache: stepcache.Config{Name: "none"}}}, o.Settings...)
+	rows := make([]StepCacheRow, len(all))
+	for i, s := range all {
+		fmt.Fprintf(r.progress, "bench stepcache: quality %d/%d: %s\n", i+1, len(all), s.Label())
+		if rows[i], err = r.quality(ctx, s); err != nil {
+			return nil, fmt.Errorf("%s: %w", s.Label(), err)
+		}
+	}
+	if err := r.timing(ctx, all, rows); err != nil {
+		return nil, err
+	}
+	rep.Reference, rep.Rows = rows[0], rows[1:]
+	rep.Seconds = time.Since(began).Seconds()
+	return rep, nil
+}
+
+// sample generates images [from, to) of the prompt set under s; the policy of each request is fresh.
+func (r *stepCacheRun) sample(ctx context.Context, s Setting, from, to int) (*model.SampleResult, stepcache.Stats, error) {
+	steps := r.o.Steps
+	if s.Steps > 0 {
+		steps = s.Steps
+	}
+	req := model.SampleRequest{Seed: r.o.Seed, Steps: steps, Guidance: r.o.Guidance,
+		Noise: baseeval.Noise(r.o.Seed, from, to-from, dataset.CanvasPixels)}
+	for _, sc := range r.scenes[from:to] {
+		req.Prompts = append(req.Prompts, dataset.Format(sc))
+	}
+	var policy stepcache.Policy
+	if s.Steps == 0 {
+		var err error
+		if policy, err = stepcache.New(r.cals.Apply(s.Cache), r.m.Cfg.Depth); err != nil {
+			return nil, stepcache.Stats{}, err
+		}
+		req.Cache = policy
+	}
+	var res *model.SampleResult
+	err := r.w.Do(ctx, func() error {
+		var err error
+		res, err = r.m.Sample(ctx, req)
+		return err
+	})
+	if err != nil {
+		return nil, stepcache.Stats{}, err
+	}
+	st := stepcache.Stats{Steps: steps, ComputeFraction: 1}
+	if policy != nil {
+		st = policy.Stats()
+	}
+	return res, st, nil
+}
+
+func (r *stepCacheRun) quality(ctx context.Context, s Setting) (StepCacheRow, error) {
+	row := StepCacheRow{Label: s.Label(), Setting: s}
+	n, per := len(r.scenes), dataset.CanvasPixels
+	px := make([][]float32, 0, n)
+	var units, computed float64
+	for from := 0; from < n; from += r.o.Batch {
+		to := min(n, from+r.o.Batch)
+		res, st, err := r.sample(ctx, s, from, to)
+		if err != nil {
+			return row, err
+		}
+		for i := range res.N {
+			px = append(px, res.Pixels[i*per:(i+1)*per])
+		}
+		all := st.Computed + st.Reused + st.Forecast
+		units += float64(all)
+		computed += float64(st.Computed)
+		row.Computed += st.Computed
+		row.Reused += st.Reused
+		row.Forecast += st.Forecast
+		row.ExtraMiB = max(row.ExtraMiB, float64(st.ExtraBytes)/(1<<20))
+	}
+	switch {
+	case s.Steps > 0:
+		row.ComputeFraction = float64(s.Steps) / float64(r.o.Steps)
+	case units > 0:
+		row.ComputeFraction = computed / units
+	default:
+		row.ComputeFraction = 1
+	}
+	if r.refPx == nil {
+		r.refPx = px
+	}
+	var err error
+	// Model units span −1…1: peak 2.
+	if row.PSNR, err = eval.MeanPSNR(r.refPx, px, 2); err != nil {
+		return row, err
+	}
+	if row.SSIM, err = eval.MeanSSIM(r.refPx, px, dataset.CanvasSide, dataset.CanvasSide, 2); err != nil {
+		return row, err
+	}
+	imgs := make([][dataset.CanvasPixels]uint8, len(px))
+	for i, p := range px {
+		if imgs[i], err = baseeval.ToCanvas(p); err != nil {
+			return row, err
+		}
+	}
+	js, err := baseeval.JudgeAll(imgs, r.scenes, r.det)
+	if err != nil {
+		return row, err
+	}
+	var feats [][]float64
+	if err := r.w.Do(ctx, func() error {
+		feats, err = baseeval.Classify(r.ev, js)
+		return err
+	}); err != nil {
+		return row, err
+	}
+	row.ClassAccuracy = classAccuracy(js)
+	row.Frechet = frechetOrNil(feats, r.realF)
+	return row, nil
+}
+
+// timing runs Repeats rounds; each round times one request of TimingImages per setting, in order, so
+// drifts of the machine's speed hit every setting alike. Speed-ups are ratios of medians.
+func (r *stepCacheRun) timing(ctx context.Context, all []Setting, rows []StepCacheRow) error {
+	n := min(r.o.TimingImages, len(r.scenes))
+	times := make([][]time.Duration, len(all))
+	for round := range r.o.Repeats {
+		for i, s := range all {
+			start := time.Now()
+			if _, _, err := r.sample(ctx, s, 0, n); err != nil {
+				return fmt.Errorf("%s: %w", s.Label(), err)
+			}
+			times[i] = append(times[i], time.Since(start))
+		}
+		fmt.Fprintf(r.progress, "bench stepcache: timing round %d/%d done\n", round+1, r.o.Repeats)
+	}
+	ref := median(times[0]).Seconds()
+	for i := range rows {
+		rows[i].MedianSeconds = median(times[i]).Seconds()
+		rows[i].SpeedUp = ref / rows[i].MedianSeconds
+	}
+	return nil
+}
+
+func classAccuracy(js []baseeval.Judgement) float64 {
+	ok := 0
+	for i := range js {
+		if js[i].ClassCorrect() {
+			ok++
+		}
+	}
+	return float64(ok) / float64(max(1, len(js)))
+}
+
+func frechetOrNil(a, b [][]float64) *float64 {
+	v, err := eval.FrechetDistance(a, b)
+	if err != nil {
+		return nil
+	}
+	return &v
+}
+
+func fileSum(path string) (string, error) {
+	if _, err := os.Stat(path); err != nil {
+		return "", cachet.Wrap(cachet.CodeInvalidArgument, err, "cannot read weights %s; train them with 'cachet train base'", path)
+	}
+	return featurecache.WeightsID(path)
+}
