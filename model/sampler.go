@@ -43,6 +43,10 @@ type SampleRequest struct {
 	Steps    int     // sampler steps (default 50)
 	Guidance float64 // classifier-free guidance scale; ≤ 1 disables the unconditional branch
 	Cache    StepCache
+	// Inject adds attention injection (a subject's adapters) to every forward pass, merged with the hooks
+	// Cache passes. With guidance only the conditional rows see the reference: the unconditional rows take
+	// the null reference, so guidance pushes towards the subject as well as the prompt.
+	Inject *Injection
 	// Noise, when set, replaces the seeded starting noise ([N, C, H, W]; parity tests and experiments).
 	Noise []float32
 }
@@ -201,6 +205,10 @@ func (m *DiT) step(req *SampleRequest, sched Schedule, i int, x *ts.Tensor, mod 
 	defer s.Drop()
 	o := newOps(&s)
 	eval := func(h *Hooks) (*Feature, error) {
+		h, err := withInjection(h, req.Inject, n)
+		if err != nil {
+			return nil, err
+		}
 		in := x
 		if guided {
 			in = o.cat(0, x, x)

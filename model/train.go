@@ -152,7 +152,10 @@ func eachParamPair(dst, src *nn.VarStore, fn func(name string, d, s *ts.Tensor) 
 }
 
 // flowLoss is mean((model(x_t, t, y) − (ε − x0))²) over the batch.
-func (m *DiT) flowLoss(o *ops, b TrainBatch) *ts.Tensor {
+func (m *DiT) flowLoss(o *ops, b TrainBatch) *ts.Tensor { return m.flowLossWith(o, b, nil) }
+
+// flowLossWith is flowLoss through the given hooks (adapter training).
+func (m *DiT) flowLossWith(o *ops, b TrainBatch, h *Hooks) *ts.Tensor {
 	n := len(b.T)
 	shape := []int64{int64(n), int64(m.Cfg.Channels), int64(m.Cfg.ImageSize), int64(m.Cfg.ImageSize)}
 	x0 := o.keep(FromFloat32s(b.Images, shape, m.Device))
@@ -169,7 +172,7 @@ func (m *DiT) flowLoss(o *ops, b TrainBatch) *ts.Tensor {
 	req := SampleRequest{Prompts: b.Prompts, Labels: b.Labels}
 	y := m.trainConditions(o, &req, b.Null)
 	mod := m.modulate(o, m.conditionVector(o, times, y))
-	pred := m.forward(o, xt, mod, nil)
+	pred := m.forward(o, xt, mod, h)
 	if m.Cfg.LearnSigma {
 		pred = o.narrow(pred, 1, 0, int64(m.Cfg.Channels))
 	}

@@ -5,7 +5,6 @@ package train
 import (
 	"context"
 	"encoding/csv"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -77,13 +76,11 @@ func (c BaseConfig) validate() error {
 	return c.Model.Validate()
 }
 
-// LR is the learning rate at step: linear warm-up, then cosine decay to MinLRFrac·LR.
-func (c BaseConfig) LRAt(step int) float64 {
-	if step < c.Warmup {
-		return c.LR * float64(step+1) / float64(c.Warmup)
-	}
-	p := float64(step-c.Warmup) / math.Max(1, float64(c.Steps-c.Warmup))
-	return c.LR * (c.MinLRFrac + (1-c.MinLRFrac)*0.5*(1+math.Cos(math.Pi*math.Min(p, 1))))
+// LRAt is the learning rate at step: linear warm-up, then cosine decay to MinLRFrac·LR.
+func (c BaseConfig) LRAt(step int) float64 { return c.schedule().At(step) }
+
+func (c BaseConfig) schedule() Schedule {
+	return Schedule{LR: c.LR, MinLRFrac: c.MinLRFrac, Warmup: c.Warmup, Steps: c.Steps}
 }
 
 // Batches draws reproducible training batches: batch k depends only on (seed, k), so a resumed run sees
@@ -169,94 +166,35 @@ func runBase(ctx context.Context, cfg BaseConfig, set, val *dataset.Set) error {
 		return err
 	}
 	defer tr.Close()
-
-	start, elapsedBefore := 0, time.Duration(0)
-	if cfg.Resume {
-		meta, err := tr.LoadCheckpoint(cfg.Checkpoint)
-		switch {
-		case errors.Is(err, os.ErrNotExist):
-			fmt.Fprintf(cfg.Progress, "no checkpoint at %s: starting from scratch\n", cfg.Checkpoint)
-		case err != nil:
-			return err
-		default:
-			start, _ = strconv.Atoi(meta["train.step"])
-			secs, _ := strconv.ParseFloat(meta["train.wall_seconds"], 64)
-			elapsedBefore = time.Duration(secs * float64(time.Second))
-			fmt.Fprintf(cfg.Progress, "resumed from %s at step %d (%s of training so far)\n", cfg.Checkpoint, start, elapsedBefore.Round(time.Second))
-		}
-	}
-	log, err := openCSV(cfg.LogCSV, start > 0)
-	if err != nil {
-		return err
-	}
-	defer log.close()
-
 	batches := NewBatches(set, cfg.Model, cfg.Seed, cfg.CondDropout)
 	valBatch, err := NewBatches(val, cfg.Model, cfg.Seed+1000, 0).Batch(0, max(1, cfg.ValSamples))
 	if err != nil {
 		return err
 	}
-	bar := newBar(cfg.Progress, cfg.Steps, start)
-	began := time.Now()
-	lastCkpt := time.Now()
-	lossEMA := math.NaN()
-	meta := func(step int) map[string]string {
-		return map[string]string{
-			"train.step":         strconv.Itoa(step),
-			"train.wall_seconds": strconv.FormatFloat((elapsedBefore + time.Since(began)).Seconds(), 'f', 1, 64),
-			"train.command":      cfg.Command,
-			"train.seed":         strconv.FormatUint(cfg.Seed, 10),
-		}
-	}
-	checkpoint := func(step int) error {
-		vl, err := model.FlowLoss(tr.EMA, valBatch)
-		if err != nil {
-			return err
-		}
-		if err := tr.SaveCheckpoint(cfg.Checkpoint, meta(step)); err != nil {
-			return err
-		}
-		lastCkpt = time.Now()
-		return log.write(step, math.NaN(), lossEMA, cfg.LRAt(step), vl, elapsedBefore+time.Since(began))
-	}
-	for step := start; step < cfg.Steps; step++ {
-		if (cfg.MaxTime > 0 && time.Since(began) >= cfg.MaxTime) || (cfg.stopAtStep > 0 && step == cfg.stopAtStep) {
-			fmt.Fprintf(cfg.Progress, "\ntime box reached: checkpointed step %d; continue with --resume\n", step)
-			return checkpoint(step)
-		}
-		if err := ctx.Err(); err != nil {
-			fmt.Fprintf(cfg.Progress, "\ninterrupted: checkpointing step %d\n", step)
-			return errors.Join(checkpoint(step), cachet.Wrap(cachet.CodeCanceled, err, "training interrupted at step %d; continue with --resume", step))
-		}
-		batch, err := batches.Batch(uint64(step), cfg.Batch)
-		if err != nil {
-			return err
-		}
-		tr.SetLR(cfg.LRAt(step))
-		loss, err := tr.Step(batch, cfg.GradClip)
-		if err != nil {
-			return fmt.Errorf("train: step %d: %w", step, err)
-		}
-		if math.IsNaN(lossEMA) {
-			lossEMA = loss
-		}
-		lossEMA = 0.98*lossEMA + 0.02*loss
-		bar.update(step+1, lossEMA, cfg.Batch)
-		if step%10 == 0 {
-			if err := log.write(step, loss, lossEMA, cfg.LRAt(step), math.NaN(), elapsedBefore+time.Since(began)); err != nil {
-				return err
+	j := job{Name: "base", Steps: cfg.Steps, Batch: cfg.Batch, Schedule: cfg.schedule(), Checkpoint: cfg.Checkpoint,
+		Resume: cfg.Resume, CheckpointEvery: cfg.CheckpointEvery, MaxTime: cfg.MaxTime, LogCSV: cfg.LogCSV,
+		Progress: cfg.Progress, stopAtStep: cfg.stopAtStep,
+		load: func() (map[string]string, error) { return tr.LoadCheckpoint(cfg.Checkpoint) },
+		step: func(k int, lr float64) (float64, error) {
+			batch, err := batches.Batch(uint64(k), cfg.Batch)
+			if err != nil {
+				return 0, err
 			}
-		}
-		if time.Since(lastCkpt) >= cfg.CheckpointEvery {
-			if err := checkpoint(step + 1); err != nil {
-				return err
+			tr.SetLR(lr)
+			return tr.Step(batch, cfg.GradClip)
+		},
+		save: func(k int, meta map[string]string) (float64, error) {
+			vl, err := model.FlowLoss(tr.EMA, valBatch)
+			if err != nil {
+				return 0, err
 			}
-		}
+			return vl, tr.SaveCheckpoint(cfg.Checkpoint, meta)
+		},
 	}
-	if err := checkpoint(cfg.Steps); err != nil {
+	final, err := j.run(ctx, cfg.Command, cfg.Seed)
+	if err != nil || final == nil {
 		return err
 	}
-	final := meta(cfg.Steps)
 	final["train.data"] = "Fashion-MNIST train split (Debian dataset-fashion-mnist), random scenes"
 	if err := tr.EMA.Save(cfg.Out, final); err != nil {
 		return err

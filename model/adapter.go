@@ -1,0 +1,293 @@
+package model
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/nn"
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/cachetlab/cachet"
+)
+
+// AdapterConfig describes DreamCache adapters on a base DiT (DreamCache's BasicTransformerBlock_Memory in
+// adaLN form): in each adapted block, m = CrossAttn(h, K/V = LN(cached reference tokens of that block)) and
+// the attention sublayer becomes Linear_{(D+Inner)→D}([SelfAttn(h) ‖ m]), initialised to [I | 0] so that a
+// fresh adapter is exactly the base block. The cross-attention has no output projection of its own: the
+// concatenating linear is one (DreamCache's to_out followed by linear_cat composes two linear maps).
+type AdapterConfig struct {
+	Blocks []int `json:"blocks"` // adapted blocks, ascending
+	Inner  int   `json:"inner"`  // width of the reference cross-attention's queries, keys and values
+	Heads  int   `json:"heads"`  // its heads (Inner/Heads per head)
+}
+
+// Validate checks the config against the base model's.
+func (c AdapterConfig) Validate(base Config) error {
+	bad := func(f string, a ...any) error {
+		return cachet.Errorf(cachet.CodeInvalidArgument, "adapter config: "+f, a...)
+	}
+	if len(c.Blocks) == 0 {
+		return bad("no blocks")
+	}
+	for i, b := range c.Blocks {
+		if b < 0 || b >= base.Depth {
+			return bad("block %d outside the base model's 0…%d", b, base.Depth-1)
+		}
+		if i > 0 && b <= c.Blocks[i-1] {
+			return bad("blocks must be ascending and distinct (got %v)", c.Blocks)
+		}
+	}
+	if c.Inner <= 0 || c.Heads <= 0 || c.Inner%c.Heads != 0 {
+		return bad("inner width %d must be a positive multiple of the head count %d", c.Inner, c.Heads)
+	}
+	return nil
+}
+
+// Adapters are the trainable adapter parameters for one base model; the base stays frozen and separate.
+type Adapters struct {
+	Cfg    AdapterConfig
+	Base   Config // the base model's config (the adapters only fit a model of this shape)
+	VS     *nn.VarStore
+	Device gotch.Device
+	blocks map[int]*adapterBlock
+}
+
+type adapterBlock struct {
+	q, k, v *Linear // D → Inner
+	cat     *Linear // D + Inner → D
+}
+
+// NewAdapters builds fresh adapters (a no-op until trained) for a base model of config base.
+func NewAdapters(base Config, cfg AdapterConfig, device gotch.Device) (*Adapters, error) {
+	if err := cfg.Validate(base); err != nil {
+		return nil, err
+	}
+	vs := nn.NewVarStore(device)
+	a := &Adapters{Cfg: cfg, Base: base, VS: vs, Device: device, blocks: map[int]*adapterBlock{}}
+	d, r := int64(base.Width), int64(cfg.Inner)
+	for _, i := range cfg.Blocks {
+		p := vs.Root().Sub("blocks").Sub(fmt.Sprint(i))
+		b := &adapterBlock{}
+		var err error
+		if b.q, err = newLinear(p.Sub("q"), d, r, initXavier); err != nil {
+			vs.Destroy()
+			return nil, err
+		}
+		if b.k, err = newLinear(p.Sub("k"), d, r, initXavier); err != nil {
+			vs.Destroy()
+			return nil, err
+		}
+		if b.v, err = newLinear(p.Sub("v"), d, r, initXavier); err != nil {
+			vs.Destroy()
+			return nil, err
+		}
+		if b.cat, err = newLinear(p.Sub("cat"), d+r, d, initZero); err != nil {
+			vs.Destroy()
+			return nil, err
+		}
+		a.blocks[i] = b
+	}
+	if err := a.identityInit(); err != nil {
+		vs.Destroy()
+		return nil, err
+	}
+	return a, nil
+}
+
+// identityInit sets every concatenating linear to [I | 0], the adapter's no-op start.
+func (a *Adapters) identityInit() error {
+	if err := setTrainable(a.VS, false); err != nil {
+		return err
+	}
+	d, r := a.Base.Width, a.Cfg.Inner
+	w := make([]float32, d*(d+r))
+	for i := range d {
+		w[i*(d+r)+i] = 1
+	}
+	for _, b := range a.blocks {
+		if err := setTensor(b.cat.Weight, w, []int64{int64(d), int64(d + r)}); err != nil {
+			return fmt.Errorf("model: adapter init: %w", err)
+		}
+	}
+	return nil
+}
+
+// Close frees the adapters' tensors.
+func (a *Adapters) Close() { a.VS.Destroy() }
+
+// NumParams counts the adapters' parameters.
+func (a *Adapters) NumParams() int64 {
+	var n int64
+	for _, v := range a.VS.Variables() {
+		sz, err := v.Size()
+		if err != nil {
+			continue
+		}
+		k := int64(1)
+		for _, d := range sz {
+			k *= d
+		}
+		n += k
+	}
+	return n
+}
+
+// configJSON is the metadata form of the adapter and base configs.
+func (a *Adapters) configJSON() (adapter, base string, err error) {
+	x, err := json.Marshal(a.Cfg)
+	if err != nil {
+		return "", "", err
+	}
+	y, err := json.Marshal(a.Base)
+	return string(x), string(y), err
+}
+
+// refKV is one adapted block's reference keys and values, split into heads: [R, H, Tr, hd] with R = 1
+// (one reference shared by the batch) or R = B (one per row, training).
+type refKV struct{ k, v *ts.Tensor }
+
+// projectReference turns reference tokens [R, Tr, D] into a block's keys and values. It runs once per
+// request: the reference does not change between steps.
+func (a *Adapters) projectReference(o *ops, block int, ref *ts.Tensor) refKV {
+	b := a.blocks[block]
+	n := o.layerNorm(ref, a.Base.Width, nil, nil)
+	return refKV{k: a.splitHeads(o, o.linear(n, b.k)), v: a.splitHeads(o, o.linear(n, b.v))}
+}
+
+// splitHeads: [B, T, Inner] → [B, H, T, Inner/H].
+func (a *Adapters) splitHeads(o *ops, x *ts.Tensor) *ts.Tensor {
+	if !o.ok(x) {
+		return nil
+	}
+	sz, err := x.Size()
+	if err != nil {
+		o.err = err
+		return nil
+	}
+	h := int64(a.Cfg.Heads)
+	return o.permute(o.reshape(x, sz[0], sz[1], h, sz[2]/h), 0, 2, 1, 3)
+}
+
+// apply is the adapted attention sublayer of block for h, attn [B, T, D]. Only the first cond rows see the
+// reference; the rest (guidance's unconditional branch) and the rows where noRef is 0 get m = 0, the null
+// reference the adapters were trained with. noRef, when set, is a [B, 1, 1] mask of 1 (reference) / 0.
+func (a *Adapters) apply(o *ops, block int, h, attn *ts.Tensor, kv refKV, cond int, mask *ts.Tensor) *ts.Tensor {
+	if !o.ok(h, attn, kv.k, kv.v) {
+		return nil
+	}
+	b := a.blocks[block]
+	sz, err := h.Size()
+	if err != nil {
+		o.err = err
+		return nil
+	}
+	rows, tokens := sz[0], sz[1]
+	hc := h
+	if int64(cond) < rows {
+		hc = o.narrow(h, 0, 0, int64(cond))
+	}
+	q := a.splitHeads(o, o.linear(hc, b.q)) // [cond, H, T, hd]
+	hd := float64(a.Cfg.Inner / a.Cfg.Heads)
+	scores := o.scale(o.matmul(q, o.transpose(kv.k, 2, 3)), 1/math.Sqrt(hd)) // broadcasts R = 1 over rows
+	m := o.matmul(o.softmax(scores, -1), kv.v)                             // [cond, H, T, hd]
+	m = o.reshape(o.permute(m, 0, 2, 1, 3), int64(cond), tokens, int64(a.Cfg.Inner))
+	if mask != nil {
+		m = o.mul(m, mask)
+	}
+	if int64(cond) < rows {
+		zeros := o.keep(ts.Zeros([]int64{rows - int64(cond), tokens, int64(a.Cfg.Inner)}, gotch.Float, a.Device))
+		m = o.cat(0, m, zeros)
+	}
+	return o.linear(o.cat(2, attn, m), b.cat)
+}
+
+// Injection is attention injection for one sampling request (DreamCache adapters with a subject's
+// reference), applied in every forward pass next to the step-cache policy's hooks. Attention receives the
+// block's modulated input h and self-attention output attn [B, T, D] (borrowed) and the number of leading
+// rows that carry the request's condition (the rest are guidance's unconditional rows), and returns the
+// attention sublayer's pre-gate output, owned by the caller.
+type Injection struct {
+	Blocks    []int
+	Attention func(block, cond int, h, attn *Feature) (*Feature, error)
+}
+
+// withInjection merges a request's injection into the hooks a step-cache policy passes for one forward.
+// The policy's hooks are not modified (policies reuse theirs across steps).
+func withInjection(h *Hooks, inj *Injection, cond int) (*Hooks, error) {
+	if inj == nil {
+		return h, nil
+	}
+	merged := &Hooks{}
+	if h != nil {
+		if h.InjectAttention != nil {
+			return nil, fmt.Errorf("model: the step-cache policy and the request both inject attention")
+		}
+		*merged = *h
+	}
+	merged.InjectBlocks = inj.Blocks
+	merged.InjectAttention = func(block int, hIn, attn *Feature) (*Feature, error) {
+		return inj.Attention(block, cond, hIn, attn)
+	}
+	return merged, nil
+}
+
+// AdapterReference is one request's reference, projected to keys and values for every adapted block. Make
+// it, sample with its Injection, then Close it, all on the model's worker.
+type AdapterReference struct {
+	a    *Adapters
+	keep Scope
+	kv   map[int]refKV
+}
+
+// NewReference projects reference tokens: data[i] holds tokens·Width values, the input hidden states of
+// block blocks[i] (several reference images concatenated along tokens). Every adapted block must be there.
+func (a *Adapters) NewReference(blocks []int, tokens int, data [][]float32) (*AdapterReference, error) {
+	if len(blocks) != len(data) {
+		return nil, fmt.Errorf("model: %d reference blocks for %d data slices", len(blocks), len(data))
+	}
+	r := &AdapterReference{a: a, kv: map[int]refKV{}}
+	o := newOps(&r.keep)
+	for _, b := range a.Cfg.Blocks {
+		k := slices.Index(blocks, b)
+		if k < 0 {
+			r.Close()
+			return nil, cachet.Errorf(cachet.CodeInvalidArgument, "the reference holds blocks %v; the adapters need block %d", blocks, b)
+		}
+		if tokens <= 0 || len(data[k]) != tokens*a.Base.Width {
+			r.Close()
+			return nil, cachet.Errorf(cachet.CodeInvalidArgument, "reference block %d has %d values, want %d tokens × %d", b, len(data[k]), tokens, a.Base.Width)
+		}
+		ref := o.keep(FromFloat32s(data[k], []int64{1, int64(tokens), int64(a.Base.Width)}, a.Device))
+		kv := a.projectReference(o, b, ref)
+		if o.err != nil {
+			r.Close()
+			return nil, o.err
+		}
+		r.kv[b] = kv
+	}
+	return r, nil
+}
+
+// Close frees the reference's keys and values.
+func (r *AdapterReference) Close() { r.keep.Drop() }
+
+// Injection applies the adapters with this reference (set it as SampleRequest.Inject).
+func (r *AdapterReference) Injection() *Injection {
+	return &Injection{Blocks: r.a.Cfg.Blocks, Attention: func(block, cond int, h, attn *Feature) (*Feature, error) {
+		kv, ok := r.kv[block]
+		if !ok {
+			return nil, fmt.Errorf("model: no adapter at block %d", block)
+		}
+		var s Scope
+		defer s.Drop()
+		o := newOps(&s)
+		out := r.a.apply(o, block, h.t, attn.t, kv, cond, nil)
+		if o.err != nil {
+			return nil, o.err
+		}
+		return &Feature{t: s.Release(out)}, nil
+	}}
+}
