@@ -192,7 +192,7 @@ func (a *Adapters) apply(o *ops, block int, h, attn *ts.Tensor, kv refKV, cond i
 	q := a.splitHeads(o, o.linear(hc, b.q)) // [cond, H, T, hd]
 	hd := float64(a.Cfg.Inner / a.Cfg.Heads)
 	scores := o.scale(o.matmul(q, o.transpose(kv.k, 2, 3)), 1/math.Sqrt(hd)) // broadcasts R = 1 over rows
-	m := o.matmul(o.softmax(scores, -1), kv.v)                             // [cond, H, T, hd]
+	m := o.matmul(o.softmax(scores, -1), kv.v)                               // [cond, H, T, hd]
 	m = o.reshape(o.permute(m, 0, 2, 1, 3), int64(cond), tokens, int64(a.Cfg.Inner))
 	if mask != nil {
 		m = o.mul(m, mask)

@@ -91,8 +91,8 @@ func (c AdaptersConfig) validate() error {
 // training-split item: its reference is the canonical render with colour jitter and (with probability
 // Erase) random erasing; its target is the same item under a random scene and that scene's prompt.
 type RefBatches struct {
-	set                  *dataset.Set
-	seed                 uint64
+	set                   *dataset.Set
+	seed                  uint64
 	dropP, noRefP, eraseP float64
 }
 
