@@ -110,8 +110,11 @@ type StepCacheOptions struct {
 	Repeats                     int // interleaved timing rounds
 	TimingImages                int // images per timed request
 	Settings                    []Setting
-	Progress                    io.Writer
-	Threads                     int // recorded (the caller sets libtorch's threads)
+	// Preset, when set, times the settings on random weights of that preset (no quality pass: fidelity
+	// means nothing there, timing does). Weights, Evaluator and DataDir are then unused.
+	Preset   string
+	Progress io.Writer
+	Threads  int // recorded (the caller sets libtorch's threads)
 }
 
 // DefaultStepCacheOptions is `cachet bench stepcache` without flags.
@@ -172,7 +175,8 @@ type StepCacheRow struct {
 // StepCacheReport is the whole run.
 type StepCacheReport struct {
 	Command      string         `json:"command"`
-	Weights      string         `json:"weights"`
+	Preset       string         `json:"preset,omitempty"` // a timing-only run on random weights: no quality columns
+	Weights      string         `json:"weights,omitempty"`
 	WeightsID    string         `json:"weights_id"`
 	Model        string         `json:"model"`
 	Steps        int            `json:"steps"`
@@ -219,6 +223,9 @@ func StepCache(ctx context.Context, o StepCacheOptions) (*StepCacheReport, error
 	began := time.Now()
 	if err := o.validate(); err != nil {
 		return nil, err
+	}
+	if o.Preset != "" {
+		return stepCacheTiming(ctx, o, began)
 	}
 	r := &stepCacheRun{o: o, progress: o.Progress, scenes: SpreadPrompts(o.Prompts)}
 	if r.progress == nil {
@@ -329,8 +336,15 @@ func (r *stepCacheRun) sample(ctx context.Context, s Setting, from, to int) (*mo
 	}
 	req := model.SampleRequest{Seed: r.o.Seed, Steps: steps, Guidance: r.o.Guidance,
 		Noise: baseeval.Noise(r.o.Seed, from, to-from, dataset.CanvasPixels)}
-	for _, sc := range r.scenes[from:to] {
-		req.Prompts = append(req.Prompts, dataset.Format(sc))
+	if r.m.Cfg.Cond == model.CondLabel { // a random-weight preset: labels instead of prompts, seeded noise
+		req.Noise = nil
+		for i := from; i < to; i++ {
+			req.Labels = append(req.Labels, i%r.m.Cfg.NumClasses)
+		}
+	} else {
+		for _, sc := range r.scenes[from:to] {
+			req.Prompts = append(req.Prompts, dataset.Format(sc))
+		}
 	}
 	var policy stepcache.Policy
 	if s.Steps == 0 {
@@ -440,6 +454,66 @@ func (r *stepCacheRun) timing(ctx context.Context, all []Setting, rows []StepCac
 		rows[i].SpeedUp = ref / rows[i].MedianSeconds
 	}
 	return nil
+}
+
+// stepCacheTiming is the timing-only run on a random-weight preset: compute fractions from one request per
+// setting, then the interleaved timing rounds.
+func stepCacheTiming(ctx context.Context, o StepCacheOptions, began time.Time) (*StepCacheReport, error) {
+	cfg, err := PresetConfig(o.Preset)
+	if err != nil {
+		return nil, err
+	}
+	r := &stepCacheRun{o: o, progress: o.Progress, scenes: SpreadPrompts(o.TimingImages), cals: stepcache.Calibrations{}}
+	if r.progress == nil {
+		r.progress = io.Discard
+	}
+	for _, s := range o.Settings {
+		if s.Steps == 0 {
+			if _, err := stepcache.New(s.Cache, cfg.Depth); err != nil {
+				return nil, fmt.Errorf("%s: %w (calibrated policies cannot run on random weights)", s.Label(), err)
+			}
+		}
+	}
+	r.w = model.NewWorker(false)
+	defer r.w.Close()
+	defer r.w.Do(context.Background(), func() error {
+		if r.m != nil {
+			r.m.Close()
+		}
+		return nil
+	})
+	if err := r.w.Do(ctx, func() error {
+		if err := model.SetSeed(o.Seed); err != nil {
+			return err
+		}
+		var err error
+		if r.m, err = model.New(cfg, model.CPU); err != nil {
+			return err
+		}
+		return r.m.Randomize(0.02)
+	}); err != nil {
+		return nil, err
+	}
+	all := append([]Setting{{Cache: stepcache.Config{Name: "none"}}}, o.Settings...)
+	rows := make([]StepCacheRow, len(all))
+	for i, s := range all {
+		fmt.Fprintf(r.progress, "bench stepcache: compute %d/%d: %s\n", i+1, len(all), s.Label())
+		_, st, err := r.sample(ctx, s, 0, len(r.scenes))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", s.Label(), err)
+		}
+		rows[i] = StepCacheRow{Label: s.Label(), Setting: s, ComputeFraction: st.ComputeFraction, Computed: st.Computed,
+			Reused: st.Reused, Forecast: st.Forecast, ExtraMiB: float64(st.ExtraBytes) / (1 << 20)}
+		if s.Steps > 0 {
+			rows[i].ComputeFraction = float64(s.Steps) / float64(o.Steps)
+		}
+	}
+	if err := r.timing(ctx, all, rows); err != nil {
+		return nil, err
+	}
+	return &StepCacheReport{Preset: o.Preset, Model: r.m.Cfg.String(), Steps: o.Steps, Guidance: o.Guidance,
+		TimingImages: len(r.scenes), Repeats: o.Repeats, Threads: o.Threads, Reference: rows[0], Rows: rows[1:],
+		Seconds: time.Since(began).Seconds()}, nil
 }
 
 func classAccuracy(js []baseeval.Judgement) float64 {

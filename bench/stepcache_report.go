@@ -65,6 +65,9 @@ func (r *StepCacheReport) Table() eval.Table {
 			fmt.Sprintf("%.1f %%", 100*x.ClassAccuracy), fdCell(x.Frechet),
 			fmt.Sprintf("%d / %d / %d", x.Computed, x.Reused, x.Forecast), fmt.Sprintf("%.2f", x.ExtraMiB)}
 	}
+	if r.Preset != "" {
+		return r.timingTable()
+	}
 	t.Rows = append(t.Rows, row(r.Reference, "—"))
 	for _, x := range r.Rows {
 		b := "—"
@@ -86,6 +89,27 @@ func (r *StepCacheReport) Table() eval.Table {
 		fmt.Sprintf("Speed-up: median wall time of %d interleaved rounds of one %d-image request per setting, same process.", r.Repeats, r.TimingImages),
 		fmt.Sprintf("Real scenes of the same prompts: class accuracy %.1f %%, real-vs-real FD %s.", 100*r.RealAccuracy, fdCell(r.RealFrechet)),
 		"\"N steps\" rows are the baseline every policy must beat: plain sampling with fewer steps.",
+	}
+	if r.Command != "" {
+		t.Notes = append(t.Notes, "Command: `"+r.Command+"`")
+	}
+	return t
+}
+
+// timingTable is the timing-only run's table (random weights: no fidelity columns).
+func (r *StepCacheReport) timingTable() eval.Table {
+	t := eval.Table{
+		Title:   fmt.Sprintf("Step caching: timing on %s with random weights", r.Preset),
+		Columns: []string{"setting", "compute", "speed-up", "s/request", "computed / reused / forecast", "extra MiB"},
+	}
+	for _, x := range append([]StepCacheRow{r.Reference}, r.Rows...) {
+		t.Rows = append(t.Rows, []string{x.Label, fmt.Sprintf("%.2f", x.ComputeFraction), fmt.Sprintf("%.2f×", x.SpeedUp),
+			fmt.Sprintf("%.2f", x.MedianSeconds), fmt.Sprintf("%d / %d / %d", x.Computed, x.Reused, x.Forecast), fmt.Sprintf("%.1f", x.ExtraMiB)})
+	}
+	t.Notes = []string{
+		fmt.Sprintf("%s (%s), %d steps, guidance %g, libtorch threads %d; %d-image requests, median of %d interleaved rounds.",
+			r.Preset, r.Model, r.Steps, r.Guidance, r.Threads, r.TimingImages, r.Repeats),
+		"Random weights: only timing and compute are meaningful (data-dependent policies skip on random features as they would not on a trained model).",
 	}
 	if r.Command != "" {
 		t.Notes = append(t.Notes, "Command: `"+r.Command+"`")
@@ -116,7 +140,7 @@ func (r *StepCacheReport) Write(dir string) error {
 		return err
 	}
 	pts := r.Points()
-	if len(pts) == 0 {
+	if len(pts) == 0 || r.Preset != "" {
 		return nil
 	}
 	img, err := eval.ParetoPlot(pts, "wall-clock speed-up (×)", "PSNR vs uncached (dB)",

@@ -132,3 +132,32 @@ func TestStepCacheBenchmarkRuns(t *testing.T) {
 		}
 	}
 }
+
+func TestStepCacheTimingOnlyOnAPreset(t *testing.T) {
+	o := bench.DefaultStepCacheOptions()
+	o.Preset, o.Steps, o.Repeats, o.TimingImages = "tiny", 8, 2, 2
+	var err error
+	if o.Settings, err = bench.ParseSettings("taylorseer:interval=3,order=1,warmup=0;steps=4"); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := bench.StepCache(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Rows) != 2 || rep.Reference.SpeedUp != 1 || rep.Rows[1].ComputeFraction != 0.5 {
+		t.Fatalf("report %+v", rep)
+	}
+	// Full steps 0, 3, 6 of 8 on the tiny preset's 2 blocks × 2 sublayers.
+	if ts := rep.Rows[0]; ts.Computed != 3*4 || ts.Forecast+ts.Reused != 5*4 || ts.MedianSeconds <= 0 {
+		t.Errorf("taylorseer row %+v", ts)
+	}
+	if md := rep.Table().Markdown(); !strings.Contains(md, "random weights") || strings.Contains(md, "PSNR") {
+		t.Errorf("timing-only table:\n%s", md)
+	}
+	if _, err := bench.StepCache(context.Background(), func() bench.StepCacheOptions {
+		o.Settings = []bench.Setting{{Cache: stepcache.Config{Name: "magcache"}}}
+		return o
+	}()); err == nil || !strings.Contains(err.Error(), "random weights") {
+		t.Errorf("a calibrated policy on random weights: %v", err)
+	}
+}

@@ -28,6 +28,7 @@ sampling with fewer steps. Writes stepcache.json, stepcache.md and stepcache-par
 Settings are separated by ';': a policy with its parameters ("taylorseer:interval=4,order=2") or
 "steps=N". MagCache and TeaCache read the calibration next to the weights ('cachet calibrate').`,
 		Example: `  ./cachet bench stepcache --torch-threads 2 --out bench/reports/stepcache
+  ./cachet bench stepcache --preset dit-s/2 --timing-images 1 --settings "fora:interval=3;taylorseer:interval=4,order=2;steps=17"
   ./cachet bench stepcache --prompts 10 --repeats 1 --settings "fora:interval=3;foca:interval=4;steps=17"`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -68,6 +69,7 @@ Settings are separated by ';': a policy with its parameters ("taylorseer:interva
 	f.IntVar(&o.Batch, "batch", o.Batch, "images per sampler request in the quality pass")
 	f.IntVar(&o.Repeats, "repeats", o.Repeats, "interleaved timing rounds")
 	f.IntVar(&o.TimingImages, "timing-images", o.TimingImages, "images per timed request")
+	f.StringVar(&o.Preset, "preset", "", "timing only, on random weights of a preset (dit-s/2, dit-b/2, dit-l/2, dit-xl/2, fmnist): no quality pass")
 	f.StringVar(&settings, "settings", "", "settings to measure, ';'-separated (default: every policy from gentle to aggressive, and the fewer-steps baselines)")
 	return cmd
 }
