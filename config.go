@@ -23,6 +23,17 @@ type Config struct {
 	LogLevel string
 	// LogFormat is text or json.
 	LogFormat string
+	// Classify configures training-free classification.
+	Classify ClassifyConfig
+}
+
+// ClassifyConfig configures classification: the pooled blocks and how the zero-shot prototypes are
+// sampled (once per model; they are kept in Postgres).
+type ClassifyConfig struct {
+	Blocks           []int // pooled blocks; empty = the measured default
+	PrototypeSamples int   // images sampled per class
+	PrototypeSteps   int   // sampler steps per image
+	Neighbours       int   // nearest cache keys per image from pgvector (0 = the whole cache)
 }
 
 // S3Config addresses an S3-compatible object store (versitygw in development; MinIO or AWS S3 in production).
@@ -52,5 +63,6 @@ func DefaultConfig() Config {
 		Weights:         "weights/base.safetensors",
 		LogLevel:        "info",
 		LogFormat:       "text",
+		Classify:        ClassifyConfig{PrototypeSamples: 32, PrototypeSteps: 20, Neighbours: 256},
 	}
 }

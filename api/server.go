@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/cachetlab/cachet"
 )
 
 // Component is one dependency /readyz reports on.
@@ -29,6 +31,8 @@ type Options struct {
 	Components   []Component
 	Version      string
 	ReadyTimeout time.Duration // per component check; default 2 s
+	// Classifier serves /v1/collections and /v1/classify; nil answers them 503 (no model loaded).
+	Classifier cachet.Classifier
 }
 
 // Server is the HTTP API.
@@ -57,6 +61,7 @@ func New(opts Options) (*Server, error) {
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
+	s.classifyRoutes(e)
 	return s, nil
 }
 

@@ -42,7 +42,8 @@ func Migrate(ctx context.Context, databaseURL string) ([]int64, error) {
 }
 
 func migrateDB(ctx context.Context, db *sql.DB) ([]int64, error) {
-	provider, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS)
+	// Out-of-order: migrations are numbered when work starts, so a lower number may land after a higher one.
+	provider, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS, goose.WithAllowOutofOrder(true))
 	if err != nil {
 		return nil, fmt.Errorf("postgres: loading migrations: %w", err)
 	}

@@ -33,6 +33,10 @@ func (c *configFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&c.cfg.TorchThreads, "torch-threads", d.TorchThreads, "libtorch intra-op threads (0 = libtorch's default)")
 	fs.StringVar(&c.cfg.LogLevel, "log-level", d.LogLevel, "debug|info|warn|error")
 	fs.StringVar(&c.cfg.LogFormat, "log-format", d.LogFormat, "text|json")
+	fs.IntSliceVar(&c.cfg.Classify.Blocks, "classify-blocks", d.Classify.Blocks, "classification: pooled blocks (empty = the measured default)")
+	fs.IntVar(&c.cfg.Classify.PrototypeSamples, "classify-samples", d.Classify.PrototypeSamples, "classification: images sampled per class for the zero-shot head")
+	fs.IntVar(&c.cfg.Classify.PrototypeSteps, "classify-steps", d.Classify.PrototypeSteps, "classification: sampler steps for those images")
+	fs.IntVar(&c.cfg.Classify.Neighbours, "classify-neighbours", d.Classify.Neighbours, "classification: nearest cache keys per image from pgvector (0 = all)")
 }
 
 func (c *configFlags) setupLogging() error {

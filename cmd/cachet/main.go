@@ -51,6 +51,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newServeCmd(&cf), newMigrateCmd(&cf), newVersionCmd(), newTrainCmd(&cf), newGenerateCmd(&cf), newBenchCmd(&cf))
 	root.AddCommand(newConvertCmd(&cf))
 	root.AddCommand(newEvalCmd(&cf), newCalibrateCmd(&cf))
+	root.AddCommand(newClassifyCmd(&cf))
 	return root
 }
 

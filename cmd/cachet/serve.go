@@ -60,9 +60,25 @@ func serve(ctx context.Context, cfg cachet.Config) error {
 		return err
 	}
 	defer weights.close()
+	var classifier cachet.Classifier
+	if weights.dit != nil {
+		svc, err := newClassifyService(db, weights.worker, weights.dit, cfg.Weights, cfg.Classify)
+		if err != nil {
+			return err
+		}
+		classifier = svc
+		// The zero-shot head is sampled once per model and kept in Postgres; warming it here keeps the first
+		// classify request from waiting for it.
+		go func() {
+			if _, err := svc.BuiltinHead(ctx); err != nil && ctx.Err() == nil {
+				slog.Warn("classification: zero-shot head not ready", "err", err)
+			}
+		}()
+	}
 
 	srv, err := api.New(api.Options{
-		Version: version,
+		Version:    version,
+		Classifier: classifier,
 		Components: []api.Component{
 			{Name: "postgres", Check: func(ctx context.Context) (any, error) { return nil, db.Check(ctx) }},
 			{Name: "object_store", Check: func(ctx context.Context) (any, error) {

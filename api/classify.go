@@ -1,0 +1,177 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/cachetlab/cachet"
+)
+
+// MaxClassifyBody bounds a collections/classify request body (base64 images).
+const MaxClassifyBody = 32 << 20
+
+// Wire types of the classification endpoints. Images travel as base64 PNG or JPEG: a 28×28 item or a
+// 32×32 canvas (other square sizes are resized to an item).
+type (
+	// CreateCollectionBody is POST /v1/collections.
+	CreateCollectionBody struct {
+		Name   string   `json:"name"`
+		Labels []string `json:"labels"`
+		Alpha  *float64 `json:"alpha,omitempty"`
+		Beta   *float64 `json:"beta,omitempty"`
+	}
+	// SampleBody is one sample of POST /v1/collections/{id}/samples; Label is optional.
+	SampleBody struct {
+		Image []byte `json:"image"` // base64
+		Label string `json:"label,omitempty"`
+	}
+	// AddSamplesBody is POST /v1/collections/{id}/samples.
+	AddSamplesBody struct {
+		Samples []SampleBody `json:"samples"`
+	}
+	// BuildBody is POST /v1/collections/{id}/build (optional).
+	BuildBody struct {
+		Method string `json:"method,omitempty"` // "tfup", "tip-adapter" or empty (automatic)
+	}
+	// ClassifyBody is POST /v1/classify: Collection empty → the model's built-in classes, zero-shot.
+	ClassifyBody struct {
+		Collection string   `json:"collection,omitempty"`
+		Images     [][]byte `json:"images"` // base64
+		TopK       int      `json:"top_k,omitempty"`
+	}
+	// CollectionsBody is GET /v1/collections.
+	CollectionsBody struct {
+		Collections []cachet.Collection `json:"collections"`
+	}
+)
+
+// classifyRoutes registers the collection and classification endpoints.
+func (s *Server) classifyRoutes(e *gin.Engine) {
+	e.POST("/v1/collections", s.createCollection)
+	e.GET("/v1/collections", s.listCollections)
+	e.GET("/v1/collections/:id", s.getCollection)
+	e.POST("/v1/collections/:id/samples", s.addSamples)
+	e.POST("/v1/collections/:id/build", s.buildCollection)
+	e.POST("/v1/classify", s.classify)
+}
+
+// classifier returns the service, or answers 503 when the server runs without a model.
+func (s *Server) classifier(c *gin.Context) cachet.Classifier {
+	if s.opts.Classifier == nil {
+		writeError(c, cachet.Errorf(cachet.CodeUnavailable, "classification needs the denoiser, and this server runs without one; start it with --weights"))
+		return nil
+	}
+	return s.opts.Classifier
+}
+
+// bindJSON decodes a bounded JSON body into v; optional bodies may be empty.
+func bindJSON(c *gin.Context, v any, optional bool) bool {
+	body := http.MaxBytesReader(c.Writer, c.Request.Body, MaxClassifyBody)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	var tooBig *http.MaxBytesError
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, io.EOF) && optional:
+		return true
+	case errors.As(err, &tooBig):
+		writeError(c, cachet.Errorf(cachet.CodePayloadTooLarge, "request body over %d MiB; send fewer images per request", MaxClassifyBody>>20))
+	case errors.Is(err, io.EOF):
+		writeError(c, cachet.Errorf(cachet.CodeInvalidArgument, "empty request body; send a JSON object"))
+	default:
+		writeError(c, cachet.Wrap(cachet.CodeInvalidArgument, err, "invalid JSON body: %s (images are base64 strings)", err.Error()))
+	}
+	return false
+}
+
+func (s *Server) createCollection(c *gin.Context) {
+	svc := s.classifier(c)
+	var b CreateCollectionBody
+	if svc == nil || !bindJSON(c, &b, false) {
+		return
+	}
+	col, err := svc.CreateCollection(c.Request.Context(), cachet.NewCollection{Name: b.Name, Labels: b.Labels, Alpha: b.Alpha, Beta: b.Beta})
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, col)
+}
+
+func (s *Server) listCollections(c *gin.Context) {
+	svc := s.classifier(c)
+	if svc == nil {
+		return
+	}
+	cols, err := svc.Collections(c.Request.Context())
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, CollectionsBody{Collections: cols})
+}
+
+func (s *Server) getCollection(c *gin.Context) {
+	svc := s.classifier(c)
+	if svc == nil {
+		return
+	}
+	col, err := svc.Collection(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, col)
+}
+
+func (s *Server) addSamples(c *gin.Context) {
+	svc := s.classifier(c)
+	var b AddSamplesBody
+	if svc == nil || !bindJSON(c, &b, false) {
+		return
+	}
+	samples := make([]cachet.Sample, len(b.Samples))
+	for i, smp := range b.Samples {
+		samples[i] = cachet.Sample{Image: smp.Image, Label: smp.Label}
+	}
+	col, err := svc.AddSamples(c.Request.Context(), c.Param("id"), samples)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, col)
+}
+
+func (s *Server) buildCollection(c *gin.Context) {
+	svc := s.classifier(c)
+	var b BuildBody
+	if svc == nil || !bindJSON(c, &b, true) {
+		return
+	}
+	col, err := svc.Build(c.Request.Context(), c.Param("id"), cachet.BuildRequest{Method: b.Method})
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, col)
+}
+
+func (s *Server) classify(c *gin.Context) {
+	svc := s.classifier(c)
+	var b ClassifyBody
+	if svc == nil || !bindJSON(c, &b, false) {
+		return
+	}
+	res, err := svc.Classify(c.Request.Context(), cachet.ClassifyRequest{Collection: b.Collection, Images: b.Images, TopK: b.TopK})
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, res)
+}

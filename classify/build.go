@@ -1,0 +1,138 @@
+package classify
+
+import (
+	"context"
+	"time"
+
+	"github.com/cachetlab/cachet"
+)
+
+// Build selects the collection's cache entries and writes them as its new cache model. The new model
+// becomes visible in one transaction (see store.writeModel): requests during a rebuild use the old one.
+//
+// Method: TFUP over every sample (unlabelled pool, pseudo-labels from the zero-shot head) or
+// Tip-Adapter over the labelled samples; "" picks Tip-Adapter when any sample is labelled.
+func (s *Service) Build(ctx context.Context, id string, req cachet.BuildRequest) (*cachet.Collection, error) {
+	start := time.Now()
+	c, err := s.st.collection(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.st.samples(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	method := Method(req.Method)
+	switch method {
+	case "":
+		method = MethodTFUP
+		if c.Labelled > 0 {
+			method = MethodTip
+		}
+	case MethodTFUP, MethodTip:
+	default:
+		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "method %q: use %q or %q (or leave it out)", req.Method, MethodTFUP, MethodTip)
+	}
+	if len(rows) == 0 {
+		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "collection %q has no samples; add images with POST /v1/collections/%s/samples", c.Name, id)
+	}
+	if method == MethodTip && c.Labelled == 0 {
+		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "collection %q has no labelled samples for Tip-Adapter; label some samples or build with method %q", c.Name, MethodTFUP)
+	}
+	if err := s.refreshFeatures(ctx, rows); err != nil {
+		return nil, err
+	}
+	head, err := s.collectionHead(ctx, c, rows)
+	if err != nil {
+		return nil, err
+	}
+	m := &Model{Method: method, Head: head, Alpha: c.Alpha, Beta: c.Beta}
+	var sampleIDs []int64
+	perClass := 0
+	if method == MethodTFUP {
+		probs := make([][]float64, len(rows))
+		keys := make([][]float32, len(rows))
+		for i, r := range rows {
+			keys[i] = head.Project(r.features)
+			probs[i] = head.Probs(keys[i])
+		}
+		perClass = NumRepresentatives(len(rows), len(c.Labels))
+		for _, rep := range SelectRepresentatives(probs, len(c.Labels), perClass) {
+			m.Entries = append(m.Entries, Entry{Key: keys[rep.Index], Label: rep.Label, Probs: probs[rep.Index]})
+			sampleIDs = append(sampleIDs, rows[rep.Index].id)
+		}
+	} else {
+		counts := make([]int, len(c.Labels))
+		for _, r := range rows {
+			if r.label == nil {
+				continue
+			}
+			m.Entries = append(m.Entries, Entry{Key: head.Project(r.features), Label: *r.label})
+			sampleIDs = append(sampleIDs, r.id)
+			counts[*r.label]++
+		}
+		for _, n := range counts {
+			perClass = max(perClass, n)
+		}
+	}
+	if _, err := s.st.writeModel(ctx, builtModel{collectionID: id, featureKey: s.z.Key(), model: m, sampleIDs: sampleIDs,
+		samples: len(rows), perClass: perClass, seconds: time.Since(start).Seconds()}); err != nil {
+		return nil, err
+	}
+	return s.st.collection(ctx, id)
+}
+
+// refreshFeatures recomputes the features of samples stored under another feature key (another model or
+// block choice) and stores them, so the next build reuses them.
+func (s *Service) refreshFeatures(ctx context.Context, rows []sampleRow) error {
+	var stale []int
+	for i, r := range rows {
+		if r.key != s.z.Key() {
+			stale = append(stale, i)
+		}
+	}
+	if len(stale) == 0 {
+		return nil
+	}
+	canvases := make([][]uint8, len(stale))
+	for j, i := range stale {
+		canvases[j] = rows[i].pixels
+	}
+	feats, err := s.z.Canvases(ctx, canvases)
+	if err != nil {
+		return err
+	}
+	upd := make([]sampleRow, len(stale))
+	for j, i := range stale {
+		rows[i].key, rows[i].features = s.z.Key(), feats[j]
+		upd[j] = rows[i]
+	}
+	return s.st.updateFeatures(ctx, upd)
+}
+
+// collectionHead makes the zero-shot head of a collection: the model's own prototype for each label it
+// can draw, else the mean of the samples labelled with it.
+func (s *Service) collectionHead(ctx context.Context, c *cachet.Collection, rows []sampleRow) (*Head, error) {
+	raw := make([][]float64, len(c.Labels))
+	for k, l := range c.Labels {
+		p, ok, err := s.prototype(ctx, l)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			var fs [][]float32
+			for _, r := range rows {
+				if r.label != nil && *r.label == k {
+					fs = append(fs, r.features)
+				}
+			}
+			if len(fs) == 0 {
+				return nil, cachet.Errorf(cachet.CodeInvalidArgument,
+					"label %q: the model cannot draw it (no zero-shot prototype) and no sample is labelled with it; label some samples %q", l, l)
+			}
+			p = Mean(fs)
+		}
+		raw[k] = p
+	}
+	return NewHead(c.Labels, raw, s.cfg.Center)
+}

@@ -1,0 +1,103 @@
+// Package classifytest builds classification services on small random-weight models for tests.
+package classifytest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"image"
+	"image/png"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/cachetlab/cachet/classify"
+	"github.com/cachetlab/cachet/dataset"
+	"github.com/cachetlab/cachet/internal/testenv"
+	"github.com/cachetlab/cachet/model"
+)
+
+// ModelConfig is a tiny text model on 32×32 canvases that speaks the scene grammar (so it has built-in
+// classes and can draw "a large coat").
+func ModelConfig() model.Config {
+	return model.Config{ImageSize: dataset.CanvasSide, Channels: 1, Patch: 8, Width: 32, Depth: 3, Heads: 2, MLPRatio: 2,
+		Prediction: model.PredictFlow, Cond: model.CondText, Vocabulary: dataset.Vocabulary(), MaxWords: 10, TextWidth: 16, TextDepth: 1}
+}
+
+// Config is a fast service configuration: two pooled blocks, 2 prototype images per class at 2 steps.
+func Config() classify.Config {
+	c := classify.DefaultConfig()
+	c.Blocks = []int{1, 2}
+	c.Head = classify.HeadConfig{Samples: 2, Steps: 2, Guidance: 1, Seed: 1}
+	c.MaxImages = 64
+	return c
+}
+
+// Model is a random-weight model on its own worker, closed when the test ends.
+func Model(t testing.TB) (*model.Worker, *model.DiT) {
+	t.Helper()
+	w := model.NewWorker(false)
+	var m *model.DiT
+	err := w.Do(context.Background(), func() error {
+		if err := model.SetSeed(7); err != nil {
+			return err
+		}
+		var err error
+		if m, err = model.New(ModelConfig(), model.CPU); err != nil {
+			return err
+		}
+		return m.Randomize(0.2)
+	})
+	if err != nil {
+		w.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = w.Do(context.Background(), func() error { m.Close(); return nil })
+		w.Close()
+	})
+	return w, m
+}
+
+// Service is a classification service on a random model and the test database. Its model id is unique
+// to the test, so prototypes cached by other tests (or other versions of this model) are never reused.
+func Service(t testing.TB, cfg classify.Config) *classify.Service {
+	t.Helper()
+	db := testenv.DB(t)
+	w, m := Model(t)
+	svc, err := classify.New(db.Pool, w, m, fmt.Sprintf("test-%d", time.Now().UnixNano()), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
+}
+
+// Name is a collection name no other test uses.
+func Name(t testing.TB) string { return fmt.Sprintf("%s-%d", t.Name(), time.Now().UnixNano()) }
+
+// Item is a random 28×28 "item": a bright blob on black at a seeded place, so items differ clearly.
+func Item(seed uint64) *image.Gray {
+	rng := rand.New(rand.NewPCG(seed, 3))
+	img := image.NewGray(image.Rect(0, 0, dataset.ItemSide, dataset.ItemSide))
+	cx, cy, r := 6+rng.IntN(16), 6+rng.IntN(16), 3+rng.IntN(6)
+	for y := range dataset.ItemSide {
+		for x := range dataset.ItemSide {
+			if (x-cx)*(x-cx)+(y-cy)*(y-cy) <= r*r {
+				img.Pix[y*img.Stride+x] = uint8(128 + rng.IntN(128))
+			} else {
+				img.Pix[y*img.Stride+x] = uint8(rng.IntN(40))
+			}
+		}
+	}
+	return img
+}
+
+// PNG encodes img.
+func PNG(t testing.TB, img image.Image) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}

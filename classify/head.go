@@ -1,0 +1,146 @@
+package classify
+
+import (
+	"math"
+
+	"github.com/cachetlab/cachet"
+)
+
+// Head is the zero-shot head: one unit prototype per label (the CLIP-text analogue). Features are
+// projected into its space before any comparison: minus Center (when set), then L2-normalised.
+type Head struct {
+	Labels []string
+	W      [][]float32 // unit rows, one per label
+	// Center is the mean of the raw prototypes. DiT features share a large common component (every pooled
+	// vector has cosine ≈ 0.9 with every other); removing the labels' mean spreads them out. It uses no
+	// data beyond the prototypes themselves. Nil: no centring.
+	Center []float32
+}
+
+// NewHead builds a head from raw prototypes (means of pooled unit features, one per label).
+func NewHead(labels []string, raw [][]float64, center bool) (*Head, error) {
+	if len(labels) == 0 || len(labels) != len(raw) {
+		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "a head needs one prototype per label (%d labels, %d prototypes)", len(labels), len(raw))
+	}
+	d := len(raw[0])
+	for i, r := range raw {
+		if len(r) != d || d == 0 {
+			return nil, cachet.Errorf(cachet.CodeInvalidArgument, "prototype %d (%s) has %d values, want %d", i, labels[i], len(r), d)
+		}
+	}
+	h := &Head{Labels: labels, W: make([][]float32, len(raw))}
+	var mu []float64
+	if center && len(raw) > 1 {
+		mu = make([]float64, d)
+		for _, r := range raw {
+			for j, v := range r {
+				mu[j] += v / float64(len(raw))
+			}
+		}
+		h.Center = make([]float32, d)
+		for j, v := range mu {
+			h.Center[j] = float32(v)
+		}
+	}
+	for i, r := range raw {
+		v := make([]float64, d)
+		for j, x := range r {
+			v[j] = x
+			if mu != nil {
+				v[j] -= mu[j]
+			}
+		}
+		h.W[i] = Normalize(v)
+	}
+	return h, nil
+}
+
+// Dims is the feature size the head expects.
+func (h *Head) Dims() int { return len(h.W[0]) }
+
+// Project maps a raw pooled feature into the head's space (centred, unit length).
+func (h *Head) Project(raw []float32) []float32 {
+	v := make([]float64, len(raw))
+	for j, x := range raw {
+		v[j] = float64(x)
+		if h.Center != nil {
+			v[j] -= float64(h.Center[j])
+		}
+	}
+	return Normalize(v)
+}
+
+// Cosines are cos(f, W_c) for a projected feature f.
+func (h *Head) Cosines(f []float32) []float64 {
+	out := make([]float64, len(h.W))
+	for c, w := range h.W {
+		out[c] = Dot(f, w)
+	}
+	return out
+}
+
+// Probs is TFUP's pseudo-label distribution softmax(10·cos(f, W)).
+func (h *Head) Probs(f []float32) []float64 { return Softmax(h.Cosines(f), PseudoScale) }
+
+// Mean returns the mean of features as float64 (a raw prototype).
+func Mean(features [][]float32) []float64 {
+	if len(features) == 0 {
+		return nil
+	}
+	out := make([]float64, len(features[0]))
+	for _, f := range features {
+		for j, v := range f {
+			out[j] += float64(v)
+		}
+	}
+	for j := range out {
+		out[j] /= float64(len(features))
+	}
+	return out
+}
+
+// Model is a built cache model in memory: its head, its entries and the residual's weights. Models are
+// immutable once built, so a loaded one can be shared by concurrent requests.
+type Model struct {
+	ID      int64
+	Method  Method
+	Head    *Head
+	Entries []Entry
+	Alpha   float64
+	Beta    float64
+}
+
+// Score computes one projected feature's logits over the given entries (all of the model's when nil).
+func (m *Model) Score(f []float32, entries []Entry) Scores {
+	cos := m.Head.Cosines(f)
+	s := Scores{ZeroShot: make([]float64, len(cos)), Logits: make([]float64, len(cos))}
+	for c, v := range cos {
+		s.ZeroShot[c] = LogitScale * v
+	}
+	if entries == nil {
+		entries = m.Entries
+	}
+	switch m.Method {
+	case MethodTFUP:
+		s.Cache = ResidualTFUP(f, cos, entries, len(cos), m.Alpha, m.Beta)
+	case MethodTip:
+		s.Cache = ResidualTip(f, entries, len(cos), m.Alpha, m.Beta)
+	default:
+		s.Cache = make([]float64, len(cos))
+	}
+	for c := range s.Logits {
+		s.Logits[c] = s.ZeroShot[c] + s.Cache[c]
+	}
+	return s
+}
+
+// Argmax is the index of the largest value (the first on ties).
+func Argmax(x []float64) int {
+	best := 0
+	for i, v := range x {
+		if v > x[best] || math.IsNaN(x[best]) {
+			best = i
+		}
+	}
+	return best
+}

@@ -1,0 +1,442 @@
+package classify
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/cachetlab/cachet"
+	"github.com/cachetlab/cachet/dataset"
+	"github.com/cachetlab/cachet/model"
+)
+
+// Config is the classification service's configuration.
+type Config struct {
+	Blocks []int   // pooled blocks (DefaultBlocks)
+	TRef   float64 // the extraction pass's model time
+	// Center removes the labels' mean prototype from every feature (see Head.Center).
+	Center bool
+	Head   HeadConfig
+	// Neighbours is how many nearest cache keys pgvector returns per image (0 or more than the cache: all).
+	Neighbours int
+	MaxImages  int // images per request
+	MaxBatch   int // images per extraction forward
+}
+
+// DefaultConfig is the measured default (README, "Classification").
+func DefaultConfig() Config {
+	return Config{Blocks: slices.Clone(DefaultBlocks), TRef: DefaultTRef, Center: true, Head: DefaultHeadConfig(),
+		Neighbours: 256, MaxImages: 256, MaxBatch: 64}
+}
+
+// Limits on what a collection may hold.
+const (
+	MaxLabels    = 100
+	MaxLabelLen  = 64
+	MaxName      = 200
+	defaultTopK  = 3
+	modelsCached = 32
+)
+
+// Service is the classification service: collections, builds and classification on one model.
+type Service struct {
+	st  store
+	w   *model.Worker
+	dit *model.DiT
+	z   *Featurizer
+	cfg Config
+
+	protoMu sync.Mutex // one prototype sampling at a time (it occupies the model for a while)
+
+	mu      sync.Mutex
+	builtin *Head
+	models  map[int64]*Model // built models are immutable: cached by id
+	order   []int64
+}
+
+var _ cachet.Classifier = (*Service)(nil)
+
+// New builds the service over the model on worker w; modelID names its weights (featurecache.WeightsID).
+func New(pool *pgxpool.Pool, w *model.Worker, dit *model.DiT, modelID string, cfg Config) (*Service, error) {
+	if err := cfg.Head.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.MaxImages <= 0 || cfg.MaxBatch <= 0 || cfg.Neighbours < 0 {
+		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "classify: max images, max batch must be positive and neighbours ≥ 0")
+	}
+	if len(cfg.Blocks)*dit.Cfg.Width > KeyDims {
+		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "classify: %d blocks of width %d exceed the %d-value cache keys; pool fewer blocks", len(cfg.Blocks), dit.Cfg.Width, KeyDims)
+	}
+	z, err := NewFeaturizer(w, dit, modelID, cfg.Blocks, cfg.TRef, cfg.MaxBatch)
+	if err != nil {
+		return nil, err
+	}
+	return &Service{st: store{pool}, w: w, dit: dit, z: z, cfg: cfg, models: map[int64]*Model{}}, nil
+}
+
+// Featurizer is the service's feature pass (for evaluation and benchmarks).
+func (s *Service) Featurizer() *Featurizer { return s.z }
+
+// CreateCollection validates and stores a new, empty collection.
+func (s *Service) CreateCollection(ctx context.Context, req cachet.NewCollection) (*cachet.Collection, error) {
+	name := strings.TrimSpace(req.Name)
+	if name == "" || utf8.RuneCountInString(name) > MaxName {
+		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "name must be 1…%d characters", MaxName)
+	}
+	labels, err := cleanLabels(req.Labels)
+	if err != nil {
+		return nil, err
+	}
+	alpha, beta := DefaultAlpha, DefaultBeta
+	if req.Alpha != nil {
+		alpha = *req.Alpha
+	}
+	if req.Beta != nil {
+		beta = *req.Beta
+	}
+	if math.IsNaN(alpha) || alpha < 0 || alpha > 1000 {
+		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "alpha must be between 0 and 1000 (got %v)", alpha)
+	}
+	if math.IsNaN(beta) || beta <= 0 || beta > 1000 {
+		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "beta must be in (0, 1000] (got %v)", beta)
+	}
+	return s.st.createCollection(ctx, name, labels, alpha, beta)
+}
+
+func cleanLabels(in []string) ([]string, error) {
+	if len(in) < 2 || len(in) > MaxLabels {
+		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "labels: give 2…%d class names (got %d)", MaxLabels, len(in))
+	}
+	out := make([]string, len(in))
+	for i, l := range in {
+		l = strings.TrimSpace(l)
+		switch {
+		case l == "" || utf8.RuneCountInString(l) > MaxLabelLen:
+			return nil, cachet.Errorf(cachet.CodeInvalidArgument, "label %d must be 1…%d characters", i, MaxLabelLen)
+		case slices.Contains(out[:i], l):
+			return nil, cachet.Errorf(cachet.CodeInvalidArgument, "label %q appears twice", l)
+		}
+		out[i] = l
+	}
+	return out, nil
+}
+
+// Collection reads one collection.
+func (s *Service) Collection(ctx context.Context, id string) (*cachet.Collection, error) {
+	return s.st.collection(ctx, id)
+}
+
+// Collections lists every collection, oldest first.
+func (s *Service) Collections(ctx context.Context) ([]cachet.Collection, error) {
+	return s.st.collections(ctx)
+}
+
+// AddSamples decodes, checks and featurises images, then stores them; nothing is stored unless all are good.
+func (s *Service) AddSamples(ctx context.Context, id string, samples []cachet.Sample) (*cachet.Collection, error) {
+	c, err := s.st.collection(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if len(samples) == 0 || len(samples) > s.cfg.MaxImages {
+		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "give 1…%d samples per request (got %d)", s.cfg.MaxImages, len(samples))
+	}
+	canvases := make([][]uint8, len(samples))
+	labels := make([]int, len(samples))
+	for i, smp := range samples {
+		if canvases[i], err = DecodeImage(smp.Image); err != nil {
+			return nil, imageErr(i, err)
+		}
+		labels[i] = -1
+		if l := strings.TrimSpace(smp.Label); l != "" {
+			if labels[i] = slices.Index(c.Labels, l); labels[i] < 0 {
+				return nil, cachet.Errorf(cachet.CodeInvalidArgument, "sample %d: label %q is not one of the collection's labels %v", i, l, c.Labels)
+			}
+		}
+	}
+	if _, err := s.AddCanvases(ctx, id, canvases, labels, nil); err != nil {
+		return nil, err
+	}
+	return s.st.collection(ctx, id)
+}
+
+// imageErr names the image in a decoding error, keeping its code.
+func imageErr(i int, err error) error {
+	return cachet.Wrap(cachet.CodeOf(err), err, "image %d: %s", i, messageOf(err))
+}
+
+func messageOf(err error) string {
+	var de *cachet.Error
+	if e, ok := err.(*cachet.Error); ok {
+		de = e
+	}
+	if de == nil {
+		return "cannot be read"
+	}
+	return de.Message
+}
+
+// AddCanvases stores canvases (labels[i] an index into the collection's labels, or −1) and returns their
+// ids. feats may carry features already computed by this service's Featurizer (nil: extract them).
+func (s *Service) AddCanvases(ctx context.Context, id string, canvases [][]uint8, labels []int, feats [][]float32) ([]int64, error) {
+	if len(labels) != len(canvases) || (feats != nil && len(feats) != len(canvases)) {
+		return nil, fmt.Errorf("classify: %d canvases, %d labels, %d features", len(canvases), len(labels), len(feats))
+	}
+	if feats == nil {
+		var err error
+		if feats, err = s.z.Canvases(ctx, canvases); err != nil {
+			return nil, err
+		}
+	}
+	rows := make([]sampleRow, len(canvases))
+	for i := range rows {
+		rows[i] = sampleRow{pixels: canvases[i], key: s.z.Key(), features: feats[i]}
+		if labels[i] >= 0 {
+			l := labels[i]
+			rows[i].label = &l
+		}
+	}
+	return s.st.addSamples(ctx, id, rows)
+}
+
+// BuiltinHead is the zero-shot head over the model's own classes (Fashion-MNIST's for the scene model),
+// sampled once per model and kept in Postgres.
+func (s *Service) BuiltinHead(ctx context.Context) (*Head, error) {
+	s.mu.Lock()
+	h := s.builtin
+	s.mu.Unlock()
+	if h != nil {
+		return h, nil
+	}
+	if !slices.Equal(s.dit.Cfg.Vocabulary, dataset.Vocabulary()) {
+		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "this model has no built-in classes; classify against a collection")
+	}
+	labels := dataset.ClassNames[:]
+	raw := make([][]float64, len(labels))
+	for c, l := range labels {
+		p, ok, err := s.prototype(ctx, l)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, fmt.Errorf("classify: the model cannot draw its own class %q", l)
+		}
+		raw[c] = p
+	}
+	h, err := NewHead(labels, raw, s.cfg.Center)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.builtin = h
+	s.mu.Unlock()
+	return h, nil
+}
+
+// prototype returns the raw prototype of label (ok = false when the model cannot draw it): from Postgres
+// when this model sampled it before, else sampled now and stored.
+func (s *Service) prototype(ctx context.Context, label string) ([]float64, bool, error) {
+	prompt, ok := LabelPrompt(s.dit.Cfg, label)
+	if !ok {
+		return nil, false, nil
+	}
+	key, hk := s.z.Key(), s.cfg.Head.Key()
+	if p, ok, err := s.st.prototype(ctx, key, hk, label); err != nil || ok {
+		return p, ok, err
+	}
+	s.protoMu.Lock()
+	defer s.protoMu.Unlock()
+	if p, ok, err := s.st.prototype(ctx, key, hk, label); err != nil || ok {
+		return p, ok, err
+	}
+	p, err := SamplePrototype(ctx, s.w, s.dit, s.z, prompt, s.cfg.Head)
+	if err != nil {
+		return nil, false, err
+	}
+	return p, true, s.st.savePrototype(ctx, key, hk, label, prompt, p)
+}
+
+func (s *Service) cachedModel(id int64) *Model {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.models[id]
+}
+
+func (s *Service) keepModel(m *Model) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.models[m.ID]; ok {
+		return
+	}
+	s.models[m.ID] = m
+	s.order = append(s.order, m.ID)
+	if len(s.order) > modelsCached {
+		delete(s.models, s.order[0])
+		s.order = s.order[1:]
+	}
+}
+
+// Classify decodes the request's images and classifies them.
+func (s *Service) Classify(ctx context.Context, req cachet.ClassifyRequest) (*cachet.ClassifyResult, error) {
+	if len(req.Images) == 0 || len(req.Images) > s.cfg.MaxImages {
+		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "give 1…%d images (got %d)", s.cfg.MaxImages, len(req.Images))
+	}
+	canvases := make([][]uint8, len(req.Images))
+	for i, img := range req.Images {
+		var err error
+		if canvases[i], err = DecodeImage(img); err != nil {
+			return nil, imageErr(i, err)
+		}
+	}
+	return s.ClassifyCanvases(ctx, req.Collection, canvases, req.TopK)
+}
+
+// ClassifyCanvases classifies 32×32 canvases.
+func (s *Service) ClassifyCanvases(ctx context.Context, collection string, canvases [][]uint8, topK int) (*cachet.ClassifyResult, error) {
+	if err := s.checkTopK(topK); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	feats, err := s.z.Canvases(ctx, canvases)
+	if err != nil {
+		return nil, err
+	}
+	fms := ms(time.Since(start))
+	res, _, err := s.ClassifyFeatures(ctx, collection, feats, topK)
+	if err != nil {
+		return nil, err
+	}
+	res.Timings.FeaturesMS = fms
+	return res, nil
+}
+
+func (s *Service) checkTopK(k int) error {
+	if k < 0 || k > MaxLabels {
+		return cachet.Errorf(cachet.CodeInvalidArgument, "top_k must be 0 (default %d) … %d (got %d)", defaultTopK, MaxLabels, k)
+	}
+	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// ClassifyFeatures classifies raw pooled features (from Featurizer) and also returns every image's full
+// scores (label order = the head's).
+func (s *Service) ClassifyFeatures(ctx context.Context, collection string, feats [][]float32, topK int) (*cachet.ClassifyResult, []Scores, error) {
+	if err := s.checkTopK(topK); err != nil {
+		return nil, nil, err
+	}
+	if topK == 0 {
+		topK = defaultTopK
+	}
+	res := &cachet.ClassifyResult{Collection: collection, Method: "zero-shot"}
+	var m *Model
+	var nb [][]int
+	if collection == "" {
+		h, err := s.BuiltinHead(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		m = &Model{Head: h}
+	} else {
+		start := time.Now()
+		var err error
+		if m, nb, err = s.lookup(ctx, collection, feats); err != nil {
+			return nil, nil, err
+		}
+		res.Timings.QueryMS = ms(time.Since(start))
+		res.CacheModel, res.Method, res.CacheEntries = m.ID, string(m.Method), len(m.Entries)
+		res.Neighbours = len(m.Entries)
+		for _, n := range nb {
+			res.Neighbours = min(res.Neighbours, len(n))
+		}
+	}
+	start := time.Now()
+	all := make([]Scores, len(feats))
+	res.Predictions = make([]cachet.ImagePrediction, len(feats))
+	for i, raw := range feats {
+		if len(raw) != m.Head.Dims() {
+			return nil, nil, fmt.Errorf("classify: feature %d has %d values, the head %d", i, len(raw), m.Head.Dims())
+		}
+		f := m.Head.Project(raw)
+		var entries []Entry
+		if nb != nil {
+			entries = make([]Entry, len(nb[i]))
+			for j, idx := range nb[i] {
+				entries[j] = m.Entries[idx]
+			}
+		}
+		all[i] = m.Score(f, entries)
+		res.Predictions[i] = top(m.Head.Labels, all[i], topK)
+	}
+	res.Timings.ScoringMS = ms(time.Since(start))
+	return res, all, nil
+}
+
+// lookup reads the collection's active model and each feature's nearest keys from one snapshot, so a
+// concurrent rebuild is invisible: the model and its entries are the old ones or the new ones.
+func (s *Service) lookup(ctx context.Context, collection string, feats [][]float32) (*Model, [][]int, error) {
+	tx, err := s.st.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, nil, fmt.Errorf("classify: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	hdr, key, n, err := activeModel(ctx, tx, collection)
+	if err != nil {
+		return nil, nil, err
+	}
+	if key != s.z.Key() {
+		return nil, nil, cachet.Errorf(cachet.CodeConflict, "the collection's cache model was built from features %s, this server computes %s; rebuild the collection", key, s.z.Key())
+	}
+	m := s.cachedModel(hdr.ID)
+	if m == nil {
+		if err := loadEntries(ctx, tx, hdr); err != nil {
+			return nil, nil, err
+		}
+		if len(hdr.Entries) != n {
+			return nil, nil, fmt.Errorf("classify: cache model %d holds %d entries, its header says %d", hdr.ID, len(hdr.Entries), n)
+		}
+		m = hdr
+		s.keepModel(m)
+	}
+	k := s.cfg.Neighbours
+	if k <= 0 || k > n {
+		k = n
+	}
+	nb, err := neighbours(ctx, tx, m.ID, feats, k)
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, nb, nil
+}
+
+// top returns the k most probable labels with their logit parts.
+func top(labels []string, s Scores, k int) cachet.ImagePrediction {
+	p := Softmax(s.Logits, 1)
+	idx := make([]int, len(p))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int { return -cmpFloat(p[a], p[b]) })
+	out := cachet.ImagePrediction{Top: make([]cachet.LabelScore, 0, min(k, len(idx)))}
+	for _, c := range idx[:min(k, len(idx))] {
+		out.Top = append(out.Top, cachet.LabelScore{Label: labels[c], Probability: p[c], ZeroShot: s.ZeroShot[c], Cache: s.Cache[c]})
+	}
+	return out
+}
+
+// DeleteCollection removes a collection with its samples and cache models.
+func (s *Service) DeleteCollection(ctx context.Context, id string) error {
+	return s.st.deleteCollection(ctx, id)
+}
+
+// Entries lists the active cache model's entries (which sample, which pseudo-label): for evaluation.
+func (s *Service) Entries(ctx context.Context, id string) ([]EntryInfo, error) {
+	return s.st.entries(ctx, id)
+}

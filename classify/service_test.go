@@ -1,0 +1,224 @@
+package classify_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cachetlab/cachet"
+	"github.com/cachetlab/cachet/classify"
+	"github.com/cachetlab/cachet/classify/classifytest"
+)
+
+func samples(t *testing.T, n int, seed uint64, labels ...string) []cachet.Sample {
+	out := make([]cachet.Sample, n)
+	for i := range out {
+		out[i].Image = classifytest.PNG(t, classifytest.Item(seed+uint64(i)))
+		if len(labels) > 0 {
+			out[i].Label = labels[i%len(labels)]
+		}
+	}
+	return out
+}
+
+func TestBuildClassifyAndAtomicRebuild(t *testing.T) {
+	svc := classifytest.Service(t, classifytest.Config())
+	ctx := context.Background()
+	// A large α and a sharp β make the labelled keys decide (random-model features are all alike): an image
+	// that is itself a key must get that key's label.
+	alpha, beta := 100.0, 500.0
+	col, err := svc.CreateCollection(ctx, cachet.NewCollection{Name: classifytest.Name(t), Labels: []string{"coat", "bag"}, Alpha: &alpha, Beta: &beta})
+	if err != nil {
+		t.Fatal(err)
+	}
+	labelled := samples(t, 8, 100, "coat", "bag")
+	if _, err := svc.AddSamples(ctx, col.ID, labelled); err != nil {
+		t.Fatal(err)
+	}
+	if col, err = svc.AddSamples(ctx, col.ID, samples(t, 24, 500)); err != nil {
+		t.Fatal(err)
+	}
+	if col.Samples != 32 || col.Labelled != 8 || col.Model != nil {
+		t.Fatalf("collection after uploads: %+v", col)
+	}
+
+	build := func(method classify.Method) *cachet.Collection {
+		t.Helper()
+		c, err := svc.Build(ctx, col.ID, cachet.BuildRequest{Method: string(method)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	tip := build("") // labelled samples → Tip-Adapter
+	if tip.Model == nil || tip.Model.Method != "tip-adapter" || tip.Model.Entries != 8 || tip.Model.PerClass != 4 {
+		t.Fatalf("tip-adapter build: %+v", tip.Model)
+	}
+	imgs := make([][]byte, len(labelled))
+	for i, s := range labelled {
+		imgs[i] = s.Image
+	}
+	res, err := svc.Classify(ctx, cachet.ClassifyRequest{Collection: col.ID, Images: imgs, TopK: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Method != "tip-adapter" || res.CacheEntries != 8 || res.Neighbours != 8 || len(res.Predictions) != 8 {
+		t.Fatalf("classify: %+v", res)
+	}
+	for i, p := range res.Predictions {
+		if len(p.Top) != 2 || p.Top[0].Label != labelled[i].Label || p.Top[0].Cache <= p.Top[1].Cache {
+			t.Errorf("labelled sample %d (%s) → %+v", i, labelled[i].Label, p.Top)
+		}
+	}
+
+	tfup := build(classify.MethodTFUP) // K = clamp(⌊0.3·32/2⌋, 9, 16) = 9 per class
+	if tfup.Model.Method != "tfup" || tfup.Model.PerClass != 9 || tfup.Model.Entries != 18 || tfup.Model.ID == tip.Model.ID {
+		t.Fatalf("tfup build: %+v", tfup.Model)
+	}
+	entries, err := svc.Entries(ctx, col.ID)
+	if err != nil || len(entries) != 18 {
+		t.Fatalf("entries: %d, %v", len(entries), err)
+	}
+
+	// Rebuilds alternate between an 8-entry and an 18-entry model while classify requests run: every
+	// answer must come from one complete model.
+	want := map[string]int{"tip-adapter": 8, "tfup": 18}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var answers, models atomic.Int64
+	seen := sync.Map{}
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				r, err := svc.Classify(ctx, cachet.ClassifyRequest{Collection: col.ID, Images: imgs[:2]})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if n, ok := want[r.Method]; !ok || r.CacheEntries != n || r.Neighbours != n {
+					t.Errorf("a classify request saw %s with %d entries (%d neighbours); want a whole model", r.Method, r.CacheEntries, r.Neighbours)
+				}
+				if _, loaded := seen.LoadOrStore(r.CacheModel, true); !loaded {
+					models.Add(1)
+				}
+				answers.Add(1)
+			}
+		}()
+	}
+	for i := range 6 {
+		build([]classify.Method{classify.MethodTip, classify.MethodTFUP}[i%2])
+	}
+	time.Sleep(50 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if answers.Load() < 3 || models.Load() < 2 {
+		t.Fatalf("only %d answers from %d models during the rebuilds", answers.Load(), models.Load())
+	}
+}
+
+func TestZeroShotAndPrototypeCache(t *testing.T) {
+	svc := classifytest.Service(t, classifytest.Config())
+	ctx := context.Background()
+	h1, err := svc.BuiltinHead(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h1.Labels) != 10 || h1.Center == nil {
+		t.Fatalf("built-in head: %d labels, centre %v", len(h1.Labels), h1.Center != nil)
+	}
+	res, err := svc.Classify(ctx, cachet.ClassifyRequest{Images: [][]byte{classifytest.PNG(t, classifytest.Item(1))}, TopK: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, s := range res.Predictions[0].Top {
+		sum += s.Probability
+		if s.Cache != 0 {
+			t.Errorf("zero-shot answer with a cache part: %+v", s)
+		}
+	}
+	if res.Method != "zero-shot" || len(res.Predictions[0].Top) != 10 || sum < 0.999 || sum > 1.001 {
+		t.Fatalf("zero-shot: %+v (Σp = %v)", res, sum)
+	}
+}
+
+func TestServiceRejectsBadInput(t *testing.T) {
+	svc := classifytest.Service(t, classifytest.Config())
+	ctx := context.Background()
+	name := classifytest.Name(t)
+	col, err := svc.CreateCollection(ctx, cachet.NewCollection{Name: name, Labels: []string{"coat", "zebra"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	neg := -1.0
+	tests := []struct {
+		name string
+		run  func() error
+		code cachet.Code
+	}{
+		{"no labels", func() error {
+			_, err := svc.CreateCollection(ctx, cachet.NewCollection{Name: name + "x"})
+			return err
+		}, cachet.CodeInvalidArgument},
+		{"duplicate label", func() error {
+			_, err := svc.CreateCollection(ctx, cachet.NewCollection{Name: name + "y", Labels: []string{"a", " a"}})
+			return err
+		}, cachet.CodeInvalidArgument},
+		{"negative alpha", func() error {
+			_, err := svc.CreateCollection(ctx, cachet.NewCollection{Name: name + "z", Labels: []string{"a", "b"}, Alpha: &neg})
+			return err
+		}, cachet.CodeInvalidArgument},
+		{"name taken", func() error {
+			_, err := svc.CreateCollection(ctx, cachet.NewCollection{Name: name, Labels: []string{"a", "b"}})
+			return err
+		}, cachet.CodeConflict},
+		{"unknown collection", func() error { _, err := svc.Collection(ctx, "00000000-0000-0000-0000-000000000000"); return err }, cachet.CodeNotFound},
+		{"malformed id", func() error { _, err := svc.Collection(ctx, "nope"); return err }, cachet.CodeNotFound},
+		{"build without samples", func() error { _, err := svc.Build(ctx, col.ID, cachet.BuildRequest{}); return err }, cachet.CodeInvalidArgument},
+		{"unknown method", func() error { _, err := svc.Build(ctx, col.ID, cachet.BuildRequest{Method: "svm"}); return err }, cachet.CodeInvalidArgument},
+		{"unbuilt collection", func() error {
+			_, err := svc.Classify(ctx, cachet.ClassifyRequest{Collection: col.ID, Images: [][]byte{classifytest.PNG(t, classifytest.Item(1))}})
+			return err
+		}, cachet.CodeConflict},
+		{"not an image", func() error {
+			_, err := svc.Classify(ctx, cachet.ClassifyRequest{Images: [][]byte{[]byte("hello")}})
+			return err
+		}, cachet.CodeUnsupportedMedia},
+		{"no images", func() error { _, err := svc.Classify(ctx, cachet.ClassifyRequest{}); return err }, cachet.CodeInvalidArgument},
+		{"unknown label", func() error {
+			_, err := svc.AddSamples(ctx, col.ID, samples(t, 1, 1, "bag"))
+			return err
+		}, cachet.CodeInvalidArgument},
+		{"tip without labels", func() error {
+			if _, err := svc.AddSamples(ctx, col.ID, samples(t, 2, 1)); err != nil {
+				return err
+			}
+			_, err := svc.Build(ctx, col.ID, cachet.BuildRequest{Method: "tip-adapter"})
+			return err
+		}, cachet.CodeInvalidArgument},
+		// "zebra" is not a class the model can draw and no sample carries it: no prototype.
+		{"label without prototype", func() error { _, err := svc.Build(ctx, col.ID, cachet.BuildRequest{}); return err }, cachet.CodeInvalidArgument},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.run()
+			if got := cachet.CodeOf(err); err == nil || got != tc.code {
+				t.Fatalf("got %v (%s), want %s", err, got, tc.code)
+			}
+		})
+	}
+	// Nothing of the failed uploads was stored.
+	c, err := svc.Collection(ctx, col.ID)
+	if err != nil || c.Samples != 2 || c.Model != nil {
+		t.Fatalf("after the failures: %+v, %v", c, err)
+	}
+}

@@ -1,0 +1,382 @@
+package classify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/pgvector/pgvector-go"
+
+	"github.com/cachetlab/cachet"
+)
+
+// KeyDims is the stored key size: features are zero-padded to it (cache_entries.key is vector(1536)).
+const KeyDims = 1536
+
+// store holds the classification tables' queries.
+type store struct{ pool *pgxpool.Pool }
+
+func pad(v []float32) (pgvector.Vector, error) {
+	if len(v) > KeyDims {
+		return pgvector.Vector{}, cachet.Errorf(cachet.CodeInvalidArgument, "features have %d values; cache keys hold at most %d (pool fewer blocks)", len(v), KeyDims)
+	}
+	p := make([]float32, KeyDims)
+	copy(p, v)
+	return pgvector.NewVector(p), nil
+}
+
+func isUnique(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
+}
+
+func isBadUUID(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "22P02"
+}
+
+const collectionCols = `c.id::text, c.name, c.labels, c.alpha, c.beta, c.created_at,
+	(SELECT count(*) FROM collection_samples s WHERE s.collection_id = c.id),
+	(SELECT count(*) FROM collection_samples s WHERE s.collection_id = c.id AND s.label IS NOT NULL),
+	m.id, m.method, m.feature_key, m.entries, m.per_class, m.samples, m.build_seconds, m.created_at`
+
+func scanCollection(row pgx.Row) (*cachet.Collection, error) {
+	var c cachet.Collection
+	var mid *int64
+	var method, key *string
+	var entries, perClass, samples *int
+	var secs *float64
+	var built *time.Time
+	if err := row.Scan(&c.ID, &c.Name, &c.Labels, &c.Alpha, &c.Beta, &c.CreatedAt, &c.Samples, &c.Labelled,
+		&mid, &method, &key, &entries, &perClass, &samples, &secs, &built); err != nil {
+		return nil, err
+	}
+	if mid != nil {
+		c.Model = &cachet.CacheModelInfo{ID: *mid, Method: *method, FeatureKey: *key, Entries: *entries, PerClass: *perClass,
+			Samples: *samples, BuildSeconds: *secs, BuiltAt: *built}
+	}
+	return &c, nil
+}
+
+func (s *store) createCollection(ctx context.Context, name string, labels []string, alpha, beta float64) (*cachet.Collection, error) {
+	var id string
+	err := s.pool.QueryRow(ctx, `INSERT INTO collections (name, labels, alpha, beta) VALUES ($1, $2, $3, $4) RETURNING id::text`,
+		name, labels, alpha, beta).Scan(&id)
+	if isUnique(err) {
+		return nil, cachet.Errorf(cachet.CodeConflict, "a collection named %q exists already; choose another name", name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("classify: creating collection: %w", err)
+	}
+	return s.collection(ctx, id)
+}
+
+func (s *store) collection(ctx context.Context, id string) (*cachet.Collection, error) {
+	c, err := scanCollection(s.pool.QueryRow(ctx, `SELECT `+collectionCols+`
+		FROM collections c LEFT JOIN cache_models m ON m.id = c.active_model WHERE c.id = $1::uuid`, id))
+	if errors.Is(err, pgx.ErrNoRows) || isBadUUID(err) {
+		return nil, cachet.Errorf(cachet.CodeNotFound, "collection %q does not exist", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("classify: reading collection: %w", err)
+	}
+	return c, nil
+}
+
+func (s *store) collections(ctx context.Context) ([]cachet.Collection, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+collectionCols+`
+		FROM collections c LEFT JOIN cache_models m ON m.id = c.active_model ORDER BY c.created_at, c.id`)
+	if err != nil {
+		return nil, fmt.Errorf("classify: listing collections: %w", err)
+	}
+	defer rows.Close()
+	out := []cachet.Collection{}
+	for rows.Next() {
+		c, err := scanCollection(rows)
+		if err != nil {
+			return nil, fmt.Errorf("classify: listing collections: %w", err)
+		}
+		out = append(out, *c)
+	}
+	return out, rows.Err()
+}
+
+// sampleRow is one stored sample.
+type sampleRow struct {
+	id       int64
+	label    *int
+	pixels   []byte
+	key      string
+	features []float32
+}
+
+// addSamples stores rows in one transaction and returns their ids.
+func (s *store) addSamples(ctx context.Context, collectionID string, rows []sampleRow) ([]int64, error) {
+	ids := make([]int64, len(rows))
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		for i, r := range rows {
+			b.Queue(`INSERT INTO collection_samples (collection_id, label, pixels, feature_key, features)
+				VALUES ($1::uuid, $2, $3, $4, $5) RETURNING id`, collectionID, r.label, r.pixels, r.key, pgvector.NewVector(r.features)).
+				QueryRow(func(row pgx.Row) error { return row.Scan(&ids[i]) })
+		}
+		return tx.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("classify: storing samples: %w", err)
+	}
+	return ids, nil
+}
+
+func (s *store) samples(ctx context.Context, collectionID string) ([]sampleRow, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, label, pixels, feature_key, features FROM collection_samples
+		WHERE collection_id = $1::uuid ORDER BY id`, collectionID)
+	if err != nil {
+		return nil, fmt.Errorf("classify: reading samples: %w", err)
+	}
+	defer rows.Close()
+	var out []sampleRow
+	for rows.Next() {
+		var r sampleRow
+		var v pgvector.Vector
+		if err := rows.Scan(&r.id, &r.label, &r.pixels, &r.key, &v); err != nil {
+			return nil, fmt.Errorf("classify: reading samples: %w", err)
+		}
+		r.features = v.Slice()
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// updateFeatures stores features recomputed for a new feature key (a model upgrade).
+func (s *store) updateFeatures(ctx context.Context, rows []sampleRow) error {
+	b := &pgx.Batch{}
+	for _, r := range rows {
+		b.Queue(`UPDATE collection_samples SET feature_key = $2, features = $3 WHERE id = $1`, r.id, r.key, pgvector.NewVector(r.features))
+	}
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("classify: updating sample features: %w", err)
+	}
+	return nil
+}
+
+// builtModel is what a build writes.
+type builtModel struct {
+	collectionID string
+	featureKey   string
+	model        *Model
+	sampleIDs    []int64 // per entry
+	samples      int
+	perClass     int
+	seconds      float64
+}
+
+// writeModel writes a complete cache model and makes it the collection's active one in one transaction;
+// older models of the collection go with it. Readers in a snapshot that began earlier keep seeing the old
+// model's rows until they finish.
+func (s *store) writeModel(ctx context.Context, b builtModel) (int64, error) {
+	m := b.model
+	head := make([]float32, 0, len(m.Head.W)*m.Head.Dims())
+	for _, w := range m.Head.W {
+		head = append(head, w...)
+	}
+	keys := make([]pgvector.Vector, len(m.Entries))
+	for i, e := range m.Entries {
+		var err error
+		if keys[i], err = pad(e.Key); err != nil {
+			return 0, err
+		}
+	}
+	var center any
+	if m.Head.Center != nil {
+		center = m.Head.Center
+	}
+	var id int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// Serialises concurrent builds of one collection; the later one wins.
+		var exists bool
+		if err := tx.QueryRow(ctx, `SELECT true FROM collections WHERE id = $1::uuid FOR UPDATE`, b.collectionID).Scan(&exists); err != nil {
+			if errors.Is(err, pgx.ErrNoRows) {
+				return cachet.Errorf(cachet.CodeNotFound, "collection %q was deleted during the build", b.collectionID)
+			}
+			return err
+		}
+		if err := tx.QueryRow(ctx, `INSERT INTO cache_models (collection_id, feature_key, method, labels, alpha, beta, head, center, dims,
+			samples, per_class, entries, build_seconds) VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id`,
+			b.collectionID, b.featureKey, string(m.Method), m.Head.Labels, m.Alpha, m.Beta, head, center, m.Head.Dims(),
+			b.samples, b.perClass, len(m.Entries), b.seconds).Scan(&id); err != nil {
+			return err
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"cache_entries"}, []string{"model_id", "idx", "sample_id", "label", "probs", "key"},
+			pgx.CopyFromSlice(len(m.Entries), func(i int) ([]any, error) {
+				e := m.Entries[i]
+				var probs any
+				if e.Probs != nil {
+					probs = e.Probs
+				}
+				return []any{id, i, b.sampleIDs[i], e.Label, probs, keys[i]}, nil
+			})); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE collections SET active_model = $2 WHERE id = $1::uuid`, b.collectionID, id); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `DELETE FROM cache_models WHERE collection_id = $1::uuid AND id <> $2`, b.collectionID, id)
+		return err
+	})
+	if err != nil {
+		var de *cachet.Error
+		if errors.As(err, &de) {
+			return 0, err
+		}
+		return 0, fmt.Errorf("classify: writing the cache model: %w", err)
+	}
+	return id, nil
+}
+
+// activeModel reads the collection's active model header (without entries) inside tx.
+func activeModel(ctx context.Context, tx pgx.Tx, collectionID string) (*Model, string, int, error) {
+	var mid *int64
+	var name string
+	err := tx.QueryRow(ctx, `SELECT active_model, name FROM collections WHERE id = $1::uuid`, collectionID).Scan(&mid, &name)
+	if errors.Is(err, pgx.ErrNoRows) || isBadUUID(err) {
+		return nil, "", 0, cachet.Errorf(cachet.CodeNotFound, "collection %q does not exist", collectionID)
+	}
+	if err != nil {
+		return nil, "", 0, fmt.Errorf("classify: reading collection: %w", err)
+	}
+	if mid == nil {
+		return nil, "", 0, cachet.Errorf(cachet.CodeConflict, "collection %q has no cache model yet; build it first (POST /v1/collections/%s/build)", name, collectionID)
+	}
+	var m Model
+	var method, key string
+	var labels []string
+	var head, center []float32
+	var dims, entries int
+	if err := tx.QueryRow(ctx, `SELECT id, method, feature_key, labels, alpha, beta, head, center, dims, entries FROM cache_models WHERE id = $1`, *mid).
+		Scan(&m.ID, &method, &key, &labels, &m.Alpha, &m.Beta, &head, &center, &dims, &entries); err != nil {
+		return nil, "", 0, fmt.Errorf("classify: reading cache model %d: %w", *mid, err)
+	}
+	m.Method = Method(method)
+	m.Head = &Head{Labels: labels, Center: center, W: make([][]float32, len(labels))}
+	for c := range labels {
+		m.Head.W[c] = head[c*dims : (c+1)*dims]
+	}
+	return &m, key, entries, nil
+}
+
+// loadEntries reads all of a model's entries inside tx.
+func loadEntries(ctx context.Context, tx pgx.Tx, m *Model) error {
+	rows, err := tx.Query(ctx, `SELECT label, probs, key FROM cache_entries WHERE model_id = $1 ORDER BY idx`, m.ID)
+	if err != nil {
+		return fmt.Errorf("classify: reading cache entries: %w", err)
+	}
+	defer rows.Close()
+	d := m.Head.Dims()
+	for rows.Next() {
+		var e Entry
+		var probs []float64
+		var key pgvector.Vector
+		if err := rows.Scan(&e.Label, &probs, &key); err != nil {
+			return fmt.Errorf("classify: reading cache entries: %w", err)
+		}
+		e.Probs, e.Key = probs, key.Slice()[:d]
+		m.Entries = append(m.Entries, e)
+	}
+	return rows.Err()
+}
+
+// neighbours asks pgvector for each feature's k nearest keys of model id (cosine, HNSW) in one round trip;
+// it returns entry indices, nearest first.
+func neighbours(ctx context.Context, tx pgx.Tx, modelID int64, feats [][]float32, k int) ([][]int, error) {
+	// Iterative scans keep filtered HNSW queries from returning fewer than k rows of this model.
+	if _, err := tx.Exec(ctx, `SET LOCAL hnsw.iterative_scan = strict_order`); err != nil {
+		return nil, fmt.Errorf("classify: %w", err)
+	}
+	if _, err := tx.Exec(ctx, fmt.Sprintf(`SET LOCAL hnsw.ef_search = %d`, min(1000, max(40, k)))); err != nil {
+		return nil, fmt.Errorf("classify: %w", err)
+	}
+	b := &pgx.Batch{}
+	for _, f := range feats {
+		v, err := pad(f)
+		if err != nil {
+			return nil, err
+		}
+		b.Queue(`SELECT idx FROM cache_entries WHERE model_id = $1 ORDER BY key <=> $2 LIMIT $3`, modelID, v, k)
+	}
+	br := tx.SendBatch(ctx, b)
+	defer br.Close()
+	out := make([][]int, len(feats))
+	for i := range feats {
+		rows, err := br.Query()
+		if err != nil {
+			return nil, fmt.Errorf("classify: nearest keys: %w", err)
+		}
+		idx, err := pgx.CollectRows(rows, pgx.RowTo[int])
+		if err != nil {
+			return nil, fmt.Errorf("classify: nearest keys: %w", err)
+		}
+		out[i] = idx
+	}
+	return out, nil
+}
+
+func (s *store) prototype(ctx context.Context, featureKey, headKey, label string) ([]float64, bool, error) {
+	var p []float64
+	err := s.pool.QueryRow(ctx, `SELECT prototype FROM zero_shot_prototypes WHERE feature_key = $1 AND head_key = $2 AND label = $3`,
+		featureKey, headKey, label).Scan(&p)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("classify: reading prototype: %w", err)
+	}
+	return p, true, nil
+}
+
+func (s *store) savePrototype(ctx context.Context, featureKey, headKey, label, prompt string, p []float64) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO zero_shot_prototypes (feature_key, head_key, label, prompt, prototype)
+		VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`, featureKey, headKey, label, prompt, p)
+	if err != nil {
+		return fmt.Errorf("classify: storing prototype: %w", err)
+	}
+	return nil
+}
+
+func (s *store) deleteCollection(ctx context.Context, id string) error {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM collections WHERE id = $1::uuid`, id)
+	if isBadUUID(err) || (err == nil && tag.RowsAffected() == 0) {
+		return cachet.Errorf(cachet.CodeNotFound, "collection %q does not exist", id)
+	}
+	if err != nil {
+		return fmt.Errorf("classify: deleting collection: %w", err)
+	}
+	return nil
+}
+
+// EntryInfo is one entry of a collection's active cache model: the sample it came from and its
+// (pseudo-)label index.
+type EntryInfo struct {
+	SampleID int64
+	Label    int
+}
+
+func (s *store) entries(ctx context.Context, id string) ([]EntryInfo, error) {
+	rows, err := s.pool.Query(ctx, `SELECT e.sample_id, e.label FROM cache_entries e JOIN collections c ON c.active_model = e.model_id
+		WHERE c.id = $1::uuid ORDER BY e.idx`, id)
+	if err != nil {
+		return nil, fmt.Errorf("classify: reading cache entries: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (EntryInfo, error) {
+		var e EntryInfo
+		return e, r.Scan(&e.SampleID, &e.Label)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("classify: reading cache entries: %w", err)
+	}
+	return out, nil
+}

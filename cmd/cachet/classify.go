@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cachetlab/cachet"
+	"github.com/cachetlab/cachet/classify"
+	"github.com/cachetlab/cachet/featurecache"
+	"github.com/cachetlab/cachet/model"
+	"github.com/cachetlab/cachet/storage"
+)
+
+// classifyConfig maps the service configuration onto the classify package's.
+func classifyConfig(c cachet.ClassifyConfig) classify.Config {
+	cfg := classify.DefaultConfig()
+	if len(c.Blocks) > 0 {
+		cfg.Blocks = slices.Clone(c.Blocks)
+	}
+	cfg.Head.Samples, cfg.Head.Steps, cfg.Neighbours = c.PrototypeSamples, c.PrototypeSteps, c.Neighbours
+	return cfg
+}
+
+// newClassifyService builds the classification service over a loaded model.
+func newClassifyService(db *storage.DB, w *model.Worker, dit *model.DiT, weights string, c cachet.ClassifyConfig) (*classify.Service, error) {
+	id, err := featurecache.WeightsID(weights)
+	if err != nil {
+		return nil, err
+	}
+	return classify.New(db.Pool, w, dit, id, classifyConfig(c))
+}
+
+func newClassifyCmd(cf *configFlags) *cobra.Command {
+	var collection string
+	var topK int
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "classify IMAGE...",
+		Short: "Classify PNG/JPEG images against a collection, or zero-shot against the model's classes",
+		Long: `Classifies each image (a 28×28 item or a 32×32 canvas, PNG or JPEG) with the cache model of --collection
+(built with POST /v1/collections/{id}/build), or zero-shot against the model's built-in classes. The first
+zero-shot use of a model samples its class prototypes (--classify-samples images per class) and keeps them
+in Postgres.`,
+		Example: `  cachet classify --weights weights/base.safetensors item.png
+  cachet classify --collection 3f0c…  a.png b.png --top-k 5`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			images := make([][]byte, len(args))
+			for i, p := range args {
+				b, err := os.ReadFile(p)
+				if err != nil {
+					return cachet.Wrap(cachet.CodeInvalidArgument, err, "cannot read %s", p)
+				}
+				images[i] = b
+			}
+			var res *cachet.ClassifyResult
+			err := withClassifier(cmd.Context(), cf.cfg, func(svc *classify.Service) error {
+				var err error
+				res, err = svc.Classify(cmd.Context(), cachet.ClassifyRequest{Collection: collection, Images: images, TopK: topK})
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(res)
+			}
+			for i, p := range res.Predictions {
+				parts := make([]string, len(p.Top))
+				for j, s := range p.Top {
+					parts[j] = fmt.Sprintf("%s %.1f%% (zero-shot %.2f, cache %.2f)", s.Label, 100*s.Probability, s.ZeroShot, s.Cache)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s\n", args[i], strings.Join(parts, "; "))
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "%s, %d cache entries; features %.1f ms, query %.1f ms, scoring %.1f ms\n", res.Method, res.CacheEntries,
+				res.Timings.FeaturesMS, res.Timings.QueryMS, res.Timings.ScoringMS)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&collection, "collection", "", "collection id (empty: the model's built-in classes, zero-shot)")
+	f.IntVar(&topK, "top-k", 3, "labels per image")
+	f.BoolVar(&asJSON, "json", false, "print the API's JSON answer")
+	return cmd
+}
+
+// withClassifier opens Postgres and the model (--weights) and runs fn with the service.
+func withClassifier(ctx context.Context, cfg cachet.Config, fn func(*classify.Service) error) error {
+	startCtx, cancel := context.WithTimeout(ctx, cfg.StartupTimeout)
+	defer cancel()
+	db, err := storage.MigrateAndOpen(startCtx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := model.SetNumThreads(cfg.TorchThreads); err != nil {
+		return err
+	}
+	w := model.NewWorker(false)
+	defer w.Close()
+	var dit *model.DiT
+	if err := w.Do(ctx, func() error {
+		var err error
+		dit, _, err = model.Load(cfg.Weights, model.CPU)
+		return err
+	}); err != nil {
+		return fmt.Errorf("model: %w", err)
+	}
+	defer func() { _ = w.Do(context.Background(), func() error { dit.Close(); return nil }) }()
+	svc, err := newClassifyService(db, w, dit, cfg.Weights, cfg.Classify)
+	if err != nil {
+		return err
+	}
+	return fn(svc)
+}

@@ -1,0 +1,429 @@
+// Package classifyeval is `cachet eval classify`: Fashion-MNIST test accuracy of zero-shot, TFUP, 16-shot
+// Tip-Adapter and the diffusion classifier on the model's features, against kNN on pixels and the
+// evaluator CNN; pseudo-label accuracy of the TFUP cache; latency and throughput of the classify path.
+package classifyeval
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/cachetlab/cachet"
+	"github.com/cachetlab/cachet/classify"
+	"github.com/cachetlab/cachet/dataset"
+	"github.com/cachetlab/cachet/eval"
+	"github.com/cachetlab/cachet/featurecache"
+	"github.com/cachetlab/cachet/model"
+	"github.com/cachetlab/cachet/storage"
+)
+
+// Config is one evaluation run.
+type Config struct {
+	Weights, Evaluator, DataDir, Out, DatabaseURL string
+	Service                                       classify.Config
+	Test                                          int // test images (0 = all 10,000)
+	Shots                                         int // labelled training images per class for Tip-Adapter
+	Diffusion                                     int // test images for the diffusion classifier (0 = skip)
+	KNNTrain                                      int // training images for kNN on pixels (0 = skip)
+	BlockStudy                                    int // held-out training images for the block study (0 = skip)
+	LatencyBatches                                int // batches timed through the full classify path
+	Batch                                         int // images per classify request when timing
+	Seed                                          int64
+	TorchThreads                                  int
+	Progress                                      io.Writer
+}
+
+// DefaultConfig is the full run (README, "Classification").
+func DefaultConfig() Config {
+	return Config{Weights: "weights/base.safetensors", Evaluator: "weights/evaluator.safetensors", DataDir: dataset.DefaultDir,
+		Out: "eval/reports/classify", Service: classify.DefaultConfig(), Shots: 16, Diffusion: 200, KNNTrain: 60000,
+		BlockStudy: 2000, LatencyBatches: 20, Batch: 32, Seed: 1, Progress: io.Discard}
+}
+
+func (c Config) validate() error {
+	bad := func(f string, a ...any) error { return cachet.Errorf(cachet.CodeInvalidArgument, f, a...) }
+	switch {
+	case c.Weights == "" || c.Evaluator == "" || c.Out == "":
+		return bad("--weights, --evaluator and --out must be set")
+	case c.Test < 0 || c.Test > 10000:
+		return bad("--test must be 0 (all) … 10000 (got %d)", c.Test)
+	case c.Shots < 1 || c.Shots > 1000:
+		return bad("--shots must be 1…1000 (got %d)", c.Shots)
+	case c.Diffusion < 0 || c.KNNTrain < 0 || c.KNNTrain > 60000 || c.BlockStudy < 0 || c.BlockStudy > 20000:
+		return bad("--diffusion ≥ 0, --knn-train 0…60000, --block-study 0…20000")
+	case c.LatencyBatches < 1 || c.Batch < 1 || c.Batch > c.Service.MaxImages:
+		return bad("--latency-batches ≥ 1 and --batch 1…%d", c.Service.MaxImages)
+	case c.Test != 0 && c.Test < c.Batch:
+		return bad("--test (%d) must hold at least one --batch (%d)", c.Test, c.Batch)
+	}
+	return nil
+}
+
+// Method is one classifier's accuracy on the test images it saw.
+type Method struct {
+	Name     string  `json:"name"`
+	Images   int     `json:"images"`
+	Accuracy float64 `json:"accuracy"`
+	Note     string  `json:"note,omitempty"`
+}
+
+// PseudoLabels is the TFUP cache's quality: how many selected entries carry their true label.
+type PseudoLabels struct {
+	Entries  int     `json:"entries"`
+	PerClass int     `json:"per_class"`
+	Accuracy float64 `json:"accuracy"`
+}
+
+// Latency is the classify path timed at a batch size: per-image milliseconds of each part, throughput.
+type Latency struct {
+	Batch            int     `json:"batch"`
+	Batches          int     `json:"batches"`
+	FeaturesMS       float64 `json:"features_ms_per_image"`
+	QueryMS          float64 `json:"pgvector_query_ms_per_image"`
+	ScoringMS        float64 `json:"scoring_ms_per_image"`
+	ImagesPerSecond  float64 `json:"images_per_second"`
+	ExtractPerSecond float64 `json:"extraction_images_per_second"` // the bulk pass over the test images
+}
+
+// Report is what the run writes (report.json, report.md).
+type Report struct {
+	Weights      string              `json:"weights"`
+	ModelID      string              `json:"model_id"`
+	Blocks       []int               `json:"blocks"`
+	Center       bool                `json:"centered_head"`
+	Head         classify.HeadConfig `json:"head"`
+	TorchThreads int                 `json:"torch_threads"`
+	Methods      []Method            `json:"methods"`
+	Pseudo       PseudoLabels        `json:"tfup_pseudo_labels"`
+	Latency      Latency             `json:"latency"`
+	BlockStudy   []BlockRow          `json:"block_study,omitempty"`
+	Seconds      float64             `json:"seconds"`
+	cfg          Config
+}
+
+// Run evaluates cfg.Weights and writes the report into cfg.Out.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	progress := cfg.Progress
+	if progress == nil {
+		progress = io.Discard
+	}
+	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
+		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "--out %s: cannot create the report directory: %v", cfg.Out, err)
+	}
+	modelID, err := featurecache.WeightsID(cfg.Weights)
+	if err != nil {
+		return nil, cachet.Wrap(cachet.CodeInvalidArgument, err, "--weights %s cannot be read", cfg.Weights)
+	}
+	test, err := dataset.Load(cfg.DataDir, dataset.Test)
+	if err != nil {
+		return nil, err
+	}
+	train, err := dataset.Load(cfg.DataDir, dataset.Train)
+	if err != nil {
+		return nil, err
+	}
+	db, err := storage.MigrateAndOpen(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	w := model.NewWorker(false)
+	defer w.Close()
+	var dit *model.DiT
+	if err := w.Do(ctx, func() error {
+		var err error
+		dit, _, err = model.Load(cfg.Weights, model.CPU)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	defer func() { _ = w.Do(context.Background(), func() error { dit.Close(); return nil }) }()
+	svc, err := classify.New(db.Pool, w, dit, modelID, cfg.Service)
+	if err != nil {
+		return nil, err
+	}
+	r := &Report{Weights: cfg.Weights, ModelID: modelID, Blocks: cfg.Service.Blocks, Center: cfg.Service.Center, Head: cfg.Service.Head,
+		TorchThreads: cfg.TorchThreads, cfg: cfg}
+
+	if cfg.BlockStudy > 0 {
+		if r.BlockStudy, err = blockStudy(ctx, w, dit, modelID, train, cfg.BlockStudy, cfg.Service.Head, progress); err != nil {
+			return nil, err
+		}
+	}
+	n := cfg.Test
+	if n == 0 {
+		n = test.Len()
+	}
+	canvases, labels, err := canvasesOf(test, seq(n))
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(progress, "eval classify: extracting %d test images (blocks %v)\n", n, cfg.Service.Blocks)
+	t0 := time.Now()
+	feats, err := svc.Featurizer().Canvases(ctx, canvases)
+	if err != nil {
+		return nil, err
+	}
+	r.Latency.ExtractPerSecond = float64(n) / time.Since(t0).Seconds()
+
+	fmt.Fprintf(progress, "eval classify: zero-shot head (%d samples per class, %d steps; kept in Postgres)\n", cfg.Service.Head.Samples, cfg.Service.Head.Steps)
+	_, zs, err := svc.ClassifyFeatures(ctx, "", feats, 1)
+	if err != nil {
+		return nil, err
+	}
+	r.add("zero-shot (prototypes of the model's samples)", accuracy(zs, labels), n, "")
+
+	tfupID, err := r.tfup(ctx, svc, canvases, labels, feats, progress)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = svc.DeleteCollection(context.WithoutCancel(ctx), tfupID) }()
+	if err := r.tip(ctx, svc, train, labels, feats, progress); err != nil {
+		return nil, err
+	}
+	if cfg.Diffusion > 0 {
+		if err := r.diffusion(ctx, w, dit, canvases[:min(cfg.Diffusion, n)], labels, progress); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.KNNTrain > 0 {
+		fmt.Fprintf(progress, "eval classify: kNN on pixels (%d training images)\n", cfg.KNNTrain)
+		acc := knnPixels(train, cfg.KNNTrain, test, n, 5)
+		r.add("reference: 5-NN on pixels", acc, n, fmt.Sprintf("%d training images, L2", cfg.KNNTrain))
+	}
+	if err := r.evaluatorCNN(ctx, w, test, n); err != nil {
+		return nil, err
+	}
+	if err := r.latency(ctx, svc, tfupID, canvases); err != nil {
+		return nil, err
+	}
+	r.Seconds = time.Since(start).Seconds()
+	if err := eval.WriteJSON(filepath.Join(cfg.Out, "report.json"), r); err != nil {
+		return nil, err
+	}
+	if err := eval.WriteMarkdown(filepath.Join(cfg.Out, "report.md"), r.Tables()...); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(progress, "eval classify: wrote report.json and report.md into %s (%.0f s)\n", cfg.Out, r.Seconds)
+	return r, nil
+}
+
+func (r *Report) add(name string, acc float64, images int, note string) {
+	r.Methods = append(r.Methods, Method{Name: name, Images: images, Accuracy: acc, Note: note})
+}
+
+func seq(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
+
+func canvasesOf(s *dataset.Set, idx []int) ([][]uint8, []int, error) {
+	canvases := make([][]uint8, len(idx))
+	labels := make([]int, len(idx))
+	for j, i := range idx {
+		c, err := classify.ItemCanvas(s.Image(i))
+		if err != nil {
+			return nil, nil, err
+		}
+		canvases[j], labels[j] = c, s.Label(i)
+	}
+	return canvases, labels, nil
+}
+
+func accuracy(scores []classify.Scores, labels []int) float64 {
+	correct := 0
+	for i, s := range scores {
+		if classify.Argmax(s.Logits) == labels[i] {
+			correct++
+		}
+	}
+	return float64(correct) / float64(len(scores))
+}
+
+// classifyAll runs the collection's cache model over feats in request-sized chunks.
+func classifyAll(ctx context.Context, svc *classify.Service, id string, feats [][]float32, chunk int) ([]classify.Scores, error) {
+	var out []classify.Scores
+	for i := 0; i < len(feats); i += chunk {
+		_, s, err := svc.ClassifyFeatures(ctx, id, feats[i:min(i+chunk, len(feats))], 1)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s...)
+	}
+	return out, nil
+}
+
+// tfup builds a TFUP collection over the test images (unlabelled, as in the paper) and scores them.
+func (r *Report) tfup(ctx context.Context, svc *classify.Service, canvases [][]uint8, labels []int, feats [][]float32, progress io.Writer) (string, error) {
+	col, err := svc.CreateCollection(ctx, cachet.NewCollection{Name: fmt.Sprintf("eval-tfup-%s-%d", r.ModelID, time.Now().UnixNano()), Labels: dataset.ClassNames[:]})
+	if err != nil {
+		return "", err
+	}
+	none := make([]int, len(canvases))
+	for i := range none {
+		none[i] = -1
+	}
+	ids, err := svc.AddCanvases(ctx, col.ID, canvases, none, feats)
+	if err != nil {
+		return col.ID, err
+	}
+	fmt.Fprintf(progress, "eval classify: building TFUP over %d unlabelled test images\n", len(canvases))
+	built, err := svc.Build(ctx, col.ID, cachet.BuildRequest{Method: string(classify.MethodTFUP)})
+	if err != nil {
+		return col.ID, err
+	}
+	entries, err := svc.Entries(ctx, col.ID)
+	if err != nil {
+		return col.ID, err
+	}
+	truth := make(map[int64]int, len(ids))
+	for i, id := range ids {
+		truth[id] = labels[i]
+	}
+	right := 0
+	for _, e := range entries {
+		if truth[e.SampleID] == e.Label {
+			right++
+		}
+	}
+	r.Pseudo = PseudoLabels{Entries: len(entries), PerClass: built.Model.PerClass, Accuracy: float64(right) / float64(max(1, len(entries)))}
+	scores, err := classifyAll(ctx, svc, col.ID, feats, 256)
+	if err != nil {
+		return col.ID, err
+	}
+	r.add("TFUP (test images as the unlabelled pool)", accuracy(scores, labels), len(feats),
+		fmt.Sprintf("K = %d per class, α = %g, β = %g; build %.1f s", built.Model.PerClass, built.Alpha, built.Beta, built.Model.BuildSeconds))
+	return col.ID, nil
+}
+
+// tip builds a Tip-Adapter collection from Shots labelled training images per class and scores the test
+// images.
+func (r *Report) tip(ctx context.Context, svc *classify.Service, train *dataset.Set, labels []int, feats [][]float32, progress io.Writer) error {
+	shots := r.cfg.Shots
+	rng := rand.New(rand.NewPCG(uint64(r.cfg.Seed), 16))
+	perm := rng.Perm(train.Len())
+	var idx []int
+	count := make([]int, dataset.NumClasses)
+	for _, i := range perm {
+		if c := train.Label(i); count[c] < shots {
+			count[c]++
+			idx = append(idx, i)
+		}
+	}
+	canvases, trainLabels, err := canvasesOf(train, idx)
+	if err != nil {
+		return err
+	}
+	col, err := svc.CreateCollection(ctx, cachet.NewCollection{Name: fmt.Sprintf("eval-tip-%s-%d", r.ModelID, time.Now().UnixNano()), Labels: dataset.ClassNames[:]})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = svc.DeleteCollection(context.WithoutCancel(ctx), col.ID) }()
+	if _, err := svc.AddCanvases(ctx, col.ID, canvases, trainLabels, nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(progress, "eval classify: building %d-shot Tip-Adapter\n", shots)
+	built, err := svc.Build(ctx, col.ID, cachet.BuildRequest{Method: string(classify.MethodTip)})
+	if err != nil {
+		return err
+	}
+	scores, err := classifyAll(ctx, svc, col.ID, feats, 256)
+	if err != nil {
+		return err
+	}
+	r.add(fmt.Sprintf("%d-shot Tip-Adapter", shots), accuracy(scores, labels), len(feats),
+		fmt.Sprintf("%d labelled training images (seed %d), α = %g, β = %g", len(idx), r.cfg.Seed, built.Alpha, built.Beta))
+	return nil
+}
+
+func (r *Report) diffusion(ctx context.Context, w *model.Worker, dit *model.DiT, canvases [][]uint8, labels []int, progress io.Writer) error {
+	prompts := make([]string, dataset.NumClasses)
+	for c := range prompts {
+		p, ok := classify.LabelPrompt(dit.Cfg, dataset.ClassNames[c])
+		if !ok {
+			return fmt.Errorf("eval classify: the model cannot draw %q", dataset.ClassNames[c])
+		}
+		prompts[c] = p
+	}
+	imgs := make([][]float32, len(canvases))
+	for i, c := range canvases {
+		imgs[i] = classify.ModelUnits(c)
+	}
+	fmt.Fprintf(progress, "eval classify: diffusion classifier on %d test images (%d times × %d classes each)\n", len(imgs), len(classify.DiffusionTimes), len(prompts))
+	t0 := time.Now()
+	errs, err := classify.DiffusionErrors(ctx, w, dit, imgs, prompts, classify.DiffusionTimes, r.cfg.Seed)
+	if err != nil {
+		return err
+	}
+	per := time.Since(t0).Seconds() * 1000 / float64(len(imgs))
+	correct := 0
+	for i, e := range errs {
+		neg := make([]float64, len(e))
+		for c, v := range e {
+			neg[c] = -v
+		}
+		if classify.Argmax(neg) == labels[i] {
+			correct++
+		}
+	}
+	r.add("diffusion classifier (zero-shot)", float64(correct)/float64(len(imgs)), len(imgs),
+		fmt.Sprintf("first %d test images; times %v; %.0f ms per image", len(imgs), classify.DiffusionTimes, per))
+	return nil
+}
+
+func (r *Report) evaluatorCNN(ctx context.Context, w *model.Worker, test *dataset.Set, n int) error {
+	var pred []int
+	err := w.Do(ctx, func() error {
+		c, _, err := model.LoadClassifier(r.cfg.Evaluator, model.CPU)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		pred, _, err = c.Predict(test.Pixels[:n*dataset.ItemPixels], 256)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	correct := 0
+	for i, p := range pred {
+		if p == test.Label(i) {
+			correct++
+		}
+	}
+	r.add("reference: evaluator CNN (trained on all 60k labels)", float64(correct)/float64(n), n, "weights/evaluator.safetensors")
+	return nil
+}
+
+// latency times the full classify path (features, pgvector query, scoring) at the configured batch.
+func (r *Report) latency(ctx context.Context, svc *classify.Service, id string, canvases [][]uint8) error {
+	b := r.cfg.Batch
+	var f, q, s float64
+	images := 0
+	t0 := time.Now()
+	for k := 0; k < r.cfg.LatencyBatches; k++ {
+		from := (k * b) % max(1, len(canvases)-b)
+		res, err := svc.ClassifyCanvases(ctx, id, canvases[from:from+b], 1)
+		if err != nil {
+			return err
+		}
+		f, q, s = f+res.Timings.FeaturesMS, q+res.Timings.QueryMS, s+res.Timings.ScoringMS
+		images += b
+	}
+	wall := time.Since(t0).Seconds()
+	r.Latency.Batch, r.Latency.Batches = b, r.cfg.LatencyBatches
+	r.Latency.FeaturesMS, r.Latency.QueryMS, r.Latency.ScoringMS = f/float64(images), q/float64(images), s/float64(images)
+	r.Latency.ImagesPerSecond = float64(images) / wall
+	return nil
+}
