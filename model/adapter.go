@@ -291,3 +291,17 @@ func (r *AdapterReference) Injection() *Injection {
 		return &Feature{t: s.Release(out)}, nil
 	}}
 }
+
+// Randomize draws every adapter parameter from N(0, std²): tests and timing need adapters that act (fresh
+// ones are a no-op).
+func (a *Adapters) Randomize(std float64) error {
+	if err := setTrainable(a.VS, false); err != nil {
+		return err
+	}
+	for name, v := range a.VS.Variables() {
+		if err := v.Normal_(0, std); err != nil {
+			return fmt.Errorf("model: randomizing adapter %s: %w", name, err)
+		}
+	}
+	return nil
+}

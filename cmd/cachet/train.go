@@ -7,8 +7,8 @@ import (
 func newTrainCmd(cf *configFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "train",
-		Short: "Train Cachet's models (base denoiser, evaluator)",
+		Short: "Train Cachet's models (base denoiser, evaluator, adapters)",
 	}
-	cmd.AddCommand(newTrainBaseCmd(cf), newTrainEvaluatorCmd(cf))
+	cmd.AddCommand(newTrainBaseCmd(cf), newTrainEvaluatorCmd(cf), newTrainAdaptersCmd(cf))
 	return cmd
 }
