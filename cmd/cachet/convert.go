@@ -15,7 +15,7 @@ func newConvertCmd(cf *configFlags) *cobra.Command {
 		Use:   "convert",
 		Short: "Convert checkpoints of other projects into Cachet weights files",
 	}
-	cmd.AddCommand(newConvertDiTCmd(cf))
+	cmd.AddCommand(newConvertDiTCmd(cf), newConvertF16Cmd())
 	return cmd
 }
 
@@ -61,5 +61,31 @@ The head count is not stored in a checkpoint: it defaults to that of the public 
 	f.StringVar(&out, "out", "", "Cachet weights file to write (.safetensors)")
 	f.IntVar(&hint.Heads, "heads", 0, "attention heads (default: the public DiT size of the checkpoint's width)")
 	f.IntVar(&hint.ImageSize, "image-size", 0, "check the latent size in cells (DiT-*/2 at 256² → 32, at 512² → 64; default: from pos_embed)")
+	return cmd
+}
+
+func newConvertF16Cmd() *cobra.Command {
+	var in, out string
+	cmd := &cobra.Command{
+		Use:   "f16 --in weights.safetensors --out weights-f16.safetensors",
+		Short: "Store a Cachet weights file in fp16 (half the bytes; values are widened back to fp32 on load)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch {
+			case in == "" || out == "":
+				return cachet.Errorf(cachet.CodeInvalidArgument, "convert f16: give --in and --out")
+			case filepath.Clean(in) == filepath.Clean(out):
+				return cachet.Errorf(cachet.CodeInvalidArgument, "convert f16: --out must differ from --in")
+			}
+			rel, err := model.HalveWeightsFile(in, out)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (fp16; largest relative rounding error %.2g)\n", out, rel)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&in, "in", "", "fp32 weights file")
+	cmd.Flags().StringVar(&out, "out", "", "fp16 weights file to write")
 	return cmd
 }
