@@ -1,0 +1,229 @@
+package subjects
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"image/png"
+	"log/slog"
+
+	"github.com/pgvector/pgvector-go"
+
+	"github.com/cachetlab/cachet"
+	"github.com/cachetlab/cachet/featurecache"
+)
+
+// Get returns one subject with its references.
+func (s *Service) Get(ctx context.Context, id string) (*cachet.Subject, error) { return s.getSubject(ctx, id) }
+
+// ListOptions page through subjects, newest first.
+type ListOptions struct {
+	Limit  int                  // 1…200, default 50
+	Offset int                  // ≥ 0
+	Status cachet.SubjectStatus // optional filter
+}
+
+// List returns subjects, newest first.
+func (s *Service) List(ctx context.Context, o ListOptions) ([]*cachet.Subject, error) {
+	if o.Limit == 0 {
+		o.Limit = 50
+	}
+	switch {
+	case o.Limit < 1 || o.Limit > 200:
+		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "limit must be between 1 and 200 (got %d)", o.Limit)
+	case o.Offset < 0:
+		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "offset must not be negative (got %d)", o.Offset)
+	case o.Status != "" && o.Status != cachet.SubjectPending && o.Status != cachet.SubjectReady && o.Status != cachet.SubjectFailed:
+		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "status must be pending, ready or failed (got %q)", o.Status)
+	}
+	rows, err := s.db.Pool.Query(ctx, `SELECT `+subjectColumns+` FROM subjects WHERE ($1 = '' OR status = $1)
+		ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3`, string(o.Status), o.Limit, o.Offset)
+	if err != nil {
+		return nil, fmt.Errorf("subjects: listing: %w", err)
+	}
+	defer rows.Close()
+	out := []*cachet.Subject{}
+	for rows.Next() {
+		sub, err := scanSubject(rows)
+		if err != nil {
+			return nil, fmt.Errorf("subjects: listing: %w", err)
+		}
+		out = append(out, sub)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("subjects: listing: %w", err)
+	}
+	return out, s.attachRefs(ctx, out)
+}
+
+// Delete removes a subject's objects, then its rows (so a failure midway can be repeated: deletes are
+// idempotent, and the subject stays visible until everything is gone).
+func (s *Service) Delete(ctx context.Context, id string) error {
+	if _, err := s.getSubject(ctx, id); err != nil {
+		return err
+	}
+	s.caches.Remove(id)
+	if err := s.objects.DeletePrefix(ctx, prefix(id)); err != nil {
+		return fmt.Errorf("subjects: deleting objects of %s: %w", id, err)
+	}
+	if _, err := s.db.Pool.Exec(ctx, `DELETE FROM subjects WHERE id = $1`, id); err != nil {
+		return fmt.Errorf("subjects: deleting %s: %w", id, err)
+	}
+	s.caches.Remove(id)
+	return nil
+}
+
+// Similar returns up to k ready subjects of the same model nearest to subject id by pooled features.
+func (s *Service) Similar(ctx context.Context, id string, k int) ([]*cachet.SimilarSubject, error) {
+	if k == 0 {
+		k = 5
+	}
+	if k < 1 || k > 100 {
+		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "k must be between 1 and 100 (got %d)", k)
+	}
+	sub, err := s.getSubject(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if sub.Status != cachet.SubjectReady {
+		return nil, notReady(sub)
+	}
+	var pooled pgvector.Vector
+	if err := s.db.Pool.QueryRow(ctx, `SELECT pooled FROM subjects WHERE id = $1`, id).Scan(&pooled); err != nil {
+		return nil, fmt.Errorf("subjects: reading pooled features: %w", err)
+	}
+	dims := len(pooled.Slice())
+	tx, err := s.db.Pool.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("subjects: %w", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // read-only
+	if _, err := tx.Exec(ctx, `SET LOCAL hnsw.iterative_scan = relaxed_order`); err != nil {
+		return nil, fmt.Errorf("subjects: %w", err)
+	}
+	rows, err := tx.Query(ctx, similarQuery(dims), id, pooled, sub.Cache.Model, dims, k)
+	if err != nil {
+		return nil, fmt.Errorf("subjects: similar: %w", err)
+	}
+	defer rows.Close()
+	var out []*cachet.SimilarSubject
+	var subs []*cachet.Subject
+	for rows.Next() {
+		var distance float64
+		n, err := scanSubject(rows, &distance)
+		if err != nil {
+			return nil, fmt.Errorf("subjects: similar: %w", err)
+		}
+		out = append(out, &cachet.SimilarSubject{Subject: *n, Similarity: 1 - distance})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("subjects: similar: %w", err)
+	}
+	rows.Close()
+	for _, o := range out {
+		subs = append(subs, &o.Subject)
+	}
+	if out == nil {
+		out = []*cachet.SimilarSubject{}
+	}
+	return out, s.attachRefs(ctx, subs)
+}
+
+func notReady(sub *cachet.Subject) error {
+	switch sub.Status {
+	case cachet.SubjectPending:
+		return cachet.Errorf(cachet.CodeConflict, "subject %s is still being built; try again shortly", sub.ID)
+	case cachet.SubjectFailed:
+		return cachet.Errorf(cachet.CodeConflict, "subject %s failed (%s)", sub.ID, sub.Error)
+	}
+	return cachet.Errorf(cachet.CodeConflict, "subject %s is %s", sub.ID, sub.Status)
+}
+
+// Features returns a ready subject's decoded cache (from memory when it is there) for model modelID; hit
+// says whether it came from memory. A cache of another model is a CodeConflict error naming the fix.
+func (s *Service) Features(ctx context.Context, id, modelID string) (f *featurecache.Features, hit bool, err error) {
+	sub, err := s.getSubject(ctx, id)
+	if err != nil {
+		return nil, false, err
+	}
+	if sub.Status != cachet.SubjectReady {
+		return nil, false, notReady(sub)
+	}
+	if sub.Cache.Model != modelID {
+		return nil, false, cachet.Errorf(cachet.CodeConflict,
+			"subject %s was extracted by model %s, but the server runs model %s; re-extract it with POST /v1/subjects/%s/retry", id, sub.Cache.Model, modelID, id)
+	}
+	f, hit, err = s.caches.GetOrLoad(ctx, id, func(ctx context.Context) (*featurecache.Features, error) {
+		data, _, err := s.objects.GetBytes(ctx, sub.Cache.Key)
+		if err != nil {
+			return nil, fmt.Errorf("subjects: reading the cache of %s: %w", id, err)
+		}
+		return featurecache.Decode(data, modelID)
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	if f.Model != modelID { // an entry from before a retry under another model
+		s.caches.Remove(id)
+		return s.Features(ctx, id, modelID)
+	}
+	return f, hit, nil
+}
+
+// CacheStats reports the in-memory cache of decoded features.
+func (s *Service) CacheStats() featurecache.LRUStats { return s.caches.Stats() }
+
+// Retry rebuilds the cache of a failed subject, a pending one left stale by a crash, or a ready one made
+// by another model, from its stored originals.
+func (s *Service) Retry(ctx context.Context, id string) (*cachet.Subject, error) {
+	sub, err := s.getSubject(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.needModel(); err != nil {
+		return nil, err
+	}
+	tag, err := s.db.Pool.Exec(ctx, `UPDATE subjects SET status = 'pending', error = NULL, updated_at = now()
+		WHERE id = $1 AND (status = 'failed' OR (status = 'pending' AND updated_at < now() - $2::interval)
+			OR (status = 'ready' AND model_id <> $3))`,
+		id, fmt.Sprintf("%d milliseconds", s.opts.StaleAfter.Milliseconds()), s.extractor.ModelID())
+	if err != nil {
+		return nil, fmt.Errorf("subjects: retry: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		if sub.Status == cachet.SubjectReady {
+			return nil, cachet.Errorf(cachet.CodeConflict, "subject %s is ready with this model; nothing to retry", id)
+		}
+		return nil, cachet.Errorf(cachet.CodeConflict, "subject %s is being built; retry it only if it stays pending for %s", id, s.opts.StaleAfter)
+	}
+	refs := make([]*Reference, len(sub.Refs))
+	for i, r := range sub.Refs {
+		data, _, err := s.objects.GetBytes(ctx, r.Key)
+		if err == nil {
+			refs[i], err = s.decodeStored(data, r)
+		}
+		if err != nil {
+			slog.ErrorContext(ctx, "subjects: reading a stored original", "subject", id, "key", r.Key, "err", err)
+			reason := fmt.Sprintf("reference %d cannot be read back from storage; delete the subject and upload it again", i)
+			s.fail(ctx, id, reason)
+			return nil, cachet.Wrap(cachet.CodeConflict, err, "subject %s: %s", id, reason)
+		}
+	}
+	if len(refs) == 0 {
+		reason := "the subject has no stored references; delete it and upload it again"
+		s.fail(ctx, id, reason)
+		return nil, cachet.Errorf(cachet.CodeConflict, "subject %s: %s", id, reason)
+	}
+	if err := s.build(ctx, id, refs); err != nil {
+		return nil, err
+	}
+	return s.getSubject(ctx, id)
+}
+
+func (s *Service) decodeStored(data []byte, r cachet.SubjectRef) (*Reference, error) {
+	img, err := png.Decode(bytes.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
+	return &Reference{Format: r.Format, Width: r.Width, Height: r.Height, PNG: data, Canvas: ToCanvas(img)}, nil
+}
