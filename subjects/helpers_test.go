@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/featurecache"
 	"github.com/cachetlab/cachet/model"
-	"github.com/cachetlab/cachet/dataset"
 )
 
 // randomExtractor is the extraction pass of a random-weight model with the default architecture (so the

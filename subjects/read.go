@@ -14,7 +14,9 @@ import (
 )
 
 // Get returns one subject with its references.
-func (s *Service) Get(ctx context.Context, id string) (*cachet.Subject, error) { return s.getSubject(ctx, id) }
+func (s *Service) Get(ctx context.Context, id string) (*cachet.Subject, error) {
+	return s.getSubject(ctx, id)
+}
 
 // ListOptions page through subjects, newest first.
 type ListOptions struct {
