@@ -12,15 +12,10 @@ import (
 	"time"
 
 	"github.com/cachetlab/cachet"
+	"github.com/cachetlab/cachet/adapters"
 	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/featurecache"
 	"github.com/cachetlab/cachet/model"
-)
-
-// Metadata that ties adapter weights to their base model and reference pass (read by package adapters).
-const (
-	MetaAdapterBase = "adapters.base_model" // featurecache.WeightsID of the base weights
-	MetaAdapterTRef = "adapters.t_ref"      // model time of the reference pass the adapters were trained on
 )
 
 // AdaptersConfig configures `cachet train adapters`.
@@ -61,7 +56,7 @@ func DefaultAdapterConfig() model.AdapterConfig {
 // DefaultAdapters are the defaults of `cachet train adapters`.
 func DefaultAdapters() AdaptersConfig {
 	return AdaptersConfig{Base: "weights/base.safetensors", Adapter: DefaultAdapterConfig(), TRef: 10,
-		DataDir: dataset.DefaultDir, Out: "weights/adapters.safetensors", Checkpoint: "var/train/adapters.ckpt.safetensors",
+		DataDir: dataset.DefaultDir, Out: adapters.DefaultPath, Checkpoint: "var/train/adapters.ckpt.safetensors",
 		Steps: 3000, Batch: 32, LR: 5e-4, MinLRFrac: 0.1, Warmup: 100, EMADecay: 0.995, CondDropout: 0.1,
 		NoRef: 0.07, Erase: 0.4, GradClip: 1, MaxParamFrac: 0.10, Seed: 1, CheckpointEvery: 5 * time.Minute,
 		LogCSV: "var/train/adapters.csv", ValSamples: 64}
@@ -277,8 +272,8 @@ func Adapters(ctx context.Context, cfg AdaptersConfig) error {
 				meta, err = tr.LoadCheckpoint(cfg.Checkpoint)
 				return err
 			})
-			if err == nil && meta[MetaAdapterBase] != baseID {
-				return nil, cachet.Errorf(cachet.CodeInvalidArgument, "checkpoint %s trains adapters for base %s, not %s (%s); remove it or pass that base", cfg.Checkpoint, meta[MetaAdapterBase], baseID, cfg.Base)
+			if err == nil && meta[adapters.MetaBase] != baseID {
+				return nil, cachet.Errorf(cachet.CodeInvalidArgument, "checkpoint %s trains adapters for base %s, not %s (%s); remove it or pass that base", cfg.Checkpoint, meta[adapters.MetaBase], baseID, cfg.Base)
 			}
 			return meta, err
 		},
@@ -300,7 +295,7 @@ func Adapters(ctx context.Context, cfg AdaptersConfig) error {
 			return loss, err
 		},
 		save: func(k int, meta map[string]string) (vl float64, err error) {
-			meta[MetaAdapterBase] = baseID
+			meta[adapters.MetaBase] = baseID
 			err = w.Do(context.WithoutCancel(ctx), func() error {
 				if vl, err = model.AdapterFlowLoss(base, tr.EMA, valBatch); err != nil {
 					return err
@@ -314,8 +309,8 @@ func Adapters(ctx context.Context, cfg AdaptersConfig) error {
 	if err != nil || final == nil {
 		return err
 	}
-	final[MetaAdapterBase] = baseID
-	final[MetaAdapterTRef] = strconv.FormatFloat(cfg.TRef, 'g', -1, 64)
+	final[adapters.MetaBase] = baseID
+	final[adapters.MetaTRef] = strconv.FormatFloat(cfg.TRef, 'g', -1, 64)
 	final["adapters.params"] = strconv.FormatInt(np, 10)
 	final["adapters.base_params"] = strconv.FormatInt(nb, 10)
 	final["train.data"] = "Fashion-MNIST train split (Debian dataset-fashion-mnist): canonical renders as references, random scenes as targets"
