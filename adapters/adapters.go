@@ -89,6 +89,32 @@ func (s *Set) Hooks(refs *featurecache.Features) (inj *model.Injection, release 
 	return r.Injection(), r.Close, nil
 }
 
+// RowHooks is Hooks for a request whose images each have their own subject (evaluations batch several):
+// image i sees refs[i]. The caches must have the same token count.
+func (s *Set) RowHooks(refs []*featurecache.Features) (inj *model.Injection, release func(), err error) {
+	if len(refs) == 0 {
+		return nil, nil, cachet.Errorf(cachet.CodeInvalidArgument, "no reference features given")
+	}
+	blocks := s.a.Cfg.Blocks
+	data := make([][]float32, len(blocks))
+	for i, f := range refs {
+		if err := s.check(f); err != nil {
+			return nil, nil, fmt.Errorf("reference %d: %w", i, err)
+		}
+		if f.Tokens != refs[0].Tokens {
+			return nil, nil, cachet.Errorf(cachet.CodeInvalidArgument, "reference %d has %d tokens, reference 0 %d: per-row references must match", i, f.Tokens, refs[0].Tokens)
+		}
+		for k, b := range blocks {
+			data[k] = append(data[k], f.Block(b)...)
+		}
+	}
+	r, err := s.a.NewRowReferences(blocks, len(refs), refs[0].Tokens, data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("adapters: %w", err)
+	}
+	return r.Injection(), r.Close, nil
+}
+
 func (s *Set) check(f *featurecache.Features) error {
 	switch {
 	case f == nil:

@@ -89,11 +89,17 @@ func (f *fixture) features(t *testing.T, n int, seed uint64) []*featurecache.Fea
 	return fs
 }
 
-func (f *fixture) sample(t *testing.T, inj *model.Injection) []float32 {
+func (f *fixture) sample(t *testing.T, inj *model.Injection) []float32 { return f.sampleN(t, 1, inj) }
+
+func (f *fixture) sampleN(t *testing.T, n int, inj *model.Injection) []float32 {
 	t.Helper()
 	var px []float32
+	prompts := make([]string, n)
+	for i := range prompts {
+		prompts[i] = "a shirt"
+	}
 	err := f.w.Do(context.Background(), func() error {
-		res, err := f.base.Sample(context.Background(), model.SampleRequest{Prompts: []string{"a shirt"}, Seed: 3, Steps: 5, Guidance: 3, Inject: inj})
+		res, err := f.base.Sample(context.Background(), model.SampleRequest{Prompts: prompts, Seed: 3, Steps: 5, Guidance: 3, Inject: inj})
 		if err != nil {
 			return err
 		}
@@ -147,6 +153,30 @@ func TestHooksPersonaliseSampling(t *testing.T) {
 	}
 	if d := diff(outs["one"], outs["two"]); d < 1e-3 {
 		t.Errorf("two different subjects gave samples %g apart", d)
+	}
+
+	// Per-row subjects: image 0 of a two-subject request is the one-subject sample of fs[0].
+	var inj *model.Injection
+	var release func()
+	if err := f.w.Do(context.Background(), func() (err error) { inj, release, err = set.RowHooks(fs[:2]); return err }); err != nil {
+		t.Fatal(err)
+	}
+	rows := f.sampleN(t, 2, inj)
+	if err := f.w.Do(context.Background(), func() error { release(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if d := diff(rows[:len(plain)], outs["one"]); d > 1e-4 {
+		t.Errorf("image 0 of a per-row request is %g from its single-subject sample", d)
+	}
+	if err := f.w.Do(context.Background(), func() (err error) { inj, release, err = set.Hooks(fs[1]); return err }); err != nil {
+		t.Fatal(err)
+	}
+	second := f.sampleN(t, 2, inj)
+	if err := f.w.Do(context.Background(), func() error { release(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if d := diff(rows[len(plain):], second[len(plain):]); d > 1e-4 {
+		t.Errorf("image 1 of a per-row request is %g from its single-subject sample", d)
 	}
 }
 

@@ -240,15 +240,26 @@ type AdapterReference struct {
 	a    *Adapters
 	keep Scope
 	kv   map[int]refKV
+	rows int // 1: shared by every row; otherwise one per conditional row
 }
 
 // NewReference projects reference tokens: data[i] holds tokens·Width values, the input hidden states of
 // block blocks[i] (several reference images concatenated along tokens). Every adapted block must be there.
 func (a *Adapters) NewReference(blocks []int, tokens int, data [][]float32) (*AdapterReference, error) {
+	return a.NewRowReferences(blocks, 1, tokens, data)
+}
+
+// NewRowReferences is NewReference for a batch whose conditional rows each have their own reference
+// (evaluations that batch several subjects): data[i] holds rows·tokens·Width values, row r's at
+// [r·tokens·Width, (r+1)·tokens·Width). Requests sampled with it must have exactly rows images.
+func (a *Adapters) NewRowReferences(blocks []int, rows, tokens int, data [][]float32) (*AdapterReference, error) {
 	if len(blocks) != len(data) {
 		return nil, fmt.Errorf("model: %d reference blocks for %d data slices", len(blocks), len(data))
 	}
-	r := &AdapterReference{a: a, kv: map[int]refKV{}}
+	if rows <= 0 {
+		return nil, fmt.Errorf("model: %d reference rows", rows)
+	}
+	r := &AdapterReference{a: a, kv: map[int]refKV{}, rows: rows}
 	o := newOps(&r.keep)
 	for _, b := range a.Cfg.Blocks {
 		k := slices.Index(blocks, b)
@@ -256,11 +267,11 @@ func (a *Adapters) NewReference(blocks []int, tokens int, data [][]float32) (*Ad
 			r.Close()
 			return nil, cachet.Errorf(cachet.CodeInvalidArgument, "the reference holds blocks %v; the adapters need block %d", blocks, b)
 		}
-		if tokens <= 0 || len(data[k]) != tokens*a.Base.Width {
+		if tokens <= 0 || len(data[k]) != rows*tokens*a.Base.Width {
 			r.Close()
-			return nil, cachet.Errorf(cachet.CodeInvalidArgument, "reference block %d has %d values, want %d tokens × %d", b, len(data[k]), tokens, a.Base.Width)
+			return nil, cachet.Errorf(cachet.CodeInvalidArgument, "reference block %d has %d values, want %d × %d tokens × %d", b, len(data[k]), rows, tokens, a.Base.Width)
 		}
-		ref := o.keep(FromFloat32s(data[k], []int64{1, int64(tokens), int64(a.Base.Width)}, a.Device))
+		ref := o.keep(FromFloat32s(data[k], []int64{int64(rows), int64(tokens), int64(a.Base.Width)}, a.Device))
 		kv := a.projectReference(o, b, ref)
 		if o.err != nil {
 			r.Close()
@@ -280,6 +291,9 @@ func (r *AdapterReference) Injection() *Injection {
 		kv, ok := r.kv[block]
 		if !ok {
 			return nil, fmt.Errorf("model: no adapter at block %d", block)
+		}
+		if r.rows > 1 && r.rows != cond {
+			return nil, fmt.Errorf("model: %d per-row references for a request of %d images", r.rows, cond)
 		}
 		var s Scope
 		defer s.Drop()
