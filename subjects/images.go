@@ -32,12 +32,6 @@ func DefaultLimits() Limits {
 	return Limits{MaxImages: 8, MaxImageBytes: 8 << 20, MaxTotalBytes: 24 << 20, MinSide: 8, MaxSide: 4096, MaxNameLen: 100}
 }
 
-// Upload is one uploaded image as received.
-type Upload struct {
-	Filename string
-	Data     []byte
-}
-
 // Reference is a validated reference image: the original re-encoded as PNG (stored as is when it was a
 // PNG already) and the model's canvas made from it.
 type Reference struct {
@@ -48,7 +42,7 @@ type Reference struct {
 }
 
 // CheckCount validates the number of images and their total size before any is decoded.
-func (l Limits) CheckCount(uploads []Upload) error {
+func (l Limits) CheckCount(uploads []cachet.Upload) error {
 	if len(uploads) == 0 {
 		return cachet.Errorf(cachet.CodeInvalidArgument, "no images: upload 1 to %d reference images (PNG or JPEG) in the 'images' field", l.MaxImages)
 	}
@@ -70,7 +64,7 @@ func (l Limits) CheckCount(uploads []Upload) error {
 
 // Decode validates one upload (format by content, decoded size checked before decoding, so a small file
 // that claims a huge image is refused without allocating it) and converts it to the model's canvas.
-func (l Limits) Decode(i int, u Upload) (*Reference, error) {
+func (l Limits) Decode(i int, u cachet.Upload) (*Reference, error) {
 	name := u.Filename
 	if name == "" {
 		name = "unnamed"

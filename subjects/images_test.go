@@ -40,7 +40,7 @@ func TestDecodeValidatesEachUpload(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			ref, err := l.Decode(0, subjects.Upload{Filename: tc.name, Data: tc.data})
+			ref, err := l.Decode(0, cachet.Upload{Filename: tc.name, Data: tc.data})
 			if tc.want == "" {
 				if err != nil {
 					t.Fatal(err)
@@ -60,16 +60,16 @@ func TestDecodeValidatesEachUpload(t *testing.T) {
 func TestCheckCount(t *testing.T) {
 	l := subjects.DefaultLimits()
 	l.MaxImageBytes, l.MaxTotalBytes = 10, 25
-	up := func(sizes ...int) []subjects.Upload {
-		var out []subjects.Upload
+	up := func(sizes ...int) []cachet.Upload {
+		var out []cachet.Upload
 		for _, s := range sizes {
-			out = append(out, subjects.Upload{Data: make([]byte, s)})
+			out = append(out, cachet.Upload{Data: make([]byte, s)})
 		}
 		return out
 	}
 	tests := []struct {
 		name    string
-		uploads []subjects.Upload
+		uploads []cachet.Upload
 		want    cachet.Code
 	}{
 		{"one", up(5), ""},

@@ -14,19 +14,12 @@ import (
 )
 
 // Get returns one subject with its references.
-func (s *Service) Get(ctx context.Context, id string) (*cachet.Subject, error) {
+func (s *Service) Subject(ctx context.Context, id string) (*cachet.Subject, error) {
 	return s.getSubject(ctx, id)
 }
 
-// ListOptions page through subjects, newest first.
-type ListOptions struct {
-	Limit  int                  // 1…200, default 50
-	Offset int                  // ≥ 0
-	Status cachet.SubjectStatus // optional filter
-}
-
 // List returns subjects, newest first.
-func (s *Service) List(ctx context.Context, o ListOptions) ([]*cachet.Subject, error) {
+func (s *Service) Subjects(ctx context.Context, o cachet.SubjectQuery) ([]*cachet.Subject, error) {
 	if o.Limit == 0 {
 		o.Limit = 50
 	}
@@ -60,7 +53,7 @@ func (s *Service) List(ctx context.Context, o ListOptions) ([]*cachet.Subject, e
 
 // Delete removes a subject's objects, then its rows (so a failure midway can be repeated: deletes are
 // idempotent, and the subject stays visible until everything is gone).
-func (s *Service) Delete(ctx context.Context, id string) error {
+func (s *Service) DeleteSubject(ctx context.Context, id string) error {
 	if _, err := s.getSubject(ctx, id); err != nil {
 		return err
 	}
@@ -76,7 +69,7 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 }
 
 // Similar returns up to k ready subjects of the same model nearest to subject id by pooled features.
-func (s *Service) Similar(ctx context.Context, id string, k int) ([]*cachet.SimilarSubject, error) {
+func (s *Service) SimilarSubjects(ctx context.Context, id string, k int) ([]*cachet.SimilarSubject, error) {
 	if k == 0 {
 		k = 5
 	}
@@ -177,7 +170,7 @@ func (s *Service) CacheStats() featurecache.LRUStats { return s.caches.Stats() }
 
 // Retry rebuilds the cache of a failed subject, a pending one left stale by a crash, or a ready one made
 // by another model, from its stored originals.
-func (s *Service) Retry(ctx context.Context, id string) (*cachet.Subject, error) {
+func (s *Service) RetrySubject(ctx context.Context, id string) (*cachet.Subject, error) {
 	sub, err := s.getSubject(ctx, id)
 	if err != nil {
 		return nil, err

@@ -60,15 +60,13 @@ func New(db *storage.DB, objects *storage.Objects, extractor Extractor, opts Opt
 	return &Service{db: db, objects: objects, extractor: extractor, caches: featurecache.NewLRU(opts.CacheBytes), opts: opts}
 }
 
-// Limits are the upload limits in force.
-func (s *Service) Limits() Limits { return s.opts.Limits }
-
-// CreateInput is a new subject as uploaded.
-type CreateInput struct {
-	Name   string
-	Class  string // optional: one of dataset.ClassNames
-	Images []Upload
+// UploadLimits are the upload limits in force.
+func (s *Service) UploadLimits() cachet.UploadLimits {
+	l := s.opts.Limits
+	return cachet.UploadLimits{MaxImages: l.MaxImages, MaxImageBytes: l.MaxImageBytes, MaxTotalBytes: l.MaxTotalBytes}
 }
+
+var _ cachet.SubjectService = (*Service)(nil)
 
 func refKey(id string, n int) string { return fmt.Sprintf("subjects/%s/refs/%d.png", id, n) }
 func cacheKey(id string) string      { return fmt.Sprintf("subjects/%s/cache.safetensors", id) }
@@ -78,7 +76,7 @@ var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[
 
 func validID(id string) bool { return uuidRE.MatchString(id) }
 
-func (s *Service) validate(in *CreateInput) ([]*Reference, error) {
+func (s *Service) validate(in *cachet.NewSubject) ([]*Reference, error) {
 	in.Name = strings.TrimSpace(in.Name)
 	in.Class = strings.ToLower(strings.TrimSpace(in.Class))
 	switch {
@@ -123,7 +121,7 @@ func (s *Service) needModel() error {
 // Create validates the upload, stores it and builds the subject's cache. Validation fails before anything
 // is written. A failure while storing the originals removes everything written; a failure after that
 // leaves the subject failed, with its originals, for Retry.
-func (s *Service) Create(ctx context.Context, in CreateInput) (*cachet.Subject, error) {
+func (s *Service) CreateSubject(ctx context.Context, in cachet.NewSubject) (*cachet.Subject, error) {
 	refs, err := s.validate(&in)
 	if err != nil {
 		return nil, err

@@ -13,14 +13,14 @@ import (
 	"github.com/cachetlab/cachet/subjects"
 )
 
-func uploads(t *testing.T, seeds ...int) []subjects.Upload {
-	var out []subjects.Upload
+func uploads(t *testing.T, seeds ...int) []cachet.Upload {
+	var out []cachet.Upload
 	for i, s := range seeds {
 		data := pngBytes(t, pattern(28, 28, s))
 		if i%2 == 1 {
 			data = jpegBytes(t, pattern(64, 48, s))
 		}
-		out = append(out, subjects.Upload{Filename: fmt.Sprintf("ref%d", i), Data: data})
+		out = append(out, cachet.Upload{Filename: fmt.Sprintf("ref%d", i), Data: data})
 	}
 	return out
 }
@@ -31,7 +31,7 @@ func TestSubjectLifecycle(t *testing.T) {
 	svc := subjects.New(db, objects, ext, subjects.Options{})
 	name := fmt.Sprintf("lifecycle-%d", time.Now().UnixNano())
 
-	a, err := svc.Create(ctx, subjects.CreateInput{Name: name + "-a", Class: "Sneaker", Images: uploads(t, 1, 2)})
+	a, err := svc.CreateSubject(ctx, cachet.NewSubject{Name: name + "-a", Class: "Sneaker", Images: uploads(t, 1, 2)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,22 +67,22 @@ func TestSubjectLifecycle(t *testing.T) {
 	}
 
 	// b has the same images as a (nearest, similarity ≈ 1); c has other ones.
-	b, err := svc.Create(ctx, subjects.CreateInput{Name: name + "-b", Images: uploads(t, 1, 2)})
+	b, err := svc.CreateSubject(ctx, cachet.NewSubject{Name: name + "-b", Images: uploads(t, 1, 2)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := svc.Create(ctx, subjects.CreateInput{Name: name + "-c", Images: uploads(t, 9)})
+	c, err := svc.CreateSubject(ctx, cachet.NewSubject{Name: name + "-c", Images: uploads(t, 9)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	near, err := svc.Similar(ctx, a.ID, 5)
+	near, err := svc.SimilarSubjects(ctx, a.ID, 5)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(near) != 2 || near[0].ID != b.ID || near[0].Similarity < 0.9999 || near[1].ID != c.ID || near[1].Similarity >= near[0].Similarity {
 		t.Fatalf("similar to a: %+v", near)
 	}
-	list, err := svc.List(ctx, subjects.ListOptions{Limit: 200})
+	list, err := svc.Subjects(ctx, cachet.SubjectQuery{Limit: 200})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,10 +94,10 @@ func TestSubjectLifecycle(t *testing.T) {
 		t.Fatal("list misses the new subjects")
 	}
 
-	if err := svc.Delete(ctx, a.ID); err != nil {
+	if err := svc.DeleteSubject(ctx, a.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.Get(ctx, a.ID); cachet.CodeOf(err) != cachet.CodeNotFound {
+	if _, err := svc.Subject(ctx, a.ID); cachet.CodeOf(err) != cachet.CodeNotFound {
 		t.Fatalf("Get after delete = %v", err)
 	}
 	if left, err := objects.List(ctx, "subjects/"+a.ID+"/"); err != nil || len(left) != 0 {
@@ -106,7 +106,7 @@ func TestSubjectLifecycle(t *testing.T) {
 	if _, _, err := svc.Features(ctx, a.ID, ext.ModelID()); cachet.CodeOf(err) != cachet.CodeNotFound {
 		t.Fatalf("Features after delete = %v", err)
 	}
-	if err := svc.Delete(ctx, a.ID); cachet.CodeOf(err) != cachet.CodeNotFound {
+	if err := svc.DeleteSubject(ctx, a.ID); cachet.CodeOf(err) != cachet.CodeNotFound {
 		t.Fatalf("second delete = %v", err)
 	}
 }
@@ -130,7 +130,7 @@ func TestFailureMidwayLeavesNoHalfSubject(t *testing.T) {
 	t.Run("extraction fails: failed, then retried to ready", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		failing := subjects.New(db, objects, cancelingExtractor{ext, cancel}, subjects.Options{})
-		_, err := failing.Create(ctx, subjects.CreateInput{Name: name + "-x", Images: uploads(t, 3)})
+		_, err := failing.CreateSubject(ctx, cachet.NewSubject{Name: name + "-x", Images: uploads(t, 3)})
 		if cachet.CodeOf(err) != cachet.CodeCanceled {
 			t.Fatalf("Create = %v, want canceled", err)
 		}
@@ -142,11 +142,11 @@ func TestFailureMidwayLeavesNoHalfSubject(t *testing.T) {
 		if _, _, err := svc.Features(context.Background(), failed.ID, ext.ModelID()); cachet.CodeOf(err) != cachet.CodeConflict {
 			t.Fatalf("Features of a failed subject = %v", err)
 		}
-		ready, err := svc.Retry(context.Background(), failed.ID)
+		ready, err := svc.RetrySubject(context.Background(), failed.ID)
 		if err != nil || ready.Status != cachet.SubjectReady {
 			t.Fatalf("Retry = %+v, %v", ready, err)
 		}
-		if _, err := svc.Retry(context.Background(), failed.ID); cachet.CodeOf(err) != cachet.CodeConflict {
+		if _, err := svc.RetrySubject(context.Background(), failed.ID); cachet.CodeOf(err) != cachet.CodeConflict {
 			t.Fatalf("retrying a ready subject = %v", err)
 		}
 	})
@@ -162,7 +162,7 @@ func TestFailureMidwayLeavesNoHalfSubject(t *testing.T) {
 			t.Fatal(err)
 		}
 		svc := subjects.New(db, gone, ext, subjects.Options{})
-		if _, err := svc.Create(ctx, subjects.CreateInput{Name: name + "-y", Images: uploads(t, 4)}); err == nil {
+		if _, err := svc.CreateSubject(ctx, cachet.NewSubject{Name: name + "-y", Images: uploads(t, 4)}); err == nil {
 			t.Fatal("Create succeeded without a bucket")
 		}
 		var n int
@@ -175,17 +175,17 @@ func TestFailureMidwayLeavesNoHalfSubject(t *testing.T) {
 		svc := subjects.New(db, objects, ext, subjects.Options{})
 		tests := []struct {
 			name string
-			in   subjects.CreateInput
+			in   cachet.NewSubject
 			want cachet.Code
 		}{
-			{"no name", subjects.CreateInput{Images: uploads(t, 1)}, cachet.CodeInvalidArgument},
-			{"bad class", subjects.CreateInput{Name: name + "-z", Class: "spaceship", Images: uploads(t, 1)}, cachet.CodeInvalidArgument},
-			{"no images", subjects.CreateInput{Name: name + "-z"}, cachet.CodeInvalidArgument},
-			{"not an image", subjects.CreateInput{Name: name + "-z", Images: []subjects.Upload{{Data: []byte("GIF89a....")}}}, cachet.CodeUnsupportedMedia},
+			{"no name", cachet.NewSubject{Images: uploads(t, 1)}, cachet.CodeInvalidArgument},
+			{"bad class", cachet.NewSubject{Name: name + "-z", Class: "spaceship", Images: uploads(t, 1)}, cachet.CodeInvalidArgument},
+			{"no images", cachet.NewSubject{Name: name + "-z"}, cachet.CodeInvalidArgument},
+			{"not an image", cachet.NewSubject{Name: name + "-z", Images: []cachet.Upload{{Data: []byte("GIF89a....")}}}, cachet.CodeUnsupportedMedia},
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
-				if _, err := svc.Create(context.Background(), tc.in); cachet.CodeOf(err) != tc.want {
+				if _, err := svc.CreateSubject(context.Background(), tc.in); cachet.CodeOf(err) != tc.want {
 					t.Fatalf("Create = %v, want %s", err, tc.want)
 				}
 			})
@@ -198,7 +198,7 @@ func TestFailureMidwayLeavesNoHalfSubject(t *testing.T) {
 
 	t.Run("no model: 503", func(t *testing.T) {
 		svc := subjects.New(db, objects, nil, subjects.Options{})
-		if _, err := svc.Create(context.Background(), subjects.CreateInput{Name: name, Images: uploads(t, 1)}); cachet.CodeOf(err) != cachet.CodeUnavailable {
+		if _, err := svc.CreateSubject(context.Background(), cachet.NewSubject{Name: name, Images: uploads(t, 1)}); cachet.CodeOf(err) != cachet.CodeUnavailable {
 			t.Fatalf("Create without a model = %v", err)
 		}
 	})
@@ -206,7 +206,7 @@ func TestFailureMidwayLeavesNoHalfSubject(t *testing.T) {
 
 func findByName(t *testing.T, svc *subjects.Service, name string) *cachet.Subject {
 	t.Helper()
-	list, err := svc.List(context.Background(), subjects.ListOptions{Limit: 200})
+	list, err := svc.Subjects(context.Background(), cachet.SubjectQuery{Limit: 200})
 	if err != nil {
 		t.Fatal(err)
 	}

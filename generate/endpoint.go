@@ -1,0 +1,135 @@
+package generate
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/cachetlab/cachet"
+	"github.com/cachetlab/cachet/featurecache"
+	"github.com/cachetlab/cachet/stepcache"
+	"github.com/cachetlab/cachet/storage"
+)
+
+// DefaultGuidance is the guidance scale of a request that names none.
+const DefaultGuidance = 4.0
+
+// SubjectFeatures resolves a ready subject's reference cache for a model (subjects.Service).
+type SubjectFeatures interface {
+	Features(ctx context.Context, id, modelID string) (*featurecache.Features, bool, error)
+}
+
+// Endpoint is the cachet.Generator behind POST /v1/generate: it validates the wire request, resolves the
+// subject's cache, runs the service and returns the images inline or stores them in S3.
+type Endpoint struct {
+	gen      *Service
+	subjects SubjectFeatures
+	db       *storage.DB
+	objects  *storage.Objects
+	// URLTTL is how long presigned image URLs stay valid.
+	URLTTL time.Duration
+}
+
+// NewEndpoint wires the endpoint.
+func NewEndpoint(gen *Service, subjects SubjectFeatures, db *storage.DB, objects *storage.Objects) *Endpoint {
+	return &Endpoint{gen: gen, subjects: subjects, db: db, objects: objects, URLTTL: time.Hour}
+}
+
+var _ cachet.Generator = (*Endpoint)(nil)
+
+func imageKey(id string) string { return "generations/" + id + ".png" }
+
+// Generate answers one request. Bad input is refused before the subject is read or the model runs.
+func (e *Endpoint) Generate(ctx context.Context, r cachet.GenerateRequest) (*cachet.GenerateResult, error) {
+	start := time.Now()
+	switch r.Output {
+	case "", "inline", "url":
+	default:
+		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "output must be \"inline\" (base64 PNGs) or \"url\" (stored, presigned URLs); got %q", r.Output)
+	}
+	req := Request{Prompt: r.Prompt, N: r.N, Seed: r.Seed, Steps: r.Steps, Guidance: DefaultGuidance,
+		Cache: stepcache.Config{Name: r.Cache.Name, Params: r.Cache.Params}}
+	if r.Guidance != nil {
+		req.Guidance = *r.Guidance
+	}
+	if err := e.gen.Validate(&req); err != nil {
+		return nil, err
+	}
+	out := &cachet.GenerateResult{ID: uuid.NewString(), SubjectID: r.SubjectID, Model: e.gen.ModelID()}
+	if r.SubjectID != "" {
+		t := time.Now()
+		refs, hit, err := e.subjects.Features(ctx, r.SubjectID, e.gen.ModelID())
+		if err != nil {
+			return nil, err
+		}
+		if !e.gen.Personalized() {
+			return nil, ErrNoAdapters
+		}
+		req.Refs = refs
+		out.Reference = &cachet.ReferenceStats{Tokens: refs.Tokens, Blocks: refs.Blocks, Bytes: refs.Bytes(), CacheHit: hit}
+		out.Timings.ReferenceMS = ms(time.Since(t))
+	}
+	res, err := e.gen.Generate(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	out.Prompt, out.Width, out.Height = res.Prompt, res.W, res.H
+	out.Timings.QueueMS, out.Timings.SamplingMS = ms(res.Queue), ms(res.Sampling)
+	for _, d := range res.StepTimes {
+		out.Timings.StepMS = append(out.Timings.StepMS, ms(d))
+	}
+	st := res.Cache
+	out.Cache = cachet.StepCacheStats{Policy: st.Policy, Steps: st.Steps, Computed: st.Computed, Reused: st.Reused,
+		Forecast: st.Forecast, ComputeFraction: st.ComputeFraction, ExtraBytes: st.ExtraBytes}
+
+	t := time.Now()
+	pngs, err := res.PNGs()
+	if err != nil {
+		return nil, fmt.Errorf("generate: encoding PNGs: %w", err)
+	}
+	for i, p := range pngs {
+		img := cachet.GeneratedImage{Index: i, ID: uuid.NewString(), PNG: p}
+		if r.Output == "url" {
+			if img, err = e.store(ctx, out, req, i, p); err != nil {
+				return nil, err
+			}
+		}
+		out.Images = append(out.Images, img)
+	}
+	out.Timings.OutputMS = ms(time.Since(t))
+	out.Timings.TotalMS = ms(time.Since(start))
+	return out, nil
+}
+
+// store puts one image under generations/{id}.png, records it and presigns a URL.
+func (e *Endpoint) store(ctx context.Context, out *cachet.GenerateResult, req Request, i int, png []byte) (cachet.GeneratedImage, error) {
+	id := uuid.NewString()
+	img := cachet.GeneratedImage{Index: i, ID: id, Key: imageKey(id)}
+	if _, err := e.objects.PutBytes(ctx, img.Key, png, "image/png"); err != nil {
+		return img, fmt.Errorf("generate: storing image %d: %w", i, err)
+	}
+	policy, err := json.Marshal(req.Cache)
+	if err != nil {
+		return img, fmt.Errorf("generate: %w", err)
+	}
+	var subject *string // a subject deleted meanwhile is recorded as none
+	if out.SubjectID != "" {
+		subject = &out.SubjectID
+	}
+	_, err = e.db.Pool.Exec(ctx, `INSERT INTO generations (id, batch_id, idx, subject_id, prompt, seed, steps, guidance, cache, object_key)
+		VALUES ($1, $2, $3, (SELECT id FROM subjects WHERE id = $4::uuid), $5, $6, $7, $8, $9, $10)`, id, out.ID, i, subject, out.Prompt, req.Seed, req.Steps, req.Guidance, policy, img.Key)
+	if err != nil {
+		return img, fmt.Errorf("generate: recording image %d: %w", i, err)
+	}
+	u, err := e.objects.PresignGet(ctx, img.Key, e.URLTTL)
+	if err != nil {
+		return img, err
+	}
+	img.URL = u.String()
+	return img, nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -1,0 +1,222 @@
+// Package generate is the generation service shared by the API and the CLI: it validates a request
+// (prompt, count, steps, guidance, step-cache policy), injects a subject's reference features through the
+// adapters when asked, samples on the model's worker and reports timings and cache statistics.
+package generate
+
+import (
+	"bytes"
+	"context"
+	"image"
+	"image/png"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cachetlab/cachet"
+	"github.com/cachetlab/cachet/dataset"
+	"github.com/cachetlab/cachet/featurecache"
+	"github.com/cachetlab/cachet/model"
+	"github.com/cachetlab/cachet/stepcache"
+)
+
+// Personalizer injects a subject's reference features into sampling: the seam to the DreamCache adapters
+// (adapters.Set implements it). Hooks runs on the model's worker right before sampling; it checks refs
+// against the adapters (model, t_ref, blocks: a domain error when they do not fit) and returns the
+// request's injection; release runs on the worker right after sampling and frees what Hooks made.
+type Personalizer interface {
+	Hooks(refs *featurecache.Features) (inj *model.Injection, release func(), err error)
+}
+
+// ErrNoAdapters is the answer to a personalized request when no adapters are loaded.
+var ErrNoAdapters = cachet.Errorf(cachet.CodeUnavailable, "no adapters loaded, so subjects cannot be used yet; train them with `cachet train adapters` (plain generation without subject_id works)")
+
+// Options configure the service.
+type Options struct {
+	// ModelID names the weights (featurecache.WeightsID); reference caches must carry it.
+	ModelID string
+	// Personalizer is nil when no adapters are loaded.
+	Personalizer Personalizer
+	// Calibrations are the model's step-cache profiles (MagCache), applied to requests that need one.
+	Calibrations stepcache.Calibrations
+	// MaxImages bounds a request's N (default 16); MaxSteps its steps (default model.MaxSteps).
+	MaxImages, MaxSteps int
+}
+
+// Service generates images with one model on its worker.
+type Service struct {
+	worker *model.Worker
+	dit    *model.DiT
+	opts   Options
+}
+
+// New builds the service for a loaded model.
+func New(w *model.Worker, m *model.DiT, opts Options) *Service {
+	if opts.MaxImages <= 0 {
+		opts.MaxImages = 16
+	}
+	if opts.MaxSteps <= 0 || opts.MaxSteps > model.MaxSteps {
+		opts.MaxSteps = model.MaxSteps
+	}
+	return &Service{worker: w, dit: m, opts: opts}
+}
+
+// ModelID names the model's weights.
+func (s *Service) ModelID() string { return s.opts.ModelID }
+
+// Personalized reports whether adapters are loaded.
+func (s *Service) Personalized() bool { return s.opts.Personalizer != nil }
+
+// Request is one generation.
+type Request struct {
+	Prompt string // text-conditioned models
+	Label  int    // label-conditioned models
+	// Refs is a subject's reference cache (nil: plain text-to-image).
+	Refs     *featurecache.Features
+	N        int
+	Seed     int64
+	Steps    int
+	Guidance float64
+	Cache    stepcache.Config
+}
+
+// Result is what a generation produced.
+type Result struct {
+	*model.SampleResult
+	// Prompt is the canonical form of the request's prompt (or "class N" for label models).
+	Prompt string
+	// Queue is the wait for the model's worker; Sampling the sampler's own time.
+	Queue, Sampling time.Duration
+	Cache           stepcache.Stats
+	Personalized    bool
+}
+
+// Validate checks a request without running it and fills its defaults (50 steps).
+func (s *Service) Validate(req *Request) error {
+	if req.Steps == 0 {
+		req.Steps = 50
+	}
+	switch {
+	case req.N < 1 || req.N > s.opts.MaxImages:
+		return cachet.Errorf(cachet.CodeInvalidArgument, "n must be between 1 and %d (got %d)", s.opts.MaxImages, req.N)
+	case req.Steps < 1 || req.Steps > s.opts.MaxSteps:
+		return cachet.Errorf(cachet.CodeInvalidArgument, "steps must be between 1 and %d (got %d)", s.opts.MaxSteps, req.Steps)
+	case req.Guidance < 0 || req.Guidance > 50 || req.Guidance != req.Guidance:
+		return cachet.Errorf(cachet.CodeInvalidArgument, "guidance must be between 0 and 50 (got %v); 1 turns it off", req.Guidance)
+	}
+	if err := req.Cache.Validate(); err != nil {
+		return err
+	}
+	if s.dit.Cfg.Cond == model.CondText {
+		p, err := CanonicalPrompt(s.dit.Cfg, req.Prompt)
+		if err != nil {
+			return err
+		}
+		req.Prompt = p
+	} else if req.Label < 0 || req.Label >= s.dit.Cfg.NumClasses {
+		return cachet.Errorf(cachet.CodeInvalidArgument, "this model is label-conditioned: give a label between 0 and %d", s.dit.Cfg.NumClasses-1)
+	}
+	if req.Refs != nil {
+		if s.opts.Personalizer == nil {
+			return ErrNoAdapters
+		}
+		if req.Refs.Model != s.opts.ModelID {
+			return cachet.Errorf(cachet.CodeConflict, "the reference cache was made by model %s, but this is model %s; extract it again with this model", req.Refs.Model, s.opts.ModelID)
+		}
+	}
+	return nil
+}
+
+// CanonicalPrompt checks a prompt against the model's grammar: for models trained on Cachet's scenes the
+// scene grammar parses it (and names what is wrong); other text models check their vocabulary when run.
+func CanonicalPrompt(cfg model.Config, prompt string) (string, error) {
+	if strings.TrimSpace(prompt) == "" {
+		return "", cachet.Errorf(cachet.CodeInvalidArgument, "the prompt is empty; e.g. %q", "a small sneaker on the left")
+	}
+	if slices.Equal(cfg.Vocabulary, dataset.Vocabulary()) {
+		sc, err := dataset.Parse(prompt)
+		if err != nil {
+			return "", err
+		}
+		return dataset.Format(sc), nil
+	}
+	return prompt, nil
+}
+
+// Generate validates and runs a request.
+func (s *Service) Generate(ctx context.Context, req Request) (*Result, error) {
+	if err := s.Validate(&req); err != nil {
+		return nil, err
+	}
+	cacheCfg := s.opts.Calibrations.Apply(req.Cache)
+	res := &Result{Personalized: req.Refs != nil, Prompt: req.Prompt}
+	queued := time.Now()
+	err := s.worker.Do(ctx, func() error {
+		res.Queue = time.Since(queued)
+		policy, err := stepcache.New(cacheCfg, s.dit.Cfg.Depth)
+		if err != nil {
+			return err
+		}
+		sreq := model.SampleRequest{Seed: req.Seed, Steps: req.Steps, Guidance: req.Guidance, Cache: policy}
+		if s.dit.Cfg.Cond == model.CondText {
+			sreq.Prompts = slices.Repeat([]string{req.Prompt}, req.N)
+		} else {
+			sreq.Labels = slices.Repeat([]int{req.Label}, req.N)
+			res.Prompt = "class " + strconv.Itoa(req.Label)
+		}
+		if req.Refs != nil {
+			inj, release, err := s.opts.Personalizer.Hooks(req.Refs)
+			if err != nil {
+				return err
+			}
+			defer release()
+			sreq.Inject = inj
+		}
+		start := time.Now()
+		out, err := s.dit.Sample(ctx, sreq)
+		res.Sampling = time.Since(start)
+		res.Cache = policy.Stats()
+		res.SampleResult = out
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// Tiles maps each image to [0, 1] grayscale (the mean over channels for latent-space models).
+func (r *Result) Tiles() [][]float32 {
+	per := r.H * r.W
+	tiles := make([][]float32, r.N)
+	for i := range tiles {
+		tile := make([]float32, per)
+		for c := range r.C {
+			for p := range per {
+				tile[p] += r.Pixels[(i*r.C+c)*per+p] / float32(r.C)
+			}
+		}
+		for p := range tile {
+			tile[p] = min(1, max(0, (tile[p]+1)/2))
+		}
+		tiles[i] = tile
+	}
+	return tiles
+}
+
+// PNGs encodes each image as a grayscale PNG.
+func (r *Result) PNGs() ([][]byte, error) {
+	out := make([][]byte, r.N)
+	for i, tile := range r.Tiles() {
+		img := image.NewGray(image.Rect(0, 0, r.W, r.H))
+		for p, v := range tile {
+			img.Pix[p] = uint8(v*255 + 0.5)
+		}
+		var buf bytes.Buffer
+		if err := png.Encode(&buf, img); err != nil {
+			return nil, err
+		}
+		out[i] = buf.Bytes()
+	}
+	return out, nil
+}

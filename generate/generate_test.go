@@ -1,0 +1,118 @@
+package generate_test
+
+import (
+	"context"
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/cachetlab/cachet"
+	"github.com/cachetlab/cachet/featurecache"
+	"github.com/cachetlab/cachet/generate"
+	"github.com/cachetlab/cachet/generate/generatetest"
+	"github.com/cachetlab/cachet/stepcache"
+)
+
+func refs(t *testing.T, s *generatetest.Stack, seed float32) *featurecache.Features {
+	t.Helper()
+	img := make([]float32, s.Extract.ImagePixels())
+	for i := range img {
+		img[i] = float32(math.Sin(float64(seed) * float64(i+1)))
+	}
+	fs, err := s.Extract.Extract(context.Background(), [][]float32{img})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fs[0]
+}
+
+func TestValidate(t *testing.T) {
+	s := generatetest.New(t)
+	plain := generate.New(s.Worker, s.DiT, generate.Options{ModelID: s.ModelID})
+	personal := generate.New(s.Worker, s.DiT, generate.Options{ModelID: s.ModelID, Personalizer: s.Adapters(t)})
+	ok := generate.Request{Prompt: "a small sneaker on the left", N: 1, Guidance: 4}
+	other := refs(t, s, 1)
+	other.Model = "another-model"
+	tests := []struct {
+		name     string
+		svc      *generate.Service
+		edit     func(r *generate.Request)
+		want     cachet.Code
+		contains string
+	}{
+		{"ok", plain, func(*generate.Request) {}, "", ""},
+		{"no n", plain, func(r *generate.Request) { r.N = 0 }, cachet.CodeInvalidArgument, "n must be"},
+		{"too many", plain, func(r *generate.Request) { r.N = 17 }, cachet.CodeInvalidArgument, "n must be"},
+		{"steps", plain, func(r *generate.Request) { r.Steps = -1 }, cachet.CodeInvalidArgument, "steps"},
+		{"guidance", plain, func(r *generate.Request) { r.Guidance = -1 }, cachet.CodeInvalidArgument, "guidance"},
+		{"empty prompt", plain, func(r *generate.Request) { r.Prompt = " " }, cachet.CodeInvalidArgument, "prompt is empty"},
+		{"bad prompt", plain, func(r *generate.Request) { r.Prompt = "a purple spaceship" }, cachet.CodeInvalidArgument, ""},
+		{"bad policy", plain, func(r *generate.Request) { r.Cache.Name = "warp" }, cachet.CodeInvalidArgument, "fora"},
+		{"bad param", plain, func(r *generate.Request) { r.Cache = stepcache.Config{Name: "fora", Params: map[string]float64{"nope": 1}} }, cachet.CodeInvalidArgument, "interval"},
+		{"subject without adapters", plain, func(r *generate.Request) { r.Refs = refs(t, s, 2) }, cachet.CodeUnavailable, "cachet train adapters"},
+		{"subject of another model", personal, func(r *generate.Request) { r.Refs = other }, cachet.CodeConflict, "another-model"},
+		{"subject with adapters", personal, func(r *generate.Request) { r.Refs = refs(t, s, 2) }, "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := ok
+			tc.edit(&r)
+			err := tc.svc.Validate(&r)
+			if tc.want == "" {
+				if err != nil || r.Steps != 50 || r.Prompt != "a small sneaker on the left" {
+					t.Fatalf("Validate = %v; request %+v", err, r)
+				}
+				return
+			}
+			if cachet.CodeOf(err) != tc.want || !strings.Contains(err.Error(), tc.contains) {
+				t.Fatalf("Validate = %v, want %s containing %q", err, tc.want, tc.contains)
+			}
+		})
+	}
+}
+
+func maxDiff(a, b []float32) float64 {
+	var d float64
+	for i := range a {
+		d = max(d, math.Abs(float64(a[i]-b[i])))
+	}
+	return d
+}
+
+func TestPersonalizedGenerationInjectsTheReference(t *testing.T) {
+	s := generatetest.New(t)
+	svc := generate.New(s.Worker, s.DiT, generate.Options{ModelID: s.ModelID, Personalizer: s.Adapters(t)})
+	ctx := context.Background()
+	run := func(r *featurecache.Features, policy string) *generate.Result {
+		t.Helper()
+		res, err := svc.Generate(ctx, generate.Request{Prompt: "a large coat", N: 2, Seed: 5, Steps: 6, Guidance: 3, Refs: r,
+			Cache: stepcache.Config{Name: policy}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.StepTimes) != 6 || res.N != 2 || res.Cache.Steps != 6 || res.Personalized != (r != nil) {
+			t.Fatalf("result: %d steps, %d images, stats %+v", len(res.StepTimes), res.N, res.Cache)
+		}
+		return res
+	}
+	a, b := refs(t, s, 1), refs(t, s, 2)
+	plain, withA, withA2, withB := run(nil, ""), run(a, ""), run(a, ""), run(b, "")
+	if d := maxDiff(withA.Pixels, withA2.Pixels); d != 0 {
+		t.Fatalf("the same request differs by %g", d)
+	}
+	if d := maxDiff(plain.Pixels, withA.Pixels); d < 1e-3 {
+		t.Fatalf("the reference changed nothing (%g)", d)
+	}
+	if d := maxDiff(withA.Pixels, withB.Pixels); d < 1e-3 {
+		t.Fatalf("two references gave the same images (%g)", d)
+	}
+	// A step-cache policy composes with the injection.
+	fora := run(a, "fora")
+	if fora.Cache.Policy != "fora" || fora.Cache.Reused == 0 {
+		t.Fatalf("fora stats: %+v", fora.Cache)
+	}
+	pngs, err := withA.PNGs()
+	if err != nil || len(pngs) != 2 || !strings.HasPrefix(string(pngs[0]), "\x89PNG") {
+		t.Fatalf("PNGs: %v", err)
+	}
+}

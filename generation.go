@@ -1,0 +1,122 @@
+package cachet
+
+import "context"
+
+// GenerateRequest is one generation as a client asks for it (POST /v1/generate).
+type GenerateRequest struct {
+	Prompt string `json:"prompt"`
+	// SubjectID personalizes the images with a ready subject (its adapters inject the reference cache);
+	// empty is plain text-to-image.
+	SubjectID string `json:"subject_id,omitempty"`
+	N         int    `json:"n"`
+	Seed      int64  `json:"seed"`
+	Steps     int    `json:"steps"`
+	// Guidance is the classifier-free guidance scale (default 4; 1 turns it off).
+	Guidance *float64    `json:"guidance,omitempty"`
+	Cache    CachePolicy `json:"cache"`
+	// Output is "inline" (base64 PNGs in the answer, the default) or "url" (PNGs stored in S3 under
+	// generations/{id}.png, answered with presigned URLs).
+	Output string `json:"output,omitempty"`
+}
+
+// CachePolicy names a step-cache policy and its parameters (stepcache.Config on the wire).
+type CachePolicy struct {
+	Name   string             `json:"name"`
+	Params map[string]float64 `json:"params,omitempty"`
+}
+
+// GenerateResult is a generation's answer.
+type GenerateResult struct {
+	ID        string           `json:"id"`
+	Prompt    string           `json:"prompt"` // the canonical form of the request's prompt
+	SubjectID string           `json:"subject_id,omitempty"`
+	Model     string           `json:"model"`
+	Width     int              `json:"width"`
+	Height    int              `json:"height"`
+	Images    []GeneratedImage `json:"images"`
+	Timings   GenerateTimings  `json:"timings"`
+	Cache     StepCacheStats   `json:"cache"`
+	Reference *ReferenceStats  `json:"reference,omitempty"`
+}
+
+// GeneratedImage is one PNG: inline (base64 in JSON) or stored (key and a presigned URL).
+type GeneratedImage struct {
+	Index int    `json:"index"`
+	ID    string `json:"id"`
+	PNG   []byte `json:"png_base64,omitempty"`
+	Key   string `json:"key,omitempty"`
+	URL   string `json:"url,omitempty"`
+}
+
+// GenerateTimings are milliseconds: the whole request, the wait for the model, loading the subject's
+// cache, the sampler (and each of its steps), and encoding/storing the images.
+type GenerateTimings struct {
+	TotalMS     float64   `json:"total_ms"`
+	QueueMS     float64   `json:"queue_ms"`
+	ReferenceMS float64   `json:"reference_ms"`
+	SamplingMS  float64   `json:"sampling_ms"`
+	OutputMS    float64   `json:"output_ms"`
+	StepMS      []float64 `json:"step_ms"`
+}
+
+// StepCacheStats is what the request's step-cache policy did (units are blocks or sublayers).
+type StepCacheStats struct {
+	Policy          string  `json:"policy"`
+	Steps           int     `json:"steps"`
+	Computed        int     `json:"computed_units"`
+	Reused          int     `json:"reused_units"`
+	Forecast        int     `json:"forecast_units"`
+	ComputeFraction float64 `json:"compute_fraction"`
+	ExtraBytes      int64   `json:"extra_bytes"`
+}
+
+// ReferenceStats describes the subject cache a personalized request used.
+type ReferenceStats struct {
+	Tokens   int   `json:"tokens"`
+	Blocks   []int `json:"blocks"`
+	Bytes    int64 `json:"bytes"`     // decoded, in memory
+	CacheHit bool  `json:"cache_hit"` // served from the in-memory LRU
+}
+
+// Generator serves POST /v1/generate.
+type Generator interface {
+	Generate(ctx context.Context, req GenerateRequest) (*GenerateResult, error)
+}
+
+// Upload is one uploaded file as received.
+type Upload struct {
+	Filename string
+	Data     []byte
+}
+
+// NewSubject is a subject as uploaded (POST /v1/subjects).
+type NewSubject struct {
+	Name   string
+	Class  string // optional: the item's class name
+	Images []Upload
+}
+
+// SubjectQuery pages through subjects, newest first.
+type SubjectQuery struct {
+	Limit  int           // 1…200, default 50
+	Offset int           // ≥ 0
+	Status SubjectStatus // optional filter
+}
+
+// UploadLimits bound a subject upload; the API enforces the byte limits while it reads the body.
+type UploadLimits struct {
+	MaxImages     int   `json:"max_images"`
+	MaxImageBytes int64 `json:"max_image_bytes"`
+	MaxTotalBytes int64 `json:"max_total_bytes"`
+}
+
+// SubjectService serves /v1/subjects.
+type SubjectService interface {
+	CreateSubject(ctx context.Context, in NewSubject) (*Subject, error)
+	Subject(ctx context.Context, id string) (*Subject, error)
+	Subjects(ctx context.Context, q SubjectQuery) ([]*Subject, error)
+	DeleteSubject(ctx context.Context, id string) error
+	SimilarSubjects(ctx context.Context, id string, k int) ([]*SimilarSubject, error)
+	RetrySubject(ctx context.Context, id string) (*Subject, error)
+	UploadLimits() UploadLimits
+}
