@@ -48,7 +48,9 @@ func TestValidate(t *testing.T) {
 		{"empty prompt", plain, func(r *generate.Request) { r.Prompt = " " }, cachet.CodeInvalidArgument, "prompt is empty"},
 		{"bad prompt", plain, func(r *generate.Request) { r.Prompt = "a purple spaceship" }, cachet.CodeInvalidArgument, ""},
 		{"bad policy", plain, func(r *generate.Request) { r.Cache.Name = "warp" }, cachet.CodeInvalidArgument, "fora"},
-		{"bad param", plain, func(r *generate.Request) { r.Cache = stepcache.Config{Name: "fora", Params: map[string]float64{"nope": 1}} }, cachet.CodeInvalidArgument, "interval"},
+		{"bad param", plain, func(r *generate.Request) {
+			r.Cache = stepcache.Config{Name: "fora", Params: map[string]float64{"nope": 1}}
+		}, cachet.CodeInvalidArgument, "interval"},
 		{"subject without adapters", plain, func(r *generate.Request) { r.Refs = refs(t, s, 2) }, cachet.CodeUnavailable, "cachet train adapters"},
 		{"subject of another model", personal, func(r *generate.Request) { r.Refs = other }, cachet.CodeConflict, "another-model"},
 		{"subject with adapters", personal, func(r *generate.Request) { r.Refs = refs(t, s, 2) }, "", ""},
