@@ -15,7 +15,7 @@ func newEvalCmd(cf *configFlags) *cobra.Command {
 		Use:   "eval",
 		Short: "Evaluate models against their quality bars (reports under var/eval/)",
 	}
-	cmd.AddCommand(newEvalBaseCmd(cf), newEvalClassifyCmd(cf))
+	cmd.AddCommand(newEvalBaseCmd(cf), newEvalClassifyCmd(cf), newEvalPersonalizationCmd(cf))
 	return cmd
 }
 

@@ -1,0 +1,330 @@
+package personaleval
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/cachetlab/cachet"
+	"github.com/cachetlab/cachet/adapters"
+	"github.com/cachetlab/cachet/dataset"
+	"github.com/cachetlab/cachet/eval/baseeval"
+	"github.com/cachetlab/cachet/featurecache"
+	"github.com/cachetlab/cachet/model"
+)
+
+// Config configures one evaluation run.
+type Config struct {
+	Weights   string // the base denoiser
+	Adapters  string // adapter weights trained on it
+	Evaluator string
+	DataDir   string
+	Out       string
+	Subjects  int // unseen test-split items
+	Prompts   int // random scenes per subject
+	Seed      uint64
+	Batch     int // images per sampler request (several subjects share one)
+	Steps     int
+	Guidance  float64
+	// TorchThreads is recorded in the report (the caller sets libtorch's threads).
+	TorchThreads int
+	Progress     io.Writer
+}
+
+// DefaultConfig is `cachet eval personalization` without flags.
+func DefaultConfig() Config {
+	return Config{Weights: "weights/base.safetensors", Adapters: adapters.DefaultPath, Evaluator: "weights/evaluator.safetensors",
+		DataDir: dataset.DefaultDir, Out: "var/eval/personalization", Subjects: 40, Prompts: 4, Seed: 1, Batch: 40,
+		Steps: 50, Guidance: baseeval.DefaultGuidance}
+}
+
+func (c Config) validate() error {
+	bad := func(f string, a ...any) error { return cachet.Errorf(cachet.CodeInvalidArgument, f, a...) }
+	switch {
+	case c.Weights == "" || c.Adapters == "" || c.Evaluator == "":
+		return bad("--weights, --adapters and --evaluator must be set")
+	case c.Out == "":
+		return bad("--out is empty; give the report directory")
+	case c.Subjects <= 0 || c.Subjects > 10000 || c.Prompts <= 0 || c.Prompts > 100:
+		return bad("--subjects must be 1…10000 and --prompts 1…100 (got %d, %d)", c.Subjects, c.Prompts)
+	case c.Batch <= 0:
+		return bad("--batch must be positive (got %d)", c.Batch)
+	case c.Steps <= 0 || c.Steps > model.MaxSteps:
+		return bad("--steps must be between 1 and %d (got %d)", model.MaxSteps, c.Steps)
+	case math.IsNaN(c.Guidance) || c.Guidance < 0 || c.Guidance > 50:
+		return bad("--guidance must be between 0 and 50 (got %v)", c.Guidance)
+	}
+	return nil
+}
+
+// row is one generated image: subject s under its k-th scene.
+type row struct{ s, k int }
+
+// Run evaluates the adapters and writes the report into cfg.Out.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	began := time.Now()
+	progress := cfg.Progress
+	if progress == nil {
+		progress = io.Discard
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
+		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "--out %s: %v", cfg.Out, err)
+	}
+	baseID, err := featurecache.WeightsID(cfg.Weights)
+	if err != nil {
+		return nil, cachet.Errorf(cachet.CodeNotFound, "--weights %s: %v", cfg.Weights, err)
+	}
+	train, err := dataset.Load(cfg.DataDir, dataset.Train)
+	if err != nil {
+		return nil, err
+	}
+	det := baseeval.NewMirrorDetector(train)
+	train = nil
+	test, err := dataset.Load(cfg.DataDir, dataset.Test)
+	if err != nil {
+		return nil, err
+	}
+	subjects, err := Subjects(test, cfg.Subjects, cfg.Prompts, cfg.Seed)
+	if err != nil {
+		return nil, err
+	}
+
+	w := model.NewWorker(false)
+	defer w.Close()
+	var (
+		base *model.DiT
+		set  *adapters.Set
+		ev   *model.Classifier
+	)
+	defer w.Do(context.Background(), func() error {
+		if set != nil {
+			set.Close()
+		}
+		if base != nil {
+			base.Close()
+		}
+		if ev != nil {
+			ev.Close()
+		}
+		return nil
+	})
+	if err := w.Do(ctx, func() error {
+		var err error
+		if base, _, err = model.Load(cfg.Weights, model.CPU); err != nil {
+			return err
+		}
+		if set, err = adapters.Load(cfg.Adapters, base, baseID); err != nil {
+			return err
+		}
+		ev, _, err = model.LoadClassifier(cfg.Evaluator, model.CPU)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	fc := featurecache.DefaultConfig(base)
+	fc.TRef = set.TRef()
+	ex, err := featurecache.NewExtractor(w, base, baseID, fc)
+	if err != nil {
+		return nil, err
+	}
+
+	// Extraction: one reference per call, as an upload does, after one warm-up pass.
+	refs := make([]*featurecache.Features, len(subjects))
+	var latencies []time.Duration
+	var cacheBytes int64
+	for i, s := range subjects {
+		img := toModelUnits(&s.Reference)
+		if i == 0 {
+			if _, err := ex.Extract(ctx, [][]float32{img}); err != nil {
+				return nil, err
+			}
+		}
+		t0 := time.Now()
+		fs, err := ex.Extract(ctx, [][]float32{img})
+		if err != nil {
+			return nil, err
+		}
+		latencies = append(latencies, time.Since(t0))
+		refs[i] = fs[0]
+		enc, err := featurecache.Encode(fs[0])
+		if err != nil {
+			return nil, err
+		}
+		cacheBytes += int64(len(enc))
+	}
+	fmt.Fprintf(progress, "eval personalization: %s + %s, %d subjects × %d prompts, %d steps, guidance %g; extraction median %.1f ms\n",
+		cfg.Weights, cfg.Adapters, len(subjects), cfg.Prompts, cfg.Steps, cfg.Guidance, ms(median(latencies)))
+
+	var rows []row
+	for s := range subjects {
+		for k := range cfg.Prompts {
+			rows = append(rows, row{s, k})
+		}
+	}
+	per := dataset.CanvasPixels
+	adaptedImgs := make([][dataset.CanvasPixels]uint8, len(rows))
+	plainImgs := make([][dataset.CanvasPixels]uint8, len(rows))
+	var adaptedT, plainT time.Duration
+	for start := 0; start < len(rows); start += cfg.Batch {
+		batch := rows[start:min(start+cfg.Batch, len(rows))]
+		req := model.SampleRequest{Seed: int64(cfg.Seed), Steps: cfg.Steps, Guidance: cfg.Guidance,
+			Noise: baseeval.Noise(int64(cfg.Seed), start, len(batch), per)}
+		batchRefs := make([]*featurecache.Features, len(batch))
+		for i, r := range batch {
+			req.Prompts = append(req.Prompts, dataset.Format(subjects[r.s].Scenes[r.k]))
+			batchRefs[i] = refs[r.s]
+		}
+		// Alternate which runs first so that neither always meets a warmer cache.
+		order := []bool{true, false}
+		if (start/cfg.Batch)%2 == 1 {
+			order = []bool{false, true}
+		}
+		for _, adapted := range order {
+			var res *model.SampleResult
+			t0 := time.Now()
+			err := w.Do(ctx, func() error {
+				r := req
+				if adapted {
+					inj, release, err := set.RowHooks(batchRefs)
+					if err != nil {
+						return err
+					}
+					defer release()
+					r.Inject = inj
+				}
+				var err error
+				res, err = base.Sample(ctx, r)
+				return err
+			})
+			if err != nil {
+				return nil, err
+			}
+			dst := plainImgs
+			if adapted {
+				adaptedT += time.Since(t0)
+				dst = adaptedImgs
+			} else {
+				plainT += time.Since(t0)
+			}
+			for i := range res.N {
+				if dst[start+i], err = baseeval.ToCanvas(res.Pixels[i*per : (i+1)*per]); err != nil {
+					return nil, err
+				}
+			}
+		}
+		done := start + len(batch)
+		fmt.Fprintf(progress, "eval personalization: %d/%d prompts (adapted %.1f s, plain %.1f s so far)\n", done, len(rows), adaptedT.Seconds(), plainT.Seconds())
+	}
+
+	scenes := make([]dataset.Scene, len(rows))
+	oracleImgs := make([][dataset.CanvasPixels]uint8, len(rows))
+	refItems := make([]*[dataset.ItemPixels]uint8, len(rows))
+	for i, r := range rows {
+		s := &subjects[r.s]
+		scenes[i] = s.Scenes[r.k]
+		refItems[i] = &s.Item
+		if oracleImgs[i], err = dataset.Render(&s.Item, scenes[i]); err != nil {
+			return nil, err
+		}
+	}
+	adaptedJ, err := baseeval.JudgeAll(adaptedImgs, scenes, det)
+	if err != nil {
+		return nil, err
+	}
+	plainJ, err := baseeval.JudgeAll(plainImgs, scenes, det)
+	if err != nil {
+		return nil, err
+	}
+	oracleJ, err := baseeval.JudgeAll(oracleImgs, scenes, det)
+	if err != nil {
+		return nil, err
+	}
+	var adaptedF, plainF, oracleF, refF [][]float64
+	if err := w.Do(ctx, func() error {
+		var err error
+		if adaptedF, err = baseeval.Classify(ev, adaptedJ); err != nil {
+			return err
+		}
+		if plainF, err = baseeval.Classify(ev, plainJ); err != nil {
+			return err
+		}
+		if oracleF, err = baseeval.Classify(ev, oracleJ); err != nil {
+			return err
+		}
+		items := make([]uint8, 0, len(subjects)*dataset.ItemPixels)
+		for _, s := range subjects {
+			items = append(items, s.Item[:]...)
+		}
+		refF, err = ev.Features(items, 128)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	rowRefF := make([][]float64, len(rows))
+	for i, r := range rows {
+		rowRefF[i] = refF[r.s]
+	}
+	itemsOf := func(js []baseeval.Judgement) []*[dataset.ItemPixels]uint8 {
+		out := make([]*[dataset.ItemPixels]uint8, len(js))
+		for i := range js {
+			out[i] = &js[i].Item
+		}
+		return out
+	}
+
+	r := &Report{
+		Config: RunConfig{Weights: cfg.Weights, BaseID: baseID, Model: base.Cfg.String(), Adapters: cfg.Adapters,
+			AdapterConfig: set.Config(), TRef: set.TRef(), Evaluator: cfg.Evaluator, Data: cfg.DataDir, Subjects: len(subjects),
+			Prompts: cfg.Prompts, Seed: cfg.Seed, Steps: cfg.Steps, Guidance: cfg.Guidance, Batch: cfg.Batch, N: len(rows),
+			TorchThreads: cfg.TorchThreads},
+		Adapted:       IdentityOf(itemsOf(adaptedJ), refItems, adaptedF, rowRefF),
+		NoReference:   IdentityOf(itemsOf(plainJ), refItems, plainF, rowRefF),
+		Oracle:        IdentityOf(itemsOf(oracleJ), refItems, oracleF, rowRefF),
+		AlignAdapted:  baseeval.Tally(adaptedJ),
+		AlignBase:     baseeval.Tally(plainJ),
+		AlignOracle:   baseeval.Tally(oracleJ),
+		AdapterParams: set.Params(),
+		BaseParams:    base.NumParams(),
+		Extraction: Latency{MedianMs: ms(median(latencies)), P90Ms: ms(quantile(latencies, 0.9)), MaxMs: ms(slices.Max(latencies)),
+			N: len(latencies)},
+		CacheBytesPerSubject:   float64(cacheBytes) / float64(len(subjects)),
+		DecodedBytesPerSubject: float64(refs[0].Bytes()),
+		AdaptedSeconds:         adaptedT.Seconds(),
+		PlainSeconds:           plainT.Seconds(),
+	}
+	r.finish()
+	r.Seconds = time.Since(began).Seconds()
+	if err := r.Write(cfg.Out, Grid(subjects, rows, adaptedJ, plainJ, oracleJ)); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(progress, "eval personalization: wrote %s, %s and %s into %s (%.0f s in all)\n", JSONFile, MarkdownFile, GridFile, cfg.Out, r.Seconds)
+	return r, nil
+}
+
+func toModelUnits(img *[dataset.CanvasPixels]uint8) []float32 {
+	out := make([]float32, len(img))
+	for i, v := range img {
+		out[i] = float32(v)/127.5 - 1
+	}
+	return out
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func median(ds []time.Duration) time.Duration { return quantile(ds, 0.5) }
+
+func quantile(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[min(len(s)-1, int(q*float64(len(s))))]
+}
