@@ -1,6 +1,7 @@
 package personaleval
 
 import (
+	"encoding/json"
 	"fmt"
 	"image"
 	"math"
@@ -28,14 +29,14 @@ type Report struct {
 	NoReference Identity  `json:"identity_no_reference"` // the base model, same prompt, no reference
 	Oracle      Identity  `json:"identity_oracle"`       // the reference item rendered as the prompt says
 	// GapClosed is (adapted − no reference) / (oracle − no reference) per identity metric.
-	GapClosedCosine float64 `json:"gap_closed_cosine"`
-	GapClosedSSIM   float64 `json:"gap_closed_ssim"`
+	GapClosedCosine Num `json:"gap_closed_cosine"`
+	GapClosedSSIM   Num `json:"gap_closed_ssim"`
 	// Prompt alignment (eval base's metrics) of the adapted and plain generations and of the oracle.
 	AlignAdapted baseeval.Metrics `json:"alignment_adapted"`
 	AlignBase    baseeval.Metrics `json:"alignment_base"`
 	AlignOracle  baseeval.Metrics `json:"alignment_oracle"`
 	// AlignRatio is adapted / base accuracy for class, size, position, inversion and all together.
-	AlignRatio map[string]float64 `json:"alignment_ratio"`
+	AlignRatio map[string]Num `json:"alignment_ratio"`
 
 	AdapterParams int64   `json:"adapter_params"`
 	BaseParams    int64   `json:"base_params"`
@@ -91,15 +92,15 @@ type Targets struct {
 
 // finish derives the gap, ratios, overhead and targets from the measured fields.
 func (r *Report) finish() {
-	r.GapClosedCosine = GapClosed(r.Adapted.Cosine, r.NoReference.Cosine, r.Oracle.Cosine)
-	r.GapClosedSSIM = GapClosed(r.Adapted.SSIM, r.NoReference.SSIM, r.Oracle.SSIM)
+	r.GapClosedCosine = Num(GapClosed(r.Adapted.Cosine, r.NoReference.Cosine, r.Oracle.Cosine))
+	r.GapClosedSSIM = Num(GapClosed(r.Adapted.SSIM, r.NoReference.SSIM, r.Oracle.SSIM))
 	a, b := r.AlignAdapted, r.AlignBase
-	r.AlignRatio = map[string]float64{}
-	ratio := func(x, y eval.CounterEntry) float64 {
+	r.AlignRatio = map[string]Num{}
+	ratio := func(x, y eval.CounterEntry) Num {
 		if y.Total == 0 || y.Accuracy == 0 {
-			return math.NaN()
+			return Num(math.NaN())
 		}
-		return x.Accuracy / y.Accuracy
+		return Num(x.Accuracy / y.Accuracy)
 	}
 	r.AlignRatio["class"] = ratio(a.Class, b.Class)
 	r.AlignRatio["size"] = ratio(a.Size, b.Size)
@@ -112,7 +113,7 @@ func (r *Report) finish() {
 	r.Targets.IdentityGap = r.GapClosedCosine >= GapTarget && r.GapClosedSSIM >= GapTarget
 	r.Targets.Alignment = true
 	for _, v := range r.AlignRatio {
-		if !(v >= AlignmentTarget) && !math.IsNaN(v) {
+		if !(v >= AlignmentTarget) && !math.IsNaN(float64(v)) {
 			r.Targets.Alignment = false
 		}
 	}
@@ -128,7 +129,28 @@ func met(ok bool) string {
 	return "**not met**"
 }
 
-func f3(v float64) string {
+// Num is a number that may be undefined (a ratio over nothing): NaN, written as JSON null.
+type Num float64
+
+// MarshalJSON writes NaN as null.
+func (n Num) MarshalJSON() ([]byte, error) {
+	if math.IsNaN(float64(n)) || math.IsInf(float64(n), 0) {
+		return []byte("null"), nil
+	}
+	return json.Marshal(float64(n))
+}
+
+// UnmarshalJSON reads null as NaN.
+func (n *Num) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*n = Num(math.NaN())
+		return nil
+	}
+	return json.Unmarshal(b, (*float64)(n))
+}
+
+func f3[T ~float64](x T) string {
+	v := float64(x)
 	if math.IsNaN(v) {
 		return "—"
 	}

@@ -80,7 +80,7 @@ type Identity struct {
 func IdentityOf(items, refs []*[dataset.ItemPixels]uint8, itemF, refF [][]float64) Identity {
 	id := Identity{N: len(items)}
 	if len(items) == 0 || len(refs) != len(items) || len(itemF) != len(items) || len(refF) != len(items) {
-		return Identity{Cosine: math.NaN(), SSIM: math.NaN(), N: len(items)}
+		return Identity{} // nothing to compare: N = 0 says so
 	}
 	for i := range items {
 		id.Cosine += cosine(itemF[i], refF[i])
