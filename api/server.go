@@ -33,6 +33,9 @@ type Options struct {
 	ReadyTimeout time.Duration // per component check; default 2 s
 	// Classifier serves /v1/collections and /v1/classify; nil answers them 503 (no model loaded).
 	Classifier cachet.Classifier
+	// Subjects serves /v1/subjects and Generator /v1/generate; nil answers them 503.
+	Subjects  cachet.SubjectService
+	Generator cachet.Generator
 }
 
 // Server is the HTTP API.
@@ -62,6 +65,8 @@ func New(opts Options) (*Server, error) {
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
 	s.classifyRoutes(e)
+	s.subjectRoutes(e)
+	e.POST("/v1/generate", s.generate)
 	return s, nil
 }
 
