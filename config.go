@@ -31,6 +31,7 @@ type Config struct {
 // sampled (once per model; they are kept in Postgres).
 type ClassifyConfig struct {
 	Blocks           []int // pooled blocks; empty = the measured default
+	Grid             int   // pooling grid per block; 0 = the measured default
 	PrototypeSamples int   // images sampled per class
 	PrototypeSteps   int   // sampler steps per image
 	Neighbours       int   // nearest cache keys per image from pgvector (0 = the whole cache)

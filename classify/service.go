@@ -21,6 +21,7 @@ import (
 // Config is the classification service's configuration.
 type Config struct {
 	Blocks []int   // pooled blocks (DefaultBlocks)
+	Grid   int     // pooling grid per block (DefaultGrid)
 	TRef   float64 // the extraction pass's model time
 	// Center removes the labels' mean prototype from every feature (see Head.Center).
 	Center bool
@@ -33,7 +34,7 @@ type Config struct {
 
 // DefaultConfig is the measured default (README, "Classification").
 func DefaultConfig() Config {
-	return Config{Blocks: slices.Clone(DefaultBlocks), TRef: DefaultTRef, Center: true, Head: DefaultHeadConfig(),
+	return Config{Blocks: slices.Clone(DefaultBlocks), Grid: DefaultGrid, TRef: DefaultTRef, Center: true, Head: DefaultHeadConfig(),
 		Neighbours: 256, MaxImages: 256, MaxBatch: 64}
 }
 
@@ -72,10 +73,11 @@ func New(pool *pgxpool.Pool, w *model.Worker, dit *model.DiT, modelID string, cf
 	if cfg.MaxImages <= 0 || cfg.MaxBatch <= 0 || cfg.Neighbours < 0 {
 		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "classify: max images, max batch must be positive and neighbours ≥ 0")
 	}
-	if len(cfg.Blocks)*dit.Cfg.Width > KeyDims {
-		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "classify: %d blocks of width %d exceed the %d-value cache keys; pool fewer blocks", len(cfg.Blocks), dit.Cfg.Width, KeyDims)
+	if d := len(cfg.Blocks) * cfg.Grid * cfg.Grid * dit.Cfg.Width; d > MaxDims {
+		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "classify: %d blocks × %d×%d regions × width %d = %d values exceed pgvector's %d; pool fewer blocks or a coarser grid",
+			len(cfg.Blocks), cfg.Grid, cfg.Grid, dit.Cfg.Width, d, MaxDims)
 	}
-	z, err := NewFeaturizer(w, dit, modelID, cfg.Blocks, cfg.TRef, cfg.MaxBatch)
+	z, err := NewFeaturizer(w, dit, modelID, cfg.Blocks, cfg.Grid, cfg.TRef, cfg.MaxBatch)
 	if err != nil {
 		return nil, err
 	}

@@ -14,20 +14,48 @@ import (
 	"github.com/cachetlab/cachet"
 )
 
-// KeyDims is the stored key size: features are zero-padded to it (cache_entries.key is vector(1536)).
-const KeyDims = 1536
+// KeyDims is the size of the indexed retrieval key (cache_entries.key is vector(1536)); MaxDims bounds a
+// feature (pgvector's vector type holds at most 16,000 values).
+const (
+	KeyDims = 1536
+	MaxDims = 16000
+)
+
+// retrievalKey is what the HNSW index searches for feature v: v zero-padded when it fits (cosines are
+// unchanged), else a count-sketch of v (each value added, with a fixed pseudo-random sign, to a fixed
+// pseudo-random one of KeyDims buckets): inner products are preserved in expectation, so the index finds
+// the right neighbourhood and scoring, which uses the full features, stays exact.
+func retrievalKey(v []float32) (pgvector.Vector, error) {
+	if len(v) > MaxDims {
+		return pgvector.Vector{}, cachet.Errorf(cachet.CodeInvalidArgument, "features have %d values; at most %d (pool fewer blocks or a coarser grid)", len(v), MaxDims)
+	}
+	p := make([]float32, KeyDims)
+	if len(v) <= KeyDims {
+		copy(p, v)
+		return pgvector.NewVector(p), nil
+	}
+	sk := make([]float64, KeyDims)
+	for i, x := range v {
+		h := splitmix64(uint64(i))
+		if h>>63 == 1 {
+			sk[h%KeyDims] -= float64(x)
+		} else {
+			sk[h%KeyDims] += float64(x)
+		}
+	}
+	return pgvector.NewVector(Normalize(sk)), nil
+}
+
+// splitmix64 is a fixed bit mixer (the sketch must never change: stored keys depend on it).
+func splitmix64(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
+}
 
 // store holds the classification tables' queries.
 type store struct{ pool *pgxpool.Pool }
-
-func pad(v []float32) (pgvector.Vector, error) {
-	if len(v) > KeyDims {
-		return pgvector.Vector{}, cachet.Errorf(cachet.CodeInvalidArgument, "features have %d values; cache keys hold at most %d (pool fewer blocks)", len(v), KeyDims)
-	}
-	p := make([]float32, KeyDims)
-	copy(p, v)
-	return pgvector.NewVector(p), nil
-}
 
 func isUnique(err error) bool {
 	var pe *pgconn.PgError
@@ -187,7 +215,7 @@ func (s *store) writeModel(ctx context.Context, b builtModel) (int64, error) {
 	keys := make([]pgvector.Vector, len(m.Entries))
 	for i, e := range m.Entries {
 		var err error
-		if keys[i], err = pad(e.Key); err != nil {
+		if keys[i], err = retrievalKey(e.Key); err != nil {
 			return 0, err
 		}
 	}
@@ -211,14 +239,14 @@ func (s *store) writeModel(ctx context.Context, b builtModel) (int64, error) {
 			b.samples, b.perClass, len(m.Entries), b.seconds).Scan(&id); err != nil {
 			return err
 		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"cache_entries"}, []string{"model_id", "idx", "sample_id", "label", "probs", "key"},
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"cache_entries"}, []string{"model_id", "idx", "sample_id", "label", "probs", "features", "key"},
 			pgx.CopyFromSlice(len(m.Entries), func(i int) ([]any, error) {
 				e := m.Entries[i]
 				var probs any
 				if e.Probs != nil {
 					probs = e.Probs
 				}
-				return []any{id, i, b.sampleIDs[i], e.Label, probs, keys[i]}, nil
+				return []any{id, i, b.sampleIDs[i], e.Label, probs, pgvector.NewVector(e.Key), keys[i]}, nil
 			})); err != nil {
 			return err
 		}
@@ -271,12 +299,11 @@ func activeModel(ctx context.Context, tx pgx.Tx, collectionID string) (*Model, s
 
 // loadEntries reads all of a model's entries inside tx.
 func loadEntries(ctx context.Context, tx pgx.Tx, m *Model) error {
-	rows, err := tx.Query(ctx, `SELECT label, probs, key FROM cache_entries WHERE model_id = $1 ORDER BY idx`, m.ID)
+	rows, err := tx.Query(ctx, `SELECT label, probs, features FROM cache_entries WHERE model_id = $1 ORDER BY idx`, m.ID)
 	if err != nil {
 		return fmt.Errorf("classify: reading cache entries: %w", err)
 	}
 	defer rows.Close()
-	d := m.Head.Dims()
 	for rows.Next() {
 		var e Entry
 		var probs []float64
@@ -284,7 +311,7 @@ func loadEntries(ctx context.Context, tx pgx.Tx, m *Model) error {
 		if err := rows.Scan(&e.Label, &probs, &key); err != nil {
 			return fmt.Errorf("classify: reading cache entries: %w", err)
 		}
-		e.Probs, e.Key = probs, key.Slice()[:d]
+		e.Probs, e.Key = probs, key.Slice()
 		m.Entries = append(m.Entries, e)
 	}
 	return rows.Err()
@@ -302,7 +329,7 @@ func neighbours(ctx context.Context, tx pgx.Tx, modelID int64, feats [][]float32
 	}
 	b := &pgx.Batch{}
 	for _, f := range feats {
-		v, err := pad(f)
+		v, err := retrievalKey(f)
 		if err != nil {
 			return nil, err
 		}

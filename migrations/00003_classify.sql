@@ -46,14 +46,17 @@ CREATE INDEX cache_models_collection ON cache_models (collection_id);
 ALTER TABLE collections ADD CONSTRAINT collections_active_model
     FOREIGN KEY (active_model) REFERENCES cache_models (id) ON DELETE SET NULL;
 
--- Keys are zero-padded to 1536 values (six blocks of width 256, the default model's largest feature):
--- padding changes no cosine, and one fixed dimension lets one HNSW index serve every feature layout.
+-- features is the entry's full feature (scoring is exact on it). key is what the HNSW index searches:
+-- the feature zero-padded to 1536 values when it fits (padding changes no cosine), else a fixed
+-- count-sketch of it (an unbiased inner-product sketch); one fixed dimension lets one index serve every
+-- feature layout, and HNSW indexes at most 2000 dimensions.
 CREATE TABLE cache_entries (
     model_id  bigint NOT NULL REFERENCES cache_models (id) ON DELETE CASCADE,
     idx       int NOT NULL,
     sample_id bigint,                 -- the sample it came from (kept as a number: samples may go)
     label     int NOT NULL,           -- (pseudo-)label, an index into the model's labels
     probs     real[],                 -- TFUP: the sample's zero-shot distribution
+    features  vector NOT NULL,
     key       vector(1536) NOT NULL,
     PRIMARY KEY (model_id, idx)
 );

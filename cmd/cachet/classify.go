@@ -23,6 +23,9 @@ func classifyConfig(c cachet.ClassifyConfig) classify.Config {
 	if len(c.Blocks) > 0 {
 		cfg.Blocks = slices.Clone(c.Blocks)
 	}
+	if c.Grid > 0 {
+		cfg.Grid = c.Grid
+	}
 	cfg.Head.Samples, cfg.Head.Steps, cfg.Neighbours = c.PrototypeSamples, c.PrototypeSteps, c.Neighbours
 	return cfg
 }

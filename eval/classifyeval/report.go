@@ -17,8 +17,8 @@ func (r *Report) Tables() []eval.Table {
 		acc.Rows = append(acc.Rows, []string{m.Name, fmt.Sprint(m.Images), pct(m.Accuracy), m.Note})
 	}
 	acc.Notes = []string{
-		fmt.Sprintf("weights %s (model id %s); features: blocks %v pooled, centred head %v; prototypes: %d samples per class, %d steps, guidance %g",
-			r.Weights, r.ModelID, r.Blocks, r.Center, r.Head.Samples, r.Head.Steps, r.Head.Guidance),
+		fmt.Sprintf("weights %s (model id %s); features: blocks %v pooled over a %d×%d grid, centred head %v; prototypes: %d samples per class, %d steps, guidance %g",
+			r.Weights, r.ModelID, r.Blocks, r.Grid, r.Grid, r.Center, r.Head.Samples, r.Head.Steps, r.Head.Guidance),
 		"published references on the same test split: kNN ≈ 85–86 %, RBF SVC ≈ 89.7 %, 2-layer CNN ≈ 91–92 %",
 	}
 	pseudo := eval.Table{Title: "TFUP cache", Columns: []string{"entries", "K per class", "pseudo-label accuracy"},

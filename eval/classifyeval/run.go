@@ -94,6 +94,7 @@ type Report struct {
 	Weights      string              `json:"weights"`
 	ModelID      string              `json:"model_id"`
 	Blocks       []int               `json:"blocks"`
+	Grid         int                 `json:"grid"`
 	Center       bool                `json:"centered_head"`
 	Head         classify.HeadConfig `json:"head"`
 	TorchThreads int                 `json:"torch_threads"`
@@ -150,7 +151,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Report{Weights: cfg.Weights, ModelID: modelID, Blocks: cfg.Service.Blocks, Center: cfg.Service.Center, Head: cfg.Service.Head,
+	r := &Report{Weights: cfg.Weights, ModelID: modelID, Blocks: cfg.Service.Blocks, Grid: cfg.Service.Grid, Center: cfg.Service.Center, Head: cfg.Service.Head,
 		TorchThreads: cfg.TorchThreads, cfg: cfg}
 
 	if cfg.BlockStudy > 0 {

@@ -17,28 +17,38 @@ import (
 // BlockRow is one block subset's accuracies in the block study.
 type BlockRow struct {
 	Blocks           []int   `json:"blocks"`
+	Grid             int     `json:"grid"`
+	Dims             int     `json:"dims"`
 	ZeroShot         float64 `json:"zero_shot"`
 	ZeroShotCentered float64 `json:"zero_shot_centered"`
 	NearestNeighbour float64 `json:"nearest_neighbour"`
 }
 
-// studySubsets are the block subsets compared: each block alone, adjacent pairs, and wider spans.
-func studySubsets(depth int) [][]int {
-	var out [][]int
-	for b := range depth {
-		out = append(out, []int{b})
+// studyRow is one (blocks, grid) pooling compared by the block study.
+type studyRow struct {
+	blocks []int
+	grid   int
+}
+
+// studyRows: each block alone over 1×1, 2×2 and 4×4 grids; adjacent pairs and the whole stack over the
+// coarser grids.
+func studyRows(depth int) []studyRow {
+	var out []studyRow
+	for _, g := range []int{1, 2, 4} {
+		for b := range depth {
+			out = append(out, studyRow{[]int{b}, g})
+		}
 	}
-	for b := 0; b+1 < depth; b++ {
-		out = append(out, []int{b, b + 1})
-	}
-	if depth >= 4 {
-		out = append(out, []int{1, 2, 3}, []int{2, 3, 4})
+	for _, g := range []int{1, 2} {
+		for b := 0; b+1 < depth; b++ {
+			out = append(out, studyRow{[]int{b, b + 1}, g})
+		}
 	}
 	all := make([]int, depth)
 	for i := range all {
 		all[i] = i
 	}
-	return append(out, all)
+	return append(out, studyRow{all, 1})
 }
 
 // blockStudy measures, on held-out training images (not the test split), zero-shot accuracy (raw and
@@ -96,12 +106,12 @@ func blockStudy(ctx context.Context, w *model.Worker, dit *model.DiT, modelID st
 		}
 	}
 	var rows []BlockRow
-	for _, blocks := range studySubsets(dit.Cfg.Depth) {
+	for _, sr := range studyRows(dit.Cfg.Depth) {
 		pool := func(fs []*featurecache.Features) ([][]float32, error) {
 			out := make([][]float32, len(fs))
 			for i, f := range fs {
 				var err error
-				if out[i], err = f.Pooled(blocks); err != nil {
+				if out[i], err = classify.PoolGrid(f, sr.blocks, sr.grid); err != nil {
 					return nil, err
 				}
 			}
@@ -119,7 +129,7 @@ func blockStudy(ctx context.Context, w *model.Worker, dit *model.DiT, modelID st
 			}
 			raw[c] = classify.Mean(pf)
 		}
-		row := BlockRow{Blocks: blocks}
+		row := BlockRow{Blocks: sr.blocks, Grid: sr.grid, Dims: len(x[0])}
 		for _, center := range []bool{false, true} {
 			h, err := classify.NewHead(dataset.ClassNames[:], raw, center)
 			if err != nil {
@@ -158,13 +168,14 @@ func blockStudy(ctx context.Context, w *model.Worker, dit *model.DiT, modelID st
 }
 
 func blockTable(rows []BlockRow, n int, hc classify.HeadConfig) eval.Table {
-	t := eval.Table{Title: "Block study (held-out training images)", Columns: []string{"blocks", "zero-shot", "zero-shot, centred head", "1-NN (half labelled)"}}
+	t := eval.Table{Title: "Block study (held-out training images)", Columns: []string{"blocks", "grid", "dims", "zero-shot", "zero-shot, centred head", "1-NN (half labelled)"}}
 	for _, r := range rows {
 		bs := make([]string, len(r.Blocks))
 		for i, b := range r.Blocks {
 			bs[i] = fmt.Sprint(b)
 		}
-		t.Rows = append(t.Rows, []string{strings.Join(bs, ","), pct(r.ZeroShot), pct(r.ZeroShotCentered), pct(r.NearestNeighbour)})
+		t.Rows = append(t.Rows, []string{strings.Join(bs, ","), fmt.Sprintf("%d×%d", r.Grid, r.Grid), fmt.Sprint(r.Dims),
+			pct(r.ZeroShot), pct(r.ZeroShotCentered), pct(r.NearestNeighbour)})
 	}
 	t.Notes = []string{fmt.Sprintf("the last %d training items, rendered large; prototypes: %d samples per class, %d steps, guidance %g", n, hc.Samples, hc.Steps, hc.Guidance)}
 	return t

@@ -1,0 +1,69 @@
+package classify
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+func TestRetrievalKey(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	randUnit := func(d int) []float64 {
+		v := make([]float64, d)
+		for i := range v {
+			v[i] = rng.NormFloat64()
+		}
+		n := 0.0
+		for _, x := range v {
+			n += x * x
+		}
+		for i := range v {
+			v[i] /= math.Sqrt(n)
+		}
+		return v
+	}
+	// mix returns a unit vector with cosine c to q.
+	mix := func(q []float64, c float64) []float32 {
+		r := randUnit(len(q))
+		dot := 0.0
+		for i := range q {
+			dot += q[i] * r[i]
+		}
+		o := make([]float64, len(q))
+		for i := range q {
+			o[i] = r[i] - dot*q[i] // orthogonal to q
+		}
+		u := Normalize(o)
+		out := make([]float64, len(q))
+		for i := range q {
+			out[i] = c*q[i] + math.Sqrt(1-c*c)*float64(u[i])
+		}
+		return Normalize(out)
+	}
+	for _, d := range []int{300, 4096} {
+		q := randUnit(d)
+		qk, err := retrievalKey(Normalize(q))
+		if err != nil {
+			t.Fatal(err)
+		}
+		prev := 2.0
+		for _, c := range []float64{0.9, 0.6, 0.3, 0.0} {
+			k, err := retrievalKey(mix(q, c))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := Dot(qk.Slice(), k.Slice())
+			tol := 1e-5
+			if d > KeyDims {
+				tol = 0.1 // a sketch: cosines kept up to noise of order 1/√KeyDims
+			}
+			if math.Abs(got-c) > tol || got >= prev {
+				t.Fatalf("%d dims: cosine %v came back %v (previous %v)", d, c, got, prev)
+			}
+			prev = got
+		}
+	}
+	if _, err := retrievalKey(make([]float32, MaxDims+1)); err == nil {
+		t.Fatal("accepted a feature longer than pgvector holds")
+	}
+}
