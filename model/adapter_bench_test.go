@@ -1,0 +1,81 @@
+package model_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/cachetlab/cachet/dataset"
+	"github.com/cachetlab/cachet/model"
+	"github.com/cachetlab/cachet/train"
+)
+
+// BenchmarkAdapterOverhead samples the default model's architecture (random weights: timing only) with and
+// without the default adapters and one reference, at the API's usual request shape: 4 images, guidance
+// (8 rows), 10 steps. The target is adapted ≤ 1.25 × plain:
+//
+//	OMP_NUM_THREADS=1 scripts/in-env.sh go test -run '^$' -bench AdapterOverhead -benchtime 5x ./model/
+func BenchmarkAdapterOverhead(b *testing.B) {
+	w := model.NewWorker(false)
+	defer w.Close()
+	var (
+		base *model.DiT
+		a    *model.Adapters
+		ref  *model.AdapterReference
+	)
+	err := w.Do(context.Background(), func() error {
+		if err := model.SetSeed(1); err != nil {
+			return err
+		}
+		var err error
+		if base, err = model.New(train.BaseModelConfig(), model.CPU); err != nil {
+			return err
+		}
+		if err := base.Randomize(0.02); err != nil {
+			return err
+		}
+		if a, err = model.NewAdapters(base.Cfg, train.DefaultAdapterConfig(), model.CPU); err != nil {
+			return err
+		}
+		if err := a.Randomize(0.02); err != nil {
+			return err
+		}
+		rng := rand.New(rand.NewPCG(1, 1))
+		tokens := base.Cfg.Tokens()
+		data := make([][]float32, len(a.Cfg.Blocks))
+		for i := range data {
+			data[i] = make([]float32, tokens*base.Cfg.Width)
+			for j := range data[i] {
+				data[i][j] = float32(rng.NormFloat64())
+			}
+		}
+		ref, err = a.NewReference(a.Cfg.Blocks, tokens, data)
+		return err
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Do(context.Background(), func() error { ref.Close(); a.Close(); base.Close(); return nil })
+	prompt := dataset.Format(dataset.Scene{Class: 7, Position: dataset.Left})
+	for _, adapted := range []bool{false, true} {
+		name := "plain"
+		if adapted {
+			name = "adapted"
+		}
+		b.Run(name, func(b *testing.B) {
+			req := model.SampleRequest{Prompts: slices.Repeat([]string{prompt}, 4), Seed: 1, Steps: 10, Guidance: 4}
+			if adapted {
+				req.Inject = ref.Injection()
+			}
+			for b.Loop() {
+				if err := w.Do(context.Background(), func() error {
+					_, err := base.Sample(context.Background(), req)
+					return err
+				}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
