@@ -29,7 +29,7 @@ type Personalizer interface {
 }
 
 // ErrNoAdapters is the answer to a personalized request when no adapters are loaded.
-var ErrNoAdapters = cachet.Errorf(cachet.CodeUnavailable, "no adapters loaded, so subjects cannot be used yet; train them with `cachet train adapters` (plain generation without subject_id works)")
+var ErrNoAdapters = cachet.Errorf(cachet.CodeUnavailable, "no adapters loaded, so subjects cannot be used yet; train them with `cachet train adapters` (generation without a subject works)")
 
 // Options configure the service.
 type Options struct {

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -10,10 +12,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cachetlab/cachet"
-	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/eval"
+	"github.com/cachetlab/cachet/featurecache"
+	"github.com/cachetlab/cachet/generate"
 	"github.com/cachetlab/cachet/model"
 	"github.com/cachetlab/cachet/stepcache"
+	"github.com/cachetlab/cachet/storage"
+	"github.com/cachetlab/cachet/subjects"
 )
 
 // maxGenerate bounds --n: a grid of more images is not readable and the batch would not fit comfortably.
@@ -26,6 +31,7 @@ type generateFlags struct {
 	guidance                     float64
 	cache                        string
 	cacheParams                  map[string]string
+	subject, adapters            string
 }
 
 func newGenerateCmd(cf *configFlags) *cobra.Command {
@@ -34,7 +40,8 @@ func newGenerateCmd(cf *configFlags) *cobra.Command {
 		Use:   "generate",
 		Short: "Generate images from a prompt and write a PNG grid",
 		Example: `  cachet generate --weights weights/base.safetensors --prompt "a small mirrored sneaker on the left, inverted" --n 16 --out grid.png
-  cachet generate --preset dit-s/2 --label 207 --steps 10 --out random.png   # random weights, for timing`,
+  cachet generate --preset dit-s/2 --label 207 --steps 10 --out random.png   # random weights, for timing
+  cachet generate --prompt "a small coat on the left" --subject coat.safetensors --out coat.png`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runGenerate(cmd, cf, g)
@@ -52,6 +59,8 @@ func newGenerateCmd(cf *configFlags) *cobra.Command {
 	f.IntVar(&g.cols, "cols", 0, "grid columns (0 = square)")
 	f.StringVar(&g.cache, "cache", "none", "step-cache policy: "+strings.Join(stepcache.Names(), ", "))
 	f.StringToStringVar(&g.cacheParams, "cache-param", nil, "policy parameters, e.g. --cache-param interval=3,order=2")
+	f.StringVar(&g.subject, "subject", "", "personalize with a subject: a cache file from 'cachet extract' or a subject id")
+	f.StringVar(&g.adapters, "adapters", "", "adapter weights (default: adapters.safetensors next to --weights)")
 	return cmd
 }
 
@@ -59,13 +68,11 @@ func runGenerate(cmd *cobra.Command, cf *configFlags, g generateFlags) error {
 	if g.preset == "" {
 		g.weights = cf.cfg.Weights // the global --weights (default weights/base.safetensors)
 	}
-	switch {
-	case g.n < 1 || g.n > maxGenerate:
-		return cachet.Errorf(cachet.CodeInvalidArgument, "--n must be between 1 and %d (got %d)", maxGenerate, g.n)
-	case g.steps < 1 || g.steps > model.MaxSteps:
-		return cachet.Errorf(cachet.CodeInvalidArgument, "--steps must be between 1 and %d (got %d)", model.MaxSteps, g.steps)
-	case !strings.HasSuffix(strings.ToLower(g.out), ".png"):
+	if !strings.HasSuffix(strings.ToLower(g.out), ".png") {
 		return cachet.Errorf(cachet.CodeInvalidArgument, "--out %q must name a .png file", g.out)
+	}
+	if g.subject != "" && g.weights == "" {
+		return cachet.Errorf(cachet.CodeInvalidArgument, "--subject needs trained weights (--weights), not --preset")
 	}
 	cacheCfg, err := cacheConfig(g.cache, g.cacheParams)
 	if err != nil {
@@ -77,67 +84,86 @@ func runGenerate(cmd *cobra.Command, cf *configFlags, g generateFlags) error {
 	if err := model.SetNumThreads(cf.cfg.TorchThreads); err != nil {
 		return err
 	}
-	var stats stepcache.Stats
+	ctx := cmd.Context()
 	w := model.NewWorker(false)
 	defer w.Close()
-	var res *model.SampleResult
-	var label string
-	err = w.Do(cmd.Context(), func() error {
-		m, err := loadOrInit(g)
-		if err != nil {
-			return err
-		}
-		defer m.Close()
-		if g.weights != "" { // calibrated policies (MagCache) read the profile kept next to the weights
-			cals, err := stepcache.LoadCalibrations(stepcache.CalibrationPath(g.weights))
-			if err != nil {
-				return err
-			}
-			cacheCfg = cals.Apply(cacheCfg)
-		}
-		policy, err := stepcache.New(cacheCfg, m.Cfg.Depth)
-		if err != nil {
-			return err
-		}
-		req := model.SampleRequest{Seed: g.seed, Steps: g.steps, Guidance: g.guidance, Cache: policy}
-		defer func() { stats = policy.Stats() }()
-		if m.Cfg.Cond == model.CondText {
-			prompt, err := canonicalPrompt(m.Cfg, g.prompt)
-			if err != nil {
-				return err
-			}
-			label = prompt
-			req.Prompts = slices.Repeat([]string{prompt}, g.n)
-		} else {
-			if g.label < 0 || g.label >= m.Cfg.NumClasses {
-				return cachet.Errorf(cachet.CodeInvalidArgument, "this model is label-conditioned: give --label between 0 and %d", m.Cfg.NumClasses-1)
-			}
-			label = fmt.Sprintf("class %d", g.label)
-			req.Labels = slices.Repeat([]int{g.label}, g.n)
-		}
-		res, err = m.Sample(context.WithoutCancel(cmd.Context()), req)
+	var m *model.DiT
+	if err := w.Do(ctx, func() error { var err error; m, err = loadOrInit(g); return err }); err != nil {
 		return err
-	})
+	}
+	defer w.Do(context.Background(), func() error { m.Close(); return nil }) //nolint:errcheck // closing
+
+	svc := generate.New(w, m, generate.Options{MaxImages: maxGenerate})
+	var refs *featurecache.Features
+	if g.weights != "" { // calibrations, adapters and subjects belong to trained weights
+		if g.adapters == "" {
+			g.adapters = adaptersPath(g.weights)
+		}
+		p, err := newPersonalization(ctx, w, m, g.weights, g.adapters, maxGenerate)
+		if err != nil {
+			return err
+		}
+		defer p.close()
+		svc = p.gen
+		if g.subject != "" {
+			if refs, err = loadSubject(ctx, cf.cfg, g.subject, p.modelID); err != nil {
+				return err
+			}
+		}
+	}
+	res, err := svc.Generate(ctx, generate.Request{Prompt: g.prompt, Label: g.label, Refs: refs, N: g.n, Seed: g.seed,
+		Steps: g.steps, Guidance: g.guidance, Cache: cacheCfg})
 	if err != nil {
 		return err
 	}
 	for i, d := range res.StepTimes {
 		fmt.Fprintf(cmd.ErrOrStderr(), "step %3d/%d  %8.2f ms\n", i+1, len(res.StepTimes), float64(d.Microseconds())/1000)
 	}
-	total := 0.0
-	for _, d := range res.StepTimes {
-		total += d.Seconds()
-	}
+	total := res.Sampling.Seconds()
+	stats := res.Cache
 	fmt.Fprintf(cmd.ErrOrStderr(), "%d images, %d steps: %.2f s (%.1f ms/step); cache %s: %d computed, %d reused, %d forecast units, compute fraction %.2f, %.1f MiB held\n",
 		res.N, len(res.StepTimes), total, 1000*total/float64(len(res.StepTimes)), stats.Policy, stats.Computed, stats.Reused, stats.Forecast,
 		stats.ComputeFraction, float64(stats.ExtraBytes)/(1<<20))
-	tiles, labels := toTiles(res), slices.Repeat([]string{label}, res.N)
+	if refs != nil {
+		fmt.Fprintf(cmd.ErrOrStderr(), "personalized with %s: %d reference tokens × blocks %v\n", g.subject, refs.Tokens, refs.Blocks)
+	}
+	tiles, labels := res.Tiles(), slices.Repeat([]string{res.Prompt}, res.N)
 	if err := eval.WritePNG(g.out, eval.Grid(tiles, res.W, res.H, g.cols, labels, 4)); err != nil {
 		return err
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "wrote %s\n", g.out)
 	return nil
 }
+
+// loadSubject reads a subject's reference cache for model modelID: a cache file (cachet extract) or the
+// id of a ready subject in the service's database and object store.
+func loadSubject(ctx context.Context, cfg cachet.Config, arg, modelID string) (*featurecache.Features, error) {
+	if _, err := os.Stat(arg); err == nil {
+		data, err := os.ReadFile(arg)
+		if err != nil {
+			return nil, err
+		}
+		return featurecache.Decode(data, modelID)
+	}
+	if !uuidPattern.MatchString(arg) {
+		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "--subject %q is neither a cache file (cachet extract) nor a subject id", arg)
+	}
+	sctx, cancel := context.WithTimeout(ctx, cfg.StartupTimeout)
+	defer cancel()
+	db, err := storage.MigrateAndOpen(sctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	objects, err := storage.OpenObjects(sctx, cfg.S3)
+	if err != nil {
+		return nil, err
+	}
+	f, _, err := subjects.New(db, objects, nil, subjects.Options{}).Features(ctx, arg, modelID)
+	return f, err
+}
+
+var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
 func loadOrInit(g generateFlags) (*model.DiT, error) {
 	if g.weights != "" {
@@ -149,41 +175,6 @@ func loadOrInit(g generateFlags) (*model.DiT, error) {
 		return nil, err
 	}
 	return model.New(cfg, model.CPU)
-}
-
-// canonicalPrompt checks a prompt against the model's grammar: for models trained on Cachet's scenes the
-// scene grammar parses it (and names what is wrong); other text models check their vocabulary.
-func canonicalPrompt(cfg model.Config, prompt string) (string, error) {
-	if strings.TrimSpace(prompt) == "" {
-		return "", cachet.Errorf(cachet.CodeInvalidArgument, "--prompt is empty; e.g. %q", "a small sneaker on the left")
-	}
-	if slices.Equal(cfg.Vocabulary, dataset.Vocabulary()) {
-		s, err := dataset.Parse(prompt)
-		if err != nil {
-			return "", err
-		}
-		return dataset.Format(s), nil
-	}
-	return prompt, nil
-}
-
-// toTiles maps each image to [0, 1] grayscale (the mean over channels for latent-space models).
-func toTiles(res *model.SampleResult) [][]float32 {
-	per := res.H * res.W
-	tiles := make([][]float32, res.N)
-	for i := range tiles {
-		tile := make([]float32, per)
-		for c := range res.C {
-			for p := range per {
-				tile[p] += res.Pixels[(i*res.C+c)*per+p] / float32(res.C)
-			}
-		}
-		for p := range tile {
-			tile[p] = min(1, max(0, (tile[p]+1)/2))
-		}
-		tiles[i] = tile
-	}
-	return tiles
 }
 
 // cacheConfig turns --cache and --cache-param into a policy config.

@@ -52,6 +52,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newConvertCmd(&cf))
 	root.AddCommand(newEvalCmd(&cf), newCalibrateCmd(&cf))
 	root.AddCommand(newClassifyCmd(&cf))
+	root.AddCommand(newExtractCmd(&cf))
 	return root
 }
 

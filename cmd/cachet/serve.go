@@ -15,6 +15,7 @@ import (
 	"github.com/cachetlab/cachet/api"
 	"github.com/cachetlab/cachet/model"
 	"github.com/cachetlab/cachet/storage"
+	"github.com/cachetlab/cachet/subjects"
 )
 
 func newServeCmd(cf *configFlags) *cobra.Command {
@@ -76,9 +77,22 @@ func serve(ctx context.Context, cfg cachet.Config) error {
 		}()
 	}
 
+	var subjectSvc cachet.SubjectService = subjects.New(db, objects, nil, subjects.Options{}) // list/get/delete without a model
+	var generator cachet.Generator
+	if weights.dit != nil {
+		p, err := newPersonalization(ctx, weights.worker, weights.dit, cfg.Weights, adaptersPath(cfg.Weights), 0)
+		if err != nil {
+			return err
+		}
+		defer p.close()
+		subjectSvc, generator = p.endpoints(db, objects)
+	}
+
 	srv, err := api.New(api.Options{
 		Version:    version,
 		Classifier: classifier,
+		Subjects:   subjectSvc,
+		Generator:  generator,
 		Components: []api.Component{
 			{Name: "postgres", Check: func(ctx context.Context) (any, error) { return nil, db.Check(ctx) }},
 			{Name: "object_store", Check: func(ctx context.Context) (any, error) {
