@@ -9,9 +9,10 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"regexp"
 	"strings"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/cachetlab/cachet"
 	"github.com/cachetlab/cachet/dataset"
@@ -72,9 +73,11 @@ func refKey(id string, n int) string { return fmt.Sprintf("subjects/%s/refs/%d.p
 func cacheKey(id string) string      { return fmt.Sprintf("subjects/%s/cache.safetensors", id) }
 func prefix(id string) string        { return fmt.Sprintf("subjects/%s/", id) }
 
-var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
-
-func validID(id string) bool { return uuidRE.MatchString(id) }
+// validID says whether id can be a subject id (a canonical UUID), so a malformed one is a plain 404.
+func validID(id string) bool {
+	_, err := uuid.Parse(id)
+	return err == nil && len(id) == 36
+}
 
 func (s *Service) validate(in *cachet.NewSubject) ([]*Reference, error) {
 	in.Name = strings.TrimSpace(in.Name)
