@@ -57,7 +57,7 @@ func DefaultAdapterConfig() model.AdapterConfig {
 func DefaultAdapters() AdaptersConfig {
 	return AdaptersConfig{Base: "weights/base.safetensors", Adapter: DefaultAdapterConfig(), TRef: 10,
 		DataDir: dataset.DefaultDir, Out: adapters.DefaultPath, Checkpoint: "var/train/adapters.ckpt.safetensors",
-		Steps: 3000, Batch: 32, LR: 5e-4, MinLRFrac: 0.1, Warmup: 100, EMADecay: 0.995, CondDropout: 0.1,
+		Steps: 2000, Batch: 32, LR: 1e-3, MinLRFrac: 0.1, Warmup: 100, EMADecay: 0.995, CondDropout: 0.1,
 		NoRef: 0.07, Erase: 0.4, GradClip: 1, MaxParamFrac: 0.10, Seed: 1, CheckpointEvery: 5 * time.Minute,
 		LogCSV: "var/train/adapters.csv", ValSamples: 64}
 }
