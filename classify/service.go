@@ -411,6 +411,9 @@ func (s *Service) lookup(ctx context.Context, collection string, feats [][]float
 	if k <= 0 || k > n {
 		k = n
 	}
+	if len(feats) == 0 {
+		return m, nil, nil
+	}
 	nb, err := neighbours(ctx, tx, m.ID, feats, k)
 	if err != nil {
 		return nil, nil, err
@@ -441,4 +444,11 @@ func (s *Service) DeleteCollection(ctx context.Context, id string) error {
 // Entries lists the active cache model's entries (which sample, which pseudo-label): for evaluation.
 func (s *Service) Entries(ctx context.Context, id string) ([]EntryInfo, error) {
 	return s.st.entries(ctx, id)
+}
+
+// ActiveModel loads a collection's active cache model with all its entries (evaluation: tuning α and β
+// scores the model locally).
+func (s *Service) ActiveModel(ctx context.Context, id string) (*Model, error) {
+	m, _, err := s.lookup(ctx, id, nil)
+	return m, err
 }

@@ -49,6 +49,7 @@ deleted at the end; the zero-shot prototypes stay cached for the model. Writes r
 	f.IntVar(&c.Shots, "shots", c.Shots, "labelled training images per class for Tip-Adapter")
 	f.IntVar(&c.Diffusion, "diffusion", c.Diffusion, "test images for the diffusion classifier (0 = skip)")
 	f.IntVar(&c.KNNTrain, "knn-train", c.KNNTrain, "training images for kNN on pixels (0 = skip)")
+	f.IntVar(&c.Validation, "validation", c.Validation, "last training images that tune α and β for the tuned rows (0 = none)")
 	f.IntVar(&c.BlockStudy, "block-study", c.BlockStudy, "held-out training images for the block study (0 = skip)")
 	f.IntVar(&c.LatencyBatches, "latency-batches", c.LatencyBatches, "classify requests timed")
 	f.IntVar(&c.Batch, "batch", c.Batch, "images per timed request")

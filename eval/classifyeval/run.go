@@ -32,6 +32,7 @@ type Config struct {
 	BlockStudy                                    int // held-out training images for the block study (0 = skip)
 	LatencyBatches                                int // batches timed through the full classify path
 	Batch                                         int // images per classify request when timing
+	Validation                                    int // last training images that tune α and β (0 = no tuned rows)
 	Seed                                          int64
 	TorchThreads                                  int
 	Progress                                      io.Writer
@@ -41,7 +42,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{Weights: "weights/base.safetensors", Evaluator: "weights/evaluator.safetensors", DataDir: dataset.DefaultDir,
 		Out: "eval/reports/classify", Service: classify.DefaultConfig(), Shots: 16, Diffusion: 200, KNNTrain: 60000,
-		BlockStudy: 2000, LatencyBatches: 20, Batch: 32, Seed: 1, Progress: io.Discard}
+		BlockStudy: 2000, Validation: 1000, LatencyBatches: 20, Batch: 32, Seed: 1, Progress: io.Discard}
 }
 
 func (c Config) validate() error {
@@ -53,6 +54,8 @@ func (c Config) validate() error {
 		return bad("--test must be 0 (all) … 10000 (got %d)", c.Test)
 	case c.Shots < 1 || c.Shots > 1000:
 		return bad("--shots must be 1…1000 (got %d)", c.Shots)
+	case c.Validation < 0 || c.Validation > 10000:
+		return bad("--validation must be 0…10000 (got %d)", c.Validation)
 	case c.Diffusion < 0 || c.KNNTrain < 0 || c.KNNTrain > 60000 || c.BlockStudy < 0 || c.BlockStudy > 20000:
 		return bad("--diffusion ≥ 0, --knn-train 0…60000, --block-study 0…20000")
 	case c.LatencyBatches < 1 || c.Batch < 1 || c.Batch > c.Service.MaxImages:
@@ -104,6 +107,7 @@ type Report struct {
 	BlockStudy   []BlockRow          `json:"block_study,omitempty"`
 	Seconds      float64             `json:"seconds"`
 	cfg          Config
+	val          *validation
 }
 
 // Run evaluates cfg.Weights and writes the report into cfg.Out.
@@ -182,6 +186,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	r.add("zero-shot (prototypes of the model's samples)", accuracy(zs, labels), n, "")
 
+	if cfg.Validation > 0 {
+		vc, vl, err := canvasesOf(train, seq(cfg.Validation, train.Len()-cfg.Validation))
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(progress, "eval classify: extracting %d held-out training images (α/β tuning)\n", len(vc))
+		vf, err := svc.Featurizer().Canvases(ctx, vc)
+		if err != nil {
+			return nil, err
+		}
+		r.val = &validation{feats: vf, labels: vl}
+	}
 	tfupID, err := r.tfup(ctx, svc, canvases, labels, feats, progress)
 	if err != nil {
 		return nil, err
@@ -221,10 +237,14 @@ func (r *Report) add(name string, acc float64, images int, note string) {
 	r.Methods = append(r.Methods, Method{Name: name, Images: images, Accuracy: acc, Note: note})
 }
 
-func seq(n int) []int {
+// seq is n consecutive indices from the optional start.
+func seq(n int, start ...int) []int {
 	out := make([]int, n)
 	for i := range out {
 		out[i] = i
+		if len(start) > 0 {
+			out[i] += start[0]
+		}
 	}
 	return out
 }
@@ -305,7 +325,7 @@ func (r *Report) tfup(ctx context.Context, svc *classify.Service, canvases [][]u
 	}
 	r.add("TFUP (test images as the unlabelled pool)", accuracy(scores, labels), len(feats),
 		fmt.Sprintf("K = %d per class, α = %g, β = %g; build %.1f s", built.Model.PerClass, built.Alpha, built.Beta, built.Model.BuildSeconds))
-	return col.ID, nil
+	return col.ID, r.tuned(ctx, svc, col.ID, "TFUP", labels, feats)
 }
 
 // tip builds a Tip-Adapter collection from Shots labelled training images per class and scores the test
@@ -313,7 +333,7 @@ func (r *Report) tfup(ctx context.Context, svc *classify.Service, canvases [][]u
 func (r *Report) tip(ctx context.Context, svc *classify.Service, train *dataset.Set, labels []int, feats [][]float32, progress io.Writer) error {
 	shots := r.cfg.Shots
 	rng := rand.New(rand.NewPCG(uint64(r.cfg.Seed), 16))
-	perm := rng.Perm(train.Len())
+	perm := rng.Perm(train.Len() - r.cfg.Validation) // the last Validation items tune α and β
 	var idx []int
 	count := make([]int, dataset.NumClasses)
 	for _, i := range perm {
@@ -345,7 +365,50 @@ func (r *Report) tip(ctx context.Context, svc *classify.Service, train *dataset.
 	}
 	r.add(fmt.Sprintf("%d-shot Tip-Adapter", shots), accuracy(scores, labels), len(feats),
 		fmt.Sprintf("%d labelled training images (seed %d), α = %g, β = %g", len(idx), r.cfg.Seed, built.Alpha, built.Beta))
+	return r.tuned(ctx, svc, col.ID, fmt.Sprintf("%d-shot Tip-Adapter", shots), labels, feats)
+}
+
+// tuned reports the collection's cache model with α and β chosen on the validation images (the last
+// Validation training items, never a test image): the per-collection knob, searched as Tip-Adapter does.
+func (r *Report) tuned(ctx context.Context, svc *classify.Service, id, name string, labels []int, feats [][]float32) error {
+	if r.val == nil {
+		return nil
+	}
+	m, err := svc.ActiveModel(ctx, id)
+	if err != nil {
+		return err
+	}
+	best, bestAcc := *m, -1.0
+	for _, a := range []float64{0.3, 1, 3, 10, 30, 100} {
+		for _, b := range []float64{1, 2, 5.5, 10, 20} {
+			try := *m
+			try.Alpha, try.Beta = a, b
+			if acc := scoreLocal(&try, r.val.feats, r.val.labels); acc > bestAcc {
+				best, bestAcc = try, acc
+			}
+		}
+	}
+	r.add(name+", α/β tuned", scoreLocal(&best, feats, labels), len(feats),
+		fmt.Sprintf("α = %g, β = %g chosen on %d held-out training images (%.1f %% there)", best.Alpha, best.Beta, len(r.val.labels), 100*bestAcc))
 	return nil
+}
+
+// scoreLocal is the service's scoring over the whole cache (what pgvector returns when the cache is no
+// larger than the neighbour count), without the round trips.
+func scoreLocal(m *classify.Model, feats [][]float32, labels []int) float64 {
+	correct := 0
+	for i, raw := range feats {
+		if classify.Argmax(m.Score(m.Head.Project(raw), nil).Logits) == labels[i] {
+			correct++
+		}
+	}
+	return float64(correct) / float64(len(feats))
+}
+
+// validation holds the held-out training images' features for tuning α and β.
+type validation struct {
+	feats  [][]float32
+	labels []int
 }
 
 func (r *Report) diffusion(ctx context.Context, w *model.Worker, dit *model.DiT, canvases [][]uint8, labels []int, progress io.Writer) error {

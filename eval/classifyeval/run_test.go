@@ -1,0 +1,87 @@
+package classifyeval_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cachetlab/cachet/classify/classifytest"
+	"github.com/cachetlab/cachet/dataset"
+	"github.com/cachetlab/cachet/dataset/datasettest"
+	"github.com/cachetlab/cachet/eval/classifyeval"
+	"github.com/cachetlab/cachet/internal/testenv"
+)
+
+// TestRunSmall runs every part of the evaluation on a random-weight model: the model-based accuracies
+// mean nothing there, but the references (evaluator CNN, kNN on pixels) do, and the report must be whole.
+func TestRunSmall(t *testing.T) {
+	w, m := classifytest.Model(t)
+	weights := filepath.Join(t.TempDir(), "tiny.safetensors")
+	if err := w.Do(context.Background(), func() error { return m.Save(weights, nil) }); err != nil {
+		t.Fatal(err)
+	}
+	cfg := classifyeval.DefaultConfig()
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Weights, cfg.Evaluator, cfg.DataDir, cfg.Out = weights, filepath.Join(root, "weights/evaluator.safetensors"), datasettest.Dir(t), t.TempDir()
+	cfg.DatabaseURL, cfg.Service = testenv.DatabaseURL(), classifytest.Config()
+	cfg.Test, cfg.Shots, cfg.Diffusion, cfg.KNNTrain, cfg.BlockStudy, cfg.Validation = 64, 2, 4, 2000, 40, 50
+	cfg.LatencyBatches, cfg.Batch = 2, 16
+	r, err := classifyeval.Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc := map[string]float64{}
+	for _, m := range r.Methods {
+		if m.Accuracy < 0 || m.Accuracy > 1 {
+			t.Errorf("%s: accuracy %v", m.Name, m.Accuracy)
+		}
+		acc[strings.SplitN(m.Name, " (", 2)[0]] = m.Accuracy
+	}
+	if len(r.Methods) != 8 {
+		t.Fatalf("%d methods reported: %+v", len(r.Methods), r.Methods)
+	}
+	if acc["reference: evaluator CNN"] < 0.85 || acc["reference: 5-NN on pixels"] < 0.6 {
+		t.Fatalf("references: %v", acc)
+	}
+	if r.Pseudo.Entries != 9*dataset.NumClasses || r.Latency.ImagesPerSecond <= 0 || r.Latency.FeaturesMS <= 0 || len(r.BlockStudy) == 0 {
+		t.Fatalf("report: %+v", r)
+	}
+	var back classifyeval.Report
+	b, err := os.ReadFile(filepath.Join(cfg.Out, "report.json"))
+	if err != nil || json.Unmarshal(b, &back) != nil || len(back.Methods) != len(r.Methods) {
+		t.Fatalf("report.json: %v %s", err, b)
+	}
+	md, err := os.ReadFile(filepath.Join(cfg.Out, "report.md"))
+	if err != nil || !strings.Contains(string(md), "TFUP") || !strings.Contains(string(md), "pgvector query") {
+		t.Fatalf("report.md: %v\n%s", err, md)
+	}
+}
+
+func TestRunRejectsBadConfig(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(*classifyeval.Config)
+	}{
+		{"no weights", func(c *classifyeval.Config) { c.Weights = "" }},
+		{"test too large", func(c *classifyeval.Config) { c.Test = 20000 }},
+		{"no shots", func(c *classifyeval.Config) { c.Shots = 0 }},
+		{"batch beyond test", func(c *classifyeval.Config) { c.Test, c.Batch = 10, 32 }},
+		{"missing weights file", func(c *classifyeval.Config) { c.Weights = "/nonexistent.safetensors" }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := classifyeval.DefaultConfig()
+			cfg.Out = t.TempDir()
+			tc.edit(&cfg)
+			if _, err := classifyeval.Run(context.Background(), cfg); err == nil {
+				t.Fatal("accepted")
+			}
+		})
+	}
+}
