@@ -264,6 +264,11 @@ func Adapters(ctx context.Context, cfg AdaptersConfig) error {
 	if err != nil {
 		return err
 	}
+	valNoRef := valBatch
+	valNoRef.NoRef = make([]bool, len(vb.NoRef))
+	for i := range valNoRef.NoRef {
+		valNoRef.NoRef[i] = true
+	}
 	j := job{Name: "adapter", Steps: cfg.Steps, Batch: cfg.Batch, Checkpoint: cfg.Checkpoint, Resume: cfg.Resume,
 		Schedule:        Schedule{LR: cfg.LR, MinLRFrac: cfg.MinLRFrac, Warmup: cfg.Warmup, Steps: cfg.Steps},
 		CheckpointEvery: cfg.CheckpointEvery, MaxTime: cfg.MaxTime, LogCSV: cfg.LogCSV, Progress: cfg.Progress, stopAtStep: cfg.stopAtStep,
@@ -296,12 +301,19 @@ func Adapters(ctx context.Context, cfg AdaptersConfig) error {
 		},
 		save: func(k int, meta map[string]string) (vl float64, err error) {
 			meta[adapters.MetaBase] = baseID
+			var nullRef float64
 			err = w.Do(context.WithoutCancel(ctx), func() error {
 				if vl, err = model.AdapterFlowLoss(base, tr.EMA, valBatch); err != nil {
 					return err
 				}
+				if nullRef, err = model.AdapterFlowLoss(base, tr.EMA, valNoRef); err != nil {
+					return err
+				}
 				return tr.SaveCheckpoint(cfg.Checkpoint, meta)
 			})
+			// The gap between the two is what the references are worth; the null-reference loss alone
+			// moving means the adapters changed the base's behaviour.
+			fmt.Fprintf(cfg.Progress, "\ncheckpoint at step %d: validation loss %.4f with references, %.4f with the null reference\n", k, vl, nullRef)
 			return vl, err
 		},
 	}
