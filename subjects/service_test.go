@@ -3,6 +3,7 @@ package subjects_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -217,4 +218,28 @@ func findByName(t *testing.T, svc *subjects.Service, name string) *cachet.Subjec
 	}
 	t.Fatalf("no subject named %s", name)
 	return nil
+}
+
+// A subject extracted by one model is refused by another until it is retried, which re-extracts it from
+// its stored originals.
+func TestRetryReextractsForANewModel(t *testing.T) {
+	ctx := context.Background()
+	db, objects := testenv.DB(t), testenv.Objects(t)
+	oldModel, newModel := randomExtractor(t), randomExtractor(t)
+	sub, err := subjects.New(db, objects, oldModel, subjects.Options{}).CreateSubject(ctx,
+		cachet.NewSubject{Name: fmt.Sprintf("reextract-%d", time.Now().UnixNano()), Images: uploads(t, 5, 6)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := subjects.New(db, objects, newModel, subjects.Options{})
+	if _, _, err := svc.Features(ctx, sub.ID, newModel.ModelID()); cachet.CodeOf(err) != cachet.CodeConflict || !strings.Contains(err.Error(), "/retry") {
+		t.Fatalf("Features under a new model = %v", err)
+	}
+	again, err := svc.RetrySubject(ctx, sub.ID)
+	if err != nil || again.Status != cachet.SubjectReady || again.Cache.Model != newModel.ModelID() || len(again.Refs) != 2 {
+		t.Fatalf("RetrySubject = %+v, %v", again, err)
+	}
+	if f, _, err := svc.Features(ctx, sub.ID, newModel.ModelID()); err != nil || f.Model != newModel.ModelID() || f.Tokens != 128 {
+		t.Fatalf("Features after the retry: %v", err)
+	}
 }

@@ -74,6 +74,9 @@ func runGenerate(cmd *cobra.Command, cf *configFlags, g generateFlags) error {
 	if g.subject != "" && g.weights == "" {
 		return cachet.Errorf(cachet.CodeInvalidArgument, "--subject needs trained weights (--weights), not --preset")
 	}
+	if _, err := os.Stat(g.subject); g.subject != "" && err != nil && !uuidPattern.MatchString(g.subject) {
+		return cachet.Errorf(cachet.CodeInvalidArgument, "--subject %q is neither a cache file (cachet extract) nor a subject id", g.subject)
+	}
 	cacheCfg, err := cacheConfig(g.cache, g.cacheParams)
 	if err != nil {
 		return err
@@ -144,9 +147,6 @@ func loadSubject(ctx context.Context, cfg cachet.Config, arg, modelID string) (*
 			return nil, err
 		}
 		return featurecache.Decode(data, modelID)
-	}
-	if !uuidPattern.MatchString(arg) {
-		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "--subject %q is neither a cache file (cachet extract) nor a subject id", arg)
 	}
 	sctx, cancel := context.WithTimeout(ctx, cfg.StartupTimeout)
 	defer cancel()

@@ -61,7 +61,24 @@ func New(t testing.TB) *Stack {
 func (s *Stack) Adapters(t testing.TB) *adapters.Set {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "adapters.safetensors")
+	s.SaveAdapters(t, path, s.ModelID)
 	var set *adapters.Set
+	err := s.Worker.Do(context.Background(), func() error {
+		var err error
+		set, err = adapters.Load(path, s.DiT, s.ModelID)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Worker.Do(context.Background(), func() error { set.Close(); return nil }) })
+	return set
+}
+
+// SaveAdapters writes random adapters for this model, trained (as their metadata says) on base model
+// baseID at the extractor's t_ref.
+func (s *Stack) SaveAdapters(t testing.TB, path, baseID string) {
+	t.Helper()
 	err := s.Worker.Do(context.Background(), func() error {
 		a, err := model.NewAdapters(s.DiT.Cfg, model.AdapterConfig{Blocks: []int{1, 3, 5}, Inner: 64, Heads: 4}, model.CPU)
 		if err != nil {
@@ -71,16 +88,18 @@ func (s *Stack) Adapters(t testing.TB) *adapters.Set {
 		if err := a.Randomize(0.3); err != nil {
 			return err
 		}
-		meta := map[string]string{adapters.MetaBase: s.ModelID, adapters.MetaTRef: fmt.Sprint(s.Extract.Config().TRef)}
-		if err := a.Save(path, meta); err != nil {
-			return err
-		}
-		set, err = adapters.Load(path, s.DiT, s.ModelID)
-		return err
+		meta := map[string]string{adapters.MetaBase: baseID, adapters.MetaTRef: fmt.Sprint(s.Extract.Config().TRef)}
+		return a.Save(path, meta)
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = s.Worker.Do(context.Background(), func() error { set.Close(); return nil }) })
-	return set
+}
+
+// SaveWeights writes the model's weights to path.
+func (s *Stack) SaveWeights(t testing.TB, path string) {
+	t.Helper()
+	if err := s.Worker.Do(context.Background(), func() error { return s.DiT.Save(path, nil) }); err != nil {
+		t.Fatal(err)
+	}
 }
