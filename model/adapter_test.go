@@ -319,3 +319,34 @@ func TestReferenceMustHoldTheAdaptedBlocks(t *testing.T) {
 		return nil
 	})
 }
+
+// Personalized requests — reference made, sampled with guidance, released — leave no C tensor behind.
+func TestAdaptedRequestsLeaveNoTensors(t *testing.T) {
+	onAdapterWorker(t, func(base *model.DiT, a *model.Adapters) error {
+		if err := a.Randomize(0.3); err != nil {
+			return err
+		}
+		request := func(seed uint64) error {
+			ref, err := randomReference(a, 2, seed)
+			if err != nil {
+				return err
+			}
+			defer ref.Close()
+			_, err = sampleWith(base, nil, ref.Injection())
+			return err
+		}
+		if err := request(1); err != nil { // warm-up
+			return err
+		}
+		before := model.LiveTensors()
+		for s := range uint64(5) {
+			if err := request(s + 2); err != nil {
+				return err
+			}
+		}
+		if got := model.LiveTensors(); got > before { // fewer is fine: finalizers of earlier garbage ran
+			t.Errorf("live C tensors: %d before, %d after 5 personalized requests", before, got)
+		}
+		return nil
+	})
+}
