@@ -146,7 +146,7 @@ func (a *Adapters) configJSON() (adapter, base string, err error) {
 }
 
 // refKV is one adapted block's reference keys and values, split into heads: [R, H, Tr, hd] with R = 1
-// (one reference shared by the batch) or R = B (one per row, training).
+// (one reference shared by the batch) or one per conditional row (training, evaluations).
 type refKV struct{ k, v *ts.Tensor }
 
 // projectReference turns reference tokens [R, Tr, D] into a block's keys and values. It runs once per
@@ -172,8 +172,8 @@ func (a *Adapters) splitHeads(o *ops, x *ts.Tensor) *ts.Tensor {
 }
 
 // apply is the adapted attention sublayer of block for h, attn [B, T, D]. Only the first cond rows see the
-// reference; the rest (guidance's unconditional branch) and the rows where noRef is 0 get m = 0, the null
-// reference the adapters were trained with. noRef, when set, is a [B, 1, 1] mask of 1 (reference) / 0.
+// reference; the rest (guidance's unconditional branch) and the rows whose mask is 0 get m = 0, the null
+// reference the adapters were trained with. mask, when set, is [B, 1, 1]: 1 (reference) or 0 (none).
 func (a *Adapters) apply(o *ops, block int, h, attn *ts.Tensor, kv refKV, cond int, mask *ts.Tensor) *ts.Tensor {
 	if !o.ok(h, attn, kv.k, kv.v) {
 		return nil
