@@ -75,7 +75,9 @@ func TestExtractIsPerImageAndBatchInvariant(t *testing.T) {
 		}
 		for b := range f.Data {
 			for j, v := range f.Data[b] {
-				if d := math.Abs(float64(v - one[0].Data[b][j])); d > 1e-5 {
+				// Batched matmuls may sum in another order (BLAS blocking): allow float32 rounding, amplified through
+				// three blocks, relative to the value.
+				if d := math.Abs(float64(v - one[0].Data[b][j])); d > 1e-4*max(1, math.Abs(float64(v))) {
 					t.Fatalf("image %d block %d: batched and single extraction differ by %g", i, b, d)
 				}
 			}
