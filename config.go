@@ -32,6 +32,7 @@ type Config struct {
 type ClassifyConfig struct {
 	Blocks           []int // pooled blocks; empty = the measured default
 	Grid             int   // pooling grid per block; 0 = the measured default
+	Center           bool  // centre features on the labels' mean prototype
 	PrototypeSamples int   // images sampled per class
 	PrototypeSteps   int   // sampler steps per image
 	Neighbours       int   // nearest cache keys per image from pgvector (0 = the whole cache)
@@ -64,6 +65,6 @@ func DefaultConfig() Config {
 		Weights:         "weights/base.safetensors",
 		LogLevel:        "info",
 		LogFormat:       "text",
-		Classify:        ClassifyConfig{PrototypeSamples: 32, PrototypeSteps: 20, Neighbours: 256},
+		Classify:        ClassifyConfig{Center: true, PrototypeSamples: 32, PrototypeSteps: 20, Neighbours: 256},
 	}
 }

@@ -11,9 +11,9 @@ import (
 type Head struct {
 	Labels []string
 	W      [][]float32 // unit rows, one per label
-	// Center is the mean of the raw prototypes. DiT features share a large common component (every pooled
-	// vector has cosine ≈ 0.9 with every other); removing the labels' mean spreads them out. It uses no
-	// data beyond the prototypes themselves. Nil: no centring.
+	// Center is the mean of the raw prototypes. Globally pooled DiT features share a large common
+	// component; removing the labels' mean spreads them out. It uses no data beyond the prototypes
+	// themselves. Nil: no centring.
 	Center []float32
 }
 

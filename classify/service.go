@@ -23,7 +23,9 @@ type Config struct {
 	Blocks []int   // pooled blocks (DefaultBlocks)
 	Grid   int     // pooling grid per block (DefaultGrid)
 	TRef   float64 // the extraction pass's model time
-	// Center removes the labels' mean prototype from every feature (see Head.Center).
+	// Center removes the labels' mean prototype from every feature (see Head.Center). Measured on the
+	// snapshot: zero-shot 58.2 % centred vs 59.0 % not, but TFUP's pseudo-labels 83 % vs 69 % and TFUP
+	// 58.1 % vs 53.2 % — the cache model is the point, so centring is on.
 	Center bool
 	Head   HeadConfig
 	// Neighbours is how many nearest cache keys pgvector returns per image (0 or more than the cache: all).

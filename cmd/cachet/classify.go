@@ -26,6 +26,7 @@ func classifyConfig(c cachet.ClassifyConfig) classify.Config {
 	if c.Grid > 0 {
 		cfg.Grid = c.Grid
 	}
+	cfg.Center = c.Center
 	cfg.Head.Samples, cfg.Head.Steps, cfg.Neighbours = c.PrototypeSamples, c.PrototypeSteps, c.Neighbours
 	return cfg
 }

@@ -379,8 +379,8 @@ func (r *Report) tuned(ctx context.Context, svc *classify.Service, id, name stri
 		return err
 	}
 	best, bestAcc := *m, -1.0
-	for _, a := range []float64{0.3, 1, 3, 10, 30, 100} {
-		for _, b := range []float64{1, 2, 5.5, 10, 20} {
+	for _, a := range []float64{0.03, 0.1, 0.3, 1, 3, 10, 30, 100} {
+		for _, b := range []float64{1, 2, 5.5, 10, 20, 50} {
 			try := *m
 			try.Alpha, try.Beta = a, b
 			if acc := scoreLocal(&try, r.val.feats, r.val.labels); acc > bestAcc {
