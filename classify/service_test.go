@@ -222,3 +222,40 @@ func TestServiceRejectsBadInput(t *testing.T) {
 		t.Fatalf("after the failures: %+v, %v", c, err)
 	}
 }
+
+// TestNearestNeighboursOnly scores each image against pgvector's k nearest keys only (large caches): the
+// image's own key must be among them, so labelled samples still get their own labels.
+func TestNearestNeighboursOnly(t *testing.T) {
+	cfg := classifytest.Config()
+	cfg.Neighbours = 3
+	svc := classifytest.Service(t, cfg)
+	ctx := context.Background()
+	alpha, beta := 100.0, 500.0
+	col, err := svc.CreateCollection(ctx, cachet.NewCollection{Name: classifytest.Name(t), Labels: []string{"coat", "bag"}, Alpha: &alpha, Beta: &beta})
+	if err != nil {
+		t.Fatal(err)
+	}
+	labelled := samples(t, 10, 900, "coat", "bag")
+	if _, err := svc.AddSamples(ctx, col.ID, labelled); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Build(ctx, col.ID, cachet.BuildRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	imgs := make([][]byte, len(labelled))
+	for i, s := range labelled {
+		imgs[i] = s.Image
+	}
+	res, err := svc.Classify(ctx, cachet.ClassifyRequest{Collection: col.ID, Images: imgs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.CacheEntries != 10 || res.Neighbours != 3 {
+		t.Fatalf("%d entries, %d neighbours per image; want 10 and 3", res.CacheEntries, res.Neighbours)
+	}
+	for i, p := range res.Predictions {
+		if p.Top[0].Label != labelled[i].Label {
+			t.Errorf("sample %d (%s) → %+v", i, labelled[i].Label, p.Top)
+		}
+	}
+}
