@@ -185,26 +185,42 @@ func TestInjectionCoexistsWithStepCaches(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		for _, name := range []string{"none", "fora", "taylorseer", "fbcache"} {
-			t.Run(name, func(t *testing.T) {
-				policy := func() model.StepCache {
-					p, err := stepcache.New(stepcache.Config{Name: name}, base.Cfg.Depth)
+		// Disabled, each policy reproduces the adapted uncached run exactly (the injection runs inside every
+		// computed unit); enabled, the reference still steers what the policy computes.
+		for _, tc := range []struct {
+			name     string
+			disabled map[string]float64
+		}{
+			{"none", nil},
+			{"fora", map[string]float64{"interval": 1}},
+			{"taylorseer", map[string]float64{"interval": 1}},
+			{"fbcache", map[string]float64{"threshold": 0}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				policy := func(params map[string]float64) model.StepCache {
+					p, err := stepcache.New(stepcache.Config{Name: tc.name, Params: params}, base.Cfg.Depth)
 					if err != nil {
 						t.Fatal(err)
 					}
 					return p
 				}
-				cached, err := sampleWith(base, policy(), ref.Injection())
+				exact, err := sampleWith(base, policy(tc.disabled), ref.Injection())
 				if err != nil {
 					t.Fatal(err)
 				}
-				noRef, err := sampleWith(base, policy(), nil)
+				if d := maxDiff(exact, plain); d != 0 {
+					t.Errorf("%s disabled: %g from the adapted uncached run, want 0", tc.name, d)
+				}
+				cached, err := sampleWith(base, policy(nil), ref.Injection())
 				if err != nil {
 					t.Fatal(err)
 				}
-				// The cached run approximates the adapted one better than the unadapted cached run does.
-				if dc, dn := maxDiff(cached, plain), maxDiff(noRef, plain); !(dc < dn) {
-					t.Errorf("%s: adapted cached run is %g from the adapted uncached one, the unadapted %g", name, dc, dn)
+				noRef, err := sampleWith(base, policy(nil), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d := maxDiff(cached, noRef); !(d > 1e-4) || math.IsNaN(maxDiff(cached, plain)) {
+					t.Errorf("%s: the reference changes the cached run by only %g", tc.name, d)
 				}
 			})
 		}

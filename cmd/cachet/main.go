@@ -65,6 +65,9 @@ func applyEnv(fs *pflag.FlagSet) error {
 			return
 		}
 		name := envName(f.Name)
+		if provisioningVars[name] {
+			return
+		}
 		if v, ok := os.LookupEnv(name); ok {
 			if serr := f.Value.Set(v); serr != nil {
 				err = fmt.Errorf("environment variable %s=%q: %w", name, v, serr)
@@ -72,6 +75,12 @@ func applyEnv(fs *pflag.FlagSet) error {
 		}
 	})
 	return err
+}
+
+// provisioningVars are the build scripts' own variables (scripts/env.sh, Makefile): they are set in every
+// `make` and `./cachet` environment, so the flags whose names they would mirror (--cache) take none.
+var provisioningVars = map[string]bool{
+	"CACHET_CACHE": true, "CACHET_ROOTFS": true, "CACHET_STATE": true, "CACHET_TOOLS": true, "CACHET_BIND": true,
 }
 
 func envName(flag string) string {
