@@ -162,29 +162,38 @@ func LabelPrompt(cfg model.Config, label string) (string, bool) {
 	return prompt, true
 }
 
+// prototypeChunk is how many prototype images one worker job samples.
+const prototypeChunk = 8
+
 // SamplePrototype samples cfg.Samples images of prompt with the model and returns the mean of their
 // features (a raw prototype).
 func SamplePrototype(ctx context.Context, w *model.Worker, dit *model.DiT, z *Featurizer, prompt string, cfg HeadConfig) ([]float64, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	req := model.SampleRequest{Prompts: slices.Repeat([]string{prompt}, cfg.Samples), Seed: cfg.Seed, Steps: cfg.Steps, Guidance: cfg.Guidance}
-	var res *model.SampleResult
-	if err := w.Do(ctx, func() error {
-		var err error
-		res, err = dit.Sample(ctx, req)
-		return err
-	}); err != nil {
-		return nil, fmt.Errorf("classify: sampling %q: %w", prompt, err)
-	}
-	per := res.C * res.H * res.W
-	imgs := make([][]float32, res.N)
-	for i := range imgs {
-		img := res.Pixels[i*per : (i+1)*per]
-		for k, v := range img { // real inputs lie in −1…1; keep samples there too
-			img[k] = min(1, max(-1, v))
+	// Small requests, one worker job each: generation and extraction requests queue behind one chunk, not
+	// behind a whole class (the server warms the head in the background).
+	imgs := make([][]float32, 0, cfg.Samples)
+	for chunk := 0; len(imgs) < cfg.Samples; chunk++ {
+		n := min(prototypeChunk, cfg.Samples-len(imgs))
+		req := model.SampleRequest{Prompts: slices.Repeat([]string{prompt}, n), Seed: cfg.Seed*1000 + int64(chunk),
+			Steps: cfg.Steps, Guidance: cfg.Guidance}
+		var res *model.SampleResult
+		if err := w.Do(ctx, func() error {
+			var err error
+			res, err = dit.Sample(ctx, req)
+			return err
+		}); err != nil {
+			return nil, fmt.Errorf("classify: sampling %q: %w", prompt, err)
 		}
-		imgs[i] = img
+		per := res.C * res.H * res.W
+		for i := range res.N {
+			img := res.Pixels[i*per : (i+1)*per]
+			for k, v := range img { // real inputs lie in −1…1; keep samples there too
+				img[k] = min(1, max(-1, v))
+			}
+			imgs = append(imgs, img)
+		}
 	}
 	fs, err := z.Features(ctx, imgs)
 	if err != nil {
