@@ -23,6 +23,9 @@ type Config struct {
 	LogLevel string
 	// LogFormat is text or json.
 	LogFormat string
+	// DefaultCache is the step-cache policy of generation requests that name none, as "name" or
+	// "name:param=value,…" (chosen by `cachet bench stepcache`; "none" turns caching off).
+	DefaultCache string
 	// Classify configures training-free classification.
 	Classify ClassifyConfig
 }
@@ -48,6 +51,9 @@ type S3Config struct {
 	UseTLS    bool
 }
 
+// DefaultCachePolicy is the benchmark's pick for the default model (README, "Step caching").
+const DefaultCachePolicy = "foca:interval=4"
+
 // DefaultConfig matches the services `make services-up` starts, so `make run` needs no settings.
 func DefaultConfig() Config {
 	return Config{
@@ -65,6 +71,7 @@ func DefaultConfig() Config {
 		Weights:         "weights/base.safetensors",
 		LogLevel:        "info",
 		LogFormat:       "text",
+		DefaultCache:    DefaultCachePolicy,
 		Classify:        ClassifyConfig{Center: true, PrototypeSamples: 32, PrototypeSteps: 20, Neighbours: 256},
 	}
 }

@@ -65,20 +65,8 @@ func ParseSettings(s string) ([]Setting, error) {
 			out = append(out, Setting{Steps: n})
 			continue
 		}
-		name, params, _ := strings.Cut(item, ":")
-		c := stepcache.Config{Name: strings.TrimSpace(name), Params: map[string]float64{}}
-		for _, kv := range strings.Split(params, ",") {
-			if kv = strings.TrimSpace(kv); kv == "" {
-				continue
-			}
-			k, v, ok := strings.Cut(kv, "=")
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			if !ok || err != nil {
-				return nil, cachet.Errorf(cachet.CodeInvalidArgument, "setting %q: %q is not name=number", item, kv)
-			}
-			c.Params[strings.TrimSpace(k)] = f
-		}
-		if err := c.Validate(); err != nil {
+		c, err := stepcache.ParseConfig(item)
+		if err != nil {
 			return nil, err
 		}
 		out = append(out, Setting{Cache: c})

@@ -39,6 +39,8 @@ type Options struct {
 	Personalizer Personalizer
 	// Calibrations are the model's step-cache profiles (MagCache), applied to requests that need one.
 	Calibrations stepcache.Calibrations
+	// DefaultCache is the policy of requests that name none.
+	DefaultCache stepcache.Config
 	// MaxImages bounds a request's N (default 16); MaxSteps its steps (default model.MaxSteps).
 	MaxImages, MaxSteps int
 }
@@ -103,6 +105,9 @@ func (s *Service) Validate(req *Request) error {
 		return cachet.Errorf(cachet.CodeInvalidArgument, "steps must be between 1 and %d (got %d)", s.opts.MaxSteps, req.Steps)
 	case req.Guidance < 0 || req.Guidance > 50 || req.Guidance != req.Guidance:
 		return cachet.Errorf(cachet.CodeInvalidArgument, "guidance must be between 0 and 50 (got %v); 1 turns it off", req.Guidance)
+	}
+	if strings.TrimSpace(req.Cache.Name) == "" {
+		req.Cache = s.opts.DefaultCache
 	}
 	if err := req.Cache.Validate(); err != nil {
 		return err

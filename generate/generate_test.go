@@ -118,3 +118,24 @@ func TestPersonalizedGenerationInjectsTheReference(t *testing.T) {
 		t.Fatalf("PNGs: %v", err)
 	}
 }
+
+func TestRequestsWithoutAPolicyTakeTheDefault(t *testing.T) {
+	s := generatetest.New(t)
+	fora, err := stepcache.ParseConfig("fora:interval=2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := generate.New(s.Worker, s.DiT, generate.Options{ModelID: s.ModelID, DefaultCache: fora})
+	for _, tc := range []struct{ asked, want string }{{"", "fora"}, {"none", "none"}, {"taylorseer", "taylorseer"}} {
+		t.Run(tc.asked, func(t *testing.T) {
+			res, err := svc.Generate(context.Background(), generate.Request{Prompt: "a large coat", N: 1, Steps: 4, Guidance: 2,
+				Cache: stepcache.Config{Name: tc.asked}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Cache.Policy != tc.want {
+				t.Errorf("policy %q, want %q", res.Cache.Policy, tc.want)
+			}
+		})
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/cachetlab/cachet"
@@ -95,6 +96,41 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// ParseConfig reads a policy written as "name" or "name:param=value,param=value" (flags, settings lists)
+// and validates it.
+func ParseConfig(spec string) (Config, error) {
+	name, params, _ := strings.Cut(strings.TrimSpace(spec), ":")
+	c := Config{Name: strings.TrimSpace(name), Params: map[string]float64{}}
+	for _, kv := range strings.Split(params, ",") {
+		if kv = strings.TrimSpace(kv); kv == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(kv, "=")
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if !ok || err != nil {
+			return c, cachet.Errorf(cachet.CodeInvalidArgument, "cache policy %q: %q is not name=number", spec, kv)
+		}
+		c.Params[strings.TrimSpace(k)] = f
+	}
+	return c, c.Validate()
+}
+
+// String writes the config in ParseConfig's form.
+func (c Config) String() string {
+	name := strings.ToLower(strings.TrimSpace(c.Name))
+	if name == "" {
+		name = "none"
+	}
+	var parts []string
+	for _, k := range sortedKeys(c.Params) {
+		parts = append(parts, fmt.Sprintf("%s=%g", k, c.Params[k]))
+	}
+	if len(parts) == 0 {
+		return name
+	}
+	return name + ":" + strings.Join(parts, ",")
 }
 
 // Validate checks a config without building it.

@@ -509,3 +509,29 @@ func onRandomModel(t *testing.T, steps int, fn func(cfg model.Config, sample fun
 		t.Fatal(err)
 	}
 }
+
+func TestParseConfig(t *testing.T) {
+	for _, tc := range []struct{ in, want, err string }{
+		{"foca:interval=4", "foca:interval=4", ""},
+		{" TaylorSeer : order=2, interval=3 ", "taylorseer:interval=3,order=2", ""},
+		{"none", "none", ""},
+		{"", "none", ""},
+		{"fora:interval", "", "not name=number"},
+		{"fora:interval=x", "", "not name=number"},
+		{"magic", "", "unknown cache policy"},
+		{"fora:interval=0", "", "interval must be an integer"},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			c, err := stepcache.ParseConfig(tc.in)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil || c.String() != tc.want {
+				t.Fatalf("ParseConfig(%q) = %q, %v; want %q", tc.in, c.String(), err, tc.want)
+			}
+		})
+	}
+}

@@ -31,6 +31,7 @@ func (c *configFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.cfg.StartupTimeout, "startup-timeout", d.StartupTimeout, "limit for each component's first contact at start")
 	fs.StringVar(&c.cfg.Weights, "weights", d.Weights, "denoiser weights (safetensors)")
 	fs.IntVar(&c.cfg.TorchThreads, "torch-threads", d.TorchThreads, "libtorch intra-op threads (0 = libtorch's default)")
+	fs.StringVar(&c.cfg.DefaultCache, "default-cache", d.DefaultCache, "step-cache policy of generations that name none: name or name:param=value,… (\"none\" = off)")
 	fs.StringVar(&c.cfg.LogLevel, "log-level", d.LogLevel, "debug|info|warn|error")
 	fs.StringVar(&c.cfg.LogFormat, "log-format", d.LogFormat, "text|json")
 	fs.IntSliceVar(&c.cfg.Classify.Blocks, "classify-blocks", d.Classify.Blocks, "classification: pooled blocks (empty = the measured default)")

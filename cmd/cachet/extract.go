@@ -13,6 +13,7 @@ import (
 	"github.com/cachetlab/cachet"
 	"github.com/cachetlab/cachet/featurecache"
 	"github.com/cachetlab/cachet/model"
+	"github.com/cachetlab/cachet/stepcache"
 	"github.com/cachetlab/cachet/subjects"
 )
 
@@ -74,7 +75,7 @@ func runExtract(cmd *cobra.Command, cfg cachet.Config, paths []string, out, adap
 	if adaptersFile == "" {
 		adaptersFile = adaptersPath(cfg.Weights)
 	}
-	p, err := newPersonalization(ctx, w, m, cfg.Weights, adaptersFile, 1)
+	p, err := newPersonalization(ctx, w, m, cfg.Weights, adaptersFile, 1, stepcache.Config{})
 	if err != nil {
 		return err
 	}

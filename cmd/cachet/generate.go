@@ -57,7 +57,7 @@ func newGenerateCmd(cf *configFlags) *cobra.Command {
 	f.Float64Var(&g.guidance, "guidance", 4, "classifier-free guidance scale (1 = off)")
 	f.StringVar(&g.out, "out", "grid.png", "output PNG")
 	f.IntVar(&g.cols, "cols", 0, "grid columns (0 = square)")
-	f.StringVar(&g.cache, "cache", "none", "step-cache policy: "+strings.Join(stepcache.Names(), ", "))
+	f.StringVar(&g.cache, "cache", "", "step-cache policy: "+strings.Join(stepcache.Names(), ", ")+" (default: --default-cache)")
 	f.StringToStringVar(&g.cacheParams, "cache-param", nil, "policy parameters, e.g. --cache-param interval=3,order=2")
 	f.StringVar(&g.subject, "subject", "", "personalize with a subject: a cache file from 'cachet extract' or a subject id")
 	f.StringVar(&g.adapters, "adapters", "", "adapter weights (default: adapters.safetensors next to --weights)")
@@ -102,7 +102,11 @@ func runGenerate(cmd *cobra.Command, cf *configFlags, g generateFlags) error {
 		if g.adapters == "" {
 			g.adapters = adaptersPath(g.weights)
 		}
-		p, err := newPersonalization(ctx, w, m, g.weights, g.adapters, maxGenerate)
+		defaultCache, err := stepcache.ParseConfig(cf.cfg.DefaultCache)
+		if err != nil {
+			return fmt.Errorf("--default-cache: %w", err)
+		}
+		p, err := newPersonalization(ctx, w, m, g.weights, g.adapters, maxGenerate, defaultCache)
 		if err != nil {
 			return err
 		}

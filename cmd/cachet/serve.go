@@ -14,6 +14,7 @@ import (
 	"github.com/cachetlab/cachet"
 	"github.com/cachetlab/cachet/api"
 	"github.com/cachetlab/cachet/model"
+	"github.com/cachetlab/cachet/stepcache"
 	"github.com/cachetlab/cachet/storage"
 	"github.com/cachetlab/cachet/subjects"
 )
@@ -80,7 +81,11 @@ func serve(ctx context.Context, cfg cachet.Config) error {
 	var subjectSvc cachet.SubjectService = subjects.New(db, objects, nil, subjects.Options{}) // list/get/delete without a model
 	var generator cachet.Generator
 	if weights.dit != nil {
-		p, err := newPersonalization(ctx, weights.worker, weights.dit, cfg.Weights, adaptersPath(cfg.Weights), 0)
+		defaultCache, err := stepcache.ParseConfig(cfg.DefaultCache)
+		if err != nil {
+			return fmt.Errorf("--default-cache: %w", err)
+		}
+		p, err := newPersonalization(ctx, weights.worker, weights.dit, cfg.Weights, adaptersPath(cfg.Weights), 0, defaultCache)
 		if err != nil {
 			return err
 		}
