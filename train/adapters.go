@@ -283,16 +283,19 @@ func Adapters(ctx context.Context, cfg AdaptersConfig) error {
 			return meta, err
 		},
 		step: func(k int, lr float64) (float64, error) {
+			// A started step finishes even when interrupted: the loop checks ctx between steps and then
+			// checkpoints (a step canceled halfway would lose everything since the last checkpoint).
+			stepCtx := context.WithoutCancel(ctx)
 			rb, err := batches.Batch(uint64(k), cfg.Batch)
 			if err != nil {
 				return 0, err
 			}
-			b, err := withReferences(ctx, ex, base.Cfg, cfg.Adapter, rb)
+			b, err := withReferences(stepCtx, ex, base.Cfg, cfg.Adapter, rb)
 			if err != nil {
 				return 0, err
 			}
 			var loss float64
-			err = w.Do(ctx, func() error {
+			err = w.Do(stepCtx, func() error {
 				tr.SetLR(lr)
 				loss, err = tr.Step(b, cfg.GradClip)
 				return err
