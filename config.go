@@ -52,7 +52,7 @@ type S3Config struct {
 }
 
 // DefaultCachePolicy is the benchmark's pick for the default model (README, "Step caching").
-const DefaultCachePolicy = "foca:interval=4"
+const DefaultCachePolicy = "teacache"
 
 // DefaultConfig matches the services `make services-up` starts, so `make run` needs no settings.
 func DefaultConfig() Config {

@@ -66,6 +66,13 @@ func newPersonalization(ctx context.Context, w *model.Worker, dit *model.DiT, we
 		p.close()
 		return nil, err
 	}
+	if _, err := stepcache.New(cals.Apply(defaultCache), dit.Cfg.Depth); err != nil {
+		// A calibrated default (TeaCache) needs the profile next to these weights; without it, requests
+		// that name no policy still work, uncached.
+		slog.Warn("default step-cache policy unusable with these weights: generating uncached by default",
+			"policy", defaultCache.String(), "err", err, "fix", "run 'cachet calibrate' for these weights or set --default-cache")
+		defaultCache = stepcache.Config{Name: "none"}
+	}
 	opts := generate.Options{ModelID: id, Calibrations: cals, MaxImages: maxImages, DefaultCache: defaultCache}
 	if p.adapters != nil {
 		opts.Personalizer = p.adapters
