@@ -69,4 +69,3 @@ func stepCacheTiming(ctx context.Context, o StepCacheOptions, began time.Time) (
 		TimingImages: len(r.scenes), Repeats: o.Repeats, Threads: o.Threads, Reference: rows[0], Rows: rows[1:],
 		Seconds: time.Since(began).Seconds()}, nil
 }
-
