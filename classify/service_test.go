@@ -28,7 +28,7 @@ func TestBuildClassifyAndAtomicRebuild(t *testing.T) {
 	ctx := context.Background()
 	// A large α and a sharp β make the labelled keys decide (random-model features are all alike): an image
 	// that is itself a key must get that key's label.
-	alpha, beta := 100.0, 500.0
+	alpha, beta := 1000.0, 500.0
 	col, err := svc.CreateCollection(ctx, cachet.NewCollection{Name: classifytest.Name(t), Labels: []string{"coat", "bag"}, Alpha: &alpha, Beta: &beta})
 	if err != nil {
 		t.Fatal(err)
@@ -230,7 +230,7 @@ func TestNearestNeighboursOnly(t *testing.T) {
 	cfg.Neighbours = 3
 	svc := classifytest.Service(t, cfg)
 	ctx := context.Background()
-	alpha, beta := 100.0, 500.0
+	alpha, beta := 1000.0, 500.0
 	col, err := svc.CreateCollection(ctx, cachet.NewCollection{Name: classifytest.Name(t), Labels: []string{"coat", "bag"}, Alpha: &alpha, Beta: &beta})
 	if err != nil {
 		t.Fatal(err)
