@@ -161,3 +161,16 @@ func TestStepCacheTimingOnlyOnAPreset(t *testing.T) {
 		t.Errorf("a calibrated policy on random weights: %v", err)
 	}
 }
+
+// A DDIM preset refuses a step count its schedule cannot take before anything runs.
+func TestStepCacheTimingValidatesStepsFirst(t *testing.T) {
+	o := bench.DefaultStepCacheOptions()
+	o.Preset = "dit-s/2"
+	var err error
+	if o.Settings, err = bench.ParseSettings("steps=13"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bench.StepCache(context.Background(), o); err == nil || !strings.Contains(err.Error(), "must divide 1000") {
+		t.Fatalf("err = %v, want the DDIM step rule", err)
+	}
+}

@@ -21,6 +21,11 @@ func stepCacheTiming(ctx context.Context, o StepCacheOptions, began time.Time) (
 	if r.progress == nil {
 		r.progress = io.Discard
 	}
+	for _, steps := range append([]int{o.Steps}, settingSteps(o.Settings)...) {
+		if err := cfg.ValidateSteps(steps); err != nil {
+			return nil, fmt.Errorf("%s: %w", o.Preset, err)
+		}
+	}
 	for _, s := range o.Settings {
 		if s.Steps == 0 {
 			if _, err := stepcache.New(s.Cache, cfg.Depth); err != nil {
@@ -68,4 +73,15 @@ func stepCacheTiming(ctx context.Context, o StepCacheOptions, began time.Time) (
 	return &StepCacheReport{Preset: o.Preset, Model: r.m.Cfg.String(), Steps: o.Steps, Guidance: o.Guidance,
 		TimingImages: len(r.scenes), Repeats: o.Repeats, Threads: o.Threads, Reference: rows[0], Rows: rows[1:],
 		Seconds: time.Since(began).Seconds()}, nil
+}
+
+// settingSteps lists the fewer-steps baselines' step counts.
+func settingSteps(settings []Setting) []int {
+	var out []int
+	for _, s := range settings {
+		if s.Steps > 0 {
+			out = append(out, s.Steps)
+		}
+	}
+	return out
 }

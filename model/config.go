@@ -51,6 +51,18 @@ type Config struct {
 	NumClasses int `json:"num_classes,omitempty"`
 }
 
+// ValidateSteps checks a sampler step count for this model: DDIM on the 1000-step DDPM schedule of
+// ε-prediction models needs a divisor of 1000.
+func (c Config) ValidateSteps(steps int) error {
+	switch {
+	case steps < 1 || steps > MaxSteps:
+		return cachet.Errorf(cachet.CodeInvalidArgument, "steps must be between 1 and %d (got %d)", MaxSteps, steps)
+	case c.Prediction == PredictEpsilon && 1000%steps != 0:
+		return cachet.Errorf(cachet.CodeInvalidArgument, "DDIM steps must divide 1000 (got %d)", steps)
+	}
+	return nil
+}
+
 // Tokens is the number of patches (sequence length).
 func (c Config) Tokens() int { g := c.ImageSize / c.Patch; return g * g }
 

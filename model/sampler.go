@@ -100,11 +100,10 @@ func (m *DiT) validate(req *SampleRequest) error {
 	if req.Steps == 0 {
 		req.Steps = 50
 	}
+	if err := m.Cfg.ValidateSteps(req.Steps); err != nil {
+		return err
+	}
 	switch {
-	case req.Steps < 0 || req.Steps > MaxSteps:
-		return cachet.Errorf(cachet.CodeInvalidArgument, "steps must be between 1 and %d (got %d)", MaxSteps, req.Steps)
-	case m.Cfg.Prediction == PredictEpsilon && 1000%req.Steps != 0:
-		return cachet.Errorf(cachet.CodeInvalidArgument, "DDIM steps must divide 1000 (got %d)", req.Steps)
 	case m.batchSize(req) == 0:
 		return cachet.Errorf(cachet.CodeInvalidArgument, "nothing to generate: give at least one prompt")
 	case req.Noise != nil && len(req.Noise) != m.batchSize(req)*m.Cfg.Channels*m.Cfg.ImageSize*m.Cfg.ImageSize:
