@@ -5,6 +5,7 @@
 package classify
 
 import (
+	"github.com/cachetlab/cachet/featurecache"
 	"math"
 	"slices"
 )
@@ -131,22 +132,8 @@ func Dot(a, b []float32) float64 {
 	return float64(s0 + s1 + s2 + s3)
 }
 
-// Normalize returns v/‖v‖ (v itself when it is zero).
-func Normalize(v []float64) []float32 {
-	ss := 0.0
-	for _, x := range v {
-		ss += x * x
-	}
-	out := make([]float32, len(v))
-	if ss == 0 {
-		return out
-	}
-	inv := 1 / math.Sqrt(ss)
-	for i, x := range v {
-		out[i] = float32(x * inv)
-	}
-	return out
-}
+// Normalize returns v/‖v‖ (zeros when v is zero).
+func Normalize(v []float64) []float32 { return featurecache.Unit(v) }
 
 // Entry is one key of a cache model: a unit feature, its (pseudo-)label and, for TFUP, the zero-shot
 // distribution of its sample.

@@ -97,12 +97,14 @@ func (f *Features) Pooled(blocks []int) ([]float32, error) {
 				mean[d] += float64(v)
 			}
 		}
-		out = append(out, normalize(mean)...)
+		out = append(out, Unit(mean)...)
 	}
 	return normalize32(out), nil
 }
 
-func normalize(v []float64) []float32 {
+// Unit returns v/‖v‖ as float32 (zeros when v is zero): the one normalisation of pooled features, shared by
+// subjects and classification.
+func Unit(v []float64) []float32 {
 	var ss float64
 	for _, x := range v {
 		ss += x * x
@@ -123,7 +125,7 @@ func normalize32(v []float32) []float32 {
 	for i, x := range v {
 		w[i] = float64(x)
 	}
-	return normalize(w)
+	return Unit(w)
 }
 
 // Extractor runs extraction passes on a model's worker.

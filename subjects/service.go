@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"strings"
 	"time"
 
@@ -253,7 +252,7 @@ func (s *Service) buildCache(ctx context.Context, id string, refs []*Reference) 
 		return fmt.Errorf("subjects: the stored cache reads back as %d bytes sha256 %s, wrote %d bytes sha256 %s", st.Size, st.SHA256, len(data), info.SHA256)
 	}
 	c := cachet.SubjectCache{Key: info.Key, SHA256: info.SHA256, Bytes: info.Size, Model: all.Model, Blocks: all.Blocks, TRef: all.TRef}
-	ok, err := s.markReady(ctx, id, c, unit(mean), refPooled)
+	ok, err := s.markReady(ctx, id, c, featurecache.Unit(mean), refPooled)
 	if err != nil {
 		return err
 	}
@@ -263,20 +262,4 @@ func (s *Service) buildCache(ctx context.Context, id string, refs []*Reference) 
 	}
 	s.caches.Add(id, all)
 	return nil
-}
-
-func unit(v []float64) []float32 {
-	var ss float64
-	for _, x := range v {
-		ss += x * x
-	}
-	out := make([]float32, len(v))
-	if ss == 0 {
-		return out
-	}
-	inv := 1 / math.Sqrt(ss)
-	for i, x := range v {
-		out[i] = float32(x * inv)
-	}
-	return out
 }
