@@ -94,7 +94,7 @@ func TestClassifyAPIErrors(t *testing.T) {
 		t.Fatalf("create: %d %s", code, body)
 	}
 	good := b64(t, classifytest.Item(1))
-	wide := b64(t, image.NewGray(image.Rect(0, 0, 30, 20)))
+	tiny := b64(t, image.NewGray(image.Rect(0, 0, 6, 20)))
 	missing := "00000000-0000-0000-0000-000000000000"
 	tests := []struct {
 		name, path, body string
@@ -110,7 +110,7 @@ func TestClassifyAPIErrors(t *testing.T) {
 		{"samples: none", "/v1/collections/" + col.ID + "/samples", `{"samples": []}`, 400, cachet.CodeInvalidArgument},
 		{"samples: not base64", "/v1/collections/" + col.ID + "/samples", `{"samples": [{"image": "***"}]}`, 400, cachet.CodeInvalidArgument},
 		{"samples: not an image", "/v1/collections/" + col.ID + "/samples", `{"samples": [{"image": "aGVsbG8="}]}`, 415, cachet.CodeUnsupportedMedia},
-		{"samples: not square", "/v1/collections/" + col.ID + "/samples", fmt.Sprintf(`{"samples": [{"image": %q}]}`, wide), 400, cachet.CodeInvalidArgument},
+		{"samples: too small", "/v1/collections/" + col.ID + "/samples", fmt.Sprintf(`{"samples": [{"image": %q}]}`, tiny), 400, cachet.CodeInvalidArgument},
 		{"samples: unknown label", "/v1/collections/" + col.ID + "/samples", fmt.Sprintf(`{"samples": [{"image": %q, "label": "hat"}]}`, good), 400, cachet.CodeInvalidArgument},
 		{"build: unknown collection", "/v1/collections/" + missing + "/build", "", 404, cachet.CodeNotFound},
 		{"build: no samples", "/v1/collections/" + col.ID + "/build", "", 400, cachet.CodeInvalidArgument},

@@ -401,7 +401,7 @@ func (r *stepCacheRun) quality(ctx context.Context, s Setting) (StepCacheRow, er
 	}
 	imgs := make([][dataset.CanvasPixels]uint8, len(px))
 	for i, p := range px {
-		if imgs[i], err = baseeval.ToCanvas(p); err != nil {
+		if imgs[i], err = dataset.FromModelUnits(p); err != nil {
 			return row, err
 		}
 	}

@@ -86,18 +86,9 @@ func (z *Featurizer) Features(ctx context.Context, images [][]float32) ([][]floa
 func (z *Featurizer) Canvases(ctx context.Context, canvases [][]uint8) ([][]float32, error) {
 	imgs := make([][]float32, len(canvases))
 	for i, c := range canvases {
-		imgs[i] = ModelUnits(c)
+		imgs[i] = dataset.ModelUnits(c)
 	}
 	return z.Features(ctx, imgs)
-}
-
-// ModelUnits maps canvas bytes to the model's −1…1.
-func ModelUnits(canvas []uint8) []float32 {
-	out := make([]float32, len(canvas))
-	for i, v := range canvas {
-		out[i] = float32(v)/127.5 - 1
-	}
-	return out
 }
 
 // ItemCanvas renders a Fashion-MNIST item as the model sees a canonical item (large, centred).

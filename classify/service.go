@@ -15,6 +15,7 @@ import (
 
 	"github.com/cachetlab/cachet"
 	"github.com/cachetlab/cachet/dataset"
+	"github.com/cachetlab/cachet/images"
 	"github.com/cachetlab/cachet/model"
 )
 
@@ -155,8 +156,8 @@ func (s *Service) AddSamples(ctx context.Context, id string, samples []cachet.Sa
 	canvases := make([][]uint8, len(samples))
 	labels := make([]int, len(samples))
 	for i, smp := range samples {
-		if canvases[i], err = DecodeImage(smp.Image); err != nil {
-			return nil, imageErr(i, err)
+		if canvases[i], err = decodeImage(fmt.Sprintf("sample %d", i), smp.Image); err != nil {
+			return nil, err
 		}
 		labels[i] = -1
 		if l := strings.TrimSpace(smp.Label); l != "" {
@@ -171,20 +172,13 @@ func (s *Service) AddSamples(ctx context.Context, id string, samples []cachet.Sa
 	return s.st.collection(ctx, id)
 }
 
-// imageErr names the image in a decoding error, keeping its code.
-func imageErr(i int, err error) error {
-	return cachet.Wrap(cachet.CodeOf(err), err, "image %d: %s", i, messageOf(err))
-}
-
-func messageOf(err error) string {
-	var de *cachet.Error
-	if e, ok := err.(*cachet.Error); ok {
-		de = e
+// decodeImage validates an uploaded image and returns its canvas (images.Limits.Decode).
+func decodeImage(what string, data []byte) ([]uint8, error) {
+	d, err := images.DefaultLimits().Decode(what, data)
+	if err != nil {
+		return nil, err
 	}
-	if de == nil {
-		return "cannot be read"
-	}
-	return de.Message
+	return d.Canvas[:], nil
 }
 
 // AddCanvases stores canvases (labels[i] an index into the collection's labels, or −1) and returns their
@@ -295,8 +289,8 @@ func (s *Service) Classify(ctx context.Context, req cachet.ClassifyRequest) (*ca
 	canvases := make([][]uint8, len(req.Images))
 	for i, img := range req.Images {
 		var err error
-		if canvases[i], err = DecodeImage(img); err != nil {
-			return nil, imageErr(i, err)
+		if canvases[i], err = decodeImage(fmt.Sprintf("image %d", i), img); err != nil {
+			return nil, err
 		}
 	}
 	return s.ClassifyCanvases(ctx, req.Collection, canvases, req.TopK)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cachetlab/cachet"
 	"github.com/cachetlab/cachet/featurecache"
+	"github.com/cachetlab/cachet/images"
 )
 
 // Get returns one subject with its references.
@@ -220,5 +221,5 @@ func (s *Service) decodeStored(data []byte, r cachet.SubjectRef) (*Reference, er
 	if err != nil {
 		return nil, err
 	}
-	return &Reference{Format: r.Format, Width: r.Width, Height: r.Height, PNG: data, Canvas: ToCanvas(img)}, nil
+	return &Reference{Format: r.Format, Width: r.Width, Height: r.Height, PNG: data, Canvas: images.ToCanvas(img)}, nil
 }

@@ -211,7 +211,7 @@ func (s *Service) fail(ctx context.Context, id, reason string) {
 func (s *Service) buildCache(ctx context.Context, id string, refs []*Reference) error {
 	images := make([][]float32, len(refs))
 	for i, r := range refs {
-		images[i] = ModelUnits(&r.Canvas)
+		images[i] = dataset.ModelUnits(r.Canvas[:])
 	}
 	feats, err := s.extractor.Extract(ctx, images)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cachetlab/cachet"
 	"github.com/cachetlab/cachet/featurecache"
+	"github.com/cachetlab/cachet/images/imagestest"
 	"github.com/cachetlab/cachet/internal/testenv"
 	"github.com/cachetlab/cachet/storage"
 	"github.com/cachetlab/cachet/subjects"
@@ -17,9 +18,9 @@ import (
 func uploads(t *testing.T, seeds ...int) []cachet.Upload {
 	var out []cachet.Upload
 	for i, s := range seeds {
-		data := pngBytes(t, pattern(28, 28, s))
+		data := imagestest.PNG(t, imagestest.Pattern(28, 28, s))
 		if i%2 == 1 {
-			data = jpegBytes(t, pattern(64, 48, s))
+			data = imagestest.JPEG(t, imagestest.Pattern(64, 48, s))
 		}
 		out = append(out, cachet.Upload{Filename: fmt.Sprintf("ref%d", i), Data: data})
 	}

@@ -119,9 +119,7 @@ func (b *RefBatches) Batch(k uint64, n int) (RefBatch, error) {
 		if err != nil {
 			return out, err
 		}
-		for p, v := range img {
-			out.Images[i*per+p] = float32(v)/127.5 - 1
-		}
+		dataset.PutModelUnits(out.Images[i*per:], img[:])
 		ref, err := dataset.Render(item, dataset.Canonical(b.set.Label(idx)))
 		if err != nil {
 			return out, err
@@ -129,10 +127,7 @@ func (b *RefBatches) Batch(k uint64, n int) (RefBatch, error) {
 		Jitter(rng, &ref)
 		erase := rng.Float64() < b.eraseP
 		Erase(rng, &ref, erase)
-		out.RefImages[i] = make([]float32, per)
-		for p, v := range ref {
-			out.RefImages[i][p] = float32(v)/127.5 - 1
-		}
+		out.RefImages[i] = dataset.ModelUnits(ref[:])
 		out.Prompts[i] = dataset.Format(scene)
 		out.Null[i] = rng.Float64() < b.dropP
 		out.NoRef[i] = rng.Float64() < b.noRefP

@@ -111,9 +111,7 @@ func (b *Batches) Batch(k uint64, n int) (model.TrainBatch, error) {
 		if err != nil {
 			return out, err
 		}
-		for p, v := range img {
-			out.Images[i*per+p] = float32(v)/127.5 - 1
-		}
+		dataset.PutModelUnits(out.Images[i*per:], img[:])
 		out.Prompts[i] = dataset.Format(scene)
 		out.Null[i] = rng.Float64() < b.dropP
 		out.T[i] = 1 / (1 + math.Exp(-rng.NormFloat64()))

@@ -38,7 +38,7 @@ func TestShippedBaseWeightsGenerate(t *testing.T) {
 		var items []uint8
 		per := dataset.CanvasPixels
 		for i, p := range prompts {
-			img, err := baseeval.ToCanvas(res.Pixels[i*per : (i+1)*per])
+			img, err := dataset.FromModelUnits(res.Pixels[i*per : (i+1)*per])
 			if err != nil {
 				return err
 			}

@@ -40,32 +40,6 @@ func TestPromptsAreEverySceneOnce(t *testing.T) {
 	}
 }
 
-func TestToCanvasInvertsTrainingScale(t *testing.T) {
-	px := make([]float32, dataset.CanvasPixels)
-	vals := []float32{-1, 1, 0, -3, 7, float32(math.NaN()), 100/127.5 - 1}
-	copy(px, vals)
-	img, err := baseeval.ToCanvas(px)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []uint8{0, 255, 128, 0, 255, 0, 100}
-	for i, w := range want {
-		if img[i] != w {
-			t.Errorf("ToCanvas(%v) = %d, want %d", vals[i], img[i], w)
-		}
-	}
-	// Every byte survives the round trip through training's scale.
-	for v := range 256 {
-		px[0] = float32(v)/127.5 - 1
-		if img, _ := baseeval.ToCanvas(px); img[0] != uint8(v) {
-			t.Fatalf("byte %d comes back as %d", v, img[0])
-		}
-	}
-	if _, err := baseeval.ToCanvas(px[:10]); err == nil {
-		t.Error("a 10-value image was accepted")
-	}
-}
-
 // Real renders are the ceiling: image moments must read size, position and inversion back essentially
 // perfectly, and the mirror detector must be far above chance.
 func TestRealScenesScoreAlmostPerfectly(t *testing.T) {

@@ -195,7 +195,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				return nil, err
 			}
 			for i := range res.N {
-				img, err := ToCanvas(res.Pixels[i*per : (i+1)*per])
+				img, err := dataset.FromModelUnits(res.Pixels[i*per : (i+1)*per])
 				if err != nil {
 					return nil, err
 				}

@@ -2,7 +2,6 @@ package baseeval
 
 import (
 	"fmt"
-	"math"
 	"math/rand/v2"
 
 	"github.com/cachetlab/cachet"
@@ -24,27 +23,6 @@ func Prompts(limit int) []dataset.Scene {
 		out = out[:limit]
 	}
 	return out
-}
-
-// ToCanvas maps one generated image in model units (about −1…1, the inverse of training's
-// pixel/127.5 − 1) to bytes: clamp((x+1)·127.5) to 0…255, rounded.
-func ToCanvas(px []float32) ([dataset.CanvasPixels]uint8, error) {
-	var out [dataset.CanvasPixels]uint8
-	if len(px) != dataset.CanvasPixels {
-		return out, fmt.Errorf("baseeval: an image has %d values, want %d (32×32×1)", len(px), dataset.CanvasPixels)
-	}
-	for i, v := range px {
-		f := (float64(v) + 1) * 127.5
-		switch {
-		case !(f > 0): // also NaN
-			out[i] = 0
-		case f >= 255:
-			out[i] = 255
-		default:
-			out[i] = uint8(math.Round(f))
-		}
-	}
-	return out, nil
 }
 
 // Judgement is what one image says about its prompt's scene.

@@ -422,7 +422,7 @@ func (r *Report) diffusion(ctx context.Context, w *model.Worker, dit *model.DiT,
 	}
 	imgs := make([][]float32, len(canvases))
 	for i, c := range canvases {
-		imgs[i] = classify.ModelUnits(c)
+		imgs[i] = dataset.ModelUnits(c)
 	}
 	fmt.Fprintf(progress, "eval classify: diffusion classifier on %d test images (%d times × %d classes each)\n", len(imgs), len(classify.DiffusionTimes), len(prompts))
 	t0 := time.Now()

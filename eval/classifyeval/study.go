@@ -69,7 +69,7 @@ func blockStudy(ctx context.Context, w *model.Worker, dit *model.DiT, modelID st
 		if err != nil {
 			return nil, err
 		}
-		imgs[i], labels[i] = classify.ModelUnits(c), train.Label(first+i)
+		imgs[i], labels[i] = dataset.ModelUnits(c), train.Label(first+i)
 	}
 	fmt.Fprintf(progress, "block study: extracting %d held-out training images\n", n)
 	feats, err := ex.Extract(ctx, imgs)

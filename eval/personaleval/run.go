@@ -140,7 +140,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	var latencies []time.Duration
 	var cacheBytes int64
 	for i, s := range subjects {
-		img := toModelUnits(&s.Reference)
+		img := dataset.ModelUnits(s.Reference[:])
 		if i == 0 {
 			if _, err := ex.Extract(ctx, [][]float32{img}); err != nil {
 				return nil, err
@@ -214,7 +214,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				plainT += time.Since(t0)
 			}
 			for i := range res.N {
-				if dst[start+i], err = baseeval.ToCanvas(res.Pixels[i*per : (i+1)*per]); err != nil {
+				if dst[start+i], err = dataset.FromModelUnits(res.Pixels[i*per : (i+1)*per]); err != nil {
 					return nil, err
 				}
 			}
@@ -306,14 +306,6 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	fmt.Fprintf(progress, "eval personalization: wrote %s, %s and %s into %s (%.0f s in all)\n", JSONFile, MarkdownFile, GridFile, cfg.Out, r.Seconds)
 	return r, nil
-}
-
-func toModelUnits(img *[dataset.CanvasPixels]uint8) []float32 {
-	out := make([]float32, len(img))
-	for i, v := range img {
-		out[i] = float32(v)/127.5 - 1
-	}
-	return out
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -1,0 +1,44 @@
+package dataset
+
+import (
+	"fmt"
+	"math"
+)
+
+// The model sees a canvas byte v as v/127.5 − 1 (−1…1). Training, reference extraction and
+// classification share this one mapping; FromModelUnits inverts it for generated images.
+
+// ModelUnits maps canvas bytes to the model's −1…1.
+func ModelUnits(canvas []uint8) []float32 {
+	out := make([]float32, len(canvas))
+	PutModelUnits(out, canvas)
+	return out
+}
+
+// PutModelUnits writes canvas bytes into dst (len(dst) ≥ len(canvas)) in the model's −1…1.
+func PutModelUnits(dst []float32, canvas []uint8) {
+	for i, v := range canvas {
+		dst[i] = float32(v)/127.5 - 1
+	}
+}
+
+// FromModelUnits maps one generated 32×32 image in model units back to canvas bytes:
+// clamp((x+1)·127.5) to 0…255, rounded (NaN becomes 0).
+func FromModelUnits(px []float32) ([CanvasPixels]uint8, error) {
+	var out [CanvasPixels]uint8
+	if len(px) != CanvasPixels {
+		return out, fmt.Errorf("dataset: an image has %d values, want %d (32×32×1)", len(px), CanvasPixels)
+	}
+	for i, v := range px {
+		f := (float64(v) + 1) * 127.5
+		switch {
+		case !(f > 0): // also NaN
+			out[i] = 0
+		case f >= 255:
+			out[i] = 255
+		default:
+			out[i] = uint8(math.Round(f))
+		}
+	}
+	return out, nil
+}

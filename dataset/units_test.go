@@ -1,0 +1,41 @@
+package dataset_test
+
+import (
+	"math"
+	"testing"
+
+	"github.com/cachetlab/cachet/dataset"
+)
+
+func TestFromModelUnitsInvertsModelUnits(t *testing.T) {
+	px := make([]float32, dataset.CanvasPixels)
+	vals := []float32{-1, 1, 0, -3, 7, float32(math.NaN()), 100/127.5 - 1}
+	copy(px, vals)
+	img, err := dataset.FromModelUnits(px)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []uint8{0, 255, 128, 0, 255, 0, 100}
+	for i, w := range want {
+		if img[i] != w {
+			t.Errorf("FromModelUnits(%v) = %d, want %d", vals[i], img[i], w)
+		}
+	}
+	// Every byte survives the round trip through the model's scale.
+	all := make([]uint8, dataset.CanvasPixels)
+	for v := range 256 {
+		all[v] = uint8(v)
+	}
+	back, err := dataset.FromModelUnits(dataset.ModelUnits(all))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for v := range 256 {
+		if back[v] != uint8(v) {
+			t.Fatalf("byte %d comes back as %d", v, back[v])
+		}
+	}
+	if _, err := dataset.FromModelUnits(px[:10]); err == nil {
+		t.Error("a 10-value image was accepted")
+	}
+}

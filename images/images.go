@@ -1,0 +1,140 @@
+// Package images validates uploaded images and turns them into the model's 32×32 grayscale canvas. Subject
+// references and classification inputs go through the same decoder, so the model sees both the same way.
+package images
+
+import (
+	"bytes"
+	"errors"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"image/png"
+	"net/http"
+	"strings"
+
+	"golang.org/x/image/draw"
+
+	"github.com/cachetlab/cachet"
+	"github.com/cachetlab/cachet/dataset"
+)
+
+// Limits bound a decoded image's sides, checked from its header before decoding, so a small file that
+// claims a huge image is refused without allocating it.
+type Limits struct {
+	MinSide, MaxSide int // pixels
+}
+
+// DefaultLimits: 8…4096 pixels a side.
+func DefaultLimits() Limits { return Limits{MinSide: 8, MaxSide: 4096} }
+
+// Decoded is a validated image and the canvas made from it.
+type Decoded struct {
+	Format        string // png or jpeg, by content
+	Width, Height int
+	Image         image.Image
+	Canvas        [dataset.CanvasPixels]uint8
+}
+
+// Decode validates PNG or JPEG bytes and converts them (ToCanvas). what names the image in errors
+// ("image 2 (shoe.png)").
+func (l Limits) Decode(what string, data []byte) (*Decoded, error) {
+	if len(data) == 0 {
+		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "%s is empty", what)
+	}
+	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
+	if errors.Is(err, image.ErrFormat) || (format != "png" && format != "jpeg") {
+		return nil, cachet.Errorf(cachet.CodeUnsupportedMedia, "%s is %s; send PNG or JPEG", what, sniff(data))
+	}
+	if err != nil {
+		return nil, cachet.Wrap(cachet.CodeInvalidArgument, err, "%s is not a readable %s: %v", what, format, err)
+	}
+	if cfg.Width > l.MaxSide || cfg.Height > l.MaxSide {
+		return nil, cachet.Errorf(cachet.CodePayloadTooLarge, "%s is %d×%d pixels; at most %d×%d are accepted", what, cfg.Width, cfg.Height, l.MaxSide, l.MaxSide)
+	}
+	if cfg.Width < l.MinSide || cfg.Height < l.MinSide {
+		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "%s is %d×%d pixels; it needs at least %d×%d", what, cfg.Width, cfg.Height, l.MinSide, l.MinSide)
+	}
+	var img image.Image
+	if format == "png" {
+		img, err = png.Decode(bytes.NewReader(data))
+	} else {
+		img, err = jpeg.Decode(bytes.NewReader(data))
+	}
+	if err != nil {
+		return nil, cachet.Wrap(cachet.CodeInvalidArgument, err, "%s is a damaged %s: %v", what, format, err)
+	}
+	return &Decoded{Format: format, Width: cfg.Width, Height: cfg.Height, Image: img, Canvas: ToCanvas(img)}, nil
+}
+
+func sniff(data []byte) string {
+	t := http.DetectContentType(data)
+	if i := strings.IndexByte(t, ';'); i >= 0 {
+		t = t[:i]
+	}
+	return t
+}
+
+// ToCanvas turns any image into the model's 32×32 grayscale canvas:
+//   - a 32×32 image is taken as a canvas already (a scene as the model draws them), only made grayscale;
+//   - anything else is an item photo: grayscale (ITU-R 601 luma, transparency over black), scaled with
+//     Catmull-Rom to fit 28×28 keeping its aspect ratio, made light-on-dark like Fashion-MNIST when its
+//     border is light (a product on a white background), centred on black, and rendered as the canonical
+//     scene (large, centred, upright, not inverted) — how the adapters saw references in training and how
+//     classification sees Fashion-MNIST items.
+func ToCanvas(img image.Image) [dataset.CanvasPixels]uint8 {
+	b := img.Bounds()
+	if b.Dx() == dataset.CanvasSide && b.Dy() == dataset.CanvasSide {
+		g := toGray(img, dataset.CanvasSide, dataset.CanvasSide)
+		return [dataset.CanvasPixels]uint8(g.Pix)
+	}
+	w, h := dataset.ItemSide, dataset.ItemSide
+	if b.Dx() > b.Dy() {
+		h = max(1, (b.Dy()*dataset.ItemSide+b.Dx()/2)/b.Dx())
+	} else if b.Dy() > b.Dx() {
+		w = max(1, (b.Dx()*dataset.ItemSide+b.Dy()/2)/b.Dy())
+	}
+	fit := toGray(img, w, h)
+	if borderMean(fit) > 127 {
+		for i, v := range fit.Pix {
+			fit.Pix[i] = 255 - v
+		}
+	}
+	var item [dataset.ItemPixels]uint8
+	x0, y0 := (dataset.ItemSide-w)/2, (dataset.ItemSide-h)/2
+	for y := range h {
+		copy(item[(y0+y)*dataset.ItemSide+x0:], fit.Pix[y*fit.Stride:y*fit.Stride+w])
+	}
+	canvas, err := dataset.Render(&item, dataset.Canonical(0))
+	if err != nil { // the canonical scene is valid by construction
+		return [dataset.CanvasPixels]uint8{}
+	}
+	return canvas
+}
+
+// toGray scales img to w×h over a black background and converts it to grayscale.
+func toGray(img image.Image, w, h int) *image.Gray {
+	rgba := image.NewRGBA(image.Rect(0, 0, w, h))
+	draw.Draw(rgba, rgba.Bounds(), image.NewUniform(color.Black), image.Point{}, draw.Src)
+	if img.Bounds().Dx() == w && img.Bounds().Dy() == h {
+		draw.Draw(rgba, rgba.Bounds(), img, img.Bounds().Min, draw.Over)
+	} else {
+		draw.CatmullRom.Scale(rgba, rgba.Bounds(), img, img.Bounds(), draw.Over, nil)
+	}
+	g := image.NewGray(rgba.Bounds())
+	draw.Draw(g, g.Bounds(), rgba, image.Point{}, draw.Src)
+	return g
+}
+
+func borderMean(g *image.Gray) float64 {
+	w, h := g.Bounds().Dx(), g.Bounds().Dy()
+	var sum, n float64
+	for y := range h {
+		for x := range w {
+			if x == 0 || y == 0 || x == w-1 || y == h-1 {
+				sum += float64(g.Pix[y*g.Stride+x])
+				n++
+			}
+		}
+	}
+	return sum / n
+}
