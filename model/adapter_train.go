@@ -2,13 +2,12 @@ package model
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
-	"math"
-	"strconv"
+	"maps"
 
+	"github.com/sugarme/gotch/nn"
 	"github.com/sugarme/gotch/ts"
-
-	"github.com/cachetlab/cachet/internal/safetensors"
 )
 
 // AdapterBatch is a flow-matching batch whose rows each come with a reference.
@@ -26,12 +25,10 @@ type AdapterBatch struct {
 // AdapterTrainer fits adapters on a frozen base model with the flow-matching loss, AdamW and an EMA of the
 // adapter weights. Only the adapters' VarStore is trained.
 type AdapterTrainer struct {
+	fit
 	Base     *DiT
 	Adapters *Adapters
 	EMA      *Adapters // nil when EMA is off
-	Opt      *AdamW
-	lr       float64
-	decay    float64
 }
 
 // NewAdapterTrainer freezes base and prepares AdamW over a's parameters.
@@ -45,24 +42,23 @@ func NewAdapterTrainer(base *DiT, a *Adapters, cfg TrainerConfig) (*AdapterTrain
 	if err := setTrainable(a.VS, true); err != nil {
 		return nil, err
 	}
-	opt, err := NewAdamW(a.VS, cfg.Beta1, cfg.Beta2, 1e-8, cfg.WeightDecay)
-	if err != nil {
-		return nil, fmt.Errorf("model: optimizer: %w", err)
-	}
-	t := &AdapterTrainer{Base: base, Adapters: a, Opt: opt, lr: cfg.LR, decay: cfg.EMADecay}
+	t := &AdapterTrainer{Base: base, Adapters: a}
+	var emaVS *nn.VarStore
 	if cfg.EMADecay > 0 {
 		ema, err := NewAdapters(a.Base, a.Cfg, a.Device)
 		if err != nil {
-			opt.Close()
 			return nil, err
 		}
-		if err := copyParams(ema.VS, a.VS); err != nil {
-			opt.Close()
-			ema.Close()
-			return nil, fmt.Errorf("model: EMA copy: %w", err)
-		}
-		t.EMA = ema
+		t.EMA, emaVS = ema, ema.VS
 	}
+	f, err := newFit(a.VS, emaVS, cfg)
+	if err != nil {
+		if t.EMA != nil {
+			t.EMA.Close()
+		}
+		return nil, err
+	}
+	t.fit = f
 	return t, nil
 }
 
@@ -75,12 +71,9 @@ func sameConfig(a, b Config) error {
 	return nil
 }
 
-// SetLR sets the learning rate for the next steps.
-func (t *AdapterTrainer) SetLR(lr float64) { t.lr = lr }
-
 // Close frees the optimizer state and the EMA copy (not the base or the adapters).
 func (t *AdapterTrainer) Close() {
-	t.Opt.Close()
+	t.close()
 	if t.EMA != nil {
 		t.EMA.Close()
 	}
@@ -96,33 +89,7 @@ func (t *AdapterTrainer) Step(b AdapterBatch, clip float64) (float64, error) {
 	if o.err != nil {
 		return 0, o.err
 	}
-	if err := t.Opt.ZeroGrad(); err != nil {
-		return 0, err
-	}
-	if err := loss.Backward(); err != nil {
-		return 0, fmt.Errorf("model: backward: %w", err)
-	}
-	if clip > 0 {
-		if err := clipGradNorm(t.Adapters.VS, clip); err != nil {
-			return 0, fmt.Errorf("model: grad clip: %w", err)
-		}
-	}
-	if err := t.Opt.Step(t.lr); err != nil {
-		return 0, fmt.Errorf("model: optimizer step: %w", err)
-	}
-	v, err := loss.Float64Value([]int64{})
-	if err != nil {
-		return 0, err
-	}
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return v, fmt.Errorf("model: loss is %v; lower the learning rate", v)
-	}
-	if t.EMA != nil {
-		if err := emaUpdate(t.EMA.VS, t.Adapters.VS, t.decay); err != nil {
-			return v, err
-		}
-	}
-	return v, nil
+	return t.step(loss, clip)
 }
 
 // AdapterFlowLoss evaluates the loss of base + a on b without tracking gradients (validation).
@@ -177,92 +144,41 @@ func adapterLoss(o *ops, base *DiT, a *Adapters, b AdapterBatch) *ts.Tensor {
 	return base.flowLossWith(o, b.TrainBatch, hooks)
 }
 
-// Adapter checkpoints: the adapters ("adapter."), their EMA ("ema."), the optimizer's moments ("adam.")
-// and metadata; the base is not in it (it is frozen and named by the caller's metadata).
+// An adapter checkpoint holds the adapters under "adapter." (fit's layout), not the base: it is frozen and
+// named by the caller's metadata. It is identified by metaAdapterCheckpoint and both configs.
 const metaAdapterCheckpoint = "cachet.adapter_checkpoint"
 
 // SaveCheckpoint writes the adapter training state to path atomically.
 func (t *AdapterTrainer) SaveCheckpoint(path string, meta map[string]string) error {
-	f := safetensors.File{Metadata: map[string]string{}, Tensors: map[string]safetensors.Tensor{}}
-	if err := namedTensors(t.Adapters.VS, "adapter.", f.Tensors); err != nil {
-		return err
-	}
-	if t.EMA != nil {
-		if err := namedTensors(t.EMA.VS, "ema.", f.Tensors); err != nil {
-			return err
-		}
-	}
-	for name, v := range t.Opt.state() {
-		shape, err := v.Size()
-		if err != nil {
-			return err
-		}
-		vals, err := Float32s(v)
-		if err != nil {
-			return err
-		}
-		f.Tensors["adam."+name] = safetensors.FromFloat32(shape, vals)
-	}
 	ac, bc, err := t.Adapters.configJSON()
 	if err != nil {
 		return err
 	}
-	for k, v := range meta {
-		f.Metadata[k] = v
+	m := maps.Clone(meta)
+	if m == nil {
+		m = map[string]string{}
 	}
-	f.Metadata[metaAdapterConfig] = ac
-	f.Metadata[MetaConfig] = bc
-	f.Metadata[metaAdapterCheckpoint] = "v1"
-	f.Metadata[metaAdamSteps] = strconv.FormatInt(t.Opt.Steps, 10)
-	return writeSafetensors(path, f)
+	m[metaAdapterConfig] = ac
+	m[MetaConfig] = bc
+	m[metaAdapterCheckpoint] = "v1"
+	return t.save(path, "adapter.", m)
 }
 
 // LoadCheckpoint restores a state saved by SaveCheckpoint (same adapter and base configs) and returns its
 // metadata.
 func (t *AdapterTrainer) LoadCheckpoint(path string) (map[string]string, error) {
-	f, err := safetensors.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint %s: %w", path, err)
-	}
-	if f.Metadata[metaAdapterCheckpoint] != "v1" {
-		return nil, fmt.Errorf("checkpoint %s: not a Cachet adapter training checkpoint", path)
-	}
 	ac, bc, err := t.Adapters.configJSON()
 	if err != nil {
 		return nil, err
 	}
-	if f.Metadata[metaAdapterConfig] != ac || f.Metadata[MetaConfig] != bc {
-		return nil, fmt.Errorf("checkpoint %s was made for other adapters or another base:\n  file:  %s %s\n  now:   %s %s",
-			path, f.Metadata[metaAdapterConfig], f.Metadata[MetaConfig], ac, bc)
-	}
-	if err := loadInto(t.Adapters.VS, f.Tensors, "adapter."); err != nil {
-		return nil, fmt.Errorf("checkpoint %s: %w", path, err)
-	}
-	if err := setTrainable(t.Adapters.VS, true); err != nil {
-		return nil, err
-	}
-	if t.EMA != nil {
-		if err := loadInto(t.EMA.VS, f.Tensors, "ema."); err != nil {
-			return nil, fmt.Errorf("checkpoint %s: %w", path, err)
+	return t.load(path, "adapter.", func(meta map[string]string) error {
+		if meta[metaAdapterCheckpoint] != "v1" {
+			return errors.New("not a Cachet adapter training checkpoint")
 		}
-	}
-	for name, dst := range t.Opt.state() {
-		src, ok := f.Tensors["adam."+name]
-		if !ok {
-			return nil, fmt.Errorf("checkpoint %s: optimizer state adam.%s missing", path, name)
+		if meta[metaAdapterConfig] != ac || meta[MetaConfig] != bc {
+			return fmt.Errorf("made for other adapters or another base:\n  file:  %s %s\n  now:   %s %s",
+				meta[metaAdapterConfig], meta[MetaConfig], ac, bc)
 		}
-		vals, err := src.Float32s()
-		if err != nil {
-			return nil, err
-		}
-		if err := setPlain(dst, vals, src.Shape); err != nil {
-			return nil, fmt.Errorf("checkpoint %s: adam.%s: %w", path, name, err)
-		}
-	}
-	steps, err := strconv.ParseInt(f.Metadata[metaAdamSteps], 10, 64)
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint %s: bad %s: %w", path, metaAdamSteps, err)
-	}
-	t.Opt.Steps = steps
-	return f.Metadata, nil
+		return nil
+	})
 }

@@ -23,11 +23,9 @@ type TrainBatch struct {
 // Trainer fits a DiT by flow matching (x_t = (1−t)·x0 + t·ε, target v = ε − x0, MSE) with AdamW and
 // keeps an exponential moving average of the weights for sampling.
 type Trainer struct {
+	fit
 	Model *DiT
 	EMA   *DiT // nil when EMA is off
-	Opt   *AdamW
-	lr    float64
-	decay float64
 }
 
 // TrainerConfig sets the optimiser.
@@ -39,33 +37,33 @@ type TrainerConfig struct {
 
 // NewTrainer prepares AdamW over m's parameters (and an EMA copy when cfg.EMADecay > 0).
 func NewTrainer(m *DiT, cfg TrainerConfig) (*Trainer, error) {
-	opt, err := NewAdamW(m.VS, cfg.Beta1, cfg.Beta2, 1e-8, cfg.WeightDecay)
-	if err != nil {
-		return nil, fmt.Errorf("model: optimizer: %w", err)
-	}
-	t := &Trainer{Model: m, Opt: opt, lr: cfg.LR, decay: cfg.EMADecay}
+	t := &Trainer{Model: m}
+	var emaVS *nn.VarStore
 	if cfg.EMADecay > 0 {
 		ema, err := New(m.Cfg, m.Device)
 		if err != nil {
 			return nil, err
 		}
 		if err := setTrainable(ema.VS, false); err != nil {
+			ema.Close()
 			return nil, err
 		}
-		if err := copyParams(ema.VS, m.VS); err != nil {
-			return nil, fmt.Errorf("model: EMA copy: %w", err)
-		}
-		t.EMA = ema
+		t.EMA, emaVS = ema, ema.VS
 	}
+	f, err := newFit(m.VS, emaVS, cfg)
+	if err != nil {
+		if t.EMA != nil {
+			t.EMA.Close()
+		}
+		return nil, err
+	}
+	t.fit = f
 	return t, nil
 }
 
-// SetLR sets the learning rate for the next steps (schedules live with the caller).
-func (t *Trainer) SetLR(lr float64) { t.lr = lr }
-
 // Close frees the optimizer state and the EMA copy (not the model).
 func (t *Trainer) Close() {
-	t.Opt.Close()
+	t.close()
 	if t.EMA != nil {
 		t.EMA.Close()
 	}
@@ -81,33 +79,7 @@ func (t *Trainer) Step(b TrainBatch, clip float64) (float64, error) {
 	if o.err != nil {
 		return 0, o.err
 	}
-	if err := t.Opt.ZeroGrad(); err != nil {
-		return 0, err
-	}
-	if err := loss.Backward(); err != nil {
-		return 0, fmt.Errorf("model: backward: %w", err)
-	}
-	if clip > 0 {
-		if err := clipGradNorm(t.Model.VS, clip); err != nil {
-			return 0, fmt.Errorf("model: grad clip: %w", err)
-		}
-	}
-	if err := t.Opt.Step(t.lr); err != nil {
-		return 0, fmt.Errorf("model: optimizer step: %w", err)
-	}
-	v, err := loss.Float64Value([]int64{})
-	if err != nil {
-		return 0, err
-	}
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return v, fmt.Errorf("model: loss is %v; lower the learning rate", v)
-	}
-	if t.EMA != nil {
-		if err := emaUpdate(t.EMA.VS, t.Model.VS, t.decay); err != nil {
-			return v, err
-		}
-	}
-	return v, nil
+	return t.step(loss, clip)
 }
 
 // emaUpdate sets ema ← d·ema + (1−d)·p for every parameter. The sources are detached, so nothing is
