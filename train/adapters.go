@@ -3,11 +3,8 @@ package train
 import (
 	"context"
 	"fmt"
-	"io"
 	"math"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -20,31 +17,14 @@ import (
 
 // AdaptersConfig configures `cachet train adapters`.
 type AdaptersConfig struct {
-	Base            string // frozen base weights
-	Adapter         model.AdapterConfig
-	TRef            float64 // reference pass time (featurecache's)
-	DataDir         string
-	Out             string // EMA adapter weights to ship (written at the end)
-	Checkpoint      string
-	Resume          bool
-	Steps, Batch    int
-	LR, MinLRFrac   float64
-	Warmup          int
-	WeightDecay     float64
-	EMADecay        float64
-	CondDropout     float64 // prompt → null condition (guidance's unconditional branch)
-	NoRef           float64 // reference → null reference
-	Erase           float64 // random-erasing probability of a reference
-	GradClip        float64
-	MaxParamFrac    float64 // refuse adapters larger than this fraction of the base
-	Seed            uint64
-	CheckpointEvery time.Duration
-	LogCSV          string
-	Progress        io.Writer
-	MaxTime         time.Duration
-	ValSamples      int
-	stopAtStep      int
-	Command         string
+	Common
+	Base         string // frozen base weights
+	Adapter      model.AdapterConfig
+	InitFrom     string  // start from these adapter weights (made for an earlier base) instead of the no-op
+	TRef         float64 // reference pass time (featurecache's)
+	NoRef        float64 // reference → null reference
+	Erase        float64 // random-erasing probability of a reference
+	MaxParamFrac float64 // refuse adapters larger than this fraction of the base
 }
 
 // DefaultAdapterConfig adapts every other block from the second (DreamCache adapts the later half of its
@@ -56,26 +36,22 @@ func DefaultAdapterConfig() model.AdapterConfig {
 // DefaultAdapters are the defaults of `cachet train adapters`.
 func DefaultAdapters() AdaptersConfig {
 	return AdaptersConfig{Base: "weights/base.safetensors", Adapter: DefaultAdapterConfig(), TRef: 10,
-		DataDir: dataset.DefaultDir, Out: adapters.DefaultPath, Checkpoint: "var/train/adapters.ckpt.safetensors",
-		Steps: 2000, Batch: 32, LR: 1e-3, MinLRFrac: 0.1, Warmup: 100, EMADecay: 0.995, CondDropout: 0.1,
-		NoRef: 0.07, Erase: 0.4, GradClip: 1, MaxParamFrac: 0.10, Seed: 1, CheckpointEvery: 5 * time.Minute,
-		LogCSV: "var/train/adapters.csv", ValSamples: 64}
+		NoRef: 0.07, Erase: 0.4, MaxParamFrac: 0.10,
+		Common: Common{DataDir: dataset.DefaultDir, Out: adapters.DefaultPath, Checkpoint: "var/train/adapters.ckpt.safetensors",
+			Steps: 2000, Batch: 32, LR: 1e-3, MinLRFrac: 0.1, Warmup: 100, EMADecay: 0.995, CondDropout: 0.1,
+			GradClip: 1, Seed: 1, CheckpointEvery: 5 * time.Minute, LogCSV: "var/train/adapters.csv", ValSamples: 64}}
 }
 
 func (c AdaptersConfig) validate() error {
+	if err := c.Common.validate(); err != nil {
+		return err
+	}
 	bad := func(f string, a ...any) error { return cachet.Errorf(cachet.CodeInvalidArgument, f, a...) }
-	prob := func(v float64) bool { return v >= 0 && v < 1 }
 	switch {
 	case c.Base == "":
 		return bad("--weights (the base model) is empty")
-	case c.Steps <= 0 || c.Batch <= 0:
-		return bad("--steps and --batch must be positive (got %d, %d)", c.Steps, c.Batch)
-	case c.LR <= 0 || c.LR > 1:
-		return bad("--lr must be in (0, 1] (got %v)", c.LR)
-	case !prob(c.CondDropout) || !prob(c.NoRef) || !prob(c.EMADecay) || c.Erase < 0 || c.Erase > 1:
-		return bad("--cond-dropout, --no-ref and --ema must be in [0, 1), --erase in [0, 1]")
-	case c.Out == "" || c.Checkpoint == "":
-		return bad("--out and --checkpoint must be set")
+	case c.NoRef < 0 || c.NoRef >= 1 || c.Erase < 0 || c.Erase > 1:
+		return bad("--no-ref must be in [0, 1), --erase in [0, 1] (got %v, %v)", c.NoRef, c.Erase)
 	case c.TRef < 0 || c.TRef > 1000:
 		return bad("--t-ref must be in [0, 1000] (got %v)", c.TRef)
 	}
@@ -181,27 +157,13 @@ func Adapters(ctx context.Context, cfg AdaptersConfig) error {
 	if err := cfg.validate(); err != nil {
 		return err
 	}
-	if cfg.Progress == nil {
-		cfg.Progress = io.Discard
-	}
 	baseID, err := featurecache.WeightsID(cfg.Base)
 	if err != nil {
 		return cachet.Errorf(cachet.CodeNotFound, "base weights %s: %v; train them with 'cachet train base' or pass --weights", cfg.Base, err)
 	}
-	set, err := dataset.Load(cfg.DataDir, dataset.Train)
+	set, val, err := cfg.prepare()
 	if err != nil {
 		return err
-	}
-	val, err := dataset.Load(cfg.DataDir, dataset.Test)
-	if err != nil {
-		return err
-	}
-	for _, p := range []string{cfg.Out, cfg.Checkpoint, cfg.LogCSV} {
-		if p != "" {
-			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-				return fmt.Errorf("train: %w", err)
-			}
-		}
 	}
 	w := model.NewWorker(true)
 	defer w.Close()
@@ -230,10 +192,19 @@ func Adapters(ctx context.Context, cfg AdaptersConfig) error {
 		if base, _, err = model.Load(cfg.Base, model.CPU); err != nil {
 			return err
 		}
-		if ad, err = model.NewAdapters(base.Cfg, cfg.Adapter, model.CPU); err != nil {
+		if cfg.InitFrom != "" {
+			// Adapters trained for an earlier version of the base are a far better start than the no-op:
+			// a fine-tuned base moves little.
+			var meta map[string]string
+			if ad, meta, err = model.LoadAdapters(cfg.InitFrom, base.Cfg, model.CPU); err != nil {
+				return err
+			}
+			cfg.Adapter = ad.Cfg
+			fmt.Fprintf(cfg.Progress, "adapters: starting from %s (trained for base %s)\n", cfg.InitFrom, meta[adapters.MetaBase])
+		} else if ad, err = model.NewAdapters(base.Cfg, cfg.Adapter, model.CPU); err != nil {
 			return err
 		}
-		tr, err = model.NewAdapterTrainer(base, ad, model.TrainerConfig{LR: cfg.LR, Beta1: 0.9, Beta2: 0.999, WeightDecay: cfg.WeightDecay, EMADecay: cfg.EMADecay})
+		tr, err = model.NewAdapterTrainer(base, ad, cfg.trainer())
 		return err
 	})
 	if err != nil {
@@ -264,9 +235,7 @@ func Adapters(ctx context.Context, cfg AdaptersConfig) error {
 	for i := range valNoRef.NoRef {
 		valNoRef.NoRef[i] = true
 	}
-	j := job{Name: "adapter", Steps: cfg.Steps, Batch: cfg.Batch, Checkpoint: cfg.Checkpoint, Resume: cfg.Resume,
-		Schedule:        Schedule{LR: cfg.LR, MinLRFrac: cfg.MinLRFrac, Warmup: cfg.Warmup, Steps: cfg.Steps},
-		CheckpointEvery: cfg.CheckpointEvery, MaxTime: cfg.MaxTime, LogCSV: cfg.LogCSV, Progress: cfg.Progress, stopAtStep: cfg.stopAtStep,
+	j := job{Name: "adapter", Common: cfg.Common,
 		load: func() (meta map[string]string, err error) {
 			err = w.Do(ctx, func() error {
 				meta, err = tr.LoadCheckpoint(cfg.Checkpoint)
@@ -315,7 +284,7 @@ func Adapters(ctx context.Context, cfg AdaptersConfig) error {
 			return vl, err
 		},
 	}
-	final, err := j.run(ctx, cfg.Command, cfg.Seed)
+	final, err := j.run(ctx)
 	if err != nil || final == nil {
 		return err
 	}

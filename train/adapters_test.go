@@ -93,6 +93,27 @@ func TestAdapterRunLowersLossAndResumesExactly(t *testing.T) {
 			}
 		}
 	}
+
+	// --init-from starts from trained adapters (not the no-op): at a negligible learning rate the output
+	// is the input.
+	init := smallAdapters(t, base, filepath.Join(dir, "init"))
+	init.InitFrom, init.Steps, init.Warmup, init.LR = full.Out, 2, 1, 1e-9
+	init.Adapter = model.AdapterConfig{Blocks: []int{0}, Inner: 16, Heads: 1} // replaced by the file's
+	if err := Adapters(context.Background(), init); err != nil {
+		t.Fatal(err)
+	}
+	c := readTensors(t, init.Out)
+	for name, x := range a {
+		y := c[name]
+		if len(y) != len(x) {
+			t.Fatalf("%s: %d values after --init-from, want %d", name, len(y), len(x))
+		}
+		for i := range x {
+			if d := x[i] - y[i]; d > 1e-5 || d < -1e-5 {
+				t.Fatalf("--init-from moved %s[%d] from %v to %v", name, i, x[i], y[i])
+			}
+		}
+	}
 }
 
 func TestAdapterRunRefusesBadSettings(t *testing.T) {
@@ -106,6 +127,7 @@ func TestAdapterRunRefusesBadSettings(t *testing.T) {
 		{"over the parameter cap", func(c *AdaptersConfig) { c.Adapter = model.AdapterConfig{Blocks: []int{0, 1}, Inner: 256, Heads: 2} }},
 		{"block outside", func(c *AdaptersConfig) { c.Adapter.Blocks = []int{2} }},
 		{"no-ref probability", func(c *AdaptersConfig) { c.NoRef = 1 }},
+		{"missing init-from", func(c *AdaptersConfig) { c.InitFrom = filepath.Join(dir, "nope-adapters.safetensors") }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

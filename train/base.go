@@ -6,41 +6,20 @@ import (
 	"context"
 	"encoding/csv"
 	"fmt"
-	"io"
 	"math"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
-	"github.com/cachetlab/cachet"
 	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/model"
 )
 
 // BaseConfig configures `cachet train base`.
 type BaseConfig struct {
-	Model           model.Config
-	DataDir         string
-	Out             string // EMA weights to ship (written at the end)
-	Checkpoint      string // full training state, rewritten every CheckpointEvery
-	Resume          bool
-	Steps, Batch    int
-	LR, MinLRFrac   float64
-	Warmup          int
-	WeightDecay     float64
-	EMADecay        float64
-	CondDropout     float64
-	GradClip        float64
-	Seed            uint64
-	CheckpointEvery time.Duration
-	LogCSV          string
-	Progress        io.Writer     // progress bar destination (stderr)
-	MaxTime         time.Duration // checkpoint and stop after this much wall time (0 = no limit)
-	ValSamples      int           // validation batch size (held-out test-split scenes)
-	stopAtStep      int           // tests: checkpoint and stop at this step
-	Command         string        // recorded in the weights' metadata
+	Common
+	Model model.Config
 }
 
 // BaseModelConfig is the default model's architecture: a DiT on 32×32×1 scenes, patch 4 (64 tokens),
@@ -53,34 +32,17 @@ func BaseModelConfig() model.Config {
 
 // DefaultBase are the defaults of `cachet train base`.
 func DefaultBase() BaseConfig {
-	return BaseConfig{Model: BaseModelConfig(), DataDir: dataset.DefaultDir, Out: "weights/base.safetensors",
+	return BaseConfig{Model: BaseModelConfig(), Common: Common{DataDir: dataset.DefaultDir, Out: "weights/base.safetensors",
 		Checkpoint: "var/train/base.ckpt.safetensors", Steps: 16000, Batch: 64, LR: 5e-4, MinLRFrac: 0.1,
 		Warmup: 500, EMADecay: 0.999, CondDropout: 0.1, GradClip: 1, Seed: 1, CheckpointEvery: 5 * time.Minute,
-		LogCSV: "var/train/base.csv", ValSamples: 256}
+		LogCSV: "var/train/base.csv", ValSamples: 256}}
 }
 
 func (c BaseConfig) validate() error {
-	bad := func(f string, a ...any) error { return cachet.Errorf(cachet.CodeInvalidArgument, f, a...) }
-	switch {
-	case c.Steps <= 0 || c.Batch <= 0:
-		return bad("--steps and --batch must be positive (got %d, %d)", c.Steps, c.Batch)
-	case c.LR <= 0 || c.LR > 1:
-		return bad("--lr must be in (0, 1] (got %v)", c.LR)
-	case c.CondDropout < 0 || c.CondDropout >= 1:
-		return bad("--cond-dropout must be in [0, 1) (got %v)", c.CondDropout)
-	case c.EMADecay < 0 || c.EMADecay >= 1:
-		return bad("--ema must be in [0, 1) (got %v)", c.EMADecay)
-	case c.Out == "" || c.Checkpoint == "":
-		return bad("--out and --checkpoint must be set")
+	if err := c.Common.validate(); err != nil {
+		return err
 	}
 	return c.Model.Validate()
-}
-
-// LRAt is the learning rate at step: linear warm-up, then cosine decay to MinLRFrac·LR.
-func (c BaseConfig) LRAt(step int) float64 { return c.schedule().At(step) }
-
-func (c BaseConfig) schedule() Schedule {
-	return Schedule{LR: c.LR, MinLRFrac: c.MinLRFrac, Warmup: c.Warmup, Steps: c.Steps}
 }
 
 // Batches draws reproducible training batches: batch k depends only on (seed, k), so a resumed run sees
@@ -127,20 +89,9 @@ func Base(ctx context.Context, cfg BaseConfig) error {
 	if err := cfg.validate(); err != nil {
 		return err
 	}
-	set, err := dataset.Load(cfg.DataDir, dataset.Train)
+	set, val, err := cfg.prepare()
 	if err != nil {
 		return err
-	}
-	val, err := dataset.Load(cfg.DataDir, dataset.Test)
-	if err != nil {
-		return err
-	}
-	for _, p := range []string{cfg.Out, cfg.Checkpoint, cfg.LogCSV} {
-		if p != "" {
-			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-				return fmt.Errorf("train: %w", err)
-			}
-		}
 	}
 	w := model.NewWorker(true)
 	defer w.Close()
@@ -148,9 +99,6 @@ func Base(ctx context.Context, cfg BaseConfig) error {
 }
 
 func runBase(ctx context.Context, cfg BaseConfig, set, val *dataset.Set) error {
-	if cfg.Progress == nil {
-		cfg.Progress = io.Discard
-	}
 	if err := model.SetSeed(int64(cfg.Seed)); err != nil {
 		return err
 	}
@@ -159,7 +107,7 @@ func runBase(ctx context.Context, cfg BaseConfig, set, val *dataset.Set) error {
 		return err
 	}
 	defer m.Close()
-	tr, err := model.NewTrainer(m, model.TrainerConfig{LR: cfg.LR, Beta1: 0.9, Beta2: 0.999, WeightDecay: cfg.WeightDecay, EMADecay: cfg.EMADecay})
+	tr, err := model.NewTrainer(m, cfg.trainer())
 	if err != nil {
 		return err
 	}
@@ -169,9 +117,7 @@ func runBase(ctx context.Context, cfg BaseConfig, set, val *dataset.Set) error {
 	if err != nil {
 		return err
 	}
-	j := job{Name: "base", Steps: cfg.Steps, Batch: cfg.Batch, Schedule: cfg.schedule(), Checkpoint: cfg.Checkpoint,
-		Resume: cfg.Resume, CheckpointEvery: cfg.CheckpointEvery, MaxTime: cfg.MaxTime, LogCSV: cfg.LogCSV,
-		Progress: cfg.Progress, stopAtStep: cfg.stopAtStep,
+	j := job{Name: "base", Common: cfg.Common,
 		load: func() (map[string]string, error) { return tr.LoadCheckpoint(cfg.Checkpoint) },
 		step: func(k int, lr float64) (float64, error) {
 			batch, err := batches.Batch(uint64(k), cfg.Batch)
@@ -189,7 +135,7 @@ func runBase(ctx context.Context, cfg BaseConfig, set, val *dataset.Set) error {
 			return vl, tr.SaveCheckpoint(cfg.Checkpoint, meta)
 		},
 	}
-	final, err := j.run(ctx, cfg.Command, cfg.Seed)
+	final, err := j.run(ctx)
 	if err != nil || final == nil {
 		return err
 	}

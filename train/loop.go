@@ -33,16 +33,8 @@ func (s Schedule) At(step int) float64 {
 // job's worker); the loop owns the bookkeeping: resume, time box, interruption, progress bar, CSV log,
 // periodic checkpoints.
 type job struct {
-	Name            string // "base", "adapters": for messages
-	Steps, Batch    int
-	Schedule        Schedule
-	Checkpoint      string
-	Resume          bool
-	CheckpointEvery time.Duration
-	MaxTime         time.Duration
-	LogCSV          string
-	Progress        io.Writer
-	stopAtStep      int
+	Common
+	Name string // "base", "adapters": for messages
 	// load restores the checkpoint (os.ErrNotExist when there is none) and returns its metadata.
 	load func() (map[string]string, error)
 	// step runs optimizer step k with learning rate lr and returns the batch loss.
@@ -53,7 +45,7 @@ type job struct {
 
 // run trains from the checkpoint (with Resume) or from scratch up to Steps, and returns the metadata to
 // record with the final weights.
-func (j job) run(ctx context.Context, command string, seed uint64) (map[string]string, error) {
+func (j job) run(ctx context.Context) (map[string]string, error) {
 	progress := j.Progress
 	if progress == nil {
 		progress = io.Discard
@@ -87,8 +79,8 @@ func (j job) run(ctx context.Context, command string, seed uint64) (map[string]s
 		return map[string]string{
 			"train.step":         strconv.Itoa(step),
 			"train.wall_seconds": strconv.FormatFloat((elapsedBefore + time.Since(began)).Seconds(), 'f', 1, 64),
-			"train.command":      command,
-			"train.seed":         strconv.FormatUint(seed, 10),
+			"train.command":      j.Command,
+			"train.seed":         strconv.FormatUint(j.Seed, 10),
 		}
 	}
 	checkpoint := func(step int) error {
@@ -97,7 +89,7 @@ func (j job) run(ctx context.Context, command string, seed uint64) (map[string]s
 			return err
 		}
 		lastCkpt = time.Now()
-		return log.write(step, math.NaN(), lossEMA, j.Schedule.At(step), vl, elapsedBefore+time.Since(began))
+		return log.write(step, math.NaN(), lossEMA, j.LRAt(step), vl, elapsedBefore+time.Since(began))
 	}
 	for step := start; step < j.Steps; step++ {
 		if (j.MaxTime > 0 && time.Since(began) >= j.MaxTime) || (j.stopAtStep > 0 && step == j.stopAtStep) {
@@ -108,7 +100,7 @@ func (j job) run(ctx context.Context, command string, seed uint64) (map[string]s
 			fmt.Fprintf(progress, "\ninterrupted: checkpointing step %d\n", step)
 			return nil, errors.Join(checkpoint(step), cachet.Wrap(cachet.CodeCanceled, err, "%s training interrupted at step %d; continue with --resume", j.Name, step))
 		}
-		loss, err := j.step(step, j.Schedule.At(step))
+		loss, err := j.step(step, j.LRAt(step))
 		if err != nil {
 			return nil, fmt.Errorf("train: step %d: %w", step, err)
 		}
@@ -118,7 +110,7 @@ func (j job) run(ctx context.Context, command string, seed uint64) (map[string]s
 		lossEMA = 0.98*lossEMA + 0.02*loss
 		bar.update(step+1, lossEMA, j.Batch)
 		if step%10 == 0 {
-			if err := log.write(step, loss, lossEMA, j.Schedule.At(step), math.NaN(), elapsedBefore+time.Since(began)); err != nil {
+			if err := log.write(step, loss, lossEMA, j.LRAt(step), math.NaN(), elapsedBefore+time.Since(began)); err != nil {
 				return nil, err
 			}
 		}
