@@ -15,6 +15,7 @@ import (
 	"github.com/cachetlab/cachet"
 	"github.com/cachetlab/cachet/api"
 	"github.com/cachetlab/cachet/classify/classifytest"
+	"github.com/cachetlab/cachet/images/imagestest"
 )
 
 func classifyServer(t *testing.T, c cachet.Classifier) *httptest.Server {
@@ -43,7 +44,7 @@ func post(t *testing.T, url, body string) (int, []byte) {
 }
 
 func b64(t *testing.T, img image.Image) string {
-	return base64.StdEncoding.EncodeToString(classifytest.PNG(t, img))
+	return base64.StdEncoding.EncodeToString(imagestest.PNG(t, img))
 }
 
 func TestCollectionsAndClassify(t *testing.T) {

@@ -10,12 +10,13 @@ import (
 	"github.com/cachetlab/cachet"
 	"github.com/cachetlab/cachet/classify"
 	"github.com/cachetlab/cachet/classify/classifytest"
+	"github.com/cachetlab/cachet/images/imagestest"
 )
 
 func samples(t *testing.T, n int, seed uint64, labels ...string) []cachet.Sample {
 	out := make([]cachet.Sample, n)
 	for i := range out {
-		out[i].Image = classifytest.PNG(t, classifytest.Item(seed+uint64(i)))
+		out[i].Image = imagestest.PNG(t, classifytest.Item(seed+uint64(i)))
 		if len(labels) > 0 {
 			out[i].Label = labels[i%len(labels)]
 		}
@@ -135,7 +136,7 @@ func TestZeroShotAndPrototypeCache(t *testing.T) {
 	if len(h1.Labels) != 10 || h1.Center == nil {
 		t.Fatalf("built-in head: %d labels, centre %v", len(h1.Labels), h1.Center != nil)
 	}
-	res, err := svc.Classify(ctx, cachet.ClassifyRequest{Images: [][]byte{classifytest.PNG(t, classifytest.Item(1))}, TopK: 10})
+	res, err := svc.Classify(ctx, cachet.ClassifyRequest{Images: [][]byte{imagestest.PNG(t, classifytest.Item(1))}, TopK: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +187,7 @@ func TestServiceRejectsBadInput(t *testing.T) {
 		{"build without samples", func() error { _, err := svc.Build(ctx, col.ID, cachet.BuildRequest{}); return err }, cachet.CodeInvalidArgument},
 		{"unknown method", func() error { _, err := svc.Build(ctx, col.ID, cachet.BuildRequest{Method: "svm"}); return err }, cachet.CodeInvalidArgument},
 		{"unbuilt collection", func() error {
-			_, err := svc.Classify(ctx, cachet.ClassifyRequest{Collection: col.ID, Images: [][]byte{classifytest.PNG(t, classifytest.Item(1))}})
+			_, err := svc.Classify(ctx, cachet.ClassifyRequest{Collection: col.ID, Images: [][]byte{imagestest.PNG(t, classifytest.Item(1))}})
 			return err
 		}, cachet.CodeConflict},
 		{"not an image", func() error {

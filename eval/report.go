@@ -3,6 +3,7 @@ package eval
 import (
 	"encoding/json"
 	"fmt"
+	"image"
 	"os"
 	"path/filepath"
 	"strings"
@@ -101,11 +102,39 @@ func WriteJSON(path string, v any) error {
 // WriteMarkdown writes the tables' markdown, separated by blank lines,
 // atomically.
 func WriteMarkdown(path string, tables ...Table) error {
+	return writeAtomic(path, []byte(Markdown(tables...)))
+}
+
+// Markdown is the tables' markdown, separated by blank lines (what
+// report.md holds).
+func Markdown(tables ...Table) string {
 	parts := make([]string, len(tables))
 	for i, t := range tables {
 		parts[i] = t.Markdown()
 	}
-	return writeAtomic(path, []byte(strings.Join(parts, "\n")))
+	return strings.Join(parts, "\n")
+}
+
+// File names of an evaluation report inside its directory.
+const (
+	JSONFile     = "report.json"
+	MarkdownFile = "report.md"
+)
+
+// WriteReport writes an evaluation's report into dir (created when
+// missing): v as JSONFile, tables as MarkdownFile and, when img is not nil,
+// img as the PNG pngName.
+func WriteReport(dir string, v any, tables []Table, pngName string, img image.Image) error {
+	if err := WriteJSON(filepath.Join(dir, JSONFile), v); err != nil {
+		return err
+	}
+	if err := WriteMarkdown(filepath.Join(dir, MarkdownFile), tables...); err != nil {
+		return err
+	}
+	if img != nil {
+		return WritePNG(filepath.Join(dir, pngName), img)
+	}
+	return nil
 }
 
 // writeAtomic writes data to a temporary file next to path and renames it

@@ -2,11 +2,9 @@
 package classifytest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"image"
-	"image/png"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -90,14 +88,4 @@ func Item(seed uint64) *image.Gray {
 		}
 	}
 	return img
-}
-
-// PNG encodes img.
-func PNG(t testing.TB, img image.Image) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	if err := png.Encode(&b, img); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
 }

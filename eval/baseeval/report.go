@@ -3,7 +3,6 @@ package baseeval
 import (
 	"fmt"
 	"image"
-	"path/filepath"
 	"strings"
 
 	"github.com/cachetlab/cachet/dataset"
@@ -182,34 +181,18 @@ func short(sum string) string {
 }
 
 // Markdown is the report as markdown (what report.md holds).
-func (r *Report) Markdown() string {
-	tables := r.Tables()
-	parts := make([]string, len(tables))
-	for i, t := range tables {
-		parts[i] = t.Markdown()
-	}
-	return strings.Join(parts, "\n")
-}
+func (r *Report) Markdown() string { return eval.Markdown(r.Tables()...) }
 
 // File names inside the output directory.
 const (
-	JSONFile     = "report.json"
-	MarkdownFile = "report.md"
+	JSONFile     = eval.JSONFile
+	MarkdownFile = eval.MarkdownFile
 	SamplesFile  = "samples.png"
 )
 
 // Write writes report.json, report.md and (when samples is not nil) samples.png into dir, creating it.
 func (r *Report) Write(dir string, samples image.Image) error {
-	if err := eval.WriteJSON(filepath.Join(dir, JSONFile), r); err != nil {
-		return err
-	}
-	if err := eval.WriteMarkdown(filepath.Join(dir, MarkdownFile), r.Tables()...); err != nil {
-		return err
-	}
-	if samples != nil {
-		return eval.WritePNG(filepath.Join(dir, SamplesFile), samples)
-	}
-	return nil
+	return eval.WriteReport(dir, r, r.Tables(), SamplesFile, samples)
 }
 
 // MaxSamples bounds the generated images in samples.png.

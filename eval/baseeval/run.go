@@ -141,33 +141,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 
-	w := model.NewWorker(false)
-	defer w.Close()
-	var (
-		m  *model.DiT
-		ev *model.Classifier
-	)
-	defer w.Do(context.Background(), func() error {
-		if m != nil {
-			m.Close()
-		}
-		if ev != nil {
-			ev.Close()
-		}
-		return nil
-	})
-	err = w.Do(ctx, func() error {
-		var err error
-		if m, _, err = model.Load(cfg.Weights, model.CPU); err != nil {
-			return err
-		}
-		if err := checkModel(cfg.Weights, m.Cfg, prompts); err != nil { // the file may have changed since
-			return err
-		}
-		ev, _, err = model.LoadClassifier(cfg.Evaluator, model.CPU)
-		return err
-	})
+	ms, err := OpenModels(ctx, cfg.Weights, cfg.Evaluator)
 	if err != nil {
+		return nil, err
+	}
+	defer ms.Close()
+	w, m, ev := ms.W, ms.DiT, ms.Evaluator
+	if err := checkModel(cfg.Weights, m.Cfg, prompts); err != nil { // the file may have changed since
 		return nil, err
 	}
 	N := len(scenes)

@@ -9,7 +9,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/cachetlab/cachet"
@@ -223,10 +222,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	r.Seconds = time.Since(start).Seconds()
-	if err := eval.WriteJSON(filepath.Join(cfg.Out, "report.json"), r); err != nil {
-		return nil, err
-	}
-	if err := eval.WriteMarkdown(filepath.Join(cfg.Out, "report.md"), r.Tables()...); err != nil {
+	if err := eval.WriteReport(cfg.Out, r, r.Tables(), "", nil); err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(progress, "eval classify: wrote report.json and report.md into %s (%.0f s)\n", cfg.Out, r.Seconds)

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"image"
 	"math"
-	"path/filepath"
-	"strings"
 
 	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/eval"
@@ -215,34 +213,18 @@ func (r *Report) Tables() []eval.Table {
 }
 
 // Markdown is the report as markdown (what report.md holds).
-func (r *Report) Markdown() string {
-	tables := r.Tables()
-	parts := make([]string, len(tables))
-	for i, t := range tables {
-		parts[i] = t.Markdown()
-	}
-	return strings.Join(parts, "\n")
-}
+func (r *Report) Markdown() string { return eval.Markdown(r.Tables()...) }
 
 // File names inside the output directory.
 const (
-	JSONFile     = "report.json"
-	MarkdownFile = "report.md"
+	JSONFile     = eval.JSONFile
+	MarkdownFile = eval.MarkdownFile
 	GridFile     = "grid.png"
 )
 
 // Write writes report.json, report.md and (when grid is not nil) grid.png into dir.
 func (r *Report) Write(dir string, grid image.Image) error {
-	if err := eval.WriteJSON(filepath.Join(dir, JSONFile), r); err != nil {
-		return err
-	}
-	if err := eval.WriteMarkdown(filepath.Join(dir, MarkdownFile), r.Tables()...); err != nil {
-		return err
-	}
-	if grid != nil {
-		return eval.WritePNG(filepath.Join(dir, GridFile), grid)
-	}
-	return nil
+	return eval.WriteReport(dir, r, r.Tables(), GridFile, grid)
 }
 
 // GridRows bounds the rows of grid.png.

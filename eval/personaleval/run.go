@@ -96,34 +96,22 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 
-	w := model.NewWorker(false)
-	defer w.Close()
-	var (
-		base *model.DiT
-		set  *adapters.Set
-		ev   *model.Classifier
-	)
+	models, err := baseeval.OpenModels(ctx, cfg.Weights, cfg.Evaluator)
+	if err != nil {
+		return nil, err
+	}
+	defer models.Close()
+	w, base, ev := models.W, models.DiT, models.Evaluator
+	var set *adapters.Set
 	defer w.Do(context.Background(), func() error {
 		if set != nil {
 			set.Close()
-		}
-		if base != nil {
-			base.Close()
-		}
-		if ev != nil {
-			ev.Close()
 		}
 		return nil
 	})
 	if err := w.Do(ctx, func() error {
 		var err error
-		if base, _, err = model.Load(cfg.Weights, model.CPU); err != nil {
-			return err
-		}
-		if set, err = adapters.Load(cfg.Adapters, base, baseID); err != nil {
-			return err
-		}
-		ev, _, err = model.LoadClassifier(cfg.Evaluator, model.CPU)
+		set, err = adapters.Load(cfg.Adapters, base, baseID)
 		return err
 	}); err != nil {
 		return nil, err
