@@ -375,8 +375,10 @@ func (r *Report) tuned(ctx context.Context, svc *classify.Service, id, name stri
 		return err
 	}
 	best, bestAcc := *m, -1.0
-	for _, a := range []float64{0.03, 0.1, 0.3, 1, 3, 10, 30, 100} {
-		for _, b := range []float64{1, 2, 5.5, 10, 20, 50} {
+	// α runs far past the paper's range: on these features the labelled keys are worth more than the
+	// zero-shot head (at large α the cache is a kernel-weighted nearest-neighbour vote).
+	for _, a := range []float64{0.03, 0.1, 0.3, 1, 3, 10, 30, 100, 300, 1000, 3000, 10000} {
+		for _, b := range []float64{1, 2, 5.5, 10, 20, 50, 100} {
 			try := *m
 			try.Alpha, try.Beta = a, b
 			if acc := scoreLocal(&try, r.val.feats, r.val.labels); acc > bestAcc {
