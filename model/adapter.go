@@ -119,21 +119,7 @@ func (a *Adapters) identityInit() error {
 func (a *Adapters) Close() { a.VS.Destroy() }
 
 // NumParams counts the adapters' parameters.
-func (a *Adapters) NumParams() int64 {
-	var n int64
-	for _, v := range a.VS.Variables() {
-		sz, err := v.Size()
-		if err != nil {
-			continue
-		}
-		k := int64(1)
-		for _, d := range sz {
-			k *= d
-		}
-		n += k
-	}
-	return n
-}
+func (a *Adapters) NumParams() int64 { return countParams(a.VS) }
 
 // configJSON is the metadata form of the adapter and base configs.
 func (a *Adapters) configJSON() (adapter, base string, err error) {

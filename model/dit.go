@@ -110,9 +110,12 @@ func (m *DiT) Close() {
 }
 
 // NumParams counts trainable parameters.
-func (m *DiT) NumParams() int64 {
+func (m *DiT) NumParams() int64 { return countParams(m.VS) }
+
+// countParams counts the values of a VarStore's parameters.
+func countParams(vs *nn.VarStore) int64 {
 	var n int64
-	for _, v := range m.VS.Variables() {
+	for _, v := range vs.Variables() {
 		sz, err := v.Size()
 		if err != nil {
 			continue
