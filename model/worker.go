@@ -75,3 +75,17 @@ func runJob(j job) {
 	answered = true
 	j.out <- err
 }
+
+// LoadOn loads denoiser weights on worker w and returns the model with its release, which closes it on w:
+// a model lives and dies on its worker's thread.
+func LoadOn(ctx context.Context, w *Worker, path string) (*DiT, func(), error) {
+	var m *DiT
+	if err := w.Do(ctx, func() error {
+		var err error
+		m, _, err = Load(path, CPU)
+		return err
+	}); err != nil {
+		return nil, nil, err
+	}
+	return m, func() { _ = w.Do(context.Background(), func() error { m.Close(); return nil }) }, nil
+}

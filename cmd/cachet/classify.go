@@ -110,15 +110,11 @@ func withClassifier(ctx context.Context, cfg cachet.Config, fn func(*classify.Se
 	}
 	w := model.NewWorker(false)
 	defer w.Close()
-	var dit *model.DiT
-	if err := w.Do(ctx, func() error {
-		var err error
-		dit, _, err = model.Load(cfg.Weights, model.CPU)
-		return err
-	}); err != nil {
+	dit, release, err := model.LoadOn(ctx, w, cfg.Weights)
+	if err != nil {
 		return fmt.Errorf("model: %w", err)
 	}
-	defer func() { _ = w.Do(context.Background(), func() error { dit.Close(); return nil }) }()
+	defer release()
 	svc, err := newClassifyService(db, w, dit, cfg.Weights, cfg.Classify)
 	if err != nil {
 		return err

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -68,11 +67,11 @@ func runExtract(cmd *cobra.Command, cfg cachet.Config, paths []string, out, adap
 	ctx := cmd.Context()
 	w := model.NewWorker(false)
 	defer w.Close()
-	var m *model.DiT
-	if err := w.Do(ctx, func() error { var err error; m, _, err = model.Load(cfg.Weights, model.CPU); return err }); err != nil {
+	m, release, err := model.LoadOn(ctx, w, cfg.Weights)
+	if err != nil {
 		return err
 	}
-	defer w.Do(context.Background(), func() error { m.Close(); return nil }) //nolint:errcheck // closing
+	defer release()
 	if adaptersFile == "" {
 		adaptersFile = adaptersPath(cfg.Weights)
 	}

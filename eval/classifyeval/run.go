@@ -141,15 +141,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	defer db.Close()
 	w := model.NewWorker(false)
 	defer w.Close()
-	var dit *model.DiT
-	if err := w.Do(ctx, func() error {
-		var err error
-		dit, _, err = model.Load(cfg.Weights, model.CPU)
-		return err
-	}); err != nil {
+	dit, release, err := model.LoadOn(ctx, w, cfg.Weights)
+	if err != nil {
 		return nil, err
 	}
-	defer func() { _ = w.Do(context.Background(), func() error { dit.Close(); return nil }) }()
+	defer release()
 	svc, err := classify.New(db.Pool, w, dit, modelID, cfg.Service)
 	if err != nil {
 		return nil, err
