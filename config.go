@@ -38,7 +38,11 @@ type ClassifyConfig struct {
 	Center           bool  // centre features on the labels' mean prototype
 	PrototypeSamples int   // images sampled per class
 	PrototypeSteps   int   // sampler steps per image
-	Neighbours       int   // nearest cache keys per image from pgvector (0 = the whole cache)
+	// PrototypeGuidance is the guidance of those samples: lower than generation's, because guided samples
+	// are sharper and brighter than real items and their prototypes sit further from real features
+	// (zero-shot 65.2 % at 2 vs 62.3 % at 4 on held-out training items).
+	PrototypeGuidance float64
+	Neighbours        int // nearest cache keys per image from pgvector (0 = the whole cache)
 }
 
 // S3Config addresses an S3-compatible object store (versitygw in development; MinIO or AWS S3 in production).
@@ -72,6 +76,6 @@ func DefaultConfig() Config {
 		LogLevel:        "info",
 		LogFormat:       "text",
 		DefaultCache:    DefaultCachePolicy,
-		Classify:        ClassifyConfig{Center: true, PrototypeSamples: 32, PrototypeSteps: 20, Neighbours: 256},
+		Classify:        ClassifyConfig{Center: true, PrototypeSamples: 32, PrototypeSteps: 20, PrototypeGuidance: 2, Neighbours: 256},
 	}
 }

@@ -109,8 +109,9 @@ type HeadConfig struct {
 	Seed     int64
 }
 
-// DefaultHeadConfig: 32 images per class at 20 flow steps, generate's default guidance.
-func DefaultHeadConfig() HeadConfig { return HeadConfig{Samples: 32, Steps: 20, Guidance: 4, Seed: 1} }
+// DefaultHeadConfig: 32 images per class at 20 flow steps and guidance 2 (cachet.ClassifyConfig's
+// PrototypeGuidance says why).
+func DefaultHeadConfig() HeadConfig { return HeadConfig{Samples: 32, Steps: 20, Guidance: 2, Seed: 1} }
 
 // Validate checks the sampling settings.
 func (c HeadConfig) Validate() error {

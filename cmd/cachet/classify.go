@@ -27,7 +27,7 @@ func classifyConfig(c cachet.ClassifyConfig) classify.Config {
 		cfg.Grid = c.Grid
 	}
 	cfg.Center = c.Center
-	cfg.Head.Samples, cfg.Head.Steps, cfg.Neighbours = c.PrototypeSamples, c.PrototypeSteps, c.Neighbours
+	cfg.Head.Samples, cfg.Head.Steps, cfg.Head.Guidance, cfg.Neighbours = c.PrototypeSamples, c.PrototypeSteps, c.PrototypeGuidance, c.Neighbours
 	return cfg
 }
 

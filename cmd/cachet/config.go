@@ -39,6 +39,7 @@ func (c *configFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&c.cfg.Classify.Center, "classify-center", d.Classify.Center, "classification: centre features on the labels' mean prototype")
 	fs.IntVar(&c.cfg.Classify.PrototypeSamples, "classify-samples", d.Classify.PrototypeSamples, "classification: images sampled per class for the zero-shot head")
 	fs.IntVar(&c.cfg.Classify.PrototypeSteps, "classify-steps", d.Classify.PrototypeSteps, "classification: sampler steps for those images")
+	fs.Float64Var(&c.cfg.Classify.PrototypeGuidance, "classify-guidance", d.Classify.PrototypeGuidance, "classification: guidance for those images")
 	fs.IntVar(&c.cfg.Classify.Neighbours, "classify-neighbours", d.Classify.Neighbours, "classification: nearest cache keys per image from pgvector (0 = all)")
 }
 
