@@ -170,26 +170,38 @@ func SamplePrototype(ctx context.Context, w *model.Worker, dit *model.DiT, z *Fe
 		n := min(prototypeChunk, cfg.Samples-len(imgs))
 		req := model.SampleRequest{Prompts: slices.Repeat([]string{prompt}, n), Seed: cfg.Seed*1000 + int64(chunk),
 			Steps: cfg.Steps, Guidance: cfg.Guidance}
-		var res *model.SampleResult
-		if err := w.Do(ctx, func() error {
-			var err error
-			res, err = dit.Sample(ctx, req)
-			return err
-		}); err != nil {
+		chunkImgs, err := SampleImages(ctx, w, dit, req)
+		if err != nil {
 			return nil, fmt.Errorf("classify: sampling %q: %w", prompt, err)
 		}
-		per := res.C * res.H * res.W
-		for i := range res.N {
-			img := res.Pixels[i*per : (i+1)*per]
-			for k, v := range img { // real inputs lie in −1…1; keep samples there too
-				img[k] = min(1, max(-1, v))
-			}
-			imgs = append(imgs, img)
-		}
+		imgs = append(imgs, chunkImgs...)
 	}
 	fs, err := z.Features(ctx, imgs)
 	if err != nil {
 		return nil, err
 	}
 	return Mean(fs), nil
+}
+
+// SampleImages runs one sampling request on the worker and returns its images in model units, clamped to
+// −1…1 where real inputs lie (the samples are fed back as features' inputs).
+func SampleImages(ctx context.Context, w *model.Worker, dit *model.DiT, req model.SampleRequest) ([][]float32, error) {
+	var res *model.SampleResult
+	if err := w.Do(ctx, func() error {
+		var err error
+		res, err = dit.Sample(ctx, req)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	per := res.C * res.H * res.W
+	imgs := make([][]float32, res.N)
+	for i := range imgs {
+		img := res.Pixels[i*per : (i+1)*per]
+		for k, v := range img {
+			img[k] = min(1, max(-1, v))
+		}
+		imgs[i] = img
+	}
+	return imgs, nil
 }

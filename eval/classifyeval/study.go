@@ -85,21 +85,9 @@ func blockStudy(ctx context.Context, w *model.Worker, dit *model.DiT, modelID st
 		}
 		fmt.Fprintf(progress, "block study: sampling %d × %q\n", hc.Samples, prompt)
 		req := model.SampleRequest{Prompts: slices.Repeat([]string{prompt}, hc.Samples), Seed: hc.Seed, Steps: hc.Steps, Guidance: hc.Guidance}
-		var res *model.SampleResult
-		if err := w.Do(ctx, func() error {
-			var err error
-			res, err = dit.Sample(ctx, req)
-			return err
-		}); err != nil {
+		s, err := classify.SampleImages(ctx, w, dit, req)
+		if err != nil {
 			return nil, err
-		}
-		per := res.C * res.H * res.W
-		s := make([][]float32, res.N)
-		for i := range s {
-			s[i] = res.Pixels[i*per : (i+1)*per]
-			for k, v := range s[i] {
-				s[i][k] = min(1, max(-1, v))
-			}
 		}
 		if protoFeats[c], err = ex.Extract(ctx, s); err != nil {
 			return nil, err
