@@ -96,6 +96,9 @@ provision_rootfs() {
 		in_root "$ROOT" /bin/bash /opt/cachet/stubs.sh /opt/cachet/stubs
 		sed -i '/^stubs=/d' "$ROOT/.cachet-stamp"; echo "stubs=$stubs_key" >>"$ROOT/.cachet-stamp"
 	fi
+	# Go fetches modules from inside the rootfs: it must trust what the host trusts (a host may add its own
+	# CA at boot, and installing Debian's ca-certificates regenerates the bundle without it).
+	cp -f /etc/ssl/certs/ca-certificates.crt "$ROOT/etc/ssl/certs/ca-certificates.crt" 2>/dev/null || true
 	touch "$ROOT/.cachet-ready"
 }
 
