@@ -12,8 +12,10 @@ type GenerateRequest struct {
 	Seed      int64  `json:"seed"`
 	Steps     int    `json:"steps"`
 	// Guidance is the classifier-free guidance scale (default 4; 1 turns it off).
-	Guidance *float64    `json:"guidance,omitempty"`
-	Cache    CachePolicy `json:"cache"`
+	Guidance *float64 `json:"guidance,omitempty"`
+	// GuidanceRescale φ in [0, 1] counters guidance's over-exposure (0, the default, is off).
+	GuidanceRescale float64     `json:"guidance_rescale,omitempty"`
+	Cache           CachePolicy `json:"cache"`
 	// Output is "inline" (base64 PNGs in the answer, the default) or "url" (PNGs stored in S3 under
 	// generations/{id}.png, answered with presigned URLs).
 	Output string `json:"output,omitempty"`

@@ -302,6 +302,7 @@ func TestSubjectAndGenerateErrors(t *testing.T) {
 		{"too many images", `{"prompt": "a large bag", "n": 100}`, http.StatusBadRequest, "n must be"},
 		{"bad steps", `{"prompt": "a large bag", "n": 1, "steps": 5000}`, http.StatusBadRequest, "steps"},
 		{"bad guidance", `{"prompt": "a large bag", "n": 1, "guidance": -2}`, http.StatusBadRequest, "guidance"},
+		{"bad guidance rescale", `{"prompt": "a large bag", "n": 1, "guidance_rescale": 1.5}`, http.StatusBadRequest, "guidance_rescale"},
 		{"bad output", `{"prompt": "a large bag", "n": 1, "output": "fax"}`, http.StatusBadRequest, "output"},
 		{"unknown field", `{"prompt": "a large bag", "n": 1, "colour": "red"}`, http.StatusBadRequest, "colour"},
 		{"not JSON", `prompt=a large bag`, http.StatusBadRequest, "JSON"},

@@ -79,7 +79,9 @@ type Request struct {
 	Seed     int64
 	Steps    int
 	Guidance float64
-	Cache    stepcache.Config
+	// GuidanceRescale is model.SampleRequest's φ (0 = off).
+	GuidanceRescale float64
+	Cache           stepcache.Config
 }
 
 // Result is what a generation produced.
@@ -105,6 +107,8 @@ func (s *Service) Validate(req *Request) error {
 		return cachet.Errorf(cachet.CodeInvalidArgument, "steps must be between 1 and %d (got %d)", s.opts.MaxSteps, req.Steps)
 	case req.Guidance < 0 || req.Guidance > 50 || req.Guidance != req.Guidance:
 		return cachet.Errorf(cachet.CodeInvalidArgument, "guidance must be between 0 and 50 (got %v); 1 turns it off", req.Guidance)
+	case req.GuidanceRescale < 0 || req.GuidanceRescale > 1 || req.GuidanceRescale != req.GuidanceRescale:
+		return cachet.Errorf(cachet.CodeInvalidArgument, "guidance_rescale must be between 0 (off) and 1 (got %v)", req.GuidanceRescale)
 	}
 	if strings.TrimSpace(req.Cache.Name) == "" {
 		req.Cache = s.opts.DefaultCache
@@ -162,7 +166,7 @@ func (s *Service) Generate(ctx context.Context, req Request) (*Result, error) {
 		if err != nil {
 			return err
 		}
-		sreq := model.SampleRequest{Seed: req.Seed, Steps: req.Steps, Guidance: req.Guidance, Cache: policy}
+		sreq := model.SampleRequest{Seed: req.Seed, Steps: req.Steps, Guidance: req.Guidance, GuidanceRescale: req.GuidanceRescale, Cache: policy}
 		if s.dit.Cfg.Cond == model.CondText {
 			sreq.Prompts = slices.Repeat([]string{req.Prompt}, req.N)
 		} else {

@@ -45,6 +45,7 @@ func TestValidate(t *testing.T) {
 		{"too many", plain, func(r *generate.Request) { r.N = 17 }, cachet.CodeInvalidArgument, "n must be"},
 		{"steps", plain, func(r *generate.Request) { r.Steps = -1 }, cachet.CodeInvalidArgument, "steps"},
 		{"guidance", plain, func(r *generate.Request) { r.Guidance = -1 }, cachet.CodeInvalidArgument, "guidance"},
+		{"guidance rescale", plain, func(r *generate.Request) { r.GuidanceRescale = 2 }, cachet.CodeInvalidArgument, "guidance_rescale"},
 		{"empty prompt", plain, func(r *generate.Request) { r.Prompt = " " }, cachet.CodeInvalidArgument, "prompt is empty"},
 		{"bad prompt", plain, func(r *generate.Request) { r.Prompt = "a purple spaceship" }, cachet.CodeInvalidArgument, ""},
 		{"bad policy", plain, func(r *generate.Request) { r.Cache.Name = "warp" }, cachet.CodeInvalidArgument, "fora"},

@@ -42,7 +42,10 @@ type SampleRequest struct {
 	Seed     int64   // image i uses the noise stream (Seed, i): the same seed gives the same images
 	Steps    int     // sampler steps (default 50)
 	Guidance float64 // classifier-free guidance scale; ≤ 1 disables the unconditional branch
-	Cache    StepCache
+	// GuidanceRescale φ ∈ [0, 1] blends the guided velocity with itself rescaled to the conditional one's
+	// per-image standard deviation (Lin et al. 2024): guidance then sharpens without over-exposing. 0 = off.
+	GuidanceRescale float64
+	Cache           StepCache
 	// Inject adds attention injection (a subject's adapters) to every forward pass, merged with the hooks
 	// Cache passes. With guidance only the conditional rows see the reference: the unconditional rows take
 	// the null reference, so guidance pushes towards the subject as well as the prompt.
@@ -110,6 +113,8 @@ func (m *DiT) validate(req *SampleRequest) error {
 		return cachet.Errorf(cachet.CodeInvalidArgument, "noise has %d values; %d images need %d", len(req.Noise), m.batchSize(req), m.batchSize(req)*m.Cfg.Channels*m.Cfg.ImageSize*m.Cfg.ImageSize)
 	case math.IsNaN(req.Guidance) || req.Guidance < 0 || req.Guidance > 50:
 		return cachet.Errorf(cachet.CodeInvalidArgument, "guidance must be between 0 and 50 (got %v)", req.Guidance)
+	case math.IsNaN(req.GuidanceRescale) || req.GuidanceRescale < 0 || req.GuidanceRescale > 1:
+		return cachet.Errorf(cachet.CodeInvalidArgument, "guidance rescale must be between 0 and 1 (got %v)", req.GuidanceRescale)
 	}
 	if m.Cfg.Cond == CondLabel {
 		for _, l := range req.Labels {
@@ -219,6 +224,9 @@ func (m *DiT) step(req *SampleRequest, sched Schedule, i int, x *ts.Tensor, mod 
 		if guided { // v = v_u + g·(v_c − v_u); rows [0, n) are conditional
 			c, u := o.narrow(out, 0, 0, int64(n)), o.narrow(out, 0, int64(n), int64(n))
 			out = o.add(u, o.scale(o.sub(c, u), req.Guidance))
+			if req.GuidanceRescale > 0 {
+				out = o.rescaleGuided(out, c, req.GuidanceRescale)
+			}
 		}
 		if o.err != nil {
 			return nil, o.err
@@ -294,4 +302,25 @@ func (m *DiT) labelEmbed(o *ops, labels []int) *ts.Tensor {
 		return nil
 	}
 	return o.keep(ts.Embedding(m.labels, idx, -1, false, false))
+}
+
+// rescaleGuided returns φ·g·σ(c)/σ(g) + (1−φ)·g, σ per image over its pixels.
+func (o *ops) rescaleGuided(g, c *ts.Tensor, phi float64) *ts.Tensor {
+	ratio := o.div(o.imageStd(c), o.clampMin(o.imageStd(g), 1e-6))
+	return o.mul(g, o.addScalar(o.scale(ratio, phi), 1-phi))
+}
+
+// imageStd is each image's standard deviation over C, H, W, shaped [N, 1, 1, 1] to broadcast.
+func (o *ops) imageStd(x *ts.Tensor) *ts.Tensor {
+	if !o.ok(x) {
+		return nil
+	}
+	size, err := x.Size()
+	if err != nil {
+		o.err = fmt.Errorf("model: image std: %w", err)
+		return nil
+	}
+	flat := o.reshape(x, size[0], -1)
+	d := o.sub(flat, o.meanDim(flat, 1, true))
+	return o.reshape(o.sqrt(o.meanDim(o.mul(d, d), 1, true)), size[0], 1, 1, 1)
 }

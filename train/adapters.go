@@ -59,8 +59,8 @@ func (c AdaptersConfig) validate() error {
 }
 
 // RefBatches draws reproducible adapter-training batches: batch k depends only on (seed, k). A row is a
-// training-split item: its reference is the canonical render with colour jitter and (with probability
-// Erase) random erasing; its target is the same item under a random scene and that scene's prompt.
+// training-split item under colour jitter: its reference is the item's canonical render with (with
+// probability Erase) random erasing; its target is the same item under a random scene and that scene's prompt.
 type RefBatches struct {
 	set                   *dataset.Set
 	seed                  uint64
@@ -89,18 +89,18 @@ func (b *RefBatches) Batch(k uint64, n int) (RefBatch, error) {
 		RefImages: make([][]float32, n), NoRef: make([]bool, n)}
 	for i := range n {
 		idx := rng.IntN(b.set.Len())
-		item := b.set.Image(idx)
+		item := *b.set.Image(idx)
+		Jitter(rng, &item)
 		scene := dataset.RandomScene(rng, b.set.Label(idx))
-		img, err := dataset.Render(item, scene)
+		img, err := dataset.Render(&item, scene)
 		if err != nil {
 			return out, err
 		}
 		dataset.PutModelUnits(out.Images[i*per:], img[:])
-		ref, err := dataset.Render(item, dataset.Canonical(b.set.Label(idx)))
+		ref, err := dataset.Render(&item, dataset.Canonical(b.set.Label(idx)))
 		if err != nil {
 			return out, err
 		}
-		Jitter(rng, &ref)
 		erase := rng.Float64() < b.eraseP
 		Erase(rng, &ref, erase)
 		out.RefImages[i] = dataset.ModelUnits(ref[:])
@@ -115,20 +115,31 @@ func (b *RefBatches) Batch(k uint64, n int) (RefBatch, error) {
 	return out, nil
 }
 
-// Jitter is grayscale colour jitter: brightness and contrast each scaled by a factor in [0.7, 1.3]
-// (torchvision's ColorJitter(0.3, 0.3) on one channel). Contrast blends with the image's mean.
-func Jitter(rng *rand.Rand, img *[dataset.CanvasPixels]uint8) {
+// Jitter is grayscale colour jitter of a subject: brightness and contrast each scaled by a factor in
+// [0.7, 1.3] (torchvision's ColorJitter(0.3, 0.3) on one channel), contrast about the foreground's mean so
+// the background stays 0. It is applied to the item before both renders: the reference and the target
+// share it, so the adapters learn to carry the reference's shading over rather than to ignore it (a
+// jitter of the reference alone taught them that shading is noise).
+func Jitter(rng *rand.Rand, item *[dataset.ItemPixels]uint8) {
 	bright := 0.7 + 0.6*rng.Float64()
 	contrast := 0.7 + 0.6*rng.Float64()
-	var mean float64
-	for _, v := range img {
-		mean += float64(v)
+	var sum, n float64
+	for _, v := range item {
+		if v > 0 {
+			sum += float64(v)
+			n++
+		}
 	}
-	mean = mean * bright / float64(len(img))
-	for i, v := range img {
-		x := float64(v) * bright
-		x = mean + contrast*(x-mean)
-		img[i] = uint8(math.Round(min(255, max(0, x))))
+	if n == 0 {
+		return
+	}
+	mean := sum * bright / n
+	for i, v := range item {
+		if v == 0 {
+			continue
+		}
+		x := mean + contrast*(float64(v)*bright-mean)
+		item[i] = uint8(math.Round(min(255, max(1, x))))
 	}
 }
 

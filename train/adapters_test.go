@@ -177,3 +177,26 @@ func TestRefBatchesAugmentAndAreReproducible(t *testing.T) {
 		t.Fatalf("erasing zeroed %d of %d pixels, want 2–33 %%", zeros, dataset.CanvasPixels)
 	}
 }
+
+func TestJitterKeepsTheBackgroundAndScalesTheSubject(t *testing.T) {
+	item := [dataset.ItemPixels]uint8{}
+	for i := 200; i < 400; i++ {
+		item[i] = uint8(100 + i%50)
+	}
+	changed := 0
+	for seed := range uint64(20) {
+		got := item
+		Jitter(rand.New(rand.NewPCG(seed, 0)), &got)
+		for i, v := range got {
+			if (item[i] == 0) != (v == 0) {
+				t.Fatalf("seed %d: pixel %d went %d → %d; the background must stay 0 and the subject stay foreground", seed, i, item[i], v)
+			}
+		}
+		if got != item {
+			changed++
+		}
+	}
+	if changed < 15 {
+		t.Fatalf("only %d of 20 jitters changed the subject", changed)
+	}
+}

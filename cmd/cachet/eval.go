@@ -58,6 +58,7 @@ Writes report.json, report.md and samples.png into --out, prints the markdown; p
 	f.IntVar(&c.Batch, "batch", c.Batch, "prompts per sampler batch")
 	f.IntVar(&c.Steps, "steps", c.Steps, "sampler steps (the bars are for 50)")
 	f.Float64Var(&c.Guidance, "guidance", c.Guidance, "classifier-free guidance scale (generate's default)")
+	f.Float64Var(&c.GuidanceRescale, "guidance-rescale", c.GuidanceRescale, "guidance rescale φ in [0, 1] (0 = off)")
 	f.IntVar(&c.Limit, "limit", c.Limit, fmt.Sprintf("evaluate only the first N of the %d prompts (0 = all)", baseeval.NumPrompts))
 	return cmd
 }

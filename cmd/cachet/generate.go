@@ -28,7 +28,7 @@ type generateFlags struct {
 	weights, preset, prompt, out string
 	label, n, steps, cols        int
 	seed                         int64
-	guidance                     float64
+	guidance, guidanceRescale    float64
 	cache                        string
 	cacheParams                  map[string]string
 	subject, adapters            string
@@ -55,6 +55,7 @@ func newGenerateCmd(cf *configFlags) *cobra.Command {
 	f.Int64Var(&g.seed, "seed", 0, "seed: the same seed gives the same images")
 	f.IntVar(&g.steps, "steps", 50, "sampler steps")
 	f.Float64Var(&g.guidance, "guidance", 4, "classifier-free guidance scale (1 = off)")
+	f.Float64Var(&g.guidanceRescale, "guidance-rescale", 0, "guidance rescale φ in [0, 1]: counters guidance's over-exposure (0 = off)")
 	f.StringVar(&g.out, "out", "grid.png", "output PNG")
 	f.IntVar(&g.cols, "cols", 0, "grid columns (0 = square)")
 	f.StringVar(&g.cache, "cache", "", "step-cache policy: "+strings.Join(stepcache.Names(), ", ")+" (default: --default-cache)")
@@ -119,7 +120,7 @@ func runGenerate(cmd *cobra.Command, cf *configFlags, g generateFlags) error {
 		}
 	}
 	res, err := svc.Generate(ctx, generate.Request{Prompt: g.prompt, Label: g.label, Refs: refs, N: g.n, Seed: g.seed,
-		Steps: g.steps, Guidance: g.guidance, Cache: cacheCfg})
+		Steps: g.steps, Guidance: g.guidance, GuidanceRescale: g.guidanceRescale, Cache: cacheCfg})
 	if err != nil {
 		return err
 	}

@@ -43,7 +43,9 @@ type Config struct {
 	Batch     int    // prompts per sampler request
 	Steps     int
 	Guidance  float64
-	Limit     int // evaluate only the first Limit prompts (0: all NumPrompts)
+	// GuidanceRescale is the sampler's guidance rescale φ (0 = off).
+	GuidanceRescale float64
+	Limit           int // evaluate only the first Limit prompts (0: all NumPrompts)
 	// TorchThreads is recorded in the report (the caller sets libtorch's threads).
 	TorchThreads int
 	Progress     io.Writer // progress lines (stderr); nil: none
@@ -161,7 +163,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		seed := cfg.FirstSeed + int64(k)
 		for start := 0; start < P; start += cfg.Batch {
 			end := min(P, start+cfg.Batch)
-			req := model.SampleRequest{Seed: seed, Steps: cfg.Steps, Guidance: cfg.Guidance,
+			req := model.SampleRequest{Seed: seed, Steps: cfg.Steps, Guidance: cfg.Guidance, GuidanceRescale: cfg.GuidanceRescale,
 				Noise: Noise(seed, start, end-start, per)}
 			for _, s := range prompts[start:end] {
 				req.Prompts = append(req.Prompts, dataset.Format(s))

@@ -1,0 +1,83 @@
+package model_test
+
+import (
+	"context"
+	"math"
+	"testing"
+
+	"github.com/sugarme/gotch"
+
+	"github.com/cachetlab/cachet/model"
+)
+
+// One Euler step from known noise exposes the velocity the sampler used: v = (x₁ − x₀)/Δ. Guidance rescale
+// φ = 1 gives the guided velocity's direction with the conditional one's spread; φ = 0.5 the midpoint.
+func TestGuidanceRescale(t *testing.T) {
+	w := model.NewWorker(false)
+	defer w.Close()
+	err := w.Do(context.Background(), func() error {
+		m, err := model.New(textConfig(), gotch.CPU)
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		perturb(t, m)
+		prompts := []string{"a red cat", "dog"}
+		per := m.Cfg.Channels * m.Cfg.ImageSize * m.Cfg.ImageSize
+		noise := make([]float32, len(prompts)*per)
+		for i := range noise {
+			noise[i] = float32(math.Sin(float64(i)*0.37)) * 1.3
+		}
+		velocity := func(guidance, phi float64) []float64 {
+			t.Helper()
+			res, err := m.Sample(context.Background(), model.SampleRequest{Prompts: prompts, Steps: 1, Guidance: guidance,
+				GuidanceRescale: phi, Noise: noise})
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := make([]float64, len(noise))
+			for i := range v {
+				v[i] = -float64(res.Pixels[i] - noise[i]) // Δ = −1 for one step
+			}
+			return v
+		}
+		cond, guided, rescaled, half := velocity(1, 0), velocity(4, 0), velocity(4, 1), velocity(4, 0.5)
+		for img := range prompts {
+			span := func(v []float64) []float64 { return v[img*per : (img+1)*per] }
+			if got, want := std(span(rescaled)), std(span(cond)); math.Abs(got-want) > 1e-3*want {
+				t.Errorf("image %d: φ = 1 gives spread %.5f, want the conditional %.5f", img, got, want)
+			}
+			if std(span(guided)) == std(span(cond)) {
+				t.Errorf("image %d: guidance did not change the spread; the test cannot tell rescale apart", img)
+			}
+			k := std(span(cond)) / std(span(guided))
+			for i, g := range span(guided) {
+				r, h := span(rescaled)[i], span(half)[i]
+				if math.Abs(r-k*g) > 1e-4 || math.Abs(h-(0.5*r+0.5*g)) > 1e-4 {
+					t.Fatalf("image %d pixel %d: guided %.5f, φ=1 %.5f (want %.5f), φ=0.5 %.5f (want %.5f)", img, i, g, r, k*g, h, 0.5*r+0.5*g)
+				}
+			}
+		}
+		for _, phi := range []float64{-0.1, 1.5, math.NaN()} {
+			if _, err := m.Sample(context.Background(), model.SampleRequest{Prompts: prompts, Steps: 1, Guidance: 4, GuidanceRescale: phi}); err == nil {
+				t.Errorf("guidance rescale %v accepted", phi)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func std(v []float64) float64 {
+	var mean, sq float64
+	for _, x := range v {
+		mean += x
+	}
+	mean /= float64(len(v))
+	for _, x := range v {
+		sq += (x - mean) * (x - mean)
+	}
+	return math.Sqrt(sq / float64(len(v)))
+}
