@@ -92,15 +92,7 @@ func (e everyStep) Eval(_ int, eval func(*model.Hooks) (*model.Feature, error)) 
 func (everyStep) End() {}
 
 func TestSampleIsDeterministicAndCancellable(t *testing.T) {
-	w := model.NewWorker(false)
-	defer w.Close()
-	err := w.Do(context.Background(), func() error {
-		m, err := model.New(textConfig(), gotch.CPU)
-		if err != nil {
-			return err
-		}
-		defer m.Close()
-		perturb(t, m)
+	onPerturbedTextModel(t, func(m *model.DiT) error {
 		req := model.SampleRequest{Prompts: []string{"a red cat", "dog"}, Seed: 4, Steps: 6, Guidance: 2}
 		a, err := m.Sample(context.Background(), req)
 		if err != nil {
@@ -138,6 +130,8 @@ func TestSampleIsDeterministicAndCancellable(t *testing.T) {
 			{Prompts: []string{"a cat"}, Steps: -1},
 			{Prompts: nil, Steps: 4},
 			{Prompts: []string{"a cat"}, Steps: 4, Guidance: -1},
+			{Prompts: []string{"a cat"}, Steps: 4, Guidance: 4, GuidanceRescale: -0.1},
+			{Prompts: []string{"a cat"}, Steps: 4, Guidance: 4, GuidanceRescale: 1.5},
 		} {
 			if _, err := m.Sample(context.Background(), bad); err == nil {
 				t.Errorf("Sample(%+v) accepted a bad request", bad)
@@ -149,7 +143,4 @@ func TestSampleIsDeterministicAndCancellable(t *testing.T) {
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }

@@ -65,6 +65,25 @@ func TestSaveLoadReproducesOutputsBitForBit(t *testing.T) {
 	}
 }
 
+// onPerturbedTextModel runs fn on a worker with a perturbed textConfig model.
+func onPerturbedTextModel(t *testing.T, fn func(m *model.DiT) error) {
+	t.Helper()
+	w := model.NewWorker(false)
+	defer w.Close()
+	err := w.Do(context.Background(), func() error {
+		m, err := model.New(textConfig(), gotch.CPU)
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		perturb(t, m)
+		return fn(m)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // perturb fills every parameter with seeded noise via a save/edit/load round trip.
 func perturb(t *testing.T, m *model.DiT) {
 	t.Helper()
