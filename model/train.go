@@ -37,6 +37,9 @@ type TrainerConfig struct {
 
 // NewTrainer prepares AdamW over m's parameters (and an EMA copy when cfg.EMADecay > 0).
 func NewTrainer(m *DiT, cfg TrainerConfig) (*Trainer, error) {
+	if err := setTrainable(m.VS, true); err != nil { // Load leaves weights frozen; training them further needs grads
+		return nil, err
+	}
 	t := &Trainer{Model: m}
 	var emaVS *nn.VarStore
 	if cfg.EMADecay > 0 {

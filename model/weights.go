@@ -111,7 +111,7 @@ func ReadWeightsFile(path string) (safetensors.File, Config, error) {
 }
 
 // Load builds the model a weights file describes and loads its parameters strictly. The VarStore is left
-// frozen (inference); call m.VS.Unfreeze() to train it.
+// frozen (inference); NewTrainer unfreezes it to train it further.
 func Load(path string, device gotch.Device) (*DiT, safetensors.File, error) {
 	f, cfg, err := ReadWeightsFile(path)
 	if err != nil {

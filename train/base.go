@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/cachetlab/cachet"
 	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/model"
 )
@@ -20,6 +21,9 @@ import (
 type BaseConfig struct {
 	Common
 	Model model.Config
+	// InitFrom starts from these weights (their config replaces Model) instead of a fresh initialisation:
+	// further training of shipped weights, whose training-state checkpoint may be gone.
+	InitFrom string
 }
 
 // BaseModelConfig is the default model's architecture: a DiT on 32×32×1 scenes, patch 4 (64 tokens),
@@ -102,8 +106,19 @@ func runBase(ctx context.Context, cfg BaseConfig, set, val *dataset.Set) error {
 	if err := model.SetSeed(int64(cfg.Seed)); err != nil {
 		return err
 	}
-	m, err := model.New(cfg.Model, model.CPU)
-	if err != nil {
+	var m *model.DiT
+	var err error
+	if cfg.InitFrom != "" {
+		if m, _, err = model.Load(cfg.InitFrom, model.CPU); err != nil {
+			return cachet.Wrap(cachet.CodeInvalidArgument, err, "--init-from %s", cfg.InitFrom)
+		}
+		if m.Cfg.Cond != model.CondText || m.Cfg.ImageSize != dataset.CanvasSide || m.Cfg.Channels != 1 {
+			m.Close()
+			return cachet.Errorf(cachet.CodeInvalidArgument, "--init-from %s is a %s model; the scenes need a text-conditioned %d×%d×1 one ('cachet train base' makes it)", cfg.InitFrom, m.Cfg, dataset.CanvasSide, dataset.CanvasSide)
+		}
+		cfg.Model = m.Cfg
+		fmt.Fprintf(cfg.Progress, "base: starting from %s (%s)\n", cfg.InitFrom, m.Cfg)
+	} else if m, err = model.New(cfg.Model, model.CPU); err != nil {
 		return err
 	}
 	defer m.Close()

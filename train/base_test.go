@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,6 +84,32 @@ func TestShortRunLowersLossAndResumesExactly(t *testing.T) {
 				t.Fatalf("resumed run differs from the uninterrupted one at %s[%d]: %v vs %v", name, i, y[i], x[i])
 			}
 		}
+	}
+
+	// --init-from starts from trained weights (their config, not the flags'): at a negligible learning rate
+	// the output is the input.
+	init := smallConfig(t, filepath.Join(dir, "full"))
+	init.Out, init.Checkpoint, init.LogCSV = filepath.Join(dir, "init.safetensors"), filepath.Join(dir, "init.ckpt"), filepath.Join(dir, "init.csv")
+	init.InitFrom, init.Steps, init.Warmup, init.LR = full.Out, 2, 1, 1e-9
+	init.Model.Width = 32 // replaced by the file's
+	if err := Base(context.Background(), init); err != nil {
+		t.Fatal(err)
+	}
+	c := readTensors(t, init.Out)
+	for name, x := range a {
+		y := c[name]
+		if len(y) != len(x) {
+			t.Fatalf("%s: %d values after --init-from, want %d", name, len(y), len(x))
+		}
+		for i := range x {
+			if d := x[i] - y[i]; d > 1e-5 || d < -1e-5 {
+				t.Fatalf("--init-from moved %s[%d] from %v to %v", name, i, x[i], y[i])
+			}
+		}
+	}
+	init.InitFrom = filepath.Join(dir, "nope.safetensors")
+	if err := Base(context.Background(), init); err == nil || !strings.Contains(err.Error(), "--init-from") {
+		t.Fatalf("a missing --init-from file: %v", err)
 	}
 }
 

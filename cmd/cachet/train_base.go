@@ -22,5 +22,6 @@ func newTrainBaseCmd(cf *configFlags) *cobra.Command {
 	f.IntVar(&c.Model.Depth, "depth", c.Model.Depth, "model depth")
 	f.IntVar(&c.Model.Heads, "heads", c.Model.Heads, "attention heads")
 	f.IntVar(&c.Model.Patch, "patch", c.Model.Patch, "patch size")
+	f.StringVar(&c.InitFrom, "init-from", "", "start from these weights (e.g. the shipped base, to train it further on a fresh schedule; their config replaces --width, --depth, --heads, --patch)")
 	return cmd
 }
