@@ -85,14 +85,7 @@ func TestAdapterRunLowersLossAndResumesExactly(t *testing.T) {
 	if len(a) != 4*2 || len(a) != len(b) {
 		t.Fatalf("%d and %d tensors, want 8 (q, k, v, cat × weight, bias)", len(a), len(b))
 	}
-	for name, x := range a {
-		y := b[name]
-		for i := range x {
-			if x[i] != y[i] {
-				t.Fatalf("resumed run differs from the uninterrupted one at %s[%d]: %v vs %v", name, i, y[i], x[i])
-			}
-		}
-	}
+	requireSameTensors(t, "the resumed run against the uninterrupted one", a, b, 0)
 
 	// --init-from starts from trained adapters (not the no-op): at a negligible learning rate the output
 	// is the input.
@@ -102,18 +95,7 @@ func TestAdapterRunLowersLossAndResumesExactly(t *testing.T) {
 	if err := Adapters(context.Background(), init); err != nil {
 		t.Fatal(err)
 	}
-	c := readTensors(t, init.Out)
-	for name, x := range a {
-		y := c[name]
-		if len(y) != len(x) {
-			t.Fatalf("%s: %d values after --init-from, want %d", name, len(y), len(x))
-		}
-		for i := range x {
-			if d := x[i] - y[i]; d > 1e-5 || d < -1e-5 {
-				t.Fatalf("--init-from moved %s[%d] from %v to %v", name, i, x[i], y[i])
-			}
-		}
-	}
+	requireSameTensors(t, "--init-from's output against its input", a, readTensors(t, init.Out), 1e-5)
 }
 
 func TestAdapterRunRefusesBadSettings(t *testing.T) {

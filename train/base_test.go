@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/csv"
 	"github.com/cachetlab/cachet/dataset/datasettest"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -77,14 +78,7 @@ func TestShortRunLowersLossAndResumesExactly(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, b := readTensors(t, full.Out), readTensors(t, split.Out)
-	for name, x := range a {
-		y := b[name]
-		for i := range x {
-			if x[i] != y[i] {
-				t.Fatalf("resumed run differs from the uninterrupted one at %s[%d]: %v vs %v", name, i, y[i], x[i])
-			}
-		}
-	}
+	requireSameTensors(t, "the resumed run against the uninterrupted one", a, b, 0)
 
 	// --init-from starts from trained weights (their config, not the flags'): at a negligible learning rate
 	// the output is the input.
@@ -95,21 +89,27 @@ func TestShortRunLowersLossAndResumesExactly(t *testing.T) {
 	if err := Base(context.Background(), init); err != nil {
 		t.Fatal(err)
 	}
-	c := readTensors(t, init.Out)
-	for name, x := range a {
-		y := c[name]
-		if len(y) != len(x) {
-			t.Fatalf("%s: %d values after --init-from, want %d", name, len(y), len(x))
-		}
-		for i := range x {
-			if d := x[i] - y[i]; d > 1e-5 || d < -1e-5 {
-				t.Fatalf("--init-from moved %s[%d] from %v to %v", name, i, x[i], y[i])
-			}
-		}
-	}
+	requireSameTensors(t, "--init-from's output against its input", a, readTensors(t, init.Out), 1e-5)
 	init.InitFrom = filepath.Join(dir, "nope.safetensors")
 	if err := Base(context.Background(), init); err == nil || !strings.Contains(err.Error(), "--init-from") {
 		t.Fatalf("a missing --init-from file: %v", err)
+	}
+}
+
+// requireSameTensors fails unless every tensor of want is in got with the same length and every value
+// within tol (0: bit for bit).
+func requireSameTensors(t *testing.T, what string, want, got map[string][]float32, tol float64) {
+	t.Helper()
+	for name, x := range want {
+		y := got[name]
+		if len(y) != len(x) {
+			t.Fatalf("%s: %s has %d values, want %d", what, name, len(y), len(x))
+		}
+		for i := range x {
+			if !(math.Abs(float64(x[i])-float64(y[i])) <= tol) {
+				t.Fatalf("%s: %s[%d] is %v, want %v (tolerance %g)", what, name, i, y[i], x[i], tol)
+			}
+		}
 	}
 }
 
