@@ -149,7 +149,7 @@ func TestReportWritesValidFiles(t *testing.T) {
 	}
 	fdv, rr := 12.5, 0.75
 	cfg := baseeval.RunConfig{Weights: "w.safetensors", WeightsSHA256: strings.Repeat("ab", 32), Model: "DiT test",
-		Evaluator: "e.safetensors", Steps: 50, Guidance: 4, Seeds: 1, Prompts: 240, N: 240, Batch: 40}
+		Evaluator: "e.safetensors", Steps: 50, Guidance: 4, GuidanceRescale: 0.7, Seeds: 1, Prompts: 240, N: 240, Batch: 40}
 	r := baseeval.NewReport(cfg, baseeval.Tally(gen), baseeval.Tally(real), baseeval.Frechet{GeneratedVsReal: &fdv, RealVsReal: &rr, N: 240, Dims: 256})
 	dir := filepath.Join(t.TempDir(), "nested", "out")
 	if err := r.Write(dir, baseeval.SampleGrid(gen, real, 240)); err != nil {
@@ -165,7 +165,7 @@ func TestReportWritesValidFiles(t *testing.T) {
 		t.Fatalf("report.json: %v", err)
 	}
 	if back.Generated.Class.Total != 240 || math.Abs(back.Generated.Class.Accuracy-2.0/3) > 1e-9 ||
-		back.Config.WeightsSHA256 != cfg.WeightsSHA256 || *back.Frechet.GeneratedVsReal != fdv || back.Bars.ClassMet {
+		back.Config.WeightsSHA256 != cfg.WeightsSHA256 || back.Config.GuidanceRescale != 0.7 || *back.Frechet.GeneratedVsReal != fdv || back.Bars.ClassMet {
 		t.Errorf("report.json round trip: %+v", back)
 	}
 	if len(back.MirrorClasses) != 3 || len(back.Real.PerClass) != 10 {
@@ -177,7 +177,8 @@ func TestReportWritesValidFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"| metric", "| generated", "| real ceiling", "| bar", "66.7 % (160/240)", "≥ 85 %: **not met**",
-		"≥ 95 %: met", "12.50 (vs real)", "0.75 (real vs real split)", "| sneaker", "### Per class"} {
+		"≥ 95 %: met", "12.50 (vs real)", "0.75 (real vs real split)", "| sneaker", "### Per class",
+		"50 steps, guidance 4, rescale φ 0.7"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report.md lacks %q:\n%s", want, md)
 		}

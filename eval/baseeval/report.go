@@ -40,8 +40,9 @@ type RunConfig struct {
 	Data            string  `json:"data"`
 	Steps           int     `json:"steps"`
 	Guidance        float64 `json:"guidance"`
-	Seeds           int     `json:"seeds"`      // images per prompt
-	FirstSeed       int64   `json:"first_seed"` // seeds FirstSeed … FirstSeed+Seeds−1
+	GuidanceRescale float64 `json:"guidance_rescale"` // 0: off
+	Seeds           int     `json:"seeds"`            // images per prompt
+	FirstSeed       int64   `json:"first_seed"`       // seeds FirstSeed … FirstSeed+Seeds−1
 	Prompts         int     `json:"prompts"`
 	Limit           int     `json:"limit"` // 0: the full prompt set
 	Batch           int     `json:"batch"`
@@ -115,7 +116,7 @@ func (r *Report) Tables() []eval.Table {
 	g, re := r.Generated, r.Real
 	c := r.Config
 	main := eval.Table{
-		Title:   fmt.Sprintf("cachet eval base: %s, %d steps, guidance %g, %d prompts × %d seeds = %d images", c.Weights, c.Steps, c.Guidance, c.Prompts, c.Seeds, c.N),
+		Title:   fmt.Sprintf("cachet eval base: %s, %d steps, %s, %d prompts × %d seeds = %d images", c.Weights, c.Steps, guidanceText(c.Guidance, c.GuidanceRescale), c.Prompts, c.Seeds, c.N),
 		Columns: []string{"metric", "generated", "real ceiling", "bar"},
 		Rows: [][]string{
 			{"class accuracy (evaluator on the de-rendered item)", pct(g.Class), pct(re.Class), bar(g.Class, ClassBar)},
@@ -131,8 +132,8 @@ func (r *Report) Tables() []eval.Table {
 		Notes: []string{
 			fmt.Sprintf("weights %s (sha256 %s), %s", c.Weights, short(c.WeightsSHA256), c.Model),
 			fmt.Sprintf("evaluator %s (sha256 %s); data %s", c.Evaluator, short(c.EvaluatorSHA256), c.Data),
-			fmt.Sprintf("prompts: every scene of every class (dataset.AllScenes)%s; seeds %d…%d; flow-matching Euler, %d steps, guidance %g",
-				limitNote(c), c.FirstSeed, c.FirstSeed+int64(c.Seeds)-1, c.Steps, c.Guidance),
+			fmt.Sprintf("prompts: every scene of every class (dataset.AllScenes)%s; seeds %d…%d; flow-matching Euler, %d steps, %s",
+				limitNote(c), c.FirstSeed, c.FirstSeed+int64(c.Seeds)-1, c.Steps, guidanceText(c.Guidance, c.GuidanceRescale)),
 			"real ceiling: for each prompt × seed a test-split item of the prompt's class (seeded choice) rendered under the prompt's scene, scored the same way",
 			"size/position/inversion from image moments (dataset.Analyze); an empty image counts wrong for everything",
 			"mirrored: orientation of the de-rendered item before un-mirroring, by normalised correlation with the class's mean training image and its mirror",
@@ -239,4 +240,12 @@ func SampleGrid(gen, real []Judgement, perSeed int) *image.RGBA {
 		cols = 8
 	}
 	return eval.Grid(tiles, dataset.CanvasSide, dataset.CanvasSide, cols, labels, 4)
+}
+
+// guidanceText names the guidance settings of a run ("guidance 4", "guidance 4, rescale φ 0.7").
+func guidanceText(guidance, rescale float64) string {
+	if rescale == 0 {
+		return fmt.Sprintf("guidance %g", guidance)
+	}
+	return fmt.Sprintf("guidance %g, rescale φ %g", guidance, rescale)
 }

@@ -78,6 +78,8 @@ func (c Config) validate() error {
 		return bad("--limit must be between 0 (all) and %d, the number of prompts (got %d)", NumPrompts, c.Limit)
 	case math.IsNaN(c.Guidance) || c.Guidance < 0 || c.Guidance > 50:
 		return bad("--guidance must be between 0 and 50 (got %v)", c.Guidance)
+	case math.IsNaN(c.GuidanceRescale) || c.GuidanceRescale < 0 || c.GuidanceRescale > 1:
+		return bad("--guidance-rescale must be between 0 (off) and 1 (got %v)", c.GuidanceRescale)
 	}
 	return nil
 }
@@ -153,8 +155,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	N := len(scenes)
-	fmt.Fprintf(progress, "eval base: %s (%s), %d prompts × %d seeds = %d images, batches of ≤ %d, %d steps, guidance %g\n",
-		cfg.Weights, m.Cfg, P, cfg.Seeds, N, cfg.Batch, cfg.Steps, cfg.Guidance)
+	fmt.Fprintf(progress, "eval base: %s (%s), %d prompts × %d seeds = %d images, batches of ≤ %d, %d steps, %s\n",
+		cfg.Weights, m.Cfg, P, cfg.Seeds, N, cfg.Batch, cfg.Steps, guidanceText(cfg.Guidance, cfg.GuidanceRescale))
 
 	genJ := make([]Judgement, 0, N)
 	sampleStart := time.Now()
@@ -233,7 +235,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 
 	rc := RunConfig{Weights: cfg.Weights, WeightsSHA256: weightsSum, Model: m.Cfg.String(), Evaluator: cfg.Evaluator,
-		EvaluatorSHA256: evalSum, Data: cfg.DataDir, Steps: cfg.Steps, Guidance: cfg.Guidance, Seeds: cfg.Seeds,
+		EvaluatorSHA256: evalSum, Data: cfg.DataDir, Steps: cfg.Steps, Guidance: cfg.Guidance,
+		GuidanceRescale: cfg.GuidanceRescale, Seeds: cfg.Seeds,
 		FirstSeed: cfg.FirstSeed, Prompts: P, Limit: cfg.Limit, Batch: cfg.Batch, N: N, TorchThreads: cfg.TorchThreads}
 	r := NewReport(rc, Tally(genJ), Tally(realJ), fd)
 	r.SampleSeconds = sampleSecs
@@ -264,7 +267,7 @@ func Noise(seed int64, from, n, per int) []float32 {
 
 // checkModel refuses weights that cannot draw Cachet's scenes from their prompts.
 func checkModel(path string, c model.Config, prompts []dataset.Scene) error {
-	if c.Cond != model.CondText || c.ImageSize != dataset.CanvasSide || c.Channels != 1 {
+	if !c.IsTextGrayscale(dataset.CanvasSide) {
 		return cachet.Errorf(cachet.CodeInvalidArgument,
 			"--weights %s holds a %s; eval base needs a text-conditioned 32×32×1 model trained on Cachet's scenes ('cachet train base')", path, c)
 	}

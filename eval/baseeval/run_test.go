@@ -188,6 +188,7 @@ func TestRunRefusesBadInputs(t *testing.T) {
 		{"seeds 0", func(c *baseeval.Config) { c.Seeds = 0 }, "--seeds"},
 		{"steps 0", func(c *baseeval.Config) { c.Steps = 0 }, "--steps"},
 		{"limit -1", func(c *baseeval.Config) { c.Limit = -1 }, "--limit"},
+		{"guidance rescale 2", func(c *baseeval.Config) { c.GuidanceRescale = 2 }, "--guidance-rescale"},
 		{"unwritable out", func(c *baseeval.Config) { c.Out = filepath.Join(file, "sub") }, "--out"},
 		{"label model", func(c *baseeval.Config) { c.Weights = label }, "text-conditioned 32×32×1"},
 		{"not weights", func(c *baseeval.Config) { c.Weights = file }, "not a valid safetensors"},
