@@ -267,7 +267,7 @@ func StepCache(ctx context.Context, o StepCacheOptions) (*StepCacheReport, error
 		if r.m, _, err = model.Load(o.Weights, model.CPU); err != nil {
 			return err
 		}
-		if r.m.Cfg.Cond != model.CondText || r.m.Cfg.ImageSize != dataset.CanvasSide || r.m.Cfg.Channels != 1 {
+		if !r.m.Cfg.IsTextGrayscale(dataset.CanvasSide) {
 			return cachet.Errorf(cachet.CodeInvalidArgument, "%s is not a text-conditioned 32×32×1 scene model (%s)", o.Weights, r.m.Cfg)
 		}
 		r.ev, _, err = model.LoadClassifier(o.Evaluator, model.CPU)

@@ -63,6 +63,12 @@ func (c Config) ValidateSteps(steps int) error {
 	return nil
 }
 
+// IsTextGrayscale reports whether the model draws one-channel size×size images from text prompts (what
+// Cachet's scenes need).
+func (c Config) IsTextGrayscale(size int) bool {
+	return c.Cond == CondText && c.ImageSize == size && c.Channels == 1
+}
+
 // Tokens is the number of patches (sequence length).
 func (c Config) Tokens() int { g := c.ImageSize / c.Patch; return g * g }
 

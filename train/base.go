@@ -112,7 +112,7 @@ func runBase(ctx context.Context, cfg BaseConfig, set, val *dataset.Set) error {
 		if m, _, err = model.Load(cfg.InitFrom, model.CPU); err != nil {
 			return cachet.Wrap(cachet.CodeInvalidArgument, err, "--init-from %s", cfg.InitFrom)
 		}
-		if m.Cfg.Cond != model.CondText || m.Cfg.ImageSize != dataset.CanvasSide || m.Cfg.Channels != 1 {
+		if !m.Cfg.IsTextGrayscale(dataset.CanvasSide) {
 			m.Close()
 			return cachet.Errorf(cachet.CodeInvalidArgument, "--init-from %s is a %s model; the scenes need a text-conditioned %d×%d×1 one ('cachet train base' makes it)", cfg.InitFrom, m.Cfg, dataset.CanvasSide, dataset.CanvasSide)
 		}
