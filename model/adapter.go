@@ -14,14 +14,21 @@ import (
 )
 
 // AdapterConfig describes DreamCache adapters on a base DiT (DreamCache's BasicTransformerBlock_Memory in
-// adaLN form): in each adapted block, m = CrossAttn(h, K/V = LN(cached reference tokens of that block)) and
-// the attention sublayer becomes Linear_{(D+Inner)→D}([SelfAttn(h) ‖ m]), initialised to [I | 0] so that a
-// fresh adapter is exactly the base block. The cross-attention has no output projection of its own: the
-// concatenating linear is one (DreamCache's to_out followed by linear_cat composes two linear maps).
+// adaLN form): in each adapted block, m = CrossAttn(h, K/V = LN(cached reference tokens of that block)), and
+// the attention sublayer becomes either
+//   - concat (DreamCache's form): Linear_{(D+Inner)→D}([SelfAttn(h) ‖ m]), initialised to [I | 0]. The
+//     cross-attention has no output projection of its own: the concatenating linear is one (DreamCache's
+//     to_out followed by linear_cat composes two linear maps); or
+//   - additive: SelfAttn(h) + Linear_{Inner→D}(m), the projection initialised to 0. The same function class
+//     less the D×D re-mixing of the self-attention output, at a third of concat's parameters per block, so
+//     more blocks fit a parameter budget.
+//
+// Either way a fresh adapter is exactly the base block.
 type AdapterConfig struct {
-	Blocks []int `json:"blocks"` // adapted blocks, ascending
-	Inner  int   `json:"inner"`  // width of the reference cross-attention's queries, keys and values
-	Heads  int   `json:"heads"`  // its heads (Inner/Heads per head)
+	Blocks   []int `json:"blocks"`             // adapted blocks, ascending
+	Inner    int   `json:"inner"`              // width of the reference cross-attention's queries, keys and values
+	Heads    int   `json:"heads"`              // its heads (Inner/Heads per head)
+	Additive bool  `json:"additive,omitempty"` // additive output projection instead of concat
 }
 
 // Validate checks the config against the base model's.
@@ -57,7 +64,8 @@ type Adapters struct {
 
 type adapterBlock struct {
 	q, k, v *Linear // D → Inner
-	cat     *Linear // D + Inner → D
+	cat     *Linear // D + Inner → D (concat form)
+	out     *Linear // Inner → D (additive form)
 }
 
 // NewAdapters builds fresh adapters (a no-op until trained) for a base model of config base.
@@ -84,7 +92,12 @@ func NewAdapters(base Config, cfg AdapterConfig, device gotch.Device) (*Adapters
 			vs.Destroy()
 			return nil, err
 		}
-		if b.cat, err = newLinear(p.Sub("cat"), d+r, d, initZero); err != nil {
+		if cfg.Additive {
+			b.out, err = newLinear(p.Sub("out"), r, d, initZero)
+		} else {
+			b.cat, err = newLinear(p.Sub("cat"), d+r, d, initZero)
+		}
+		if err != nil {
 			vs.Destroy()
 			return nil, err
 		}
@@ -108,6 +121,9 @@ func (a *Adapters) identityInit() error {
 		w[i*(d+r)+i] = 1
 	}
 	for _, b := range a.blocks {
+		if b.cat == nil {
+			continue
+		}
 		if err := setTensor(b.cat.Weight, w, []int64{int64(d), int64(d + r)}); err != nil {
 			return fmt.Errorf("model: adapter init: %w", err)
 		}
@@ -186,6 +202,9 @@ func (a *Adapters) apply(o *ops, block int, h, attn *ts.Tensor, kv refKV, cond i
 	if int64(cond) < rows {
 		zeros := o.keep(ts.Zeros([]int64{rows - int64(cond), tokens, int64(a.Cfg.Inner)}, gotch.Float, a.Device))
 		m = o.cat(0, m, zeros)
+	}
+	if b.out != nil {
+		return o.add(attn, o.linear(m, b.out))
 	}
 	return o.linear(o.cat(2, attn, m), b.cat)
 }

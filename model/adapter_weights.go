@@ -7,6 +7,7 @@ import (
 	"io/fs"
 
 	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
 
 	"github.com/cachetlab/cachet"
 	"github.com/cachetlab/cachet/internal/safetensors"
@@ -73,4 +74,109 @@ func LoadAdapters(path string, base Config, device gotch.Device) (*Adapters, map
 		return nil, nil, fmt.Errorf("adapter weights %s: %w", path, err)
 	}
 	return a, f.Metadata, nil
+}
+
+// Transplant starts these adapters from trained ones: every block both adapt takes src's cross-attention
+// (queries, keys, values) and output projection, converted between the concat and additive forms where
+// they differ — concat → additive keeps the reference half of the concat projection and its bias and drops
+// its re-mixing of the self-attention output; additive → concat is exact, as [I | W]. Blocks only these
+// adapters have stay as they are (a no-op when fresh). It returns the carried blocks; src's inner width and
+// heads must match.
+func (a *Adapters) Transplant(src *Adapters) ([]int, error) {
+	if src.Cfg.Inner != a.Cfg.Inner || src.Cfg.Heads != a.Cfg.Heads {
+		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "the starting adapters are %d wide with %d heads; these are %d wide with %d heads",
+			src.Cfg.Inner, src.Cfg.Heads, a.Cfg.Inner, a.Cfg.Heads)
+	}
+	if err := sameConfig(src.Base, a.Base); err != nil {
+		return nil, err
+	}
+	if err := setTrainable(a.VS, false); err != nil {
+		return nil, err
+	}
+	d, r := int64(a.Base.Width), int64(a.Cfg.Inner)
+	var carried []int
+	for _, blk := range a.Cfg.Blocks {
+		from, ok := src.blocks[blk]
+		if !ok {
+			continue
+		}
+		to := a.blocks[blk]
+		for _, p := range [][2]*Linear{{from.q, to.q}, {from.k, to.k}, {from.v, to.v}, {from.cat, to.cat}, {from.out, to.out}} {
+			if p[0] != nil && p[1] != nil {
+				if err := copyLinear(p[1], p[0]); err != nil {
+					return nil, fmt.Errorf("model: transplanting block %d: %w", blk, err)
+				}
+			}
+		}
+		var err error
+		switch {
+		case from.cat != nil && to.out != nil:
+			err = concatToAdditive(to.out, from.cat, d, r)
+		case from.out != nil && to.cat != nil:
+			err = additiveToConcat(to.cat, from.out, d, r)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("model: transplanting block %d: %w", blk, err)
+		}
+		carried = append(carried, blk)
+	}
+	return carried, nil
+}
+
+func copyLinear(dst, src *Linear) error {
+	for _, p := range [][2]*ts.Tensor{{dst.Weight, src.Weight}, {dst.Bias, src.Bias}} {
+		vals, err := Float32s(p[1])
+		if err != nil {
+			return err
+		}
+		shape, err := p[1].Size()
+		if err != nil {
+			return err
+		}
+		if err := setTensor(p[0], vals, shape); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// concatToAdditive sets out [D, Inner] to the reference columns of cat [D, D+Inner], and out's bias to cat's.
+func concatToAdditive(out, cat *Linear, d, r int64) error {
+	w, err := Float32s(cat.Weight)
+	if err != nil {
+		return err
+	}
+	ow := make([]float32, d*r)
+	for i := range d {
+		copy(ow[i*r:(i+1)*r], w[i*(d+r)+d:(i+1)*(d+r)])
+	}
+	if err := setTensor(out.Weight, ow, []int64{d, r}); err != nil {
+		return err
+	}
+	b, err := Float32s(cat.Bias)
+	if err != nil {
+		return err
+	}
+	return setTensor(out.Bias, b, []int64{d})
+}
+
+// additiveToConcat sets cat [D, D+Inner] to [I | out], and cat's bias to out's.
+func additiveToConcat(cat, out *Linear, d, r int64) error {
+	w, err := Float32s(out.Weight)
+	if err != nil {
+		return err
+	}
+	cw := make([]float32, d*(d+r))
+	for i := range d {
+		cw[i*(d+r)+i] = 1
+		copy(cw[i*(d+r)+d:(i+1)*(d+r)], w[i*r:(i+1)*r])
+	}
+	if err := setTensor(cat.Weight, cw, []int64{d, d + r}); err != nil {
+		return err
+	}
+	b, err := Float32s(out.Bias)
+	if err != nil {
+		return err
+	}
+	return setTensor(cat.Bias, b, []int64{d})
 }

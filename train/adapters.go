@@ -203,17 +203,23 @@ func Adapters(ctx context.Context, cfg AdaptersConfig) error {
 		if base, _, err = model.Load(cfg.Base, model.CPU); err != nil {
 			return err
 		}
+		if ad, err = model.NewAdapters(base.Cfg, cfg.Adapter, model.CPU); err != nil {
+			return err
+		}
 		if cfg.InitFrom != "" {
-			// Adapters trained for an earlier version of the base are a far better start than the no-op:
-			// a fine-tuned base moves little.
-			var meta map[string]string
-			if ad, meta, err = model.LoadAdapters(cfg.InitFrom, base.Cfg, model.CPU); err != nil {
+			// Trained adapters (for an earlier base, or with fewer blocks) are a far better start than the
+			// no-op: a fine-tuned base moves little, and new blocks start as a no-op beside the carried ones.
+			from, meta, err := model.LoadAdapters(cfg.InitFrom, base.Cfg, model.CPU)
+			if err != nil {
 				return err
 			}
-			cfg.Adapter = ad.Cfg
-			fmt.Fprintf(cfg.Progress, "adapters: starting from %s (trained for base %s)\n", cfg.InitFrom, meta[adapters.MetaBase])
-		} else if ad, err = model.NewAdapters(base.Cfg, cfg.Adapter, model.CPU); err != nil {
-			return err
+			defer from.Close()
+			carried, err := ad.Transplant(from)
+			if err != nil {
+				return cachet.Wrap(cachet.CodeInvalidArgument, err, "--init-from %s", cfg.InitFrom)
+			}
+			fmt.Fprintf(cfg.Progress, "adapters: starting blocks %v from %s (blocks %v, trained for base %s)\n",
+				carried, cfg.InitFrom, from.Cfg.Blocks, meta[adapters.MetaBase])
 		}
 		tr, err = model.NewAdapterTrainer(base, ad, cfg.trainer())
 		return err

@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cachetlab/cachet"
 	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/eval/baseeval"
 	"github.com/cachetlab/cachet/model"
@@ -21,6 +22,7 @@ func newEvalCmd(cf *configFlags) *cobra.Command {
 
 func newEvalBaseCmd(cf *configFlags) *cobra.Command {
 	c := baseeval.DefaultConfig()
+	var interval []float64
 	cmd := &cobra.Command{
 		Use:   "base",
 		Short: "Evaluate the default denoiser: prompt alignment and Fréchet distance against real scenes",
@@ -35,6 +37,11 @@ Writes report.json, report.md and samples.png into --out, prints the markdown; p
   cachet eval base --weights /tmp/base200.safetensors --limit 20 --seeds 1 --out /tmp/eval-base`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			iv, err := parseInterval("--guidance-interval", interval)
+			if err != nil {
+				return err
+			}
+			c.GuidanceInterval = iv
 			if err := model.SetNumThreads(cf.cfg.TorchThreads); err != nil {
 				return err
 			}
@@ -59,6 +66,23 @@ Writes report.json, report.md and samples.png into --out, prints the markdown; p
 	f.IntVar(&c.Steps, "steps", c.Steps, "sampler steps (the bars are for 50)")
 	f.Float64Var(&c.Guidance, "guidance", c.Guidance, "classifier-free guidance scale (generate's default)")
 	f.Float64Var(&c.GuidanceRescale, "guidance-rescale", c.GuidanceRescale, "guidance rescale φ in [0, 1] (0 = off)")
+	f.Float64SliceVar(&interval, "guidance-interval", nil, "guide only at sampler times t in (lo, hi] (1 = noise), as lo,hi; default: every step")
+	f.StringSliceVar(&c.Classes, "classes", nil, "evaluate only these classes' prompts (e.g. pullover,shirt); default: all ten")
 	f.IntVar(&c.Limit, "limit", c.Limit, fmt.Sprintf("evaluate only the first N of the %d prompts (0 = all)", baseeval.NumPrompts))
 	return cmd
+}
+
+// parseInterval reads a lo,hi flag into a guidance interval; no values mean every step.
+func parseInterval(flag string, v []float64) (model.Interval, error) {
+	switch len(v) {
+	case 0:
+		return model.Interval{}, nil
+	case 2:
+		iv := model.Interval{Lo: v[0], Hi: v[1]}
+		if err := iv.Validate(); err != nil {
+			return iv, cachet.Errorf(cachet.CodeInvalidArgument, "%s must be lo,hi with 0 ≤ lo < hi ≤ 1 (got %v)", flag, v)
+		}
+		return iv, nil
+	}
+	return model.Interval{}, cachet.Errorf(cachet.CodeInvalidArgument, "%s takes two numbers, lo,hi (got %d)", flag, len(v))
 }

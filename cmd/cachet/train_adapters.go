@@ -26,10 +26,11 @@ func newTrainAdaptersCmd(cf *configFlags) *cobra.Command {
 	f.Float64Var(&c.NoRef, "no-ref", c.NoRef, "probability of training the null reference")
 	f.Float64Var(&c.Erase, "erase", c.Erase, "random-erasing probability of a reference")
 	f.Float64Var(&c.TRef, "t-ref", c.TRef, "model time of the reference pass (featurecache's)")
-	f.StringVar(&c.InitFrom, "init-from", "", "start from these adapter weights (e.g. made for an earlier base; their config replaces --blocks, --inner, --heads)")
+	f.StringVar(&c.InitFrom, "init-from", "", "start from these adapter weights (made for an earlier base, or for fewer --blocks): the blocks both adapt carry over, converted between the concat and --additive forms; --inner and --heads must match")
 	f.IntSliceVar(&c.Adapter.Blocks, "blocks", c.Adapter.Blocks, "blocks that get an adapter")
 	f.IntVar(&c.Adapter.Inner, "inner", c.Adapter.Inner, "width of the reference cross-attention")
 	f.IntVar(&c.Adapter.Heads, "heads", c.Adapter.Heads, "heads of the reference cross-attention")
+	f.BoolVar(&c.Adapter.Additive, "additive", c.Adapter.Additive, "add the projected cross-attention to the self-attention output (a third of concat's parameters per block) instead of DreamCache's concat projection")
 	f.Float64Var(&c.MaxParamFrac, "max-param-frac", c.MaxParamFrac, "refuse adapters larger than this fraction of the base")
 	return cmd
 }

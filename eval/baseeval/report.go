@@ -7,6 +7,7 @@ import (
 
 	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/eval"
+	"github.com/cachetlab/cachet/model"
 )
 
 // The quality bars of the default model (at 50 steps).
@@ -41,6 +42,9 @@ type RunConfig struct {
 	Steps           int     `json:"steps"`
 	Guidance        float64 `json:"guidance"`
 	GuidanceRescale float64 `json:"guidance_rescale"` // 0: off
+	// GuidanceInterval is [lo, hi] of sampler time t (1 = noise) where guidance applies; absent: every step.
+	GuidanceInterval []float64 `json:"guidance_interval,omitempty"`
+	Classes          []string  `json:"classes,omitempty"` // only these classes' prompts; absent: all
 	Seeds           int     `json:"seeds"`            // images per prompt
 	FirstSeed       int64   `json:"first_seed"`       // seeds FirstSeed … FirstSeed+Seeds−1
 	Prompts         int     `json:"prompts"`
@@ -116,7 +120,7 @@ func (r *Report) Tables() []eval.Table {
 	g, re := r.Generated, r.Real
 	c := r.Config
 	main := eval.Table{
-		Title:   fmt.Sprintf("cachet eval base: %s, %d steps, %s, %d prompts × %d seeds = %d images", c.Weights, c.Steps, guidanceText(c.Guidance, c.GuidanceRescale), c.Prompts, c.Seeds, c.N),
+		Title:   fmt.Sprintf("cachet eval base: %s, %d steps, %s, %d prompts × %d seeds = %d images", c.Weights, c.Steps, guidanceText(c.Guidance, c.GuidanceRescale, c.interval()), c.Prompts, c.Seeds, c.N),
 		Columns: []string{"metric", "generated", "real ceiling", "bar"},
 		Rows: [][]string{
 			{"class accuracy (evaluator on the de-rendered item)", pct(g.Class), pct(re.Class), bar(g.Class, ClassBar)},
@@ -133,7 +137,7 @@ func (r *Report) Tables() []eval.Table {
 			fmt.Sprintf("weights %s (sha256 %s), %s", c.Weights, short(c.WeightsSHA256), c.Model),
 			fmt.Sprintf("evaluator %s (sha256 %s); data %s", c.Evaluator, short(c.EvaluatorSHA256), c.Data),
 			fmt.Sprintf("prompts: every scene of every class (dataset.AllScenes)%s; seeds %d…%d; flow-matching Euler, %d steps, %s",
-				limitNote(c), c.FirstSeed, c.FirstSeed+int64(c.Seeds)-1, c.Steps, guidanceText(c.Guidance, c.GuidanceRescale)),
+				limitNote(c), c.FirstSeed, c.FirstSeed+int64(c.Seeds)-1, c.Steps, guidanceText(c.Guidance, c.GuidanceRescale, c.interval())),
 			"real ceiling: for each prompt × seed a test-split item of the prompt's class (seeded choice) rendered under the prompt's scene, scored the same way",
 			"size/position/inversion from image moments (dataset.Analyze); an empty image counts wrong for everything",
 			"mirrored: orientation of the de-rendered item before un-mirroring, by normalised correlation with the class's mean training image and its mirror",
@@ -168,10 +172,14 @@ func (r *Report) Tables() []eval.Table {
 }
 
 func limitNote(c RunConfig) string {
-	if c.Limit > 0 && c.Limit < NumPrompts {
-		return fmt.Sprintf(", only the first %d of %d (--limit)", c.Prompts, NumPrompts)
+	s := ""
+	if len(c.Classes) > 0 {
+		s = fmt.Sprintf(", classes %s only (--classes)", strings.Join(c.Classes, ", "))
 	}
-	return ""
+	if c.Limit > 0 && c.Prompts == c.Limit {
+		s += fmt.Sprintf(", only the first %d (--limit)", c.Prompts)
+	}
+	return s
 }
 
 func short(sum string) string {
@@ -242,10 +250,31 @@ func SampleGrid(gen, real []Judgement, perSeed int) *image.RGBA {
 	return eval.Grid(tiles, dataset.CanvasSide, dataset.CanvasSide, cols, labels, 4)
 }
 
-// guidanceText names the guidance settings of a run ("guidance 4", "guidance 4, rescale φ 0.7").
-func guidanceText(guidance, rescale float64) string {
-	if rescale == 0 {
-		return fmt.Sprintf("guidance %g", guidance)
+// guidanceText names the guidance settings of a run ("guidance 4", "guidance 4, rescale φ 0.7, for t in
+// (0.2, 0.8]").
+func guidanceText(guidance, rescale float64, iv model.Interval) string {
+	s := fmt.Sprintf("guidance %g", guidance)
+	if rescale != 0 {
+		s += fmt.Sprintf(", rescale φ %g", rescale)
 	}
-	return fmt.Sprintf("guidance %g, rescale φ %g", guidance, rescale)
+	if iv != (model.Interval{}) {
+		s += fmt.Sprintf(", for t in (%g, %g]", iv.Lo, iv.Hi)
+	}
+	return s
+}
+
+// intervalField is the report's form of a guidance interval: absent for the zero value (every step).
+func intervalField(iv model.Interval) []float64 {
+	if iv == (model.Interval{}) {
+		return nil
+	}
+	return []float64{iv.Lo, iv.Hi}
+}
+
+// interval reads the recorded guidance interval back.
+func (c RunConfig) interval() model.Interval {
+	if len(c.GuidanceInterval) != 2 {
+		return model.Interval{}
+	}
+	return model.Interval{Lo: c.GuidanceInterval[0], Hi: c.GuidanceInterval[1]}
 }

@@ -45,7 +45,11 @@ type Config struct {
 	Guidance  float64
 	// GuidanceRescale is the sampler's guidance rescale φ (0 = off).
 	GuidanceRescale float64
-	Limit           int // evaluate only the first Limit prompts (0: all NumPrompts)
+	// GuidanceInterval is the sampler's guidance interval (zero: every step).
+	GuidanceInterval model.Interval
+	// Classes, when set, keeps only these classes' prompts (names from dataset.ClassNames).
+	Classes []string
+	Limit   int // evaluate only the first Limit prompts (0: all NumPrompts)
 	// TorchThreads is recorded in the report (the caller sets libtorch's threads).
 	TorchThreads int
 	Progress     io.Writer // progress lines (stderr); nil: none
@@ -81,6 +85,12 @@ func (c Config) validate() error {
 	case math.IsNaN(c.GuidanceRescale) || c.GuidanceRescale < 0 || c.GuidanceRescale > 1:
 		return bad("--guidance-rescale must be between 0 (off) and 1 (got %v)", c.GuidanceRescale)
 	}
+	if err := c.GuidanceInterval.Validate(); err != nil {
+		return bad("--guidance-interval must be lo,hi with 0 ≤ lo < hi ≤ 1 (got %v,%v)", c.GuidanceInterval.Lo, c.GuidanceInterval.Hi)
+	}
+	if _, err := ClassFilter(c.Classes); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -106,7 +116,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	prompts := Prompts(cfg.Limit)
+	classes, err := ClassFilter(cfg.Classes)
+	if err != nil {
+		return nil, err
+	}
+	prompts := Prompts(cfg.Limit, classes...)
 	if _, mc, err := model.ReadWeightsFile(cfg.Weights); err != nil {
 		return nil, err
 	} else if err := checkModel(cfg.Weights, mc, prompts); err != nil {
@@ -156,7 +170,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	N := len(scenes)
 	fmt.Fprintf(progress, "eval base: %s (%s), %d prompts × %d seeds = %d images, batches of ≤ %d, %d steps, %s\n",
-		cfg.Weights, m.Cfg, P, cfg.Seeds, N, cfg.Batch, cfg.Steps, guidanceText(cfg.Guidance, cfg.GuidanceRescale))
+		cfg.Weights, m.Cfg, P, cfg.Seeds, N, cfg.Batch, cfg.Steps, guidanceText(cfg.Guidance, cfg.GuidanceRescale, cfg.GuidanceInterval))
 
 	genJ := make([]Judgement, 0, N)
 	sampleStart := time.Now()
@@ -166,7 +180,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		for start := 0; start < P; start += cfg.Batch {
 			end := min(P, start+cfg.Batch)
 			req := model.SampleRequest{Seed: seed, Steps: cfg.Steps, Guidance: cfg.Guidance, GuidanceRescale: cfg.GuidanceRescale,
-				Noise: Noise(seed, start, end-start, per)}
+				GuidanceInterval: cfg.GuidanceInterval, Noise: Noise(seed, start, end-start, per)}
 			for _, s := range prompts[start:end] {
 				req.Prompts = append(req.Prompts, dataset.Format(s))
 			}
@@ -236,7 +250,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	rc := RunConfig{Weights: cfg.Weights, WeightsSHA256: weightsSum, Model: m.Cfg.String(), Evaluator: cfg.Evaluator,
 		EvaluatorSHA256: evalSum, Data: cfg.DataDir, Steps: cfg.Steps, Guidance: cfg.Guidance,
-		GuidanceRescale: cfg.GuidanceRescale, Seeds: cfg.Seeds,
+		GuidanceRescale: cfg.GuidanceRescale, GuidanceInterval: intervalField(cfg.GuidanceInterval), Classes: cfg.Classes, Seeds: cfg.Seeds,
 		FirstSeed: cfg.FirstSeed, Prompts: P, Limit: cfg.Limit, Batch: cfg.Batch, N: N, TorchThreads: cfg.TorchThreads}
 	r := NewReport(rc, Tally(genJ), Tally(realJ), fd)
 	r.SampleSeconds = sampleSecs

@@ -3,6 +3,8 @@ package baseeval
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
+	"strings"
 
 	"github.com/cachetlab/cachet"
 	"github.com/cachetlab/cachet/dataset"
@@ -12,11 +14,16 @@ import (
 // NumPrompts is the size of the full prompt set: every valid scene of every class.
 const NumPrompts = dataset.NumClasses * 24
 
-// Prompts is the evaluation prompt set: dataset.AllScenes of every class, class by class (240 scenes),
-// or only the first limit of them when 0 < limit < NumPrompts.
-func Prompts(limit int) []dataset.Scene {
+// Prompts is the evaluation prompt set: dataset.AllScenes of every class (or of classes, when given),
+// class by class (240 scenes for all ten), or only the first limit of them when 0 < limit < their number.
+func Prompts(limit int, classes ...int) []dataset.Scene {
+	if len(classes) == 0 {
+		for c := range dataset.NumClasses {
+			classes = append(classes, c)
+		}
+	}
 	out := make([]dataset.Scene, 0, NumPrompts)
-	for c := range dataset.NumClasses {
+	for _, c := range classes {
 		out = append(out, dataset.AllScenes(c)...)
 	}
 	if limit > 0 && limit < len(out) {
@@ -228,4 +235,20 @@ func Tally(js []Judgement) Metrics {
 		m.PerClass = append(m.PerClass, cm)
 	}
 	return m
+}
+
+// ClassFilter turns class names into labels in dataset order (duplicates dropped); none means every class.
+func ClassFilter(names []string) ([]int, error) {
+	var out []int
+	for c, name := range dataset.ClassNames {
+		if slices.Contains(names, name) {
+			out = append(out, c)
+		}
+	}
+	for _, n := range names {
+		if !slices.Contains(dataset.ClassNames[:], n) {
+			return nil, cachet.Errorf(cachet.CodeInvalidArgument, "--classes: %q is not a class; use %s", n, strings.Join(dataset.ClassNames[:], ", "))
+		}
+	}
+	return out, nil
 }
