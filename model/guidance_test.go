@@ -63,3 +63,49 @@ func std(v []float64) float64 {
 	}
 	return math.Sqrt(sq / float64(len(v)))
 }
+
+// A guidance interval guides only the steps whose time lies in (lo, hi]; elsewhere the step is the
+// conditional one, exactly as with guidance off.
+func TestGuidanceInterval(t *testing.T) {
+	onPerturbedTextModel(t, func(m *model.DiT) error {
+		sample := func(guidance float64, iv model.Interval) []float32 {
+			t.Helper()
+			res, err := m.Sample(context.Background(), model.SampleRequest{Prompts: []string{"a red cat", "dog"}, Steps: 6,
+				Seed: 3, Guidance: guidance, GuidanceInterval: iv})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return res.Pixels
+		}
+		guided, unguided := sample(4, model.Interval{}), sample(1, model.Interval{})
+		if maxDiff(guided, unguided) < 1e-4 {
+			t.Fatal("guidance did not change the samples; the test cannot tell intervals apart")
+		}
+		// 6 steps sit at t = 1, 5/6, …, 1/6.
+		for _, tc := range []struct {
+			name string
+			iv   model.Interval
+			want []float32
+		}{
+			{"every step", model.Interval{Lo: 0, Hi: 1}, guided},
+			{"no step", model.Interval{Lo: 0, Hi: 0.1}, unguided},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				if d := maxDiff(sample(4, tc.iv), tc.want); d > 1e-6 {
+					t.Errorf("differs by %g", d)
+				}
+			})
+		}
+		partial := sample(4, model.Interval{Lo: 0.2, Hi: 0.8})
+		if maxDiff(partial, guided) < 1e-4 || maxDiff(partial, unguided) < 1e-4 {
+			t.Error("guiding some of the steps matched guiding all or none of them")
+		}
+		for _, bad := range []model.Interval{{Lo: 0.5, Hi: 0.5}, {Lo: -0.1, Hi: 0.5}, {Lo: 0.2, Hi: 1.5}, {Lo: math.NaN(), Hi: 1}} {
+			if _, err := m.Sample(context.Background(), model.SampleRequest{Prompts: []string{"dog"}, Steps: 2, Guidance: 4,
+				GuidanceInterval: bad}); err == nil {
+				t.Errorf("interval %v was accepted", bad)
+			}
+		}
+		return nil
+	})
+}

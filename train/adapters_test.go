@@ -53,6 +53,27 @@ func smallAdapters(t *testing.T, base, dir string) AdaptersConfig {
 	return c
 }
 
+// saveFreshAdapters writes no-op adapters of cfg for the base at basePath.
+func saveFreshAdapters(t *testing.T, basePath string, cfg model.AdapterConfig, path string) {
+	t.Helper()
+	_, bc, err := model.ReadWeightsFile(basePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := model.NewWorker(false)
+	defer w.Close()
+	if err := w.Do(context.Background(), func() error {
+		a, err := model.NewAdapters(bc, cfg, model.CPU)
+		if err != nil {
+			return err
+		}
+		defer a.Close()
+		return a.Save(path, nil)
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestAdapterRunLowersLossAndResumesExactly(t *testing.T) {
 	dir := t.TempDir()
 	base := randomBase(t, dir)
@@ -91,7 +112,6 @@ func TestAdapterRunLowersLossAndResumesExactly(t *testing.T) {
 	// is the input.
 	init := smallAdapters(t, base, filepath.Join(dir, "init"))
 	init.InitFrom, init.Steps, init.Warmup, init.LR = full.Out, 2, 1, 1e-9
-	init.Adapter = model.AdapterConfig{Blocks: []int{0}, Inner: 16, Heads: 1} // replaced by the file's
 	if err := Adapters(context.Background(), init); err != nil {
 		t.Fatal(err)
 	}
@@ -101,6 +121,7 @@ func TestAdapterRunLowersLossAndResumesExactly(t *testing.T) {
 func TestAdapterRunRefusesBadSettings(t *testing.T) {
 	dir := t.TempDir()
 	base := randomBase(t, dir)
+	saveFreshAdapters(t, base, model.AdapterConfig{Blocks: []int{1}, Inner: 32, Heads: 2}, filepath.Join(dir, "narrow.safetensors"))
 	tests := []struct {
 		name string
 		edit func(*AdaptersConfig)
@@ -110,6 +131,10 @@ func TestAdapterRunRefusesBadSettings(t *testing.T) {
 		{"block outside", func(c *AdaptersConfig) { c.Adapter.Blocks = []int{2} }},
 		{"no-ref probability", func(c *AdaptersConfig) { c.NoRef = 1 }},
 		{"missing init-from", func(c *AdaptersConfig) { c.InitFrom = filepath.Join(dir, "nope-adapters.safetensors") }},
+		{"init-from of another width", func(c *AdaptersConfig) {
+			c.InitFrom = filepath.Join(dir, "narrow.safetensors")
+			c.Adapter.Inner = 16
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package baseeval_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"image/png"
 	"math"
 	"os"
@@ -37,6 +38,37 @@ func TestPromptsAreEverySceneOnce(t *testing.T) {
 	}
 	if got := baseeval.Prompts(1000); len(got) != 240 {
 		t.Errorf("Prompts(1000) = %d scenes, want all 240", len(got))
+	}
+}
+
+func TestClassFilter(t *testing.T) {
+	for _, tc := range []struct {
+		names   []string
+		want    []int
+		wantErr bool
+	}{
+		{names: nil, want: nil},
+		{names: []string{"shirt", "pullover"}, want: []int{2, 6}}, // dataset order, whatever the order given
+		{names: []string{"coat", "coat"}, want: []int{4}},
+		{names: []string{"jumper"}, wantErr: true},
+		{names: []string{"shirt", ""}, wantErr: true},
+	} {
+		t.Run(strings.Join(tc.names, ","), func(t *testing.T) {
+			got, err := baseeval.ClassFilter(tc.names)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("error %v, want error %v", err, tc.wantErr)
+			}
+			if !tc.wantErr && fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+			if tc.wantErr && !strings.Contains(err.Error(), "pullover") {
+				t.Errorf("the error %q does not list the classes", err)
+			}
+		})
+	}
+	ps := baseeval.Prompts(0, 2, 6)
+	if len(ps) != 48 || ps[0].Class != 2 || ps[47].Class != 6 {
+		t.Errorf("Prompts(0, 2, 6) = %d scenes from class %d to %d; want 48 from 2 to 6", len(ps), ps[0].Class, ps[len(ps)-1].Class)
 	}
 }
 
