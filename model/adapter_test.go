@@ -84,28 +84,6 @@ func maxDiff(a, b []float32) float64 {
 	return d
 }
 
-func TestFreshAdaptersAreANoOp(t *testing.T) {
-	onAdapterWorker(t, func(base *model.DiT, a *model.Adapters) error {
-		ref, err := randomReference(a, 2, 1)
-		if err != nil {
-			return err
-		}
-		defer ref.Close()
-		plain, err := sampleWith(base, nil, nil)
-		if err != nil {
-			return err
-		}
-		adapted, err := sampleWith(base, nil, ref.Injection())
-		if err != nil {
-			return err
-		}
-		if d := maxDiff(plain, adapted); d > 1e-5 {
-			t.Errorf("fresh adapters changed the samples by %g", d)
-		}
-		return nil
-	})
-}
-
 func TestInjectionReachesOnlyConditionalRows(t *testing.T) {
 	onAdapterWorker(t, func(base *model.DiT, a *model.Adapters) error {
 		if err := a.Randomize(0.3); err != nil {

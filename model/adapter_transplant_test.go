@@ -18,7 +18,8 @@ func adaptedSamples(base *model.DiT, a *model.Adapters) ([]float32, error) {
 	return sampleWith(base, nil, ref.Injection())
 }
 
-func TestFreshAdaptersAreANoOpInBothForms(t *testing.T) {
+// Fresh adapters, in either form, leave the base's samples as they are.
+func TestFreshAdaptersAreANoOp(t *testing.T) {
 	for _, additive := range []bool{false, true} {
 		t.Run(fmt.Sprintf("additive=%v", additive), func(t *testing.T) {
 			onAdapterWorker(t, func(base *model.DiT, _ *model.Adapters) error {
