@@ -66,17 +66,14 @@ func TestSubjectsAreReproducibleAndCoverClasses(t *testing.T) {
 	}
 }
 
-// The oracle's identity is exact for large scenes and lower but high for small ones (the 16 px round
-// trip); another item of the same class scores lower.
-func TestIdentityOfOracleAndOtherItems(t *testing.T) {
-	set := testSet(t)
-	subjects, err := personaleval.Subjects(set, 10, 1, 3)
+// oracleAndOthers renders 10 subjects under large scenes (every other one inverted) and de-renders them:
+// the oracle, exact; others are each the next subject's item. A stand-in feature: the item's pixels.
+func oracleAndOthers(t *testing.T) (scenes []dataset.Scene, refs, oracle, others personaleval.Scored) {
+	t.Helper()
+	subjects, err := personaleval.Subjects(testSet(t), 10, 1, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ones := make([][]float64, len(subjects)) // a stand-in feature: the item itself
-	var items, refs, others []*[dataset.ItemPixels]uint8
-	var itemF, refF, otherF [][]float64
 	for i := range subjects {
 		s := &subjects[i]
 		scene := dataset.Scene{Class: s.Class, Large: true, Inverted: i%2 == 0}
@@ -89,15 +86,22 @@ func TestIdentityOfOracleAndOtherItems(t *testing.T) {
 			t.Fatal(err)
 		}
 		other := subjects[(i+1)%len(subjects)].Item
-		items, refs, others = append(items, &back), append(refs, &s.Item), append(others, &other)
-		ones[i] = pixels(&s.Item)
-		itemF, refF, otherF = append(itemF, pixels(&back)), append(refF, ones[i]), append(otherF, pixels(&other))
+		scenes = append(scenes, scene)
+		refs.Items, refs.Features = append(refs.Items, &s.Item), append(refs.Features, pixels(&s.Item))
+		oracle.Items, oracle.Features = append(oracle.Items, &back), append(oracle.Features, pixels(&back))
+		others.Items, others.Features = append(others.Items, &other), append(others.Features, pixels(&other))
 	}
-	oracle := personaleval.IdentityOf(items, refs, itemF, refF)
+	return scenes, refs, oracle, others
+}
+
+// The oracle's identity is exact for large scenes; another item of the same class scores lower.
+func TestIdentityOfOracleAndOtherItems(t *testing.T) {
+	_, refs, o, others := oracleAndOthers(t)
+	oracle := personaleval.IdentityOf(o.Items, refs.Items, o.Features, refs.Features)
 	if math.Abs(oracle.Cosine-1) > 1e-9 || math.Abs(oracle.SSIM-1) > 1e-9 || oracle.N != 10 {
 		t.Fatalf("large-scene oracle: %+v, want exactly 1", oracle)
 	}
-	other := personaleval.IdentityOf(others, refs, otherF, refF)
+	other := personaleval.IdentityOf(others.Items, refs.Items, others.Features, refs.Features)
 	if !(other.Cosine < 0.95 && other.SSIM < 0.6) {
 		t.Fatalf("other items scored %+v", other)
 	}
@@ -106,6 +110,49 @@ func TestIdentityOfOracleAndOtherItems(t *testing.T) {
 	}
 	if g := personaleval.GapClosed(0.8, 0.6, 0.6); !math.IsNaN(g) {
 		t.Fatalf("gap closed with no gap: %v", g)
+	}
+}
+
+// Identity by scene splits the images by scene kind: "adapted" images that are the oracle on inverted
+// scenes and another item elsewhere close the whole gap on inverted scenes and none of it elsewhere.
+func TestIdentityByScene(t *testing.T) {
+	scenes, refs, oracle, others := oracleAndOthers(t)
+	adapted := personaleval.Scored{}
+	for i, s := range scenes {
+		src := others
+		if s.Inverted {
+			src = oracle
+		}
+		adapted.Items, adapted.Features = append(adapted.Items, src.Items[i]), append(adapted.Features, src.Features[i])
+	}
+	got := map[string]personaleval.SceneIdentity{}
+	for _, s := range personaleval.IdentityByScene(scenes, refs, adapted, others, oracle) {
+		got[s.Kind] = s
+	}
+	for _, tc := range []struct {
+		kind string
+		n    int
+		gap  float64
+	}{{"large", 10, math.NaN()}, {"inverted", 5, 1}, {"not inverted", 5, 0}, {"not mirrored", 10, math.NaN()}} {
+		t.Run(tc.kind, func(t *testing.T) {
+			s, ok := got[tc.kind]
+			if !ok || s.Adapted.N != tc.n || s.Oracle.N != tc.n {
+				t.Fatalf("%+v, want %d images", s, tc.n)
+			}
+			if math.IsNaN(tc.gap) {
+				return
+			}
+			for _, g := range []personaleval.Num{s.GapClosedCosine, s.GapClosedSSIM} {
+				if math.Abs(float64(g)-tc.gap) > 1e-9 {
+					t.Errorf("gap closed %v, want %v", g, tc.gap)
+				}
+			}
+		})
+	}
+	for _, absent := range []string{"small", "mirrored"} {
+		if _, ok := got[absent]; ok {
+			t.Errorf("kind %q reported with no images", absent)
+		}
 	}
 }
 

@@ -29,6 +29,8 @@ type Report struct {
 	// GapClosed is (adapted − no reference) / (oracle − no reference) per identity metric.
 	GapClosedCosine Num `json:"gap_closed_cosine"`
 	GapClosedSSIM   Num `json:"gap_closed_ssim"`
+	// ByScene is identity per scene kind (large, small, mirrored, …).
+	ByScene []SceneIdentity `json:"identity_by_scene"`
 	// Prompt alignment (eval base's metrics) of the adapted and plain generations and of the oracle.
 	AlignAdapted baseeval.Metrics `json:"alignment_adapted"`
 	AlignBase    baseeval.Metrics `json:"alignment_base"`
@@ -209,7 +211,15 @@ func (r *Report) Tables() []eval.Table {
 			fmt.Sprintf("timing: the same requests (batches of %d, per-row subjects) with and without the adapters, interleaved, torch threads %d; the run took %.0f s", c.Batch, c.TorchThreads, r.Seconds),
 		},
 	}
-	return []eval.Table{id, align, cost}
+	byScene := eval.Table{
+		Title:   "Identity by scene",
+		Columns: []string{"scene", "images", "cosine: no reference", "adapted", "oracle", "gap closed", "SSIM: no reference", "adapted", "oracle", "gap closed"},
+	}
+	for _, s := range r.ByScene {
+		byScene.Rows = append(byScene.Rows, []string{s.Kind, fmt.Sprint(s.Adapted.N), f3(s.NoReference.Cosine), f3(s.Adapted.Cosine), f3(s.Oracle.Cosine),
+			f3(s.GapClosedCosine), f3(s.NoReference.SSIM), f3(s.Adapted.SSIM), f3(s.Oracle.SSIM), f3(s.GapClosedSSIM)})
+	}
+	return []eval.Table{id, byScene, align, cost}
 }
 
 // Markdown is the report as markdown (what report.md holds).

@@ -267,14 +267,19 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return out
 	}
 
+	refsScored := Scored{Items: refItems, Features: rowRefF}
+	adapted := Scored{Items: itemsOf(adaptedJ), Features: adaptedF}
+	plain := Scored{Items: itemsOf(plainJ), Features: plainF}
+	oracle := Scored{Items: itemsOf(oracleJ), Features: oracleF}
 	r := &Report{
 		Config: RunConfig{Weights: cfg.Weights, BaseID: baseID, Model: base.Cfg.String(), Adapters: cfg.Adapters,
 			AdapterConfig: set.Config(), TRef: set.TRef(), Evaluator: cfg.Evaluator, Data: cfg.DataDir, Subjects: len(subjects),
 			Prompts: cfg.Prompts, Seed: cfg.Seed, Steps: cfg.Steps, Guidance: cfg.Guidance, Batch: cfg.Batch, N: len(rows),
 			TorchThreads: cfg.TorchThreads},
-		Adapted:       IdentityOf(itemsOf(adaptedJ), refItems, adaptedF, rowRefF),
-		NoReference:   IdentityOf(itemsOf(plainJ), refItems, plainF, rowRefF),
-		Oracle:        IdentityOf(itemsOf(oracleJ), refItems, oracleF, rowRefF),
+		Adapted:       identity(adapted, refsScored),
+		NoReference:   identity(plain, refsScored),
+		Oracle:        identity(oracle, refsScored),
+		ByScene:       IdentityByScene(scenes, refsScored, adapted, plain, oracle),
 		AlignAdapted:  baseeval.Tally(adaptedJ),
 		AlignBase:     baseeval.Tally(plainJ),
 		AlignOracle:   baseeval.Tally(oracleJ),

@@ -121,3 +121,67 @@ func GapClosed(adapted, baseline, oracle float64) float64 {
 	}
 	return (adapted - baseline) / (oracle - baseline)
 }
+
+// SceneIdentity is identity on the images whose scene has one property (large, mirrored, …): where the
+// adapters fall short of the oracle.
+type SceneIdentity struct {
+	Kind            string   `json:"kind"`
+	Adapted         Identity `json:"adapted"`
+	NoReference     Identity `json:"no_reference"`
+	Oracle          Identity `json:"oracle"`
+	GapClosedCosine Num      `json:"gap_closed_cosine"`
+	GapClosedSSIM   Num      `json:"gap_closed_ssim"`
+}
+
+// Scored is a set of items (de-rendered generations, oracles or references) with their evaluator features.
+type Scored struct {
+	Items    []*[dataset.ItemPixels]uint8
+	Features [][]float64
+}
+
+func (s Scored) pick(idx []int) Scored {
+	out := Scored{Items: make([]*[dataset.ItemPixels]uint8, len(idx)), Features: make([][]float64, len(idx))}
+	for i, k := range idx {
+		out.Items[i], out.Features[i] = s.Items[k], s.Features[k]
+	}
+	return out
+}
+
+func identity(s, refs Scored) Identity { return IdentityOf(s.Items, refs.Items, s.Features, refs.Features) }
+
+// sceneKinds split the images by one scene property at a time.
+var sceneKinds = []struct {
+	name string
+	has  func(dataset.Scene) bool
+}{
+	{"large", func(s dataset.Scene) bool { return s.Large }},
+	{"small", func(s dataset.Scene) bool { return !s.Large }},
+	{"mirrored", func(s dataset.Scene) bool { return s.Mirrored }},
+	{"not mirrored", func(s dataset.Scene) bool { return !s.Mirrored }},
+	{"inverted", func(s dataset.Scene) bool { return s.Inverted }},
+	{"not inverted", func(s dataset.Scene) bool { return !s.Inverted }},
+}
+
+// IdentityByScene scores image i (scene scenes[i]) of adapted, plain and oracle against refs[i], per scene
+// kind; kinds no image has are left out.
+func IdentityByScene(scenes []dataset.Scene, refs, adapted, plain, oracle Scored) []SceneIdentity {
+	var out []SceneIdentity
+	for _, k := range sceneKinds {
+		var idx []int
+		for i, s := range scenes {
+			if k.has(s) {
+				idx = append(idx, i)
+			}
+		}
+		if len(idx) == 0 {
+			continue
+		}
+		r := refs.pick(idx)
+		si := SceneIdentity{Kind: k.name, Adapted: identity(adapted.pick(idx), r), NoReference: identity(plain.pick(idx), r),
+			Oracle: identity(oracle.pick(idx), r)}
+		si.GapClosedCosine = Num(GapClosed(si.Adapted.Cosine, si.NoReference.Cosine, si.Oracle.Cosine))
+		si.GapClosedSSIM = Num(GapClosed(si.Adapted.SSIM, si.NoReference.SSIM, si.Oracle.SSIM))
+		out = append(out, si)
+	}
+	return out
+}
