@@ -20,8 +20,8 @@ import (
 //     cross-attention has no output projection of its own: the concatenating linear is one (DreamCache's
 //     to_out followed by linear_cat composes two linear maps); or
 //   - additive: SelfAttn(h) + Linear_{Inner→D}(m), the projection initialised to 0. The same function class
-//     less the D×D re-mixing of the self-attention output, at a third of concat's parameters per block, so
-//     more blocks fit a parameter budget.
+//     less the D×D re-mixing of the self-attention output; its projection is a third the size of concat's
+//     (two thirds of the block's adapter parameters at D = 256, Inner = 128), so more blocks fit a budget.
 //
 // Either way a fresh adapter is exactly the base block.
 type AdapterConfig struct {
