@@ -33,11 +33,13 @@ type Config struct {
 // ClassifyConfig configures classification: the pooled blocks and how the zero-shot prototypes are
 // sampled (once per model; they are kept in Postgres).
 type ClassifyConfig struct {
-	Blocks           []int // pooled blocks; empty = the measured default
-	Grid             int   // pooling grid per block; 0 = the measured default
-	Center           bool  // centre features on the labels' mean prototype
-	PrototypeSamples int   // images sampled per class
-	PrototypeSteps   int   // sampler steps per image
+	Blocks []int // pooled blocks; empty = the measured default
+	Grid   int   // pooling grid per block; 0 = the measured default
+	Center bool  // centre features on the labels' mean prototype
+	// TRef is the feature pass's model time (0…1000, the noise it sees); 0 = the measured default.
+	TRef             float64
+	PrototypeSamples int // images sampled per class
+	PrototypeSteps   int // sampler steps per image
 	// PrototypeGuidance is the guidance of those samples: lower than generation's, because guided samples
 	// are sharper and brighter than real items and their prototypes sit further from real features
 	// (zero-shot 65.2 % at 2 vs 62.3 % at 4 on held-out training items).

@@ -26,6 +26,9 @@ func classifyConfig(c cachet.ClassifyConfig) classify.Config {
 	if c.Grid > 0 {
 		cfg.Grid = c.Grid
 	}
+	if c.TRef != 0 { // out-of-range values reach the extractor, which refuses them
+		cfg.TRef = c.TRef
+	}
 	cfg.Center = c.Center
 	cfg.Head.Samples, cfg.Head.Steps, cfg.Head.Guidance, cfg.Neighbours = c.PrototypeSamples, c.PrototypeSteps, c.PrototypeGuidance, c.Neighbours
 	return cfg

@@ -45,13 +45,13 @@ type RunConfig struct {
 	// GuidanceInterval is [lo, hi] of sampler time t (1 = noise) where guidance applies; absent: every step.
 	GuidanceInterval []float64 `json:"guidance_interval,omitempty"`
 	Classes          []string  `json:"classes,omitempty"` // only these classes' prompts; absent: all
-	Seeds           int     `json:"seeds"`            // images per prompt
-	FirstSeed       int64   `json:"first_seed"`       // seeds FirstSeed … FirstSeed+Seeds−1
-	Prompts         int     `json:"prompts"`
-	Limit           int     `json:"limit"` // 0: the full prompt set
-	Batch           int     `json:"batch"`
-	N               int     `json:"n"` // images generated (prompts × seeds)
-	TorchThreads    int     `json:"torch_threads"`
+	Seeds            int       `json:"seeds"`             // images per prompt
+	FirstSeed        int64     `json:"first_seed"`        // seeds FirstSeed … FirstSeed+Seeds−1
+	Prompts          int       `json:"prompts"`
+	Limit            int       `json:"limit"` // 0: the full prompt set
+	Batch            int       `json:"batch"`
+	N                int       `json:"n"` // images generated (prompts × seeds)
+	TorchThreads     int       `json:"torch_threads"`
 }
 
 // Frechet holds the Fréchet distances between the evaluator's 256-d features of de-rendered items. With

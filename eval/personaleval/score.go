@@ -147,7 +147,9 @@ func (s Scored) pick(idx []int) Scored {
 	return out
 }
 
-func identity(s, refs Scored) Identity { return IdentityOf(s.Items, refs.Items, s.Features, refs.Features) }
+func identity(s, refs Scored) Identity {
+	return IdentityOf(s.Items, refs.Items, s.Features, refs.Features)
+}
 
 // sceneKinds split the images by one scene property at a time.
 var sceneKinds = []struct {
