@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -35,6 +36,9 @@ func TestServeRefusesBadConfig(t *testing.T) {
 		{"bad S3 credentials", func(c *cachet.Config) { c.S3.SecretKey = "wrong" }, "object store: the credentials were refused"},
 		{"S3 unreachable", func(c *cachet.Config) { c.S3.Endpoint = "127.0.0.1:1" }, "object store: cannot reach"},
 		{"invalid weights", func(c *cachet.Config) { c.Weights = "serve_test.go" }, "model: invalid_argument: weights file serve_test.go is not a valid safetensors file"},
+		{"classification t_ref out of range", func(c *cachet.Config) {
+			c.Weights, c.Classify.TRef = filepath.Join("..", "..", "weights", "base.safetensors"), -5
+		}, "t_ref -5 outside 0…1000"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
