@@ -7,7 +7,6 @@ import (
 	"io/fs"
 
 	"github.com/sugarme/gotch"
-	"github.com/sugarme/gotch/ts"
 
 	"github.com/cachetlab/cachet"
 	"github.com/cachetlab/cachet/internal/safetensors"
@@ -123,41 +122,22 @@ func (a *Adapters) Transplant(src *Adapters) ([]int, error) {
 	return carried, nil
 }
 
+// copyLinear sets dst's weight and bias to src's.
 func copyLinear(dst, src *Linear) error {
-	for _, p := range [][2]*ts.Tensor{{dst.Weight, src.Weight}, {dst.Bias, src.Bias}} {
-		vals, err := Float32s(p[1])
-		if err != nil {
-			return err
-		}
-		shape, err := p[1].Size()
-		if err != nil {
-			return err
-		}
-		if err := setTensor(p[0], vals, shape); err != nil {
-			return err
-		}
+	if err := copyTensor(dst.Weight, src.Weight); err != nil {
+		return err
 	}
-	return nil
+	return copyTensor(dst.Bias, src.Bias)
 }
 
 // concatToAdditive sets out [D, Inner] to the reference columns of cat [D, D+Inner], and out's bias to cat's.
 func concatToAdditive(out, cat *Linear, d, r int64) error {
-	w, err := Float32s(cat.Weight)
+	refCols, err := cat.Weight.Narrow(1, d, r, false)
 	if err != nil {
 		return err
 	}
-	ow := make([]float32, d*r)
-	for i := range d {
-		copy(ow[i*r:(i+1)*r], w[i*(d+r)+d:(i+1)*(d+r)])
-	}
-	if err := setTensor(out.Weight, ow, []int64{d, r}); err != nil {
-		return err
-	}
-	b, err := Float32s(cat.Bias)
-	if err != nil {
-		return err
-	}
-	return setTensor(out.Bias, b, []int64{d})
+	defer refCols.Drop()
+	return copyLinear(out, &Linear{Weight: refCols, Bias: cat.Bias})
 }
 
 // additiveToConcat sets cat [D, D+Inner] to [I | out], and cat's bias to out's.
@@ -174,9 +154,5 @@ func additiveToConcat(cat, out *Linear, d, r int64) error {
 	if err := setTensor(cat.Weight, cw, []int64{d, d + r}); err != nil {
 		return err
 	}
-	b, err := Float32s(out.Bias)
-	if err != nil {
-		return err
-	}
-	return setTensor(cat.Bias, b, []int64{d})
+	return copyTensor(cat.Bias, out.Bias)
 }

@@ -97,12 +97,15 @@ func emaUpdate(ema, src *nn.VarStore, d float64) error {
 
 // copyParams sets dst's parameters to src's values (dst frozen).
 func copyParams(dst, src *nn.VarStore) error {
-	return eachParamPair(dst, src, func(name string, e, p *ts.Tensor) error {
-		if err := e.Zero_(); err != nil {
-			return err
-		}
-		return e.Add_(p)
-	})
+	return eachParamPair(dst, src, func(_ string, e, p *ts.Tensor) error { return copyTensor(e, p) })
+}
+
+// copyTensor sets dst (frozen, or a view of a frozen tensor) to src's values in place; the shapes match.
+func copyTensor(dst, src *ts.Tensor) error {
+	if err := dst.Zero_(); err != nil {
+		return err
+	}
+	return dst.Add_(src)
 }
 
 // eachParamPair calls fn with each of dst's parameters and a detached view of src's same-named one.
