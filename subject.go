@@ -47,6 +47,8 @@ type SubjectCache struct {
 	Model  string  `json:"model"`
 	Blocks []int   `json:"blocks"`
 	TRef   float64 `json:"t_ref"`
+	// Views is how many views of each reference the cache holds: 1 (as uploaded) or 2 (also small).
+	Views int `json:"views"`
 }
 
 // SimilarSubject is a neighbour of a subject by pooled features (cosine).

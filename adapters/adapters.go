@@ -16,6 +16,9 @@ import (
 const (
 	MetaBase = "adapters.base_model" // featurecache.WeightsID of the base weights they were trained on
 	MetaTRef = "adapters.t_ref"      // model time of the reference pass they were trained on
+	// MetaViews is how many views of each reference they were trained to read (featurecache.Config.Views);
+	// absent: 1.
+	MetaViews = "adapters.ref_views"
 )
 
 // DefaultPath is where `cachet train adapters` writes the shipped adapters.
@@ -27,6 +30,7 @@ type Set struct {
 	a      *model.Adapters
 	baseID string
 	tref   float64
+	views  int
 	meta   map[string]string
 }
 
@@ -50,6 +54,13 @@ func Load(path string, base *model.DiT, baseID string) (*Set, error) {
 		a.Close()
 		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "adapter weights %s have no valid reference time (metadata %s = %q)", path, MetaTRef, meta[MetaTRef])
 	}
+	s.views = 1
+	if v, ok := meta[MetaViews]; ok {
+		if s.views, err = strconv.Atoi(v); err != nil || s.views < 1 || s.views > featurecache.MaxViews {
+			a.Close()
+			return nil, cachet.Errorf(cachet.CodeInvalidArgument, "adapter weights %s have no valid view count (metadata %s = %q)", path, MetaViews, v)
+		}
+	}
 	return s, nil
 }
 
@@ -64,6 +75,18 @@ func (s *Set) Blocks() []int { return s.a.Cfg.Blocks }
 
 // TRef is the reference-pass time the adapters were trained with; a cache made at another time is refused.
 func (s *Set) TRef() float64 { return s.tref }
+
+// Views is how many views of each reference the adapters read (featurecache.Config.Views): subjects'
+// caches must be extracted with it.
+func (s *Set) Views() int { return s.views }
+
+// CacheConfig is the extraction a subject's cache needs for these adapters: every block of base (so a
+// cache outlives a change of adapted blocks), at the adapters' t_ref and views.
+func (s *Set) CacheConfig(base *model.DiT) featurecache.Config {
+	c := featurecache.DefaultConfig(base)
+	c.TRef, c.Views = s.tref, s.views
+	return c
+}
 
 // BaseID names the base model the adapters belong to.
 func (s *Set) BaseID() string { return s.baseID }
@@ -123,6 +146,8 @@ func (s *Set) check(f *featurecache.Features) error {
 		return cachet.Errorf(cachet.CodeConflict, "the subject's feature cache was made by model %s, but the server runs %s; extract the subject again", f.Model, s.baseID)
 	case f.TRef != s.tref:
 		return cachet.Errorf(cachet.CodeConflict, "the subject's feature cache was made at t_ref %v, the adapters were trained at %v; extract the subject again", f.TRef, s.tref)
+	case max(1, f.Views) != s.views:
+		return cachet.Errorf(cachet.CodeConflict, "the subject's feature cache holds %d view(s) of each reference, the adapters read %d; extract the subject again", max(1, f.Views), s.views)
 	case f.Width != s.a.Base.Width || f.Tokens <= 0 || len(f.Data) != len(f.Blocks):
 		return cachet.Errorf(cachet.CodeInvalidArgument, "the feature cache holds %d blocks of %d tokens × %d, not features of this model (width %d)", len(f.Blocks), f.Tokens, f.Width, s.a.Base.Width)
 	}

@@ -193,6 +193,8 @@ func TestLoadAndHooksRefuseMismatches(t *testing.T) {
 		{"no base named", f.writeAdapters(t, "nobase.safetensors", map[string]string{adapters.MetaTRef: "10"}), baseID, cachet.CodeInvalidArgument},
 		{"no t_ref", f.writeAdapters(t, "notref.safetensors", map[string]string{adapters.MetaBase: baseID}), baseID, cachet.CodeInvalidArgument},
 		{"missing file", filepath.Join(f.dir, "none.safetensors"), baseID, cachet.CodeNotFound},
+		{"three views", f.writeAdapters(t, "views3.safetensors", map[string]string{adapters.MetaBase: baseID, adapters.MetaTRef: "10", adapters.MetaViews: "3"}), baseID, cachet.CodeInvalidArgument},
+		{"views not a number", f.writeAdapters(t, "viewsx.safetensors", map[string]string{adapters.MetaBase: baseID, adapters.MetaTRef: "10", adapters.MetaViews: "x"}), baseID, cachet.CodeInvalidArgument},
 	}
 	for _, tc := range loads {
 		t.Run("load/"+tc.name, func(t *testing.T) {
@@ -236,6 +238,8 @@ func TestLoadAndHooksRefuseMismatches(t *testing.T) {
 		{"nil", nil, cachet.CodeInvalidArgument},
 		{"other model", edit(func(c *featurecache.Features) { c.Model = "fedcba9876543210" }), cachet.CodeConflict},
 		{"other t_ref", edit(func(c *featurecache.Features) { c.TRef = 20 }), cachet.CodeConflict},
+		// Adapters without MetaViews read one view; a two-view cache is another reference layout.
+		{"two views", edit(func(c *featurecache.Features) { c.Views = 2 }), cachet.CodeConflict},
 		{"other width", edit(func(c *featurecache.Features) { c.Width = 64 }), cachet.CodeInvalidArgument},
 		{"missing block", fewer[0], cachet.CodeConflict},
 	}
@@ -250,6 +254,33 @@ func TestLoadAndHooksRefuseMismatches(t *testing.T) {
 			})
 			if cachet.CodeOf(err) != tc.code {
 				t.Fatalf("got %v, want code %s", err, tc.code)
+			}
+		})
+	}
+}
+
+// Adapters trained on two views ask for two-view caches at their t_ref, over every block.
+func TestCacheConfigFollowsTheAdapters(t *testing.T) {
+	f := newFixture(t)
+	tests := []struct {
+		name  string
+		meta  map[string]string
+		views int
+	}{
+		{"made before views", map[string]string{adapters.MetaBase: baseID, adapters.MetaTRef: "20"}, 1},
+		{"two views", map[string]string{adapters.MetaBase: baseID, adapters.MetaTRef: "20", adapters.MetaViews: "2"}, 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := f.writeAdapters(t, tc.name+".safetensors", tc.meta)
+			var set *adapters.Set
+			if err := f.w.Do(context.Background(), func() (err error) { set, err = adapters.Load(path, f.base, baseID); return err }); err != nil {
+				t.Fatal(err)
+			}
+			defer f.w.Do(context.Background(), func() error { set.Close(); return nil })
+			c := set.CacheConfig(f.base)
+			if set.Views() != tc.views || c.NumViews() != tc.views || c.TRef != 20 || len(c.Blocks) != f.base.Cfg.Depth {
+				t.Fatalf("views %d, cache config %+v", set.Views(), c)
 			}
 		})
 	}

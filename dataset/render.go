@@ -146,3 +146,15 @@ func areaWeights(m, n int) [][]tap {
 	}
 	return w
 }
+
+// SmallView re-renders a reference canvas (a canonical render: the item large and centred) as the small
+// centred scene, with Render's own 28→16 area filter. Reference caches hold it beside the canonical view:
+// a small generated item covers about 2×2 of the canonical view's tokens, whose values attention can only
+// average, while the small view has the detail the downscaled item keeps.
+func SmallView(canvas *[CanvasPixels]uint8) ([CanvasPixels]uint8, error) {
+	item, err := Derender(canvas, Canonical(0))
+	if err != nil {
+		return [CanvasPixels]uint8{}, err
+	}
+	return Render(&item, Scene{Position: Center})
+}

@@ -284,3 +284,20 @@ func BenchmarkAnalyze(b *testing.B) {
 		dataset.Analyze(&img)
 	}
 }
+
+// The small view of a canonical render is the item's small centred render, byte for byte (the reference
+// cache's second view is what the renderer draws for a 16-pixel item).
+func TestSmallView(t *testing.T) {
+	set := loadTest(t)
+	for i := range min(set.Len(), 200) {
+		ref := mustRender(t, set.Image(i), dataset.Canonical(set.Label(i)))
+		got, err := dataset.SmallView(&ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := mustRender(t, set.Image(i), dataset.Scene{Class: set.Label(i), Position: dataset.Center})
+		if got != want {
+			t.Fatalf("item %d: the small view differs from the small centred render", i)
+		}
+	}
+}

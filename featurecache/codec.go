@@ -24,6 +24,7 @@ const (
 	metaModel    = "model"
 	metaBlocks   = "blocks"
 	metaTRef     = "t_ref"
+	metaViews    = "views" // absent in caches made before views: 1
 	metaTokens   = "tokens"
 	metaWidth    = "width"
 	metaChecksum = "checksum" // sha256 over the tensors' bytes in name order: a cache is verified on decode
@@ -38,13 +39,13 @@ func Concat(parts []*Features) (*Features, error) {
 		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "feature cache: nothing to concatenate")
 	}
 	first := parts[0]
-	out := &Features{Model: first.Model, Blocks: slices.Clone(first.Blocks), TRef: first.TRef, Width: first.Width,
+	out := &Features{Model: first.Model, Blocks: slices.Clone(first.Blocks), TRef: first.TRef, Views: max(1, first.Views), Width: first.Width,
 		Data: make([][]float32, len(first.Blocks))}
 	for i, p := range parts {
-		if p.Model != first.Model || !slices.Equal(p.Blocks, first.Blocks) || p.TRef != first.TRef || p.Width != first.Width {
+		if p.Model != first.Model || !slices.Equal(p.Blocks, first.Blocks) || p.TRef != first.TRef || max(1, p.Views) != out.Views || p.Width != first.Width {
 			return nil, cachet.Errorf(cachet.CodeInvalidArgument,
-				"feature cache: reference %d was extracted differently (model %s, blocks %v, t_ref %v, width %d) from reference 0 (model %s, blocks %v, t_ref %v, width %d)",
-				i, p.Model, p.Blocks, p.TRef, p.Width, first.Model, first.Blocks, first.TRef, first.Width)
+				"feature cache: reference %d was extracted differently (model %s, blocks %v, t_ref %v, %d views, width %d) from reference 0 (model %s, blocks %v, t_ref %v, %d views, width %d)",
+				i, p.Model, p.Blocks, p.TRef, p.Views, p.Width, first.Model, first.Blocks, first.TRef, first.Views, first.Width)
 		}
 		if err := p.check(); err != nil {
 			return nil, fmt.Errorf("reference %d: %w", i, err)
@@ -97,6 +98,7 @@ func Encode(f *Features) ([]byte, error) {
 		metaModel:    f.Model,
 		metaBlocks:   strings.Join(blocks, ","),
 		metaTRef:     strconv.FormatFloat(f.TRef, 'g', -1, 64),
+		metaViews:    strconv.Itoa(max(1, f.Views)),
 		metaTokens:   strconv.Itoa(f.Tokens),
 		metaWidth:    strconv.Itoa(f.Width),
 		metaChecksum: checksum(file),
@@ -145,6 +147,12 @@ func Decode(data []byte, wantModel string) (*Features, error) {
 	}
 	if f.Tokens, err = strconv.Atoi(meta[metaTokens]); err != nil || f.Tokens <= 0 {
 		return nil, bad("tokens %q", meta[metaTokens])
+	}
+	f.Views = 1
+	if v, ok := meta[metaViews]; ok {
+		if f.Views, err = strconv.Atoi(v); err != nil || f.Views < 1 || f.Views > MaxViews || f.Tokens%f.Views != 0 {
+			return nil, bad("views %q for %d tokens", v, f.Tokens)
+		}
 	}
 	if f.Width, err = strconv.Atoi(meta[metaWidth]); err != nil || f.Width <= 0 {
 		return nil, bad("width %q", meta[metaWidth])

@@ -127,3 +127,53 @@ func TestConcatAndEncodeRejectMismatches(t *testing.T) {
 		t.Fatal("encoded a cache without a model id")
 	}
 }
+
+// Caches made before views had no "views" entry: they are one-view caches. A view count that does not
+// divide the tokens, or is out of range, is refused.
+func TestCodecViews(t *testing.T) {
+	data, err := featurecache.Encode(sampleFeatures("m1", 4, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	withViews := func(v string, set bool) []byte {
+		f, err := safetensors.Decode(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		delete(f.Metadata, "views")
+		if set {
+			f.Metadata["views"] = v
+		}
+		out, err := safetensors.Marshal(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	tests := []struct {
+		name      string
+		data      []byte
+		wantViews int // 0: refused
+	}{
+		{"as encoded", data, 1},
+		{"made before views", withViews("", false), 1},
+		{"two views", withViews("2", true), 2},
+		{"three views", withViews("3", true), 0},
+		{"zero views", withViews("0", true), 0},
+		{"not a number", withViews("two", true), 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := featurecache.Decode(tc.data, "m1")
+			if tc.wantViews == 0 {
+				if cachet.CodeOf(err) != cachet.CodeInvalidArgument {
+					t.Fatalf("Decode = %v, want invalid_argument", err)
+				}
+				return
+			}
+			if err != nil || f.Views != tc.wantViews {
+				t.Fatalf("Decode = %v views, %v; want %d", f, err, tc.wantViews)
+			}
+		})
+	}
+}

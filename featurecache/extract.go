@@ -14,6 +14,7 @@ import (
 	"slices"
 
 	"github.com/cachetlab/cachet"
+	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/model"
 )
 
@@ -26,7 +27,16 @@ type Config struct {
 	TRef float64
 	// MaxBatch bounds how many images one forward takes (memory).
 	MaxBatch int
+	// Views is how each reference is seen: 1 (or 0) the image as given, 2 also its small view
+	// (dataset.SmallView), whose tokens follow the first view's. Adapters are trained for one setting.
+	Views int
 }
+
+// MaxViews is the most views a reference cache holds: the canonical one and the small one.
+const MaxViews = 2
+
+// NumViews is Views with the zero value read as 1.
+func (c Config) NumViews() int { return max(1, c.Views) }
 
 // DefaultConfig captures every block at model time 10 (t = 0.01).
 func DefaultConfig(m *model.DiT) Config {
@@ -56,6 +66,13 @@ func (c Config) Validate(m *model.DiT) error {
 	if c.MaxBatch <= 0 {
 		return cachet.Errorf(cachet.CodeInvalidArgument, "feature cache: max batch must be positive")
 	}
+	if c.Views < 0 || c.Views > MaxViews {
+		return cachet.Errorf(cachet.CodeInvalidArgument, "feature cache: %d views per reference; 1 (the image) or 2 (also its small view)", c.Views)
+	}
+	if c.NumViews() > 1 && (m.Cfg.ImageSize != dataset.CanvasSide || m.Cfg.Channels != 1) {
+		return cachet.Errorf(cachet.CodeInvalidArgument, "feature cache: the small view needs a %d×%d grayscale model, not %d×%d×%d",
+			dataset.CanvasSide, dataset.CanvasSide, m.Cfg.Channels, m.Cfg.ImageSize, m.Cfg.ImageSize)
+	}
 	return nil
 }
 
@@ -64,6 +81,9 @@ type Features struct {
 	Model  string // id of the model that made it (weights checksum)
 	Blocks []int
 	TRef   float64
+	// Views is how many views of each reference the tokens hold (Config.Views; 1 for a cache without).
+	// A reference's views are consecutive: its first view's tokens, then its small view's.
+	Views  int
 	Tokens int
 	Width  int
 	Data   [][]float32 // one slice of Tokens·Width values per block, in Blocks order
@@ -81,9 +101,11 @@ func (f *Features) Block(b int) []float32 {
 	return f.Data[i]
 }
 
-// Pooled returns the mean over tokens of each requested block, each L2-normalised, concatenated and
-// normalised again: one unit vector of len(blocks)·Width values.
+// Pooled returns the mean over the first view's tokens of each requested block, each L2-normalised,
+// concatenated and normalised again: one unit vector of len(blocks)·Width values. Call it on one
+// reference's cache (before Concat).
 func (f *Features) Pooled(blocks []int) ([]float32, error) {
+	tokens := f.Tokens / max(1, f.Views)
 	out := make([]float32, 0, len(blocks)*f.Width)
 	for _, b := range blocks {
 		x := f.Block(b)
@@ -91,7 +113,7 @@ func (f *Features) Pooled(blocks []int) ([]float32, error) {
 			return nil, cachet.Errorf(cachet.CodeInvalidArgument, "feature cache holds blocks %v, not %d", f.Blocks, b)
 		}
 		mean := make([]float64, f.Width)
-		for t := 0; t < f.Tokens; t++ {
+		for t := range tokens {
 			row := x[t*f.Width : (t+1)*f.Width]
 			for d, v := range row {
 				mean[d] += float64(v)
@@ -157,7 +179,8 @@ func (e *Extractor) ImagePixels() int {
 	return c.Channels * c.ImageSize * c.ImageSize
 }
 
-// Extract runs the pass over images (each ImagePixels values in model units) and returns one cache each.
+// Extract runs the pass over images (each ImagePixels values in model units) and returns one cache each,
+// holding every configured view of its image.
 func (e *Extractor) Extract(ctx context.Context, images [][]float32) ([]*Features, error) {
 	per := e.ImagePixels()
 	for i, img := range images {
@@ -165,6 +188,47 @@ func (e *Extractor) Extract(ctx context.Context, images [][]float32) ([]*Feature
 			return nil, cachet.Errorf(cachet.CodeInvalidArgument, "image %d has %d values, want %d", i, len(img), per)
 		}
 	}
+	if e.cfg.NumViews() == 1 {
+		return e.extract(ctx, images)
+	}
+	// One pass over every view: image i's views are rows 2i and 2i+1.
+	views := make([][]float32, 0, 2*len(images))
+	for _, img := range images {
+		small, err := smallView(img)
+		if err != nil {
+			return nil, err
+		}
+		views = append(views, img, small)
+	}
+	fs, err := e.extract(ctx, views)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Features, len(images))
+	for i := range out {
+		if out[i], err = Concat(fs[2*i : 2*i+2]); err != nil {
+			return nil, err
+		}
+		out[i].Views = 2
+	}
+	return out, nil
+}
+
+// smallView is dataset.SmallView in model units.
+func smallView(img []float32) ([]float32, error) {
+	canvas, err := dataset.FromModelUnits(img)
+	if err != nil {
+		return nil, err
+	}
+	small, err := dataset.SmallView(&canvas)
+	if err != nil {
+		return nil, err
+	}
+	return dataset.ModelUnits(small[:]), nil
+}
+
+// extract runs the pass over images, MaxBatch at a time, one view each.
+func (e *Extractor) extract(ctx context.Context, images [][]float32) ([]*Features, error) {
 	out := make([]*Features, 0, len(images))
 	for start := 0; start < len(images); start += e.cfg.MaxBatch {
 		if err := ctx.Err(); err != nil {
@@ -193,7 +257,7 @@ func (e *Extractor) extractBatch(images [][]float32) ([]*Features, error) {
 	tokens, width := cfg.Tokens(), cfg.Width
 	fs := make([]*Features, n)
 	for i := range fs {
-		fs[i] = &Features{Model: e.modelID, Blocks: slices.Clone(e.cfg.Blocks), TRef: e.cfg.TRef,
+		fs[i] = &Features{Model: e.modelID, Blocks: slices.Clone(e.cfg.Blocks), TRef: e.cfg.TRef, Views: 1,
 			Tokens: tokens, Width: width, Data: make([][]float32, len(e.cfg.Blocks))}
 	}
 	x := make([]float32, 0, n*e.ImagePixels())

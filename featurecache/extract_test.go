@@ -12,8 +12,13 @@ import (
 
 // randomModel is a small text-conditioned DiT with random weights on its own worker.
 func randomModel(t *testing.T) (*model.Worker, *model.DiT) {
+	return randomModelOf(t, 8, 2)
+}
+
+// randomModelOf is randomModel for side×side images cut into patch×patch tokens.
+func randomModelOf(t *testing.T, side, patch int) (*model.Worker, *model.DiT) {
 	t.Helper()
-	cfg := model.Config{ImageSize: 8, Channels: 1, Patch: 2, Width: 32, Depth: 3, Heads: 2, MLPRatio: 2,
+	cfg := model.Config{ImageSize: side, Channels: 1, Patch: patch, Width: 32, Depth: 3, Heads: 2, MLPRatio: 2,
 		Prediction: model.PredictFlow, Cond: model.CondText, Vocabulary: []string{"a", "shirt", "bag"},
 		MaxWords: 4, TextWidth: 16, TextDepth: 1}
 	w := model.NewWorker(false)
@@ -116,6 +121,8 @@ func TestExtractorRejectsBadInput(t *testing.T) {
 		{"unsorted", featurecache.Config{Blocks: []int{1, 0}, TRef: 10, MaxBatch: 1}},
 		{"t_ref", featurecache.Config{Blocks: []int{0}, TRef: -1, MaxBatch: 1}},
 		{"batch", featurecache.Config{Blocks: []int{0}, TRef: 10}},
+		{"views", featurecache.Config{Blocks: []int{0}, TRef: 10, MaxBatch: 1, Views: 3}},
+		{"small view of an 8×8 model", featurecache.Config{Blocks: []int{0}, TRef: 10, MaxBatch: 1, Views: 2}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -14,7 +14,10 @@ import (
 // randomExtractor is the extraction pass of a random-weight model with the default architecture (so the
 // pooled vectors have the indexed 1536 dimensions), under a model id of its own: the test database is
 // shared, and similarity only compares subjects of one model.
-func randomExtractor(t *testing.T) *featurecache.Extractor {
+func randomExtractor(t *testing.T) *featurecache.Extractor { return randomExtractorOfViews(t, 1) }
+
+// randomExtractorOfViews is randomExtractor seeing each reference in views views (featurecache.Config).
+func randomExtractorOfViews(t *testing.T, views int) *featurecache.Extractor {
 	t.Helper()
 	w := model.NewWorker(false)
 	t.Cleanup(w.Close)
@@ -33,7 +36,9 @@ func randomExtractor(t *testing.T) *featurecache.Extractor {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = w.Do(context.Background(), func() error { m.Close(); return nil }) })
-	e, err := featurecache.NewExtractor(w, m, fmt.Sprintf("test-%d", time.Now().UnixNano()), featurecache.DefaultConfig(m))
+	cfg := featurecache.DefaultConfig(m)
+	cfg.Views = views
+	e, err := featurecache.NewExtractor(w, m, fmt.Sprintf("test-%d", time.Now().UnixNano()), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

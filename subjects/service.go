@@ -251,7 +251,7 @@ func (s *Service) buildCache(ctx context.Context, id string, refs []*Reference) 
 	if st.SHA256 != info.SHA256 || st.Size != int64(len(data)) {
 		return fmt.Errorf("subjects: the stored cache reads back as %d bytes sha256 %s, wrote %d bytes sha256 %s", st.Size, st.SHA256, len(data), info.SHA256)
 	}
-	c := cachet.SubjectCache{Key: info.Key, SHA256: info.SHA256, Bytes: info.Size, Model: all.Model, Blocks: all.Blocks, TRef: all.TRef}
+	c := cachet.SubjectCache{Key: info.Key, SHA256: info.SHA256, Bytes: info.Size, Model: all.Model, Blocks: all.Blocks, TRef: all.TRef, Views: all.Views}
 	ok, err := s.markReady(ctx, id, c, featurecache.Unit(mean), refPooled)
 	if err != nil {
 		return err

@@ -244,3 +244,39 @@ func TestRetryReextractsForANewModel(t *testing.T) {
 		t.Fatalf("Features after the retry: %v", err)
 	}
 }
+
+// A subject built by a two-view extractor stores both views of every reference and says so; its pooled
+// features are its references' first views', as a one-view subject's are.
+func TestSubjectViews(t *testing.T) {
+	ctx := context.Background()
+	db, objects := testenv.DB(t), testenv.Objects(t)
+	tests := []struct {
+		name  string
+		views int
+	}{{"one view", 1}, {"two views", 2}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			svc := subjects.New(db, objects, randomExtractorOfViews(t, tc.views), subjects.Options{})
+			s, err := svc.CreateSubject(ctx, cachet.NewSubject{Name: fmt.Sprintf("views-%d", time.Now().UnixNano()), Images: uploads(t, 3, 2)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = svc.DeleteSubject(context.WithoutCancel(ctx), s.ID) })
+			again, err := svc.Subject(ctx, s.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Cache == nil || s.Cache.Views != tc.views || again.Cache == nil || again.Cache.Views != tc.views {
+				t.Fatalf("cache views: created %+v, read %+v", s.Cache, again.Cache)
+			}
+			data, _, err := objects.GetBytes(ctx, s.Cache.Key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := featurecache.Decode(data, "")
+			if err != nil || f.Views != tc.views || f.Tokens != 2*tc.views*64 {
+				t.Fatalf("stored cache: %v, views %d, %d tokens", err, f.Views, f.Tokens)
+			}
+		})
+	}
+}

@@ -17,7 +17,7 @@ const indexedDims = 1536
 
 const subjectColumns = `id::text, name, coalesce(class, ''), status, coalesce(error, ''), coalesce(model_id, ''),
 	coalesce(blocks, '{}'), coalesce(t_ref, 0), coalesce(cache_key, ''), coalesce(cache_sha256, ''),
-	coalesce(cache_bytes, 0), created_at, updated_at`
+	coalesce(cache_bytes, 0), views, created_at, updated_at`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -27,14 +27,15 @@ func scanSubject(row scanner, extra ...any) (*cachet.Subject, error) {
 	var blocks []int32
 	var tRef float64
 	var size int64
-	dest := append([]any{&s.ID, &s.Name, &s.Class, &status, &s.Error, &model, &blocks, &tRef, &key, &sum, &size,
+	var views int
+	dest := append([]any{&s.ID, &s.Name, &s.Class, &status, &s.Error, &model, &blocks, &tRef, &key, &sum, &size, &views,
 		&s.CreatedAt, &s.UpdatedAt}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return nil, err
 	}
 	s.Status = cachet.SubjectStatus(status)
 	if key != "" && s.Status == cachet.SubjectReady {
-		c := &cachet.SubjectCache{Key: key, SHA256: sum, Bytes: size, Model: model, TRef: tRef, Blocks: make([]int, len(blocks))}
+		c := &cachet.SubjectCache{Key: key, SHA256: sum, Bytes: size, Model: model, TRef: tRef, Views: views, Blocks: make([]int, len(blocks))}
 		for i, b := range blocks {
 			c.Blocks[i] = int(b)
 		}
@@ -111,9 +112,9 @@ func (s *Service) markReady(ctx context.Context, id string, c cachet.SubjectCach
 		}
 	}
 	tag, err := tx.Exec(ctx, `UPDATE subjects SET status = 'ready', error = NULL, model_id = $2, blocks = $3, t_ref = $4,
-		cache_key = $5, cache_sha256 = $6, cache_bytes = $7, pooled = $8, updated_at = now()
+		cache_key = $5, cache_sha256 = $6, cache_bytes = $7, pooled = $8, views = $9, updated_at = now()
 		WHERE id = $1 AND status = 'pending'`,
-		id, c.Model, c.Blocks, c.TRef, c.Key, c.SHA256, c.Bytes, pgvector.NewVector(pooled))
+		id, c.Model, c.Blocks, c.TRef, c.Key, c.SHA256, c.Bytes, pgvector.NewVector(pooled), c.Views)
 	if err != nil {
 		return false, fmt.Errorf("subjects: marking ready: %w", err)
 	}

@@ -22,6 +22,7 @@ type AdaptersConfig struct {
 	Adapter      model.AdapterConfig
 	InitFrom     string  // start from these adapter weights (made for an earlier base) instead of the no-op
 	TRef         float64 // reference pass time (featurecache's)
+	Views        int     // views of each reference (featurecache.Config.Views)
 	NoRef        float64 // reference → null reference
 	Erase        float64 // random-erasing probability of a reference
 	MaxParamFrac float64 // refuse adapters larger than this fraction of the base
@@ -37,7 +38,7 @@ func DefaultAdapterConfig() model.AdapterConfig {
 
 // DefaultAdapters are the defaults of `cachet train adapters`.
 func DefaultAdapters() AdaptersConfig {
-	return AdaptersConfig{Base: "weights/base.safetensors", Adapter: DefaultAdapterConfig(), TRef: 10,
+	return AdaptersConfig{Base: "weights/base.safetensors", Adapter: DefaultAdapterConfig(), TRef: 10, Views: 2,
 		NoRef: 0.07, Erase: 0.4, MaxParamFrac: 0.10,
 		Common: Common{DataDir: dataset.DefaultDir, Out: adapters.DefaultPath, Checkpoint: "var/train/adapters.ckpt.safetensors",
 			Steps: 2000, Batch: 32, LR: 1e-3, MinLRFrac: 0.1, Warmup: 100, EMADecay: 0.995, CondDropout: 0.1,
@@ -56,13 +57,15 @@ func (c AdaptersConfig) validate() error {
 		return bad("--no-ref must be in [0, 1), --erase in [0, 1] (got %v, %v)", c.NoRef, c.Erase)
 	case c.TRef < 0 || c.TRef > 1000:
 		return bad("--t-ref must be in [0, 1000] (got %v)", c.TRef)
+	case c.Views < 1 || c.Views > featurecache.MaxViews:
+		return bad("--ref-views must be 1 (the reference as given) or 2 (also its small view) (got %d)", c.Views)
 	}
 	return nil
 }
 
 // RefBatches draws reproducible adapter-training batches: batch k depends only on (seed, k). A row is a
 // training-split item under colour jitter: its reference is the item's canonical render with (with
-// probability Erase) random erasing; its target is the same item under a random scene and that scene's prompt.
+// probability Erase) random erasing (the extractor adds its small view, as it does for an upload); its target is the same item under a random scene and that scene's prompt.
 type RefBatches struct {
 	set                   *dataset.Set
 	seed                  uint64
@@ -231,12 +234,12 @@ func Adapters(ctx context.Context, cfg AdaptersConfig) error {
 	}
 	np, nb := ad.NumParams(), base.NumParams()
 	frac := float64(np) / float64(nb)
-	fmt.Fprintf(cfg.Progress, "adapters: blocks %v, inner %d, %d heads: %d parameters = %.1f %% of the base's %d\n",
-		cfg.Adapter.Blocks, cfg.Adapter.Inner, cfg.Adapter.Heads, np, 100*frac, nb)
+	fmt.Fprintf(cfg.Progress, "adapters: blocks %v, inner %d, %d heads, %d reference view(s): %d parameters = %.1f %% of the base's %d\n",
+		cfg.Adapter.Blocks, cfg.Adapter.Inner, cfg.Adapter.Heads, cfg.Views, np, 100*frac, nb)
 	if cfg.MaxParamFrac > 0 && frac > cfg.MaxParamFrac {
 		return cachet.Errorf(cachet.CodeInvalidArgument, "the adapters would have %.1f %% of the base's parameters, over the %.0f %% cap; use fewer --blocks or a smaller --inner", 100*frac, 100*cfg.MaxParamFrac)
 	}
-	ex, err := featurecache.NewExtractor(w, base, baseID, featurecache.Config{Blocks: cfg.Adapter.Blocks, TRef: cfg.TRef, MaxBatch: 64})
+	ex, err := featurecache.NewExtractor(w, base, baseID, featurecache.Config{Blocks: cfg.Adapter.Blocks, TRef: cfg.TRef, MaxBatch: 64, Views: cfg.Views})
 	if err != nil {
 		return err
 	}
@@ -309,6 +312,7 @@ func Adapters(ctx context.Context, cfg AdaptersConfig) error {
 	}
 	final[adapters.MetaBase] = baseID
 	final[adapters.MetaTRef] = strconv.FormatFloat(cfg.TRef, 'g', -1, 64)
+	final[adapters.MetaViews] = strconv.Itoa(cfg.Views)
 	final["adapters.params"] = strconv.FormatInt(np, 10)
 	final["adapters.base_params"] = strconv.FormatInt(nb, 10)
 	final["train.data"] = "Fashion-MNIST train split (Debian dataset-fashion-mnist): canonical renders as references, random scenes as targets"
@@ -334,7 +338,7 @@ func withReferences(ctx context.Context, ex *featurecache.Extractor, base model.
 		return out, err
 	}
 	n := len(rb.RefImages)
-	tokens, width := base.Tokens(), base.Width
+	tokens, width := base.Tokens()*ex.Config().NumViews(), base.Width
 	out.RefTokens = tokens
 	out.Refs = make([][]float32, len(ac.Blocks))
 	for bi, blk := range ac.Blocks {

@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cachetlab/cachet/adapters"
 	"github.com/cachetlab/cachet/dataset"
+	"github.com/cachetlab/cachet/internal/safetensors"
 	"github.com/cachetlab/cachet/model"
 )
 
@@ -87,6 +89,10 @@ func TestAdapterRunLowersLossAndResumesExactly(t *testing.T) {
 		t.Fatalf("loss did not drop: steps 0,10 %.4f, steps 20,30 %.4f", first, last)
 	}
 	t.Logf("loss %.4f -> %.4f", first, last)
+	// The default run reads two views of each reference, and the weights say so (adapters.Load, serving).
+	if f, err := safetensors.ReadFile(full.Out); err != nil || f.Metadata[adapters.MetaViews] != "2" || f.Metadata[adapters.MetaTRef] != "10" {
+		t.Fatalf("adapter metadata: %v %v", err, f.Metadata)
+	}
 
 	split := smallAdapters(t, base, filepath.Join(dir, "split"))
 	split.stopAtStep = 20
@@ -130,6 +136,7 @@ func TestAdapterRunRefusesBadSettings(t *testing.T) {
 		{"over the parameter cap", func(c *AdaptersConfig) { c.Adapter = model.AdapterConfig{Blocks: []int{0, 1}, Inner: 256, Heads: 2} }},
 		{"block outside", func(c *AdaptersConfig) { c.Adapter.Blocks = []int{2} }},
 		{"no-ref probability", func(c *AdaptersConfig) { c.NoRef = 1 }},
+		{"three reference views", func(c *AdaptersConfig) { c.Views = 3 }},
 		{"missing init-from", func(c *AdaptersConfig) { c.InitFrom = filepath.Join(dir, "nope-adapters.safetensors") }},
 		{"init-from of another width", func(c *AdaptersConfig) {
 			c.InitFrom = filepath.Join(dir, "narrow.safetensors")

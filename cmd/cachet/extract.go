@@ -103,7 +103,7 @@ func runExtract(cmd *cobra.Command, cfg cachet.Config, paths []string, out, adap
 	if err := os.WriteFile(out, data, 0o644); err != nil {
 		return fmt.Errorf("writing %s: %w", out, err)
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "wrote %s: model %s, blocks %v, t_ref %g, %d tokens × %d, %d bytes (fp16; %d decoded)\n",
-		out, all.Model, all.Blocks, all.TRef, all.Tokens, all.Width, len(data), all.Bytes())
+	fmt.Fprintf(cmd.OutOrStdout(), "wrote %s: model %s, blocks %v, t_ref %g, %d view(s) per reference, %d tokens × %d, %d bytes (fp16; %d decoded)\n",
+		out, all.Model, all.Blocks, all.TRef, all.Views, all.Tokens, all.Width, len(data), all.Bytes())
 	return nil
 }

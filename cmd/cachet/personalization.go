@@ -50,8 +50,8 @@ func newPersonalization(ctx context.Context, w *model.Worker, dit *model.DiT, we
 		if err != nil {
 			return nil, fmt.Errorf("adapters: %w", err)
 		}
-		cfg.TRef = p.adapters.TRef() // caches must be made the way the adapters were trained
-		slog.Info("adapters loaded", "adapters", adaptersPath, "blocks", p.adapters.Blocks(), "params", p.adapters.Params())
+		cfg = p.adapters.CacheConfig(dit) // caches must be made the way the adapters were trained
+		slog.Info("adapters loaded", "adapters", adaptersPath, "blocks", p.adapters.Blocks(), "views", p.adapters.Views(), "params", p.adapters.Params())
 	} else if errors.Is(err, os.ErrNotExist) {
 		slog.Warn("no adapters: subjects can be uploaded but not used for generation", "adapters", adaptersPath, "fix", "train them with 'cachet train adapters'")
 	} else {

@@ -26,6 +26,7 @@ func newTrainAdaptersCmd(cf *configFlags) *cobra.Command {
 	f.Float64Var(&c.NoRef, "no-ref", c.NoRef, "probability of training the null reference")
 	f.Float64Var(&c.Erase, "erase", c.Erase, "random-erasing probability of a reference")
 	f.Float64Var(&c.TRef, "t-ref", c.TRef, "model time of the reference pass (featurecache's)")
+	f.IntVar(&c.Views, "ref-views", c.Views, "views of each reference the adapters read: 1 (as given) or 2 (also its small centred render)")
 	f.StringVar(&c.InitFrom, "init-from", "", "start from these adapter weights (made for an earlier base, or for fewer --blocks): the blocks both adapt carry over, converted between the concat and --additive forms; --inner and --heads must match")
 	f.IntSliceVar(&c.Adapter.Blocks, "blocks", c.Adapter.Blocks, "blocks that get an adapter")
 	f.IntVar(&c.Adapter.Inner, "inner", c.Adapter.Inner, "width of the reference cross-attention")

@@ -61,6 +61,7 @@ type RunConfig struct {
 	Adapters      string              `json:"adapters"`
 	AdapterConfig model.AdapterConfig `json:"adapter_config"`
 	TRef          float64             `json:"t_ref"`
+	RefViews      int                 `json:"ref_views"` // views of each reference in its cache (1: as given; 2: also small)
 	Evaluator     string              `json:"evaluator"`
 	Data          string              `json:"data"`
 	Subjects      int                 `json:"subjects"`
@@ -213,7 +214,7 @@ func (r *Report) Tables() []eval.Table {
 			{"generation with adapters vs plain", fmt.Sprintf("%.1f s vs %.1f s: %+.1f %%", r.AdaptedSeconds, r.PlainSeconds, 100*r.Overhead), fmt.Sprintf("≤ %.0f %%: %s", 100*OverheadTarget, met(r.Targets.Overhead))},
 		},
 		Notes: []string{
-			fmt.Sprintf("base %s (id %s), %s; adapters %s: blocks %v, inner %d, %d heads, %s form, t_ref %g", c.Weights, c.BaseID, c.Model, c.Adapters, c.AdapterConfig.Blocks, c.AdapterConfig.Inner, c.AdapterConfig.Heads, form(c.AdapterConfig), c.TRef),
+			fmt.Sprintf("base %s (id %s), %s; adapters %s: blocks %v, inner %d, %d heads, %s form, t_ref %g, %d reference view(s)", c.Weights, c.BaseID, c.Model, c.Adapters, c.AdapterConfig.Blocks, c.AdapterConfig.Inner, c.AdapterConfig.Heads, form(c.AdapterConfig), c.TRef, max(1, c.RefViews)),
 			fmt.Sprintf("subjects: test-split items (unseen in training), classes in turn, seed %d; reference = the canonical render; prompts = random scenes of the subject's class", c.Seed),
 			"identity: the generated image de-rendered under its prompt's scene, against the subject's 28×28 item; the oracle is the item rendered under the scene and de-rendered (small scenes lose detail at 16 px)",
 			fmt.Sprintf("timing: the same requests (batches of %d, per-row subjects) with and without the adapters, interleaved, torch threads %d; the run took %.0f s", c.Batch, c.TorchThreads, r.Seconds),

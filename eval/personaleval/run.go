@@ -116,9 +116,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}); err != nil {
 		return nil, err
 	}
-	fc := featurecache.DefaultConfig(base)
-	fc.TRef = set.TRef()
-	ex, err := featurecache.NewExtractor(w, base, baseID, fc)
+	ex, err := featurecache.NewExtractor(w, base, baseID, set.CacheConfig(base))
 	if err != nil {
 		return nil, err
 	}
@@ -273,7 +271,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	oracle := Scored{Items: itemsOf(oracleJ), Features: oracleF}
 	r := &Report{
 		Config: RunConfig{Weights: cfg.Weights, BaseID: baseID, Model: base.Cfg.String(), Adapters: cfg.Adapters,
-			AdapterConfig: set.Config(), TRef: set.TRef(), Evaluator: cfg.Evaluator, Data: cfg.DataDir, Subjects: len(subjects),
+			AdapterConfig: set.Config(), TRef: set.TRef(), RefViews: set.Views(), Evaluator: cfg.Evaluator, Data: cfg.DataDir, Subjects: len(subjects),
 			Prompts: cfg.Prompts, Seed: cfg.Seed, Steps: cfg.Steps, Guidance: cfg.Guidance, Batch: cfg.Batch, N: len(rows),
 			TorchThreads: cfg.TorchThreads},
 		Adapted:       identity(adapted, refsScored),
