@@ -14,10 +14,11 @@ import (
 // randomExtractor is the extraction pass of a random-weight model with the default architecture (so the
 // pooled vectors have the indexed 1536 dimensions), under a model id of its own: the test database is
 // shared, and similarity only compares subjects of one model.
-func randomExtractor(t *testing.T) *featurecache.Extractor { return randomExtractorOfViews(t, 1) }
+func randomExtractor(t *testing.T) *featurecache.Extractor { return randomExtractors(t, 1)[0] }
 
-// randomExtractorOfViews is randomExtractor seeing each reference in views views (featurecache.Config).
-func randomExtractorOfViews(t *testing.T, views int) *featurecache.Extractor {
+// randomExtractors are extraction passes of one random-weight model under one id, the k-th seeing each
+// reference in views[k] views (featurecache.Config.Views).
+func randomExtractors(t *testing.T, views ...int) []*featurecache.Extractor {
 	t.Helper()
 	w := model.NewWorker(false)
 	t.Cleanup(w.Close)
@@ -36,13 +37,16 @@ func randomExtractorOfViews(t *testing.T, views int) *featurecache.Extractor {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = w.Do(context.Background(), func() error { m.Close(); return nil }) })
-	cfg := featurecache.DefaultConfig(m)
-	cfg.Views = views
-	e, err := featurecache.NewExtractor(w, m, fmt.Sprintf("test-%d", time.Now().UnixNano()), cfg)
-	if err != nil {
-		t.Fatal(err)
+	id := fmt.Sprintf("test-%d", time.Now().UnixNano())
+	out := make([]*featurecache.Extractor, len(views))
+	for k, v := range views {
+		cfg := featurecache.DefaultConfig(m)
+		cfg.Views = v
+		if out[k], err = featurecache.NewExtractor(w, m, id, cfg); err != nil {
+			t.Fatal(err)
+		}
 	}
-	return e
+	return out
 }
 
 // defaultArchitecture is train.BaseModelConfig (not imported: train pulls in the whole training stack).

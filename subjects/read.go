@@ -170,7 +170,7 @@ func (s *Service) Features(ctx context.Context, id, modelID string) (f *featurec
 func (s *Service) CacheStats() featurecache.LRUStats { return s.caches.Stats() }
 
 // Retry rebuilds the cache of a failed subject, a pending one left stale by a crash, or a ready one made
-// by another model, from its stored originals.
+// by another model or another extraction (t_ref, views: adapters trained otherwise), from its stored originals.
 func (s *Service) RetrySubject(ctx context.Context, id string) (*cachet.Subject, error) {
 	sub, err := s.getSubject(ctx, id)
 	if err != nil {
@@ -181,14 +181,15 @@ func (s *Service) RetrySubject(ctx context.Context, id string) (*cachet.Subject,
 	}
 	tag, err := s.db.Pool.Exec(ctx, `UPDATE subjects SET status = 'pending', error = NULL, updated_at = now()
 		WHERE id = $1 AND (status = 'failed' OR (status = 'pending' AND updated_at < now() - $2::interval)
-			OR (status = 'ready' AND model_id <> $3))`,
-		id, fmt.Sprintf("%d milliseconds", s.opts.StaleAfter.Milliseconds()), s.extractor.ModelID())
+			OR (status = 'ready' AND (model_id <> $3 OR t_ref <> $4 OR views <> $5)))`,
+		id, fmt.Sprintf("%d milliseconds", s.opts.StaleAfter.Milliseconds()), s.extractor.ModelID(),
+		s.extractor.Config().TRef, s.extractor.Config().NumViews())
 	if err != nil {
 		return nil, fmt.Errorf("subjects: retry: %w", err)
 	}
 	if tag.RowsAffected() == 0 {
 		if sub.Status == cachet.SubjectReady {
-			return nil, cachet.Errorf(cachet.CodeConflict, "subject %s is ready with this model; nothing to retry", id)
+			return nil, cachet.Errorf(cachet.CodeConflict, "subject %s is ready with this model and extraction; nothing to retry", id)
 		}
 		return nil, cachet.Errorf(cachet.CodeConflict, "subject %s is being built; retry it only if it stays pending for %s", id, s.opts.StaleAfter)
 	}

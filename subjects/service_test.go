@@ -245,36 +245,51 @@ func TestRetryReextractsForANewModel(t *testing.T) {
 	}
 }
 
-// A subject built by a two-view extractor stores both views of every reference and says so; its pooled
-// features are its references' first views', as a one-view subject's are.
+// A subject built by a two-view extractor stores both views of every reference and says so. A ready
+// subject extracted with one view is retried when the server's extraction reads two (new adapters), and
+// not retried while it matches.
 func TestSubjectViews(t *testing.T) {
 	ctx := context.Background()
 	db, objects := testenv.DB(t), testenv.Objects(t)
-	tests := []struct {
+	ex := randomExtractors(t, 1, 2)
+	one := subjects.New(db, objects, ex[0], subjects.Options{})
+	two := subjects.New(db, objects, ex[1], subjects.Options{})
+	s, err := one.CreateSubject(ctx, cachet.NewSubject{Name: fmt.Sprintf("views-%d", time.Now().UnixNano()), Images: uploads(t, 3, 2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = one.DeleteSubject(context.WithoutCancel(ctx), s.ID) })
+	if _, err := one.RetrySubject(ctx, s.ID); cachet.CodeOf(err) != cachet.CodeConflict {
+		t.Fatalf("retrying a subject that matches the extraction = %v, want a conflict", err)
+	}
+	if _, err := two.RetrySubject(ctx, s.ID); err != nil {
+		t.Fatalf("retrying a one-view subject with a two-view extractor: %v", err)
+	}
+	for _, tc := range []struct {
 		name  string
+		svc   *subjects.Service
 		views int
-	}{{"one view", 1}, {"two views", 2}}
-	for _, tc := range tests {
+	}{{"created with one view", one, 1}, {"retried with two", two, 2}} {
 		t.Run(tc.name, func(t *testing.T) {
-			svc := subjects.New(db, objects, randomExtractorOfViews(t, tc.views), subjects.Options{})
-			s, err := svc.CreateSubject(ctx, cachet.NewSubject{Name: fmt.Sprintf("views-%d", time.Now().UnixNano()), Images: uploads(t, 3, 2)})
+			if tc.views == 1 {
+				if s.Cache == nil || s.Cache.Views != 1 {
+					t.Fatalf("created cache: %+v", s.Cache)
+				}
+				return
+			}
+			again, err := tc.svc.Subject(ctx, s.ID)
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { _ = svc.DeleteSubject(context.WithoutCancel(ctx), s.ID) })
-			again, err := svc.Subject(ctx, s.ID)
-			if err != nil {
-				t.Fatal(err)
+			if again.Status != cachet.SubjectReady || again.Cache == nil || again.Cache.Views != 2 {
+				t.Fatalf("retried subject: %s, cache %+v", again.Status, again.Cache)
 			}
-			if s.Cache == nil || s.Cache.Views != tc.views || again.Cache == nil || again.Cache.Views != tc.views {
-				t.Fatalf("cache views: created %+v, read %+v", s.Cache, again.Cache)
-			}
-			data, _, err := objects.GetBytes(ctx, s.Cache.Key)
+			data, _, err := objects.GetBytes(ctx, again.Cache.Key)
 			if err != nil {
 				t.Fatal(err)
 			}
 			f, err := featurecache.Decode(data, "")
-			if err != nil || f.Views != tc.views || f.Tokens != 2*tc.views*64 {
+			if err != nil || f.Views != 2 || f.Tokens != 2*2*64 {
 				t.Fatalf("stored cache: %v, views %d, %d tokens", err, f.Views, f.Tokens)
 			}
 		})

@@ -106,9 +106,7 @@ func TestShippedAdaptersDrawTheSubject(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Do(ctx, func() error { set.Close(); return nil }) //nolint:errcheck // closing
-	fc := featurecache.DefaultConfig(m)
-	fc.TRef = set.TRef()
-	ex, err := featurecache.NewExtractor(w, m, baseID, fc)
+	ex, err := featurecache.NewExtractor(w, m, baseID, set.CacheConfig(m))
 	if err != nil {
 		t.Fatal(err)
 	}
