@@ -146,8 +146,8 @@ func (s *Set) check(f *featurecache.Features) error {
 		return cachet.Errorf(cachet.CodeConflict, "the subject's feature cache was made by model %s, but the server runs %s; extract the subject again", f.Model, s.baseID)
 	case f.TRef != s.tref:
 		return cachet.Errorf(cachet.CodeConflict, "the subject's feature cache was made at t_ref %v, the adapters were trained at %v; extract the subject again (POST /v1/subjects/{id}/retry)", f.TRef, s.tref)
-	case max(1, f.Views) != s.views:
-		return cachet.Errorf(cachet.CodeConflict, "the subject's feature cache holds %d view(s) of each reference, the adapters read %d; extract the subject again (POST /v1/subjects/{id}/retry)", max(1, f.Views), s.views)
+	case f.NumViews() != s.views:
+		return cachet.Errorf(cachet.CodeConflict, "the subject's feature cache holds %d view(s) of each reference, the adapters read %d; extract the subject again (POST /v1/subjects/{id}/retry)", f.NumViews(), s.views)
 	case f.Width != s.a.Base.Width || f.Tokens <= 0 || len(f.Data) != len(f.Blocks):
 		return cachet.Errorf(cachet.CodeInvalidArgument, "the feature cache holds %d blocks of %d tokens × %d, not features of this model (width %d)", len(f.Blocks), f.Tokens, f.Width, s.a.Base.Width)
 	}

@@ -39,13 +39,13 @@ func Concat(parts []*Features) (*Features, error) {
 		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "feature cache: nothing to concatenate")
 	}
 	first := parts[0]
-	out := &Features{Model: first.Model, Blocks: slices.Clone(first.Blocks), TRef: first.TRef, Views: max(1, first.Views), Width: first.Width,
+	out := &Features{Model: first.Model, Blocks: slices.Clone(first.Blocks), TRef: first.TRef, Views: first.NumViews(), Width: first.Width,
 		Data: make([][]float32, len(first.Blocks))}
 	for i, p := range parts {
-		if p.Model != first.Model || !slices.Equal(p.Blocks, first.Blocks) || p.TRef != first.TRef || max(1, p.Views) != out.Views || p.Width != first.Width {
+		if p.Model != first.Model || !slices.Equal(p.Blocks, first.Blocks) || p.TRef != first.TRef || p.NumViews() != out.Views || p.Width != first.Width {
 			return nil, cachet.Errorf(cachet.CodeInvalidArgument,
 				"feature cache: reference %d was extracted differently (model %s, blocks %v, t_ref %v, %d views, width %d) from reference 0 (model %s, blocks %v, t_ref %v, %d views, width %d)",
-				i, p.Model, p.Blocks, p.TRef, p.Views, p.Width, first.Model, first.Blocks, first.TRef, first.Views, first.Width)
+				i, p.Model, p.Blocks, p.TRef, p.NumViews(), p.Width, first.Model, first.Blocks, first.TRef, out.Views, first.Width)
 		}
 		if err := p.check(); err != nil {
 			return nil, fmt.Errorf("reference %d: %w", i, err)
@@ -98,7 +98,7 @@ func Encode(f *Features) ([]byte, error) {
 		metaModel:    f.Model,
 		metaBlocks:   strings.Join(blocks, ","),
 		metaTRef:     strconv.FormatFloat(f.TRef, 'g', -1, 64),
-		metaViews:    strconv.Itoa(max(1, f.Views)),
+		metaViews:    strconv.Itoa(f.NumViews()),
 		metaTokens:   strconv.Itoa(f.Tokens),
 		metaWidth:    strconv.Itoa(f.Width),
 		metaChecksum: checksum(file),

@@ -81,13 +81,16 @@ type Features struct {
 	Model  string // id of the model that made it (weights checksum)
 	Blocks []int
 	TRef   float64
-	// Views is how many views of each reference the tokens hold (Config.Views; 1 for a cache without).
-	// A reference's views are consecutive: its first view's tokens, then its small view's.
+	// Views is how many views of each reference the tokens hold (Config.Views; 0 reads as 1, see
+	// NumViews). A reference's views are consecutive: its first view's tokens, then its small view's.
 	Views  int
 	Tokens int
 	Width  int
 	Data   [][]float32 // one slice of Tokens·Width values per block, in Blocks order
 }
+
+// NumViews is Views with the zero value read as 1.
+func (f *Features) NumViews() int { return max(1, f.Views) }
 
 // Bytes is the decoded size of the cache.
 func (f *Features) Bytes() int64 { return int64(len(f.Blocks)) * int64(f.Tokens*f.Width) * 4 }
@@ -105,7 +108,7 @@ func (f *Features) Block(b int) []float32 {
 // concatenated and normalised again: one unit vector of len(blocks)·Width values. Call it on one
 // reference's cache (before Concat).
 func (f *Features) Pooled(blocks []int) ([]float32, error) {
-	tokens := f.Tokens / max(1, f.Views)
+	tokens := f.Tokens / f.NumViews()
 	out := make([]float32, 0, len(blocks)*f.Width)
 	for _, b := range blocks {
 		x := f.Block(b)
@@ -191,8 +194,9 @@ func (e *Extractor) Extract(ctx context.Context, images [][]float32) ([]*Feature
 	if e.cfg.NumViews() == 1 {
 		return e.extract(ctx, images)
 	}
-	// One pass over every view: image i's views are rows 2i and 2i+1.
-	views := make([][]float32, 0, 2*len(images))
+	// One pass over every view: image i's views are rows nv·i … nv·i+nv−1.
+	nv := e.cfg.NumViews()
+	views := make([][]float32, 0, nv*len(images))
 	for _, img := range images {
 		small, err := smallView(img)
 		if err != nil {
@@ -206,10 +210,10 @@ func (e *Extractor) Extract(ctx context.Context, images [][]float32) ([]*Feature
 	}
 	out := make([]*Features, len(images))
 	for i := range out {
-		if out[i], err = Concat(fs[2*i : 2*i+2]); err != nil {
+		if out[i], err = Concat(fs[nv*i : nv*(i+1)]); err != nil {
 			return nil, err
 		}
-		out[i].Views = 2
+		out[i].Views = nv
 	}
 	return out, nil
 }

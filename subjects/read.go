@@ -179,11 +179,11 @@ func (s *Service) RetrySubject(ctx context.Context, id string) (*cachet.Subject,
 	if err := s.needModel(); err != nil {
 		return nil, err
 	}
+	ex := s.extractor.Config()
 	tag, err := s.db.Pool.Exec(ctx, `UPDATE subjects SET status = 'pending', error = NULL, updated_at = now()
 		WHERE id = $1 AND (status = 'failed' OR (status = 'pending' AND updated_at < now() - $2::interval)
 			OR (status = 'ready' AND (model_id <> $3 OR t_ref <> $4 OR views <> $5)))`,
-		id, fmt.Sprintf("%d milliseconds", s.opts.StaleAfter.Milliseconds()), s.extractor.ModelID(),
-		s.extractor.Config().TRef, s.extractor.Config().NumViews())
+		id, fmt.Sprintf("%d milliseconds", s.opts.StaleAfter.Milliseconds()), s.extractor.ModelID(), ex.TRef, ex.NumViews())
 	if err != nil {
 		return nil, fmt.Errorf("subjects: retry: %w", err)
 	}

@@ -65,7 +65,8 @@ func (c AdaptersConfig) validate() error {
 
 // RefBatches draws reproducible adapter-training batches: batch k depends only on (seed, k). A row is a
 // training-split item under colour jitter: its reference is the item's canonical render with (with
-// probability Erase) random erasing (the extractor adds its small view, as it does for an upload); its target is the same item under a random scene and that scene's prompt.
+// probability Erase) random erasing (the extractor adds its small view, as it does for an upload); its
+// target is the same item under a random scene and that scene's prompt.
 type RefBatches struct {
 	set                   *dataset.Set
 	seed                  uint64
