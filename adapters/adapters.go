@@ -61,6 +61,10 @@ func Load(path string, base *model.DiT, baseID string) (*Set, error) {
 			return nil, cachet.Errorf(cachet.CodeInvalidArgument, "adapter weights %s have no valid view count (metadata %s = %q)", path, MetaViews, v)
 		}
 	}
+	if e := a.Cfg.Views; e > 1 && e != s.views {
+		a.Close()
+		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "adapter weights %s embed %d views but read %d (metadata %s); retrain them with 'cachet train adapters'", path, e, s.views, MetaViews)
+	}
 	return s, nil
 }
 

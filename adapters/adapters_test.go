@@ -54,9 +54,15 @@ func newFixture(t *testing.T) *fixture {
 // writeAdapters saves random adapters on blocks {0, 2} with meta and returns the path.
 func (f *fixture) writeAdapters(t *testing.T, name string, meta map[string]string) string {
 	t.Helper()
+	return f.writeViewAdapters(t, name, 0, meta)
+}
+
+// writeViewAdapters is writeAdapters with embeddings for views (model.AdapterConfig.Views).
+func (f *fixture) writeViewAdapters(t *testing.T, name string, views int, meta map[string]string) string {
+	t.Helper()
 	path := filepath.Join(f.dir, name)
 	err := f.w.Do(context.Background(), func() error {
-		a, err := model.NewAdapters(f.base.Cfg, model.AdapterConfig{Blocks: []int{0, 2}, Inner: 16, Heads: 2}, model.CPU)
+		a, err := model.NewAdapters(f.base.Cfg, model.AdapterConfig{Blocks: []int{0, 2}, Inner: 16, Heads: 2, Views: views}, model.CPU)
 		if err != nil {
 			return err
 		}
@@ -194,6 +200,7 @@ func TestLoadAndHooksRefuseMismatches(t *testing.T) {
 		{"no t_ref", f.writeAdapters(t, "notref.safetensors", map[string]string{adapters.MetaBase: baseID}), baseID, cachet.CodeInvalidArgument},
 		{"missing file", filepath.Join(f.dir, "none.safetensors"), baseID, cachet.CodeNotFound},
 		{"three views", f.writeAdapters(t, "views3.safetensors", map[string]string{adapters.MetaBase: baseID, adapters.MetaTRef: "10", adapters.MetaViews: "3"}), baseID, cachet.CodeInvalidArgument},
+		{"embeds 2 views, reads 1", f.writeViewAdapters(t, "embed2.safetensors", 2, map[string]string{adapters.MetaBase: baseID, adapters.MetaTRef: "10"}), baseID, cachet.CodeInvalidArgument},
 		{"views not a number", f.writeAdapters(t, "viewsx.safetensors", map[string]string{adapters.MetaBase: baseID, adapters.MetaTRef: "10", adapters.MetaViews: "x"}), baseID, cachet.CodeInvalidArgument},
 	}
 	for _, tc := range loads {
@@ -265,14 +272,16 @@ func TestCacheConfigFollowsTheAdapters(t *testing.T) {
 	tests := []struct {
 		name  string
 		meta  map[string]string
+		embed int // view embeddings in the adapters
 		views int
 	}{
-		{"made before views", map[string]string{adapters.MetaBase: baseID, adapters.MetaTRef: "20"}, 1},
-		{"two views", map[string]string{adapters.MetaBase: baseID, adapters.MetaTRef: "20", adapters.MetaViews: "2"}, 2},
+		{"made before views", map[string]string{adapters.MetaBase: baseID, adapters.MetaTRef: "20"}, 0, 1},
+		{"two views", map[string]string{adapters.MetaBase: baseID, adapters.MetaTRef: "20", adapters.MetaViews: "2"}, 0, 2},
+		{"two embedded views", map[string]string{adapters.MetaBase: baseID, adapters.MetaTRef: "20", adapters.MetaViews: "2"}, 2, 2},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			path := f.writeAdapters(t, tc.name+".safetensors", tc.meta)
+			path := f.writeViewAdapters(t, tc.name+".safetensors", tc.embed, tc.meta)
 			var set *adapters.Set
 			if err := f.w.Do(context.Background(), func() (err error) { set, err = adapters.Load(path, f.base, baseID); return err }); err != nil {
 				t.Fatal(err)

@@ -29,6 +29,11 @@ type AdapterConfig struct {
 	Inner    int   `json:"inner"`              // width of the reference cross-attention's queries, keys and values
 	Heads    int   `json:"heads"`              // its heads (Inner/Heads per head)
 	Additive bool  `json:"additive,omitempty"` // additive output projection instead of concat
+	// Views, when above 1, is how many views each reference's tokens hold (featurecache.Config.Views, a
+	// reference's views consecutive, base.Tokens() tokens each): every block learns one embedding per
+	// view, added to the normalised reference tokens before the keys and values, so the queries can tell a
+	// canonical view's token from a small view's at the same position. 0: no view embedding.
+	Views int `json:"views,omitempty"`
 }
 
 // Validate checks the config against the base model's.
@@ -50,8 +55,14 @@ func (c AdapterConfig) Validate(base Config) error {
 	if c.Inner <= 0 || c.Heads <= 0 || c.Inner%c.Heads != 0 {
 		return bad("inner width %d must be a positive multiple of the head count %d", c.Inner, c.Heads)
 	}
+	if c.Views < 0 || c.Views > maxAdapterViews {
+		return bad("%d view embeddings; 0 (none) to %d", c.Views, maxAdapterViews)
+	}
 	return nil
 }
+
+// maxAdapterViews bounds AdapterConfig.Views (a sanity limit on a file's config, not a design one).
+const maxAdapterViews = 16
 
 // Adapters are the trainable adapter parameters for one base model; the base stays frozen and separate.
 type Adapters struct {
@@ -63,9 +74,10 @@ type Adapters struct {
 }
 
 type adapterBlock struct {
-	q, k, v *Linear // D → Inner
-	cat     *Linear // D + Inner → D (concat form)
-	out     *Linear // Inner → D (additive form)
+	q, k, v *Linear    // D → Inner
+	cat     *Linear    // D + Inner → D (concat form)
+	out     *Linear    // Inner → D (additive form)
+	view    *ts.Tensor // [Views, D] view embeddings (Cfg.Views > 1), zero when fresh
 }
 
 // NewAdapters builds fresh adapters (a no-op until trained) for a base model of config base.
@@ -96,6 +108,9 @@ func NewAdapters(base Config, cfg AdapterConfig, device gotch.Device) (*Adapters
 			b.out, err = newLinear(p.Sub("out"), r, d, initZero)
 		} else {
 			b.cat, err = newLinear(p.Sub("cat"), d+r, d, initZero)
+		}
+		if err == nil && cfg.Views > 1 {
+			b.view, err = p.NewVar("view", []int64{int64(cfg.Views), d}, nn.NewConstInit(0))
 		}
 		if err != nil {
 			vs.Destroy()
@@ -156,7 +171,31 @@ type refKV struct{ k, v *ts.Tensor }
 func (a *Adapters) projectReference(o *ops, block int, ref *ts.Tensor) refKV {
 	b := a.blocks[block]
 	n := o.layerNorm(ref, a.Base.Width, nil, nil)
+	if b.view != nil {
+		n = a.addViewEmbedding(o, n, b.view)
+	}
 	return refKV{k: a.splitHeads(o, o.linear(n, b.k)), v: a.splitHeads(o, o.linear(n, b.v))}
+}
+
+// addViewEmbedding adds view[v] to every token of view v of x [R, Tr, D], whose Tr tokens are whole
+// references of Cfg.Views views of base.Tokens() tokens each.
+func (a *Adapters) addViewEmbedding(o *ops, x, view *ts.Tensor) *ts.Tensor {
+	if !o.ok(x) {
+		return nil
+	}
+	sz, err := x.Size()
+	if err != nil {
+		o.err = err
+		return nil
+	}
+	nv, per := int64(a.Cfg.Views), int64(a.Base.Tokens())
+	if sz[1]%(nv*per) != 0 {
+		o.err = cachet.Errorf(cachet.CodeInvalidArgument, "the reference holds %d tokens, not whole references of %d views of %d tokens", sz[1], nv, per)
+		return nil
+	}
+	refs := sz[1] / (nv * per)
+	y := o.add(o.reshape(x, sz[0], refs, nv, per, sz[2]), o.reshape(view, 1, 1, nv, 1, sz[2]))
+	return o.reshape(y, sz[0], sz[1], sz[2])
 }
 
 // splitHeads: [B, T, Inner] → [B, H, T, Inner/H].

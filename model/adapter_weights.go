@@ -79,8 +79,8 @@ func LoadAdapters(path string, base Config, device gotch.Device) (*Adapters, map
 // (queries, keys, values) and output projection, converted between the concat and additive forms where
 // they differ — concat → additive keeps the reference half of the concat projection and its bias and drops
 // its re-mixing of the self-attention output; additive → concat is exact, as [I | W]. Blocks only these
-// adapters have stay as they are (a no-op when fresh). It returns the carried blocks; src's inner width and
-// heads must match.
+// adapters have stay as they are (a no-op when fresh), and so do view embeddings src lacks or has for
+// another view count. It returns the carried blocks; src's inner width and heads must match.
 func (a *Adapters) Transplant(src *Adapters) ([]int, error) {
 	if src.Cfg.Inner != a.Cfg.Inner || src.Cfg.Heads != a.Cfg.Heads {
 		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "the starting adapters are %d wide with %d heads; these are %d wide with %d heads",
@@ -108,7 +108,11 @@ func (a *Adapters) Transplant(src *Adapters) ([]int, error) {
 			}
 		}
 		var err error
+		if from.view != nil && to.view != nil && src.Cfg.Views == a.Cfg.Views {
+			err = copyTensor(to.view, from.view)
+		}
 		switch {
+		case err != nil:
 		case from.cat != nil && to.out != nil:
 			err = concatToAdditive(to.out, from.cat, d, r)
 		case from.out != nil && to.cat != nil:

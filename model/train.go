@@ -18,6 +18,9 @@ type TrainBatch struct {
 	Null    []bool    // condition dropout: these rows train the null condition
 	T       []float64 // per-sample t in [0, 1]
 	Noise   []float32 // ε, the same size as Images
+	// Weights, when set, weigh each row's mean squared error in the batch loss (normalised by their sum);
+	// nil weighs rows equally.
+	Weights []float64
 }
 
 // Trainer fits a DiT by flow matching (x_t = (1−t)·x0 + t·ε, target v = ε − x0, MSE) with AdamW and
@@ -157,7 +160,42 @@ func (m *DiT) flowLossWith(o *ops, b TrainBatch, h *Hooks) *ts.Tensor {
 	if !o.ok(pred, target) {
 		return nil
 	}
-	return o.keep(pred.MseLoss(target, 1, false)) // reduction 1 = mean
+	if b.Weights == nil {
+		return o.keep(pred.MseLoss(target, 1, false)) // reduction 1 = mean
+	}
+	return weightedMSE(o, pred, target, b.Weights, m.Device)
+}
+
+// weightedMSE is Σ_i w_i·mean((pred_i − target_i)²) / Σ_i w_i over the rows of pred and target [B, …].
+func weightedMSE(o *ops, pred, target *ts.Tensor, weights []float64, device Device) *ts.Tensor {
+	var total float64
+	w := make([]float32, len(weights))
+	for i, x := range weights {
+		if x < 0 || math.IsNaN(x) || math.IsInf(x, 0) {
+			o.err = fmt.Errorf("model: loss weight %d is %v, want a finite weight ≥ 0", i, x)
+			return nil
+		}
+		total += x
+		w[i] = float32(x)
+	}
+	if total <= 0 {
+		o.err = fmt.Errorf("model: loss weights sum to %v", total)
+		return nil
+	}
+	d := o.sub(pred, target)
+	sq := o.mul(d, d)
+	sz, err := pred.Size()
+	if err != nil {
+		o.err = err
+		return nil
+	}
+	if len(weights) != int(sz[0]) {
+		o.err = fmt.Errorf("model: %d loss weights for %d rows", len(weights), sz[0])
+		return nil
+	}
+	perRow := o.meanDim(o.reshape(sq, sz[0], -1), 1, false) // [B]
+	wt := o.keep(FromFloat32s(w, []int64{sz[0]}, device))
+	return o.scale(o.sumDim(o.mul(perRow, wt), 0), 1/total)
 }
 
 // trainConditions encodes condition vectors with per-row dropout to the null condition.

@@ -18,11 +18,17 @@ import (
 // AdaptersConfig configures `cachet train adapters`.
 type AdaptersConfig struct {
 	Common
-	Base         string // frozen base weights
-	Adapter      model.AdapterConfig
-	InitFrom     string  // start from these adapter weights (made for an earlier base) instead of the no-op
-	TRef         float64 // reference pass time (featurecache's)
-	Views        int     // views of each reference (featurecache.Config.Views)
+	Base     string // frozen base weights
+	Adapter  model.AdapterConfig
+	InitFrom string  // start from these adapter weights (made for an earlier base) instead of the no-op
+	TRef     float64 // reference pass time (featurecache's)
+	Views    int     // views of each reference (featurecache.Config.Views)
+	// ViewEmbedding gives the adapters a learned embedding per view (model.AdapterConfig.Views) when
+	// Views > 1.
+	ViewEmbedding bool
+	// SmallWeight weighs the loss of rows whose target is a small scene against the large ones' 1: a small
+	// item is a quarter of the canvas, so unweighted its identity is a small part of the loss.
+	SmallWeight  float64
 	NoRef        float64 // reference → null reference
 	Erase        float64 // random-erasing probability of a reference
 	MaxParamFrac float64 // refuse adapters larger than this fraction of the base
@@ -39,7 +45,7 @@ func DefaultAdapterConfig() model.AdapterConfig {
 // DefaultAdapters are the defaults of `cachet train adapters`.
 func DefaultAdapters() AdaptersConfig {
 	return AdaptersConfig{Base: "weights/base.safetensors", Adapter: DefaultAdapterConfig(), TRef: 10, Views: 2,
-		NoRef: 0.07, Erase: 0.4, MaxParamFrac: 0.10,
+		ViewEmbedding: true, SmallWeight: 2, NoRef: 0.07, Erase: 0.4, MaxParamFrac: 0.10,
 		Common: Common{DataDir: dataset.DefaultDir, Out: adapters.DefaultPath, Checkpoint: "var/train/adapters.ckpt.safetensors",
 			Steps: 2000, Batch: 32, LR: 1e-3, MinLRFrac: 0.1, Warmup: 100, EMADecay: 0.995, CondDropout: 0.1,
 			GradClip: 1, Seed: 1, CheckpointEvery: 5 * time.Minute, LogCSV: "var/train/adapters.csv", ValSamples: 64}}
@@ -57,6 +63,8 @@ func (c AdaptersConfig) validate() error {
 		return bad("--no-ref must be in [0, 1), --erase in [0, 1] (got %v, %v)", c.NoRef, c.Erase)
 	case c.TRef < 0 || c.TRef > 1000:
 		return bad("--t-ref must be in [0, 1000] (got %v)", c.TRef)
+	case !(c.SmallWeight > 0 && c.SmallWeight <= 100):
+		return bad("--small-weight must be in (0, 100] (got %v)", c.SmallWeight)
 	case c.Views < 1 || c.Views > featurecache.MaxViews:
 		return bad("--ref-views must be 1 (the reference as given) or 2 (also its small view) (got %d)", c.Views)
 	}
@@ -71,11 +79,19 @@ type RefBatches struct {
 	set                   *dataset.Set
 	seed                  uint64
 	dropP, noRefP, eraseP float64
+	smallWeight           float64
 }
 
 // NewRefBatches samples from set.
 func NewRefBatches(set *dataset.Set, seed uint64, condDropout, noRef, erase float64) *RefBatches {
-	return &RefBatches{set: set, seed: seed, dropP: condDropout, noRefP: noRef, eraseP: erase}
+	return &RefBatches{set: set, seed: seed, dropP: condDropout, noRefP: noRef, eraseP: erase, smallWeight: 1}
+}
+
+// WeighSmall makes batches weigh the loss of small-scene rows by w (large ones by 1); 1 leaves the rows
+// unweighted (TrainBatch.Weights nil).
+func (b *RefBatches) WeighSmall(w float64) *RefBatches {
+	b.smallWeight = w
+	return b
 }
 
 // RefBatch is a batch before the reference pass: the reference images (model units) and which rows go
@@ -114,6 +130,15 @@ func (b *RefBatches) Batch(k uint64, n int) (RefBatch, error) {
 		out.Null[i] = rng.Float64() < b.dropP
 		out.NoRef[i] = rng.Float64() < b.noRefP
 		out.T[i] = 1 / (1 + math.Exp(-rng.NormFloat64()))
+		if b.smallWeight != 1 {
+			if out.Weights == nil {
+				out.Weights = make([]float64, n)
+			}
+			out.Weights[i] = 1
+			if !scene.Large {
+				out.Weights[i] = b.smallWeight
+			}
+		}
 		for p := range per {
 			out.Noise[i*per+p] = float32(rng.NormFloat64())
 		}
@@ -209,6 +234,9 @@ func Adapters(ctx context.Context, cfg AdaptersConfig) error {
 		if base, _, err = model.Load(cfg.Base, model.CPU); err != nil {
 			return err
 		}
+		if cfg.Adapter.Views = 0; cfg.ViewEmbedding && cfg.Views > 1 {
+			cfg.Adapter.Views = cfg.Views
+		}
 		if ad, err = model.NewAdapters(base.Cfg, cfg.Adapter, model.CPU); err != nil {
 			return err
 		}
@@ -244,7 +272,8 @@ func Adapters(ctx context.Context, cfg AdaptersConfig) error {
 	if err != nil {
 		return err
 	}
-	batches := NewRefBatches(set, cfg.Seed, cfg.CondDropout, cfg.NoRef, cfg.Erase)
+	// Validation stays unweighted, comparable across runs whatever their --small-weight.
+	batches := NewRefBatches(set, cfg.Seed, cfg.CondDropout, cfg.NoRef, cfg.Erase).WeighSmall(cfg.SmallWeight)
 	vb, err := NewRefBatches(val, cfg.Seed+1000, 0, 0, 0).Batch(0, max(1, cfg.ValSamples))
 	if err != nil {
 		return err

@@ -2,9 +2,11 @@ package train
 
 import (
 	"context"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -109,8 +111,8 @@ func TestAdapterRunLowersLossAndResumesExactly(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, b := readTensors(t, full.Out), readTensors(t, split.Out)
-	if len(a) != 4*2 || len(a) != len(b) {
-		t.Fatalf("%d and %d tensors, want 8 (q, k, v, cat × weight, bias)", len(a), len(b))
+	if _, ok := a["blocks.1.view"]; len(a) != 4*2+1 || !ok || len(a) != len(b) {
+		t.Fatalf("%d and %d tensors, want 9 (q, k, v, cat × weight, bias; the view embeddings)", len(a), len(b))
 	}
 	requireSameTensors(t, "the resumed run against the uninterrupted one", a, b, 0)
 
@@ -137,6 +139,8 @@ func TestAdapterRunRefusesBadSettings(t *testing.T) {
 		{"block outside", func(c *AdaptersConfig) { c.Adapter.Blocks = []int{2} }},
 		{"no-ref probability", func(c *AdaptersConfig) { c.NoRef = 1 }},
 		{"three reference views", func(c *AdaptersConfig) { c.Views = 3 }},
+		{"no small weight", func(c *AdaptersConfig) { c.SmallWeight = 0 }},
+		{"small weight not a number", func(c *AdaptersConfig) { c.SmallWeight = math.NaN() }},
 		{"missing init-from", func(c *AdaptersConfig) { c.InitFrom = filepath.Join(dir, "nope-adapters.safetensors") }},
 		{"init-from of another width", func(c *AdaptersConfig) {
 			c.InitFrom = filepath.Join(dir, "narrow.safetensors")
@@ -212,5 +216,38 @@ func TestJitterKeepsTheBackgroundAndScalesTheSubject(t *testing.T) {
 	}
 	if changed < 15 {
 		t.Fatalf("only %d of 20 jitters changed the subject", changed)
+	}
+}
+
+// WeighSmall weighs the rows whose target is a small scene; unweighted batches carry no weights.
+func TestRefBatchesWeighSmallScenes(t *testing.T) {
+	set, err := dataset.Load(dataDir(t), dataset.Test)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := NewRefBatches(set, 7, 0, 0, 0).Batch(2, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain.Weights != nil {
+		t.Fatalf("unweighted batch has weights %v", plain.Weights)
+	}
+	b, err := NewRefBatches(set, 7, 0, 0, 0).WeighSmall(2.5).Batch(2, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	small := 0
+	for i, p := range b.Prompts {
+		want := 1.0
+		if strings.Contains(p, "small") {
+			want = 2.5
+			small++
+		}
+		if b.Weights[i] != want || p != plain.Prompts[i] {
+			t.Errorf("row %d (%q): weight %v, want %v", i, p, b.Weights[i], want)
+		}
+	}
+	if small == 0 || small == 16 {
+		t.Fatalf("%d of 16 rows small", small)
 	}
 }

@@ -149,7 +149,7 @@ func TestIdentityByScene(t *testing.T) {
 			}
 		})
 	}
-	for _, absent := range []string{"small", "mirrored"} {
+	for _, absent := range []string{"small", "small, centred", "small, off-centre", "mirrored"} {
 		if _, ok := got[absent]; ok {
 			t.Errorf("kind %q reported with no images", absent)
 		}

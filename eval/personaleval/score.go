@@ -158,6 +158,8 @@ var sceneKinds = []struct {
 }{
 	{"large", func(s dataset.Scene) bool { return s.Large }},
 	{"small", func(s dataset.Scene) bool { return !s.Large }},
+	{"small, centred", func(s dataset.Scene) bool { return !s.Large && s.Position == dataset.Center }},
+	{"small, off-centre", func(s dataset.Scene) bool { return !s.Large && s.Position != dataset.Center }},
 	{"mirrored", func(s dataset.Scene) bool { return s.Mirrored }},
 	{"not mirrored", func(s dataset.Scene) bool { return !s.Mirrored }},
 	{"inverted", func(s dataset.Scene) bool { return s.Inverted }},
