@@ -180,12 +180,8 @@ func (a *Adapters) projectReference(o *ops, block int, ref *ts.Tensor) refKV {
 // addViewEmbedding adds view[v] to every token of view v of x [R, Tr, D], whose Tr tokens are whole
 // references of Cfg.Views views of base.Tokens() tokens each.
 func (a *Adapters) addViewEmbedding(o *ops, x, view *ts.Tensor) *ts.Tensor {
-	if !o.ok(x) {
-		return nil
-	}
-	sz, err := x.Size()
-	if err != nil {
-		o.err = err
+	sz := o.size(x)
+	if sz == nil {
 		return nil
 	}
 	nv, per := int64(a.Cfg.Views), int64(a.Base.Tokens())
@@ -200,12 +196,8 @@ func (a *Adapters) addViewEmbedding(o *ops, x, view *ts.Tensor) *ts.Tensor {
 
 // splitHeads: [B, T, Inner] → [B, H, T, Inner/H].
 func (a *Adapters) splitHeads(o *ops, x *ts.Tensor) *ts.Tensor {
-	if !o.ok(x) {
-		return nil
-	}
-	sz, err := x.Size()
-	if err != nil {
-		o.err = err
+	sz := o.size(x)
+	if sz == nil {
 		return nil
 	}
 	h := int64(a.Cfg.Heads)
@@ -220,9 +212,8 @@ func (a *Adapters) apply(o *ops, block int, h, attn *ts.Tensor, kv refKV, cond i
 		return nil
 	}
 	b := a.blocks[block]
-	sz, err := h.Size()
-	if err != nil {
-		o.err = err
+	sz := o.size(h)
+	if sz == nil {
 		return nil
 	}
 	rows, tokens := sz[0], sz[1]

@@ -52,12 +52,8 @@ func (m *DiT) patchify(o *ops, x *ts.Tensor) *ts.Tensor {
 	}
 	p := int64(m.Cfg.Patch)
 	conv := o.keep(ts.Conv2d(x, m.patchW, m.patchB, []int64{p, p}, []int64{0, 0}, []int64{1, 1}, 1))
-	if !o.ok(conv) {
-		return nil
-	}
-	sz, err := conv.Size()
-	if err != nil {
-		o.err = err
+	sz := o.size(conv)
+	if sz == nil {
 		return nil
 	}
 	tokens := o.transpose(o.reshape(conv, sz[0], sz[1], sz[2]*sz[3]), 1, 2)
@@ -137,12 +133,8 @@ func (m *DiT) runBlocks(o *ops, from, to int, x *ts.Tensor, mod *modulation, h *
 // forward is one denoiser evaluation of x [B, C, H, W] under the step's modulation. The result is owned
 // by o's scope.
 func (m *DiT) forward(o *ops, x *ts.Tensor, mod *modulation, h *Hooks) *ts.Tensor {
-	if !o.ok(x) {
-		return nil
-	}
-	sz, err := x.Size()
-	if err != nil {
-		o.err = err
+	sz := o.size(x)
+	if sz == nil {
 		return nil
 	}
 	tokens := m.patchify(o, x)

@@ -29,6 +29,19 @@ func (o *ops) keep(t *ts.Tensor, err error) *ts.Tensor {
 }
 
 // ok reports whether every operand is usable (no earlier error, no nil input).
+// size is a's shape; nil (with o.err set, or already set) when it cannot be had.
+func (o *ops) size(a *ts.Tensor) []int64 {
+	if !o.ok(a) {
+		return nil
+	}
+	sz, err := a.Size()
+	if err != nil {
+		o.err = err
+		return nil
+	}
+	return sz
+}
+
 func (o *ops) ok(ts ...*ts.Tensor) bool {
 	if o.err != nil {
 		return false
@@ -207,14 +220,8 @@ func (o *ops) attention(q, k, v *ts.Tensor, heads int) *ts.Tensor {
 	if !o.ok(q, k, v) {
 		return nil
 	}
-	qs, err := q.Size()
-	if err != nil {
-		o.err = err
-		return nil
-	}
-	ks, err := k.Size()
-	if err != nil {
-		o.err = err
+	qs, ks := o.size(q), o.size(k)
+	if qs == nil || ks == nil {
 		return nil
 	}
 	b, tq, d, tk := qs[0], qs[1], qs[2], ks[1]

@@ -182,18 +182,16 @@ func weightedMSE(o *ops, pred, target *ts.Tensor, weights []float64, device Devi
 		o.err = fmt.Errorf("model: loss weights sum to %v", total)
 		return nil
 	}
-	d := o.sub(pred, target)
-	sq := o.mul(d, d)
-	sz, err := pred.Size()
-	if err != nil {
-		o.err = err
+	sz := o.size(pred)
+	if sz == nil {
 		return nil
 	}
 	if len(weights) != int(sz[0]) {
 		o.err = fmt.Errorf("model: %d loss weights for %d rows", len(weights), sz[0])
 		return nil
 	}
-	perRow := o.meanDim(o.reshape(sq, sz[0], -1), 1, false) // [B]
+	d := o.sub(pred, target)
+	perRow := o.meanDim(o.reshape(o.mul(d, d), sz[0], -1), 1, false) // [B]
 	wt := o.keep(FromFloat32s(w, []int64{sz[0]}, device))
 	return o.scale(o.sumDim(o.mul(perRow, wt), 0), 1/total)
 }
