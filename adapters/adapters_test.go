@@ -199,7 +199,7 @@ func TestLoadAndHooksRefuseMismatches(t *testing.T) {
 		{"no base named", f.writeAdapters(t, "nobase.safetensors", map[string]string{adapters.MetaTRef: "10"}), baseID, cachet.CodeInvalidArgument},
 		{"no t_ref", f.writeAdapters(t, "notref.safetensors", map[string]string{adapters.MetaBase: baseID}), baseID, cachet.CodeInvalidArgument},
 		{"missing file", filepath.Join(f.dir, "none.safetensors"), baseID, cachet.CodeNotFound},
-		{"three views", f.writeAdapters(t, "views3.safetensors", map[string]string{adapters.MetaBase: baseID, adapters.MetaTRef: "10", adapters.MetaViews: "3"}), baseID, cachet.CodeInvalidArgument},
+		{"seven views", f.writeAdapters(t, "views7.safetensors", map[string]string{adapters.MetaBase: baseID, adapters.MetaTRef: "10", adapters.MetaViews: "7"}), baseID, cachet.CodeInvalidArgument},
 		{"embeds 2 views, reads 1", f.writeViewAdapters(t, "embed2.safetensors", 2, map[string]string{adapters.MetaBase: baseID, adapters.MetaTRef: "10"}), baseID, cachet.CodeInvalidArgument},
 		{"views not a number", f.writeAdapters(t, "viewsx.safetensors", map[string]string{adapters.MetaBase: baseID, adapters.MetaTRef: "10", adapters.MetaViews: "x"}), baseID, cachet.CodeInvalidArgument},
 	}

@@ -148,13 +148,13 @@ func areaWeights(m, n int) [][]tap {
 }
 
 // SmallView re-renders a reference canvas (a canonical render: the item large and centred) as the small
-// centred scene, with Render's own 28→16 area filter. Reference caches hold it beside the canonical view:
-// a small generated item covers about 2×2 of the canonical view's tokens, whose values attention can only
-// average, while the small view has the detail the downscaled item keeps.
-func SmallView(canvas *[CanvasPixels]uint8) ([CanvasPixels]uint8, error) {
+// scene at pos, with Render's own 28→16 area filter. Reference caches hold such views beside the canonical
+// one: a small generated item covers about 2×2 of the canonical view's tokens, whose values attention can
+// only average, while a small view has the detail the downscaled item keeps, at a small item's positions.
+func SmallView(canvas *[CanvasPixels]uint8, pos Position) ([CanvasPixels]uint8, error) {
 	item, err := Derender(canvas, Canonical(0))
 	if err != nil {
 		return [CanvasPixels]uint8{}, err
 	}
-	return Render(&item, Scene{Position: Center})
+	return Render(&item, Scene{Position: pos})
 }

@@ -285,19 +285,23 @@ func BenchmarkAnalyze(b *testing.B) {
 	}
 }
 
-// The small view of a canonical render is the item's small centred render, byte for byte (the reference
-// cache's second view is what the renderer draws for a 16-pixel item).
+// A small view of a canonical render is the item's small render at that position, byte for byte (the
+// reference cache's small views are what the renderer draws for a 16-pixel item).
 func TestSmallView(t *testing.T) {
 	set := loadTest(t)
-	for i := range min(set.Len(), 200) {
-		ref := mustRender(t, set.Image(i), dataset.Canonical(set.Label(i)))
-		got, err := dataset.SmallView(&ref)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := mustRender(t, set.Image(i), dataset.Scene{Class: set.Label(i), Position: dataset.Center})
-		if got != want {
-			t.Fatalf("item %d: the small view differs from the small centred render", i)
-		}
+	for _, pos := range dataset.Positions() {
+		t.Run(pos.String(), func(t *testing.T) {
+			for i := range min(set.Len(), 100) {
+				ref := mustRender(t, set.Image(i), dataset.Canonical(set.Label(i)))
+				got, err := dataset.SmallView(&ref, pos)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := mustRender(t, set.Image(i), dataset.Scene{Class: set.Label(i), Position: pos})
+				if got != want {
+					t.Fatalf("item %d: the small view differs from the small render", i)
+				}
+			}
+		})
 	}
 }

@@ -33,6 +33,9 @@ const (
 	numPositions
 )
 
+// NumPositions counts the positions.
+const NumPositions = int(numPositions)
+
 var positionNames = [numPositions]string{"center", "left", "right", "top", "bottom"}
 
 func (p Position) String() string {

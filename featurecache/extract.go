@@ -27,13 +27,14 @@ type Config struct {
 	TRef float64
 	// MaxBatch bounds how many images one forward takes (memory).
 	MaxBatch int
-	// Views is how each reference is seen: 1 (or 0) the image as given, 2 also its small view
-	// (dataset.SmallView), whose tokens follow the first view's. Adapters are trained for one setting.
+	// Views is how each reference is seen: 1 (or 0) the image as given; n > 1 also its small views
+	// (dataset.SmallView) at the first n−1 of dataset.Positions() (centre, left, right, top, bottom), whose
+	// tokens follow the first view's in that order. Adapters are trained for one setting.
 	Views int
 }
 
-// MaxViews is the most views a reference cache holds: the canonical one and the small one.
-const MaxViews = 2
+// MaxViews is the most views a reference cache holds: the canonical one and a small one at every position.
+const MaxViews = 1 + dataset.NumPositions
 
 // NumViews is Views with the zero value read as 1.
 func (c Config) NumViews() int { return max(1, c.Views) }
@@ -67,7 +68,7 @@ func (c Config) Validate(m *model.DiT) error {
 		return cachet.Errorf(cachet.CodeInvalidArgument, "feature cache: max batch must be positive")
 	}
 	if c.Views < 0 || c.Views > MaxViews {
-		return cachet.Errorf(cachet.CodeInvalidArgument, "feature cache: %d views per reference; 1 (the image) or 2 (also its small view)", c.Views)
+		return cachet.Errorf(cachet.CodeInvalidArgument, "feature cache: %d views per reference; 1 (the image) to %d (also its small views: centred, then left, right, top, bottom)", c.Views, MaxViews)
 	}
 	if c.NumViews() > 1 && (m.Cfg.ImageSize != dataset.CanvasSide || m.Cfg.Channels != 1) {
 		return cachet.Errorf(cachet.CodeInvalidArgument, "feature cache: the small view needs a %d×%d grayscale model, not %d×%d×%d",
@@ -198,11 +199,14 @@ func (e *Extractor) Extract(ctx context.Context, images [][]float32) ([]*Feature
 	nv := e.cfg.NumViews()
 	views := make([][]float32, 0, nv*len(images))
 	for _, img := range images {
-		small, err := smallView(img)
-		if err != nil {
-			return nil, err
+		views = append(views, img)
+		for _, pos := range dataset.Positions()[:nv-1] {
+			small, err := smallView(img, pos)
+			if err != nil {
+				return nil, err
+			}
+			views = append(views, small)
 		}
-		views = append(views, img, small)
 	}
 	fs, err := e.extract(ctx, views)
 	if err != nil {
@@ -219,12 +223,12 @@ func (e *Extractor) Extract(ctx context.Context, images [][]float32) ([]*Feature
 }
 
 // smallView is dataset.SmallView in model units.
-func smallView(img []float32) ([]float32, error) {
+func smallView(img []float32, pos dataset.Position) ([]float32, error) {
 	canvas, err := dataset.FromModelUnits(img)
 	if err != nil {
 		return nil, err
 	}
-	small, err := dataset.SmallView(&canvas)
+	small, err := dataset.SmallView(&canvas, pos)
 	if err != nil {
 		return nil, err
 	}

@@ -121,7 +121,7 @@ func TestExtractorRejectsBadInput(t *testing.T) {
 		{"unsorted", featurecache.Config{Blocks: []int{1, 0}, TRef: 10, MaxBatch: 1}},
 		{"t_ref", featurecache.Config{Blocks: []int{0}, TRef: -1, MaxBatch: 1}},
 		{"batch", featurecache.Config{Blocks: []int{0}, TRef: 10}},
-		{"views", featurecache.Config{Blocks: []int{0}, TRef: 10, MaxBatch: 1, Views: 3}},
+		{"views", featurecache.Config{Blocks: []int{0}, TRef: 10, MaxBatch: 1, Views: 7}},
 		{"small view of an 8×8 model", featurecache.Config{Blocks: []int{0}, TRef: 10, MaxBatch: 1, Views: 2}},
 	}
 	for _, tc := range tests {

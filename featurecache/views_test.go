@@ -38,61 +38,70 @@ func near(a, b []float32) float64 {
 	return worst
 }
 
-// A two-view cache is the image's one-view cache followed by its small view's, and it says so in Views,
-// through Concat and the codec; its pooled vector is the first view's.
+// An n-view cache is the image's one-view cache followed by its small views' (centred, left, right, top,
+// bottom, as many as n asks), and it says so in Views, through Concat and the codec; its pooled vector is
+// the first view's.
 func TestExtractSmallView(t *testing.T) {
 	ctx := context.Background()
 	w, m := randomModelOf(t, dataset.CanvasSide, 4)
 	one := featurecache.DefaultConfig(m)
-	two := one
-	two.Views = 2
 	e1, err := featurecache.NewExtractor(w, m, "test-model", one)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e2, err := featurecache.NewExtractor(w, m, "test-model", two)
-	if err != nil {
-		t.Fatal(err)
-	}
 	canvases, refs := canonicalRefs(t, 2)
-	got, err := e2.Extract(ctx, refs)
-	if err != nil {
-		t.Fatal(err)
-	}
 	tokens := m.Cfg.Tokens()
-	for i, f := range got {
-		small, err := dataset.SmallView(&canvases[i])
+	extractViews := func(t *testing.T, nv int) []*featurecache.Features {
+		cfg := one
+		cfg.Views = nv
+		e, err := featurecache.NewExtractor(w, m, "test-model", cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		want, err := e1.Extract(ctx, [][]float32{refs[i], dataset.ModelUnits(small[:])})
+		got, err := e.Extract(ctx, refs)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if f.Views != 2 || f.Tokens != 2*tokens {
-			t.Fatalf("reference %d: %d views of %d tokens, want 2 of %d", i, f.Views, f.Tokens, 2*tokens)
-		}
-		half := tokens * f.Width
-		for b := range f.Blocks {
-			if d := near(f.Data[b][:half], want[0].Data[b]); d > 1e-4 {
-				t.Fatalf("reference %d block %d: the first view differs from the one-view cache by %g", i, b, d)
+		for i, f := range got {
+			views := [][]float32{refs[i]}
+			for _, pos := range dataset.Positions()[:nv-1] {
+				small, err := dataset.SmallView(&canvases[i], pos)
+				if err != nil {
+					t.Fatal(err)
+				}
+				views = append(views, dataset.ModelUnits(small[:]))
 			}
-			if d := near(f.Data[b][half:], want[1].Data[b]); d > 1e-4 {
-				t.Fatalf("reference %d block %d: the second view differs from the small view's cache by %g", i, b, d)
+			want, err := e1.Extract(ctx, views)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.Views != nv || f.Tokens != nv*tokens {
+				t.Fatalf("reference %d: %d views of %d tokens, want %d of %d", i, f.Views, f.Tokens, nv, nv*tokens)
+			}
+			per := tokens * f.Width
+			for b := range f.Blocks {
+				for v := range nv {
+					if d := near(f.Data[b][v*per:(v+1)*per], want[v].Data[b]); d > 1e-4 {
+						t.Fatalf("reference %d block %d: view %d differs from its one-view cache by %g", i, b, v, d)
+					}
+				}
+			}
+			p2, err := f.Pooled(f.Blocks)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p1, err := want[0].Pooled(f.Blocks)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := near(p2, p1); d > 1e-5 {
+				t.Fatalf("reference %d: the pooled vector is not the first view's (off by %g)", i, d)
 			}
 		}
-		p2, err := f.Pooled(f.Blocks)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p1, err := want[0].Pooled(f.Blocks)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if d := near(p2, p1); d > 1e-5 {
-			t.Fatalf("reference %d: the pooled vector is not the first view's (off by %g)", i, d)
-		}
+		return got
 	}
+	t.Run("every position", func(t *testing.T) { extractViews(t, featurecache.MaxViews) })
+	got := extractViews(t, 2)
 
 	all, err := featurecache.Concat(got)
 	if err != nil {

@@ -1,12 +1,14 @@
 package model_test
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"testing"
 
+	"github.com/cachetlab/cachet/internal/safetensors"
 	"github.com/cachetlab/cachet/model"
 )
 
@@ -222,4 +224,54 @@ func TestLossWeightsWeighRows(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// Starting adapters of more views from trained ones carries the view embeddings both have; the new views'
+// start at zero.
+func TestTransplantCarriesSharedViews(t *testing.T) {
+	dir := t.TempDir()
+	onAdapterWorker(t, func(base *model.DiT, _ *model.Adapters) error {
+		cfg := testAdapterCfg
+		cfg.Views = 2
+		src, err := model.NewAdapters(base.Cfg, cfg, model.CPU)
+		if err != nil {
+			return err
+		}
+		defer src.Close()
+		if err := src.Randomize(0.3); err != nil {
+			return err
+		}
+		cfg.Views = 6
+		dst, err := model.NewAdapters(base.Cfg, cfg, model.CPU)
+		if err != nil {
+			return err
+		}
+		defer dst.Close()
+		if _, err := dst.Transplant(src); err != nil {
+			return err
+		}
+		for _, a := range []*model.Adapters{src, dst} {
+			if err := a.Save(filepath.Join(dir, fmt.Sprintf("views%d.safetensors", a.Cfg.Views)), nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	view := func(name string) []float32 {
+		f, err := safetensors.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := f.Tensors["blocks.2.view"].Float32s()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	from, to := view("views2.safetensors"), view("views6.safetensors")
+	width := adapterBase().Width
+	if len(to) != 6*width || !slices.Equal(to[:2*width], from) || slices.ContainsFunc(to[2*width:], func(x float32) bool { return x != 0 }) {
+		t.Fatalf("view embeddings after the transplant: first two rows carried %v, the rest zero %v",
+			slices.Equal(to[:2*width], from), !slices.ContainsFunc(to[2*width:], func(x float32) bool { return x != 0 }))
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 
 	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
 
 	"github.com/cachetlab/cachet"
 	"github.com/cachetlab/cachet/internal/safetensors"
@@ -79,8 +80,10 @@ func LoadAdapters(path string, base Config, device gotch.Device) (*Adapters, map
 // (queries, keys, values) and output projection, converted between the concat and additive forms where
 // they differ — concat → additive keeps the reference half of the concat projection and its bias and drops
 // its re-mixing of the self-attention output; additive → concat is exact, as [I | W]. Blocks only these
-// adapters have stay as they are (a no-op when fresh), and so do view embeddings src lacks or has for
-// another view count. It returns the carried blocks; src's inner width and heads must match.
+// adapters have stay as they are (a no-op when fresh). View embeddings carry over for the views both have
+// (views are numbered alike whatever their count: the canonical, then small ones at featurecache's
+// positions in order); the others stay zero. It returns the carried blocks; src's inner width and heads
+// must match.
 func (a *Adapters) Transplant(src *Adapters) ([]int, error) {
 	if src.Cfg.Inner != a.Cfg.Inner || src.Cfg.Heads != a.Cfg.Heads {
 		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "the starting adapters are %d wide with %d heads; these are %d wide with %d heads",
@@ -108,8 +111,8 @@ func (a *Adapters) Transplant(src *Adapters) ([]int, error) {
 			}
 		}
 		var err error
-		if from.view != nil && to.view != nil && src.Cfg.Views == a.Cfg.Views {
-			err = copyTensor(to.view, from.view)
+		if from.view != nil && to.view != nil {
+			err = copyRows(to.view, from.view, int64(min(src.Cfg.Views, a.Cfg.Views)))
 		}
 		switch {
 		case err != nil:
@@ -124,6 +127,21 @@ func (a *Adapters) Transplant(src *Adapters) ([]int, error) {
 		carried = append(carried, blk)
 	}
 	return carried, nil
+}
+
+// copyRows sets the first n rows of dst to src's.
+func copyRows(dst, src *ts.Tensor, n int64) error {
+	d, err := dst.Narrow(0, 0, n, false)
+	if err != nil {
+		return err
+	}
+	defer d.Drop()
+	s, err := src.Narrow(0, 0, n, false)
+	if err != nil {
+		return err
+	}
+	defer s.Drop()
+	return copyTensor(d, s)
 }
 
 // copyLinear sets dst's weight and bias to src's.

@@ -66,7 +66,7 @@ func (c AdaptersConfig) validate() error {
 	case !(c.SmallWeight > 0 && c.SmallWeight <= 100):
 		return bad("--small-weight must be in (0, 100] (got %v)", c.SmallWeight)
 	case c.Views < 1 || c.Views > featurecache.MaxViews:
-		return bad("--ref-views must be 1 (the reference as given) or 2 (also its small view) (got %d)", c.Views)
+		return bad("--ref-views must be 1 (the reference as given) to %d (also its small views: centred, then left, right, top, bottom) (got %d)", featurecache.MaxViews, c.Views)
 	}
 	return nil
 }

@@ -138,7 +138,7 @@ func TestAdapterRunRefusesBadSettings(t *testing.T) {
 		{"over the parameter cap", func(c *AdaptersConfig) { c.Adapter = model.AdapterConfig{Blocks: []int{0, 1}, Inner: 256, Heads: 2} }},
 		{"block outside", func(c *AdaptersConfig) { c.Adapter.Blocks = []int{2} }},
 		{"no-ref probability", func(c *AdaptersConfig) { c.NoRef = 1 }},
-		{"three reference views", func(c *AdaptersConfig) { c.Views = 3 }},
+		{"seven reference views", func(c *AdaptersConfig) { c.Views = 7 }},
 		{"no small weight", func(c *AdaptersConfig) { c.SmallWeight = 0 }},
 		{"small weight not a number", func(c *AdaptersConfig) { c.SmallWeight = math.NaN() }},
 		{"missing init-from", func(c *AdaptersConfig) { c.InitFrom = filepath.Join(dir, "nope-adapters.safetensors") }},
