@@ -83,7 +83,8 @@ type Features struct {
 	Blocks []int
 	TRef   float64
 	// Views is how many views of each reference the tokens hold (Config.Views; 0 reads as 1, see
-	// NumViews). A reference's views are consecutive: its first view's tokens, then its small view's.
+	// NumViews). A reference's views are consecutive: its first view's tokens, then its small views' in
+	// Config.Views order.
 	Views  int
 	Tokens int
 	Width  int

@@ -31,8 +31,8 @@ type AdapterConfig struct {
 	Additive bool  `json:"additive,omitempty"` // additive output projection instead of concat
 	// Views, when above 1, is how many views each reference's tokens hold (featurecache.Config.Views, a
 	// reference's views consecutive, base.Tokens() tokens each): every block learns one embedding per
-	// view, added to the normalised reference tokens before the keys and values, so the queries can tell a
-	// canonical view's token from a small view's at the same position. 0: no view embedding.
+	// view, added to the normalised reference tokens before the keys and values, so the queries can tell
+	// tokens of different views at the same position apart. 0: no view embedding.
 	Views int `json:"views,omitempty"`
 }
 

@@ -28,6 +28,23 @@ func twoViewReference(base model.Config, seed uint64) (data, swapped [][]float32
 	return data, swapped
 }
 
+// viewAdapters are fresh testAdapterCfg adapters with embeddings for views.
+func viewAdapters(base *model.DiT, views int) (*model.Adapters, error) {
+	cfg := testAdapterCfg
+	cfg.Views = views
+	return model.NewAdapters(base.Cfg, cfg, model.CPU)
+}
+
+// sampleTwoViews samples base with a adapting to a two-view reference of every block.
+func sampleTwoViews(base *model.DiT, a *model.Adapters, data [][]float32) ([]float32, error) {
+	ref, err := a.NewReference([]int{0, 1, 2}, 2*base.Cfg.Tokens(), data)
+	if err != nil {
+		return nil, err
+	}
+	defer ref.Close()
+	return sampleWith(base, nil, ref.Injection())
+}
+
 // Attention over the reference tokens does not see their order: without view embeddings a reference's
 // views are interchangeable, with them they are not.
 func TestViewEmbeddingsTellViewsApart(t *testing.T) {
@@ -35,10 +52,8 @@ func TestViewEmbeddingsTellViewsApart(t *testing.T) {
 		views    int
 		sameWhen bool // swapping the views leaves the samples as they were
 	}{{0, true}, {2, false}} {
-		cfg := testAdapterCfg
-		cfg.Views = tc.views
 		onAdapterWorker(t, func(base *model.DiT, _ *model.Adapters) error {
-			a, err := model.NewAdapters(base.Cfg, cfg, model.CPU)
+			a, err := viewAdapters(base, tc.views)
 			if err != nil {
 				return err
 			}
@@ -49,13 +64,7 @@ func TestViewEmbeddingsTellViewsApart(t *testing.T) {
 			data, swapped := twoViewReference(base.Cfg, 4)
 			var out [2][]float32
 			for i, d := range [][][]float32{data, swapped} {
-				ref, err := a.NewReference([]int{0, 1, 2}, 2*base.Cfg.Tokens(), d)
-				if err != nil {
-					return err
-				}
-				out[i], err = sampleWith(base, nil, ref.Injection())
-				ref.Close()
-				if err != nil {
+				if out[i], err = sampleTwoViews(base, a, d); err != nil {
 					return err
 				}
 			}
@@ -75,9 +84,7 @@ func TestViewEmbeddingsStartAsANoOpAndRoundTrip(t *testing.T) {
 		if err := src.Randomize(0.3); err != nil {
 			return err
 		}
-		cfg := testAdapterCfg
-		cfg.Views = 2
-		a, err := model.NewAdapters(base.Cfg, cfg, model.CPU)
+		a, err := viewAdapters(base, 2)
 		if err != nil {
 			return err
 		}
@@ -86,14 +93,7 @@ func TestViewEmbeddingsStartAsANoOpAndRoundTrip(t *testing.T) {
 			return err
 		}
 		data, _ := twoViewReference(base.Cfg, 5)
-		sample := func(a *model.Adapters) ([]float32, error) {
-			ref, err := a.NewReference([]int{0, 1, 2}, 2*base.Cfg.Tokens(), data)
-			if err != nil {
-				return nil, err
-			}
-			defer ref.Close()
-			return sampleWith(base, nil, ref.Injection())
-		}
+		sample := func(a *model.Adapters) ([]float32, error) { return sampleTwoViews(base, a, data) }
 		want, err := sample(src)
 		if err != nil {
 			return err
@@ -105,7 +105,7 @@ func TestViewEmbeddingsStartAsANoOpAndRoundTrip(t *testing.T) {
 		if d := maxDiff(got, want); d != 0 {
 			t.Errorf("fresh view embeddings move the samples by %g", d)
 		}
-		if a.NumParams() != src.NumParams()+int64(len(cfg.Blocks)*2*base.Cfg.Width) {
+		if a.NumParams() != src.NumParams()+int64(len(a.Cfg.Blocks)*2*base.Cfg.Width) {
 			t.Errorf("%d parameters with view embeddings, %d without", a.NumParams(), src.NumParams())
 		}
 
@@ -137,10 +137,8 @@ func TestViewEmbeddingsStartAsANoOpAndRoundTrip(t *testing.T) {
 }
 
 func TestViewEmbeddingsNeedWholeReferences(t *testing.T) {
-	cfg := testAdapterCfg
-	cfg.Views = 2
 	onAdapterWorker(t, func(base *model.DiT, _ *model.Adapters) error {
-		a, err := model.NewAdapters(base.Cfg, cfg, model.CPU)
+		a, err := viewAdapters(base, 2)
 		if err != nil {
 			return err
 		}
@@ -158,6 +156,7 @@ func TestViewEmbeddingsNeedWholeReferences(t *testing.T) {
 		}
 		return nil
 	})
+	cfg := testAdapterCfg
 	for _, views := range []int{-1, 17} {
 		cfg.Views = views
 		if err := cfg.Validate(adapterBase()); err == nil {
@@ -231,9 +230,7 @@ func TestLossWeightsWeighRows(t *testing.T) {
 func TestTransplantCarriesSharedViews(t *testing.T) {
 	dir := t.TempDir()
 	onAdapterWorker(t, func(base *model.DiT, _ *model.Adapters) error {
-		cfg := testAdapterCfg
-		cfg.Views = 2
-		src, err := model.NewAdapters(base.Cfg, cfg, model.CPU)
+		src, err := viewAdapters(base, 2)
 		if err != nil {
 			return err
 		}
@@ -241,8 +238,7 @@ func TestTransplantCarriesSharedViews(t *testing.T) {
 		if err := src.Randomize(0.3); err != nil {
 			return err
 		}
-		cfg.Views = 6
-		dst, err := model.NewAdapters(base.Cfg, cfg, model.CPU)
+		dst, err := viewAdapters(base, 6)
 		if err != nil {
 			return err
 		}

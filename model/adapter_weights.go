@@ -111,15 +111,14 @@ func (a *Adapters) Transplant(src *Adapters) ([]int, error) {
 			}
 		}
 		var err error
-		if from.view != nil && to.view != nil {
-			err = copyRows(to.view, from.view, int64(min(src.Cfg.Views, a.Cfg.Views)))
-		}
 		switch {
-		case err != nil:
 		case from.cat != nil && to.out != nil:
 			err = concatToAdditive(to.out, from.cat, d, r)
 		case from.out != nil && to.cat != nil:
 			err = additiveToConcat(to.cat, from.out, d, r)
+		}
+		if err == nil && from.view != nil && to.view != nil {
+			err = copyRows(to.view, from.view, int64(min(src.Cfg.Views, a.Cfg.Views)))
 		}
 		if err != nil {
 			return nil, fmt.Errorf("model: transplanting block %d: %w", blk, err)

@@ -28,7 +28,6 @@ func (o *ops) keep(t *ts.Tensor, err error) *ts.Tensor {
 	return o.s.Keep(t)
 }
 
-// ok reports whether every operand is usable (no earlier error, no nil input).
 // size is a's shape; nil (with o.err set, or already set) when it cannot be had.
 func (o *ops) size(a *ts.Tensor) []int64 {
 	if !o.ok(a) {
@@ -42,6 +41,7 @@ func (o *ops) size(a *ts.Tensor) []int64 {
 	return sz
 }
 
+// ok reports whether every operand is usable (no earlier error, no nil input).
 func (o *ops) ok(ts ...*ts.Tensor) bool {
 	if o.err != nil {
 		return false

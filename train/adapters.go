@@ -71,9 +71,20 @@ func (c AdaptersConfig) validate() error {
 	return nil
 }
 
+// adapterConfig is the adapters' architecture: Adapter, with an embedding per reference view when
+// ViewEmbedding asks for one and there is more than one view.
+func (c AdaptersConfig) adapterConfig() model.AdapterConfig {
+	ac := c.Adapter
+	ac.Views = 0
+	if c.ViewEmbedding && c.Views > 1 {
+		ac.Views = c.Views
+	}
+	return ac
+}
+
 // RefBatches draws reproducible adapter-training batches: batch k depends only on (seed, k). A row is a
 // training-split item under colour jitter: its reference is the item's canonical render with (with
-// probability Erase) random erasing (the extractor adds its small view, as it does for an upload); its
+// probability Erase) random erasing (the extractor adds its small views, as it does for an upload); its
 // target is the same item under a random scene and that scene's prompt.
 type RefBatches struct {
 	set                   *dataset.Set
@@ -234,10 +245,7 @@ func Adapters(ctx context.Context, cfg AdaptersConfig) error {
 		if base, _, err = model.Load(cfg.Base, model.CPU); err != nil {
 			return err
 		}
-		if cfg.Adapter.Views = 0; cfg.ViewEmbedding && cfg.Views > 1 {
-			cfg.Adapter.Views = cfg.Views
-		}
-		if ad, err = model.NewAdapters(base.Cfg, cfg.Adapter, model.CPU); err != nil {
+		if ad, err = model.NewAdapters(base.Cfg, cfg.adapterConfig(), model.CPU); err != nil {
 			return err
 		}
 		if cfg.InitFrom != "" {
