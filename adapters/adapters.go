@@ -103,9 +103,9 @@ func (s *Set) Metadata() map[string]string { return s.meta }
 
 // Hooks checks a subject's cache (one reference, or several joined by featurecache.Concat) against the
 // adapters and projects it once into every adapted block's keys and values. Set inj as the request's
-// SampleRequest.Inject; call release when the request is done. With guidance only the conditional rows see
-// the subject. Run on the model's worker.
-func (s *Set) Hooks(refs *featurecache.Features) (inj *model.Injection, release func(), err error) {
+// SampleRequest.Inject; call release when the request is done. g says which of guidance's branches see the
+// subject. Run on the model's worker.
+func (s *Set) Hooks(refs *featurecache.Features, g model.ReferenceGuidance) (inj *model.Injection, release func(), err error) {
 	if err := s.check(refs); err != nil {
 		return nil, nil, err
 	}
@@ -113,12 +113,12 @@ func (s *Set) Hooks(refs *featurecache.Features) (inj *model.Injection, release 
 	if err != nil {
 		return nil, nil, fmt.Errorf("adapters: %w", err)
 	}
-	return r.Injection(), r.Close, nil
+	return r.Injection(g), r.Close, nil
 }
 
 // RowHooks is Hooks for a request whose images each have their own subject (evaluations batch several):
 // image i sees refs[i]. The caches must have the same token count.
-func (s *Set) RowHooks(refs []*featurecache.Features) (inj *model.Injection, release func(), err error) {
+func (s *Set) RowHooks(refs []*featurecache.Features, g model.ReferenceGuidance) (inj *model.Injection, release func(), err error) {
 	if len(refs) == 0 {
 		return nil, nil, cachet.Errorf(cachet.CodeInvalidArgument, "no reference features given")
 	}
@@ -139,7 +139,7 @@ func (s *Set) RowHooks(refs []*featurecache.Features) (inj *model.Injection, rel
 	if err != nil {
 		return nil, nil, fmt.Errorf("adapters: %w", err)
 	}
-	return r.Injection(), r.Close, nil
+	return r.Injection(g), r.Close, nil
 }
 
 func (s *Set) check(f *featurecache.Features) error {

@@ -139,7 +139,7 @@ func TestHooksPersonaliseSampling(t *testing.T) {
 	for name, refs := range map[string]*featurecache.Features{"one": fs[0], "two": two} {
 		var inj *model.Injection
 		var release func()
-		if err := f.w.Do(context.Background(), func() (err error) { inj, release, err = set.Hooks(refs); return err }); err != nil {
+		if err := f.w.Do(context.Background(), func() (err error) { inj, release, err = set.Hooks(refs, model.GuideReference); return err }); err != nil {
 			t.Fatal(err)
 		}
 		outs[name] = f.sample(t, inj)
@@ -164,7 +164,7 @@ func TestHooksPersonaliseSampling(t *testing.T) {
 	// Per-row subjects: image 0 of a two-subject request is the one-subject sample of fs[0].
 	var inj *model.Injection
 	var release func()
-	if err := f.w.Do(context.Background(), func() (err error) { inj, release, err = set.RowHooks(fs[:2]); return err }); err != nil {
+	if err := f.w.Do(context.Background(), func() (err error) { inj, release, err = set.RowHooks(fs[:2], model.GuideReference); return err }); err != nil {
 		t.Fatal(err)
 	}
 	rows := f.sampleN(t, 2, inj)
@@ -174,7 +174,7 @@ func TestHooksPersonaliseSampling(t *testing.T) {
 	if d := diff(rows[:len(plain)], outs["one"]); d > 1e-4 {
 		t.Errorf("image 0 of a per-row request is %g from its single-subject sample", d)
 	}
-	if err := f.w.Do(context.Background(), func() (err error) { inj, release, err = set.Hooks(fs[1]); return err }); err != nil {
+	if err := f.w.Do(context.Background(), func() (err error) { inj, release, err = set.Hooks(fs[1], model.GuideReference); return err }); err != nil {
 		t.Fatal(err)
 	}
 	second := f.sampleN(t, 2, inj)
@@ -253,7 +253,7 @@ func TestLoadAndHooksRefuseMismatches(t *testing.T) {
 	for _, tc := range hooks {
 		t.Run("hooks/"+tc.name, func(t *testing.T) {
 			err := f.w.Do(context.Background(), func() error {
-				_, release, err := set.Hooks(tc.refs)
+				_, release, err := set.Hooks(tc.refs, model.GuideReference)
 				if err == nil {
 					release()
 				}

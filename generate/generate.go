@@ -25,7 +25,7 @@ import (
 // against the adapters (model, t_ref, blocks: a domain error when they do not fit) and returns the
 // request's injection; release runs on the worker right after sampling and frees what Hooks made.
 type Personalizer interface {
-	Hooks(refs *featurecache.Features) (inj *model.Injection, release func(), err error)
+	Hooks(refs *featurecache.Features, g model.ReferenceGuidance) (inj *model.Injection, release func(), err error)
 }
 
 // ErrNoAdapters is the answer to a personalized request when no adapters are loaded.
@@ -174,7 +174,7 @@ func (s *Service) Generate(ctx context.Context, req Request) (*Result, error) {
 			res.Prompt = "class " + strconv.Itoa(req.Label)
 		}
 		if req.Refs != nil {
-			inj, release, err := s.opts.Personalizer.Hooks(req.Refs)
+			inj, release, err := s.opts.Personalizer.Hooks(req.Refs, model.GuideReference)
 			if err != nil {
 				return err
 			}

@@ -320,8 +320,40 @@ func (a *Adapters) NewRowReferences(blocks []int, rows, tokens int, data [][]flo
 // Close frees the reference's keys and values.
 func (r *AdapterReference) Close() { r.keep.Drop() }
 
+// ReferenceGuidance says which of classifier-free guidance's branches see a subject's reference.
+type ReferenceGuidance int
+
+const (
+	// GuideReference shows the reference to the conditional rows only: guidance scales the subject's pull
+	// together with the prompt's, v = v(∅, ∅) + g·(v(p, R) − v(∅, ∅)).
+	GuideReference ReferenceGuidance = iota
+	// KeepReference shows it to both branches: the subject enters once and guidance scales the prompt
+	// alone, v = v(∅, R) + g·(v(p, R) − v(∅, R)). Same cost: the rows are there either way.
+	KeepReference
+)
+
+// ReferenceGuidanceNames are the names ParseReferenceGuidance reads, in constant order.
+var ReferenceGuidanceNames = []string{"joint", "prompt"}
+
+// ParseReferenceGuidance reads "joint" (GuideReference) or "prompt" (KeepReference).
+func ParseReferenceGuidance(name string) (ReferenceGuidance, error) {
+	i := slices.Index(ReferenceGuidanceNames, name)
+	if i < 0 {
+		return 0, cachet.Errorf(cachet.CodeInvalidArgument, "reference guidance %q: want joint (guidance scales subject and prompt) or prompt (it scales the prompt; the subject enters once)", name)
+	}
+	return ReferenceGuidance(i), nil
+}
+
+// String is the guidance's name.
+func (g ReferenceGuidance) String() string {
+	if int(g) < 0 || int(g) >= len(ReferenceGuidanceNames) {
+		return fmt.Sprintf("ReferenceGuidance(%d)", int(g))
+	}
+	return ReferenceGuidanceNames[g]
+}
+
 // Injection applies the adapters with this reference (set it as SampleRequest.Inject).
-func (r *AdapterReference) Injection() *Injection {
+func (r *AdapterReference) Injection(g ReferenceGuidance) *Injection {
 	return &Injection{Blocks: r.a.Cfg.Blocks, Attention: func(block, cond int, h, attn *Feature) (*Feature, error) {
 		kv, ok := r.kv[block]
 		if !ok {
@@ -333,7 +365,17 @@ func (r *AdapterReference) Injection() *Injection {
 		var s Scope
 		defer s.Drop()
 		o := newOps(&s)
-		out := r.a.apply(o, block, h.t, attn.t, kv, cond, nil)
+		seeing := cond
+		if g == KeepReference {
+			// Guidance's unconditional rows repeat the conditional ones, so per-row references repeat too.
+			if sz := o.size(h.t); sz != nil && int(sz[0]) > cond {
+				seeing = int(sz[0])
+				if r.rows > 1 {
+					kv = refKV{k: o.cat(0, kv.k, kv.k), v: o.cat(0, kv.v, kv.v)}
+				}
+			}
+		}
+		out := r.a.apply(o, block, h.t, attn.t, kv, seeing, nil)
 		if o.err != nil {
 			return nil, o.err
 		}

@@ -61,7 +61,7 @@ func BenchmarkAdapterOverhead(b *testing.B) {
 	prompt := dataset.Format(dataset.Scene{Class: 7, Position: dataset.Left})
 	plain := model.SampleRequest{Prompts: slices.Repeat([]string{prompt}, 4), Seed: 1, Steps: 10, Guidance: 4}
 	adapted := plain
-	adapted.Inject = ref.Injection()
+	adapted.Inject = ref.Injection(model.GuideReference)
 	run := func(req model.SampleRequest) time.Duration {
 		t0 := time.Now()
 		if err := w.Do(context.Background(), func() error {

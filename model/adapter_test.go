@@ -99,7 +99,7 @@ func TestInjectionReachesOnlyConditionalRows(t *testing.T) {
 			return err
 		}
 		defer refB.Close()
-		injA, injB := refA.Injection(), refB.Injection()
+		injA, injB := refA.Injection(model.GuideReference), refB.Injection(model.GuideReference)
 		calls := 0
 		probe := &model.Injection{Blocks: injA.Blocks, Attention: func(block, cond int, h, attn *model.Feature) (*model.Feature, error) {
 			calls++
@@ -159,7 +159,7 @@ func TestInjectionCoexistsWithStepCaches(t *testing.T) {
 			return err
 		}
 		defer ref.Close()
-		plain, err := sampleWith(base, nil, ref.Injection())
+		plain, err := sampleWith(base, nil, ref.Injection(model.GuideReference))
 		if err != nil {
 			return err
 		}
@@ -182,14 +182,14 @@ func TestInjectionCoexistsWithStepCaches(t *testing.T) {
 					}
 					return p
 				}
-				exact, err := sampleWith(base, policy(tc.disabled), ref.Injection())
+				exact, err := sampleWith(base, policy(tc.disabled), ref.Injection(model.GuideReference))
 				if err != nil {
 					t.Fatal(err)
 				}
 				if d := maxDiff(exact, plain); d != 0 {
 					t.Errorf("%s disabled: %g from the adapted uncached run, want 0", tc.name, d)
 				}
-				cached, err := sampleWith(base, policy(nil), ref.Injection())
+				cached, err := sampleWith(base, policy(nil), ref.Injection(model.GuideReference))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -219,7 +219,7 @@ func TestAdapterWeightsRoundTripStrictly(t *testing.T) {
 			return err
 		}
 		defer ref.Close()
-		if want, err = sampleWith(base, nil, ref.Injection()); err != nil {
+		if want, err = sampleWith(base, nil, ref.Injection(model.GuideReference)); err != nil {
 			return err
 		}
 		if err := a.Save(path, map[string]string{"adapters.base_model": "abc"}); err != nil {
@@ -238,7 +238,7 @@ func TestAdapterWeightsRoundTripStrictly(t *testing.T) {
 			return err
 		}
 		defer ref2.Close()
-		got, err := sampleWith(base, nil, ref2.Injection())
+		got, err := sampleWith(base, nil, ref2.Injection(model.GuideReference))
 		if err != nil {
 			return err
 		}
@@ -326,7 +326,7 @@ func TestAdaptedRequestsLeaveNoTensors(t *testing.T) {
 				return err
 			}
 			defer ref.Close()
-			_, err = sampleWith(base, nil, ref.Injection())
+			_, err = sampleWith(base, nil, ref.Injection(model.GuideReference))
 			return err
 		}
 		if err := request(1); err != nil { // warm-up

@@ -15,7 +15,7 @@ func adaptedSamples(base *model.DiT, a *model.Adapters) ([]float32, error) {
 		return nil, err
 	}
 	defer ref.Close()
-	return sampleWith(base, nil, ref.Injection())
+	return sampleWith(base, nil, ref.Injection(model.GuideReference))
 }
 
 // Fresh adapters, in either form, leave the base's samples as they are.

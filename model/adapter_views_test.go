@@ -42,7 +42,7 @@ func sampleTwoViews(base *model.DiT, a *model.Adapters, data [][]float32) ([]flo
 		return nil, err
 	}
 	defer ref.Close()
-	return sampleWith(base, nil, ref.Injection())
+	return sampleWith(base, nil, ref.Injection(model.GuideReference))
 }
 
 // Attention over the reference tokens does not see their order: without view embeddings a reference's

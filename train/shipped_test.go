@@ -129,7 +129,7 @@ func TestShippedAdaptersDrawTheSubject(t *testing.T) {
 		err := w.Do(ctx, func() error {
 			req := model.SampleRequest{Prompts: prompts, Seed: 5, Steps: 20, Guidance: baseeval.DefaultGuidance}
 			if personal {
-				inj, done, err := set.RowHooks(refs)
+				inj, done, err := set.RowHooks(refs, model.GuideReference)
 				if err != nil {
 					return err
 				}

@@ -12,6 +12,7 @@ import (
 
 func newEvalPersonalizationCmd(cf *configFlags) *cobra.Command {
 	c := personaleval.DefaultConfig()
+	var refGuidance string
 	cmd := &cobra.Command{
 		Use:   "personalization",
 		Short: "Evaluate the adapters on unseen subjects: identity vs the no-reference baseline and the oracle, prompt alignment, cost",
@@ -31,6 +32,11 @@ Writes report.json, report.md and grid.png (reference | prompt | adapted | no re
 				return err
 			}
 			c.Weights = cf.cfg.Weights
+			g, err := model.ParseReferenceGuidance(refGuidance)
+			if err != nil {
+				return err
+			}
+			c.ReferenceGuidance = g
 			c.TorchThreads = model.NumThreads()
 			c.Progress = cmd.ErrOrStderr()
 			r, err := personaleval.Run(cmd.Context(), c)
@@ -42,6 +48,7 @@ Writes report.json, report.md and grid.png (reference | prompt | adapted | no re
 		},
 	}
 	f := cmd.Flags()
+	f.StringVar(&refGuidance, "reference-guidance", model.GuideReference.String(), "which guidance branches see the subject: joint (guidance scales subject and prompt) or prompt (the subject enters once)")
 	f.StringVar(&c.Adapters, "adapters", c.Adapters, "adapter weights trained on --weights ('cachet train adapters')")
 	f.StringVar(&c.Evaluator, "evaluator", c.Evaluator, "evaluator classifier weights ('cachet train evaluator')")
 	f.StringVar(&c.DataDir, "data", dataset.DefaultDir, "Fashion-MNIST directory")

@@ -69,9 +69,11 @@ type RunConfig struct {
 	Seed          uint64              `json:"seed"`
 	Steps         int                 `json:"steps"`
 	Guidance      float64             `json:"guidance"`
-	Batch         int                 `json:"batch"`
-	N             int                 `json:"n"`
-	TorchThreads  int                 `json:"torch_threads"`
+	// ReferenceGuidance: "joint" (guidance scales subject and prompt) or "prompt" (the subject enters once).
+	ReferenceGuidance string `json:"reference_guidance"`
+	Batch             int    `json:"batch"`
+	N                 int    `json:"n"`
+	TorchThreads      int    `json:"torch_threads"`
 }
 
 // Latency summarises per-reference extraction times.
@@ -177,7 +179,7 @@ func pct(e eval.CounterEntry) string {
 func (r *Report) Tables() []eval.Table {
 	c := r.Config
 	id := eval.Table{
-		Title:   fmt.Sprintf("cachet eval personalization: %d unseen subjects × %d prompts = %d images, %d steps, guidance %g", c.Subjects, c.Prompts, c.N, c.Steps, c.Guidance),
+		Title:   fmt.Sprintf("cachet eval personalization: %d unseen subjects × %d prompts = %d images, %d steps, guidance %g", c.Subjects, c.Prompts, c.N, c.Steps, c.Guidance) + referenceGuidanceNote(c.ReferenceGuidance),
 		Columns: []string{"identity (to the reference item)", "no reference", "adapted", "oracle", "gap closed", "target"},
 		Rows: [][]string{
 			{"evaluator-feature cosine", f3(r.NoReference.Cosine), f3(r.Adapted.Cosine), f3(r.Oracle.Cosine), f3(r.GapClosedCosine), fmt.Sprintf("≥ %.0f %%: %s", 100*GapTarget, met(r.GapClosedCosine >= GapTarget))},
@@ -276,4 +278,12 @@ func Grid(subjects []Subject, rows []row, adapted, plain, oracle []baseeval.Judg
 		return nil
 	}
 	return eval.Grid(tiles, dataset.CanvasSide, dataset.CanvasSide, 4, labels, 4)
+}
+
+// referenceGuidanceNote names a non-default reference guidance in the report's title.
+func referenceGuidanceNote(g string) string {
+	if g == "" || g == model.GuideReference.String() {
+		return ""
+	}
+	return ", reference guidance " + g
 }

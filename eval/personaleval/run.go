@@ -30,6 +30,8 @@ type Config struct {
 	Batch     int // images per sampler request (several subjects share one)
 	Steps     int
 	Guidance  float64
+	// ReferenceGuidance says which guidance branches see the subject (model.ReferenceGuidance).
+	ReferenceGuidance model.ReferenceGuidance
 	// TorchThreads is recorded in the report (the caller sets libtorch's threads).
 	TorchThreads int
 	Progress     io.Writer
@@ -178,7 +180,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			err := w.Do(ctx, func() error {
 				r := req
 				if adapted {
-					inj, release, err := set.RowHooks(batchRefs)
+					inj, release, err := set.RowHooks(batchRefs, cfg.ReferenceGuidance)
 					if err != nil {
 						return err
 					}
@@ -272,7 +274,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	r := &Report{
 		Config: RunConfig{Weights: cfg.Weights, BaseID: baseID, Model: base.Cfg.String(), Adapters: cfg.Adapters,
 			AdapterConfig: set.Config(), TRef: set.TRef(), RefViews: set.Views(), Evaluator: cfg.Evaluator, Data: cfg.DataDir, Subjects: len(subjects),
-			Prompts: cfg.Prompts, Seed: cfg.Seed, Steps: cfg.Steps, Guidance: cfg.Guidance, Batch: cfg.Batch, N: len(rows),
+			Prompts: cfg.Prompts, Seed: cfg.Seed, Steps: cfg.Steps, Guidance: cfg.Guidance, ReferenceGuidance: cfg.ReferenceGuidance.String(), Batch: cfg.Batch, N: len(rows),
 			TorchThreads: cfg.TorchThreads},
 		Adapted:       identity(adapted, refsScored),
 		NoReference:   identity(plain, refsScored),
