@@ -247,6 +247,8 @@ func (a *Adapters) apply(o *ops, block int, h, attn *ts.Tensor, kv refKV, cond i
 type Injection struct {
 	Blocks    []int
 	Attention func(block, cond int, h, attn *Feature) (*Feature, error)
+	// KeepPrompt gives guidance's unconditional rows the request's prompts instead of the null condition.
+	KeepPrompt bool
 }
 
 // withInjection merges a request's injection into the hooks a step-cache policy passes for one forward.
@@ -330,16 +332,20 @@ const (
 	// KeepReference shows it to both branches: the subject enters once and guidance scales the prompt
 	// alone, v = v(∅, R) + g·(v(p, R) − v(∅, R)). Same cost: the rows are there either way.
 	KeepReference
+	// GuideSubject keeps the prompt in both branches and the reference in the conditional one: guidance
+	// scales the subject alone, v = v(p, ∅) + g·(v(p, R) − v(p, ∅)). Same cost.
+	GuideSubject
 )
 
 // ReferenceGuidanceNames are the names ParseReferenceGuidance reads, in constant order.
-var ReferenceGuidanceNames = []string{"joint", "prompt"}
+var ReferenceGuidanceNames = []string{"joint", "prompt", "subject"}
 
-// ParseReferenceGuidance reads "joint" (GuideReference) or "prompt" (KeepReference).
+// ParseReferenceGuidance reads "joint" (GuideReference), "prompt" (KeepReference) or "subject"
+// (GuideSubject).
 func ParseReferenceGuidance(name string) (ReferenceGuidance, error) {
 	i := slices.Index(ReferenceGuidanceNames, name)
 	if i < 0 {
-		return 0, cachet.Errorf(cachet.CodeInvalidArgument, "reference guidance %q: want joint (guidance scales subject and prompt) or prompt (it scales the prompt; the subject enters once)", name)
+		return 0, cachet.Errorf(cachet.CodeInvalidArgument, "reference guidance %q: want joint (guidance scales subject and prompt), prompt (it scales the prompt; the subject enters once) or subject (it scales the subject; the prompt enters once)", name)
 	}
 	return ReferenceGuidance(i), nil
 }
@@ -354,7 +360,7 @@ func (g ReferenceGuidance) String() string {
 
 // Injection applies the adapters with this reference (set it as SampleRequest.Inject).
 func (r *AdapterReference) Injection(g ReferenceGuidance) *Injection {
-	return &Injection{Blocks: r.a.Cfg.Blocks, Attention: func(block, cond int, h, attn *Feature) (*Feature, error) {
+	return &Injection{Blocks: r.a.Cfg.Blocks, KeepPrompt: g == GuideSubject, Attention: func(block, cond int, h, attn *Feature) (*Feature, error) {
 		kv, ok := r.kv[block]
 		if !ok {
 			return nil, fmt.Errorf("model: no adapter at block %d", block)

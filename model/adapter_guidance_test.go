@@ -1,6 +1,7 @@
 package model_test
 
 import (
+	"context"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -13,7 +14,7 @@ func TestParseReferenceGuidance(t *testing.T) {
 		name string
 		want model.ReferenceGuidance
 		ok   bool
-	}{{"joint", model.GuideReference, true}, {"prompt", model.KeepReference, true}, {"", 0, false}, {"both", 0, false}} {
+	}{{"joint", model.GuideReference, true}, {"prompt", model.KeepReference, true}, {"subject", model.GuideSubject, true}, {"", 0, false}, {"both", 0, false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			g, err := model.ParseReferenceGuidance(tc.name)
 			if (err == nil) != tc.ok || (tc.ok && (g != tc.want || g.String() != tc.name)) {
@@ -110,6 +111,37 @@ func TestKeepReferenceShowsTheSubjectToBothBranches(t *testing.T) {
 		}
 		if d := maxDiff(keep, joint); d < 1e-3 {
 			t.Errorf("the guidance forms sample the same images (%g)", d)
+		}
+		return nil
+	})
+}
+
+// With GuideSubject both branches see the prompt, so no-op adapters leave guidance nothing to scale: the
+// guided run must be the unguided one.
+func TestGuideSubjectKeepsThePromptInBothBranches(t *testing.T) {
+	onAdapterWorker(t, func(base *model.DiT, a *model.Adapters) error {
+		ref, err := randomReference(a, 1, 1)
+		if err != nil {
+			return err
+		}
+		defer ref.Close()
+		guided, err := sampleWith(base, nil, ref.Injection(model.GuideSubject))
+		if err != nil {
+			return err
+		}
+		res, err := base.Sample(context.Background(), model.SampleRequest{Prompts: []string{"a shirt", "a bag"}, Seed: 5, Steps: 6, Guidance: 1})
+		if err != nil {
+			return err
+		}
+		if d := maxDiff(guided, res.Pixels); d > 1e-4 {
+			t.Errorf("no-op adapters under subject guidance moved the images by %g from the unguided run", d)
+		}
+		joint, err := sampleWith(base, nil, ref.Injection(model.GuideReference))
+		if err != nil {
+			return err
+		}
+		if d := maxDiff(joint, res.Pixels); d < 1e-3 {
+			t.Errorf("joint guidance matches the unguided run (%g): the test cannot tell the forms apart", d)
 		}
 		return nil
 	})

@@ -273,18 +273,23 @@ func (m *DiT) step(req *SampleRequest, sched Schedule, i int, x *ts.Tensor, mod 
 }
 
 // conditions encodes the request's condition vectors [B, D]; with guidance the unconditional rows follow
-// the conditional ones.
+// the conditional ones (the null condition, or the same prompts when the injection keeps them).
 func (m *DiT) conditions(o *ops, req *SampleRequest, guided bool) *ts.Tensor {
 	n := m.batchSize(req)
 	rows := n
 	if guided {
 		rows = 2 * n
 	}
+	keepPrompt := req.Inject != nil && req.Inject.KeepPrompt
 	if m.Cfg.Cond == CondText {
 		prompts, null := make([]string, rows), make([]bool, rows)
 		copy(prompts, req.Prompts)
 		for k := n; k < rows; k++ {
-			null[k] = true
+			if keepPrompt {
+				prompts[k] = req.Prompts[k-n]
+			} else {
+				null[k] = true
+			}
 		}
 		return m.text.encode(o, prompts, null, m.Device)
 	}
@@ -292,6 +297,8 @@ func (m *DiT) conditions(o *ops, req *SampleRequest, guided bool) *ts.Tensor {
 	for k := range labels {
 		if k < n {
 			labels[k] = req.Labels[k]
+		} else if keepPrompt {
+			labels[k] = req.Labels[k-n]
 		} else {
 			labels[k] = m.Cfg.NumClasses // the null class
 		}
