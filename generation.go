@@ -14,8 +14,12 @@ type GenerateRequest struct {
 	// Guidance is the classifier-free guidance scale (default 4; 1 turns it off).
 	Guidance *float64 `json:"guidance,omitempty"`
 	// GuidanceRescale φ in [0, 1] counters guidance's over-exposure (0, the default, is off).
-	GuidanceRescale float64     `json:"guidance_rescale,omitempty"`
-	Cache           CachePolicy `json:"cache"`
+	GuidanceRescale float64 `json:"guidance_rescale,omitempty"`
+	// ReferenceGuidance says what guidance scales when a subject is given: "joint" (subject and prompt,
+	// the default and the best identity measured), "prompt" (the subject enters once) or "subject" (the
+	// prompt enters once). eval/reports/personalization compares them.
+	ReferenceGuidance string      `json:"reference_guidance,omitempty"`
+	Cache             CachePolicy `json:"cache"`
 	// Output is "inline" (base64 PNGs in the answer, the default) or "url" (PNGs stored in S3 under
 	// generations/{id}.png, answered with presigned URLs).
 	Output string `json:"output,omitempty"`

@@ -218,6 +218,14 @@ func TestPersonalizedGenerate(t *testing.T) {
 	if bytes.Equal(plain.Images[0].PNG, personal.Images[0].PNG) {
 		t.Fatal("the subject changed nothing")
 	}
+	// The guidance forms are the same request with different branches seeing the subject.
+	for _, g := range []string{"joint", "prompt", "subject"} {
+		r := strings.Replace(req, `"n": 1`, `"n": 1, "reference_guidance": "`+g+`"`, 1)
+		got := expect[cachet.GenerateResult](t, http.StatusOK)(post(t, ts.URL+"/v1/generate", fmt.Sprintf(r, sub.ID)))
+		if same := bytes.Equal(got.Images[0].PNG, personal.Images[0].PNG); same != (g == "joint") {
+			t.Errorf("reference guidance %s: same image as the default %v", g, same)
+		}
+	}
 }
 
 func TestSubjectAndGenerateErrors(t *testing.T) {
@@ -304,6 +312,8 @@ func TestSubjectAndGenerateErrors(t *testing.T) {
 		{"bad guidance", `{"prompt": "a large bag", "n": 1, "guidance": -2}`, http.StatusBadRequest, "guidance"},
 		{"bad guidance rescale", `{"prompt": "a large bag", "n": 1, "guidance_rescale": 1.5}`, http.StatusBadRequest, "guidance_rescale"},
 		{"bad output", `{"prompt": "a large bag", "n": 1, "output": "fax"}`, http.StatusBadRequest, "output"},
+		{"bad reference guidance", `{"prompt": "a large bag", "n": 1, "subject_id": "` + unknown + `", "reference_guidance": "loud"}`, http.StatusBadRequest, "reference guidance"},
+		{"reference guidance without a subject", `{"prompt": "a large bag", "n": 1, "reference_guidance": "subject"}`, http.StatusBadRequest, "subject_id"},
 		{"unknown field", `{"prompt": "a large bag", "n": 1, "colour": "red"}`, http.StatusBadRequest, "colour"},
 		{"not JSON", `prompt=a large bag`, http.StatusBadRequest, "JSON"},
 		{"empty body", ``, http.StatusBadRequest, "empty"},

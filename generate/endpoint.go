@@ -10,6 +10,7 @@ import (
 
 	"github.com/cachetlab/cachet"
 	"github.com/cachetlab/cachet/featurecache"
+	"github.com/cachetlab/cachet/model"
 	"github.com/cachetlab/cachet/stepcache"
 	"github.com/cachetlab/cachet/storage"
 )
@@ -54,6 +55,16 @@ func (e *Endpoint) Generate(ctx context.Context, r cachet.GenerateRequest) (*cac
 		Cache: stepcache.Config{Name: r.Cache.Name, Params: r.Cache.Params}}
 	if r.Guidance != nil {
 		req.Guidance = *r.Guidance
+	}
+	if r.ReferenceGuidance != "" {
+		if r.SubjectID == "" {
+			return nil, cachet.Errorf(cachet.CodeInvalidArgument, "reference_guidance applies to a subject: give subject_id too, or leave it out")
+		}
+		g, err := model.ParseReferenceGuidance(r.ReferenceGuidance)
+		if err != nil {
+			return nil, err
+		}
+		req.ReferenceGuidance = g
 	}
 	if err := e.gen.Validate(&req); err != nil {
 		return nil, err

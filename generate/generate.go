@@ -81,7 +81,9 @@ type Request struct {
 	Guidance float64
 	// GuidanceRescale is model.SampleRequest's φ (0 = off).
 	GuidanceRescale float64
-	Cache           stepcache.Config
+	// ReferenceGuidance says which guidance branches see Refs (zero value: joint).
+	ReferenceGuidance model.ReferenceGuidance
+	Cache             stepcache.Config
 }
 
 // Result is what a generation produced.
@@ -174,7 +176,7 @@ func (s *Service) Generate(ctx context.Context, req Request) (*Result, error) {
 			res.Prompt = "class " + strconv.Itoa(req.Label)
 		}
 		if req.Refs != nil {
-			inj, release, err := s.opts.Personalizer.Hooks(req.Refs, model.GuideReference)
+			inj, release, err := s.opts.Personalizer.Hooks(req.Refs, req.ReferenceGuidance)
 			if err != nil {
 				return err
 			}

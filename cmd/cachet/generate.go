@@ -32,6 +32,7 @@ type generateFlags struct {
 	cache                        string
 	cacheParams                  map[string]string
 	subject, adapters            string
+	referenceGuidance            string
 }
 
 func newGenerateCmd(cf *configFlags) *cobra.Command {
@@ -61,6 +62,7 @@ func newGenerateCmd(cf *configFlags) *cobra.Command {
 	f.StringVar(&g.cache, "cache", "", "step-cache policy: "+strings.Join(stepcache.Names(), ", ")+" (default: --default-cache)")
 	f.StringToStringVar(&g.cacheParams, "cache-param", nil, "policy parameters, e.g. --cache-param interval=3,order=2")
 	f.StringVar(&g.subject, "subject", "", "personalize with a subject: a cache file from 'cachet extract' or a subject id")
+	f.StringVar(&g.referenceGuidance, "reference-guidance", model.GuideReference.String(), "with --subject, what guidance scales: joint (subject and prompt), prompt (the subject enters once) or subject (the prompt enters once)")
 	f.StringVar(&g.adapters, "adapters", "", "adapter weights (default: adapters.safetensors next to --weights)")
 	return cmd
 }
@@ -71,6 +73,10 @@ func runGenerate(cmd *cobra.Command, cf *configFlags, g generateFlags) error {
 	}
 	if !strings.HasSuffix(strings.ToLower(g.out), ".png") {
 		return cachet.Errorf(cachet.CodeInvalidArgument, "--out %q must name a .png file", g.out)
+	}
+	refGuidance, err := model.ParseReferenceGuidance(g.referenceGuidance)
+	if err != nil {
+		return err
 	}
 	if g.subject != "" && g.weights == "" {
 		return cachet.Errorf(cachet.CodeInvalidArgument, "--subject needs trained weights (--weights), not --preset")
@@ -119,7 +125,7 @@ func runGenerate(cmd *cobra.Command, cf *configFlags, g generateFlags) error {
 			}
 		}
 	}
-	res, err := svc.Generate(ctx, generate.Request{Prompt: g.prompt, Label: g.label, Refs: refs, N: g.n, Seed: g.seed,
+	res, err := svc.Generate(ctx, generate.Request{Prompt: g.prompt, Label: g.label, Refs: refs, ReferenceGuidance: refGuidance, N: g.n, Seed: g.seed,
 		Steps: g.steps, Guidance: g.guidance, GuidanceRescale: g.guidanceRescale, Cache: cacheCfg})
 	if err != nil {
 		return err
