@@ -17,6 +17,8 @@ type Config struct {
 	StartupTimeout time.Duration
 	// Weights is the denoiser's weights file; serve starts without a model when it does not exist yet.
 	Weights string
+	// Adapters is the DreamCache adapters' weights file; empty means adapters.safetensors next to Weights.
+	Adapters string
 	// TorchThreads sets libtorch's intra-op thread count (0 = libtorch's default).
 	TorchThreads int
 	// LogLevel is debug, info, warn or error.

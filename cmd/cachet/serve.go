@@ -20,7 +20,7 @@ import (
 )
 
 func newServeCmd(cf *configFlags) *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the HTTP API (applies pending migrations first)",
 		Args:  cobra.NoArgs,
@@ -28,11 +28,19 @@ func newServeCmd(cf *configFlags) *cobra.Command {
 			return serve(cmd.Context(), cf.cfg)
 		},
 	}
+	cmd.Flags().StringVar(&cf.cfg.Adapters, "adapters", "", "adapter weights (default: adapters.safetensors next to --weights; e.g. weights/adapters-views6.safetensors)")
+	return cmd
 }
 
 // serve opens every component before answering a single request: any failure stops the start with one
 // line naming the component, and nothing is left half-started.
 func serve(ctx context.Context, cfg cachet.Config) error {
+	// A named adapters file must exist: only the default one may be absent (serving without subjects).
+	if cfg.Adapters != "" {
+		if _, err := os.Stat(cfg.Adapters); err != nil {
+			return cachet.Errorf(cachet.CodeInvalidArgument, "adapters: --adapters %s cannot be read: %v", cfg.Adapters, err)
+		}
+	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
@@ -85,7 +93,11 @@ func serve(ctx context.Context, cfg cachet.Config) error {
 		if err != nil {
 			return fmt.Errorf("--default-cache: %w", err)
 		}
-		p, err := newPersonalization(ctx, weights.worker, weights.dit, cfg.Weights, adaptersPath(cfg.Weights), 0, defaultCache)
+		adaptersFile := cfg.Adapters
+		if adaptersFile == "" {
+			adaptersFile = adaptersPath(cfg.Weights)
+		}
+		p, err := newPersonalization(ctx, weights.worker, weights.dit, cfg.Weights, adaptersFile, 0, defaultCache)
 		if err != nil {
 			return err
 		}

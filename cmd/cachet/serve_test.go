@@ -35,6 +35,7 @@ func TestServeRefusesBadConfig(t *testing.T) {
 		{"database unreachable", func(c *cachet.Config) { c.DatabaseURL = "postgres://cachet@127.0.0.1:1/cachet" }, "postgres: cannot reach"},
 		{"bad S3 credentials", func(c *cachet.Config) { c.S3.SecretKey = "wrong" }, "object store: the credentials were refused"},
 		{"S3 unreachable", func(c *cachet.Config) { c.S3.Endpoint = "127.0.0.1:1" }, "object store: cannot reach"},
+		{"missing adapters", func(c *cachet.Config) { c.Adapters = "no-such-adapters.safetensors" }, "adapters: --adapters no-such-adapters.safetensors cannot be read"},
 		{"invalid weights", func(c *cachet.Config) { c.Weights = "serve_test.go" }, "model: invalid_argument: weights file serve_test.go is not a valid safetensors file"},
 		{"classification t_ref out of range", func(c *cachet.Config) {
 			c.Weights, c.Classify.TRef = filepath.Join("..", "..", "weights", "base.safetensors"), -5
