@@ -162,9 +162,10 @@ func (a *Adapters) configJSON() (adapter, base string, err error) {
 	return string(x), string(y), err
 }
 
-// refKV is one adapted block's reference keys and values, split into heads: [R, H, Tr, hd] with R = 1
-// (one reference shared by the batch) or one per conditional row (training, evaluations).
-type refKV struct{ k, v *ts.Tensor }
+// refKV is one adapted block's reference keys, transposed, and values, split into heads: kT [R, H, hd, Tr]
+// and v [R, H, Tr, hd], both contiguous (made once per request, not at every step), with R = 1 (one
+// reference shared by the batch) or one per conditional row (training, evaluations).
+type refKV struct{ kT, v *ts.Tensor }
 
 // projectReference turns reference tokens [R, Tr, D] into a block's keys and values. It runs once per
 // request: the reference does not change between steps.
@@ -174,7 +175,8 @@ func (a *Adapters) projectReference(o *ops, block int, ref *ts.Tensor) refKV {
 	if b.view != nil {
 		n = a.addViewEmbedding(o, n, b.view)
 	}
-	return refKV{k: a.splitHeads(o, o.linear(n, b.k)), v: a.splitHeads(o, o.linear(n, b.v))}
+	kT := o.contiguous(o.transpose(a.splitHeads(o, o.linear(n, b.k)), 2, 3))
+	return refKV{kT: kT, v: o.contiguous(a.splitHeads(o, o.linear(n, b.v)))}
 }
 
 // addViewEmbedding adds view[v] to every token of view v of x [R, Tr, D], whose Tr tokens are whole
@@ -208,33 +210,57 @@ func (a *Adapters) splitHeads(o *ops, x *ts.Tensor) *ts.Tensor {
 // reference; the rest (guidance's unconditional branch) and the rows whose mask is 0 get m = 0, the null
 // reference the adapters were trained with. mask, when set, is [B, 1, 1]: 1 (reference) or 0 (none).
 func (a *Adapters) apply(o *ops, block int, h, attn *ts.Tensor, kv refKV, cond int, mask *ts.Tensor) *ts.Tensor {
-	if !o.ok(h, attn, kv.k, kv.v) {
+	if !o.ok(h, attn, kv.kT, kv.v) {
 		return nil
 	}
 	b := a.blocks[block]
-	sz := o.size(h)
-	if sz == nil {
+	sz, ksz := o.size(h), o.size(kv.kT)
+	if sz == nil || ksz == nil {
 		return nil
 	}
-	rows, tokens := sz[0], sz[1]
+	rows, tokens, c := sz[0], sz[1], int64(cond)
+	heads, inner := int64(a.Cfg.Heads), int64(a.Cfg.Inner)
+	hd := inner / heads
 	hc := h
-	if int64(cond) < rows {
-		hc = o.narrow(h, 0, 0, int64(cond))
+	if c < rows {
+		hc = o.narrow(h, 0, 0, c)
 	}
-	q := a.splitHeads(o, o.linear(hc, b.q)) // [cond, H, T, hd]
-	hd := float64(a.Cfg.Inner / a.Cfg.Heads)
-	scores := o.scale(o.matmul(q, o.transpose(kv.k, 2, 3)), 1/math.Sqrt(hd)) // broadcasts R = 1 over rows
-	m := o.matmul(o.softmax(scores, -1), kv.v)                               // [cond, H, T, hd]
-	m = o.reshape(o.permute(m, 0, 2, 1, 3), int64(cond), tokens, int64(a.Cfg.Inner))
+	// The 1/√hd scale goes on q, the smaller side of the scores.
+	q := o.scale(o.linear(hc, b.q), 1/math.Sqrt(float64(hd))) // [cond, T, Inner]
+	var m *ts.Tensor
+	if ksz[0] == 1 {
+		// One shared reference: every row's tokens query the same keys, so the rows fold into the token axis
+		// and each head is one matrix product instead of a batch of small ones.
+		qh := o.permute(o.reshape(q, c*tokens, heads, hd), 1, 0, 2) // [H, cond·T, hd]
+		kT, v := o.reshape(kv.kT, heads, hd, ksz[3]), o.reshape(kv.v, heads, ksz[3], hd)
+		m = o.matmul(o.softmax(o.matmul(qh, kT), -1), v) // [H, cond·T, hd]
+		m = o.reshape(o.permute(m, 1, 0, 2), c, tokens, inner)
+	} else {
+		qh := a.splitHeads(o, q) // [cond, H, T, hd]
+		m = o.sdpa(qh, o.transpose(kv.kT, 2, 3), kv.v, a.Device)
+		m = o.reshape(o.permute(m, 0, 2, 1, 3), c, tokens, inner)
+	}
 	if mask != nil {
 		m = o.mul(m, mask)
 	}
-	if int64(cond) < rows {
-		zeros := o.keep(ts.Zeros([]int64{rows - int64(cond), tokens, int64(a.Cfg.Inner)}, gotch.Float, a.Device))
-		m = o.cat(0, m, zeros)
-	}
 	if b.out != nil {
-		return o.add(attn, o.linear(m, b.out))
+		// Rows without the reference get m = 0, whose projection is the bias alone: only the conditional
+		// rows go through the matrix product.
+		y := o.add(o.narrow(attn, 0, 0, c), o.linear(m, b.out))
+		if c < rows {
+			rest := o.narrow(attn, 0, c, rows-c)
+			if b.out.Bias != nil {
+				rest = o.add(rest, b.out.Bias)
+			} else {
+				rest = o.contiguous(rest)
+			}
+			y = o.cat(0, y, rest)
+		}
+		return y
+	}
+	if c < rows {
+		zeros := o.keep(ts.Zeros([]int64{rows - c, tokens, inner}, gotch.Float, a.Device))
+		m = o.cat(0, m, zeros)
 	}
 	return o.linear(o.cat(2, attn, m), b.cat)
 }
@@ -377,7 +403,7 @@ func (r *AdapterReference) Injection(g ReferenceGuidance) *Injection {
 			if sz := o.size(h.t); sz != nil && int(sz[0]) > cond {
 				seeing = int(sz[0])
 				if r.rows > 1 {
-					kv = refKV{k: o.cat(0, kv.k, kv.k), v: o.cat(0, kv.v, kv.v)}
+					kv = refKV{kT: o.cat(0, kv.kT, kv.kT), v: o.cat(0, kv.v, kv.v)}
 				}
 			}
 		}

@@ -2,6 +2,7 @@ package model_test
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -13,11 +14,24 @@ import (
 )
 
 // BenchmarkAdapterOverhead samples the default model's architecture (random weights: timing only) with and
-// without the default adapters and one reference, at the API's usual request shape: 4 images, guidance
-// (8 rows), 10 steps, interleaved; it reports both times and the overhead (the target: ≤ 25 %):
+// without the default adapters, interleaved, and reports both times and the overhead (the target:
+// ≤ 25 %) for references of 1, 2 and 6 views at the API's usual request shape (4 images sharing one subject,
+// guidance: 8 rows, 10 steps) and, for 2 and 6 views, the personalization eval's (40 images, each its own
+// subject):
 //
-//	OMP_NUM_THREADS=1 scripts/in-env.sh go test -run '^$' -bench AdapterOverhead -benchtime 5x ./model/
+//	OMP_NUM_THREADS=1 scripts/in-env.sh go test -run '^$' -bench AdapterOverhead -benchtime 3x ./model/
 func BenchmarkAdapterOverhead(b *testing.B) {
+	for _, tc := range []struct {
+		views, images int
+		perRow        bool
+	}{{1, 4, false}, {2, 4, false}, {6, 4, false}, {2, 40, true}, {6, 40, true}} {
+		b.Run(fmt.Sprintf("views=%d/images=%d", tc.views, tc.images), func(b *testing.B) {
+			benchAdapterOverhead(b, tc.views, tc.images, tc.perRow)
+		})
+	}
+}
+
+func benchAdapterOverhead(b *testing.B, views, images int, perRow bool) {
 	w := model.NewWorker(false)
 	defer w.Close()
 	var (
@@ -36,22 +50,30 @@ func BenchmarkAdapterOverhead(b *testing.B) {
 		if err := base.Randomize(0.02); err != nil {
 			return err
 		}
-		if a, err = model.NewAdapters(base.Cfg, train.DefaultAdapterConfig(), model.CPU); err != nil {
+		cfg := train.DefaultAdapterConfig()
+		if views > 1 {
+			cfg.Views = views
+		}
+		if a, err = model.NewAdapters(base.Cfg, cfg, model.CPU); err != nil {
 			return err
 		}
 		if err := a.Randomize(0.02); err != nil {
 			return err
 		}
+		rows := 1
+		if perRow {
+			rows = images
+		}
 		rng := rand.New(rand.NewPCG(1, 1))
-		tokens := base.Cfg.Tokens()
+		tokens := views * base.Cfg.Tokens()
 		data := make([][]float32, len(a.Cfg.Blocks))
 		for i := range data {
-			data[i] = make([]float32, tokens*base.Cfg.Width)
+			data[i] = make([]float32, rows*tokens*base.Cfg.Width)
 			for j := range data[i] {
 				data[i][j] = float32(rng.NormFloat64())
 			}
 		}
-		ref, err = a.NewReference(a.Cfg.Blocks, tokens, data)
+		ref, err = a.NewRowReferences(a.Cfg.Blocks, rows, tokens, data)
 		return err
 	})
 	if err != nil {
@@ -59,7 +81,7 @@ func BenchmarkAdapterOverhead(b *testing.B) {
 	}
 	defer w.Do(context.Background(), func() error { ref.Close(); a.Close(); base.Close(); return nil })
 	prompt := dataset.Format(dataset.Scene{Class: 7, Position: dataset.Left})
-	plain := model.SampleRequest{Prompts: slices.Repeat([]string{prompt}, 4), Seed: 1, Steps: 10, Guidance: 4}
+	plain := model.SampleRequest{Prompts: slices.Repeat([]string{prompt}, images), Seed: 1, Steps: 10, Guidance: 4}
 	adapted := plain
 	adapted.Inject = ref.Injection(model.GuideReference)
 	run := func(req model.SampleRequest) time.Duration {

@@ -236,6 +236,19 @@ func (o *ops) attention(q, k, v *ts.Tensor, heads int) *ts.Tensor {
 	return o.reshape(o.permute(out, 0, 2, 1, 3), b, tq, d)
 }
 
+// sdpa is libtorch's fused softmax(q·kᵀ)·v with q already scaled. libtorch 2.6 refuses an undefined mask,
+// so a zero one is passed.
+func (o *ops) sdpa(q, k, v *ts.Tensor, device gotch.Device) *ts.Tensor {
+	if !o.ok(q, k, v) {
+		return nil
+	}
+	mask := o.keep(ts.Zeros([]int64{1, 1, 1, 1}, gotch.Float, device))
+	if !o.ok(mask) {
+		return nil
+	}
+	return o.keep(ts.ScaledDotProductAttention(q, k, v, mask, 0, false, []float64{1}))
+}
+
 func (o *ops) div(a, b *ts.Tensor) *ts.Tensor {
 	if !o.ok(a, b) {
 		return nil
