@@ -162,10 +162,10 @@ func (a *Adapters) configJSON() (adapter, base string, err error) {
 	return string(x), string(y), err
 }
 
-// refKV is one adapted block's reference keys, transposed, and values, split into heads: kT [R, H, hd, Tr]
-// and v [R, H, Tr, hd], both contiguous (made once per request, not at every step), with R = 1 (one
-// reference shared by the batch) or one per conditional row (training, evaluations).
-type refKV struct{ kT, v *ts.Tensor }
+// refKV is one adapted block's reference keys and values, split into heads: [R, H, Tr, hd], contiguous
+// (made once per request, not at every step), with R = 1 (one reference shared by the batch) or one per
+// conditional row (training, evaluations).
+type refKV struct{ k, v *ts.Tensor }
 
 // projectReference turns reference tokens [R, Tr, D] into a block's keys and values. It runs once per
 // request: the reference does not change between steps.
@@ -175,8 +175,7 @@ func (a *Adapters) projectReference(o *ops, block int, ref *ts.Tensor) refKV {
 	if b.view != nil {
 		n = a.addViewEmbedding(o, n, b.view)
 	}
-	kT := o.contiguous(o.transpose(a.splitHeads(o, o.linear(n, b.k)), 2, 3))
-	return refKV{kT: kT, v: o.contiguous(a.splitHeads(o, o.linear(n, b.v)))}
+	return refKV{k: o.contiguous(a.splitHeads(o, o.linear(n, b.k))), v: o.contiguous(a.splitHeads(o, o.linear(n, b.v)))}
 }
 
 // addViewEmbedding adds view[v] to every token of view v of x [R, Tr, D], whose Tr tokens are whole
@@ -210,11 +209,11 @@ func (a *Adapters) splitHeads(o *ops, x *ts.Tensor) *ts.Tensor {
 // reference; the rest (guidance's unconditional branch) and the rows whose mask is 0 get m = 0, the null
 // reference the adapters were trained with. mask, when set, is [B, 1, 1]: 1 (reference) or 0 (none).
 func (a *Adapters) apply(o *ops, block int, h, attn *ts.Tensor, kv refKV, cond int, mask *ts.Tensor) *ts.Tensor {
-	if !o.ok(h, attn, kv.kT, kv.v) {
+	if !o.ok(h, attn, kv.k, kv.v) {
 		return nil
 	}
 	b := a.blocks[block]
-	sz, ksz := o.size(h), o.size(kv.kT)
+	sz, ksz := o.size(h), o.size(kv.k)
 	if sz == nil || ksz == nil {
 		return nil
 	}
@@ -232,12 +231,12 @@ func (a *Adapters) apply(o *ops, block int, h, attn *ts.Tensor, kv refKV, cond i
 		// One shared reference: every row's tokens query the same keys, so the rows fold into the token axis
 		// and each head is one matrix product instead of a batch of small ones.
 		qh := o.permute(o.reshape(q, c*tokens, heads, hd), 1, 0, 2) // [H, cond·T, hd]
-		kT, v := o.reshape(kv.kT, heads, hd, ksz[3]), o.reshape(kv.v, heads, ksz[3], hd)
-		m = o.matmul(o.softmax(o.matmul(qh, kT), -1), v) // [H, cond·T, hd]
+		k, v := o.reshape(kv.k, heads, ksz[2], hd), o.reshape(kv.v, heads, ksz[2], hd)
+		m = o.matmul(o.softmax(o.matmul(qh, o.transpose(k, 1, 2)), -1), v) // [H, cond·T, hd]
 		m = o.reshape(o.permute(m, 1, 0, 2), c, tokens, inner)
 	} else {
 		qh := a.splitHeads(o, q) // [cond, H, T, hd]
-		m = o.sdpa(qh, o.transpose(kv.kT, 2, 3), kv.v, a.Device)
+		m = o.sdpa(qh, kv.k, kv.v, a.Device)
 		m = o.reshape(o.permute(m, 0, 2, 1, 3), c, tokens, inner)
 	}
 	if mask != nil {
@@ -304,6 +303,9 @@ type AdapterReference struct {
 	keep Scope
 	kv   map[int]refKV
 	rows int // 1: shared by every row; otherwise one per conditional row
+	// twice holds per-row keys and values repeated for guidance's unconditional rows (KeepReference),
+	// made on first use and kept with the reference.
+	twice map[int]refKV
 }
 
 // NewReference projects reference tokens: data[i] holds tokens·Width values, the input hidden states of
@@ -399,11 +401,13 @@ func (r *AdapterReference) Injection(g ReferenceGuidance) *Injection {
 		o := newOps(&s)
 		seeing := cond
 		if g == KeepReference {
-			// Guidance's unconditional rows repeat the conditional ones, so per-row references repeat too.
 			if sz := o.size(h.t); sz != nil && int(sz[0]) > cond {
 				seeing = int(sz[0])
 				if r.rows > 1 {
-					kv = refKV{kT: o.cat(0, kv.kT, kv.kT), v: o.cat(0, kv.v, kv.v)}
+					var err error
+					if kv, err = r.repeated(block); err != nil {
+						return nil, err
+					}
 				}
 			}
 		}
@@ -413,6 +417,25 @@ func (r *AdapterReference) Injection(g ReferenceGuidance) *Injection {
 		}
 		return &Feature{t: s.Release(out)}, nil
 	}}
+}
+
+// repeated is block's per-row keys and values twice over: guidance's unconditional rows repeat the
+// conditional ones, so under KeepReference their references repeat too.
+func (r *AdapterReference) repeated(block int) (refKV, error) {
+	if kv, ok := r.twice[block]; ok {
+		return kv, nil
+	}
+	kv := r.kv[block]
+	o := newOps(&r.keep)
+	twice := refKV{k: o.cat(0, kv.k, kv.k), v: o.cat(0, kv.v, kv.v)}
+	if o.err != nil {
+		return refKV{}, o.err
+	}
+	if r.twice == nil {
+		r.twice = map[int]refKV{}
+	}
+	r.twice[block] = twice
+	return twice, nil
 }
 
 // Randomize draws every adapter parameter from N(0, std²): tests and timing need adapters that act (fresh
