@@ -69,7 +69,8 @@ type RunConfig struct {
 	Seed          uint64              `json:"seed"`
 	Steps         int                 `json:"steps"`
 	Guidance      float64             `json:"guidance"`
-	// ReferenceGuidance: "joint" (guidance scales subject and prompt) or "prompt" (the subject enters once).
+	// ReferenceGuidance: "joint" (guidance scales subject and prompt), "prompt" (the subject enters once) or
+	// "subject" (the prompt enters once).
 	ReferenceGuidance string `json:"reference_guidance"`
 	Batch             int    `json:"batch"`
 	N                 int    `json:"n"`
