@@ -241,17 +241,20 @@ func Adapters(ctx context.Context, cfg AdaptersConfig) error {
 		if err := model.SetSeed(int64(cfg.Seed)); err != nil {
 			return err
 		}
-		var err error
-		if base, _, err = model.Load(cfg.Base, model.CPU); err != nil {
+		dev, err := cfg.device()
+		if err != nil {
 			return err
 		}
-		if ad, err = model.NewAdapters(base.Cfg, cfg.adapterConfig(), model.CPU); err != nil {
+		if base, _, err = model.Load(cfg.Base, dev); err != nil {
+			return err
+		}
+		if ad, err = model.NewAdapters(base.Cfg, cfg.adapterConfig(), dev); err != nil {
 			return err
 		}
 		if cfg.InitFrom != "" {
 			// Trained adapters (for an earlier base, or with fewer blocks) are a far better start than the
 			// no-op: a fine-tuned base moves little, and new blocks start as a no-op beside the carried ones.
-			from, meta, err := model.LoadAdapters(cfg.InitFrom, base.Cfg, model.CPU)
+			from, meta, err := model.LoadAdapters(cfg.InitFrom, base.Cfg, dev)
 			if err != nil {
 				return err
 			}

@@ -9,6 +9,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -106,10 +107,13 @@ func runBase(ctx context.Context, cfg BaseConfig, set, val *dataset.Set) error {
 	if err := model.SetSeed(int64(cfg.Seed)); err != nil {
 		return err
 	}
+	dev, err := cfg.device()
+	if err != nil {
+		return err
+	}
 	var m *model.DiT
-	var err error
 	if cfg.InitFrom != "" {
-		if m, _, err = model.Load(cfg.InitFrom, model.CPU); err != nil {
+		if m, _, err = model.Load(cfg.InitFrom, dev); err != nil {
 			return cachet.Wrap(cachet.CodeInvalidArgument, err, "--init-from %s", cfg.InitFrom)
 		}
 		if !m.Cfg.IsTextGrayscale(dataset.CanvasSide) {
@@ -118,7 +122,7 @@ func runBase(ctx context.Context, cfg BaseConfig, set, val *dataset.Set) error {
 		}
 		cfg.Model = m.Cfg
 		fmt.Fprintf(cfg.Progress, "base: starting from %s (%s)\n", cfg.InitFrom, m.Cfg)
-	} else if m, err = model.New(cfg.Model, model.CPU); err != nil {
+	} else if m, err = model.New(cfg.Model, dev); err != nil {
 		return err
 	}
 	defer m.Close()
@@ -128,6 +132,7 @@ func runBase(ctx context.Context, cfg BaseConfig, set, val *dataset.Set) error {
 	}
 	defer tr.Close()
 	batches := NewBatches(set, cfg.Model, cfg.Seed, cfg.CondDropout)
+	ahead := newPrefetcher(runtime.GOMAXPROCS(0), func(k uint64) (model.TrainBatch, error) { return batches.Batch(k, cfg.Batch) })
 	valBatch, err := NewBatches(val, cfg.Model, cfg.Seed+1000, 0).Batch(0, max(1, cfg.ValSamples))
 	if err != nil {
 		return err
@@ -135,7 +140,7 @@ func runBase(ctx context.Context, cfg BaseConfig, set, val *dataset.Set) error {
 	j := job{Name: "base", Common: cfg.Common,
 		load: func() (map[string]string, error) { return tr.LoadCheckpoint(cfg.Checkpoint) },
 		step: func(k int, lr float64) (float64, error) {
-			batch, err := batches.Batch(uint64(k), cfg.Batch)
+			batch, err := ahead.get(uint64(k))
 			if err != nil {
 				return 0, err
 			}

@@ -32,6 +32,7 @@ type Common struct {
 	MaxTime         time.Duration // checkpoint and stop after this much wall time (0 = no limit)
 	ValSamples      int           // validation batch (test-split items) scored at each checkpoint
 	Command         string        // recorded in the weights' metadata
+	Device          string        // auto|cpu|cuda, parsed on the training worker's thread
 	stopAtStep      int           // tests: checkpoint and stop at this step
 }
 
@@ -51,6 +52,9 @@ func (c Common) validate() error {
 	}
 	return nil
 }
+
+// device parses Device (auto when empty).
+func (c Common) device() (model.Device, error) { return model.ParseDevice(c.Device) }
 
 // LRAt is the learning rate at step: linear warm-up, then cosine decay to MinLRFrac·LR.
 func (c Common) LRAt(step int) float64 { return c.schedule().At(step) }

@@ -31,6 +31,7 @@ func addCommonTrainFlags(f *pflag.FlagSet, c *train.Common, shipped string) {
 	f.DurationVar(&c.CheckpointEvery, "checkpoint-every", c.CheckpointEvery, "checkpoint interval")
 	f.StringVar(&c.LogCSV, "log", c.LogCSV, "CSV log of the loss")
 	f.DurationVar(&c.MaxTime, "max-time", 0, "checkpoint and stop after this much wall time (resume later)")
+	f.StringVar(&c.Device, "device", "cpu", "where the tensors live: cpu, cuda, or auto (CUDA when the linked libtorch has it)")
 	f.IntVar(&c.ValSamples, "val-samples", c.ValSamples, "validation batch (test-split items) scored at each checkpoint")
 }
 
