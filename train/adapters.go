@@ -44,7 +44,7 @@ func DefaultAdapterConfig() model.AdapterConfig {
 
 // DefaultAdapters are the defaults of `cachet train adapters`.
 func DefaultAdapters() AdaptersConfig {
-	return AdaptersConfig{Base: "weights/base.safetensors", Adapter: DefaultAdapterConfig(), TRef: 10, Views: 2,
+	return AdaptersConfig{Base: "weights/base.safetensors", Adapter: DefaultAdapterConfig(), TRef: 10, Views: 6,
 		ViewEmbedding: true, SmallWeight: 2, NoRef: 0.07, Erase: 0.4, MaxParamFrac: 0.10,
 		Common: Common{DataDir: dataset.DefaultDir, Out: adapters.DefaultPath, Checkpoint: "var/train/adapters.ckpt.safetensors",
 			Steps: 2000, Batch: 32, LR: 1e-3, MinLRFrac: 0.1, Warmup: 100, EMADecay: 0.995, CondDropout: 0.1,

@@ -91,8 +91,8 @@ func TestAdapterRunLowersLossAndResumesExactly(t *testing.T) {
 		t.Fatalf("loss did not drop: steps 0,10 %.4f, steps 20,30 %.4f", first, last)
 	}
 	t.Logf("loss %.4f -> %.4f", first, last)
-	// The default run reads two views of each reference, and the weights say so (adapters.Load, serving).
-	if f, err := safetensors.ReadFile(full.Out); err != nil || f.Metadata[adapters.MetaViews] != "2" || f.Metadata[adapters.MetaTRef] != "10" {
+	// The default run reads six views of each reference, and the weights say so (adapters.Load, serving).
+	if f, err := safetensors.ReadFile(full.Out); err != nil || f.Metadata[adapters.MetaViews] != "6" || f.Metadata[adapters.MetaTRef] != "10" {
 		t.Fatalf("adapter metadata: %v %v", err, f.Metadata)
 	}
 

@@ -28,7 +28,7 @@ func newServeCmd(cf *configFlags) *cobra.Command {
 			return serve(cmd.Context(), cf.cfg)
 		},
 	}
-	cmd.Flags().StringVar(&cf.cfg.Adapters, "adapters", "", "adapter weights (default: adapters.safetensors next to --weights; e.g. weights/adapters-views6.safetensors)")
+	cmd.Flags().StringVar(&cf.cfg.Adapters, "adapters", "", "adapter weights (default: adapters.safetensors next to --weights)")
 	return cmd
 }
 

@@ -7,8 +7,7 @@
 # 1. Compiles gotch's libtch against the machine's libtorch (libtch.py) and checks that the binary sees CUDA.
 # 2. `train base --init-from weights/base.safetensors` for about half the budget, then `convert f16`
 #    (TRAIN_BASE=0 skips this and keeps the shipped base).
-# 3. `train adapters` (two views, from weights/adapters.safetensors) and six views (from
-#    weights/adapters-views6.safetensors) against that base, splitting the rest of the budget.
+# 3. `train adapters --init-from weights/adapters.safetensors` against that base for the rest of the budget.
 # Each job's --steps is sized from a short probe of its rate, so its cosine schedule ends inside the
 # budget. Results land in OUTDIR as they are made: weights, CSV logs and log.txt.
 set -euo pipefail
@@ -81,8 +80,5 @@ if [ "${TRAIN_BASE:-1}" = 1 ]; then # TRAIN_BASE=0: the adapters only, for the s
 	"$bin" convert f16 --in "$work/base.safetensors" --out "$out/base.safetensors" | tee -a "$out/log.txt"
 	base=$out/base.safetensors
 fi
-per=$(($(left) / 2 - 35))
-run adapters adapters $per "${common[@]}" --weights "$base" --init-from weights/adapters.safetensors --lr 5e-4 --seed 7 ${ADAPTER_ARGS:-} && cp "$work/adapters.safetensors" "$out/"
-per=$(($(left) - 45))
-run adapters adapters-views6 $per "${common[@]}" --weights "$base" --init-from weights/adapters-views6.safetensors --ref-views 6 --lr 5e-4 --seed 8 ${ADAPTER_ARGS:-} && cp "$work/adapters-views6.safetensors" "$out/"
+run adapters adapters $(($(left) - 40)) "${common[@]}" --weights "$base" --init-from weights/adapters.safetensors --lr 5e-4 --seed 8 ${ADAPTER_ARGS:-} && cp "$work/adapters.safetensors" "$out/"
 log "done"
