@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Trains the base and both adapter sets on a GPU machine that has PyTorch (CUDA) but no Go, within a fixed
+# Trains the base and the adapters on a GPU machine that has PyTorch (CUDA) but no Go, within a fixed
 # wall-time budget, from the bundle that toolchain/cuda/build.sh made on a build machine.
 #
 #   toolchain/cuda/gpu-train.sh BUNDLE OUTDIR [SECONDS]
 #
 # 1. Compiles gotch's libtch against the machine's libtorch (libtch.py) and checks that the binary sees CUDA.
-# 2. `train base --init-from weights/base.safetensors` for about half the budget, then `convert f16`
+# 2. `train base --init-from weights/base.safetensors` for about half the budget (BASE_ARGS adds or overrides
+#    flags), then `convert f16`
 #    (TRAIN_BASE=0 skips this and keeps the shipped base).
-# 3. `train adapters --init-from weights/adapters.safetensors` against that base for the rest of the budget.
+# 3. `train adapters --init-from weights/adapters.safetensors` against that base for the rest of the budget
+#    (ADAPTER_ARGS likewise). DEVICE=cpu with LIBTORCH_LIB/LIBTORCH_INCLUDE is a dry run on a CPU machine.
 # Each job's --steps is sized from a short probe of its rate, so its cosine schedule ends inside the
 # budget. Results land in OUTDIR as they are made: weights, CSV logs and log.txt.
 set -euo pipefail
