@@ -235,7 +235,7 @@ func (a *Adapters) apply(o *ops, block int, h, attn *ts.Tensor, kv refKV, cond i
 		m = o.matmul(o.softmax(o.matmul(qh, o.transpose(k, 1, 2)), -1), v) // [H, cond·T, hd]
 		m = o.reshape(o.permute(m, 1, 0, 2), c, tokens, inner)
 	} else {
-		m = attendPerRow(o, a.splitHeads(o, q), kv.k, kv.v, a.Device == gotch.CPU, a.Device) // [cond, H, T, hd]
+		m = o.sdpa(a.splitHeads(o, q), kv.k, kv.v, a.Device) // [cond, H, T, hd]
 		m = o.reshape(o.permute(m, 0, 2, 1, 3), c, tokens, inner)
 	}
 	if mask != nil {
@@ -449,14 +449,4 @@ func (a *Adapters) Randomize(std float64) error {
 		}
 	}
 	return nil
-}
-
-// attendPerRow is softmax(q·kᵀ)·v per row and head (q already scaled), through libtorch's fused SDPA or
-// unfused. The GPU build takes the unfused form: libtorch 2.11's CUDA SDPA crashed on these shapes with the
-// one-element zero mask that the CPU build needs, and on a GPU the unfused form is cheap.
-func attendPerRow(o *ops, q, k, v *ts.Tensor, fused bool, device gotch.Device) *ts.Tensor {
-	if fused {
-		return o.sdpa(q, k, v, device)
-	}
-	return o.matmul(o.softmax(o.matmul(q, o.transpose(k, 2, 3)), -1), v)
 }

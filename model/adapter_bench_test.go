@@ -3,7 +3,6 @@ package model_test
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -67,15 +66,8 @@ func benchAdapterOverhead(b *testing.B, views, images int, perRow bool) {
 		if perRow {
 			rows = images
 		}
-		rng := rand.New(rand.NewPCG(1, 1))
 		tokens = views * base.Cfg.Tokens()
-		data = make([][]float32, len(a.Cfg.Blocks))
-		for i := range data {
-			data[i] = make([]float32, rows*tokens*base.Cfg.Width)
-			for j := range data[i] {
-				data[i][j] = float32(rng.NormFloat64())
-			}
-		}
+		data = randomTokens(len(a.Cfg.Blocks), rows*tokens*base.Cfg.Width, 1)
 		return nil
 	})
 	if err != nil {

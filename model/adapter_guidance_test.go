@@ -2,7 +2,6 @@ package model_test
 
 import (
 	"context"
-	"math/rand/v2"
 	"slices"
 	"testing"
 
@@ -35,18 +34,7 @@ func TestKeepReferenceShowsTheSubjectToBothBranches(t *testing.T) {
 			return err
 		}
 		blocks, tokens := []int{0, 1, 2}, a.Base.Tokens()
-		random := func(seed uint64) [][]float32 {
-			rng := rand.New(rand.NewPCG(seed, 9))
-			data := make([][]float32, len(blocks))
-			for i := range data {
-				data[i] = make([]float32, tokens*a.Base.Width)
-				for j := range data[i] {
-					data[i][j] = float32(rng.NormFloat64())
-				}
-			}
-			return data
-		}
-		dataA, dataB := random(1), random(2)
+		dataA, dataB := randomTokens(len(blocks), tokens*a.Base.Width, 1), randomTokens(len(blocks), tokens*a.Base.Width, 2)
 		both := make([][]float32, len(blocks))
 		for i := range both {
 			both[i] = slices.Concat(dataA[i], dataB[i])

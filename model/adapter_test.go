@@ -54,17 +54,22 @@ func onAdapterWorker(t *testing.T, fn func(base *model.DiT, a *model.Adapters) e
 
 // randomReference makes a reference of k images' worth of tokens for every block of the base.
 func randomReference(a *model.Adapters, k int, seed uint64) (*model.AdapterReference, error) {
-	rng := rand.New(rand.NewPCG(seed, 3))
 	blocks := []int{0, 1, 2}
 	tokens := k * a.Base.Tokens()
-	data := make([][]float32, len(blocks))
+	return a.NewReference(blocks, tokens, randomTokens(len(blocks), tokens*a.Base.Width, seed))
+}
+
+// randomTokens is N(0, 1) reference data for blocks blocks of n values each.
+func randomTokens(blocks, n int, seed uint64) [][]float32 {
+	rng := rand.New(rand.NewPCG(seed, 3))
+	data := make([][]float32, blocks)
 	for i := range data {
-		data[i] = make([]float32, tokens*a.Base.Width)
+		data[i] = make([]float32, n)
 		for j := range data[i] {
 			data[i][j] = float32(rng.NormFloat64())
 		}
 	}
-	return a.NewReference(blocks, tokens, data)
+	return data
 }
 
 func sampleWith(base *model.DiT, cache model.StepCache, inj *model.Injection) ([]float32, error) {

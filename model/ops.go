@@ -236,17 +236,26 @@ func (o *ops) attention(q, k, v *ts.Tensor, heads int) *ts.Tensor {
 	return o.reshape(o.permute(out, 0, 2, 1, 3), b, tq, d)
 }
 
-// sdpa is libtorch's fused softmax(q·kᵀ)·v with q already scaled. libtorch 2.6 refuses an undefined mask,
-// so a zero one is passed.
+// sdpa is softmax(q·kᵀ)·v over [B, H, T, hd] with q already scaled: libtorch's fused kernel on the CPU, where
+// libtorch 2.6 refuses an undefined mask, so a zero one is passed. Other devices take the unfused form:
+// libtorch 2.11's CUDA kernel crashed with that one-element mask, and on a GPU the unfused form is cheap.
 func (o *ops) sdpa(q, k, v *ts.Tensor, device gotch.Device) *ts.Tensor {
 	if !o.ok(q, k, v) {
 		return nil
+	}
+	if device != gotch.CPU {
+		return o.sdpaUnfused(q, k, v)
 	}
 	mask := o.keep(ts.Zeros([]int64{1, 1, 1, 1}, gotch.Float, device))
 	if !o.ok(mask) {
 		return nil
 	}
 	return o.keep(ts.ScaledDotProductAttention(q, k, v, mask, 0, false, []float64{1}))
+}
+
+// sdpaUnfused is sdpa written with matmul and softmax.
+func (o *ops) sdpaUnfused(q, k, v *ts.Tensor) *ts.Tensor {
+	return o.matmul(o.softmax(o.matmul(q, o.transpose(k, 2, 3)), -1), v)
 }
 
 func (o *ops) div(a, b *ts.Tensor) *ts.Tensor {

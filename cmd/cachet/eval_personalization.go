@@ -48,7 +48,7 @@ Writes report.json, report.md and grid.png (reference | prompt | adapted | no re
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&refGuidance, "reference-guidance", model.GuideReference.String(), "what guidance scales: joint (subject and prompt), prompt (the subject enters once) or subject (the prompt enters once)")
+	f.StringVar(&refGuidance, "reference-guidance", model.GuideReference.String(), referenceGuidanceHelp)
 	f.StringVar(&c.Adapters, "adapters", c.Adapters, "adapter weights trained on --weights ('cachet train adapters')")
 	f.StringVar(&c.Evaluator, "evaluator", c.Evaluator, "evaluator classifier weights ('cachet train evaluator')")
 	f.StringVar(&c.DataDir, "data", dataset.DefaultDir, "Fashion-MNIST directory")

@@ -35,6 +35,9 @@ type generateFlags struct {
 	referenceGuidance            string
 }
 
+// referenceGuidanceHelp describes --reference-guidance (generate, eval personalization).
+const referenceGuidanceHelp = "what guidance scales: joint (subject and prompt), prompt (the subject enters once) or subject (the prompt enters once)"
+
 func newGenerateCmd(cf *configFlags) *cobra.Command {
 	var g generateFlags
 	cmd := &cobra.Command{
@@ -62,7 +65,7 @@ func newGenerateCmd(cf *configFlags) *cobra.Command {
 	f.StringVar(&g.cache, "cache", "", "step-cache policy: "+strings.Join(stepcache.Names(), ", ")+" (default: --default-cache)")
 	f.StringToStringVar(&g.cacheParams, "cache-param", nil, "policy parameters, e.g. --cache-param interval=3,order=2")
 	f.StringVar(&g.subject, "subject", "", "personalize with a subject: a cache file from 'cachet extract' or a subject id")
-	f.StringVar(&g.referenceGuidance, "reference-guidance", model.GuideReference.String(), "with --subject, what guidance scales: joint (subject and prompt), prompt (the subject enters once) or subject (the prompt enters once)")
+	f.StringVar(&g.referenceGuidance, "reference-guidance", model.GuideReference.String(), "with --subject, "+referenceGuidanceHelp)
 	f.StringVar(&g.adapters, "adapters", "", "adapter weights (default: adapters.safetensors next to --weights)")
 	return cmd
 }

@@ -5,8 +5,8 @@ import (
 	"testing"
 )
 
-// The unfused per-row attention (the GPU build's) agrees with the fused SDPA (the CPU build's).
-func TestAttendPerRowFusedMatchesUnfused(t *testing.T) {
+// The unfused attention (what sdpa runs off the CPU) agrees with libtorch's fused kernel (what it runs on it).
+func TestSDPAFusedMatchesUnfused(t *testing.T) {
 	s := &Scope{}
 	defer s.Drop()
 	o := newOps(s)
@@ -21,7 +21,7 @@ func TestAttendPerRowFusedMatchesUnfused(t *testing.T) {
 	q := o.keep(FromFloat32s(make4(tq, 3), []int64{int64(rows), int64(heads), int64(tq), int64(hd)}, CPU))
 	k := o.keep(FromFloat32s(make4(tr, 5), []int64{int64(rows), int64(heads), int64(tr), int64(hd)}, CPU))
 	v := o.keep(FromFloat32s(make4(tr, 7), []int64{int64(rows), int64(heads), int64(tr), int64(hd)}, CPU))
-	fused, unfused := attendPerRow(o, q, k, v, true, CPU), attendPerRow(o, q, k, v, false, CPU)
+	fused, unfused := o.sdpa(q, k, v, CPU), o.sdpaUnfused(q, k, v)
 	if o.err != nil {
 		t.Fatal(o.err)
 	}
