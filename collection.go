@@ -27,6 +27,8 @@ type CacheModelInfo struct {
 	Entries      int       `json:"entries"`
 	PerClass     int       `json:"per_class"`
 	Samples      int       `json:"samples"`
+	Values       string    `json:"values"`           // tip-adapter: "labels" (one-hot votes) or "solved"
+	Lambda       float64   `json:"lambda,omitempty"` // the ridge solved values were solved with
 	BuildSeconds float64   `json:"build_seconds"`
 	BuiltAt      time.Time `json:"built_at"`
 }
@@ -49,6 +51,11 @@ type Sample struct {
 // and TFUP otherwise.
 type BuildRequest struct {
 	Method string
+	// Values (Tip-Adapter): "labels" (default, each labelled sample votes for its label) or "solved"
+	// (the votes solved in closed form to fit the labelled samples); Lambda is the solve's ridge (nil: the
+	// default).
+	Values string
+	Lambda *float64
 }
 
 // ClassifyRequest classifies images against a collection's cache model, or against the model's built-in

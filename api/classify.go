@@ -35,7 +35,9 @@ type (
 	}
 	// BuildBody is POST /v1/collections/{id}/build (optional).
 	BuildBody struct {
-		Method string `json:"method,omitempty"` // "tfup", "tip-adapter" or empty (automatic)
+		Method string   `json:"method,omitempty"` // "tfup", "tip-adapter" or empty (automatic)
+		Values string   `json:"values,omitempty"` // tip-adapter: "labels" (default) or "solved"
+		Lambda *float64 `json:"lambda,omitempty"` // the solve's ridge (values "solved")
 	}
 	// ClassifyBody is POST /v1/classify: Collection empty → the model's built-in classes, zero-shot.
 	ClassifyBody struct {
@@ -154,7 +156,7 @@ func (s *Server) buildCollection(c *gin.Context) {
 	if svc == nil || !bindJSON(c, &b, true) {
 		return
 	}
-	col, err := svc.Build(c.Request.Context(), c.Param("id"), cachet.BuildRequest{Method: b.Method})
+	col, err := svc.Build(c.Request.Context(), c.Param("id"), cachet.BuildRequest{Method: b.Method, Values: b.Values, Lambda: b.Lambda})
 	if err != nil {
 		writeError(c, err)
 		return

@@ -87,6 +87,10 @@ func TestCollectionsAndClassify(t *testing.T) {
 	if code != http.StatusOK || !bytes.Contains(body, []byte(col.ID)) {
 		t.Fatalf("list: %d %s", code, body)
 	}
+	code, body = post(t, ts.URL+"/v1/collections/"+col.ID+"/build", `{"method": "tip-adapter", "values": "solved", "lambda": 0.5}`)
+	if err := json.Unmarshal(body, &col); code != http.StatusOK || err != nil || col.Model == nil || col.Model.Values != "solved" || col.Model.Lambda != 0.5 {
+		t.Fatalf("build with solved values: %d %s", code, body)
+	}
 }
 
 func TestClassifyAPIErrors(t *testing.T) {
@@ -119,6 +123,9 @@ func TestClassifyAPIErrors(t *testing.T) {
 		{"build: unknown collection", "/v1/collections/" + missing + "/build", "", 404, cachet.CodeNotFound},
 		{"build: no samples", "/v1/collections/" + col.ID + "/build", "", 400, cachet.CodeInvalidArgument},
 		{"build: unknown method", "/v1/collections/" + col.ID + "/build", `{"method": "svm"}`, 400, cachet.CodeInvalidArgument},
+		{"build: unknown values", "/v1/collections/" + col.ID + "/build", `{"values": "votes"}`, 400, cachet.CodeInvalidArgument},
+		{"build: negative lambda", "/v1/collections/" + col.ID + "/build", `{"method": "tip-adapter", "values": "solved", "lambda": -1}`, 400, cachet.CodeInvalidArgument},
+		{"build: lambda as text", "/v1/collections/" + col.ID + "/build", `{"lambda": "big"}`, 400, cachet.CodeInvalidArgument},
 		{"classify: unknown collection", "/v1/classify", fmt.Sprintf(`{"collection": %q, "images": [%q]}`, missing, good), 404, cachet.CodeNotFound},
 		{"classify: unbuilt collection", "/v1/classify", fmt.Sprintf(`{"collection": %q, "images": [%q]}`, col.ID, good), 409, cachet.CodeConflict},
 		{"classify: no images", "/v1/classify", `{"images": []}`, 400, cachet.CodeInvalidArgument},

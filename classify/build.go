@@ -2,6 +2,7 @@ package classify
 
 import (
 	"context"
+	"math"
 	"time"
 
 	"github.com/cachetlab/cachet"
@@ -32,6 +33,20 @@ func (s *Service) Build(ctx context.Context, id string, req cachet.BuildRequest)
 	case MethodTFUP, MethodTip:
 	default:
 		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "method %q: use %q or %q (or leave it out)", req.Method, MethodTFUP, MethodTip)
+	}
+	values, err := ParseValues(req.Values)
+	if err != nil {
+		return nil, err
+	}
+	lambda := DefaultLambda
+	if req.Lambda != nil {
+		lambda = *req.Lambda
+	}
+	if values == ValuesSolved && method != MethodTip {
+		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "values %q apply to labelled samples; build with method %q", ValuesSolved, MethodTip)
+	}
+	if req.Lambda != nil && (values != ValuesSolved || math.IsNaN(lambda) || lambda <= 0 || lambda > 1e6) {
+		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "lambda (got %v) must be in (0, 1e6] and goes with values %q", lambda, ValuesSolved)
 	}
 	if len(rows) == 0 {
 		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "collection %q has no samples; add images with POST /v1/collections/%s/samples", c.Name, id)
@@ -73,6 +88,10 @@ func (s *Service) Build(ctx context.Context, id string, req cachet.BuildRequest)
 		}
 		for _, n := range counts {
 			perClass = max(perClass, n)
+		}
+		m.Values, m.Lambda = values, lambda
+		if err := m.Resolve(); err != nil {
+			return nil, err
 		}
 	}
 	if _, err := s.st.writeModel(ctx, builtModel{collectionID: id, featureKey: s.z.Key(), model: m, sampleIDs: sampleIDs,

@@ -108,6 +108,28 @@ type Model struct {
 	Entries []Entry
 	Alpha   float64
 	Beta    float64
+	// Values and Lambda: a Tip-Adapter cache's value kind and, when solved, the ridge it was solved with
+	// (at Beta: the values belong to that affinity).
+	Values Values
+	Lambda float64
+}
+
+// Resolve re-solves a solved cache's values for the model's Beta and Lambda (after either changed).
+func (m *Model) Resolve() error {
+	if m.Values != ValuesSolved {
+		return nil
+	}
+	vs, err := SolveValues(m.Entries, len(m.Head.Labels), m.Beta, m.Lambda)
+	if err != nil {
+		return err
+	}
+	entries := make([]Entry, len(m.Entries))
+	for i, e := range m.Entries {
+		e.Values = vs[i]
+		entries[i] = e
+	}
+	m.Entries = entries
+	return nil
 }
 
 // Score computes one projected feature's logits over the given entries (all of the model's when nil).

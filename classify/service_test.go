@@ -74,6 +74,27 @@ func TestBuildClassifyAndAtomicRebuild(t *testing.T) {
 		}
 	}
 
+	// The same keys with solved votes: stored and read back with the model, and each labelled sample
+	// still gets its own label.
+	solved, err := svc.Build(ctx, col.ID, cachet.BuildRequest{Method: "tip-adapter", Values: "solved"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if solved.Model.Values != "solved" || solved.Model.Lambda != classify.DefaultLambda || solved.Model.Entries != 8 {
+		t.Fatalf("solved build: %+v", solved.Model)
+	}
+	if m, err := svc.ActiveModel(ctx, col.ID); err != nil || m.Values != classify.ValuesSolved || len(m.Entries) != 8 || len(m.Entries[0].Values) != 2 {
+		t.Fatalf("solved model read back: %+v, %v", m, err)
+	}
+	if res, err = svc.Classify(ctx, cachet.ClassifyRequest{Collection: col.ID, Images: imgs, TopK: 2}); err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range res.Predictions {
+		if p.Top[0].Label != labelled[i].Label {
+			t.Errorf("solved values: labelled sample %d (%s) → %+v", i, labelled[i].Label, p.Top)
+		}
+	}
+
 	tfup := build(classify.MethodTFUP) // K = clamp(⌊0.3·32/2⌋, 9, 16) = 9 per class
 	if tfup.Model.Method != "tfup" || tfup.Model.PerClass != 9 || tfup.Model.Entries != 18 || tfup.Model.ID == tip.Model.ID {
 		t.Fatalf("tfup build: %+v", tfup.Model)
@@ -160,7 +181,7 @@ func TestServiceRejectsBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	neg := -1.0
+	neg, zero, alpha := -1.0, 0.0, 1.0
 	tests := []struct {
 		name string
 		run  func() error
@@ -186,6 +207,19 @@ func TestServiceRejectsBadInput(t *testing.T) {
 		{"malformed id", func() error { _, err := svc.Collection(ctx, "nope"); return err }, cachet.CodeNotFound},
 		{"build without samples", func() error { _, err := svc.Build(ctx, col.ID, cachet.BuildRequest{}); return err }, cachet.CodeInvalidArgument},
 		{"unknown method", func() error { _, err := svc.Build(ctx, col.ID, cachet.BuildRequest{Method: "svm"}); return err }, cachet.CodeInvalidArgument},
+		{"unknown values", func() error { _, err := svc.Build(ctx, col.ID, cachet.BuildRequest{Values: "votes"}); return err }, cachet.CodeInvalidArgument},
+		{"solved values for TFUP", func() error {
+			_, err := svc.Build(ctx, col.ID, cachet.BuildRequest{Method: "tfup", Values: "solved"})
+			return err
+		}, cachet.CodeInvalidArgument},
+		{"lambda without solved values", func() error {
+			_, err := svc.Build(ctx, col.ID, cachet.BuildRequest{Method: "tip-adapter", Lambda: &alpha})
+			return err
+		}, cachet.CodeInvalidArgument},
+		{"non-positive lambda", func() error {
+			_, err := svc.Build(ctx, col.ID, cachet.BuildRequest{Method: "tip-adapter", Values: "solved", Lambda: &zero})
+			return err
+		}, cachet.CodeInvalidArgument},
 		{"unbuilt collection", func() error {
 			_, err := svc.Classify(ctx, cachet.ClassifyRequest{Collection: col.ID, Images: [][]byte{imagestest.PNG(t, classifytest.Item(1))}})
 			return err

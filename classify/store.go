@@ -70,22 +70,25 @@ func isBadUUID(err error) bool {
 const collectionCols = `c.id::text, c.name, c.labels, c.alpha, c.beta, c.created_at,
 	(SELECT count(*) FROM collection_samples s WHERE s.collection_id = c.id),
 	(SELECT count(*) FROM collection_samples s WHERE s.collection_id = c.id AND s.label IS NOT NULL),
-	m.id, m.method, m.feature_key, m.entries, m.per_class, m.samples, m.build_seconds, m.created_at`
+	m.id, m.method, m.feature_key, m.entries, m.per_class, m.samples, m.build_seconds, m.created_at, m.values_kind, m.ridge_lambda`
 
 func scanCollection(row pgx.Row) (*cachet.Collection, error) {
 	var c cachet.Collection
 	var mid *int64
-	var method, key *string
+	var method, key, values *string
 	var entries, perClass, samples *int
-	var secs *float64
+	var secs, lambda *float64
 	var built *time.Time
 	if err := row.Scan(&c.ID, &c.Name, &c.Labels, &c.Alpha, &c.Beta, &c.CreatedAt, &c.Samples, &c.Labelled,
-		&mid, &method, &key, &entries, &perClass, &samples, &secs, &built); err != nil {
+		&mid, &method, &key, &entries, &perClass, &samples, &secs, &built, &values, &lambda); err != nil {
 		return nil, err
 	}
 	if mid != nil {
 		c.Model = &cachet.CacheModelInfo{ID: *mid, Method: *method, FeatureKey: *key, Entries: *entries, PerClass: *perClass,
-			Samples: *samples, BuildSeconds: *secs, BuiltAt: *built}
+			Samples: *samples, BuildSeconds: *secs, BuiltAt: *built, Values: *values}
+		if lambda != nil {
+			c.Model.Lambda = *lambda
+		}
 	}
 	return &c, nil
 }
@@ -233,20 +236,28 @@ func (s *store) writeModel(ctx context.Context, b builtModel) (int64, error) {
 			}
 			return err
 		}
+		values, lambda := ValuesLabels, any(nil)
+		if m.Values == ValuesSolved {
+			values, lambda = ValuesSolved, m.Lambda
+		}
 		if err := tx.QueryRow(ctx, `INSERT INTO cache_models (collection_id, feature_key, method, labels, alpha, beta, head, center, dims,
-			samples, per_class, entries, build_seconds) VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id`,
+			samples, per_class, entries, build_seconds, values_kind, ridge_lambda)
+			VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id`,
 			b.collectionID, b.featureKey, string(m.Method), m.Head.Labels, m.Alpha, m.Beta, head, center, m.Head.Dims(),
-			b.samples, b.perClass, len(m.Entries), b.seconds).Scan(&id); err != nil {
+			b.samples, b.perClass, len(m.Entries), b.seconds, string(values), lambda).Scan(&id); err != nil {
 			return err
 		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"cache_entries"}, []string{"model_id", "idx", "sample_id", "label", "probs", "features", "key"},
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"cache_entries"}, []string{"model_id", "idx", "sample_id", "label", "probs", "solved_values", "features", "key"},
 			pgx.CopyFromSlice(len(m.Entries), func(i int) ([]any, error) {
 				e := m.Entries[i]
-				var probs any
+				var probs, values any
 				if e.Probs != nil {
 					probs = e.Probs
 				}
-				return []any{id, i, b.sampleIDs[i], e.Label, probs, pgvector.NewVector(e.Key), keys[i]}, nil
+				if e.Values != nil {
+					values = e.Values
+				}
+				return []any{id, i, b.sampleIDs[i], e.Label, probs, values, pgvector.NewVector(e.Key), keys[i]}, nil
 			})); err != nil {
 			return err
 		}
@@ -285,11 +296,17 @@ func activeModel(ctx context.Context, tx pgx.Tx, collectionID string) (*Model, s
 	var labels []string
 	var head, center []float32
 	var dims, entries int
-	if err := tx.QueryRow(ctx, `SELECT id, method, feature_key, labels, alpha, beta, head, center, dims, entries FROM cache_models WHERE id = $1`, *mid).
-		Scan(&m.ID, &method, &key, &labels, &m.Alpha, &m.Beta, &head, &center, &dims, &entries); err != nil {
+	var values string
+	var lambda *float64
+	if err := tx.QueryRow(ctx, `SELECT id, method, feature_key, labels, alpha, beta, head, center, dims, entries, values_kind, ridge_lambda
+		FROM cache_models WHERE id = $1`, *mid).
+		Scan(&m.ID, &method, &key, &labels, &m.Alpha, &m.Beta, &head, &center, &dims, &entries, &values, &lambda); err != nil {
 		return nil, "", 0, fmt.Errorf("classify: reading cache model %d: %w", *mid, err)
 	}
-	m.Method = Method(method)
+	m.Method, m.Values = Method(method), Values(values)
+	if lambda != nil {
+		m.Lambda = *lambda
+	}
 	m.Head = &Head{Labels: labels, Center: center, W: make([][]float32, len(labels))}
 	for c := range labels {
 		m.Head.W[c] = head[c*dims : (c+1)*dims]
@@ -299,19 +316,19 @@ func activeModel(ctx context.Context, tx pgx.Tx, collectionID string) (*Model, s
 
 // loadEntries reads all of a model's entries inside tx.
 func loadEntries(ctx context.Context, tx pgx.Tx, m *Model) error {
-	rows, err := tx.Query(ctx, `SELECT label, probs, features FROM cache_entries WHERE model_id = $1 ORDER BY idx`, m.ID)
+	rows, err := tx.Query(ctx, `SELECT label, probs, solved_values, features FROM cache_entries WHERE model_id = $1 ORDER BY idx`, m.ID)
 	if err != nil {
 		return fmt.Errorf("classify: reading cache entries: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var e Entry
-		var probs []float64
+		var probs, values []float64
 		var key pgvector.Vector
-		if err := rows.Scan(&e.Label, &probs, &key); err != nil {
+		if err := rows.Scan(&e.Label, &probs, &values, &key); err != nil {
 			return fmt.Errorf("classify: reading cache entries: %w", err)
 		}
-		e.Probs, e.Key = probs, key.Slice()
+		e.Probs, e.Values, e.Key = probs, values, key.Slice()
 		m.Entries = append(m.Entries, e)
 	}
 	return rows.Err()

@@ -135,12 +135,14 @@ func Dot(a, b []float32) float64 {
 // Normalize returns v/‖v‖ (zeros when v is zero).
 func Normalize(v []float64) []float32 { return featurecache.Unit(v) }
 
-// Entry is one key of a cache model: a unit feature, its (pseudo-)label and, for TFUP, the zero-shot
-// distribution of its sample.
+// Entry is one key of a cache model: a unit feature, its (pseudo-)label, for TFUP the zero-shot
+// distribution of its sample, and for a Tip-Adapter cache with solved values its value vector (nil: the
+// one-hot of Label).
 type Entry struct {
-	Key   []float32
-	Label int
-	Probs []float64
+	Key    []float32
+	Label  int
+	Probs  []float64
+	Values []float64
 }
 
 // Scores are one image's logits and their two parts.
@@ -171,11 +173,19 @@ func ResidualTFUP(f []float32, cos []float64, entries []Entry, classes int, alph
 	return out
 }
 
-// ResidualTip is Tip-Adapter's cache: α·Σ_j exp(−β(1 − f·F_j))·onehot(label_j).
+// ResidualTip is Tip-Adapter's cache: α·Σ_j exp(−β(1 − f·F_j))·V_j, V_j the entry's values (one-hot
+// of its label unless solved).
 func ResidualTip(f []float32, entries []Entry, classes int, alpha, beta float64) []float64 {
 	out := make([]float64, classes)
 	for _, e := range entries {
-		out[e.Label] += alpha * math.Exp(-beta*(1-Dot(f, e.Key)))
+		a := alpha * math.Exp(-beta*(1-Dot(f, e.Key)))
+		if e.Values == nil {
+			out[e.Label] += a
+			continue
+		}
+		for c, v := range e.Values {
+			out[c] += a * v
+		}
 	}
 	return out
 }

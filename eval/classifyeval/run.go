@@ -355,13 +355,28 @@ func (r *Report) tip(ctx context.Context, svc *classify.Service, train *dataset.
 	if err != nil {
 		return err
 	}
-	r.add(fmt.Sprintf("%d-shot Tip-Adapter", shots), accuracy(scores, labels), len(feats),
+	name := fmt.Sprintf("%d-shot Tip-Adapter", shots)
+	r.add(name, accuracy(scores, labels), len(feats),
 		fmt.Sprintf("%d labelled training images (seed %d), α = %g, β = %g", len(idx), r.cfg.Seed, built.Alpha, built.Beta))
-	return r.tuned(ctx, svc, col.ID, fmt.Sprintf("%d-shot Tip-Adapter", shots), labels, feats)
+	if err := r.tuned(ctx, svc, col.ID, name, labels, feats); err != nil {
+		return err
+	}
+	// The same keys with their votes solved (classify.ValuesSolved).
+	built, err = svc.Build(ctx, col.ID, cachet.BuildRequest{Method: string(classify.MethodTip), Values: string(classify.ValuesSolved)})
+	if err != nil {
+		return err
+	}
+	if scores, err = classifyAll(ctx, svc, col.ID, feats, 256); err != nil {
+		return err
+	}
+	r.add(name+", solved values", accuracy(scores, labels), len(feats),
+		fmt.Sprintf("α = %g, β = %g, λ = %g", built.Alpha, built.Beta, built.Model.Lambda))
+	return r.tuned(ctx, svc, col.ID, name+", solved values", labels, feats)
 }
 
-// tuned reports the collection's cache model with α and β chosen on the validation images (the last
-// Validation training items, never a test image): the per-collection knob, searched as Tip-Adapter does.
+// tuned reports the collection's cache model with α and β (and, for solved values, λ) chosen on the
+// validation images (the last Validation training items, never a test image): the per-collection knobs,
+// searched as Tip-Adapter does.
 func (r *Report) tuned(ctx context.Context, svc *classify.Service, id, name string, labels []int, feats [][]float32) error {
 	if r.val == nil {
 		return nil
@@ -370,20 +385,16 @@ func (r *Report) tuned(ctx context.Context, svc *classify.Service, id, name stri
 	if err != nil {
 		return err
 	}
-	best, bestAcc := *m, -1.0
-	// α runs far past the paper's range: on these features the labelled keys are worth more than the
-	// zero-shot head (at large α the cache is a kernel-weighted nearest-neighbour vote).
-	for _, a := range []float64{0.03, 0.1, 0.3, 1, 3, 10, 30, 100, 300, 1000, 3000, 10000} {
-		for _, b := range []float64{1, 2, 5.5, 10, 20, 50, 100} {
-			try := *m
-			try.Alpha, try.Beta = a, b
-			if acc := scoreLocal(&try, r.val.feats, r.val.labels); acc > bestAcc {
-				best, bestAcc = try, acc
-			}
-		}
+	best, bestAcc, err := tune(m, r.val)
+	if err != nil {
+		return err
 	}
-	r.add(name+", α/β tuned", scoreLocal(&best, feats, labels), len(feats),
-		fmt.Sprintf("α = %g, β = %g chosen on %d held-out training images (%.1f %% there)", best.Alpha, best.Beta, len(r.val.labels), 100*bestAcc))
+	knobs := fmt.Sprintf("α = %g, β = %g", best.Alpha, best.Beta)
+	if best.Values == classify.ValuesSolved {
+		knobs += fmt.Sprintf(", λ = %g", best.Lambda)
+	}
+	r.add(name+", tuned", scoreLocal(&best, feats, labels), len(feats),
+		fmt.Sprintf("%s chosen on %d held-out training images (%.1f %% there)", knobs, len(r.val.labels), 100*bestAcc))
 	return nil
 }
 

@@ -1,0 +1,93 @@
+package classify_test
+
+import (
+	"math"
+	"testing"
+
+	"github.com/cachetlab/cachet"
+	"github.com/cachetlab/cachet/classify"
+)
+
+func unit(x, y float64) []float32 {
+	n := math.Hypot(x, y)
+	return []float32{float32(x / n), float32(y / n)}
+}
+
+// TestSolvedValuesDiscountRedundantKeys: three near-identical keys of class 0 sit close to one key of class
+// 1. Tip-Adapter's one-hot votes let the crowd outvote the class-1 key even on the class-1 key itself;
+// solved votes fit every labelled key, so each key's own image gets its label back.
+func TestSolvedValuesDiscountRedundantKeys(t *testing.T) {
+	entries := []classify.Entry{
+		{Key: unit(1, 0), Label: 0}, {Key: unit(1, 0.01), Label: 0}, {Key: unit(1, -0.01), Label: 0},
+		{Key: unit(1, 0.3), Label: 1},
+	}
+	const alpha, beta = 1.0, 5.0
+	values, err := classify.SolveValues(entries, 2, beta, 0.01)
+	if err != nil {
+		t.Fatal(err)
+	}
+	solved := make([]classify.Entry, len(entries))
+	for i, e := range entries {
+		e.Values = values[i]
+		solved[i] = e
+	}
+	tests := []struct {
+		name    string
+		entries []classify.Entry
+		want    int
+	}{
+		{"one-hot votes", entries, 0},
+		{"solved votes", solved, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := classify.ResidualTip(entries[3].Key, tc.entries, 2, alpha, beta)
+			if classify.Argmax(got) != tc.want {
+				t.Fatalf("the class-1 key's own image scores %v; want class %d", got, tc.want)
+			}
+		})
+	}
+	// The fit reproduces every key's one-hot label within the ridge's shrinkage.
+	for i, e := range entries {
+		got := classify.ResidualTip(e.Key, solved, 2, 1, beta)
+		if math.Abs(got[e.Label]-1) > 0.1 || math.Abs(got[1-e.Label]) > 0.1 {
+			t.Errorf("key %d (label %d): cache gives %v, want its one-hot label", i, e.Label, got)
+		}
+	}
+}
+
+func TestSolveValuesRejectsBadInput(t *testing.T) {
+	entries := []classify.Entry{{Key: unit(1, 0), Label: 0}, {Key: unit(0, 1), Label: 1}}
+	tests := []struct {
+		name   string
+		lambda float64
+		labels int
+		domain bool // a user's error (invalid argument), not an internal one
+	}{
+		{"zero lambda", 0, 2, true},
+		{"NaN lambda", math.NaN(), 2, true},
+		{"label outside the classes", 0.1, 1, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := classify.SolveValues(entries, tc.labels, 1, tc.lambda)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if got := cachet.CodeOf(err) == cachet.CodeInvalidArgument; got != tc.domain {
+				t.Fatalf("%v: invalid argument = %v, want %v", err, got, tc.domain)
+			}
+		})
+	}
+}
+
+func TestParseValues(t *testing.T) {
+	for in, want := range map[string]classify.Values{"": classify.ValuesLabels, "labels": classify.ValuesLabels, "solved": classify.ValuesSolved} {
+		if got, err := classify.ParseValues(in); err != nil || got != want {
+			t.Errorf("ParseValues(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if _, err := classify.ParseValues("Solved"); cachet.CodeOf(err) != cachet.CodeInvalidArgument {
+		t.Errorf("ParseValues(Solved): %v; want invalid argument", err)
+	}
+}
