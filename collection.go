@@ -27,6 +27,8 @@ type CacheModelInfo struct {
 	Entries      int       `json:"entries"`
 	PerClass     int       `json:"per_class"`
 	Samples      int       `json:"samples"`
+	Alpha        float64   `json:"alpha"`            // the α and β it scores with: the collection's, or tuned at build
+	Beta         float64   `json:"beta"`             //
 	Values       string    `json:"values"`           // tip-adapter: "labels" (one-hot votes) or "solved"
 	Lambda       float64   `json:"lambda,omitempty"` // the ridge solved values were solved with
 	BuildSeconds float64   `json:"build_seconds"`
@@ -56,6 +58,9 @@ type BuildRequest struct {
 	// default).
 	Values string
 	Lambda *float64
+	// Tune (Tip-Adapter) picks α and β (and λ) for this model by leave-one-out accuracy on the labelled
+	// samples instead of using the collection's α and β.
+	Tune bool
 }
 
 // ClassifyRequest classifies images against a collection's cache model, or against the model's built-in

@@ -38,6 +38,7 @@ type (
 		Method string   `json:"method,omitempty"` // "tfup", "tip-adapter" or empty (automatic)
 		Values string   `json:"values,omitempty"` // tip-adapter: "labels" (default) or "solved"
 		Lambda *float64 `json:"lambda,omitempty"` // the solve's ridge (values "solved")
+		Tune   bool     `json:"tune,omitempty"`   // tip-adapter: α, β (and λ) by leave-one-out on the labelled samples
 	}
 	// ClassifyBody is POST /v1/classify: Collection empty → the model's built-in classes, zero-shot.
 	ClassifyBody struct {
@@ -156,7 +157,7 @@ func (s *Server) buildCollection(c *gin.Context) {
 	if svc == nil || !bindJSON(c, &b, true) {
 		return
 	}
-	col, err := svc.Build(c.Request.Context(), c.Param("id"), cachet.BuildRequest{Method: b.Method, Values: b.Values, Lambda: b.Lambda})
+	col, err := svc.Build(c.Request.Context(), c.Param("id"), cachet.BuildRequest{Method: b.Method, Values: b.Values, Lambda: b.Lambda, Tune: b.Tune})
 	if err != nil {
 		writeError(c, err)
 		return

@@ -48,6 +48,9 @@ func (s *Service) Build(ctx context.Context, id string, req cachet.BuildRequest)
 	if req.Lambda != nil && (values != ValuesSolved || math.IsNaN(lambda) || lambda <= 0 || lambda > 1e6) {
 		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "lambda (got %v) must be in (0, 1e6] and goes with values %q", lambda, ValuesSolved)
 	}
+	if req.Tune && method != MethodTip {
+		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "tune picks α and β on labelled samples; build with method %q", MethodTip)
+	}
 	if len(rows) == 0 {
 		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "collection %q has no samples; add images with POST /v1/collections/%s/samples", c.Name, id)
 	}
@@ -90,7 +93,11 @@ func (s *Service) Build(ctx context.Context, id string, req cachet.BuildRequest)
 			perClass = max(perClass, n)
 		}
 		m.Values, m.Lambda = values, lambda
-		if err := m.Resolve(); err != nil {
+		if req.Tune && len(m.Entries) >= 2 {
+			if _, err := TuneLeaveOneOut(m); err != nil {
+				return nil, err
+			}
+		} else if err := m.Resolve(); err != nil {
 			return nil, err
 		}
 	}

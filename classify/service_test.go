@@ -95,6 +95,15 @@ func TestBuildClassifyAndAtomicRebuild(t *testing.T) {
 		}
 	}
 
+	// Tuned at build: α, β and λ come from the grid by leave-one-out, and the model reports them.
+	tuned, err := svc.Build(ctx, col.ID, cachet.BuildRequest{Method: "tip-adapter", Values: "solved", Tune: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tuned.Model.Values != "solved" || tuned.Model.Alpha <= 0 || tuned.Model.Beta < 1 || tuned.Model.Lambda <= 0 || tuned.Alpha != alpha {
+		t.Fatalf("tuned build: collection α %v, model %+v", tuned.Alpha, tuned.Model)
+	}
+
 	tfup := build(classify.MethodTFUP) // K = clamp(⌊0.3·32/2⌋, 9, 16) = 9 per class
 	if tfup.Model.Method != "tfup" || tfup.Model.PerClass != 9 || tfup.Model.Entries != 18 || tfup.Model.ID == tip.Model.ID {
 		t.Fatalf("tfup build: %+v", tfup.Model)
@@ -214,6 +223,10 @@ func TestServiceRejectsBadInput(t *testing.T) {
 		}, cachet.CodeInvalidArgument},
 		{"lambda without solved values", func() error {
 			_, err := svc.Build(ctx, col.ID, cachet.BuildRequest{Method: "tip-adapter", Lambda: &alpha})
+			return err
+		}, cachet.CodeInvalidArgument},
+		{"tune for TFUP", func() error {
+			_, err := svc.Build(ctx, col.ID, cachet.BuildRequest{Method: "tfup", Tune: true})
 			return err
 		}, cachet.CodeInvalidArgument},
 		{"non-positive lambda", func() error {

@@ -91,3 +91,36 @@ func TestParseValues(t *testing.T) {
 		t.Errorf("ParseValues(Solved): %v; want invalid argument", err)
 	}
 }
+
+// TestTuneLeaveOneOut: the zero-shot head has the two classes swapped, while each class's keys form a tight
+// cluster. Leave-one-out must find that the cache has to outweigh the head (a large α).
+func TestTuneLeaveOneOut(t *testing.T) {
+	head, err := classify.NewHead([]string{"a", "b"}, [][]float64{{0, 1}, {1, 0}}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entries []classify.Entry
+	for i := range 4 {
+		d := 0.05 * float64(i)
+		entries = append(entries, classify.Entry{Key: unit(1, d), Label: 0}, classify.Entry{Key: unit(d, 1), Label: 1})
+	}
+	for _, values := range []classify.Values{classify.ValuesLabels, classify.ValuesSolved} {
+		t.Run(string(values), func(t *testing.T) {
+			m := &classify.Model{Method: classify.MethodTip, Head: head, Entries: entries, Alpha: 0.3, Beta: 1, Values: values, Lambda: classify.DefaultLambda}
+			acc, err := classify.TuneLeaveOneOut(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if acc != 1 || m.Alpha < 100 {
+				t.Fatalf("leave-one-out accuracy %v at α %v, β %v, λ %v; want 1 with the cache outweighing the head", acc, m.Alpha, m.Beta, m.Lambda)
+			}
+			// The model now scores with what was chosen, solved values included.
+			if got := m.Score(unit(1, 0.02), nil); classify.Argmax(got.Logits) != 0 {
+				t.Fatalf("a class-a image scores %+v", got)
+			}
+			if values == classify.ValuesSolved && m.Entries[0].Values == nil {
+				t.Fatal("solved values were not re-solved at the chosen β and λ")
+			}
+		})
+	}
+}

@@ -70,22 +70,22 @@ func isBadUUID(err error) bool {
 const collectionCols = `c.id::text, c.name, c.labels, c.alpha, c.beta, c.created_at,
 	(SELECT count(*) FROM collection_samples s WHERE s.collection_id = c.id),
 	(SELECT count(*) FROM collection_samples s WHERE s.collection_id = c.id AND s.label IS NOT NULL),
-	m.id, m.method, m.feature_key, m.entries, m.per_class, m.samples, m.build_seconds, m.created_at, m.values_kind, m.ridge_lambda`
+	m.id, m.method, m.feature_key, m.entries, m.per_class, m.samples, m.build_seconds, m.created_at, m.values_kind, m.ridge_lambda, m.alpha, m.beta`
 
 func scanCollection(row pgx.Row) (*cachet.Collection, error) {
 	var c cachet.Collection
 	var mid *int64
 	var method, key, values *string
 	var entries, perClass, samples *int
-	var secs, lambda *float64
+	var secs, lambda, alpha, beta *float64
 	var built *time.Time
 	if err := row.Scan(&c.ID, &c.Name, &c.Labels, &c.Alpha, &c.Beta, &c.CreatedAt, &c.Samples, &c.Labelled,
-		&mid, &method, &key, &entries, &perClass, &samples, &secs, &built, &values, &lambda); err != nil {
+		&mid, &method, &key, &entries, &perClass, &samples, &secs, &built, &values, &lambda, &alpha, &beta); err != nil {
 		return nil, err
 	}
 	if mid != nil {
 		c.Model = &cachet.CacheModelInfo{ID: *mid, Method: *method, FeatureKey: *key, Entries: *entries, PerClass: *perClass,
-			Samples: *samples, BuildSeconds: *secs, BuiltAt: *built, Values: *values}
+			Samples: *samples, BuildSeconds: *secs, BuiltAt: *built, Values: *values, Alpha: *alpha, Beta: *beta}
 		if lambda != nil {
 			c.Model.Lambda = *lambda
 		}

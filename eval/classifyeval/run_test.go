@@ -43,14 +43,15 @@ func TestRunSmall(t *testing.T) {
 		}
 		acc[strings.SplitN(m.Name, " (", 2)[0]] = m.Accuracy
 	}
-	if len(r.Methods) != 10 {
+	if len(r.Methods) != 11 {
 		t.Fatalf("%d methods reported: %+v", len(r.Methods), r.Methods)
 	}
 	if acc["reference: evaluator CNN"] < 0.85 || acc["reference: 5-NN on pixels"] < 0.6 {
 		t.Fatalf("references: %v", acc)
 	}
-	if !strings.Contains(r.Methods[5].Name, "solved values") || !strings.Contains(r.Methods[6].Note, "λ = ") {
-		t.Errorf("the solved-values rows: %+v", r.Methods[5:7])
+	if !strings.Contains(r.Methods[5].Name, "solved values") || !strings.Contains(r.Methods[6].Note, "λ = ") ||
+		!strings.Contains(r.Methods[7].Note, "leave-one-out") {
+		t.Errorf("the solved-values rows: %+v", r.Methods[5:8])
 	}
 	if r.Pseudo.Entries != 9*dataset.NumClasses || r.Latency.ImagesPerSecond <= 0 || r.Latency.FeaturesMS <= 0 || len(r.BlockStudy) == 0 {
 		t.Fatalf("report: %+v", r)

@@ -6,14 +6,6 @@ import (
 	"github.com/cachetlab/cachet/classify"
 )
 
-// Search grids. α runs far past the papers' range: on these features the labelled keys are worth more
-// than the zero-shot head (at large α the cache decides alone).
-var (
-	tuneAlphas  = []float64{0.03, 0.1, 0.3, 1, 3, 10, 30, 100, 300, 1000, 3000, 10000}
-	tuneBetas   = []float64{1, 2, 5.5, 10, 20, 50, 100}
-	tuneLambdas = []float64{0.03, 0.1, 0.3, 1}
-)
-
 // tune picks the model's α, β (and λ for solved values) with the best accuracy on val. The cache's
 // residual is linear in α, so each β (and λ) scores the images once and every α reuses the parts.
 func tune(m *classify.Model, val *validation) (classify.Model, float64, error) {
@@ -23,12 +15,12 @@ func tune(m *classify.Model, val *validation) (classify.Model, float64, error) {
 	}
 	lambdas := []float64{m.Lambda}
 	if m.Values == classify.ValuesSolved {
-		lambdas = tuneLambdas
+		lambdas = classify.TuneLambdas
 	}
 	best, bestAcc := *m, -1.0
 	scores := make([]classify.Scores, len(feats))
 	logits := make([]float64, len(m.Head.Labels))
-	for _, b := range tuneBetas {
+	for _, b := range classify.TuneBetas {
 		for _, l := range lambdas {
 			try := *m
 			try.Alpha, try.Beta, try.Lambda = 1, b, l
@@ -39,7 +31,7 @@ func tune(m *classify.Model, val *validation) (classify.Model, float64, error) {
 			for i, f := range feats {
 				scores[i] = try.Score(f, nil)
 			}
-			for _, a := range tuneAlphas {
+			for _, a := range classify.TuneAlphas {
 				correct := 0
 				for i, s := range scores {
 					for c := range logits {

@@ -1,0 +1,124 @@
+package classify
+
+import (
+	"fmt"
+	"math"
+
+	"gonum.org/v1/gonum/mat"
+)
+
+// The search grids of tuning (leave-one-out here, held-out images in the evaluation): α past the papers'
+// range (on weak features the labelled keys may be worth more than the zero-shot head), β from broad to
+// sharp affinities, λ around DefaultLambda.
+var (
+	TuneAlphas  = []float64{0.03, 0.1, 0.3, 1, 3, 10, 30, 100, 300, 1000, 3000, 10000}
+	TuneBetas   = []float64{1, 2, 5.5, 10, 20, 50, 100}
+	TuneLambdas = []float64{0.03, 0.1, 0.3, 1}
+)
+
+// TuneLeaveOneOut picks a labelled cache's α and β (and λ for solved values) by leave-one-out accuracy on
+// its own keys: each key is classified by the zero-shot head plus the cache without it. No held-out data is
+// needed, and for solved values the left-out prediction has a closed form (with A = (K + λI)⁻¹ and V = A·Y,
+// key i's cache without it is Y_i − V_i / A_ii), so the search costs one inverse per (β, λ). Ties keep the
+// first setting in grid order (the smallest β, λ and α). It returns the accuracy reached.
+func TuneLeaveOneOut(m *Model) (float64, error) {
+	n, classes := len(m.Entries), len(m.Head.Labels)
+	if n < 2 {
+		return 0, fmt.Errorf("classify: leave-one-out needs two keys or more (got %d)", n)
+	}
+	zero := make([][]float64, n)
+	for i, e := range m.Entries {
+		zero[i] = m.Head.Cosines(e.Key)
+		for c := range zero[i] {
+			zero[i][c] *= LogitScale
+		}
+	}
+	dots := mat.NewSymDense(n, nil)
+	for i := range n {
+		for j := i; j < n; j++ {
+			dots.SetSym(i, j, Dot(m.Entries[i].Key, m.Entries[j].Key))
+		}
+	}
+	lambdas := []float64{m.Lambda}
+	if m.Values == ValuesSolved {
+		lambdas = TuneLambdas
+	}
+	bestAcc := -1.0
+	var bestAlpha, bestBeta, bestLambda float64
+	cache := make([][]float64, n)
+	for i := range cache {
+		cache[i] = make([]float64, classes)
+	}
+	logits := make([]float64, classes)
+	for _, beta := range TuneBetas {
+		for _, lambda := range lambdas {
+			if err := leaveOneOutCache(cache, m, dots, beta, lambda); err != nil {
+				return 0, err
+			}
+			for _, alpha := range TuneAlphas {
+				correct := 0
+				for i, e := range m.Entries {
+					for c := range logits {
+						logits[c] = zero[i][c] + alpha*cache[i][c]
+					}
+					if Argmax(logits) == e.Label {
+						correct++
+					}
+				}
+				if acc := float64(correct) / float64(n); acc > bestAcc {
+					bestAcc, bestAlpha, bestBeta, bestLambda = acc, alpha, beta, lambda
+				}
+			}
+		}
+	}
+	m.Alpha, m.Beta, m.Lambda = bestAlpha, bestBeta, bestLambda
+	return bestAcc, m.Resolve()
+}
+
+// leaveOneOutCache fills cache[i] with the residual (α = 1) key i gets from the other keys at β (and λ).
+func leaveOneOutCache(cache [][]float64, m *Model, dots *mat.SymDense, beta, lambda float64) error {
+	n := len(m.Entries)
+	k := mat.NewSymDense(n, nil)
+	for i := range n {
+		for j := i; j < n; j++ {
+			k.SetSym(i, j, math.Exp(-beta*(1-dots.At(i, j))))
+		}
+	}
+	if m.Values != ValuesSolved {
+		for i := range n {
+			clear(cache[i])
+			for j, e := range m.Entries {
+				if j != i {
+					cache[i][e.Label] += k.At(i, j)
+				}
+			}
+		}
+		return nil
+	}
+	for i := range n {
+		k.SetSym(i, i, k.At(i, i)+lambda)
+	}
+	var chol mat.Cholesky
+	if !chol.Factorize(k) {
+		return fmt.Errorf("classify: the cache's affinity matrix (%d keys, β %v, λ %v) is not positive definite", n, beta, lambda)
+	}
+	var inv mat.SymDense
+	if err := chol.InverseTo(&inv); err != nil {
+		return fmt.Errorf("classify: inverting the cache's affinities: %w", err)
+	}
+	for i := range n {
+		clear(cache[i])
+		aii := inv.At(i, i)
+		for c := range cache[i] {
+			v := 0.0 // V_ic = Σ_j A_ij·Y_jc
+			for j, e := range m.Entries {
+				if e.Label == c {
+					v += inv.At(i, j)
+				}
+			}
+			cache[i][c] = -v / aii
+		}
+		cache[i][m.Entries[i].Label]++
+	}
+	return nil
+}

@@ -1,0 +1,61 @@
+package classify
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"gonum.org/v1/gonum/mat"
+)
+
+// TestLeaveOneOutClosedForm checks the closed-form left-out cache against the definition: drop key i,
+// build the cache from the others (solving their values anew), score key i.
+func TestLeaveOneOutClosedForm(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	const n, classes, dims = 12, 3, 6
+	entries := make([]Entry, n)
+	for i := range entries {
+		v := make([]float64, dims)
+		for d := range v {
+			v[d] = rng.NormFloat64()
+		}
+		entries[i] = Entry{Key: Normalize(v), Label: i % classes}
+	}
+	for _, values := range []Values{ValuesLabels, ValuesSolved} {
+		t.Run(string(values), func(t *testing.T) {
+			m := &Model{Method: MethodTip, Head: &Head{Labels: []string{"a", "b", "c"}}, Entries: entries, Values: values, Lambda: 0.2}
+			dots := mat.NewSymDense(n, nil)
+			for i := range n {
+				for j := i; j < n; j++ {
+					dots.SetSym(i, j, Dot(entries[i].Key, entries[j].Key))
+				}
+			}
+			const beta = 3.0
+			got := make([][]float64, n)
+			for i := range got {
+				got[i] = make([]float64, classes)
+			}
+			if err := leaveOneOutCache(got, m, dots, beta, m.Lambda); err != nil {
+				t.Fatal(err)
+			}
+			for i := range n {
+				rest := append(append([]Entry{}, entries[:i]...), entries[i+1:]...)
+				if values == ValuesSolved {
+					vs, err := SolveValues(rest, classes, beta, m.Lambda)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for j := range rest {
+						rest[j].Values = vs[j]
+					}
+				}
+				want := ResidualTip(entries[i].Key, rest, classes, 1, beta)
+				for c := range want {
+					if math.Abs(got[i][c]-want[c]) > 1e-4 {
+						t.Fatalf("key %d: closed form %v, refit %v", i, got[i], want)
+					}
+				}
+			}
+		})
+	}
+}
