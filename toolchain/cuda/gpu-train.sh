@@ -7,9 +7,11 @@
 # 1. Compiles gotch's libtch against the machine's libtorch (libtch.py) and checks that the binary sees CUDA.
 # 2. `train base --init-from weights/base.safetensors` for about half the budget (BASE_ARGS adds or overrides
 #    flags), then `convert f16`
-#    (TRAIN_BASE=0 skips this and keeps the shipped base).
+#    (TRAIN_BASE=0 skips this and keeps the shipped base). BASE_INIT= (empty) trains a base from scratch
+#    instead, e.g. a larger one: BASE_INIT= BASE_ARGS="--width 384 --depth 8 --lr 1e-3 --warmup 500".
 # 3. `train adapters --init-from weights/adapters.safetensors` against that base for the rest of the budget
-#    (ADAPTER_ARGS likewise). DEVICE=cpu with LIBTORCH_LIB/LIBTORCH_INCLUDE is a dry run on a CPU machine.
+#    (ADAPTER_ARGS likewise; ADAPTER_INIT= starts fresh adapters, which a base of another shape needs).
+#    DEVICE=cpu with LIBTORCH_LIB/LIBTORCH_INCLUDE is a dry run on a CPU machine.
 # Each job's --steps is sized from a short probe of its rate, so its cosine schedule ends inside the
 # budget. Results land in OUTDIR as they are made: weights, CSV logs and log.txt.
 set -euo pipefail
@@ -76,11 +78,15 @@ run() {
 }
 
 common=(--device "$device" --torch-threads "${THREADS:-4}" --data "$work/data")
+# init FLAGVALUE: --init-from and the value, or nothing when the value is empty (train from scratch).
+init() { [ -z "$1" ] || printf -- '--init-from\n%s\n' "$1"; }
+mapfile -t base_init < <(init "${BASE_INIT-weights/base.safetensors}")
+mapfile -t adapter_init < <(init "${ADAPTER_INIT-weights/adapters.safetensors}")
 base=weights/base.safetensors
 if [ "${TRAIN_BASE:-1}" = 1 ]; then # TRAIN_BASE=0: the adapters only, for the shipped base
-	run base base $(($(left) * 55 / 100 - 30)) "${common[@]}" --init-from weights/base.safetensors --batch 512 --lr 3e-4 --warmup 300 ${BASE_ARGS:-}
+	run base base $(($(left) * 55 / 100 - 30)) "${common[@]}" "${base_init[@]}" --batch 512 --lr 3e-4 --warmup 300 ${BASE_ARGS:-}
 	"$bin" convert f16 --in "$work/base.safetensors" --out "$out/base.safetensors" | tee -a "$out/log.txt"
 	base=$out/base.safetensors
 fi
-run adapters adapters $(($(left) - 40)) "${common[@]}" --weights "$base" --init-from weights/adapters.safetensors --lr 5e-4 --seed 8 ${ADAPTER_ARGS:-} && cp "$work/adapters.safetensors" "$out/"
+run adapters adapters $(($(left) - 40)) "${common[@]}" --weights "$base" "${adapter_init[@]}" --lr 5e-4 --seed 8 ${ADAPTER_ARGS:-} && cp "$work/adapters.safetensors" "$out/"
 log "done"
