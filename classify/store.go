@@ -15,10 +15,10 @@ import (
 )
 
 // KeyDims is the size of the indexed retrieval key (cache_entries.key is vector(1536)); MaxDims bounds a
-// feature (pgvector's vector type holds at most 16,000 values).
+// feature (stored as real[]: 256 KB a sample at the bound).
 const (
 	KeyDims = 1536
-	MaxDims = 16000
+	MaxDims = 65536
 )
 
 // retrievalKey is what the HNSW index searches for feature v: v zero-padded when it fits (cosines are
@@ -152,7 +152,7 @@ func (s *store) addSamples(ctx context.Context, collectionID string, rows []samp
 		b := &pgx.Batch{}
 		for i, r := range rows {
 			b.Queue(`INSERT INTO collection_samples (collection_id, label, pixels, feature_key, features)
-				VALUES ($1::uuid, $2, $3, $4, $5) RETURNING id`, collectionID, r.label, r.pixels, r.key, pgvector.NewVector(r.features)).
+				VALUES ($1::uuid, $2, $3, $4, $5) RETURNING id`, collectionID, r.label, r.pixels, r.key, r.features).
 				QueryRow(func(row pgx.Row) error { return row.Scan(&ids[i]) })
 		}
 		return tx.SendBatch(ctx, b).Close()
@@ -173,11 +173,9 @@ func (s *store) samples(ctx context.Context, collectionID string) ([]sampleRow, 
 	var out []sampleRow
 	for rows.Next() {
 		var r sampleRow
-		var v pgvector.Vector
-		if err := rows.Scan(&r.id, &r.label, &r.pixels, &r.key, &v); err != nil {
+		if err := rows.Scan(&r.id, &r.label, &r.pixels, &r.key, &r.features); err != nil {
 			return nil, fmt.Errorf("classify: reading samples: %w", err)
 		}
-		r.features = v.Slice()
 		out = append(out, r)
 	}
 	return out, rows.Err()
@@ -187,7 +185,7 @@ func (s *store) samples(ctx context.Context, collectionID string) ([]sampleRow, 
 func (s *store) updateFeatures(ctx context.Context, rows []sampleRow) error {
 	b := &pgx.Batch{}
 	for _, r := range rows {
-		b.Queue(`UPDATE collection_samples SET feature_key = $2, features = $3 WHERE id = $1`, r.id, r.key, pgvector.NewVector(r.features))
+		b.Queue(`UPDATE collection_samples SET feature_key = $2, features = $3 WHERE id = $1`, r.id, r.key, r.features)
 	}
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("classify: updating sample features: %w", err)
@@ -257,7 +255,7 @@ func (s *store) writeModel(ctx context.Context, b builtModel) (int64, error) {
 				if e.Values != nil {
 					values = e.Values
 				}
-				return []any{id, i, b.sampleIDs[i], e.Label, probs, values, pgvector.NewVector(e.Key), keys[i]}, nil
+				return []any{id, i, b.sampleIDs[i], e.Label, probs, values, e.Key, keys[i]}, nil
 			})); err != nil {
 			return err
 		}
@@ -324,11 +322,10 @@ func loadEntries(ctx context.Context, tx pgx.Tx, m *Model) error {
 	for rows.Next() {
 		var e Entry
 		var probs, values []float64
-		var key pgvector.Vector
-		if err := rows.Scan(&e.Label, &probs, &values, &key); err != nil {
+		if err := rows.Scan(&e.Label, &probs, &values, &e.Key); err != nil {
 			return fmt.Errorf("classify: reading cache entries: %w", err)
 		}
-		e.Probs, e.Values, e.Key = probs, values, key.Slice()
+		e.Probs, e.Values = probs, values
 		m.Entries = append(m.Entries, e)
 	}
 	return rows.Err()

@@ -1,9 +1,14 @@
 package classify
 
 import (
+	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
+
+	"github.com/cachetlab/cachet/internal/testenv"
 )
 
 func TestRetrievalKey(t *testing.T) {
@@ -64,6 +69,30 @@ func TestRetrievalKey(t *testing.T) {
 		}
 	}
 	if _, err := retrievalKey(make([]float32, MaxDims+1)); err == nil {
-		t.Fatal("accepted a feature longer than pgvector holds")
+		t.Fatal("accepted a feature longer than MaxDims")
+	}
+}
+
+// TestStoreHoldsLongFeatures: features longer than pgvector's vector type allows (every token of a block
+// on the default model: 16,384 values) are stored and read back exactly.
+func TestStoreHoldsLongFeatures(t *testing.T) {
+	db := testenv.DB(t)
+	st := &store{pool: db.Pool}
+	ctx := context.Background()
+	col, err := st.createCollection(ctx, "long-features-"+t.Name()+fmt.Sprint(rand.Int64()), []string{"a", "b"}, DefaultAlpha, DefaultBeta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.deleteCollection(context.Background(), col.ID) })
+	long := make([]float32, 16384)
+	for i := range long {
+		long[i] = float32(i%97) / 97
+	}
+	if _, err := st.addSamples(ctx, col.ID, []sampleRow{{pixels: []byte{1}, key: "k", features: long}}); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := st.samples(ctx, col.ID)
+	if err != nil || len(rows) != 1 || !slices.Equal(rows[0].features, long) {
+		t.Fatalf("read back %d rows, %v", len(rows), err)
 	}
 }

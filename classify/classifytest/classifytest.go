@@ -22,10 +22,11 @@ func ModelConfig() model.Config {
 		Prediction: model.PredictFlow, Cond: model.CondText, Vocabulary: dataset.Vocabulary(), MaxWords: 10, TextWidth: 16, TextDepth: 1}
 }
 
-// Config is a fast service configuration: two pooled blocks, 2 prototype images per class at 2 steps.
+// Config is a fast service configuration for the test model: two pooled blocks over its 4×4 tokens, 2
+// prototype images per class at 2 steps.
 func Config() classify.Config {
 	c := classify.DefaultConfig()
-	c.Blocks = []int{1, 2}
+	c.Blocks, c.Grid = []int{1, 2}, 4
 	c.Head = classify.HeadConfig{Samples: 2, Steps: 2, Guidance: 1, Seed: 1}
 	c.MaxImages = 64
 	return c
