@@ -19,88 +19,93 @@ var (
 // TuneLeaveOneOut picks a labelled cache's α and β (and λ for solved values) by leave-one-out accuracy on
 // its own keys: each key is classified by the zero-shot head plus the cache without it. No held-out data is
 // needed, and for solved values the left-out prediction has a closed form (with A = (K + λI)⁻¹ and V = A·Y,
-// key i's cache without it is Y_i − V_i / A_ii), so the search costs one inverse per (β, λ). Ties keep the
-// first setting in grid order (the smallest β, λ and α). It returns the accuracy reached.
+// key i's cache without it is Y_i − V_i / A_ii), so the search costs one inverse per (β, λ). It returns the
+// accuracy reached.
 func TuneLeaveOneOut(m *Model) (float64, error) {
 	n, classes := len(m.Entries), len(m.Head.Labels)
 	if n < 2 {
 		return 0, fmt.Errorf("classify: leave-one-out needs two keys or more (got %d)", n)
 	}
 	zero := make([][]float64, n)
+	labels := make([]int, n)
 	for i, e := range m.Entries {
 		zero[i] = m.Head.Cosines(e.Key)
 		for c := range zero[i] {
 			zero[i][c] *= LogitScale
 		}
+		labels[i] = e.Label
 	}
-	dots := mat.NewSymDense(n, nil)
-	for i := range n {
-		for j := i; j < n; j++ {
-			dots.SetSym(i, j, Dot(m.Entries[i].Key, m.Entries[j].Key))
-		}
-	}
-	lambdas := []float64{m.Lambda}
-	if m.Values == ValuesSolved {
-		lambdas = TuneLambdas
-	}
-	bestAcc := -1.0
-	var bestAlpha, bestBeta, bestLambda float64
+	dots := keyDots(m.Entries)
 	cache := make([][]float64, n)
 	for i := range cache {
 		cache[i] = make([]float64, classes)
 	}
-	logits := make([]float64, classes)
+	k, acc, err := SearchKnobs(m, labels, func(beta, lambda float64) ([][]float64, [][]float64, error) {
+		return zero, cache, leaveOneOutCache(cache, m, dots, beta, lambda)
+	})
+	if err != nil {
+		return 0, err
+	}
+	m.Alpha, m.Beta, m.Lambda = k.Alpha, k.Beta, k.Lambda
+	return acc, m.Resolve()
+}
+
+// Knobs are a cache model's α, β and λ.
+type Knobs struct{ Alpha, Beta, Lambda float64 }
+
+// SearchKnobs searches TuneAlphas × TuneBetas (× TuneLambdas for solved values; else m's λ) for the best
+// accuracy of argmax(zero_i + α·cache_i) against labels. parts gives each item's zero-shot logits and its
+// cache residual at α = 1 for a β and λ: the residual is linear in α, so each (β, λ) is scored once and
+// every α reuses it. Ties keep the first setting in grid order (the smallest β, λ and α).
+func SearchKnobs(m *Model, labels []int, parts func(beta, lambda float64) (zero, cache [][]float64, err error)) (Knobs, float64, error) {
+	lambdas := []float64{m.Lambda}
+	if m.Values == ValuesSolved {
+		lambdas = TuneLambdas
+	}
+	best, bestAcc := Knobs{}, -1.0
+	logits := make([]float64, len(m.Head.Labels))
 	for _, beta := range TuneBetas {
 		for _, lambda := range lambdas {
-			if err := leaveOneOutCache(cache, m, dots, beta, lambda); err != nil {
-				return 0, err
+			zero, cache, err := parts(beta, lambda)
+			if err != nil {
+				return Knobs{}, 0, err
 			}
 			for _, alpha := range TuneAlphas {
 				correct := 0
-				for i, e := range m.Entries {
+				for i, label := range labels {
 					for c := range logits {
 						logits[c] = zero[i][c] + alpha*cache[i][c]
 					}
-					if Argmax(logits) == e.Label {
+					if Argmax(logits) == label {
 						correct++
 					}
 				}
-				if acc := float64(correct) / float64(n); acc > bestAcc {
-					bestAcc, bestAlpha, bestBeta, bestLambda = acc, alpha, beta, lambda
+				if acc := float64(correct) / float64(len(labels)); acc > bestAcc {
+					best, bestAcc = Knobs{alpha, beta, lambda}, acc
 				}
 			}
 		}
 	}
-	m.Alpha, m.Beta, m.Lambda = bestAlpha, bestBeta, bestLambda
-	return bestAcc, m.Resolve()
+	return best, bestAcc, nil
 }
 
 // leaveOneOutCache fills cache[i] with the residual (α = 1) key i gets from the other keys at β (and λ).
 func leaveOneOutCache(cache [][]float64, m *Model, dots *mat.SymDense, beta, lambda float64) error {
 	n := len(m.Entries)
-	k := mat.NewSymDense(n, nil)
-	for i := range n {
-		for j := i; j < n; j++ {
-			k.SetSym(i, j, math.Exp(-beta*(1-dots.At(i, j))))
-		}
-	}
 	if m.Values != ValuesSolved {
 		for i := range n {
 			clear(cache[i])
 			for j, e := range m.Entries {
 				if j != i {
-					cache[i][e.Label] += k.At(i, j)
+					cache[i][e.Label] += math.Exp(-beta * (1 - dots.At(i, j)))
 				}
 			}
 		}
 		return nil
 	}
-	for i := range n {
-		k.SetSym(i, i, k.At(i, i)+lambda)
-	}
-	var chol mat.Cholesky
-	if !chol.Factorize(k) {
-		return fmt.Errorf("classify: the cache's affinity matrix (%d keys, β %v, λ %v) is not positive definite", n, beta, lambda)
+	chol, err := ridgeFactor(dots, beta, lambda)
+	if err != nil {
+		return err
 	}
 	var inv mat.SymDense
 	if err := chol.InverseTo(&inv); err != nil {

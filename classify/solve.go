@@ -52,16 +52,6 @@ func SolveValues(entries []Entry, classes int, beta, lambda float64) ([][]float6
 	if !(lambda > 0) || math.IsInf(lambda, 0) {
 		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "lambda must be positive (got %v)", lambda)
 	}
-	k := mat.NewSymDense(n, nil)
-	for i := range n {
-		for j := i; j < n; j++ {
-			v := math.Exp(-beta * (1 - Dot(entries[i].Key, entries[j].Key)))
-			if i == j {
-				v += lambda
-			}
-			k.SetSym(i, j, v)
-		}
-	}
 	y := mat.NewDense(n, classes, nil)
 	for i, e := range entries {
 		if e.Label < 0 || e.Label >= classes {
@@ -69,10 +59,9 @@ func SolveValues(entries []Entry, classes int, beta, lambda float64) ([][]float6
 		}
 		y.Set(i, e.Label, 1)
 	}
-	// The affinity is a positive semi-definite kernel (exp of a cosine), so K + λI is positive definite.
-	var chol mat.Cholesky
-	if !chol.Factorize(k) {
-		return nil, fmt.Errorf("classify: the cache's affinity matrix (%d keys, β %v, λ %v) is not positive definite", n, beta, lambda)
+	chol, err := ridgeFactor(keyDots(entries), beta, lambda)
+	if err != nil {
+		return nil, err
 	}
 	var v mat.Dense
 	if err := chol.SolveTo(&v, y); err != nil {
@@ -83,4 +72,34 @@ func SolveValues(entries []Entry, classes int, beta, lambda float64) ([][]float6
 		out[i] = mat.Row(nil, i, &v)
 	}
 	return out, nil
+}
+
+// keyDots is the entries' pairwise key cosines.
+func keyDots(entries []Entry) *mat.SymDense {
+	n := len(entries)
+	dots := mat.NewSymDense(n, nil)
+	for i := range n {
+		for j := i; j < n; j++ {
+			dots.SetSym(i, j, Dot(entries[i].Key, entries[j].Key))
+		}
+	}
+	return dots
+}
+
+// ridgeFactor is the Cholesky factor of K + λI, K_ij = exp(−β(1 − dots_ij)) the cache's affinities. The
+// affinity is a positive semi-definite kernel (exp of a cosine), so K + λI is positive definite.
+func ridgeFactor(dots *mat.SymDense, beta, lambda float64) (*mat.Cholesky, error) {
+	n := dots.SymmetricDim()
+	k := mat.NewSymDense(n, nil)
+	for i := range n {
+		for j := i; j < n; j++ {
+			k.SetSym(i, j, math.Exp(-beta*(1-dots.At(i, j))))
+		}
+		k.SetSym(i, i, k.At(i, i)+lambda)
+	}
+	var chol mat.Cholesky
+	if !chol.Factorize(k) {
+		return nil, fmt.Errorf("classify: the cache's affinity matrix (%d keys, β %v, λ %v) is not positive definite", n, beta, lambda)
+	}
+	return &chol, nil
 }

@@ -292,7 +292,7 @@ func (r *Report) tfup(ctx context.Context, svc *classify.Service, canvases [][]u
 		return col.ID, err
 	}
 	fmt.Fprintf(progress, "eval classify: building TFUP over %d unlabelled test images\n", len(canvases))
-	built, err := svc.Build(ctx, col.ID, cachet.BuildRequest{Method: string(classify.MethodTFUP)})
+	built, acc, err := buildAndScore(ctx, svc, col.ID, cachet.BuildRequest{Method: string(classify.MethodTFUP)}, labels, feats)
 	if err != nil {
 		return col.ID, err
 	}
@@ -311,11 +311,7 @@ func (r *Report) tfup(ctx context.Context, svc *classify.Service, canvases [][]u
 		}
 	}
 	r.Pseudo = PseudoLabels{Entries: len(entries), PerClass: built.Model.PerClass, Accuracy: float64(right) / float64(max(1, len(entries)))}
-	scores, err := classifyAll(ctx, svc, col.ID, feats, 256)
-	if err != nil {
-		return col.ID, err
-	}
-	r.add("TFUP (test images as the unlabelled pool)", accuracy(scores, labels), len(feats),
+	r.add("TFUP (test images as the unlabelled pool)", acc, len(feats),
 		fmt.Sprintf("K = %d per class, α = %g, β = %g; build %.1f s", built.Model.PerClass, built.Alpha, built.Beta, built.Model.BuildSeconds))
 	return col.ID, r.tuned(ctx, svc, col.ID, "TFUP", labels, feats)
 }
@@ -347,44 +343,47 @@ func (r *Report) tip(ctx context.Context, svc *classify.Service, train *dataset.
 		return err
 	}
 	fmt.Fprintf(progress, "eval classify: building %d-shot Tip-Adapter\n", shots)
-	built, err := svc.Build(ctx, col.ID, cachet.BuildRequest{Method: string(classify.MethodTip)})
-	if err != nil {
-		return err
-	}
-	scores, err := classifyAll(ctx, svc, col.ID, feats, 256)
+	built, acc, err := buildAndScore(ctx, svc, col.ID, cachet.BuildRequest{Method: string(classify.MethodTip)}, labels, feats)
 	if err != nil {
 		return err
 	}
 	name := fmt.Sprintf("%d-shot Tip-Adapter", shots)
-	r.add(name, accuracy(scores, labels), len(feats),
+	r.add(name, acc, len(feats),
 		fmt.Sprintf("%d labelled training images (seed %d), α = %g, β = %g", len(idx), r.cfg.Seed, built.Alpha, built.Beta))
 	if err := r.tuned(ctx, svc, col.ID, name, labels, feats); err != nil {
 		return err
 	}
 	// The same keys with their votes solved (classify.ValuesSolved).
-	built, err = svc.Build(ctx, col.ID, cachet.BuildRequest{Method: string(classify.MethodTip), Values: string(classify.ValuesSolved)})
-	if err != nil {
+	solved := cachet.BuildRequest{Method: string(classify.MethodTip), Values: string(classify.ValuesSolved)}
+	if built, acc, err = buildAndScore(ctx, svc, col.ID, solved, labels, feats); err != nil {
 		return err
 	}
-	if scores, err = classifyAll(ctx, svc, col.ID, feats, 256); err != nil {
-		return err
-	}
-	r.add(name+", solved values", accuracy(scores, labels), len(feats),
+	r.add(name+", solved values", acc, len(feats),
 		fmt.Sprintf("α = %g, β = %g, λ = %g", built.Alpha, built.Beta, built.Model.Lambda))
 	if err := r.tuned(ctx, svc, col.ID, name+", solved values", labels, feats); err != nil {
 		return err
 	}
 	// What a user gets without held-out data: α, β, λ by leave-one-out on the 160 labelled keys.
-	built, err = svc.Build(ctx, col.ID, cachet.BuildRequest{Method: string(classify.MethodTip), Values: string(classify.ValuesSolved), Tune: true})
-	if err != nil {
+	solved.Tune = true
+	if built, acc, err = buildAndScore(ctx, svc, col.ID, solved, labels, feats); err != nil {
 		return err
 	}
-	if scores, err = classifyAll(ctx, svc, col.ID, feats, 256); err != nil {
-		return err
-	}
-	r.add(name+", solved values, tuned at build", accuracy(scores, labels), len(feats),
+	r.add(name+", solved values, tuned at build", acc, len(feats),
 		fmt.Sprintf("α = %g, β = %g, λ = %g by leave-one-out on the labelled keys", built.Model.Alpha, built.Model.Beta, built.Model.Lambda))
 	return nil
+}
+
+// buildAndScore builds collection id as req asks and returns it with the test accuracy of its new model.
+func buildAndScore(ctx context.Context, svc *classify.Service, id string, req cachet.BuildRequest, labels []int, feats [][]float32) (*cachet.Collection, float64, error) {
+	built, err := svc.Build(ctx, id, req)
+	if err != nil {
+		return nil, 0, err
+	}
+	scores, err := classifyAll(ctx, svc, id, feats, 256)
+	if err != nil {
+		return nil, 0, err
+	}
+	return built, accuracy(scores, labels), nil
 }
 
 // tuned reports the collection's cache model with α and β (and, for solved values, λ) chosen on the
