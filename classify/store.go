@@ -321,11 +321,9 @@ func loadEntries(ctx context.Context, tx pgx.Tx, m *Model) error {
 	defer rows.Close()
 	for rows.Next() {
 		var e Entry
-		var probs, values []float64
-		if err := rows.Scan(&e.Label, &probs, &values, &e.Key); err != nil {
+		if err := rows.Scan(&e.Label, &e.Probs, &e.Values, &e.Key); err != nil {
 			return fmt.Errorf("classify: reading cache entries: %w", err)
 		}
-		e.Probs, e.Values = probs, values
 		m.Entries = append(m.Entries, e)
 	}
 	return rows.Err()
