@@ -164,7 +164,7 @@ func (b *StepBench) init(guidance float64, seed int64) error {
 		return err
 	}
 	steps := 20 // any count that divides 1000; the bench always times step 0
-	b.sched = m.schedule(steps)
+	b.sched = m.schedule(steps, 0)
 	b.req = SampleRequest{Steps: steps, Guidance: guidance, Seed: seed}
 	b.in = EvalInput{T: make([]float64, b.n), Null: make([]bool, b.n)}
 	for i := range b.n {
@@ -181,15 +181,7 @@ func (b *StepBench) init(guidance float64, seed int64) error {
 	}
 	b.in.X = m.initialNoise(seed, b.n)
 	o := newOps(&b.keep)
-	rows := b.n
-	if b.guided {
-		rows *= 2
-	}
-	times := make([]float64, rows)
-	for k := range times {
-		times[k] = b.sched.Times[0]
-	}
-	b.mod = m.modulate(o, m.conditionVector(o, times, m.conditions(o, &b.req, b.guided)))
+	b.mod = m.stepModulations(o, &b.req, b.sched, b.guided)[0]
 	b.x = o.keep(FromFloat32s(b.in.X, []int64{int64(b.n), int64(cfg.Channels), int64(cfg.ImageSize), int64(cfg.ImageSize)}, m.Device))
 	return o.err
 }
@@ -215,7 +207,7 @@ func (b *StepBench) NumParams() int64 { return b.m.NumParams() }
 // infinities or denormals) and returns its wall time, freeing the result included as Sample does.
 func (b *StepBench) Step() (time.Duration, error) {
 	start := time.Now()
-	next, err := b.m.step(&b.req, b.sched, 0, b.x, b.mod, b.n, b.guided)
+	next, err := b.m.step(&b.req, b.sched, 0, b.x, b.mod, nil, b.n, b.guided)
 	if err != nil {
 		return 0, err
 	}

@@ -45,11 +45,25 @@ type SampleRequest struct {
 	// GuidanceRescale φ ∈ [0, 1] blends the guided velocity with itself rescaled to the conditional one's
 	// per-image standard deviation (Lin et al. 2024): guidance then sharpens without over-exposing. 0 = off.
 	GuidanceRescale float64
+	// GuidanceProjection ∈ [0, 1] removes that share of the guidance term's component parallel to the
+	// conditional prediction of the clean image (APG, Sadat et al. 2024): that component scales the image
+	// (over-saturation: items brighter than the data), the orthogonal one carries the prompt. 0: plain CFG;
+	// 1: APG's η = 0.
+	GuidanceProjection float64
 	// GuidanceInterval limits guidance to the steps whose time t (1 = noise, 0 = data) lies in (Lo, Hi];
 	// outside it the step takes the conditional output alone (Kynkäänniemi et al. 2024: guidance at high
 	// noise pulls samples towards a few prototypes). The zero value guides every step.
 	GuidanceInterval Interval
-	Cache            StepCache
+	// Guide, when set, is autoguidance's weaker model (Karras et al. 2024): guidance extrapolates from its
+	// conditional prediction to this model's, v = v_guide + w·(v − v_guide), instead of from the
+	// unconditional one. Both see the same prompt, so guidance sharpens what the weaker model gets wrong
+	// without pushing every attribute of the prompt (size, inversion) past the data. It must run on this
+	// model's worker and device.
+	Guide *DiT
+	// TimeShift s warps the flow sampler's evenly spaced times, t ↦ s·t / (1 + (s−1)·t) (SD3's shift): s > 1
+	// spends more steps at high noise, s < 1 at low noise, where fine detail is drawn. 0 or 1: even spacing.
+	TimeShift float64
+	Cache     StepCache
 	// Inject adds attention injection (a subject's adapters) to every forward pass, merged with the hooks
 	// Cache passes. With guidance only the conditional rows see the reference: the unconditional rows take
 	// the null reference, so guidance pushes towards the subject as well as the prompt.
@@ -74,13 +88,13 @@ func (m *DiT) batchSize(req *SampleRequest) int {
 
 // schedule builds the request's discretisation: flow-matching Euler from t = 1 to 0, or DDIM over
 // 1000 DDPM steps (linear β 1e-4…0.02) evenly spaced, for ε-prediction checkpoints.
-func (m *DiT) schedule(steps int) Schedule {
+func (m *DiT) schedule(steps int, shift float64) Schedule {
 	s := Schedule{Steps: steps, Times: make([]float64, steps), Deltas: make([]float64, steps)}
 	for i := range steps {
 		if m.Cfg.Prediction == PredictFlow {
-			t := 1 - float64(i)/float64(steps)
+			t, next := shiftTime(1-float64(i)/float64(steps), shift), shiftTime(1-float64(i+1)/float64(steps), shift)
 			s.Times[i] = 1000 * t
-			s.Deltas[i] = -1 / float64(steps)
+			s.Deltas[i] = next - t
 		} else {
 			stride := 1000 / steps
 			s.Times[i] = float64((steps - 1 - i) * stride)
@@ -88,6 +102,14 @@ func (m *DiT) schedule(steps int) Schedule {
 		}
 	}
 	return s
+}
+
+// shiftTime warps t ∈ [0, 1] by the shift s (0 or 1: unchanged); it keeps 0 and 1 fixed.
+func shiftTime(t, s float64) float64 {
+	if s == 0 || s == 1 {
+		return t
+	}
+	return s * t / (1 + (s-1)*t)
 }
 
 // ddpmAlphaBar is ᾱ at integer DDPM timestep t (linear betas, 1000 steps); t < 0 gives 1.
@@ -119,8 +141,19 @@ func (m *DiT) validate(req *SampleRequest) error {
 		return cachet.Errorf(cachet.CodeInvalidArgument, "guidance must be between 0 and 50 (got %v)", req.Guidance)
 	case math.IsNaN(req.GuidanceRescale) || req.GuidanceRescale < 0 || req.GuidanceRescale > 1:
 		return cachet.Errorf(cachet.CodeInvalidArgument, "guidance rescale must be between 0 and 1 (got %v)", req.GuidanceRescale)
+	case math.IsNaN(req.GuidanceProjection) || req.GuidanceProjection < 0 || req.GuidanceProjection > 1:
+		return cachet.Errorf(cachet.CodeInvalidArgument, "guidance projection must be between 0 and 1 (got %v)", req.GuidanceProjection)
+	case req.GuidanceProjection != 0 && m.Cfg.Prediction != PredictFlow:
+		return cachet.Errorf(cachet.CodeInvalidArgument, "guidance projection applies to flow-matching models only")
+	case math.IsNaN(req.TimeShift) || req.TimeShift < 0 || req.TimeShift > 20:
+		return cachet.Errorf(cachet.CodeInvalidArgument, "time shift must be between 0 and 20 (got %v)", req.TimeShift)
+	case req.TimeShift != 0 && req.TimeShift != 1 && m.Cfg.Prediction != PredictFlow:
+		return cachet.Errorf(cachet.CodeInvalidArgument, "time shift applies to flow-matching models only")
 	}
 	if err := req.GuidanceInterval.Validate(); err != nil {
+		return err
+	}
+	if err := m.validateGuide(req); err != nil {
 		return err
 	}
 	if m.Cfg.Cond == CondLabel {
@@ -155,23 +188,16 @@ func (m *DiT) Sample(ctx context.Context, req SampleRequest) (*SampleResult, err
 	}
 	n := m.batchSize(&req)
 	guided := req.Guidance > 1
-	sched := m.schedule(req.Steps)
+	sched := m.schedule(req.Steps, req.TimeShift)
 
 	var keep Scope // lives for the whole request: condition vectors, modulations, the current sample
 	defer keep.Drop()
 	o := newOps(&keep)
-	y := m.conditions(o, &req, guided)
-	mods := make([]*modulation, req.Steps)
-	for i := range req.Steps {
-		rows := n
-		if guided {
-			rows = 2 * n
-		}
-		times := make([]float64, rows)
-		for k := range times {
-			times[k] = sched.Times[i]
-		}
-		mods[i] = m.modulate(o, m.conditionVector(o, times, y))
+	doubled := guided && req.Guide == nil // the unconditional rows ride in the same batch
+	mods := m.stepModulations(o, &req, sched, doubled)
+	var guideMods []*modulation
+	if guided && req.Guide != nil {
+		guideMods = req.Guide.stepModulations(o, &req, sched, false)
 	}
 	noise := req.Noise
 	if noise == nil {
@@ -194,7 +220,11 @@ func (m *DiT) Sample(ctx context.Context, req SampleRequest) (*SampleResult, err
 			return nil, cachet.Wrap(cachet.CodeCanceled, err, "generation canceled at step %d of %d", i, req.Steps)
 		}
 		start := time.Now()
-		next, err := m.step(&req, sched, i, x, mods[i], n, guided)
+		var guideMod *modulation
+		if guideMods != nil {
+			guideMod = guideMods[i]
+		}
+		next, err := m.step(&req, sched, i, x, mods[i], guideMod, n, guided)
 		if err != nil {
 			return nil, err
 		}
@@ -211,7 +241,8 @@ func (m *DiT) Sample(ctx context.Context, req SampleRequest) (*SampleResult, err
 }
 
 // step advances x by one sampler step; every intermediate is dropped before it returns.
-func (m *DiT) step(req *SampleRequest, sched Schedule, i int, x *ts.Tensor, mod *modulation, n int, guided bool) (*ts.Tensor, error) {
+// With autoguidance, guideMod is the guide model's modulation for this step.
+func (m *DiT) step(req *SampleRequest, sched Schedule, i int, x *ts.Tensor, mod, guideMod *modulation, n int, guided bool) (*ts.Tensor, error) {
 	var s Scope
 	defer s.Drop()
 	o := newOps(&s)
@@ -221,17 +252,24 @@ func (m *DiT) step(req *SampleRequest, sched Schedule, i int, x *ts.Tensor, mod 
 			return nil, err
 		}
 		in := x
-		if guided {
+		if guided && guideMod == nil {
 			in = o.cat(0, x, x)
 		}
-		out := m.forward(o, in, mod, h)
-		if m.Cfg.LearnSigma {
-			out = o.narrow(out, 1, 0, int64(m.Cfg.Channels))
-		}
-		if guided { // v = v_u + g·(v_c − v_u); rows [0, n) are conditional
-			c, u := o.narrow(out, 0, 0, int64(n)), o.narrow(out, 0, int64(n), int64(n))
+		out := m.velocity(o, in, mod, h)
+		if guided { // v = v_u + g·(v_c − v_u); rows [0, n) are conditional, or v_u is the guide's
+			var c, u *ts.Tensor
+			if guideMod != nil {
+				c, u = out, req.Guide.velocity(o, x, guideMod, nil)
+			} else {
+				c, u = o.narrow(out, 0, 0, int64(n)), o.narrow(out, 0, int64(n), int64(n))
+			}
 			if req.GuidanceInterval.Contains(sched.Times[i] / 1000) {
-				out = o.add(u, o.scale(o.sub(c, u), req.Guidance))
+				if req.GuidanceProjection > 0 { // c + (w−1)·g with g's parallel share removed
+					g := o.projectGuidance(o.sub(c, u), o.sub(x, o.scale(c, sched.Times[i]/1000)), req.GuidanceProjection)
+					out = o.add(c, o.scale(g, req.Guidance-1))
+				} else {
+					out = o.add(u, o.scale(o.sub(c, u), req.Guidance))
+				}
 				if req.GuidanceRescale > 0 {
 					out = o.rescaleGuided(out, c, req.GuidanceRescale)
 				}
@@ -326,6 +364,22 @@ func (m *DiT) labelEmbed(o *ops, labels []int) *ts.Tensor {
 func (o *ops) rescaleGuided(g, c *ts.Tensor, phi float64) *ts.Tensor {
 	ratio := o.div(o.imageStd(c), o.clampMin(o.imageStd(g), 1e-6))
 	return o.mul(g, o.addScalar(o.scale(ratio, phi), 1-phi))
+}
+
+// projectGuidance removes share of g's component along each image's clean-image prediction x0: with the
+// guided clean image x0_c + (w−1)·Δ and Δ = −t·g, projecting Δ on x0 is projecting g on it.
+func (o *ops) projectGuidance(g, x0 *ts.Tensor, share float64) *ts.Tensor {
+	if !o.ok(g, x0) {
+		return nil
+	}
+	size, err := g.Size()
+	if err != nil {
+		o.err = fmt.Errorf("model: guidance projection: %w", err)
+		return nil
+	}
+	gf, xf := o.reshape(g, size[0], -1), o.reshape(x0, size[0], -1)
+	coef := o.unsqueeze(o.div(o.sumDim(o.mul(gf, xf), 1), o.clampMin(o.sumDim(o.mul(xf, xf), 1), 1e-12)), 1) // [N, 1]
+	return o.reshape(o.sub(gf, o.mul(xf, o.scale(coef, share))), size...)
 }
 
 // imageStd is each image's standard deviation over C, H, W, shaped [N, 1, 1, 1] to broadcast.

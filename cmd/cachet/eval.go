@@ -67,6 +67,9 @@ Writes report.json, report.md and samples.png into --out, prints the markdown; p
 	f.Float64Var(&c.Guidance, "guidance", c.Guidance, "classifier-free guidance scale (generate's default)")
 	f.Float64Var(&c.GuidanceRescale, "guidance-rescale", c.GuidanceRescale, "guidance rescale φ in [0, 1] (0 = off)")
 	f.Float64SliceVar(&interval, "guidance-interval", nil, "guide only at sampler times t in (lo, hi] (1 = noise), as lo,hi; default: every step")
+	f.StringVar(&c.Guide, "guide", c.Guide, "autoguidance: guide with this weaker model's conditional prediction instead of the unconditional one")
+	f.Float64Var(&c.GuidanceProjection, "guidance-projection", c.GuidanceProjection, "remove this share (0…1) of the guidance's component parallel to the predicted image (APG; 0 = plain guidance)")
+	f.Float64Var(&c.TimeShift, "time-shift", c.TimeShift, "sampler time shift s: t ↦ s·t/(1+(s−1)·t); < 1 spends more steps at low noise (0 or 1: even)")
 	f.StringSliceVar(&c.Classes, "classes", nil, "evaluate only these classes' prompts (e.g. pullover,shirt); default: all ten")
 	f.IntVar(&c.Limit, "limit", c.Limit, fmt.Sprintf("evaluate only the first N of the %d prompts (0 = all)", baseeval.NumPrompts))
 	return cmd

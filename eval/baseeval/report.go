@@ -44,14 +44,18 @@ type RunConfig struct {
 	GuidanceRescale float64 `json:"guidance_rescale"` // 0: off
 	// GuidanceInterval is [lo, hi] of sampler time t (1 = noise) where guidance applies; absent: every step.
 	GuidanceInterval []float64 `json:"guidance_interval,omitempty"`
-	Classes          []string  `json:"classes,omitempty"` // only these classes' prompts; absent: all
-	Seeds            int       `json:"seeds"`             // images per prompt
-	FirstSeed        int64     `json:"first_seed"`        // seeds FirstSeed … FirstSeed+Seeds−1
-	Prompts          int       `json:"prompts"`
-	Limit            int       `json:"limit"` // 0: the full prompt set
-	Batch            int       `json:"batch"`
-	N                int       `json:"n"` // images generated (prompts × seeds)
-	TorchThreads     int       `json:"torch_threads"`
+	TimeShift        float64   `json:"time_shift,omitempty"` // the sampler's time shift; absent: even spacing
+	// GuidanceProjection is the share of the guidance's parallel component removed (APG); absent: plain CFG.
+	GuidanceProjection float64  `json:"guidance_projection,omitempty"`
+	Guide              string   `json:"guide,omitempty"`   // autoguidance's weaker model; absent: classifier-free
+	Classes            []string `json:"classes,omitempty"` // only these classes' prompts; absent: all
+	Seeds              int      `json:"seeds"`             // images per prompt
+	FirstSeed          int64    `json:"first_seed"`        // seeds FirstSeed … FirstSeed+Seeds−1
+	Prompts            int      `json:"prompts"`
+	Limit              int      `json:"limit"` // 0: the full prompt set
+	Batch              int      `json:"batch"`
+	N                  int      `json:"n"` // images generated (prompts × seeds)
+	TorchThreads       int      `json:"torch_threads"`
 }
 
 // Frechet holds the Fréchet distances between the evaluator's 256-d features of de-rendered items. With
@@ -120,7 +124,7 @@ func (r *Report) Tables() []eval.Table {
 	g, re := r.Generated, r.Real
 	c := r.Config
 	main := eval.Table{
-		Title:   fmt.Sprintf("cachet eval base: %s, %d steps, %s, %d prompts × %d seeds = %d images", c.Weights, c.Steps, guidanceText(c.Guidance, c.GuidanceRescale, c.interval()), c.Prompts, c.Seeds, c.N),
+		Title:   fmt.Sprintf("cachet eval base: %s, %d steps, %s, %d prompts × %d seeds = %d images", c.Weights, c.Steps, c.samplerText(), c.Prompts, c.Seeds, c.N),
 		Columns: []string{"metric", "generated", "real ceiling", "bar"},
 		Rows: [][]string{
 			{"class accuracy (evaluator on the de-rendered item)", pct(g.Class), pct(re.Class), bar(g.Class, ClassBar)},
@@ -137,7 +141,7 @@ func (r *Report) Tables() []eval.Table {
 			fmt.Sprintf("weights %s (sha256 %s), %s", c.Weights, short(c.WeightsSHA256), c.Model),
 			fmt.Sprintf("evaluator %s (sha256 %s); data %s", c.Evaluator, short(c.EvaluatorSHA256), c.Data),
 			fmt.Sprintf("prompts: every scene of every class (dataset.AllScenes)%s; seeds %d…%d; flow-matching Euler, %d steps, %s",
-				limitNote(c), c.FirstSeed, c.FirstSeed+int64(c.Seeds)-1, c.Steps, guidanceText(c.Guidance, c.GuidanceRescale, c.interval())),
+				limitNote(c), c.FirstSeed, c.FirstSeed+int64(c.Seeds)-1, c.Steps, c.samplerText()),
 			"real ceiling: for each prompt × seed a test-split item of the prompt's class (seeded choice) rendered under the prompt's scene, scored the same way",
 			"size/position/inversion from image moments (dataset.Analyze); an empty image counts wrong for everything",
 			"mirrored: orientation of the de-rendered item before un-mirroring, by normalised correlation with the class's mean training image and its mirror",
@@ -250,15 +254,24 @@ func SampleGrid(gen, real []Judgement, perSeed int) *image.RGBA {
 	return eval.Grid(tiles, dataset.CanvasSide, dataset.CanvasSide, cols, labels, 4)
 }
 
-// guidanceText names the guidance settings of a run ("guidance 4", "guidance 4, rescale φ 0.7, for t in
-// (0.2, 0.8]").
-func guidanceText(guidance, rescale float64, iv model.Interval) string {
-	s := fmt.Sprintf("guidance %g", guidance)
-	if rescale != 0 {
-		s += fmt.Sprintf(", rescale φ %g", rescale)
+// samplerText names the guidance and sampler settings of a run ("guidance 4", "autoguidance 2 by
+// guide.safetensors", "guidance 4, rescale φ 0.7, for t in (0.2, 0.8]").
+func (c RunConfig) samplerText() string {
+	s := fmt.Sprintf("guidance %g", c.Guidance)
+	if c.Guide != "" {
+		s = fmt.Sprintf("autoguidance %g by %s", c.Guidance, c.Guide)
 	}
-	if iv != (model.Interval{}) {
+	if c.GuidanceRescale != 0 {
+		s += fmt.Sprintf(", rescale φ %g", c.GuidanceRescale)
+	}
+	if c.GuidanceProjection != 0 {
+		s += fmt.Sprintf(", parallel part −%g (APG)", c.GuidanceProjection)
+	}
+	if iv := c.interval(); iv != (model.Interval{}) {
 		s += fmt.Sprintf(", for t in (%g, %g]", iv.Lo, iv.Hi)
+	}
+	if c.TimeShift != 0 && c.TimeShift != 1 {
+		s += fmt.Sprintf(", time shift %g", c.TimeShift)
 	}
 	return s
 }

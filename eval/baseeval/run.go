@@ -47,6 +47,12 @@ type Config struct {
 	GuidanceRescale float64
 	// GuidanceInterval is the sampler's guidance interval (zero: every step).
 	GuidanceInterval model.Interval
+	// Guide is autoguidance's weaker model (weights path); empty: classifier-free guidance.
+	Guide string
+	// GuidanceProjection is the share of the guidance's parallel component the sampler removes (APG).
+	GuidanceProjection float64
+	// TimeShift is the sampler's time shift (0 or 1: evenly spaced steps).
+	TimeShift float64
 	// Classes, when set, keeps only these classes' prompts (names from dataset.ClassNames).
 	Classes []string
 	Limit   int // evaluate only the first Limit prompts (0: all NumPrompts)
@@ -84,6 +90,10 @@ func (c Config) validate() error {
 		return bad("--guidance must be between 0 and 50 (got %v)", c.Guidance)
 	case math.IsNaN(c.GuidanceRescale) || c.GuidanceRescale < 0 || c.GuidanceRescale > 1:
 		return bad("--guidance-rescale must be between 0 (off) and 1 (got %v)", c.GuidanceRescale)
+	case math.IsNaN(c.GuidanceProjection) || c.GuidanceProjection < 0 || c.GuidanceProjection > 1:
+		return bad("--guidance-projection must be between 0 (plain guidance) and 1 (got %v)", c.GuidanceProjection)
+	case math.IsNaN(c.TimeShift) || c.TimeShift < 0 || c.TimeShift > 20:
+		return bad("--time-shift must be between 0 and 20 (got %v)", c.TimeShift)
 	}
 	if err := c.GuidanceInterval.Validate(); err != nil {
 		return bad("--guidance-interval must be lo,hi with 0 ≤ lo < hi ≤ 1 (got %v,%v)", c.GuidanceInterval.Lo, c.GuidanceInterval.Hi)
@@ -168,9 +178,24 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := checkModel(cfg.Weights, m.Cfg, prompts); err != nil { // the file may have changed since
 		return nil, err
 	}
+	var guide *model.DiT
+	if cfg.Guide != "" {
+		if err := w.Do(ctx, func() error {
+			var err error
+			guide, _, err = model.Load(cfg.Guide, model.CPU)
+			return err
+		}); err != nil {
+			return nil, cachet.Wrap(cachet.CodeInvalidArgument, err, "--guide %s", cfg.Guide)
+		}
+		defer w.Do(context.Background(), func() error { guide.Close(); return nil })
+	}
 	N := len(scenes)
+	rc := RunConfig{Weights: cfg.Weights, WeightsSHA256: weightsSum, Model: m.Cfg.String(), Evaluator: cfg.Evaluator,
+		EvaluatorSHA256: evalSum, Data: cfg.DataDir, Steps: cfg.Steps, Guidance: cfg.Guidance,
+		GuidanceRescale: cfg.GuidanceRescale, GuidanceInterval: intervalField(cfg.GuidanceInterval), TimeShift: cfg.TimeShift, GuidanceProjection: cfg.GuidanceProjection, Guide: cfg.Guide, Classes: cfg.Classes, Seeds: cfg.Seeds,
+		FirstSeed: cfg.FirstSeed, Prompts: P, Limit: cfg.Limit, Batch: cfg.Batch, N: N, TorchThreads: cfg.TorchThreads}
 	fmt.Fprintf(progress, "eval base: %s (%s), %d prompts × %d seeds = %d images, batches of ≤ %d, %d steps, %s\n",
-		cfg.Weights, m.Cfg, P, cfg.Seeds, N, cfg.Batch, cfg.Steps, guidanceText(cfg.Guidance, cfg.GuidanceRescale, cfg.GuidanceInterval))
+		cfg.Weights, m.Cfg, P, cfg.Seeds, N, cfg.Batch, cfg.Steps, rc.samplerText())
 
 	genJ := make([]Judgement, 0, N)
 	sampleStart := time.Now()
@@ -180,7 +205,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		for start := 0; start < P; start += cfg.Batch {
 			end := min(P, start+cfg.Batch)
 			req := model.SampleRequest{Seed: seed, Steps: cfg.Steps, Guidance: cfg.Guidance, GuidanceRescale: cfg.GuidanceRescale,
-				GuidanceInterval: cfg.GuidanceInterval, Noise: Noise(seed, start, end-start, per)}
+				GuidanceInterval: cfg.GuidanceInterval, TimeShift: cfg.TimeShift, GuidanceProjection: cfg.GuidanceProjection, Guide: guide, Noise: Noise(seed, start, end-start, per)}
 			for _, s := range prompts[start:end] {
 				req.Prompts = append(req.Prompts, dataset.Format(s))
 			}
@@ -248,10 +273,6 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 
-	rc := RunConfig{Weights: cfg.Weights, WeightsSHA256: weightsSum, Model: m.Cfg.String(), Evaluator: cfg.Evaluator,
-		EvaluatorSHA256: evalSum, Data: cfg.DataDir, Steps: cfg.Steps, Guidance: cfg.Guidance,
-		GuidanceRescale: cfg.GuidanceRescale, GuidanceInterval: intervalField(cfg.GuidanceInterval), Classes: cfg.Classes, Seeds: cfg.Seeds,
-		FirstSeed: cfg.FirstSeed, Prompts: P, Limit: cfg.Limit, Batch: cfg.Batch, N: N, TorchThreads: cfg.TorchThreads}
 	r := NewReport(rc, Tally(genJ), Tally(realJ), fd)
 	r.SampleSeconds = sampleSecs
 	if sampleSecs > 0 {

@@ -1,0 +1,158 @@
+package model_test
+
+import (
+	"context"
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/sugarme/gotch"
+
+	"github.com/cachetlab/cachet/model"
+)
+
+// scheduleProbe is a pass-through step cache that records the schedule the sampler built.
+type scheduleProbe struct{ got model.Schedule }
+
+func (p *scheduleProbe) Begin(s model.Schedule) error { p.got = s; return nil }
+func (p *scheduleProbe) Eval(_ int, eval func(h *model.Hooks) (*model.Feature, error)) (*model.Feature, error) {
+	return eval(nil)
+}
+func (p *scheduleProbe) End() {}
+
+// A time shift s warps the even times by s·t/(1+(s−1)·t): it keeps t = 1 first, lands on 0, and the steps
+// still add up to the whole trajectory.
+func TestTimeShiftSchedule(t *testing.T) {
+	onPerturbedTextModel(t, func(m *model.DiT) error {
+		for _, tc := range []struct {
+			shift float64
+			want  []float64 // times t, 1 = noise
+		}{
+			{0, []float64{1, 0.75, 0.5, 0.25}},
+			{1, []float64{1, 0.75, 0.5, 0.25}},
+			{3, []float64{1, 0.9, 0.75, 0.5}},
+			{1.0 / 3, []float64{1, 0.5, 0.25, 0.1}},
+		} {
+			p := &scheduleProbe{}
+			if _, err := m.Sample(context.Background(), model.SampleRequest{Prompts: []string{"a cat"}, Steps: 4, TimeShift: tc.shift, Cache: p}); err != nil {
+				t.Fatal(err)
+			}
+			sum := 0.0
+			for i, want := range tc.want {
+				if got := p.got.Times[i] / 1000; math.Abs(got-want) > 1e-9 {
+					t.Errorf("shift %v: t[%d] = %v, want %v", tc.shift, i, got, want)
+				}
+				sum += p.got.Deltas[i]
+			}
+			if math.Abs(sum+1) > 1e-9 {
+				t.Errorf("shift %v: the steps add up to %v, want −1", tc.shift, sum)
+			}
+		}
+		for _, bad := range []float64{-1, 21, math.NaN()} {
+			_, err := m.Sample(context.Background(), model.SampleRequest{Prompts: []string{"a cat"}, Steps: 4, TimeShift: bad})
+			if err == nil || !strings.Contains(err.Error(), "time shift") {
+				t.Errorf("shift %v: got %v, want a time-shift error", bad, err)
+			}
+		}
+		return nil
+	})
+}
+
+// stepVelocity runs one Euler step from fixed noise; at t = 1 with Δ = −1 the step exposes the velocity
+// the sampler used: v = noise − x.
+func stepVelocity(t *testing.T, m *model.DiT, req model.SampleRequest) ([]float64, []float32) {
+	t.Helper()
+	per := m.Cfg.Channels * m.Cfg.ImageSize * m.Cfg.ImageSize
+	noise := make([]float32, len(req.Prompts)*per)
+	for i := range noise {
+		noise[i] = float32(math.Sin(float64(i)*0.37)) * 1.3
+	}
+	req.Steps, req.Noise = 1, noise
+	res, err := m.Sample(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := make([]float64, len(noise))
+	for i := range v {
+		v[i] = float64(noise[i] - res.Pixels[i])
+	}
+	return v, noise
+}
+
+// Guidance projection removes the share of the guidance term parallel to the predicted clean image
+// x0 = x − t·v_c: at share 1 the guided velocity's change is orthogonal to x0, at 0.5 it is half-way.
+func TestGuidanceProjection(t *testing.T) {
+	onPerturbedTextModel(t, func(m *model.DiT) error {
+		prompts := []string{"a red cat", "dog"}
+		per := m.Cfg.Channels * m.Cfg.ImageSize * m.Cfg.ImageSize
+		cond, noise := stepVelocity(t, m, model.SampleRequest{Prompts: prompts, Guidance: 1})
+		plain, _ := stepVelocity(t, m, model.SampleRequest{Prompts: prompts, Guidance: 4})
+		full, _ := stepVelocity(t, m, model.SampleRequest{Prompts: prompts, Guidance: 4, GuidanceProjection: 1})
+		half, _ := stepVelocity(t, m, model.SampleRequest{Prompts: prompts, Guidance: 4, GuidanceProjection: 0.5})
+		for img := range prompts {
+			var gx, xx float64
+			x0 := make([]float64, per)
+			for k := range per {
+				i := img*per + k
+				x0[k] = float64(noise[i]) - cond[i]
+				gx += (plain[i] - cond[i]) / 3 * x0[k]
+				xx += x0[k] * x0[k]
+			}
+			if math.Abs(gx) < 1e-3*math.Sqrt(xx) {
+				t.Fatalf("image %d: the guidance term is already orthogonal to x0; the test cannot tell", img)
+			}
+			for k := range per {
+				i := img*per + k
+				want := plain[i] - 3*gx/xx*x0[k]
+				if math.Abs(full[i]-want) > 1e-4 || math.Abs(half[i]-(plain[i]+want)/2) > 1e-4 {
+					t.Fatalf("image %d pixel %d: share 1 %.5f (want %.5f), share 0.5 %.5f (want %.5f)", img, k, full[i], want, half[i], (plain[i]+want)/2)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// Autoguidance extrapolates from the guide model's conditional velocity to the model's:
+// v = v_guide + w·(v − v_guide).
+func TestAutoguidance(t *testing.T) {
+	onPerturbedTextModel(t, func(m *model.DiT) error {
+		guide, err := model.New(textConfig(), gotch.CPU) // freshly initialised: a different, weaker model
+		if err != nil {
+			return err
+		}
+		defer guide.Close()
+		prompts := []string{"a red cat", "dog"}
+		cond, _ := stepVelocity(t, m, model.SampleRequest{Prompts: prompts, Guidance: 1})
+		weak, _ := stepVelocity(t, guide, model.SampleRequest{Prompts: prompts, Guidance: 1})
+		auto, _ := stepVelocity(t, m, model.SampleRequest{Prompts: prompts, Guidance: 3, Guide: guide})
+		for i := range auto {
+			if want := weak[i] + 3*(cond[i]-weak[i]); math.Abs(auto[i]-want) > 1e-4 {
+				t.Fatalf("value %d: %.5f, want %.5f", i, auto[i], want)
+			}
+		}
+
+		other := textConfig()
+		other.ImageSize = 16
+		small, err := model.New(other, gotch.CPU)
+		if err != nil {
+			return err
+		}
+		defer small.Close()
+		for _, tc := range []struct {
+			name  string
+			req   model.SampleRequest
+			error string
+		}{
+			{"itself", model.SampleRequest{Guide: m}, "weaker model"},
+			{"other images", model.SampleRequest{Guide: small}, "draws 16×16×1"},
+			{"with a subject", model.SampleRequest{Guide: guide, Inject: &model.Injection{}}, "adapters"},
+		} { // on the worker's thread, so no t.Run
+			tc.req.Prompts, tc.req.Steps, tc.req.Guidance = prompts, 2, 3
+			if _, err := m.Sample(context.Background(), tc.req); err == nil || !strings.Contains(err.Error(), tc.error) {
+				t.Errorf("%s: got %v, want an error containing %q", tc.name, err, tc.error)
+			}
+		}
+		return nil
+	})
+}
