@@ -1,6 +1,8 @@
 package model
 
 import (
+	"math"
+
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/cachetlab/cachet"
@@ -34,14 +36,47 @@ func (m *DiT) velocity(o *ops, x *ts.Tensor, mod *modulation, h *Hooks) *ts.Tens
 	return out
 }
 
+// guide combines a step's predictions: the conditional c, the unconditional u (nil without
+// classifier-free guidance) and the guide model's weak (nil without autoguidance), at time t (1 = noise).
+func (o *ops) guide(req *SampleRequest, x, c, u, weak *ts.Tensor, t float64) *ts.Tensor {
+	var out *ts.Tensor
+	if weak == nil && req.GuidanceProjection == 0 {
+		out = o.add(u, o.scale(o.sub(c, u), req.Guidance)) // plain classifier-free guidance
+	} else {
+		var term *ts.Tensor // what guidance adds to c
+		if u != nil {
+			term = o.scale(o.sub(c, u), req.Guidance-1)
+		}
+		if weak != nil {
+			auto := o.scale(o.sub(c, weak), req.GuideScale-1)
+			if term == nil {
+				term = auto
+			} else {
+				term = o.add(term, auto)
+			}
+		}
+		if req.GuidanceProjection > 0 { // the clean-image prediction is x − t·c
+			term = o.projectGuidance(term, o.sub(x, o.scale(c, t)), req.GuidanceProjection)
+		}
+		out = o.add(c, term)
+	}
+	if req.GuidanceRescale > 0 {
+		out = o.rescaleGuided(out, c, req.GuidanceRescale)
+	}
+	return out
+}
+
 // validateGuide checks that an autoguidance model can guide m: the same images, prediction and
 // conditioning, on the same device, and no subject injection (the guide has no adapters).
 func (m *DiT) validateGuide(req *SampleRequest) error {
 	g := req.Guide
-	if g == nil {
-		return nil
-	}
 	switch {
+	case math.IsNaN(req.GuideScale) || req.GuideScale < 0 || req.GuideScale > 50:
+		return cachet.Errorf(cachet.CodeInvalidArgument, "autoguidance scale must be between 0 and 50 (got %v)", req.GuideScale)
+	case g == nil && req.GuideScale > 1:
+		return cachet.Errorf(cachet.CodeInvalidArgument, "autoguidance needs a guide model")
+	case g == nil:
+		return nil
 	case g == m:
 		return cachet.Errorf(cachet.CodeInvalidArgument, "the autoguidance model must be a weaker model, not the sampler's own")
 	case g.Cfg.ImageSize != m.Cfg.ImageSize || g.Cfg.Channels != m.Cfg.Channels:

@@ -54,12 +54,14 @@ type SampleRequest struct {
 	// outside it the step takes the conditional output alone (Kynkäänniemi et al. 2024: guidance at high
 	// noise pulls samples towards a few prototypes). The zero value guides every step.
 	GuidanceInterval Interval
-	// Guide, when set, is autoguidance's weaker model (Karras et al. 2024): guidance extrapolates from its
-	// conditional prediction to this model's, v = v_guide + w·(v − v_guide), instead of from the
-	// unconditional one. Both see the same prompt, so guidance sharpens what the weaker model gets wrong
-	// without pushing every attribute of the prompt (size, inversion) past the data. It must run on this
+	// Guide is autoguidance's weaker model (Karras et al. 2024), used when GuideScale > 1: the velocity
+	// gains (GuideScale − 1)·(v − v_guide), extrapolating from the guide's conditional prediction to this
+	// model's. Both see the same prompt, so it sharpens what the weaker model gets wrong without pushing
+	// every attribute of the prompt (size, inversion) past the data as the unconditional branch does. It
+	// adds to classifier-free guidance (Guidance > 1) or replaces it (Guidance ≤ 1). It must run on this
 	// model's worker and device.
-	Guide *DiT
+	Guide      *DiT
+	GuideScale float64
 	// TimeShift s warps the flow sampler's evenly spaced times, t ↦ s·t / (1 + (s−1)·t) (SD3's shift): s > 1
 	// spends more steps at high noise, s < 1 at low noise, where fine detail is drawn. 0 or 1: even spacing.
 	TimeShift float64
@@ -187,16 +189,15 @@ func (m *DiT) Sample(ctx context.Context, req SampleRequest) (*SampleResult, err
 		return nil, err
 	}
 	n := m.batchSize(&req)
-	guided := req.Guidance > 1
+	guided := req.Guidance > 1 // classifier-free; autoguidance is guideMods
 	sched := m.schedule(req.Steps, req.TimeShift)
 
 	var keep Scope // lives for the whole request: condition vectors, modulations, the current sample
 	defer keep.Drop()
 	o := newOps(&keep)
-	doubled := guided && req.Guide == nil // the unconditional rows ride in the same batch
-	mods := m.stepModulations(o, &req, sched, doubled)
+	mods := m.stepModulations(o, &req, sched, guided) // the unconditional rows ride in the same batch
 	var guideMods []*modulation
-	if guided && req.Guide != nil {
+	if req.Guide != nil && req.GuideScale > 1 {
 		guideMods = req.Guide.stepModulations(o, &req, sched, false)
 	}
 	noise := req.Noise
@@ -252,29 +253,22 @@ func (m *DiT) step(req *SampleRequest, sched Schedule, i int, x *ts.Tensor, mod,
 			return nil, err
 		}
 		in := x
-		if guided && guideMod == nil {
+		if guided {
 			in = o.cat(0, x, x)
 		}
 		out := m.velocity(o, in, mod, h)
-		if guided { // v = v_u + g·(v_c − v_u); rows [0, n) are conditional, or v_u is the guide's
-			var c, u *ts.Tensor
-			if guideMod != nil {
-				c, u = out, req.Guide.velocity(o, x, guideMod, nil)
-			} else {
+		if guided || guideMod != nil { // rows [0, n) are conditional, [n, 2n) unconditional
+			c, u := out, (*ts.Tensor)(nil)
+			if guided {
 				c, u = o.narrow(out, 0, 0, int64(n)), o.narrow(out, 0, int64(n), int64(n))
 			}
+			out = c
 			if req.GuidanceInterval.Contains(sched.Times[i] / 1000) {
-				if req.GuidanceProjection > 0 { // c + (w−1)·g with g's parallel share removed
-					g := o.projectGuidance(o.sub(c, u), o.sub(x, o.scale(c, sched.Times[i]/1000)), req.GuidanceProjection)
-					out = o.add(c, o.scale(g, req.Guidance-1))
-				} else {
-					out = o.add(u, o.scale(o.sub(c, u), req.Guidance))
+				var weak *ts.Tensor
+				if guideMod != nil {
+					weak = req.Guide.velocity(o, x, guideMod, nil)
 				}
-				if req.GuidanceRescale > 0 {
-					out = o.rescaleGuided(out, c, req.GuidanceRescale)
-				}
-			} else {
-				out = c
+				out = o.guide(req, x, c, u, weak, sched.Times[i]/1000)
 			}
 		}
 		if o.err != nil {

@@ -114,7 +114,7 @@ func TestGuidanceProjection(t *testing.T) {
 }
 
 // Autoguidance extrapolates from the guide model's conditional velocity to the model's:
-// v = v_guide + w·(v − v_guide).
+// v = v_guide + w·(v − v_guide); with classifier-free guidance as well, the two terms add.
 func TestAutoguidance(t *testing.T) {
 	onPerturbedTextModel(t, func(m *model.DiT) error {
 		guide, err := model.New(textConfig(), gotch.CPU) // freshly initialised: a different, weaker model
@@ -125,10 +125,15 @@ func TestAutoguidance(t *testing.T) {
 		prompts := []string{"a red cat", "dog"}
 		cond, _ := stepVelocity(t, m, model.SampleRequest{Prompts: prompts, Guidance: 1})
 		weak, _ := stepVelocity(t, guide, model.SampleRequest{Prompts: prompts, Guidance: 1})
-		auto, _ := stepVelocity(t, m, model.SampleRequest{Prompts: prompts, Guidance: 3, Guide: guide})
+		auto, _ := stepVelocity(t, m, model.SampleRequest{Prompts: prompts, Guide: guide, GuideScale: 3})
+		cfg, _ := stepVelocity(t, m, model.SampleRequest{Prompts: prompts, Guidance: 2})
+		both, _ := stepVelocity(t, m, model.SampleRequest{Prompts: prompts, Guidance: 2, Guide: guide, GuideScale: 3})
 		for i := range auto {
 			if want := weak[i] + 3*(cond[i]-weak[i]); math.Abs(auto[i]-want) > 1e-4 {
 				t.Fatalf("value %d: %.5f, want %.5f", i, auto[i], want)
+			}
+			if want := cfg[i] + 2*(cond[i]-weak[i]); math.Abs(both[i]-want) > 1e-4 {
+				t.Fatalf("value %d with both guidances: %.5f, want %.5f", i, both[i], want)
 			}
 		}
 
@@ -147,8 +152,13 @@ func TestAutoguidance(t *testing.T) {
 			{"itself", model.SampleRequest{Guide: m}, "weaker model"},
 			{"other images", model.SampleRequest{Guide: small}, "draws 16×16×1"},
 			{"with a subject", model.SampleRequest{Guide: guide, Inject: &model.Injection{}}, "adapters"},
+			{"no guide", model.SampleRequest{}, "needs a guide model"},
+			{"scale", model.SampleRequest{Guide: guide, GuideScale: -1}, "between 0 and 50"},
 		} { // on the worker's thread, so no t.Run
-			tc.req.Prompts, tc.req.Steps, tc.req.Guidance = prompts, 2, 3
+			tc.req.Prompts, tc.req.Steps = prompts, 2
+			if tc.req.GuideScale == 0 {
+				tc.req.GuideScale = 3
+			}
 			if _, err := m.Sample(context.Background(), tc.req); err == nil || !strings.Contains(err.Error(), tc.error) {
 				t.Errorf("%s: got %v, want an error containing %q", tc.name, err, tc.error)
 			}

@@ -47,7 +47,8 @@ type RunConfig struct {
 	TimeShift        float64   `json:"time_shift,omitempty"` // the sampler's time shift; absent: even spacing
 	// GuidanceProjection is the share of the guidance's parallel component removed (APG); absent: plain CFG.
 	GuidanceProjection float64  `json:"guidance_projection,omitempty"`
-	Guide              string   `json:"guide,omitempty"`   // autoguidance's weaker model; absent: classifier-free
+	Guide              string   `json:"guide,omitempty"` // autoguidance's weaker model; absent: none
+	GuideScale         float64  `json:"guide_scale,omitempty"`
 	Classes            []string `json:"classes,omitempty"` // only these classes' prompts; absent: all
 	Seeds              int      `json:"seeds"`             // images per prompt
 	FirstSeed          int64    `json:"first_seed"`        // seeds FirstSeed … FirstSeed+Seeds−1
@@ -258,8 +259,13 @@ func SampleGrid(gen, real []Judgement, perSeed int) *image.RGBA {
 // guide.safetensors", "guidance 4, rescale φ 0.7, for t in (0.2, 0.8]").
 func (c RunConfig) samplerText() string {
 	s := fmt.Sprintf("guidance %g", c.Guidance)
-	if c.Guide != "" {
-		s = fmt.Sprintf("autoguidance %g by %s", c.Guidance, c.Guide)
+	if c.Guide != "" && c.GuideScale > 1 {
+		auto := fmt.Sprintf("autoguidance %g by %s", c.GuideScale, c.Guide)
+		if c.Guidance > 1 {
+			s += " + " + auto
+		} else {
+			s = auto
+		}
 	}
 	if c.GuidanceRescale != 0 {
 		s += fmt.Sprintf(", rescale φ %g", c.GuidanceRescale)

@@ -47,8 +47,9 @@ type Config struct {
 	GuidanceRescale float64
 	// GuidanceInterval is the sampler's guidance interval (zero: every step).
 	GuidanceInterval model.Interval
-	// Guide is autoguidance's weaker model (weights path); empty: classifier-free guidance.
-	Guide string
+	// Guide is autoguidance's weaker model (weights path) and GuideScale its scale (≤ 1: off).
+	Guide      string
+	GuideScale float64
 	// GuidanceProjection is the share of the guidance's parallel component the sampler removes (APG).
 	GuidanceProjection float64
 	// TimeShift is the sampler's time shift (0 or 1: evenly spaced steps).
@@ -92,6 +93,10 @@ func (c Config) validate() error {
 		return bad("--guidance-rescale must be between 0 (off) and 1 (got %v)", c.GuidanceRescale)
 	case math.IsNaN(c.GuidanceProjection) || c.GuidanceProjection < 0 || c.GuidanceProjection > 1:
 		return bad("--guidance-projection must be between 0 (plain guidance) and 1 (got %v)", c.GuidanceProjection)
+	case math.IsNaN(c.GuideScale) || c.GuideScale < 0 || c.GuideScale > 50:
+		return bad("--guide-scale must be between 0 and 50 (got %v)", c.GuideScale)
+	case c.GuideScale > 1 && c.Guide == "":
+		return bad("--guide-scale needs --guide, the weaker model to guide with")
 	case math.IsNaN(c.TimeShift) || c.TimeShift < 0 || c.TimeShift > 20:
 		return bad("--time-shift must be between 0 and 20 (got %v)", c.TimeShift)
 	}
@@ -192,7 +197,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	N := len(scenes)
 	rc := RunConfig{Weights: cfg.Weights, WeightsSHA256: weightsSum, Model: m.Cfg.String(), Evaluator: cfg.Evaluator,
 		EvaluatorSHA256: evalSum, Data: cfg.DataDir, Steps: cfg.Steps, Guidance: cfg.Guidance,
-		GuidanceRescale: cfg.GuidanceRescale, GuidanceInterval: intervalField(cfg.GuidanceInterval), TimeShift: cfg.TimeShift, GuidanceProjection: cfg.GuidanceProjection, Guide: cfg.Guide, Classes: cfg.Classes, Seeds: cfg.Seeds,
+		GuidanceRescale: cfg.GuidanceRescale, GuidanceInterval: intervalField(cfg.GuidanceInterval), TimeShift: cfg.TimeShift, GuidanceProjection: cfg.GuidanceProjection, Guide: cfg.Guide, GuideScale: cfg.GuideScale, Classes: cfg.Classes, Seeds: cfg.Seeds,
 		FirstSeed: cfg.FirstSeed, Prompts: P, Limit: cfg.Limit, Batch: cfg.Batch, N: N, TorchThreads: cfg.TorchThreads}
 	fmt.Fprintf(progress, "eval base: %s (%s), %d prompts × %d seeds = %d images, batches of ≤ %d, %d steps, %s\n",
 		cfg.Weights, m.Cfg, P, cfg.Seeds, N, cfg.Batch, cfg.Steps, rc.samplerText())
@@ -205,7 +210,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		for start := 0; start < P; start += cfg.Batch {
 			end := min(P, start+cfg.Batch)
 			req := model.SampleRequest{Seed: seed, Steps: cfg.Steps, Guidance: cfg.Guidance, GuidanceRescale: cfg.GuidanceRescale,
-				GuidanceInterval: cfg.GuidanceInterval, TimeShift: cfg.TimeShift, GuidanceProjection: cfg.GuidanceProjection, Guide: guide, Noise: Noise(seed, start, end-start, per)}
+				GuidanceInterval: cfg.GuidanceInterval, TimeShift: cfg.TimeShift, GuidanceProjection: cfg.GuidanceProjection, Guide: guide, GuideScale: cfg.GuideScale, Noise: Noise(seed, start, end-start, per)}
 			for _, s := range prompts[start:end] {
 				req.Prompts = append(req.Prompts, dataset.Format(s))
 			}
