@@ -94,6 +94,13 @@ func TestRealScenesScoreAlmostPerfectly(t *testing.T) {
 		t.Errorf("totals: size %d (want 480), position %d (want 400: small scenes only), class %.2f (want 1)",
 			m.Size.Total, m.Position.Total, m.Class.Accuracy)
 	}
+	if m.ClassLarge.Total != 80 || m.ClassSmall.Total != 400 || m.ClassLarge.Correct+m.ClassSmall.Correct != m.Class.Correct {
+		t.Errorf("class by size: large %d/%d, small %d/%d; want totals 80 and 400 adding up to class's %d",
+			m.ClassLarge.Correct, m.ClassLarge.Total, m.ClassSmall.Correct, m.ClassSmall.Total, m.Class.Correct)
+	}
+	if m.Brightness < 60 || m.Brightness > 220 { // real items' foreground averages about 130-150
+		t.Errorf("item brightness of real scenes %.1f, want a mid-grey foreground mean", m.Brightness)
+	}
 	if m.Mirror.Total != 3*24*2 {
 		t.Errorf("mirror scored on %d images; want %d (sandal, sneaker, boot)", m.Mirror.Total, 3*24*2)
 	}
@@ -104,6 +111,9 @@ func TestRealScenesScoreAlmostPerfectly(t *testing.T) {
 		t.Fatalf("%d per-class rows", len(m.PerClass))
 	}
 	for c, cm := range m.PerClass {
+		if cm.Large.Total != 8 || cm.Small.Total != 40 {
+			t.Errorf("%s: %d large and %d small items, want 8 and 40", cm.Name, cm.Large.Total, cm.Small.Total)
+		}
 		if (cm.Mirror != nil) != baseeval.IsMirrorClass(c) {
 			t.Errorf("%s: mirror row present %v", cm.Name, cm.Mirror != nil)
 		}

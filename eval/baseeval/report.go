@@ -129,11 +129,14 @@ func (r *Report) Tables() []eval.Table {
 		Columns: []string{"metric", "generated", "real ceiling", "bar"},
 		Rows: [][]string{
 			{"class accuracy (evaluator on the de-rendered item)", pct(g.Class), pct(re.Class), bar(g.Class, ClassBar)},
+			{"… of large items", pct(g.ClassLarge), pct(re.ClassLarge), "—"},
+			{"… of small items", pct(g.ClassSmall), pct(re.ClassSmall), "—"},
 			{"size accuracy", pct(g.Size), pct(re.Size), bar(g.Size, AttributeBar)},
 			{"position accuracy (small items)", pct(g.Position), pct(re.Position), bar(g.Position, AttributeBar)},
 			{"inversion accuracy", pct(g.Inversion), pct(re.Inversion), bar(g.Inversion, AttributeBar)},
 			{"mirrored accuracy (" + strings.Join(r.MirrorClasses, ", ") + ")", pct(g.Mirror), pct(re.Mirror), "— (real: the detector's ceiling)"},
 			{"all of class, size, position, inversion", pct(g.All), pct(re.All), "—"},
+			{fmt.Sprintf("item brightness (mean de-rendered pixel above %d)", ForegroundLevel), fmt.Sprintf("%.1f", g.Brightness), fmt.Sprintf("%.1f", re.Brightness), "—"},
 			{"empty images (no item found)", fmt.Sprintf("%d/%d", g.Empty, g.N), fmt.Sprintf("%d/%d", re.Empty, re.N), "—"},
 			{fmt.Sprintf("Fréchet distance, evaluator features (N = %d per set)", r.Frechet.N),
 				fdCell(r.Frechet.GeneratedVsReal, "vs real"), fdCell(r.Frechet.RealVsReal, "real vs real split"), "near the split baseline"},
@@ -157,18 +160,19 @@ func (r *Report) Tables() []eval.Table {
 	}
 	per := eval.Table{
 		Title:   "Per class",
-		Columns: []string{"class", "class acc. generated", "class acc. real", "mirrored generated", "mirrored real"},
+		Columns: []string{"class", "class acc. generated", "large · small", "class acc. real", "large · small", "mirrored generated", "mirrored real"},
 	}
 	realBy := map[string]ClassMetrics{}
 	for _, cm := range re.PerClass {
 		realBy[cm.Name] = cm
 	}
 	for _, cm := range g.PerClass {
-		row := []string{cm.Name, pct(cm.Class), pct(realBy[cm.Name].Class), "—", "—"}
+		rc := realBy[cm.Name]
+		row := []string{cm.Name, pct(cm.Class), sizeSplit(cm), pct(rc.Class), sizeSplit(rc), "—", "—"}
 		if cm.Mirror != nil {
-			row[3] = pct(*cm.Mirror)
-			if rm := realBy[cm.Name].Mirror; rm != nil {
-				row[4] = pct(*rm)
+			row[5] = pct(*cm.Mirror)
+			if rm := rc.Mirror; rm != nil {
+				row[6] = pct(*rm)
 			}
 		}
 		per.Rows = append(per.Rows, row)
@@ -253,6 +257,11 @@ func SampleGrid(gen, real []Judgement, perSeed int) *image.RGBA {
 		cols = 8
 	}
 	return eval.Grid(tiles, dataset.CanvasSide, dataset.CanvasSide, cols, labels, 4)
+}
+
+// sizeSplit is a class's correct counts on large and small items, "4/4 · 3/20".
+func sizeSplit(cm ClassMetrics) string {
+	return fmt.Sprintf("%d/%d · %d/%d", cm.Large.Correct, cm.Large.Total, cm.Small.Correct, cm.Small.Total)
 }
 
 // samplerText names the guidance and sampler settings of a run ("guidance 4", "autoguidance 2 by

@@ -167,21 +167,33 @@ func RealScenes(set *dataset.Set, scenes []dataset.Scene, stream uint64) ([][dat
 // Metrics are one image set's accuracies against its prompts. Position counts small scenes only, Mirror
 // MirrorClasses only; All is class ∧ size ∧ position (small scenes) ∧ inversion.
 type Metrics struct {
-	N         int               `json:"n"`
-	Empty     int               `json:"empty"` // images where Analyze found no item
-	Class     eval.CounterEntry `json:"class"`
-	Size      eval.CounterEntry `json:"size"`
-	Position  eval.CounterEntry `json:"position"`
-	Inversion eval.CounterEntry `json:"inversion"`
-	Mirror    eval.CounterEntry `json:"mirror"`
-	All       eval.CounterEntry `json:"all"`
-	PerClass  []ClassMetrics    `json:"per_class"`
+	N     int               `json:"n"`
+	Empty int               `json:"empty"` // images where Analyze found no item
+	Class eval.CounterEntry `json:"class"`
+	// ClassLarge and ClassSmall split Class by the prompt's size: a 16-pixel item shows far less of what
+	// tells a pullover from a coat.
+	ClassLarge eval.CounterEntry `json:"class_large"`
+	ClassSmall eval.CounterEntry `json:"class_small"`
+	// Brightness is the mean foreground value (pixels above ForegroundLevel) of the de-rendered items,
+	// inversion undone: guidance over-exposes items, and the evaluator reads brightness as a class cue.
+	Brightness float64           `json:"item_brightness"`
+	Size       eval.CounterEntry `json:"size"`
+	Position   eval.CounterEntry `json:"position"`
+	Inversion  eval.CounterEntry `json:"inversion"`
+	Mirror     eval.CounterEntry `json:"mirror"`
+	All        eval.CounterEntry `json:"all"`
+	PerClass   []ClassMetrics    `json:"per_class"`
 }
+
+// ForegroundLevel is the de-rendered item value above which a pixel counts as the item's for Brightness.
+const ForegroundLevel = 20
 
 // ClassMetrics are one class's accuracies (Mirror only for MirrorClasses).
 type ClassMetrics struct {
 	Name   string             `json:"name"`
 	Class  eval.CounterEntry  `json:"class"`
+	Large  eval.CounterEntry  `json:"class_large"`
+	Small  eval.CounterEntry  `json:"class_small"`
 	Mirror *eval.CounterEntry `json:"mirror,omitempty"`
 }
 
@@ -189,14 +201,23 @@ type ClassMetrics struct {
 func Tally(js []Judgement) Metrics {
 	var c eval.Counter
 	m := Metrics{N: len(js)}
+	var brightness float64
 	for i := range js {
 		j := &js[i]
 		name := dataset.ClassNames[j.Scene.Class]
 		if j.Observed.Empty {
 			m.Empty++
+		} else {
+			brightness += itemBrightness(&j.Item)
+		}
+		size := "/small"
+		if j.Scene.Large {
+			size = "/large"
 		}
 		c.Add("class", j.ClassCorrect())
+		c.Add("class"+size, j.ClassCorrect())
 		c.Add("class/"+name, j.ClassCorrect())
+		c.Add("class/"+name+size, j.ClassCorrect())
 		c.Add("size", j.Size)
 		c.Add("inversion", j.Inversion)
 		all := j.ClassCorrect() && j.Size && j.Inversion
@@ -220,14 +241,18 @@ func Tally(js []Judgement) Metrics {
 		}
 		return eval.CounterEntry{Name: name}
 	}
+	if m.N > m.Empty {
+		m.Brightness = brightness / float64(m.N-m.Empty)
+	}
 	m.Class, m.Size, m.Position, m.Inversion = get("class"), get("size"), get("position"), get("inversion")
+	m.ClassLarge, m.ClassSmall = get("class/large"), get("class/small")
 	m.Mirror, m.All = get("mirror"), get("all")
 	for class, name := range dataset.ClassNames {
 		e, ok := byName["class/"+name]
 		if !ok {
 			continue
 		}
-		cm := ClassMetrics{Name: name, Class: e}
+		cm := ClassMetrics{Name: name, Class: e, Large: get("class/" + name + "/large"), Small: get("class/" + name + "/small")}
 		if IsMirrorClass(class) {
 			me := get("mirror/" + name)
 			cm.Mirror = &me
@@ -235,6 +260,21 @@ func Tally(js []Judgement) Metrics {
 		m.PerClass = append(m.PerClass, cm)
 	}
 	return m
+}
+
+// itemBrightness is the mean of an item's pixels above ForegroundLevel (0 when none are).
+func itemBrightness(item *[dataset.ItemPixels]uint8) float64 {
+	sum, n := 0, 0
+	for _, v := range item {
+		if v > ForegroundLevel {
+			sum += int(v)
+			n++
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return float64(sum) / float64(n)
 }
 
 // ClassFilter turns class names into labels in dataset order (duplicates dropped); none means every class.
