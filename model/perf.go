@@ -2,7 +2,9 @@ package model
 
 import (
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/sugarme/gotch"
@@ -235,7 +237,9 @@ func (m *DiT) Randomize(std float64) error {
 	if err := setTrainable(m.VS, false); err != nil {
 		return err
 	}
-	for name, v := range m.VS.Variables() {
+	vars := m.VS.Variables()
+	for _, name := range slices.Sorted(maps.Keys(vars)) { // a fixed order: the seeded RNG gives the same weights every run
+		v := vars[name]
 		if err := v.Normal_(0, std); err != nil {
 			return fmt.Errorf("model: randomizing %s: %w", name, err)
 		}
