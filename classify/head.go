@@ -3,6 +3,8 @@ package classify
 import (
 	"math"
 
+	"gonum.org/v1/gonum/mat"
+
 	"github.com/cachetlab/cachet"
 )
 
@@ -79,6 +81,17 @@ func (h *Head) Cosines(f []float32) []float64 {
 	return out
 }
 
+// Logits are the zero-shot head's logits LogitScale·cos(f, W_c) for a projected feature f.
+func (h *Head) Logits(f []float32) []float64 { return zeroShotLogits(h.Cosines(f)) }
+
+func zeroShotLogits(cos []float64) []float64 {
+	out := make([]float64, len(cos))
+	for c, v := range cos {
+		out[c] = LogitScale * v
+	}
+	return out
+}
+
 // Probs is TFUP's pseudo-label distribution softmax(10·cos(f, W)).
 func (h *Head) Probs(f []float32) []float64 { return Softmax(h.Cosines(f), PseudoScale) }
 
@@ -119,7 +132,12 @@ func (m *Model) Resolve() error {
 	if m.Values != ValuesSolved {
 		return nil
 	}
-	vs, err := SolveValues(m.Entries, len(m.Head.Labels), m.Beta, m.Lambda)
+	return m.resolveWith(keyDots(m.Entries))
+}
+
+// resolveWith is Resolve given the entries' key cosines (keyDots).
+func (m *Model) resolveWith(dots *mat.SymDense) error {
+	vs, err := solveValues(m.Entries, dots, len(m.Head.Labels), m.Beta, m.Lambda)
 	if err != nil {
 		return err
 	}
@@ -135,10 +153,7 @@ func (m *Model) Resolve() error {
 // Score computes one projected feature's logits over the given entries (all of the model's when nil).
 func (m *Model) Score(f []float32, entries []Entry) Scores {
 	cos := m.Head.Cosines(f)
-	s := Scores{ZeroShot: make([]float64, len(cos)), Logits: make([]float64, len(cos))}
-	for c, v := range cos {
-		s.ZeroShot[c] = LogitScale * v
-	}
+	s := Scores{ZeroShot: zeroShotLogits(cos), Logits: make([]float64, len(cos))}
 	if entries == nil {
 		entries = m.Entries
 	}

@@ -29,10 +29,7 @@ func TuneLeaveOneOut(m *Model) (float64, error) {
 	zero := make([][]float64, n)
 	labels := make([]int, n)
 	for i, e := range m.Entries {
-		zero[i] = m.Head.Cosines(e.Key)
-		for c := range zero[i] {
-			zero[i][c] *= LogitScale
-		}
+		zero[i] = m.Head.Logits(e.Key)
 		labels[i] = e.Label
 	}
 	dots := keyDots(m.Entries)
@@ -47,7 +44,10 @@ func TuneLeaveOneOut(m *Model) (float64, error) {
 		return 0, err
 	}
 	m.Alpha, m.Beta, m.Lambda = k.Alpha, k.Beta, k.Lambda
-	return acc, m.Resolve()
+	if m.Values != ValuesSolved {
+		return acc, nil
+	}
+	return acc, m.resolveWith(dots)
 }
 
 // Knobs are a cache model's α, β and λ.

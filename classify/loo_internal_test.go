@@ -4,8 +4,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
-
-	"gonum.org/v1/gonum/mat"
 )
 
 // TestLeaveOneOutClosedForm checks the closed-form left-out cache against the definition: drop key i,
@@ -15,21 +13,12 @@ func TestLeaveOneOutClosedForm(t *testing.T) {
 	const n, classes, dims = 12, 3, 6
 	entries := make([]Entry, n)
 	for i := range entries {
-		v := make([]float64, dims)
-		for d := range v {
-			v[d] = rng.NormFloat64()
-		}
-		entries[i] = Entry{Key: Normalize(v), Label: i % classes}
+		entries[i] = Entry{Key: Normalize(gaussian(rng, dims)), Label: i % classes}
 	}
 	for _, values := range []Values{ValuesLabels, ValuesSolved} {
 		t.Run(string(values), func(t *testing.T) {
 			m := &Model{Method: MethodTip, Head: &Head{Labels: []string{"a", "b", "c"}}, Entries: entries, Values: values, Lambda: 0.2}
-			dots := mat.NewSymDense(n, nil)
-			for i := range n {
-				for j := i; j < n; j++ {
-					dots.SetSym(i, j, Dot(entries[i].Key, entries[j].Key))
-				}
-			}
+			dots := keyDots(entries)
 			const beta = 3.0
 			got := make([][]float64, n)
 			for i := range got {

@@ -45,6 +45,11 @@ func ParseValues(s string) (Values, error) {
 // K_ij = exp(−β(1 − F_i·F_j)) is the cache's own affinity and Y the entries' one-hot labels: the cache
 // logits α·exp(−β(1 − f·Fᵀ))·V then fit the labelled keys as a kernel ridge regression.
 func SolveValues(entries []Entry, classes int, beta, lambda float64) ([][]float64, error) {
+	return solveValues(entries, keyDots(entries), classes, beta, lambda)
+}
+
+// solveValues is SolveValues given the entries' key cosines (keyDots).
+func solveValues(entries []Entry, dots *mat.SymDense, classes int, beta, lambda float64) ([][]float64, error) {
 	n := len(entries)
 	if n == 0 {
 		return nil, nil
@@ -59,7 +64,7 @@ func SolveValues(entries []Entry, classes int, beta, lambda float64) ([][]float6
 		}
 		y.Set(i, e.Label, 1)
 	}
-	chol, err := ridgeFactor(keyDots(entries), beta, lambda)
+	chol, err := ridgeFactor(dots, beta, lambda)
 	if err != nil {
 		return nil, err
 	}

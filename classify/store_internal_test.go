@@ -14,10 +14,7 @@ import (
 func TestRetrievalKey(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	randUnit := func(d int) []float64 {
-		v := make([]float64, d)
-		for i := range v {
-			v[i] = rng.NormFloat64()
-		}
+		v := gaussian(rng, d)
 		n := 0.0
 		for _, x := range v {
 			n += x * x

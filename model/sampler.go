@@ -363,12 +363,8 @@ func (o *ops) rescaleGuided(g, c *ts.Tensor, phi float64) *ts.Tensor {
 // projectGuidance removes share of g's component along each image's clean-image prediction x0: with the
 // guided clean image x0_c + (w−1)·Δ and Δ = −t·g, projecting Δ on x0 is projecting g on it.
 func (o *ops) projectGuidance(g, x0 *ts.Tensor, share float64) *ts.Tensor {
-	if !o.ok(g, x0) {
-		return nil
-	}
-	size, err := g.Size()
-	if err != nil {
-		o.err = fmt.Errorf("model: guidance projection: %w", err)
+	size := o.size(g)
+	if size == nil || !o.ok(x0) {
 		return nil
 	}
 	gf, xf := o.reshape(g, size[0], -1), o.reshape(x0, size[0], -1)
