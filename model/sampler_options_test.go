@@ -2,6 +2,7 @@ package model_test
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -99,13 +100,13 @@ func TestGuidanceProjection(t *testing.T) {
 				xx += x0[k] * x0[k]
 			}
 			if math.Abs(gx) < 1e-3*math.Sqrt(xx) {
-				t.Fatalf("image %d: the guidance term is already orthogonal to x0; the test cannot tell", img)
+				return fmt.Errorf("image %d: the guidance term is already orthogonal to x0; the test cannot tell", img)
 			}
 			for k := range per {
 				i := img*per + k
 				want := plain[i] - 3*gx/xx*x0[k]
 				if math.Abs(full[i]-want) > 1e-4 || math.Abs(half[i]-(plain[i]+want)/2) > 1e-4 {
-					t.Fatalf("image %d pixel %d: share 1 %.5f (want %.5f), share 0.5 %.5f (want %.5f)", img, k, full[i], want, half[i], (plain[i]+want)/2)
+					return fmt.Errorf("image %d pixel %d: share 1 %.5f (want %.5f), share 0.5 %.5f (want %.5f)", img, k, full[i], want, half[i], (plain[i]+want)/2)
 				}
 			}
 		}
@@ -130,10 +131,10 @@ func TestAutoguidance(t *testing.T) {
 		both, _ := stepVelocity(t, m, model.SampleRequest{Prompts: prompts, Guidance: 2, Guide: guide, GuideScale: 3})
 		for i := range auto {
 			if want := weak[i] + 3*(cond[i]-weak[i]); math.Abs(auto[i]-want) > 1e-4 {
-				t.Fatalf("value %d: %.5f, want %.5f", i, auto[i], want)
+				return fmt.Errorf("value %d: %.5f, want %.5f", i, auto[i], want)
 			}
 			if want := cfg[i] + 2*(cond[i]-weak[i]); math.Abs(both[i]-want) > 1e-4 {
-				t.Fatalf("value %d with both guidances: %.5f, want %.5f", i, both[i], want)
+				return fmt.Errorf("value %d with both guidances: %.5f, want %.5f", i, both[i], want)
 			}
 		}
 
