@@ -50,6 +50,15 @@ func Format(s Scene) string {
 	return b.String()
 }
 
+// FormatWithoutClass is the scene's prompt with its class word left out ("a small in the center"): what
+// the scene would be as any class, the negative prompt that class-contrast guidance pushes away from.
+func FormatWithoutClass(s Scene) string {
+	if s.Class < 0 || s.Class >= NumClasses {
+		return Format(s)
+	}
+	return strings.Replace(Format(s), " "+ClassNames[s.Class], "", 1)
+}
+
 // Vocabulary is every word Format can write, in a fixed order (the text encoder's token list: never
 // reorder it, only append).
 func Vocabulary() []string {

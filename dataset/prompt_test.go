@@ -64,6 +64,25 @@ func TestFormatExamples(t *testing.T) {
 	}
 }
 
+// The class-free prompt keeps every other word, so a negative prompt differs from its prompt in the class alone.
+func TestFormatWithoutClass(t *testing.T) {
+	for _, tc := range []struct {
+		s    dataset.Scene
+		want string
+	}{
+		{dataset.Canonical(4), "a large"},
+		{dataset.Scene{Class: 7, Position: dataset.Left, Mirrored: true, Inverted: true}, "a small mirrored on the left, inverted"},
+		{dataset.Scene{Class: 0}, "a small in the center"},
+		{dataset.Scene{Class: 9, Large: true, Inverted: true}, "a large, inverted"},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			if got := dataset.FormatWithoutClass(tc.s); got != tc.want {
+				t.Fatalf("FormatWithoutClass = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestParseVariants(t *testing.T) {
 	tests := []struct {
 		prompt string

@@ -36,24 +36,34 @@ func (m *DiT) velocity(o *ops, x *ts.Tensor, mod *modulation, h *Hooks) *ts.Tens
 	return out
 }
 
-// guide combines a step's predictions: the conditional c, the unconditional u (nil without
-// classifier-free guidance) and the guide model's weak (nil without autoguidance), at time t (1 = noise).
-func (o *ops) guide(req *SampleRequest, x, c, u, weak *ts.Tensor, t float64) *ts.Tensor {
+// guidanceInputs are a step's predictions: the conditional c, the unconditional u (nil without
+// classifier-free guidance), the guide model's weak (nil without autoguidance) and the negative prompts'
+// (nil without them).
+type guidanceInputs struct{ c, u, weak, negative *ts.Tensor }
+
+// guide combines a step's predictions at time t (1 = noise).
+func (o *ops) guide(req *SampleRequest, x *ts.Tensor, g guidanceInputs, t float64) *ts.Tensor {
+	c, u := g.c, g.u
 	var out *ts.Tensor
-	if weak == nil && req.GuidanceProjection == 0 {
+	if g.weak == nil && g.negative == nil && req.GuidanceProjection == 0 {
 		out = o.add(u, o.scale(o.sub(c, u), req.Guidance)) // plain classifier-free guidance
 	} else {
 		var term *ts.Tensor // what guidance adds to c
-		if u != nil {
-			term = o.scale(o.sub(c, u), req.Guidance-1)
-		}
-		if weak != nil {
-			auto := o.scale(o.sub(c, weak), req.GuideScale-1)
+		addTerm := func(more *ts.Tensor) {
 			if term == nil {
-				term = auto
+				term = more
 			} else {
-				term = o.add(term, auto)
+				term = o.add(term, more)
 			}
+		}
+		if u != nil {
+			addTerm(o.scale(o.sub(c, u), req.Guidance-1))
+		}
+		if g.weak != nil {
+			addTerm(o.scale(o.sub(c, g.weak), req.GuideScale-1))
+		}
+		if g.negative != nil {
+			addTerm(o.scale(o.sub(c, g.negative), req.NegativeGuidance))
 		}
 		if req.GuidanceProjection > 0 { // the clean-image prediction is x − t·c
 			term = o.projectGuidance(term, o.sub(x, o.scale(c, t)), req.GuidanceProjection)

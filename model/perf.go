@@ -209,7 +209,7 @@ func (b *StepBench) NumParams() int64 { return b.m.NumParams() }
 // infinities or denormals) and returns its wall time, freeing the result included as Sample does.
 func (b *StepBench) Step() (time.Duration, error) {
 	start := time.Now()
-	next, err := b.m.step(&b.req, b.sched, 0, b.x, b.mod, nil, b.n, b.guided)
+	next, err := b.m.step(&b.req, b.sched, 0, b.x, branches{mod: b.mod, guided: b.guided}, b.n)
 	if err != nil {
 		return 0, err
 	}

@@ -42,6 +42,13 @@ type SampleRequest struct {
 	Seed     int64   // image i uses the noise stream (Seed, i): the same seed gives the same images
 	Steps    int     // sampler steps (default 50)
 	Guidance float64 // classifier-free guidance scale; ≤ 1 disables the unconditional branch
+	// NegativePrompts (text models), one per prompt, add a guidance term of their own:
+	// NegativeGuidance·(v − v_negative), pushing each image away from what its negative prompt draws. A
+	// negative that shares the prompt's other words (the prompt less its class word) pushes only the words
+	// that differ. It adds to classifier-free guidance (or stands alone with Guidance ≤ 1), at the cost of
+	// one more forward pass per step.
+	NegativePrompts  []string
+	NegativeGuidance float64
 	// GuidanceRescale φ ∈ [0, 1] blends the guided velocity with itself rescaled to the conditional one's
 	// per-image standard deviation (Lin et al. 2024): guidance then sharpens without over-exposing. 0 = off.
 	GuidanceRescale float64
@@ -65,7 +72,10 @@ type SampleRequest struct {
 	// TimeShift s warps the flow sampler's evenly spaced times, t ↦ s·t / (1 + (s−1)·t) (SD3's shift): s > 1
 	// spends more steps at high noise, s < 1 at low noise, where fine detail is drawn. 0 or 1: even spacing.
 	TimeShift float64
-	Cache     StepCache
+	// Stochasticity η ∈ [0, 1) (flow models): each step re-noises a share η of the predicted noise with fresh
+	// seeded noise, an SDE-like sampler that forgets earlier steps' errors. 0: the deterministic Euler sampler.
+	Stochasticity float64
+	Cache         StepCache
 	// Inject adds attention injection (a subject's adapters) to every forward pass, merged with the hooks
 	// Cache passes. With guidance only the conditional rows see the reference: the unconditional rows take
 	// the null reference, so guidance pushes towards the subject as well as the prompt.
@@ -151,6 +161,20 @@ func (m *DiT) validate(req *SampleRequest) error {
 		return cachet.Errorf(cachet.CodeInvalidArgument, "time shift must be between 0 and 20 (got %v)", req.TimeShift)
 	case req.TimeShift != 0 && req.TimeShift != 1 && m.Cfg.Prediction != PredictFlow:
 		return cachet.Errorf(cachet.CodeInvalidArgument, "time shift applies to flow-matching models only")
+	case math.IsNaN(req.Stochasticity) || req.Stochasticity < 0 || req.Stochasticity >= 1:
+		return cachet.Errorf(cachet.CodeInvalidArgument, "stochasticity must be at least 0 and below 1 (got %v)", req.Stochasticity)
+	case req.Stochasticity != 0 && m.Cfg.Prediction != PredictFlow:
+		return cachet.Errorf(cachet.CodeInvalidArgument, "stochasticity applies to flow-matching models only")
+	case req.NegativePrompts != nil && m.Cfg.Cond != CondText:
+		return cachet.Errorf(cachet.CodeInvalidArgument, "negative prompts apply to text-conditioned models only")
+	case req.NegativePrompts != nil && len(req.NegativePrompts) != len(req.Prompts):
+		return cachet.Errorf(cachet.CodeInvalidArgument, "%d negative prompts for %d prompts: give one per prompt", len(req.NegativePrompts), len(req.Prompts))
+	case math.IsNaN(req.NegativeGuidance) || req.NegativeGuidance < 0 || req.NegativeGuidance > 50:
+		return cachet.Errorf(cachet.CodeInvalidArgument, "negative guidance must be between 0 and 50 (got %v)", req.NegativeGuidance)
+	case req.NegativeGuidance > 0 && req.NegativePrompts == nil:
+		return cachet.Errorf(cachet.CodeInvalidArgument, "negative guidance needs negative prompts")
+	case req.NegativePrompts != nil && req.Inject != nil:
+		return cachet.Errorf(cachet.CodeInvalidArgument, "negative prompts do not combine with a subject's adapters")
 	}
 	if err := req.GuidanceInterval.Validate(); err != nil {
 		return err
@@ -166,6 +190,19 @@ func (m *DiT) validate(req *SampleRequest) error {
 		}
 	}
 	return nil
+}
+
+// stepNoise is the fresh noise of a stochastic step: each image's own stream, keyed by seed, image and step.
+func (m *DiT) stepNoise(seed int64, step, n int) []float32 {
+	per := m.Cfg.Channels * m.Cfg.ImageSize * m.Cfg.ImageSize
+	out := make([]float32, n*per)
+	for i := range n {
+		rng := rand.New(rand.NewPCG(uint64(seed)^0x9e3779b97f4a7c15, uint64(step+1)<<32|uint64(i)))
+		for k := range per {
+			out[i*per+k] = float32(rng.NormFloat64())
+		}
+	}
+	return out
 }
 
 // initialNoise draws each image's starting noise from its own seeded stream, in Go, so image i is the same
@@ -196,9 +233,12 @@ func (m *DiT) Sample(ctx context.Context, req SampleRequest) (*SampleResult, err
 	defer keep.Drop()
 	o := newOps(&keep)
 	mods := m.stepModulations(o, &req, sched, guided) // the unconditional rows ride in the same batch
-	var guideMods []*modulation
+	var guideMods, negativeMods []*modulation
 	if req.Guide != nil && req.GuideScale > 1 {
 		guideMods = req.Guide.stepModulations(o, &req, sched, false)
+	}
+	if req.NegativeGuidance > 0 {
+		negativeMods = m.stepModulations(o, &SampleRequest{Prompts: req.NegativePrompts, Steps: req.Steps}, sched, false)
 	}
 	noise := req.Noise
 	if noise == nil {
@@ -221,11 +261,14 @@ func (m *DiT) Sample(ctx context.Context, req SampleRequest) (*SampleResult, err
 			return nil, cachet.Wrap(cachet.CodeCanceled, err, "generation canceled at step %d of %d", i, req.Steps)
 		}
 		start := time.Now()
-		var guideMod *modulation
+		b := branches{mod: mods[i], guided: guided}
 		if guideMods != nil {
-			guideMod = guideMods[i]
+			b.guide = guideMods[i]
 		}
-		next, err := m.step(&req, sched, i, x, mods[i], guideMod, n, guided)
+		if negativeMods != nil {
+			b.negative = negativeMods[i]
+		}
+		next, err := m.step(&req, sched, i, x, b, n)
 		if err != nil {
 			return nil, err
 		}
@@ -241,9 +284,15 @@ func (m *DiT) Sample(ctx context.Context, req SampleRequest) (*SampleResult, err
 	return res, nil
 }
 
+// branches are one step's modulations: the model's (with the unconditional rows after the conditional
+// ones when guided), the autoguidance model's and the negative prompts' (nil when unused).
+type branches struct {
+	mod, guide, negative *modulation
+	guided               bool
+}
+
 // step advances x by one sampler step; every intermediate is dropped before it returns.
-// With autoguidance, guideMod is the guide model's modulation for this step.
-func (m *DiT) step(req *SampleRequest, sched Schedule, i int, x *ts.Tensor, mod, guideMod *modulation, n int, guided bool) (*ts.Tensor, error) {
+func (m *DiT) step(req *SampleRequest, sched Schedule, i int, x *ts.Tensor, b branches, n int) (*ts.Tensor, error) {
 	var s Scope
 	defer s.Drop()
 	o := newOps(&s)
@@ -253,22 +302,24 @@ func (m *DiT) step(req *SampleRequest, sched Schedule, i int, x *ts.Tensor, mod,
 			return nil, err
 		}
 		in := x
-		if guided {
+		if b.guided {
 			in = o.cat(0, x, x)
 		}
-		out := m.velocity(o, in, mod, h)
-		if guided || guideMod != nil { // rows [0, n) are conditional, [n, 2n) unconditional
-			c, u := out, (*ts.Tensor)(nil)
-			if guided {
-				c, u = o.narrow(out, 0, 0, int64(n)), o.narrow(out, 0, int64(n), int64(n))
+		out := m.velocity(o, in, b.mod, h)
+		if b.guided || b.guide != nil || b.negative != nil { // rows [0, n) are conditional, [n, 2n) unconditional
+			g := guidanceInputs{c: out}
+			if b.guided {
+				g.c, g.u = o.narrow(out, 0, 0, int64(n)), o.narrow(out, 0, int64(n), int64(n))
 			}
-			out = c
+			out = g.c
 			if req.GuidanceInterval.Contains(sched.Times[i] / 1000) {
-				var weak *ts.Tensor
-				if guideMod != nil {
-					weak = req.Guide.velocity(o, x, guideMod, nil)
+				if b.guide != nil {
+					g.weak = req.Guide.velocity(o, x, b.guide, nil)
 				}
-				out = o.guide(req, x, c, u, weak, sched.Times[i]/1000)
+				if b.negative != nil {
+					g.negative = m.velocity(o, x, b.negative, nil)
+				}
+				out = o.guide(req, x, g, sched.Times[i]/1000)
 			}
 		}
 		if o.err != nil {
@@ -291,7 +342,20 @@ func (m *DiT) step(req *SampleRequest, sched Schedule, i int, x *ts.Tensor, mod,
 	}
 	var next *ts.Tensor
 	if m.Cfg.Prediction == PredictFlow {
-		next = o.add(x, o.scale(out.t, sched.Deltas[i]))
+		t := sched.Times[i] / 1000
+		tn := t + sched.Deltas[i]
+		if req.Stochasticity > 0 && tn > 1e-9 {
+			// Re-noise: keep the predicted clean image, and replace a share η of the predicted noise by fresh
+			// noise (η = 0 is the Euler step exactly).
+			eta := req.Stochasticity
+			x0 := o.sub(x, o.scale(out.t, t))
+			eps := o.add(x, o.scale(out.t, 1-t))
+			z := o.keep(FromFloat32s(m.stepNoise(req.Seed, i, n), o.size(x), m.Device))
+			mixed := o.add(o.scale(eps, math.Sqrt(1-eta*eta)), o.scale(z, eta))
+			next = o.add(o.scale(x0, 1-tn), o.scale(mixed, tn))
+		} else {
+			next = o.add(x, o.scale(out.t, sched.Deltas[i]))
+		}
 	} else {
 		t := int(sched.Times[i])
 		ab, abPrev := ddpmAlphaBar(t), ddpmAlphaBar(t+int(sched.Deltas[i]))

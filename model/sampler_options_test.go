@@ -167,3 +167,100 @@ func TestAutoguidance(t *testing.T) {
 		return nil
 	})
 }
+
+// Negative prompts add their own term: v = CFG(c, u) + s·(c − c_negative), where c_negative is the
+// model's conditional velocity for the negative prompt; alone (guidance 1) it is c + s·(c − c_negative).
+func TestNegativePrompts(t *testing.T) {
+	onPerturbedTextModel(t, func(m *model.DiT) error {
+		prompts, negatives := []string{"a red cat", "dog"}, []string{"a blue cat", "a cat"}
+		cond, _ := stepVelocity(t, m, model.SampleRequest{Prompts: prompts, Guidance: 1})
+		neg, _ := stepVelocity(t, m, model.SampleRequest{Prompts: negatives, Guidance: 1})
+		cfg, _ := stepVelocity(t, m, model.SampleRequest{Prompts: prompts, Guidance: 3})
+		alone, _ := stepVelocity(t, m, model.SampleRequest{Prompts: prompts, NegativePrompts: negatives, NegativeGuidance: 2})
+		both, _ := stepVelocity(t, m, model.SampleRequest{Prompts: prompts, Guidance: 3, NegativePrompts: negatives, NegativeGuidance: 0.5})
+		moved := 0.0
+		for i := range cond {
+			if want := cond[i] + 2*(cond[i]-neg[i]); math.Abs(alone[i]-want) > 1e-4 {
+				return fmt.Errorf("value %d, negative alone: %.5f, want %.5f", i, alone[i], want)
+			}
+			if want := cfg[i] + 0.5*(cond[i]-neg[i]); math.Abs(both[i]-want) > 1e-4 {
+				return fmt.Errorf("value %d, with guidance: %.5f, want %.5f", i, both[i], want)
+			}
+			moved = max(moved, math.Abs(cond[i]-neg[i]))
+		}
+		if moved < 1e-3 {
+			return fmt.Errorf("the negative prompts do not change the velocity (%.2g); the test cannot tell", moved)
+		}
+
+		for _, tc := range []struct {
+			name  string
+			req   model.SampleRequest
+			error string
+		}{
+			{"one short", model.SampleRequest{NegativePrompts: negatives[:1], NegativeGuidance: 1}, "2 prompts"},
+			{"no scale", model.SampleRequest{NegativeGuidance: 1}, "needs negative prompts"},
+			{"scale", model.SampleRequest{NegativePrompts: negatives, NegativeGuidance: -1}, "between 0 and 50"},
+			{"unknown word", model.SampleRequest{NegativePrompts: []string{"a cat", "a horse"}, NegativeGuidance: 1}, `unknown word "horse"`},
+			{"with a subject", model.SampleRequest{NegativePrompts: negatives, NegativeGuidance: 1, Inject: &model.Injection{}}, "adapters"},
+		} { // on the worker's thread, so no t.Run
+			tc.req.Prompts, tc.req.Steps = prompts, 2
+			if _, err := m.Sample(context.Background(), tc.req); err == nil || !strings.Contains(err.Error(), tc.error) {
+				t.Errorf("%s: got %v, want an error containing %q", tc.name, err, tc.error)
+			}
+		}
+		return nil
+	})
+}
+
+// Stochastic sampling re-noises with seeded noise: the same seed gives the same images, η > 0 gives other
+// images than the Euler sampler, and the last step (to t = 0) adds no noise, so one step equals Euler's.
+func TestStochasticity(t *testing.T) {
+	onPerturbedTextModel(t, func(m *model.DiT) error {
+		sample := func(steps int, eta float64) ([]float32, error) {
+			res, err := m.Sample(context.Background(), model.SampleRequest{Prompts: []string{"a red cat", "dog"}, Seed: 5, Steps: steps, Guidance: 2, Stochasticity: eta})
+			if err != nil {
+				return nil, err
+			}
+			return res.Pixels, nil
+		}
+		euler, err := sample(4, 0)
+		if err != nil {
+			return err
+		}
+		a, err := sample(4, 0.5)
+		if err != nil {
+			return err
+		}
+		b, err := sample(4, 0.5)
+		if err != nil {
+			return err
+		}
+		oneEuler, err := sample(1, 0)
+		if err != nil {
+			return err
+		}
+		oneStochastic, err := sample(1, 0.9)
+		if err != nil {
+			return err
+		}
+		differs := 0.0
+		for i := range a {
+			if a[i] != b[i] {
+				return fmt.Errorf("value %d: %v, then %v with the same seed", i, a[i], b[i])
+			}
+			if oneEuler[i] != oneStochastic[i] {
+				return fmt.Errorf("value %d: one step is %v stochastic, %v Euler", i, oneStochastic[i], oneEuler[i])
+			}
+			differs = max(differs, math.Abs(float64(a[i]-euler[i])))
+		}
+		if differs < 1e-2 {
+			return fmt.Errorf("η 0.5 leaves the images as Euler draws them (max change %.2g)", differs)
+		}
+		for _, bad := range []float64{-0.1, 1, math.NaN()} {
+			if _, err := sample(2, bad); err == nil || !strings.Contains(err.Error(), "stochasticity") {
+				t.Errorf("η %v: got %v, want a stochasticity error", bad, err)
+			}
+		}
+		return nil
+	})
+}

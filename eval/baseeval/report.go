@@ -46,17 +46,20 @@ type RunConfig struct {
 	GuidanceInterval []float64 `json:"guidance_interval,omitempty"`
 	TimeShift        float64   `json:"time_shift,omitempty"` // the sampler's time shift; absent: even spacing
 	// GuidanceProjection is the share of the guidance's parallel component removed (APG); absent: plain CFG.
-	GuidanceProjection float64  `json:"guidance_projection,omitempty"`
-	Guide              string   `json:"guide,omitempty"` // autoguidance's weaker model; absent: none
-	GuideScale         float64  `json:"guide_scale,omitempty"`
-	Classes            []string `json:"classes,omitempty"` // only these classes' prompts; absent: all
-	Seeds              int      `json:"seeds"`             // images per prompt
-	FirstSeed          int64    `json:"first_seed"`        // seeds FirstSeed … FirstSeed+Seeds−1
-	Prompts            int      `json:"prompts"`
-	Limit              int      `json:"limit"` // 0: the full prompt set
-	Batch              int      `json:"batch"`
-	N                  int      `json:"n"` // images generated (prompts × seeds)
-	TorchThreads       int      `json:"torch_threads"`
+	GuidanceProjection float64 `json:"guidance_projection,omitempty"`
+	Guide              string  `json:"guide,omitempty"` // autoguidance's weaker model; absent: none
+	GuideScale         float64 `json:"guide_scale,omitempty"`
+	// ClassContrast is the guidance against each prompt less its class word; absent: none.
+	ClassContrast float64  `json:"class_contrast,omitempty"`
+	Stochasticity float64  `json:"stochasticity,omitempty"` // the sampler's re-noising share; absent: deterministic
+	Classes       []string `json:"classes,omitempty"`       // only these classes' prompts; absent: all
+	Seeds         int      `json:"seeds"`                   // images per prompt
+	FirstSeed     int64    `json:"first_seed"`              // seeds FirstSeed … FirstSeed+Seeds−1
+	Prompts       int      `json:"prompts"`
+	Limit         int      `json:"limit"` // 0: the full prompt set
+	Batch         int      `json:"batch"`
+	N             int      `json:"n"` // images generated (prompts × seeds)
+	TorchThreads  int      `json:"torch_threads"`
 }
 
 // Frechet holds the Fréchet distances between the evaluator's 256-d features of de-rendered items. With
@@ -275,6 +278,12 @@ func (c RunConfig) samplerText() string {
 		} else {
 			s = auto
 		}
+	}
+	if c.ClassContrast != 0 {
+		s += fmt.Sprintf(", class contrast %g", c.ClassContrast)
+	}
+	if c.Stochasticity != 0 {
+		s += fmt.Sprintf(", stochasticity %g", c.Stochasticity)
 	}
 	if c.GuidanceRescale != 0 {
 		s += fmt.Sprintf(", rescale φ %g", c.GuidanceRescale)

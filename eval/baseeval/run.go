@@ -54,6 +54,11 @@ type Config struct {
 	GuidanceProjection float64
 	// TimeShift is the sampler's time shift (0 or 1: evenly spaced steps).
 	TimeShift float64
+	// ClassContrast is the negative-prompt guidance scale against each prompt less its class word
+	// (dataset.FormatWithoutClass; 0: off): it guides the class alone, not the size, place or inversion.
+	ClassContrast float64
+	// Stochasticity is the flow sampler's re-noising share η per step (0: deterministic Euler).
+	Stochasticity float64
 	// Classes, when set, keeps only these classes' prompts (names from dataset.ClassNames).
 	Classes []string
 	Limit   int // evaluate only the first Limit prompts (0: all NumPrompts)
@@ -97,6 +102,10 @@ func (c Config) validate() error {
 		return bad("--guide-scale must be between 0 and 50 (got %v)", c.GuideScale)
 	case c.GuideScale > 1 && c.Guide == "":
 		return bad("--guide-scale needs --guide, the weaker model to guide with")
+	case math.IsNaN(c.ClassContrast) || c.ClassContrast < 0 || c.ClassContrast > 50:
+		return bad("--class-contrast must be between 0 (off) and 50 (got %v)", c.ClassContrast)
+	case math.IsNaN(c.Stochasticity) || c.Stochasticity < 0 || c.Stochasticity >= 1:
+		return bad("--stochasticity must be at least 0 (deterministic) and below 1 (got %v)", c.Stochasticity)
 	case math.IsNaN(c.TimeShift) || c.TimeShift < 0 || c.TimeShift > 20:
 		return bad("--time-shift must be between 0 and 20 (got %v)", c.TimeShift)
 	}
@@ -197,7 +206,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	N := len(scenes)
 	rc := RunConfig{Weights: cfg.Weights, WeightsSHA256: weightsSum, Model: m.Cfg.String(), Evaluator: cfg.Evaluator,
 		EvaluatorSHA256: evalSum, Data: cfg.DataDir, Steps: cfg.Steps, Guidance: cfg.Guidance,
-		GuidanceRescale: cfg.GuidanceRescale, GuidanceInterval: intervalField(cfg.GuidanceInterval), TimeShift: cfg.TimeShift, GuidanceProjection: cfg.GuidanceProjection, Guide: cfg.Guide, GuideScale: cfg.GuideScale, Classes: cfg.Classes, Seeds: cfg.Seeds,
+		GuidanceRescale: cfg.GuidanceRescale, GuidanceInterval: intervalField(cfg.GuidanceInterval), TimeShift: cfg.TimeShift, GuidanceProjection: cfg.GuidanceProjection, Guide: cfg.Guide, GuideScale: cfg.GuideScale, ClassContrast: cfg.ClassContrast, Stochasticity: cfg.Stochasticity, Classes: cfg.Classes, Seeds: cfg.Seeds,
 		FirstSeed: cfg.FirstSeed, Prompts: P, Limit: cfg.Limit, Batch: cfg.Batch, N: N, TorchThreads: cfg.TorchThreads}
 	fmt.Fprintf(progress, "eval base: %s (%s), %d prompts × %d seeds = %d images, batches of ≤ %d, %d steps, %s\n",
 		cfg.Weights, m.Cfg, P, cfg.Seeds, N, cfg.Batch, cfg.Steps, rc.samplerText())
@@ -210,9 +219,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		for start := 0; start < P; start += cfg.Batch {
 			end := min(P, start+cfg.Batch)
 			req := model.SampleRequest{Seed: seed, Steps: cfg.Steps, Guidance: cfg.Guidance, GuidanceRescale: cfg.GuidanceRescale,
-				GuidanceInterval: cfg.GuidanceInterval, TimeShift: cfg.TimeShift, GuidanceProjection: cfg.GuidanceProjection, Guide: guide, GuideScale: cfg.GuideScale, Noise: Noise(seed, start, end-start, per)}
+				GuidanceInterval: cfg.GuidanceInterval, TimeShift: cfg.TimeShift, GuidanceProjection: cfg.GuidanceProjection, Guide: guide, GuideScale: cfg.GuideScale, Stochasticity: cfg.Stochasticity, Noise: Noise(seed, start, end-start, per)}
 			for _, s := range prompts[start:end] {
 				req.Prompts = append(req.Prompts, dataset.Format(s))
+				if cfg.ClassContrast > 0 {
+					req.NegativePrompts = append(req.NegativePrompts, dataset.FormatWithoutClass(s))
+				}
+			}
+			if cfg.ClassContrast > 0 {
+				req.NegativeGuidance = cfg.ClassContrast
 			}
 			var res *model.SampleResult
 			if err := w.Do(ctx, func() error {
