@@ -15,6 +15,11 @@ type GenerateRequest struct {
 	Guidance *float64 `json:"guidance,omitempty"`
 	// GuidanceRescale φ in [0, 1] counters guidance's over-exposure (0, the default, is off).
 	GuidanceRescale float64 `json:"guidance_rescale,omitempty"`
+	// NegativePrompt steers the images away from what it describes, in the model's words (for the default
+	// model, e.g. "a small in the center": the prompt less its class word, or "a coat"); NegativeGuidance
+	// scales that push (default 1; it adds to guidance). Not with a subject.
+	NegativePrompt   string   `json:"negative_prompt,omitempty"`
+	NegativeGuidance *float64 `json:"negative_guidance,omitempty"`
 	// ReferenceGuidance says what guidance scales when a subject is given: "joint" (subject and prompt,
 	// the default and the best identity measured), "prompt" (the subject enters once) or "subject" (the
 	// prompt enters once). eval/reports/personalization compares them.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -55,6 +56,14 @@ func (e *Endpoint) Generate(ctx context.Context, r cachet.GenerateRequest) (*cac
 		Cache: stepcache.Config{Name: r.Cache.Name, Params: r.Cache.Params}}
 	if r.Guidance != nil {
 		req.Guidance = *r.Guidance
+	}
+	if r.NegativeGuidance != nil && strings.TrimSpace(r.NegativePrompt) == "" {
+		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "negative_guidance scales a negative_prompt: give one too, or leave it out")
+	}
+	if req.NegativePrompt = r.NegativePrompt; r.NegativeGuidance != nil {
+		req.NegativeGuidance = *r.NegativeGuidance
+	} else if strings.TrimSpace(r.NegativePrompt) != "" {
+		req.NegativeGuidance = DefaultNegativeGuidance
 	}
 	if r.ReferenceGuidance != "" {
 		if r.SubjectID == "" {

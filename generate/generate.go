@@ -6,6 +6,7 @@ package generate
 import (
 	"bytes"
 	"context"
+	"errors"
 	"image"
 	"image/png"
 	"slices"
@@ -69,6 +70,9 @@ func (s *Service) ModelID() string { return s.opts.ModelID }
 // Personalized reports whether adapters are loaded.
 func (s *Service) Personalized() bool { return s.opts.Personalizer != nil }
 
+// DefaultNegativeGuidance is the negative prompt's scale when a request names none.
+const DefaultNegativeGuidance = 1.0
+
 // Request is one generation.
 type Request struct {
 	Prompt string // text-conditioned models
@@ -81,6 +85,9 @@ type Request struct {
 	Guidance float64
 	// GuidanceRescale is model.SampleRequest's φ (0 = off).
 	GuidanceRescale float64
+	// NegativePrompt (text models, no Refs) is pushed away from at NegativeGuidance; "" is none.
+	NegativePrompt   string
+	NegativeGuidance float64
 	// ReferenceGuidance says which guidance branches see Refs (zero value: joint).
 	ReferenceGuidance model.ReferenceGuidance
 	Cache             stepcache.Config
@@ -111,6 +118,11 @@ func (s *Service) Validate(req *Request) error {
 		return cachet.Errorf(cachet.CodeInvalidArgument, "guidance must be between 0 and 50 (got %v); 1 turns it off", req.Guidance)
 	case req.GuidanceRescale < 0 || req.GuidanceRescale > 1 || req.GuidanceRescale != req.GuidanceRescale:
 		return cachet.Errorf(cachet.CodeInvalidArgument, "guidance_rescale must be between 0 (off) and 1 (got %v)", req.GuidanceRescale)
+	case req.NegativeGuidance < 0 || req.NegativeGuidance > 50 || req.NegativeGuidance != req.NegativeGuidance:
+		return cachet.Errorf(cachet.CodeInvalidArgument, "negative_guidance must be between 0 and 50 (got %v)", req.NegativeGuidance)
+	}
+	if err := s.validateNegative(req); err != nil {
+		return err
 	}
 	if strings.TrimSpace(req.Cache.Name) == "" {
 		req.Cache = s.opts.DefaultCache
@@ -134,6 +146,28 @@ func (s *Service) Validate(req *Request) error {
 		if req.Refs.Model != s.opts.ModelID {
 			return cachet.Errorf(cachet.CodeConflict, "the reference cache was made by model %s, but this is model %s; extract it again with this model", req.Refs.Model, s.opts.ModelID)
 		}
+	}
+	return nil
+}
+
+// validateNegative checks a negative prompt against the model's vocabulary (it need not be a whole scene).
+func (s *Service) validateNegative(req *Request) error {
+	req.NegativePrompt = strings.TrimSpace(req.NegativePrompt)
+	if req.NegativePrompt == "" {
+		return nil
+	}
+	switch {
+	case s.dit.Cfg.Cond != model.CondText:
+		return cachet.Errorf(cachet.CodeInvalidArgument, "this model is label-conditioned and reads no negative prompt")
+	case req.Refs != nil:
+		return cachet.Errorf(cachet.CodeInvalidArgument, "negative_prompt does not combine with a subject; leave one out")
+	}
+	if err := s.dit.CheckWords(req.NegativePrompt); err != nil {
+		var e *cachet.Error
+		if errors.As(err, &e) {
+			return cachet.Errorf(e.Code, "negative_prompt: %s", e.Message)
+		}
+		return err
 	}
 	return nil
 }
@@ -171,6 +205,10 @@ func (s *Service) Generate(ctx context.Context, req Request) (*Result, error) {
 		sreq := model.SampleRequest{Seed: req.Seed, Steps: req.Steps, Guidance: req.Guidance, GuidanceRescale: req.GuidanceRescale, Cache: policy}
 		if s.dit.Cfg.Cond == model.CondText {
 			sreq.Prompts = slices.Repeat([]string{req.Prompt}, req.N)
+			if req.NegativePrompt != "" {
+				sreq.NegativePrompts = slices.Repeat([]string{req.NegativePrompt}, req.N)
+				sreq.NegativeGuidance = req.NegativeGuidance
+			}
 		} else {
 			sreq.Labels = slices.Repeat([]int{req.Label}, req.N)
 			res.Prompt = "class " + strconv.Itoa(req.Label)

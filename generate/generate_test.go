@@ -46,6 +46,12 @@ func TestValidate(t *testing.T) {
 		{"steps", plain, func(r *generate.Request) { r.Steps = -1 }, cachet.CodeInvalidArgument, "steps"},
 		{"guidance", plain, func(r *generate.Request) { r.Guidance = -1 }, cachet.CodeInvalidArgument, "guidance"},
 		{"guidance rescale", plain, func(r *generate.Request) { r.GuidanceRescale = 2 }, cachet.CodeInvalidArgument, "guidance_rescale"},
+		{"negative guidance", plain, func(r *generate.Request) { r.NegativeGuidance = -1 }, cachet.CodeInvalidArgument, "negative_guidance"},
+		{"negative prompt, unknown word", plain, func(r *generate.Request) { r.NegativePrompt = "a purple coat" }, cachet.CodeInvalidArgument, `negative_prompt: unknown word "purple"`},
+		{"negative prompt with a subject", personal, func(r *generate.Request) {
+			r.Refs, r.NegativePrompt = refs(t, s, 2), "a coat"
+		}, cachet.CodeInvalidArgument, "subject"},
+		{"negative prompt", plain, func(r *generate.Request) { r.NegativePrompt, r.NegativeGuidance = " a small in the center ", 2 }, "", ""},
 		{"empty prompt", plain, func(r *generate.Request) { r.Prompt = " " }, cachet.CodeInvalidArgument, "prompt is empty"},
 		{"bad prompt", plain, func(r *generate.Request) { r.Prompt = "a purple spaceship" }, cachet.CodeInvalidArgument, ""},
 		{"bad policy", plain, func(r *generate.Request) { r.Cache.Name = "warp" }, cachet.CodeInvalidArgument, "fora"},
@@ -117,6 +123,31 @@ func TestPersonalizedGenerationInjectsTheReference(t *testing.T) {
 	pngs, err := withA.PNGs()
 	if err != nil || len(pngs) != 2 || !strings.HasPrefix(string(pngs[0]), "\x89PNG") {
 		t.Fatalf("PNGs: %v", err)
+	}
+}
+
+func TestNegativePromptChangesTheImages(t *testing.T) {
+	s := generatetest.New(t)
+	svc := generate.New(s.Worker, s.DiT, generate.Options{ModelID: s.ModelID})
+	run := func(negative string, scale float64) []float32 {
+		t.Helper()
+		res, err := svc.Generate(context.Background(), generate.Request{Prompt: "a small coat on the left", N: 2, Seed: 3, Steps: 4, Guidance: 3,
+			NegativePrompt: negative, NegativeGuidance: scale})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Pixels
+	}
+	plain, off := run("", 0), run("a small on the left", 0)
+	negative, again := run("a small on the left", 2), run("a small on the left", 2)
+	if d := maxDiff(plain, off); d != 0 {
+		t.Fatalf("a negative prompt at scale 0 changed the images by %g", d)
+	}
+	if d := maxDiff(negative, again); d != 0 {
+		t.Fatalf("the same request differs by %g", d)
+	}
+	if d := maxDiff(plain, negative); d < 1e-3 {
+		t.Fatalf("the negative prompt changed nothing (%g)", d)
 	}
 }
 

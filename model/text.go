@@ -87,6 +87,16 @@ func PromptWords(prompt string) []string {
 	return strings.Fields(clean)
 }
 
+// CheckWords reports whether a text model can read prompt (known words, not too many), so a request can
+// be refused before it queues for the worker. Label models read no prompts.
+func (m *DiT) CheckWords(prompt string) error {
+	if m.text == nil {
+		return cachet.Errorf(cachet.CodeInvalidArgument, "this model is label-conditioned and reads no prompts")
+	}
+	_, err := m.text.tokenize(prompt)
+	return err
+}
+
 // tokenize maps a prompt to word ids; an unknown word is an error that names it and lists the vocabulary.
 func (e *textEncoder) tokenize(prompt string) ([]int64, error) {
 	words := PromptWords(prompt)

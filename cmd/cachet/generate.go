@@ -29,6 +29,8 @@ type generateFlags struct {
 	label, n, steps, cols        int
 	seed                         int64
 	guidance, guidanceRescale    float64
+	negativePrompt               string
+	negativeGuidance             float64
 	cache                        string
 	cacheParams                  map[string]string
 	subject, adapters            string
@@ -59,6 +61,8 @@ func newGenerateCmd(cf *configFlags) *cobra.Command {
 	f.Int64Var(&g.seed, "seed", 0, "seed: the same seed gives the same images")
 	f.IntVar(&g.steps, "steps", 50, "sampler steps")
 	f.Float64Var(&g.guidance, "guidance", 4, "classifier-free guidance scale (1 = off)")
+	f.StringVar(&g.negativePrompt, "negative-prompt", "", "steer away from this (in the model's words, e.g. \"a small in the center\")")
+	f.Float64Var(&g.negativeGuidance, "negative-guidance", generate.DefaultNegativeGuidance, "how hard --negative-prompt pushes (adds to --guidance)")
 	f.Float64Var(&g.guidanceRescale, "guidance-rescale", 0, "guidance rescale φ in [0, 1]: counters guidance's over-exposure (0 = off)")
 	f.StringVar(&g.out, "out", "grid.png", "output PNG")
 	f.IntVar(&g.cols, "cols", 0, "grid columns (0 = square)")
@@ -129,7 +133,8 @@ func runGenerate(cmd *cobra.Command, cf *configFlags, g generateFlags) error {
 		}
 	}
 	res, err := svc.Generate(ctx, generate.Request{Prompt: g.prompt, Label: g.label, Refs: refs, ReferenceGuidance: refGuidance, N: g.n, Seed: g.seed,
-		Steps: g.steps, Guidance: g.guidance, GuidanceRescale: g.guidanceRescale, Cache: cacheCfg})
+		Steps: g.steps, Guidance: g.guidance, GuidanceRescale: g.guidanceRescale,
+		NegativePrompt: g.negativePrompt, NegativeGuidance: g.negativeGuidance, Cache: cacheCfg})
 	if err != nil {
 		return err
 	}
