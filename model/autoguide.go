@@ -44,6 +44,9 @@ type guidanceInputs struct{ c, u, weak, negative *ts.Tensor }
 // guide combines a step's predictions at time t (1 = noise).
 func (o *ops) guide(req *SampleRequest, x *ts.Tensor, g guidanceInputs, t float64) *ts.Tensor {
 	c, u := g.c, g.u
+	if req.OptimizedScale && u != nil { // CFG-Zero*: the unconditional scaled to its projection on c
+		u = o.mul(u, o.projectionScale(c, u))
+	}
 	var out *ts.Tensor
 	if g.weak == nil && g.negative == nil && req.GuidanceProjection == 0 {
 		out = o.add(u, o.scale(o.sub(c, u), req.Guidance)) // plain classifier-free guidance

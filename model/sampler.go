@@ -75,6 +75,11 @@ type SampleRequest struct {
 	// Stochasticity η ∈ [0, 1) (flow models): each step re-noises a share η of the predicted noise with fresh
 	// seeded noise, an SDE-like sampler that forgets earlier steps' errors. 0: the deterministic Euler sampler.
 	Stochasticity float64
+	// OptimizedScale (CFG-Zero*, Fan et al. 2025) scales each image's unconditional velocity by
+	// s* = ⟨v_c, v_u⟩ / ‖v_u‖² before guidance, and ZeroInitSteps zeroes the first steps' velocity: early flow
+	// velocities are least accurate, and guidance extrapolates their error.
+	OptimizedScale bool
+	ZeroInitSteps  int
 	Cache         StepCache
 	// Inject adds attention injection (a subject's adapters) to every forward pass, merged with the hooks
 	// Cache passes. With guidance only the conditional rows see the reference: the unconditional rows take
@@ -165,6 +170,10 @@ func (m *DiT) validate(req *SampleRequest) error {
 		return cachet.Errorf(cachet.CodeInvalidArgument, "stochasticity must be at least 0 and below 1 (got %v)", req.Stochasticity)
 	case req.Stochasticity != 0 && m.Cfg.Prediction != PredictFlow:
 		return cachet.Errorf(cachet.CodeInvalidArgument, "stochasticity applies to flow-matching models only")
+	case req.ZeroInitSteps < 0 || req.ZeroInitSteps >= req.Steps:
+		return cachet.Errorf(cachet.CodeInvalidArgument, "zero-init steps must be between 0 and steps − 1 (got %d of %d)", req.ZeroInitSteps, req.Steps)
+	case (req.ZeroInitSteps != 0 || req.OptimizedScale) && m.Cfg.Prediction != PredictFlow:
+		return cachet.Errorf(cachet.CodeInvalidArgument, "CFG-Zero* (optimized scale, zero-init steps) applies to flow-matching models only")
 	case req.NegativePrompts != nil && m.Cfg.Cond != CondText:
 		return cachet.Errorf(cachet.CodeInvalidArgument, "negative prompts apply to text-conditioned models only")
 	case req.NegativePrompts != nil && len(req.NegativePrompts) != len(req.Prompts):
@@ -344,7 +353,9 @@ func (m *DiT) step(req *SampleRequest, sched Schedule, i int, x *ts.Tensor, b br
 	if m.Cfg.Prediction == PredictFlow {
 		t := sched.Times[i] / 1000
 		tn := t + sched.Deltas[i]
-		if req.Stochasticity > 0 && tn > 1e-9 {
+		if i < req.ZeroInitSteps {
+			next = o.scale(x, 1) // the step's velocity is zeroed (still computed, so step caches see every step)
+		} else if req.Stochasticity > 0 && tn > 1e-9 {
 			// Re-noise: keep the predicted clean image, and replace a share η of the predicted noise by fresh
 			// noise (η = 0 is the Euler step exactly).
 			eta := req.Stochasticity
@@ -422,6 +433,17 @@ func (m *DiT) labelEmbed(o *ops, labels []int) *ts.Tensor {
 func (o *ops) rescaleGuided(g, c *ts.Tensor, phi float64) *ts.Tensor {
 	ratio := o.div(o.imageStd(c), o.clampMin(o.imageStd(g), 1e-6))
 	return o.mul(g, o.addScalar(o.scale(ratio, phi), 1-phi))
+}
+
+// projectionScale is each image's s = ⟨a, b⟩ / ‖b‖², shaped [N, 1, 1, 1]: the multiple of b closest to a.
+func (o *ops) projectionScale(a, b *ts.Tensor) *ts.Tensor {
+	size := o.size(a)
+	if size == nil || !o.ok(b) {
+		return nil
+	}
+	af, bf := o.reshape(a, size[0], -1), o.reshape(b, size[0], -1)
+	s := o.div(o.sumDim(o.mul(af, bf), 1), o.clampMin(o.sumDim(o.mul(bf, bf), 1), 1e-12))
+	return o.reshape(s, size[0], 1, 1, 1)
 }
 
 // projectGuidance removes share of g's component along each image's clean-image prediction x0: with the

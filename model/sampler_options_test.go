@@ -264,3 +264,63 @@ func TestStochasticity(t *testing.T) {
 		return nil
 	})
 }
+
+// CFG-Zero*: with the optimized scale the step takes s*·u + w·(c − s*·u), s* = ⟨c, u⟩ / ‖u‖² per image;
+// a zero-init step keeps x, so two steps with the first zeroed are one Euler step of −½ from t = ½.
+func TestCFGZeroStar(t *testing.T) {
+	onPerturbedTextModel(t, func(m *model.DiT) error {
+		prompts := []string{"a red cat", "dog"}
+		per := m.Cfg.Channels * m.Cfg.ImageSize * m.Cfg.ImageSize
+		evaluate := func(x []float32, time float64) (c, u []float32, err error) {
+			ts := []float64{time, time, time, time}
+			out, err := m.Evaluate(model.EvalInput{X: append(append([]float32{}, x...), x...), T: ts,
+				Prompts: append(prompts, prompts...), Null: []bool{false, false, true, true}}, nil)
+			if err != nil {
+				return nil, nil, err
+			}
+			return out[:len(x)], out[len(x):], nil
+		}
+		opt, noise := stepVelocity(t, m, model.SampleRequest{Prompts: prompts, Guidance: 3, OptimizedScale: true})
+		c, u, err := evaluate(noise, 1000)
+		if err != nil {
+			return err
+		}
+		for img := range prompts {
+			var cu, uu float64
+			for k := range per {
+				i := img*per + k
+				cu += float64(c[i]) * float64(u[i])
+				uu += float64(u[i]) * float64(u[i])
+			}
+			s := cu / uu
+			for k := range per {
+				i := img*per + k
+				if want := s*float64(u[i]) + 3*(float64(c[i])-s*float64(u[i])); math.Abs(opt[i]-want) > 1e-4 {
+					return fmt.Errorf("image %d value %d: %.5f, want %.5f (s* %.3f)", img, k, opt[i], want, s)
+				}
+			}
+		}
+
+		res, err := m.Sample(context.Background(), model.SampleRequest{Prompts: prompts, Guidance: 3, Steps: 2, ZeroInitSteps: 1, Noise: noise})
+		if err != nil {
+			return err
+		}
+		c, u, err = evaluate(noise, 500)
+		if err != nil {
+			return err
+		}
+		for i := range noise {
+			v := float64(u[i]) + 3*float64(c[i]-u[i])
+			if want := float64(noise[i]) - 0.5*v; math.Abs(float64(res.Pixels[i])-want) > 1e-4 {
+				return fmt.Errorf("value %d after a zeroed and an Euler step: %.5f, want %.5f", i, res.Pixels[i], want)
+			}
+		}
+		for _, bad := range []int{-1, 2} {
+			_, err := m.Sample(context.Background(), model.SampleRequest{Prompts: prompts, Steps: 2, ZeroInitSteps: bad})
+			if err == nil || !strings.Contains(err.Error(), "zero-init") {
+				t.Errorf("zero-init %d of 2 steps: got %v, want a zero-init error", bad, err)
+			}
+		}
+		return nil
+	})
+}
