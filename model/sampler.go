@@ -80,7 +80,7 @@ type SampleRequest struct {
 	// velocities are least accurate, and guidance extrapolates their error.
 	OptimizedScale bool
 	ZeroInitSteps  int
-	Cache         StepCache
+	Cache          StepCache
 	// Inject adds attention injection (a subject's adapters) to every forward pass, merged with the hooks
 	// Cache passes. With guidance only the conditional rows see the reference: the unconditional rows take
 	// the null reference, so guidance pushes towards the subject as well as the prompt.
