@@ -50,16 +50,19 @@ type RunConfig struct {
 	Guide              string  `json:"guide,omitempty"` // autoguidance's weaker model; absent: none
 	GuideScale         float64 `json:"guide_scale,omitempty"`
 	// ClassContrast is the guidance against each prompt less its class word; absent: none.
-	ClassContrast float64  `json:"class_contrast,omitempty"`
-	Stochasticity float64  `json:"stochasticity,omitempty"` // the sampler's re-noising share; absent: deterministic
-	Classes       []string `json:"classes,omitempty"`       // only these classes' prompts; absent: all
-	Seeds         int      `json:"seeds"`                   // images per prompt
-	FirstSeed     int64    `json:"first_seed"`              // seeds FirstSeed … FirstSeed+Seeds−1
-	Prompts       int      `json:"prompts"`
-	Limit         int      `json:"limit"` // 0: the full prompt set
-	Batch         int      `json:"batch"`
-	N             int      `json:"n"` // images generated (prompts × seeds)
-	TorchThreads  int      `json:"torch_threads"`
+	ClassContrast float64 `json:"class_contrast,omitempty"`
+	Stochasticity float64 `json:"stochasticity,omitempty"` // the sampler's re-noising share; absent: deterministic
+	// OptimizedScale and ZeroInitSteps are CFG-Zero*'s parts; absent: off.
+	OptimizedScale bool     `json:"optimized_scale,omitempty"`
+	ZeroInitSteps  int      `json:"zero_init_steps,omitempty"`
+	Classes        []string `json:"classes,omitempty"` // only these classes' prompts; absent: all
+	Seeds          int      `json:"seeds"`             // images per prompt
+	FirstSeed      int64    `json:"first_seed"`        // seeds FirstSeed … FirstSeed+Seeds−1
+	Prompts        int      `json:"prompts"`
+	Limit          int      `json:"limit"` // 0: the full prompt set
+	Batch          int      `json:"batch"`
+	N              int      `json:"n"` // images generated (prompts × seeds)
+	TorchThreads   int      `json:"torch_threads"`
 }
 
 // Frechet holds the Fréchet distances between the evaluator's 256-d features of de-rendered items. With
@@ -281,6 +284,12 @@ func (c RunConfig) samplerText() string {
 	}
 	if c.ClassContrast != 0 {
 		s += fmt.Sprintf(", class contrast %g", c.ClassContrast)
+	}
+	if c.OptimizedScale {
+		s += ", optimized scale"
+	}
+	if c.ZeroInitSteps != 0 {
+		s += fmt.Sprintf(", %d zero-init steps", c.ZeroInitSteps)
 	}
 	if c.Stochasticity != 0 {
 		s += fmt.Sprintf(", stochasticity %g", c.Stochasticity)

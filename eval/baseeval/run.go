@@ -59,6 +59,9 @@ type Config struct {
 	ClassContrast float64
 	// Stochasticity is the flow sampler's re-noising share η per step (0: deterministic Euler).
 	Stochasticity float64
+	// OptimizedScale and ZeroInitSteps are CFG-Zero*'s two parts (model.SampleRequest).
+	OptimizedScale bool
+	ZeroInitSteps  int
 	// Classes, when set, keeps only these classes' prompts (names from dataset.ClassNames).
 	Classes []string
 	Limit   int // evaluate only the first Limit prompts (0: all NumPrompts)
@@ -106,6 +109,8 @@ func (c Config) validate() error {
 		return bad("--class-contrast must be between 0 (off) and 50 (got %v)", c.ClassContrast)
 	case math.IsNaN(c.Stochasticity) || c.Stochasticity < 0 || c.Stochasticity >= 1:
 		return bad("--stochasticity must be at least 0 (deterministic) and below 1 (got %v)", c.Stochasticity)
+	case c.ZeroInitSteps < 0 || c.ZeroInitSteps >= c.Steps:
+		return bad("--zero-init-steps must be between 0 and --steps − 1 (got %d)", c.ZeroInitSteps)
 	case math.IsNaN(c.TimeShift) || c.TimeShift < 0 || c.TimeShift > 20:
 		return bad("--time-shift must be between 0 and 20 (got %v)", c.TimeShift)
 	}
@@ -206,7 +211,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	N := len(scenes)
 	rc := RunConfig{Weights: cfg.Weights, WeightsSHA256: weightsSum, Model: m.Cfg.String(), Evaluator: cfg.Evaluator,
 		EvaluatorSHA256: evalSum, Data: cfg.DataDir, Steps: cfg.Steps, Guidance: cfg.Guidance,
-		GuidanceRescale: cfg.GuidanceRescale, GuidanceInterval: intervalField(cfg.GuidanceInterval), TimeShift: cfg.TimeShift, GuidanceProjection: cfg.GuidanceProjection, Guide: cfg.Guide, GuideScale: cfg.GuideScale, ClassContrast: cfg.ClassContrast, Stochasticity: cfg.Stochasticity, Classes: cfg.Classes, Seeds: cfg.Seeds,
+		GuidanceRescale: cfg.GuidanceRescale, GuidanceInterval: intervalField(cfg.GuidanceInterval), TimeShift: cfg.TimeShift, GuidanceProjection: cfg.GuidanceProjection, Guide: cfg.Guide, GuideScale: cfg.GuideScale, ClassContrast: cfg.ClassContrast, Stochasticity: cfg.Stochasticity, OptimizedScale: cfg.OptimizedScale, ZeroInitSteps: cfg.ZeroInitSteps, Classes: cfg.Classes, Seeds: cfg.Seeds,
 		FirstSeed: cfg.FirstSeed, Prompts: P, Limit: cfg.Limit, Batch: cfg.Batch, N: N, TorchThreads: cfg.TorchThreads}
 	fmt.Fprintf(progress, "eval base: %s (%s), %d prompts × %d seeds = %d images, batches of ≤ %d, %d steps, %s\n",
 		cfg.Weights, m.Cfg, P, cfg.Seeds, N, cfg.Batch, cfg.Steps, rc.samplerText())
@@ -219,7 +224,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		for start := 0; start < P; start += cfg.Batch {
 			end := min(P, start+cfg.Batch)
 			req := model.SampleRequest{Seed: seed, Steps: cfg.Steps, Guidance: cfg.Guidance, GuidanceRescale: cfg.GuidanceRescale,
-				GuidanceInterval: cfg.GuidanceInterval, TimeShift: cfg.TimeShift, GuidanceProjection: cfg.GuidanceProjection, Guide: guide, GuideScale: cfg.GuideScale, Stochasticity: cfg.Stochasticity, Noise: Noise(seed, start, end-start, per)}
+				GuidanceInterval: cfg.GuidanceInterval, TimeShift: cfg.TimeShift, GuidanceProjection: cfg.GuidanceProjection, Guide: guide, GuideScale: cfg.GuideScale, Stochasticity: cfg.Stochasticity, OptimizedScale: cfg.OptimizedScale, ZeroInitSteps: cfg.ZeroInitSteps, Noise: Noise(seed, start, end-start, per)}
 			for _, s := range prompts[start:end] {
 				req.Prompts = append(req.Prompts, dataset.Format(s))
 				if cfg.ClassContrast > 0 {

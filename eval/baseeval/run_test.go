@@ -192,6 +192,8 @@ func TestRunRefusesBadInputs(t *testing.T) {
 		{"guidance projection 2", func(c *baseeval.Config) { c.GuidanceProjection = 2 }, "--guidance-projection"},
 		{"guide scale without guide", func(c *baseeval.Config) { c.GuideScale = 3 }, "--guide"},
 		{"class contrast -1", func(c *baseeval.Config) { c.ClassContrast = -1 }, "--class-contrast"},
+		{"zero-init every step", func(c *baseeval.Config) { c.ZeroInitSteps = c.Steps }, "--zero-init-steps"},
+		{"stochasticity 1", func(c *baseeval.Config) { c.Stochasticity = 1 }, "--stochasticity"},
 		{"time shift 30", func(c *baseeval.Config) { c.TimeShift = 30 }, "--time-shift"},
 		{"unwritable out", func(c *baseeval.Config) { c.Out = filepath.Join(file, "sub") }, "--out"},
 		{"label model", func(c *baseeval.Config) { c.Weights = label }, "text-conditioned 32×32×1"},
