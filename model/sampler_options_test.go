@@ -223,26 +223,17 @@ func TestStochasticity(t *testing.T) {
 			}
 			return res.Pixels, nil
 		}
-		euler, err := sample(4, 0)
-		if err != nil {
-			return err
+		var out [5][]float32
+		for k, run := range []struct {
+			steps int
+			eta   float64
+		}{{4, 0}, {4, 0.5}, {4, 0.5}, {1, 0}, {1, 0.9}} {
+			var err error
+			if out[k], err = sample(run.steps, run.eta); err != nil {
+				return err
+			}
 		}
-		a, err := sample(4, 0.5)
-		if err != nil {
-			return err
-		}
-		b, err := sample(4, 0.5)
-		if err != nil {
-			return err
-		}
-		oneEuler, err := sample(1, 0)
-		if err != nil {
-			return err
-		}
-		oneStochastic, err := sample(1, 0.9)
-		if err != nil {
-			return err
-		}
+		euler, a, b, oneEuler, oneStochastic := out[0], out[1], out[2], out[3], out[4]
 		differs := 0.0
 		for i := range a {
 			if a[i] != b[i] {
