@@ -75,6 +75,9 @@ type SampleRequest struct {
 	// Stochasticity η ∈ [0, 1) (flow models): each step re-noises a share η of the predicted noise with fresh
 	// seeded noise, an SDE-like sampler that forgets earlier steps' errors. 0: the deterministic Euler sampler.
 	Stochasticity float64
+	// StochasticInterval limits re-noising to the steps whose time t lies in (Lo, Hi] (zero value: every
+	// step): at low noise the model draws fine detail that fresh noise would blur.
+	StochasticInterval Interval
 	// OptimizedScale (CFG-Zero*, Fan et al. 2025) scales each image's unconditional velocity by
 	// s* = ⟨v_c, v_u⟩ / ‖v_u‖² before guidance, and ZeroInitSteps zeroes the first steps' velocity: early flow
 	// velocities are least accurate, and guidance extrapolates their error.
@@ -185,7 +188,10 @@ func (m *DiT) validate(req *SampleRequest) error {
 	case req.NegativePrompts != nil && req.Inject != nil:
 		return cachet.Errorf(cachet.CodeInvalidArgument, "negative prompts do not combine with a subject's adapters")
 	}
-	if err := req.GuidanceInterval.Validate(); err != nil {
+	if err := req.GuidanceInterval.Validate("guidance interval"); err != nil {
+		return err
+	}
+	if err := req.StochasticInterval.Validate("stochastic interval"); err != nil {
 		return err
 	}
 	if err := m.validateGuide(req); err != nil {
@@ -355,7 +361,7 @@ func (m *DiT) step(req *SampleRequest, sched Schedule, i int, x *ts.Tensor, b br
 		tn := t + sched.Deltas[i]
 		if i < req.ZeroInitSteps {
 			next = o.scale(x, 1) // the step's velocity is zeroed (still computed, so step caches see every step)
-		} else if req.Stochasticity > 0 && tn > 1e-9 {
+		} else if req.Stochasticity > 0 && tn > 1e-9 && req.StochasticInterval.Contains(t) {
 			// Re-noise: keep the predicted clean image, and replace a share η of the predicted noise by fresh
 			// noise (η = 0 is the Euler step exactly).
 			eta := req.Stochasticity
@@ -476,13 +482,14 @@ func (o *ops) imageStd(x *ts.Tensor) *ts.Tensor {
 // Interval is a range (Lo, Hi] of sampler time t ∈ [0, 1] (1 = pure noise); the zero value means all of it.
 type Interval struct{ Lo, Hi float64 }
 
-// Validate refuses bounds outside [0, 1] or Lo ≥ Hi (other than the zero value).
-func (iv Interval) Validate() error {
+// Validate refuses bounds outside [0, 1] or Lo ≥ Hi (other than the zero value); what names the interval
+// in the error.
+func (iv Interval) Validate(what string) error {
 	if iv == (Interval{}) {
 		return nil
 	}
 	if math.IsNaN(iv.Lo) || math.IsNaN(iv.Hi) || iv.Lo < 0 || iv.Hi > 1 || iv.Lo >= iv.Hi {
-		return cachet.Errorf(cachet.CodeInvalidArgument, "guidance interval must be 0 ≤ lo < hi ≤ 1 (got %v, %v)", iv.Lo, iv.Hi)
+		return cachet.Errorf(cachet.CodeInvalidArgument, "%s must be 0 ≤ lo < hi ≤ 1 (got %v, %v)", what, iv.Lo, iv.Hi)
 	}
 	return nil
 }

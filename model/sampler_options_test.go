@@ -216,13 +216,15 @@ func TestNegativePrompts(t *testing.T) {
 // images than the Euler sampler, and the last step (to t = 0) adds no noise, so one step equals Euler's.
 func TestStochasticity(t *testing.T) {
 	onPerturbedTextModel(t, func(m *model.DiT) error {
-		sample := func(steps int, eta float64) ([]float32, error) {
-			res, err := m.Sample(context.Background(), model.SampleRequest{Prompts: []string{"a red cat", "dog"}, Seed: 5, Steps: steps, Guidance: 2, Stochasticity: eta})
+		sampleIn := func(steps int, eta float64, iv model.Interval) ([]float32, error) {
+			res, err := m.Sample(context.Background(), model.SampleRequest{Prompts: []string{"a red cat", "dog"}, Seed: 5, Steps: steps, Guidance: 2,
+				Stochasticity: eta, StochasticInterval: iv})
 			if err != nil {
 				return nil, err
 			}
 			return res.Pixels, nil
 		}
+		sample := func(steps int, eta float64) ([]float32, error) { return sampleIn(steps, eta, model.Interval{}) }
 		var out [5][]float32
 		for k, run := range []struct {
 			steps int
@@ -246,6 +248,23 @@ func TestStochasticity(t *testing.T) {
 		}
 		if differs < 1e-2 {
 			return fmt.Errorf("η 0.5 leaves the images as Euler draws them (max change %.2g)", differs)
+		}
+		// The four steps start at t = 1, 0.75, 0.5, 0.25: (0, 0.2] holds none of them, (0, 1] all.
+		none, err := sampleIn(4, 0.5, model.Interval{Lo: 0, Hi: 0.2})
+		if err != nil {
+			return err
+		}
+		all, err := sampleIn(4, 0.5, model.Interval{Lo: 0, Hi: 1})
+		if err != nil {
+			return err
+		}
+		for i := range a {
+			if none[i] != euler[i] || all[i] != a[i] {
+				return fmt.Errorf("value %d: interval (0, 0.2] gives %v (Euler %v), (0, 1] %v (every step %v)", i, none[i], euler[i], all[i], a[i])
+			}
+		}
+		if _, err := sampleIn(4, 0.5, model.Interval{Lo: 0.6, Hi: 0.3}); err == nil || !strings.Contains(err.Error(), "stochastic interval") {
+			t.Errorf("interval (0.6, 0.3]: got %v, want a stochastic-interval error", err)
 		}
 		for _, bad := range []float64{-0.1, 1, math.NaN()} {
 			if _, err := sample(2, bad); err == nil || !strings.Contains(err.Error(), "stochasticity") {

@@ -22,7 +22,7 @@ func newEvalCmd(cf *configFlags) *cobra.Command {
 
 func newEvalBaseCmd(cf *configFlags) *cobra.Command {
 	c := baseeval.DefaultConfig()
-	var interval []float64
+	var interval, stochastic []float64
 	cmd := &cobra.Command{
 		Use:   "base",
 		Short: "Evaluate the default denoiser: prompt alignment and Fréchet distance against real scenes",
@@ -42,6 +42,9 @@ Writes report.json, report.md and samples.png into --out, prints the markdown; p
 				return err
 			}
 			c.GuidanceInterval = iv
+			if c.StochasticInterval, err = parseInterval("--stochastic-interval", stochastic); err != nil {
+				return err
+			}
 			if err := model.SetNumThreads(cf.cfg.TorchThreads); err != nil {
 				return err
 			}
@@ -66,6 +69,7 @@ Writes report.json, report.md and samples.png into --out, prints the markdown; p
 	f.IntVar(&c.Steps, "steps", c.Steps, "sampler steps (the bars are for 50)")
 	f.Float64Var(&c.Guidance, "guidance", c.Guidance, "classifier-free guidance scale (generate's default)")
 	f.Float64Var(&c.GuidanceRescale, "guidance-rescale", c.GuidanceRescale, "guidance rescale φ in [0, 1] (0 = off)")
+	f.Float64SliceVar(&stochastic, "stochastic-interval", nil, "re-noise (--stochasticity) only at sampler times t in (lo, hi], as lo,hi; default: every step")
 	f.Float64SliceVar(&interval, "guidance-interval", nil, "guide only at sampler times t in (lo, hi] (1 = noise), as lo,hi; default: every step")
 	f.StringVar(&c.Guide, "guide", c.Guide, "autoguidance's weaker model (a smaller, shorter-trained 'cachet train base' run)")
 	f.Float64Var(&c.GuideScale, "guide-scale", c.GuideScale, "autoguidance scale (≤ 1: off); adds to --guidance, or replaces it with --guidance 1")

@@ -52,6 +52,8 @@ type RunConfig struct {
 	// ClassContrast is the guidance against each prompt less its class word; absent: none.
 	ClassContrast float64 `json:"class_contrast,omitempty"`
 	Stochasticity float64 `json:"stochasticity,omitempty"` // the sampler's re-noising share; absent: deterministic
+	// StochasticInterval is [lo, hi] of sampler time t where it re-noises; absent: every step.
+	StochasticInterval []float64 `json:"stochastic_interval,omitempty"`
 	// OptimizedScale and ZeroInitSteps are CFG-Zero*'s parts; absent: off.
 	OptimizedScale bool     `json:"optimized_scale,omitempty"`
 	ZeroInitSteps  int      `json:"zero_init_steps,omitempty"`
@@ -293,6 +295,9 @@ func (c RunConfig) samplerText() string {
 	}
 	if c.Stochasticity != 0 {
 		s += fmt.Sprintf(", stochasticity %g", c.Stochasticity)
+		if len(c.StochasticInterval) == 2 {
+			s += fmt.Sprintf(" for t in (%g, %g]", c.StochasticInterval[0], c.StochasticInterval[1])
+		}
 	}
 	if c.GuidanceRescale != 0 {
 		s += fmt.Sprintf(", rescale φ %g", c.GuidanceRescale)

@@ -59,6 +59,8 @@ type Config struct {
 	ClassContrast float64
 	// Stochasticity is the flow sampler's re-noising share η per step (0: deterministic Euler).
 	Stochasticity float64
+	// StochasticInterval limits the re-noising to sampler times t in (Lo, Hi] (zero: every step).
+	StochasticInterval model.Interval
 	// OptimizedScale and ZeroInitSteps are CFG-Zero*'s two parts (model.SampleRequest).
 	OptimizedScale bool
 	ZeroInitSteps  int
@@ -114,7 +116,10 @@ func (c Config) validate() error {
 	case math.IsNaN(c.TimeShift) || c.TimeShift < 0 || c.TimeShift > 20:
 		return bad("--time-shift must be between 0 and 20 (got %v)", c.TimeShift)
 	}
-	if err := c.GuidanceInterval.Validate(); err != nil {
+	if err := c.StochasticInterval.Validate("--stochastic-interval"); err != nil {
+		return bad("--stochastic-interval must be lo,hi with 0 ≤ lo < hi ≤ 1 (got %v,%v)", c.StochasticInterval.Lo, c.StochasticInterval.Hi)
+	}
+	if err := c.GuidanceInterval.Validate("--guidance-interval"); err != nil {
 		return bad("--guidance-interval must be lo,hi with 0 ≤ lo < hi ≤ 1 (got %v,%v)", c.GuidanceInterval.Lo, c.GuidanceInterval.Hi)
 	}
 	if _, err := ClassFilter(c.Classes); err != nil {
@@ -211,7 +216,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	N := len(scenes)
 	rc := RunConfig{Weights: cfg.Weights, WeightsSHA256: weightsSum, Model: m.Cfg.String(), Evaluator: cfg.Evaluator,
 		EvaluatorSHA256: evalSum, Data: cfg.DataDir, Steps: cfg.Steps, Guidance: cfg.Guidance,
-		GuidanceRescale: cfg.GuidanceRescale, GuidanceInterval: intervalField(cfg.GuidanceInterval), TimeShift: cfg.TimeShift, GuidanceProjection: cfg.GuidanceProjection, Guide: cfg.Guide, GuideScale: cfg.GuideScale, ClassContrast: cfg.ClassContrast, Stochasticity: cfg.Stochasticity, OptimizedScale: cfg.OptimizedScale, ZeroInitSteps: cfg.ZeroInitSteps, Classes: cfg.Classes, Seeds: cfg.Seeds,
+		GuidanceRescale: cfg.GuidanceRescale, GuidanceInterval: intervalField(cfg.GuidanceInterval), TimeShift: cfg.TimeShift, GuidanceProjection: cfg.GuidanceProjection, Guide: cfg.Guide, GuideScale: cfg.GuideScale, ClassContrast: cfg.ClassContrast, Stochasticity: cfg.Stochasticity, StochasticInterval: intervalField(cfg.StochasticInterval), OptimizedScale: cfg.OptimizedScale, ZeroInitSteps: cfg.ZeroInitSteps, Classes: cfg.Classes, Seeds: cfg.Seeds,
 		FirstSeed: cfg.FirstSeed, Prompts: P, Limit: cfg.Limit, Batch: cfg.Batch, N: N, TorchThreads: cfg.TorchThreads}
 	fmt.Fprintf(progress, "eval base: %s (%s), %d prompts × %d seeds = %d images, batches of ≤ %d, %d steps, %s\n",
 		cfg.Weights, m.Cfg, P, cfg.Seeds, N, cfg.Batch, cfg.Steps, rc.samplerText())
@@ -224,7 +229,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		for start := 0; start < P; start += cfg.Batch {
 			end := min(P, start+cfg.Batch)
 			req := model.SampleRequest{Seed: seed, Steps: cfg.Steps, Guidance: cfg.Guidance, GuidanceRescale: cfg.GuidanceRescale,
-				GuidanceInterval: cfg.GuidanceInterval, TimeShift: cfg.TimeShift, GuidanceProjection: cfg.GuidanceProjection, Guide: guide, GuideScale: cfg.GuideScale, Stochasticity: cfg.Stochasticity, OptimizedScale: cfg.OptimizedScale, ZeroInitSteps: cfg.ZeroInitSteps, Noise: Noise(seed, start, end-start, per)}
+				GuidanceInterval: cfg.GuidanceInterval, TimeShift: cfg.TimeShift, GuidanceProjection: cfg.GuidanceProjection, Guide: guide, GuideScale: cfg.GuideScale, Stochasticity: cfg.Stochasticity, StochasticInterval: cfg.StochasticInterval, OptimizedScale: cfg.OptimizedScale, ZeroInitSteps: cfg.ZeroInitSteps, Noise: Noise(seed, start, end-start, per)}
 			for _, s := range prompts[start:end] {
 				req.Prompts = append(req.Prompts, dataset.Format(s))
 				if cfg.ClassContrast > 0 {
