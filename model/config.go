@@ -47,6 +47,10 @@ type Config struct {
 	MaxWords   int      `json:"max_words,omitempty"`
 	TextWidth  int      `json:"text_width,omitempty"`
 	TextDepth  int      `json:"text_depth,omitempty"`
+	// TextPool is how the encoder pools its words into one condition: "" (mean) or "attention" (a learned
+	// query weighs the words; it starts at zero, which is the mean, so a mean-pooled model can be trained on
+	// into an attention-pooled one).
+	TextPool string `json:"text_pool,omitempty"`
 	// Label conditioning: the number of classes (the table has one more row, the null class).
 	NumClasses int `json:"num_classes,omitempty"`
 }
@@ -112,6 +116,9 @@ func (c Config) Validate() error {
 		if c.TextWidth%4 != 0 {
 			return bad("text_width %d must be a multiple of 4", c.TextWidth)
 		}
+		if c.TextPool != "" && c.TextPool != TextPoolAttention {
+			return bad("text_pool %q: use %q or leave it out (mean)", c.TextPool, TextPoolAttention)
+		}
 		seen := map[string]bool{}
 		for _, w := range c.Vocabulary {
 			if w == "" || strings.ContainsAny(w, " \t\n") || seen[w] {
@@ -162,6 +169,9 @@ func PresetNames() []string {
 	sort.Strings(names)
 	return names
 }
+
+// TextPoolAttention pools the text encoder's words with a learned query (Config.TextPool).
+const TextPoolAttention = "attention"
 
 func (c Config) String() string {
 	return fmt.Sprintf("DiT %dx%dx%d patch %d, width %d, depth %d, heads %d, %s/%s",

@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"math"
 	"strings"
 
 	"github.com/sugarme/gotch"
@@ -24,6 +25,7 @@ type textEncoder struct {
 	lnFinal  *LayerNorm
 	proj     *Linear    // Dt → D
 	null     *ts.Tensor // [D]
+	query    *ts.Tensor // [Dt, 1] attention pooling's query (nil: mean pooling)
 }
 
 type textLayer struct {
@@ -78,7 +80,28 @@ func newTextEncoder(p *nn.Path, cfg Config) (*textEncoder, error) {
 	if e.null, err = p.NewVar("null_embedding", []int64{int64(cfg.Width)}, nn.NewRandnInit(0, 0.02)); err != nil {
 		return nil, fmt.Errorf("model: text.null_embedding: %w", err)
 	}
+	if cfg.TextPool == TextPoolAttention {
+		if e.query, err = p.NewVar(poolQueryName, []int64{dt, 1}, nn.NewConstInit(0)); err != nil {
+			return nil, fmt.Errorf("model: text.%s: %w", poolQueryName, err)
+		}
+	}
 	return e, nil
+}
+
+// poolQueryName is attention pooling's parameter (under "text.").
+const poolQueryName = "pool_query"
+
+// pool reduces the words x [B, L, Dt] to [B, Dt] over the mask [B, L, 1]: their mean, or with attention
+// pooling their softmax(x·q/√Dt)-weighted sum (q = 0 is the mean). Null rows (no words) pool to 0.
+func (e *textEncoder) pool(o *ops, x, mask *ts.Tensor) *ts.Tensor {
+	if e.query == nil {
+		count := o.clampMin(o.sumDim(mask, 1), 1) // [B,1]: words per prompt (0 for null rows → 1)
+		return o.div(o.sumDim(o.mul(x, mask), 1), count)
+	}
+	scores := o.scale(o.matmul(x, e.query), 1/math.Sqrt(float64(e.width))) // [B, L, 1]
+	scores = o.add(scores, o.scale(o.addScalar(mask, -1), 1e4))          // padding: −10⁴, softmax weight 0
+	weights := o.mul(o.softmax(scores, 1), mask)                          // null rows: all padding → 0
+	return o.sumDim(o.mul(x, weights), 1)
 }
 
 // PromptWords normalises a prompt into words: lower case, commas and full stops dropped.
@@ -161,8 +184,7 @@ func (e *textEncoder) encode(o *ops, prompts []string, null []bool, device gotch
 		x = o.add(x, lay.mlp.forward(o, o.layerNorm(x, e.width, lay.ln2.Weight, lay.ln2.Bias)))
 	}
 	x = o.layerNorm(x, e.width, e.lnFinal.Weight, e.lnFinal.Bias)
-	count := o.clampMin(o.sumDim(maskT, 1), 1)                             // [B,1]: words per prompt (0 for null rows → 1)
-	pooled := o.linear(o.div(o.sumDim(o.mul(x, maskT), 1), count), e.proj) // [B, D]
+	pooled := o.linear(e.pool(o, x, maskT), e.proj) // [B, D]
 	// Null rows take the learned null vector: out = pooled·(1−n) + null·n.
 	keepRows := o.addScalar(o.scale(nullT, -1), 1)
 	return o.add(o.mul(pooled, keepRows), o.mul(nullT, e.null))

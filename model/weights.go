@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -126,6 +127,35 @@ func Load(path string, device gotch.Device) (*DiT, safetensors.File, error) {
 		return nil, f, fmt.Errorf("weights file %s: %w", path, err)
 	}
 	return m, f, nil
+}
+
+// LoadWithTextPool loads a weights file into a model whose text encoder pools as pool says: the file's own
+// pooling, or attention pooling over a mean-pooled file, whose query starts at zero so that the model
+// computes exactly what the file's did (the start of training it into attention pooling).
+func LoadWithTextPool(path string, device gotch.Device, pool string) (*DiT, error) {
+	f, cfg, err := ReadWeightsFile(path)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case pool == cfg.TextPool:
+	case cfg.Cond == CondText && cfg.TextPool == "" && pool == TextPoolAttention:
+		cfg.TextPool = pool
+		tensors := maps.Clone(f.Tensors)
+		tensors["text."+poolQueryName] = safetensors.FromFloat32([]int64{int64(cfg.TextWidth), 1}, make([]float32, cfg.TextWidth))
+		f.Tensors = tensors
+	default:
+		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "weights file %s pools its text as %q; it cannot become %q (only mean → attention)", path, cfg.TextPool, pool)
+	}
+	m, err := New(cfg, device)
+	if err != nil {
+		return nil, err
+	}
+	if err := loadInto(m.VS, f.Tensors, ""); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("weights file %s: %w", path, err)
+	}
+	return m, nil
 }
 
 // loadInto copies tensors[prefix+name] into every parameter of vs. Missing, unexpected and mis-shaped

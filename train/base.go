@@ -113,7 +113,12 @@ func runBase(ctx context.Context, cfg BaseConfig, set, val *dataset.Set) error {
 	}
 	var m *model.DiT
 	if cfg.InitFrom != "" {
-		if m, _, err = model.Load(cfg.InitFrom, dev); err != nil {
+		if cfg.Model.TextPool != "" {
+			m, err = model.LoadWithTextPool(cfg.InitFrom, dev, cfg.Model.TextPool)
+		} else {
+			m, _, err = model.Load(cfg.InitFrom, dev)
+		}
+		if err != nil {
 			return cachet.Wrap(cachet.CodeInvalidArgument, err, "--init-from %s", cfg.InitFrom)
 		}
 		if !m.Cfg.IsTextGrayscale(dataset.CanvasSide) {
