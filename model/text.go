@@ -99,8 +99,8 @@ func (e *textEncoder) pool(o *ops, x, mask *ts.Tensor) *ts.Tensor {
 		return o.div(o.sumDim(o.mul(x, mask), 1), count)
 	}
 	scores := o.scale(o.matmul(x, e.query), 1/math.Sqrt(float64(e.width))) // [B, L, 1]
-	scores = o.add(scores, o.scale(o.addScalar(mask, -1), 1e4))          // padding: −10⁴, softmax weight 0
-	weights := o.mul(o.softmax(scores, 1), mask)                          // null rows: all padding → 0
+	scores = o.add(scores, o.scale(o.addScalar(mask, -1), 1e4))            // padding: −10⁴, softmax weight 0
+	weights := o.mul(o.softmax(scores, 1), mask)                           // null rows: all padding → 0
 	return o.sumDim(o.mul(x, weights), 1)
 }
 
