@@ -92,15 +92,17 @@ func newTextEncoder(p *nn.Path, cfg Config) (*textEncoder, error) {
 const poolQueryName = "pool_query"
 
 // pool reduces the words x [B, L, Dt] to [B, Dt] over the mask [B, L, 1]: their mean, or with attention
-// pooling their softmax(x·q/√Dt)-weighted sum (q = 0 is the mean). Null rows (no words) pool to 0.
+// pooling their softmax(√Dt·x·q)-weighted sum (q = 0 is the mean). Null rows (no words) pool to 0. The
+// query is scaled up by √Dt, not down: it starts at zero, and AdamW moves each coordinate by about the
+// learning rate a step, so unscaled it would take tens of thousands of steps to weigh the words at all.
 func (e *textEncoder) pool(o *ops, x, mask *ts.Tensor) *ts.Tensor {
 	if e.query == nil {
 		count := o.clampMin(o.sumDim(mask, 1), 1) // [B,1]: words per prompt (0 for null rows → 1)
 		return o.div(o.sumDim(o.mul(x, mask), 1), count)
 	}
-	scores := o.scale(o.matmul(x, e.query), 1/math.Sqrt(float64(e.width))) // [B, L, 1]
-	scores = o.add(scores, o.scale(o.addScalar(mask, -1), 1e4))            // padding: −10⁴, softmax weight 0
-	weights := o.mul(o.softmax(scores, 1), mask)                           // null rows: all padding → 0
+	scores := o.scale(o.matmul(x, e.query), math.Sqrt(float64(e.width))) // [B, L, 1]
+	scores = o.add(scores, o.scale(o.addScalar(mask, -1), 1e4))          // padding: −10⁴, softmax weight 0
+	weights := o.mul(o.softmax(scores, 1), mask)                         // null rows: all padding → 0
 	return o.sumDim(o.mul(x, weights), 1)
 }
 
