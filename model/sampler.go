@@ -209,24 +209,23 @@ func (m *DiT) validate(req *SampleRequest) error {
 
 // stepNoise is the fresh noise of a stochastic step: each image's own stream, keyed by seed, image and step.
 func (m *DiT) stepNoise(seed int64, step, n int) []float32 {
-	per := m.Cfg.Channels * m.Cfg.ImageSize * m.Cfg.ImageSize
-	out := make([]float32, n*per)
-	for i := range n {
-		rng := rand.New(rand.NewPCG(uint64(seed)^0x9e3779b97f4a7c15, uint64(step+1)<<32|uint64(i)))
-		for k := range per {
-			out[i*per+k] = float32(rng.NormFloat64())
-		}
-	}
-	return out
+	return m.imageNoise(n, func(i int) *rand.PCG {
+		return rand.NewPCG(uint64(seed)^0x9e3779b97f4a7c15, uint64(step+1)<<32|uint64(i))
+	})
 }
 
 // initialNoise draws each image's starting noise from its own seeded stream, in Go, so image i is the same
 // whatever the batch size and however libtorch's global generator was used before.
 func (m *DiT) initialNoise(seed int64, n int) []float32 {
+	return m.imageNoise(n, func(i int) *rand.PCG { return rand.NewPCG(uint64(seed), uint64(i)) })
+}
+
+// imageNoise fills n images with standard normal values, image i from its own stream(i).
+func (m *DiT) imageNoise(n int, stream func(i int) *rand.PCG) []float32 {
 	per := m.Cfg.Channels * m.Cfg.ImageSize * m.Cfg.ImageSize
 	out := make([]float32, n*per)
 	for i := range n {
-		rng := rand.New(rand.NewPCG(uint64(seed), uint64(i)))
+		rng := rand.New(stream(i))
 		for k := range per {
 			out[i*per+k] = float32(rng.NormFloat64())
 		}
@@ -441,7 +440,8 @@ func (o *ops) rescaleGuided(g, c *ts.Tensor, phi float64) *ts.Tensor {
 	return o.mul(g, o.addScalar(o.scale(ratio, phi), 1-phi))
 }
 
-// projectionScale is each image's s = ⟨a, b⟩ / ‖b‖², shaped [N, 1, 1, 1]: the multiple of b closest to a.
+// projectionScale is each image's s = ⟨a, b⟩ / ‖b‖², shaped [N, 1, 1, 1] to broadcast over a [N, C, H, W]
+// tensor: the multiple of b closest to a.
 func (o *ops) projectionScale(a, b *ts.Tensor) *ts.Tensor {
 	size := o.size(a)
 	if size == nil || !o.ok(b) {
@@ -455,13 +455,7 @@ func (o *ops) projectionScale(a, b *ts.Tensor) *ts.Tensor {
 // projectGuidance removes share of g's component along each image's clean-image prediction x0: with the
 // guided clean image x0_c + (w−1)·Δ and Δ = −t·g, projecting Δ on x0 is projecting g on it.
 func (o *ops) projectGuidance(g, x0 *ts.Tensor, share float64) *ts.Tensor {
-	size := o.size(g)
-	if size == nil || !o.ok(x0) {
-		return nil
-	}
-	gf, xf := o.reshape(g, size[0], -1), o.reshape(x0, size[0], -1)
-	coef := o.unsqueeze(o.div(o.sumDim(o.mul(gf, xf), 1), o.clampMin(o.sumDim(o.mul(xf, xf), 1), 1e-12)), 1) // [N, 1]
-	return o.reshape(o.sub(gf, o.mul(xf, o.scale(coef, share))), size...)
+	return o.sub(g, o.mul(x0, o.scale(o.projectionScale(g, x0), share)))
 }
 
 // imageStd is each image's standard deviation over C, H, W, shaped [N, 1, 1, 1] to broadcast.

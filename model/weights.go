@@ -118,15 +118,21 @@ func Load(path string, device gotch.Device) (*DiT, safetensors.File, error) {
 	if err != nil {
 		return nil, f, err
 	}
+	m, err := newLoaded(path, f.Tensors, cfg, device)
+	return m, f, err
+}
+
+// newLoaded builds the model cfg describes and loads tensors (from the weights file path) into it strictly.
+func newLoaded(path string, tensors map[string]safetensors.Tensor, cfg Config, device gotch.Device) (*DiT, error) {
 	m, err := New(cfg, device)
 	if err != nil {
-		return nil, f, err
+		return nil, err
 	}
-	if err := loadInto(m.VS, f.Tensors, ""); err != nil {
+	if err := loadInto(m.VS, tensors, ""); err != nil {
 		m.Close()
-		return nil, f, fmt.Errorf("weights file %s: %w", path, err)
+		return nil, fmt.Errorf("weights file %s: %w", path, err)
 	}
-	return m, f, nil
+	return m, nil
 }
 
 // LoadWithTextPool loads a weights file into a model whose text encoder pools as pool says: the file's own
@@ -147,15 +153,7 @@ func LoadWithTextPool(path string, device gotch.Device, pool string) (*DiT, erro
 	default:
 		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "weights file %s pools its text as %q; it cannot become %q (only mean → attention)", path, cfg.TextPool, pool)
 	}
-	m, err := New(cfg, device)
-	if err != nil {
-		return nil, err
-	}
-	if err := loadInto(m.VS, f.Tensors, ""); err != nil {
-		m.Close()
-		return nil, fmt.Errorf("weights file %s: %w", path, err)
-	}
-	return m, nil
+	return newLoaded(path, f.Tensors, cfg, device)
 }
 
 // loadInto copies tensors[prefix+name] into every parameter of vs. Missing, unexpected and mis-shaped

@@ -116,11 +116,11 @@ func (c Config) validate() error {
 	case math.IsNaN(c.TimeShift) || c.TimeShift < 0 || c.TimeShift > 20:
 		return bad("--time-shift must be between 0 and 20 (got %v)", c.TimeShift)
 	}
-	if err := c.StochasticInterval.Validate("--stochastic-interval"); err != nil {
-		return bad("--stochastic-interval must be lo,hi with 0 ≤ lo < hi ≤ 1 (got %v,%v)", c.StochasticInterval.Lo, c.StochasticInterval.Hi)
+	if err := c.StochasticInterval.Validate("--stochastic-interval lo,hi"); err != nil {
+		return err
 	}
-	if err := c.GuidanceInterval.Validate("--guidance-interval"); err != nil {
-		return bad("--guidance-interval must be lo,hi with 0 ≤ lo < hi ≤ 1 (got %v,%v)", c.GuidanceInterval.Lo, c.GuidanceInterval.Hi)
+	if err := c.GuidanceInterval.Validate("--guidance-interval lo,hi"); err != nil {
+		return err
 	}
 	if _, err := ClassFilter(c.Classes); err != nil {
 		return err
@@ -229,15 +229,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		for start := 0; start < P; start += cfg.Batch {
 			end := min(P, start+cfg.Batch)
 			req := model.SampleRequest{Seed: seed, Steps: cfg.Steps, Guidance: cfg.Guidance, GuidanceRescale: cfg.GuidanceRescale,
-				GuidanceInterval: cfg.GuidanceInterval, TimeShift: cfg.TimeShift, GuidanceProjection: cfg.GuidanceProjection, Guide: guide, GuideScale: cfg.GuideScale, Stochasticity: cfg.Stochasticity, StochasticInterval: cfg.StochasticInterval, OptimizedScale: cfg.OptimizedScale, ZeroInitSteps: cfg.ZeroInitSteps, Noise: Noise(seed, start, end-start, per)}
+				GuidanceInterval: cfg.GuidanceInterval, TimeShift: cfg.TimeShift, GuidanceProjection: cfg.GuidanceProjection, Guide: guide, GuideScale: cfg.GuideScale, Stochasticity: cfg.Stochasticity, StochasticInterval: cfg.StochasticInterval, OptimizedScale: cfg.OptimizedScale, ZeroInitSteps: cfg.ZeroInitSteps,
+				NegativeGuidance: cfg.ClassContrast, Noise: Noise(seed, start, end-start, per)}
 			for _, s := range prompts[start:end] {
 				req.Prompts = append(req.Prompts, dataset.Format(s))
 				if cfg.ClassContrast > 0 {
 					req.NegativePrompts = append(req.NegativePrompts, dataset.FormatWithoutClass(s))
 				}
-			}
-			if cfg.ClassContrast > 0 {
-				req.NegativeGuidance = cfg.ClassContrast
 			}
 			var res *model.SampleResult
 			if err := w.Do(ctx, func() error {

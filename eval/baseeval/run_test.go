@@ -193,6 +193,8 @@ func TestRunRefusesBadInputs(t *testing.T) {
 		{"guide scale without guide", func(c *baseeval.Config) { c.GuideScale = 3 }, "--guide"},
 		{"class contrast -1", func(c *baseeval.Config) { c.ClassContrast = -1 }, "--class-contrast"},
 		{"zero-init every step", func(c *baseeval.Config) { c.ZeroInitSteps = c.Steps }, "--zero-init-steps"},
+		{"stochastic interval reversed", func(c *baseeval.Config) { c.StochasticInterval = model.Interval{Lo: 0.8, Hi: 0.2} }, "--stochastic-interval"},
+		{"guidance interval past 1", func(c *baseeval.Config) { c.GuidanceInterval = model.Interval{Lo: 0.5, Hi: 2} }, "--guidance-interval"},
 		{"stochasticity 1", func(c *baseeval.Config) { c.Stochasticity = 1 }, "--stochasticity"},
 		{"time shift 30", func(c *baseeval.Config) { c.TimeShift = 30 }, "--time-shift"},
 		{"unwritable out", func(c *baseeval.Config) { c.Out = filepath.Join(file, "sub") }, "--out"},
