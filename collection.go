@@ -27,10 +27,11 @@ type CacheModelInfo struct {
 	Entries      int       `json:"entries"`
 	PerClass     int       `json:"per_class"`
 	Samples      int       `json:"samples"`
-	Alpha        float64   `json:"alpha"`            // the α and β it scores with: the collection's, or tuned at build
-	Beta         float64   `json:"beta"`             //
-	Values       string    `json:"values"`           // tip-adapter: "labels" (one-hot votes) or "solved"
-	Lambda       float64   `json:"lambda,omitempty"` // the ridge solved values were solved with
+	Alpha        float64   `json:"alpha"`                    // the α and β it scores with: the collection's, or tuned at build
+	Beta         float64   `json:"beta"`                     //
+	Values       string    `json:"values"`                   // tip-adapter: "labels" (one-hot votes) or "solved"
+	Lambda       float64   `json:"lambda,omitempty"`         // the ridge solved values were solved with
+	Whitening    int       `json:"whitening_rank,omitempty"` // directions of the samples' whitened space (0: none)
 	BuildSeconds float64   `json:"build_seconds"`
 	BuiltAt      time.Time `json:"built_at"`
 }
@@ -61,6 +62,9 @@ type BuildRequest struct {
 	// Tune (Tip-Adapter) picks α and β (and λ) for this model by leave-one-out accuracy on the labelled
 	// samples instead of using the collection's α and β.
 	Tune bool
+	// Whiten fits the collection's samples' principal directions and classifies in their whitened space
+	// (classify.FitWhitening); nil: on for TFUP over enough samples, off for Tip-Adapter.
+	Whiten *bool
 }
 
 // ClassifyRequest classifies images against a collection's cache model, or against the model's built-in

@@ -39,6 +39,7 @@ type (
 		Values string   `json:"values,omitempty"` // tip-adapter: "labels" (default) or "solved"
 		Lambda *float64 `json:"lambda,omitempty"` // the solve's ridge (values "solved")
 		Tune   bool     `json:"tune,omitempty"`   // tip-adapter: α, β (and λ) by leave-one-out on the labelled samples
+		Whiten *bool    `json:"whiten,omitempty"` // classify in the samples' whitened space (default: on for TFUP over ≥ 256 samples)
 	}
 	// ClassifyBody is POST /v1/classify: Collection empty → the model's built-in classes, zero-shot.
 	ClassifyBody struct {
@@ -157,7 +158,7 @@ func (s *Server) buildCollection(c *gin.Context) {
 	if svc == nil || !bindJSON(c, &b, true) {
 		return
 	}
-	col, err := svc.Build(c.Request.Context(), c.Param("id"), cachet.BuildRequest{Method: b.Method, Values: b.Values, Lambda: b.Lambda, Tune: b.Tune})
+	col, err := svc.Build(c.Request.Context(), c.Param("id"), cachet.BuildRequest{Method: b.Method, Values: b.Values, Lambda: b.Lambda, Tune: b.Tune, Whiten: b.Whiten})
 	if err != nil {
 		writeError(c, err)
 		return

@@ -57,12 +57,32 @@ func (s *Service) Build(ctx context.Context, id string, req cachet.BuildRequest)
 	if method == MethodTip && c.Labelled == 0 {
 		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "collection %q has no labelled samples for Tip-Adapter; label some samples or build with method %q", c.Name, MethodTFUP)
 	}
+	whiten := method == MethodTFUP && len(rows) >= MinWhitenSamples
+	if req.Whiten != nil {
+		whiten = *req.Whiten
+	}
+	if whiten && len(rows) < MinWhitenSamples {
+		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "whitening needs at least %d samples (collection %q has %d); add samples or build with \"whiten\": false", MinWhitenSamples, c.Name, len(rows))
+	}
 	if err := s.refreshFeatures(ctx, rows); err != nil {
 		return nil, err
 	}
 	head, err := s.collectionHead(ctx, c, rows)
 	if err != nil {
 		return nil, err
+	}
+	if whiten {
+		feats := make([][]float32, len(rows))
+		for i, r := range rows {
+			feats[i] = r.features
+		}
+		mean, basis, err := FitWhitening(feats, DefaultWhitenRank, WhitenPower)
+		if err != nil {
+			return nil, err
+		}
+		if head, err = head.Whitened(mean, basis); err != nil {
+			return nil, err
+		}
 	}
 	m := &Model{Method: method, Head: head, Alpha: c.Alpha, Beta: c.Beta}
 	var sampleIDs []int64

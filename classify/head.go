@@ -17,6 +17,9 @@ type Head struct {
 	// component; removing the labels' mean spreads them out. It uses no data beyond the prototypes
 	// themselves. Nil: no centring.
 	Center []float32
+	// Basis (rank × features), when set, maps a centred feature into a pool's whitened coordinates
+	// (FitWhitening); W and Center are then in that space and the pool's mean. Nil: no whitening.
+	Basis [][]float32
 }
 
 // NewHead builds a head from raw prototypes (means of pooled unit features, one per label).
@@ -57,10 +60,18 @@ func NewHead(labels []string, raw [][]float64, center bool) (*Head, error) {
 	return h, nil
 }
 
-// Dims is the feature size the head expects.
+// Dims is the size of the head's space (its prototypes and projected features).
 func (h *Head) Dims() int { return len(h.W[0]) }
 
-// Project maps a raw pooled feature into the head's space (centred, unit length).
+// InputDims is the raw feature size the head expects.
+func (h *Head) InputDims() int {
+	if h.Basis != nil {
+		return len(h.Basis[0])
+	}
+	return h.Dims()
+}
+
+// Project maps a raw pooled feature into the head's space (centred, whitened when the head is, unit length).
 func (h *Head) Project(raw []float32) []float32 {
 	v := make([]float64, len(raw))
 	for j, x := range raw {
@@ -69,7 +80,39 @@ func (h *Head) Project(raw []float32) []float32 {
 			v[j] -= float64(h.Center[j])
 		}
 	}
-	return Normalize(v)
+	if h.Basis == nil {
+		return Normalize(v)
+	}
+	z := make([]float64, len(h.Basis))
+	for k, b := range h.Basis {
+		s := 0.0
+		for j, x := range b {
+			s += float64(x) * v[j]
+		}
+		z[k] = s
+	}
+	return Normalize(z)
+}
+
+// Whitened is the head moved into a pool's whitened space (FitWhitening's mean and basis): each
+// prototype's direction from the prototypes' mean, mapped through the basis, so the prototypes' centre
+// lands on the pool's mean.
+func (h *Head) Whitened(mean []float32, basis [][]float32) (*Head, error) {
+	if h.Basis != nil {
+		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "the head is already whitened")
+	}
+	if len(mean) != h.Dims() || len(basis) == 0 || len(basis[0]) != h.Dims() {
+		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "whitening of %d values for a head of %d", len(mean), h.Dims())
+	}
+	out := &Head{Labels: h.Labels, W: make([][]float32, len(h.W)), Center: mean, Basis: basis}
+	for c, w := range h.W {
+		z := make([]float64, len(basis))
+		for k, b := range basis {
+			z[k] = Dot(b, w)
+		}
+		out.W[c] = Normalize(z)
+	}
+	return out, nil
 }
 
 // Cosines are cos(f, W_c) for a projected feature f.

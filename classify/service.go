@@ -359,8 +359,8 @@ func (s *Service) ClassifyFeatures(ctx context.Context, collection string, feats
 	all := make([]Scores, len(feats))
 	res.Predictions = make([]cachet.ImagePrediction, len(feats))
 	for i, raw := range feats {
-		if len(raw) != m.Head.Dims() {
-			return nil, nil, fmt.Errorf("classify: feature %d has %d values, the head %d", i, len(raw), m.Head.Dims())
+		if len(raw) != m.Head.InputDims() {
+			return nil, nil, fmt.Errorf("classify: feature %d has %d values, the head %d", i, len(raw), m.Head.InputDims())
 		}
 		f := m.Head.Project(raw)
 		var entries []Entry

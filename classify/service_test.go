@@ -2,6 +2,8 @@ package classify_test
 
 import (
 	"context"
+	"errors"
+	"math"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -304,6 +306,65 @@ func TestNearestNeighboursOnly(t *testing.T) {
 	for i, p := range res.Predictions {
 		if p.Top[0].Label != labelled[i].Label {
 			t.Errorf("sample %d (%s) → %+v", i, labelled[i].Label, p.Top)
+		}
+	}
+}
+
+func TestWhitenedTFUPBuild(t *testing.T) {
+	svc := classifytest.Service(t, classifytest.Config())
+	ctx := context.Background()
+	col, err := svc.CreateCollection(ctx, cachet.NewCollection{Name: classifytest.Name(t), Labels: []string{"coat", "bag"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := samples(t, classify.MinWhitenSamples, 2000)
+	if _, err := svc.AddSamples(ctx, col.ID, pool[:32]); err != nil {
+		t.Fatal(err)
+	}
+	on, off := true, false
+	if _, err := svc.Build(ctx, col.ID, cachet.BuildRequest{Whiten: &on}); !errors.Is(err, &cachet.Error{Code: cachet.CodeInvalidArgument}) {
+		t.Fatalf("whitening 32 samples: got %v, want invalid_argument", err)
+	}
+	for i := 32; i < len(pool); i += 64 {
+		if _, err := svc.AddSamples(ctx, col.ID, pool[i:min(i+64, len(pool))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	imgs := [][]byte{pool[0].Image, pool[100].Image, pool[200].Image}
+	classifyWith := func(req cachet.BuildRequest, wantRank int) *cachet.ClassifyResult {
+		t.Helper()
+		built, err := svc.Build(ctx, col.ID, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if built.Model.Method != "tfup" || built.Model.Whitening != wantRank || built.Model.Entries != 32 {
+			t.Fatalf("build %+v: model %+v, want TFUP with 32 entries and whitening rank %d", req, built.Model, wantRank)
+		}
+		res, err := svc.Classify(ctx, cachet.ClassifyRequest{Collection: col.ID, Images: imgs, TopK: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	// TFUP over enough samples whitens by default; the model (read back from Postgres) holds the basis.
+	white := classifyWith(cachet.BuildRequest{}, classify.DefaultWhitenRank)
+	m, err := svc.ActiveModel(ctx, col.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Head.Basis) != classify.DefaultWhitenRank || m.Head.Dims() != classify.DefaultWhitenRank || len(m.Entries[0].Key) != classify.DefaultWhitenRank {
+		t.Fatalf("whitened model: basis %d rows, head %d dims, keys %d values", len(m.Head.Basis), m.Head.Dims(), len(m.Entries[0].Key))
+	}
+	plain := classifyWith(cachet.BuildRequest{Whiten: &off}, 0)
+	again := classifyWith(cachet.BuildRequest{Method: "tfup"}, classify.DefaultWhitenRank)
+	for i := range imgs {
+		w, p, a := white.Predictions[i].Top[0], plain.Predictions[i].Top[0], again.Predictions[i].Top[0]
+		// The same model to float32 rounding (the queries' features are recomputed each request).
+		if w.Label != a.Label || math.Abs(w.ZeroShot-a.ZeroShot) > 1e-4 || math.Abs(w.Cache-a.Cache) > 1e-4 {
+			t.Errorf("image %d: rebuilding the same whitened model changed its answer: %+v then %+v", i, w, a)
+		}
+		if w.ZeroShot == p.ZeroShot {
+			t.Errorf("image %d: the whitened space left the zero-shot logit at %v", i, w.ZeroShot)
 		}
 	}
 }

@@ -70,7 +70,8 @@ func isBadUUID(err error) bool {
 const collectionCols = `c.id::text, c.name, c.labels, c.alpha, c.beta, c.created_at,
 	(SELECT count(*) FROM collection_samples s WHERE s.collection_id = c.id),
 	(SELECT count(*) FROM collection_samples s WHERE s.collection_id = c.id AND s.label IS NOT NULL),
-	m.id, m.method, m.feature_key, m.entries, m.per_class, m.samples, m.build_seconds, m.created_at, m.values_kind, m.ridge_lambda, m.alpha, m.beta`
+	m.id, m.method, m.feature_key, m.entries, m.per_class, m.samples, m.build_seconds, m.created_at, m.values_kind, m.ridge_lambda, m.alpha, m.beta,
+	CASE WHEN m.basis IS NULL THEN 0 ELSE m.dims END`
 
 func scanCollection(row pgx.Row) (*cachet.Collection, error) {
 	var c cachet.Collection
@@ -79,13 +80,14 @@ func scanCollection(row pgx.Row) (*cachet.Collection, error) {
 	var entries, perClass, samples *int
 	var secs, lambda, alpha, beta *float64
 	var built *time.Time
+	var rank *int
 	if err := row.Scan(&c.ID, &c.Name, &c.Labels, &c.Alpha, &c.Beta, &c.CreatedAt, &c.Samples, &c.Labelled,
-		&mid, &method, &key, &entries, &perClass, &samples, &secs, &built, &values, &lambda, &alpha, &beta); err != nil {
+		&mid, &method, &key, &entries, &perClass, &samples, &secs, &built, &values, &lambda, &alpha, &beta, &rank); err != nil {
 		return nil, err
 	}
 	if mid != nil {
 		c.Model = &cachet.CacheModelInfo{ID: *mid, Method: *method, FeatureKey: *key, Entries: *entries, PerClass: *perClass,
-			Samples: *samples, BuildSeconds: *secs, BuiltAt: *built, Values: *values, Alpha: *alpha, Beta: *beta}
+			Samples: *samples, BuildSeconds: *secs, BuiltAt: *built, Values: *values, Alpha: *alpha, Beta: *beta, Whitening: *rank}
 		if lambda != nil {
 			c.Model.Lambda = *lambda
 		}
@@ -220,9 +222,16 @@ func (s *store) writeModel(ctx context.Context, b builtModel) (int64, error) {
 			return 0, err
 		}
 	}
-	var center any
+	var center, basis any
 	if m.Head.Center != nil {
 		center = m.Head.Center
+	}
+	if m.Head.Basis != nil {
+		flat := make([]float32, 0, len(m.Head.Basis)*m.Head.InputDims())
+		for _, b := range m.Head.Basis {
+			flat = append(flat, b...)
+		}
+		basis = flat
 	}
 	var id int64
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -239,10 +248,10 @@ func (s *store) writeModel(ctx context.Context, b builtModel) (int64, error) {
 			values, lambda = ValuesSolved, m.Lambda
 		}
 		if err := tx.QueryRow(ctx, `INSERT INTO cache_models (collection_id, feature_key, method, labels, alpha, beta, head, center, dims,
-			samples, per_class, entries, build_seconds, values_kind, ridge_lambda)
-			VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id`,
+			samples, per_class, entries, build_seconds, values_kind, ridge_lambda, basis)
+			VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id`,
 			b.collectionID, b.featureKey, string(m.Method), m.Head.Labels, m.Alpha, m.Beta, head, center, m.Head.Dims(),
-			b.samples, b.perClass, len(m.Entries), b.seconds, string(values), lambda).Scan(&id); err != nil {
+			b.samples, b.perClass, len(m.Entries), b.seconds, string(values), lambda, basis).Scan(&id); err != nil {
 			return err
 		}
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"cache_entries"}, []string{"model_id", "idx", "sample_id", "label", "probs", "solved_values", "features", "key"},
@@ -292,13 +301,13 @@ func activeModel(ctx context.Context, tx pgx.Tx, collectionID string) (*Model, s
 	var m Model
 	var method, key string
 	var labels []string
-	var head, center []float32
+	var head, center, basis []float32
 	var dims, entries int
 	var values string
 	var lambda *float64
-	if err := tx.QueryRow(ctx, `SELECT id, method, feature_key, labels, alpha, beta, head, center, dims, entries, values_kind, ridge_lambda
+	if err := tx.QueryRow(ctx, `SELECT id, method, feature_key, labels, alpha, beta, head, center, dims, entries, values_kind, ridge_lambda, basis
 		FROM cache_models WHERE id = $1`, *mid).
-		Scan(&m.ID, &method, &key, &labels, &m.Alpha, &m.Beta, &head, &center, &dims, &entries, &values, &lambda); err != nil {
+		Scan(&m.ID, &method, &key, &labels, &m.Alpha, &m.Beta, &head, &center, &dims, &entries, &values, &lambda, &basis); err != nil {
 		return nil, "", 0, fmt.Errorf("classify: reading cache model %d: %w", *mid, err)
 	}
 	m.Method, m.Values = Method(method), Values(values)
@@ -308,6 +317,13 @@ func activeModel(ctx context.Context, tx pgx.Tx, collectionID string) (*Model, s
 	m.Head = &Head{Labels: labels, Center: center, W: make([][]float32, len(labels))}
 	for c := range labels {
 		m.Head.W[c] = head[c*dims : (c+1)*dims]
+	}
+	if basis != nil {
+		in := len(basis) / dims
+		m.Head.Basis = make([][]float32, dims)
+		for k := range dims {
+			m.Head.Basis[k] = basis[k*in : (k+1)*in]
+		}
 	}
 	return &m, key, entries, nil
 }

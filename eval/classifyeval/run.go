@@ -312,8 +312,34 @@ func (r *Report) tfup(ctx context.Context, svc *classify.Service, canvases [][]u
 	}
 	r.Pseudo = PseudoLabels{Entries: len(entries), PerClass: built.Model.PerClass, Accuracy: float64(right) / float64(max(1, len(entries)))}
 	r.add("TFUP (test images as the unlabelled pool)", acc, len(feats),
-		fmt.Sprintf("K = %d per class, α = %g, β = %g; build %.1f s", built.Model.PerClass, built.Alpha, built.Beta, built.Model.BuildSeconds))
-	return col.ID, r.tuned(ctx, svc, col.ID, "TFUP", labels, feats)
+		fmt.Sprintf("K = %d per class, α = %g, β = %g, whitening rank %d; build %.1f s", built.Model.PerClass, built.Alpha, built.Beta, built.Model.Whitening, built.Model.BuildSeconds))
+	if err := r.tuned(ctx, svc, col.ID, "TFUP", labels, feats); err != nil {
+		return col.ID, err
+	}
+	m, err := svc.ActiveModel(ctx, col.ID)
+	if err != nil {
+		return col.ID, err
+	}
+	if m.Head.Basis != nil { // what the whitened space alone gives, and TFUP as its reference code has it
+		head := *m
+		head.Entries, head.Alpha = nil, 0
+		r.add("zero-shot in the pool's whitened space (no cache)", scoreLocal(&head, feats, labels), len(feats),
+			fmt.Sprintf("%d directions of the test images' features, power %g", len(m.Head.Basis), classify.WhitenPower))
+		off := false
+		if built, acc, err = buildAndScore(ctx, svc, col.ID, cachet.BuildRequest{Method: string(classify.MethodTFUP), Whiten: &off}, labels, feats); err != nil {
+			return col.ID, err
+		}
+		r.add("TFUP without whitening (the reference code's space)", acc, len(feats),
+			fmt.Sprintf("K = %d per class, α = %g, β = %g", built.Model.PerClass, built.Alpha, built.Beta))
+		if err := r.tuned(ctx, svc, col.ID, "TFUP without whitening", labels, feats); err != nil {
+			return col.ID, err
+		}
+		on := true // the latency run below times the default (whitened) model
+		if _, err := svc.Build(ctx, col.ID, cachet.BuildRequest{Method: string(classify.MethodTFUP), Whiten: &on}); err != nil {
+			return col.ID, err
+		}
+	}
+	return col.ID, nil
 }
 
 // tip builds a Tip-Adapter collection from Shots labelled training images per class and scores the test
