@@ -19,7 +19,7 @@ const (
 	// DefaultWhitenRank is the number of principal directions kept.
 	DefaultWhitenRank = 32
 	// WhitenPower scales direction k by λ_k^(−WhitenPower/2): 0 keeps the variances, 1 whitens fully.
-	WhitenPower = 0.5
+	WhitenPower = 0.75
 	// MinWhitenSamples is the smallest pool whitening is fitted on: 8 samples per direction.
 	MinWhitenSamples = 8 * DefaultWhitenRank
 	// whitenFitSamples caps the rows the directions are fitted on (evenly strided over the pool); the mean

@@ -198,7 +198,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	defer func() { _ = svc.DeleteCollection(context.WithoutCancel(ctx), tfupID) }()
-	if err := r.tip(ctx, svc, train, labels, feats, progress); err != nil {
+	if err := r.tip(ctx, svc, train, canvases, labels, feats, progress); err != nil {
 		return nil, err
 	}
 	if cfg.Diffusion > 0 {
@@ -344,7 +344,7 @@ func (r *Report) tfup(ctx context.Context, svc *classify.Service, canvases [][]u
 
 // tip builds a Tip-Adapter collection from Shots labelled training images per class and scores the test
 // images.
-func (r *Report) tip(ctx context.Context, svc *classify.Service, train *dataset.Set, labels []int, feats [][]float32, progress io.Writer) error {
+func (r *Report) tip(ctx context.Context, svc *classify.Service, train *dataset.Set, testCanvases [][]uint8, labels []int, feats [][]float32, progress io.Writer) error {
 	shots := r.cfg.Shots
 	rng := rand.New(rand.NewPCG(uint64(r.cfg.Seed), 16))
 	perm := rng.Perm(train.Len() - r.cfg.Validation) // the last Validation items tune α and β
@@ -396,7 +396,26 @@ func (r *Report) tip(ctx context.Context, svc *classify.Service, train *dataset.
 	}
 	r.add(name+", solved values, tuned at build", acc, len(feats),
 		fmt.Sprintf("α = %g, β = %g, λ = %g by leave-one-out on the labelled keys", built.Model.Alpha, built.Model.Beta, built.Model.Lambda))
-	return nil
+	// Transductive: the test images join as unlabelled samples. The keys stay the labelled ones; the
+	// whitened space is fitted over every sample.
+	if len(idx)+len(testCanvases) < classify.MinWhitenSamples {
+		return nil
+	}
+	none := make([]int, len(testCanvases))
+	for i := range none {
+		none[i] = -1
+	}
+	if _, err := svc.AddCanvases(ctx, col.ID, testCanvases, none, feats); err != nil {
+		return err
+	}
+	on := true
+	solved.Whiten = &on
+	if built, acc, err = buildAndScore(ctx, svc, col.ID, solved, labels, feats); err != nil {
+		return err
+	}
+	r.add(name+", solved values, tuned at build, whitened over the test images (unlabelled)", acc, len(feats),
+		fmt.Sprintf("α = %g, β = %g, λ = %g by leave-one-out on the labelled keys; whitening rank %d", built.Model.Alpha, built.Model.Beta, built.Model.Lambda, built.Model.Whitening))
+	return r.tuned(ctx, svc, col.ID, name+", solved values, whitened over the test images", labels, feats)
 }
 
 // buildAndScore builds collection id as req asks and returns it with the test accuracy of its new model.

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cachetlab/cachet/classify"
 	"github.com/cachetlab/cachet/classify/classifytest"
 	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/dataset/datasettest"
@@ -30,7 +31,7 @@ func TestRunSmall(t *testing.T) {
 	}
 	cfg.Weights, cfg.Evaluator, cfg.DataDir, cfg.Out = weights, filepath.Join(root, "weights/evaluator.safetensors"), datasettest.Dir(t), t.TempDir()
 	cfg.DatabaseURL, cfg.Service = testenv.DatabaseURL(), classifytest.Config()
-	cfg.Test, cfg.Shots, cfg.Diffusion, cfg.KNNTrain, cfg.BlockStudy, cfg.Validation = 64, 2, 4, 2000, 40, 50
+	cfg.Test, cfg.Shots, cfg.Diffusion, cfg.KNNTrain, cfg.BlockStudy, cfg.Validation = classify.MinWhitenSamples, 2, 4, 2000, 40, 50
 	cfg.LatencyBatches, cfg.Batch = 2, 16
 	r, err := classifyeval.Run(context.Background(), cfg)
 	if err != nil {
@@ -43,15 +44,24 @@ func TestRunSmall(t *testing.T) {
 		}
 		acc[strings.SplitN(m.Name, " (", 2)[0]] = m.Accuracy
 	}
-	if len(r.Methods) != 11 {
+	if len(r.Methods) != 16 {
 		t.Fatalf("%d methods reported: %+v", len(r.Methods), r.Methods)
 	}
 	if acc["reference: evaluator CNN"] < 0.85 || acc["reference: 5-NN on pixels"] < 0.6 {
 		t.Fatalf("references: %v", acc)
 	}
-	if !strings.Contains(r.Methods[5].Name, "solved values") || !strings.Contains(r.Methods[6].Note, "λ = ") ||
-		!strings.Contains(r.Methods[7].Note, "leave-one-out") {
-		t.Errorf("the solved-values rows: %+v", r.Methods[5:8])
+	if !strings.Contains(r.Methods[8].Name, "solved values") || !strings.Contains(r.Methods[9].Note, "λ = ") ||
+		!strings.Contains(r.Methods[10].Note, "leave-one-out") {
+		t.Errorf("the solved-values rows: %+v", r.Methods[8:11])
+	}
+	for _, name := range []string{"zero-shot in the pool's whitened space", "TFUP without whitening", "TFUP without whitening, tuned",
+		"2-shot Tip-Adapter, solved values, tuned at build, whitened over the test images", "2-shot Tip-Adapter, solved values, whitened over the test images, tuned"} {
+		if _, ok := acc[name]; !ok {
+			t.Errorf("no row %q in %v", name, acc)
+		}
+	}
+	if !strings.Contains(r.Methods[1].Note, "whitening rank 32") {
+		t.Errorf("TFUP over %d test images is not whitened: %+v", cfg.Test, r.Methods[1])
 	}
 	if r.Pseudo.Entries != 9*dataset.NumClasses || r.Latency.ImagesPerSecond <= 0 || r.Latency.FeaturesMS <= 0 || len(r.BlockStudy) == 0 {
 		t.Fatalf("report: %+v", r)
