@@ -91,6 +91,15 @@ func TestCollectionsAndClassify(t *testing.T) {
 	if err := json.Unmarshal(body, &col); code != http.StatusOK || err != nil || col.Model == nil || col.Model.Values != "solved" || col.Model.Lambda != 0.5 {
 		t.Fatalf("build with solved values: %d %s", code, body)
 	}
+	// Whitening wants a pool: six samples are refused with the reason, and TFUP builds without it.
+	code, body = post(t, ts.URL+"/v1/collections/"+col.ID+"/build", `{"method": "tfup", "whiten": true}`)
+	if code != http.StatusBadRequest || !bytes.Contains(body, []byte("whitening needs at least")) {
+		t.Fatalf("whitening six samples: %d %s", code, body)
+	}
+	code, body = post(t, ts.URL+"/v1/collections/"+col.ID+"/build", `{"method": "tfup", "whiten": false}`)
+	if err := json.Unmarshal(body, &col); code != http.StatusOK || err != nil || col.Model.Method != "tfup" || col.Model.Whitening != 0 {
+		t.Fatalf("TFUP build without whitening: %d %s", code, body)
+	}
 }
 
 func TestClassifyAPIErrors(t *testing.T) {
@@ -126,6 +135,7 @@ func TestClassifyAPIErrors(t *testing.T) {
 		{"build: unknown values", "/v1/collections/" + col.ID + "/build", `{"values": "votes"}`, 400, cachet.CodeInvalidArgument},
 		{"build: negative lambda", "/v1/collections/" + col.ID + "/build", `{"method": "tip-adapter", "values": "solved", "lambda": -1}`, 400, cachet.CodeInvalidArgument},
 		{"build: lambda as text", "/v1/collections/" + col.ID + "/build", `{"lambda": "big"}`, 400, cachet.CodeInvalidArgument},
+		{"build: whiten as text", "/v1/collections/" + col.ID + "/build", `{"whiten": "yes"}`, 400, cachet.CodeInvalidArgument},
 		{"classify: unknown collection", "/v1/classify", fmt.Sprintf(`{"collection": %q, "images": [%q]}`, missing, good), 404, cachet.CodeNotFound},
 		{"classify: unbuilt collection", "/v1/classify", fmt.Sprintf(`{"collection": %q, "images": [%q]}`, col.ID, good), 409, cachet.CodeConflict},
 		{"classify: no images", "/v1/classify", `{"images": []}`, 400, cachet.CodeInvalidArgument},
