@@ -38,6 +38,8 @@ type ClassifyConfig struct {
 	Blocks []int // pooled blocks; empty = the measured default
 	Grid   int   // pooling grid per block; 0 = the measured default
 	Center bool  // centre features on the labels' mean prototype
+	// WhitenHead classifies zero-shot in the whitened space of the model's own prototype samples.
+	WhitenHead bool
 	// TRef is the feature pass's model time (0…1000, the noise it sees); 0 = the measured default.
 	TRef             float64
 	PrototypeSamples int // images sampled per class
@@ -80,6 +82,6 @@ func DefaultConfig() Config {
 		LogLevel:        "info",
 		LogFormat:       "text",
 		DefaultCache:    DefaultCachePolicy,
-		Classify:        ClassifyConfig{Center: true, PrototypeSamples: 32, PrototypeSteps: 20, PrototypeGuidance: 2, Neighbours: 256},
+		Classify:        ClassifyConfig{Center: true, WhitenHead: true, PrototypeSamples: 32, PrototypeSteps: 20, PrototypeGuidance: 2, Neighbours: 256},
 	}
 }

@@ -162,6 +162,16 @@ const prototypeChunk = 8
 // SamplePrototype samples cfg.Samples images of prompt with the model and returns the mean of their
 // features (a raw prototype).
 func SamplePrototype(ctx context.Context, w *model.Worker, dit *model.DiT, z *Featurizer, prompt string, cfg HeadConfig) ([]float64, error) {
+	fs, err := SampleFeatures(ctx, w, dit, z, prompt, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return Mean(fs), nil
+}
+
+// SampleFeatures samples cfg.Samples images of prompt with the model (seeded by cfg) and returns their
+// features.
+func SampleFeatures(ctx context.Context, w *model.Worker, dit *model.DiT, z *Featurizer, prompt string, cfg HeadConfig) ([][]float32, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -178,11 +188,7 @@ func SamplePrototype(ctx context.Context, w *model.Worker, dit *model.DiT, z *Fe
 		}
 		imgs = append(imgs, chunkImgs...)
 	}
-	fs, err := z.Features(ctx, imgs)
-	if err != nil {
-		return nil, err
-	}
-	return Mean(fs), nil
+	return z.Features(ctx, imgs)
 }
 
 // SampleImages runs one sampling request on the worker and returns its images in model units, clamped to

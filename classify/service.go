@@ -28,7 +28,11 @@ type Config struct {
 	// snapshot: zero-shot 58.2 % centred vs 59.0 % not, but TFUP's pseudo-labels 83 % vs 69 % and TFUP
 	// 58.1 % vs 53.2 % — the cache model is the point, so centring is on.
 	Center bool
-	Head   HeadConfig
+	// WhitenHead classifies zero-shot (no collection) in the whitened space of the model's own prototype
+	// samples (FitWhitening over every class's samples, rank min(32, all samples/8)): 69.2 → 72.7 % on
+	// the first 3,000 Fashion-MNIST test images. Collections whiten over their own samples instead.
+	WhitenHead bool
+	Head       HeadConfig
 	// Neighbours is how many nearest cache keys pgvector returns per image (0 or more than the cache: all).
 	Neighbours int
 	MaxImages  int // images per request
@@ -37,7 +41,7 @@ type Config struct {
 
 // DefaultConfig is the measured default (README, "Classification").
 func DefaultConfig() Config {
-	return Config{Blocks: slices.Clone(DefaultBlocks), Grid: DefaultGrid, TRef: DefaultTRef, Center: true, Head: DefaultHeadConfig(),
+	return Config{Blocks: slices.Clone(DefaultBlocks), Grid: DefaultGrid, TRef: DefaultTRef, Center: true, WhitenHead: true, Head: DefaultHeadConfig(),
 		Neighbours: 256, MaxImages: 256, MaxBatch: 64}
 }
 
@@ -72,6 +76,9 @@ var _ cachet.Classifier = (*Service)(nil)
 func New(pool *pgxpool.Pool, w *model.Worker, dit *model.DiT, modelID string, cfg Config) (*Service, error) {
 	if err := cfg.Head.Validate(); err != nil {
 		return nil, err
+	}
+	if cfg.WhitenHead && headWhiteningRank(cfg.Head, dataset.NumClasses) < 1 {
+		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "classify: whitening the zero-shot head needs at least one sample per class")
 	}
 	if cfg.MaxImages <= 0 || cfg.MaxBatch <= 0 || cfg.Neighbours < 0 {
 		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "classify: max images, max batch must be positive and neighbours ≥ 0")
@@ -232,10 +239,53 @@ func (s *Service) BuiltinHead(ctx context.Context) (*Head, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.cfg.WhitenHead {
+		mean, basis, err := s.headWhitening(ctx, labels)
+		if err != nil {
+			return nil, err
+		}
+		if h, err = h.Whitened(mean, basis); err != nil {
+			return nil, err
+		}
+	}
 	s.mu.Lock()
 	s.builtin = h
 	s.mu.Unlock()
 	return h, nil
+}
+
+// headWhiteningRank is the built-in head's whitening rank: DefaultWhitenRank, or fewer directions when the
+// head samples fewer than MinWhitenSamples images in all.
+func headWhiteningRank(cfg HeadConfig, labels int) int {
+	return min(DefaultWhitenRank, cfg.Samples*labels/8)
+}
+
+// headWhitening returns the whitened space of the model's own samples of labels: from Postgres when this
+// model fitted it before, else sampled again (the prototypes' seeds: the same images) and stored.
+func (s *Service) headWhitening(ctx context.Context, labels []string) ([]float32, [][]float32, error) {
+	key, hk, rank := s.z.Key(), s.cfg.Head.Key(), headWhiteningRank(s.cfg.Head, len(labels))
+	if mean, basis, ok, err := s.st.whitening(ctx, key, hk, rank, WhitenPower); err != nil || ok {
+		return mean, basis, err
+	}
+	s.protoMu.Lock()
+	defer s.protoMu.Unlock()
+	if mean, basis, ok, err := s.st.whitening(ctx, key, hk, rank, WhitenPower); err != nil || ok {
+		return mean, basis, err
+	}
+	var all [][]float32
+	for _, l := range labels {
+		prompt, _ := LabelPrompt(s.dit.Cfg, l)
+		fs, err := SampleFeatures(ctx, s.w, s.dit, s.z, prompt, s.cfg.Head)
+		if err != nil {
+			return nil, nil, err
+		}
+		all = append(all, fs...)
+	}
+	mean, basis, err := FitWhitening(all, rank, WhitenPower)
+	if err != nil {
+		return nil, nil, err
+	}
+	return mean, basis, s.st.saveWhitening(ctx, key, hk, WhitenPower, mean, basis)
 }
 
 // prototype returns the raw prototype of label (ok = false when the model cannot draw it): from Postgres

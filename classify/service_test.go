@@ -165,8 +165,9 @@ func TestZeroShotAndPrototypeCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(h1.Labels) != 10 || h1.Center == nil {
-		t.Fatalf("built-in head: %d labels, centre %v", len(h1.Labels), h1.Center != nil)
+	// Two samples per class: the whitened space of 20 samples keeps 20/8 = 2 directions.
+	if len(h1.Labels) != 10 || h1.Center == nil || len(h1.Basis) != 2 || h1.Dims() != 2 {
+		t.Fatalf("built-in head: %d labels, centre %v, %d whitened directions", len(h1.Labels), h1.Center != nil, len(h1.Basis))
 	}
 	res, err := svc.Classify(ctx, cachet.ClassifyRequest{Images: [][]byte{imagestest.PNG(t, classifytest.Item(1))}, TopK: 10})
 	if err != nil {

@@ -435,3 +435,37 @@ func (s *store) entries(ctx context.Context, id string) ([]EntryInfo, error) {
 	}
 	return out, nil
 }
+
+// whitening reads the built-in head's stored whitened space (ok = false when none is stored).
+func (s *store) whitening(ctx context.Context, featureKey, headKey string, rank int, power float64) (mean []float32, basis [][]float32, ok bool, err error) {
+	var flat []float32
+	err = s.pool.QueryRow(ctx, `SELECT mean, basis FROM zero_shot_whitening WHERE feature_key = $1 AND head_key = $2 AND rank = $3 AND power = $4`,
+		featureKey, headKey, rank, power).Scan(&mean, &flat)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil, false, nil
+	}
+	if err != nil {
+		return nil, nil, false, fmt.Errorf("classify: reading the head's whitening: %w", err)
+	}
+	if len(mean) == 0 || len(flat) != rank*len(mean) {
+		return nil, nil, false, fmt.Errorf("classify: stored whitening has %d basis values for rank %d over %d features", len(flat), rank, len(mean))
+	}
+	basis = make([][]float32, rank)
+	for k := range basis {
+		basis[k] = flat[k*len(mean) : (k+1)*len(mean)]
+	}
+	return mean, basis, true, nil
+}
+
+func (s *store) saveWhitening(ctx context.Context, featureKey, headKey string, power float64, mean []float32, basis [][]float32) error {
+	flat := make([]float32, 0, len(basis)*len(mean))
+	for _, b := range basis {
+		flat = append(flat, b...)
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO zero_shot_whitening (feature_key, head_key, rank, power, mean, basis)
+		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`, featureKey, headKey, len(basis), power, mean, flat)
+	if err != nil {
+		return fmt.Errorf("classify: storing the head's whitening: %w", err)
+	}
+	return nil
+}

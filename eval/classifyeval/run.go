@@ -179,7 +179,19 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.add("zero-shot (prototypes of the model's samples)", accuracy(zs, labels), n, "")
+	r.add("zero-shot (prototypes of the model's samples)", accuracy(zs, labels), n, fmt.Sprintf("whitened over those samples: %v", cfg.Service.WhitenHead))
+	if cfg.Service.WhitenHead { // the same prototypes in the features' own space
+		plain := cfg.Service
+		plain.WhitenHead = false
+		psvc, err := classify.New(db.Pool, w, dit, modelID, plain)
+		if err != nil {
+			return nil, err
+		}
+		if _, zs, err = psvc.ClassifyFeatures(ctx, "", feats, 1); err != nil {
+			return nil, err
+		}
+		r.add("zero-shot, head not whitened", accuracy(zs, labels), n, "")
+	}
 
 	if cfg.Validation > 0 {
 		vc, vl, err := canvasesOf(train, seq(cfg.Validation, train.Len()-cfg.Validation))

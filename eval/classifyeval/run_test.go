@@ -44,24 +44,24 @@ func TestRunSmall(t *testing.T) {
 		}
 		acc[strings.SplitN(m.Name, " (", 2)[0]] = m.Accuracy
 	}
-	if len(r.Methods) != 16 {
+	if len(r.Methods) != 17 {
 		t.Fatalf("%d methods reported: %+v", len(r.Methods), r.Methods)
 	}
 	if acc["reference: evaluator CNN"] < 0.85 || acc["reference: 5-NN on pixels"] < 0.6 {
 		t.Fatalf("references: %v", acc)
 	}
-	if !strings.Contains(r.Methods[8].Name, "solved values") || !strings.Contains(r.Methods[9].Note, "λ = ") ||
-		!strings.Contains(r.Methods[10].Note, "leave-one-out") {
-		t.Errorf("the solved-values rows: %+v", r.Methods[8:11])
+	if !strings.Contains(r.Methods[9].Name, "solved values") || !strings.Contains(r.Methods[10].Note, "λ = ") ||
+		!strings.Contains(r.Methods[11].Note, "leave-one-out") {
+		t.Errorf("the solved-values rows: %+v", r.Methods[9:12])
 	}
-	for _, name := range []string{"zero-shot in the pool's whitened space", "TFUP without whitening", "TFUP without whitening, tuned",
+	for _, name := range []string{"zero-shot, head not whitened", "zero-shot in the pool's whitened space", "TFUP without whitening", "TFUP without whitening, tuned",
 		"2-shot Tip-Adapter, solved values, tuned at build, whitened over the test images", "2-shot Tip-Adapter, solved values, whitened over the test images, tuned"} {
 		if _, ok := acc[name]; !ok {
 			t.Errorf("no row %q in %v", name, acc)
 		}
 	}
-	if !strings.Contains(r.Methods[1].Note, "whitening rank 32") {
-		t.Errorf("TFUP over %d test images is not whitened: %+v", cfg.Test, r.Methods[1])
+	if !strings.Contains(r.Methods[2].Note, "whitening rank 32") {
+		t.Errorf("TFUP over %d test images is not whitened: %+v", cfg.Test, r.Methods[2])
 	}
 	if r.Pseudo.Entries != 9*dataset.NumClasses || r.Latency.ImagesPerSecond <= 0 || r.Latency.FeaturesMS <= 0 || len(r.BlockStudy) == 0 {
 		t.Fatalf("report: %+v", r)
