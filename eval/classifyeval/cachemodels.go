@@ -1,0 +1,224 @@
+package classifyeval
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"time"
+
+	"github.com/cachetlab/cachet"
+	"github.com/cachetlab/cachet/classify"
+	"github.com/cachetlab/cachet/dataset"
+)
+
+// The cache-model methods: TFUP over the test images, Tip-Adapter over labelled training images, each
+// built through the service and scored on the test features.
+// classifyAll runs the collection's cache model over feats in request-sized chunks.
+func classifyAll(ctx context.Context, svc *classify.Service, id string, feats [][]float32, chunk int) ([]classify.Scores, error) {
+	var out []classify.Scores
+	for i := 0; i < len(feats); i += chunk {
+		_, s, err := svc.ClassifyFeatures(ctx, id, feats[i:min(i+chunk, len(feats))], 1)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s...)
+	}
+	return out, nil
+}
+
+// tfup builds a TFUP collection over the test images (unlabelled, as in the paper) and scores them.
+func (r *Report) tfup(ctx context.Context, svc *classify.Service, canvases [][]uint8, labels []int, feats [][]float32, progress io.Writer) (string, error) {
+	col, err := svc.CreateCollection(ctx, cachet.NewCollection{Name: fmt.Sprintf("eval-tfup-%s-%d", r.ModelID, time.Now().UnixNano()), Labels: dataset.ClassNames[:]})
+	if err != nil {
+		return "", err
+	}
+	none := make([]int, len(canvases))
+	for i := range none {
+		none[i] = -1
+	}
+	ids, err := svc.AddCanvases(ctx, col.ID, canvases, none, feats)
+	if err != nil {
+		return col.ID, err
+	}
+	fmt.Fprintf(progress, "eval classify: building TFUP over %d unlabelled test images\n", len(canvases))
+	built, acc, err := buildAndScore(ctx, svc, col.ID, cachet.BuildRequest{Method: string(classify.MethodTFUP)}, labels, feats)
+	if err != nil {
+		return col.ID, err
+	}
+	entries, err := svc.Entries(ctx, col.ID)
+	if err != nil {
+		return col.ID, err
+	}
+	truth := make(map[int64]int, len(ids))
+	for i, id := range ids {
+		truth[id] = labels[i]
+	}
+	right := 0
+	for _, e := range entries {
+		if truth[e.SampleID] == e.Label {
+			right++
+		}
+	}
+	r.Pseudo = PseudoLabels{Entries: len(entries), PerClass: built.Model.PerClass, Accuracy: float64(right) / float64(max(1, len(entries)))}
+	r.add("TFUP (test images as the unlabelled pool)", acc, len(feats),
+		fmt.Sprintf("K = %d per class, α = %g, β = %g, whitening rank %d; build %.1f s", built.Model.PerClass, built.Alpha, built.Beta, built.Model.Whitening, built.Model.BuildSeconds))
+	if err := r.tuned(ctx, svc, col.ID, "TFUP", labels, feats); err != nil {
+		return col.ID, err
+	}
+	m, err := svc.ActiveModel(ctx, col.ID)
+	if err != nil {
+		return col.ID, err
+	}
+	if m.Head.Basis != nil { // what the whitened space alone gives, and TFUP as its reference code has it
+		head := *m
+		head.Entries, head.Alpha = nil, 0
+		r.add("zero-shot in the pool's whitened space (no cache)", scoreLocal(&head, feats, labels), len(feats),
+			fmt.Sprintf("%d directions of the test images' features, power %g", len(m.Head.Basis), classify.WhitenPower))
+		off := false
+		if built, acc, err = buildAndScore(ctx, svc, col.ID, cachet.BuildRequest{Method: string(classify.MethodTFUP), Whiten: &off}, labels, feats); err != nil {
+			return col.ID, err
+		}
+		r.add("TFUP without whitening (the reference code's space)", acc, len(feats),
+			fmt.Sprintf("K = %d per class, α = %g, β = %g", built.Model.PerClass, built.Alpha, built.Beta))
+		if err := r.tuned(ctx, svc, col.ID, "TFUP without whitening", labels, feats); err != nil {
+			return col.ID, err
+		}
+		on := true // the latency run below times the default (whitened) model
+		if _, err := svc.Build(ctx, col.ID, cachet.BuildRequest{Method: string(classify.MethodTFUP), Whiten: &on}); err != nil {
+			return col.ID, err
+		}
+	}
+	return col.ID, nil
+}
+
+// tip builds a Tip-Adapter collection from Shots labelled training images per class and scores the test
+// images.
+func (r *Report) tip(ctx context.Context, svc *classify.Service, train *dataset.Set, testCanvases [][]uint8, labels []int, feats [][]float32, progress io.Writer) error {
+	shots := r.cfg.Shots
+	rng := rand.New(rand.NewPCG(uint64(r.cfg.Seed), 16))
+	perm := rng.Perm(train.Len() - r.cfg.Validation) // the last Validation items tune α and β
+	var idx []int
+	count := make([]int, dataset.NumClasses)
+	for _, i := range perm {
+		if c := train.Label(i); count[c] < shots {
+			count[c]++
+			idx = append(idx, i)
+		}
+	}
+	canvases, trainLabels, err := canvasesOf(train, idx)
+	if err != nil {
+		return err
+	}
+	col, err := svc.CreateCollection(ctx, cachet.NewCollection{Name: fmt.Sprintf("eval-tip-%s-%d", r.ModelID, time.Now().UnixNano()), Labels: dataset.ClassNames[:]})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = svc.DeleteCollection(context.WithoutCancel(ctx), col.ID) }()
+	if _, err := svc.AddCanvases(ctx, col.ID, canvases, trainLabels, nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(progress, "eval classify: building %d-shot Tip-Adapter\n", shots)
+	built, acc, err := buildAndScore(ctx, svc, col.ID, cachet.BuildRequest{Method: string(classify.MethodTip)}, labels, feats)
+	if err != nil {
+		return err
+	}
+	name := fmt.Sprintf("%d-shot Tip-Adapter", shots)
+	r.add(name, acc, len(feats),
+		fmt.Sprintf("%d labelled training images (seed %d), α = %g, β = %g", len(idx), r.cfg.Seed, built.Alpha, built.Beta))
+	if err := r.tuned(ctx, svc, col.ID, name, labels, feats); err != nil {
+		return err
+	}
+	// The same keys with their votes solved (classify.ValuesSolved).
+	solved := cachet.BuildRequest{Method: string(classify.MethodTip), Values: string(classify.ValuesSolved)}
+	if built, acc, err = buildAndScore(ctx, svc, col.ID, solved, labels, feats); err != nil {
+		return err
+	}
+	r.add(name+", solved values", acc, len(feats),
+		fmt.Sprintf("α = %g, β = %g, λ = %g", built.Alpha, built.Beta, built.Model.Lambda))
+	if err := r.tuned(ctx, svc, col.ID, name+", solved values", labels, feats); err != nil {
+		return err
+	}
+	// What a user gets without held-out data: α, β, λ by leave-one-out on the 160 labelled keys.
+	solved.Tune = true
+	if built, acc, err = buildAndScore(ctx, svc, col.ID, solved, labels, feats); err != nil {
+		return err
+	}
+	r.add(name+", solved values, tuned at build", acc, len(feats),
+		fmt.Sprintf("α = %g, β = %g, λ = %g by leave-one-out on the labelled keys", built.Model.Alpha, built.Model.Beta, built.Model.Lambda))
+	// Transductive: the test images join as unlabelled samples. The keys stay the labelled ones; the
+	// whitened space is fitted over every sample.
+	if len(idx)+len(testCanvases) < classify.MinWhitenSamples {
+		return nil
+	}
+	none := make([]int, len(testCanvases))
+	for i := range none {
+		none[i] = -1
+	}
+	if _, err := svc.AddCanvases(ctx, col.ID, testCanvases, none, feats); err != nil {
+		return err
+	}
+	on := true
+	solved.Whiten = &on
+	if built, acc, err = buildAndScore(ctx, svc, col.ID, solved, labels, feats); err != nil {
+		return err
+	}
+	r.add(name+", solved values, tuned at build, whitened over the test images (unlabelled)", acc, len(feats),
+		fmt.Sprintf("α = %g, β = %g, λ = %g by leave-one-out on the labelled keys; whitening rank %d", built.Model.Alpha, built.Model.Beta, built.Model.Lambda, built.Model.Whitening))
+	return r.tuned(ctx, svc, col.ID, name+", solved values, whitened over the test images", labels, feats)
+}
+
+// buildAndScore builds collection id as req asks and returns it with the test accuracy of its new model.
+func buildAndScore(ctx context.Context, svc *classify.Service, id string, req cachet.BuildRequest, labels []int, feats [][]float32) (*cachet.Collection, float64, error) {
+	built, err := svc.Build(ctx, id, req)
+	if err != nil {
+		return nil, 0, err
+	}
+	scores, err := classifyAll(ctx, svc, id, feats, 256)
+	if err != nil {
+		return nil, 0, err
+	}
+	return built, accuracy(scores, labels), nil
+}
+
+// tuned reports the collection's cache model with α and β (and, for solved values, λ) chosen on the
+// validation images (the last Validation training items, never a test image): the per-collection knobs,
+// searched as Tip-Adapter does.
+func (r *Report) tuned(ctx context.Context, svc *classify.Service, id, name string, labels []int, feats [][]float32) error {
+	if r.val == nil {
+		return nil
+	}
+	m, err := svc.ActiveModel(ctx, id)
+	if err != nil {
+		return err
+	}
+	best, bestAcc, err := tune(m, r.val)
+	if err != nil {
+		return err
+	}
+	knobs := fmt.Sprintf("α = %g, β = %g", best.Alpha, best.Beta)
+	if best.Values == classify.ValuesSolved {
+		knobs += fmt.Sprintf(", λ = %g", best.Lambda)
+	}
+	r.add(name+", tuned", scoreLocal(&best, feats, labels), len(feats),
+		fmt.Sprintf("%s chosen on %d held-out training images (%.1f %% there)", knobs, len(r.val.labels), 100*bestAcc))
+	return nil
+}
+
+// scoreLocal is the service's scoring over the whole cache (what pgvector returns when the cache is no
+// larger than the neighbour count), without the round trips.
+func scoreLocal(m *classify.Model, feats [][]float32, labels []int) float64 {
+	correct := 0
+	for i, raw := range feats {
+		if classify.Argmax(m.Score(m.Head.Project(raw), nil).Logits) == labels[i] {
+			correct++
+		}
+	}
+	return float64(correct) / float64(len(feats))
+}
+
+// validation holds the held-out training images' features for tuning α and β.
+type validation struct {
+	feats  [][]float32
+	labels []int
+}
