@@ -141,15 +141,7 @@ func (b *RefBatches) Batch(k uint64, n int) (RefBatch, error) {
 		out.Null[i] = rng.Float64() < b.dropP
 		out.NoRef[i] = rng.Float64() < b.noRefP
 		out.T[i] = 1 / (1 + math.Exp(-rng.NormFloat64()))
-		if b.smallWeight != 1 {
-			if out.Weights == nil {
-				out.Weights = make([]float64, n)
-			}
-			out.Weights[i] = 1
-			if !scene.Large {
-				out.Weights[i] = b.smallWeight
-			}
-		}
+		weighScene(&out.TrainBatch, i, n, scene, b.smallWeight)
 		for p := range per {
 			out.Noise[i*per+p] = float32(rng.NormFloat64())
 		}

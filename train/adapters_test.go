@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -216,38 +215,5 @@ func TestJitterKeepsTheBackgroundAndScalesTheSubject(t *testing.T) {
 	}
 	if changed < 15 {
 		t.Fatalf("only %d of 20 jitters changed the subject", changed)
-	}
-}
-
-// WeighSmall weighs the rows whose target is a small scene; unweighted batches carry no weights.
-func TestRefBatchesWeighSmallScenes(t *testing.T) {
-	set, err := dataset.Load(dataDir(t), dataset.Test)
-	if err != nil {
-		t.Fatal(err)
-	}
-	plain, err := NewRefBatches(set, 7, 0, 0, 0).Batch(2, 16)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if plain.Weights != nil {
-		t.Fatalf("unweighted batch has weights %v", plain.Weights)
-	}
-	b, err := NewRefBatches(set, 7, 0, 0, 0).WeighSmall(2.5).Batch(2, 16)
-	if err != nil {
-		t.Fatal(err)
-	}
-	small := 0
-	for i, p := range b.Prompts {
-		want := 1.0
-		if strings.Contains(p, "small") {
-			want = 2.5
-			small++
-		}
-		if b.Weights[i] != want || p != plain.Prompts[i] {
-			t.Errorf("row %d (%q): weight %v, want %v", i, p, b.Weights[i], want)
-		}
-	}
-	if small == 0 || small == 16 {
-		t.Fatalf("%d of 16 rows small", small)
 	}
 }

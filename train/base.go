@@ -25,6 +25,9 @@ type BaseConfig struct {
 	// InitFrom starts from these weights (their config replaces Model) instead of a fresh initialisation:
 	// further training of shipped weights, whose training-state checkpoint may be gone.
 	InitFrom string
+	// SmallWeight weighs the loss of small-scene rows against the large ones' 1 (a small item is a quarter
+	// of the canvas; its class details are a small part of the unweighted loss). Validation stays unweighted.
+	SmallWeight float64
 }
 
 // BaseModelConfig is the default model's architecture: a DiT on 32×32×1 scenes, patch 4 (64 tokens),
@@ -40,12 +43,15 @@ func DefaultBase() BaseConfig {
 	return BaseConfig{Model: BaseModelConfig(), Common: Common{DataDir: dataset.DefaultDir, Out: "weights/base.safetensors",
 		Checkpoint: "var/train/base.ckpt.safetensors", Steps: 16000, Batch: 64, LR: 5e-4, MinLRFrac: 0.1,
 		Warmup: 500, EMADecay: 0.999, CondDropout: 0.1, GradClip: 1, Seed: 1, CheckpointEvery: 5 * time.Minute,
-		LogCSV: "var/train/base.csv", ValSamples: 256}}
+		LogCSV: "var/train/base.csv", ValSamples: 256}, SmallWeight: 1}
 }
 
 func (c BaseConfig) validate() error {
 	if err := c.Common.validate(); err != nil {
 		return err
+	}
+	if !(c.SmallWeight > 0 && c.SmallWeight <= 100) {
+		return cachet.Errorf(cachet.CodeInvalidArgument, "--small-weight must be in (0, 100] (got %v)", c.SmallWeight)
 	}
 	return c.Model.Validate()
 }
@@ -53,15 +59,38 @@ func (c BaseConfig) validate() error {
 // Batches draws reproducible training batches: batch k depends only on (seed, k), so a resumed run sees
 // exactly the batches an uninterrupted one would.
 type Batches struct {
-	set   *dataset.Set
-	cfg   model.Config
-	seed  uint64
-	dropP float64
+	set         *dataset.Set
+	cfg         model.Config
+	seed        uint64
+	dropP       float64
+	smallWeight float64
 }
 
 // NewBatches samples from set.
 func NewBatches(set *dataset.Set, cfg model.Config, seed uint64, condDropout float64) *Batches {
-	return &Batches{set: set, cfg: cfg, seed: seed, dropP: condDropout}
+	return &Batches{set: set, cfg: cfg, seed: seed, dropP: condDropout, smallWeight: 1}
+}
+
+// WeighSmall makes batches weigh the loss of small-scene rows by w (large ones by 1); 1 leaves the rows
+// unweighted (TrainBatch.Weights nil).
+func (b *Batches) WeighSmall(w float64) *Batches {
+	b.smallWeight = w
+	return b
+}
+
+// weighScene sets row i's loss weight (of n rows) for its scene: smallWeight for a small one, 1 for a
+// large one; a weight of 1 leaves the batch unweighted.
+func weighScene(b *model.TrainBatch, i, n int, scene dataset.Scene, smallWeight float64) {
+	if smallWeight == 1 {
+		return
+	}
+	if b.Weights == nil {
+		b.Weights = make([]float64, n)
+	}
+	b.Weights[i] = 1
+	if !scene.Large {
+		b.Weights[i] = smallWeight
+	}
 }
 
 // Batch k of size n: random items under random scenes, their canonical prompts, condition dropout,
@@ -82,6 +111,7 @@ func (b *Batches) Batch(k uint64, n int) (model.TrainBatch, error) {
 		out.Prompts[i] = dataset.Format(scene)
 		out.Null[i] = rng.Float64() < b.dropP
 		out.T[i] = 1 / (1 + math.Exp(-rng.NormFloat64()))
+		weighScene(&out, i, n, scene, b.smallWeight)
 		for p := range per {
 			out.Noise[i*per+p] = float32(rng.NormFloat64())
 		}
@@ -136,7 +166,7 @@ func runBase(ctx context.Context, cfg BaseConfig, set, val *dataset.Set) error {
 		return err
 	}
 	defer tr.Close()
-	batches := NewBatches(set, cfg.Model, cfg.Seed, cfg.CondDropout)
+	batches := NewBatches(set, cfg.Model, cfg.Seed, cfg.CondDropout).WeighSmall(cfg.SmallWeight)
 	ahead := newPrefetcher(runtime.GOMAXPROCS(0), func(k uint64) (model.TrainBatch, error) { return batches.Batch(k, cfg.Batch) })
 	valBatch, err := NewBatches(val, cfg.Model, cfg.Seed+1000, 0).Batch(0, max(1, cfg.ValSamples))
 	if err != nil {

@@ -3,7 +3,7 @@ package train
 import (
 	"context"
 	"encoding/csv"
-	"github.com/cachetlab/cachet/dataset/datasettest"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -12,8 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cachetlab/cachet"
 	"github.com/cachetlab/cachet/dataset"
+	"github.com/cachetlab/cachet/dataset/datasettest"
 	"github.com/cachetlab/cachet/internal/safetensors"
+	"github.com/cachetlab/cachet/model"
 )
 
 func dataDir(t *testing.T) string { return datasettest.Dir(t) }
@@ -143,5 +146,64 @@ func TestBatchesAreReproducible(t *testing.T) {
 	}
 	if x.T[0] == z.T[0] {
 		t.Fatal("different batch indices gave the same times")
+	}
+}
+
+// WeighSmall weighs the rows whose target is a small scene, in base and adapter batches alike; unweighted
+// batches carry no weights.
+func TestBatchesWeighSmallScenes(t *testing.T) {
+	set, err := dataset.Load(dataDir(t), dataset.Test)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		batch func(w float64) (model.TrainBatch, error)
+	}{
+		{"base", func(w float64) (model.TrainBatch, error) {
+			return NewBatches(set, BaseModelConfig(), 7, 0).WeighSmall(w).Batch(2, 16)
+		}},
+		{"adapters", func(w float64) (model.TrainBatch, error) {
+			b, err := NewRefBatches(set, 7, 0, 0, 0).WeighSmall(w).Batch(2, 16)
+			return b.TrainBatch, err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			plain, err := tc.batch(1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if plain.Weights != nil {
+				t.Fatalf("unweighted batch has weights %v", plain.Weights)
+			}
+			b, err := tc.batch(2.5)
+			if err != nil {
+				t.Fatal(err)
+			}
+			small := 0
+			for i, p := range b.Prompts {
+				want := 1.0
+				if strings.Contains(p, "small") {
+					want = 2.5
+					small++
+				}
+				if b.Weights[i] != want || p != plain.Prompts[i] {
+					t.Errorf("row %d (%q): weight %v, want %v", i, p, b.Weights[i], want)
+				}
+			}
+			if small == 0 || small == 16 {
+				t.Fatalf("%d of 16 rows small", small)
+			}
+		})
+	}
+}
+
+func TestBaseRejectsBadSmallWeight(t *testing.T) {
+	for _, w := range []float64{0, -1, 101, math.NaN()} {
+		c := smallConfig(t, t.TempDir())
+		c.SmallWeight = w
+		if err := Base(context.Background(), c); !errors.Is(err, &cachet.Error{Code: cachet.CodeInvalidArgument}) {
+			t.Errorf("small weight %v: got %v, want invalid_argument", w, err)
+		}
 	}
 }

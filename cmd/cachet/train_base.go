@@ -23,6 +23,7 @@ func newTrainBaseCmd(cf *configFlags) *cobra.Command {
 	f.IntVar(&c.Model.Heads, "heads", c.Model.Heads, "attention heads")
 	f.IntVar(&c.Model.Patch, "patch", c.Model.Patch, "patch size")
 	f.StringVar(&c.Model.TextPool, "text-pool", c.Model.TextPool, "how the text encoder pools its words: \"\" (mean) or \"attention\" (a learned query; with --init-from on mean-pooled weights it starts as their mean)")
+	f.Float64Var(&c.SmallWeight, "small-weight", c.SmallWeight, "loss weight of rows whose target is a small scene (large: 1)")
 	f.StringVar(&c.InitFrom, "init-from", "", "start from these weights (e.g. the shipped base, to train it further on a fresh schedule; their config replaces --width, --depth, --heads, --patch)")
 	return cmd
 }
