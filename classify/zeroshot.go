@@ -22,6 +22,14 @@ func (s *Service) BuiltinHead(ctx context.Context) (*Head, error) {
 		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "this model has no built-in classes; classify against a collection")
 	}
 	labels := dataset.ClassNames[:]
+	var mean []float32
+	var basis [][]float32
+	if s.cfg.WhitenHead { // first: on a new model its one sampling pass stores the prototypes too
+		var err error
+		if mean, basis, err = s.headWhitening(ctx, labels); err != nil {
+			return nil, err
+		}
+	}
 	raw := make([][]float64, len(labels))
 	for c, l := range labels {
 		p, ok, err := s.prototype(ctx, l)
@@ -37,11 +45,7 @@ func (s *Service) BuiltinHead(ctx context.Context) (*Head, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.cfg.WhitenHead {
-		mean, basis, err := s.headWhitening(ctx, labels)
-		if err != nil {
-			return nil, err
-		}
+	if basis != nil {
 		if h, err = h.Whitened(mean, basis); err != nil {
 			return nil, err
 		}
@@ -59,7 +63,8 @@ func headWhiteningRank(cfg HeadConfig, labels int) int {
 }
 
 // headWhitening returns the whitened space of the model's own samples of labels: from Postgres when this
-// model fitted it before, else sampled again (the prototypes' seeds: the same images) and stored.
+// model fitted it before, else sampled (the prototypes' seeds: the same images) and stored, with each
+// label's prototype from the same samples where none is stored yet.
 func (s *Service) headWhitening(ctx context.Context, labels []string) ([]float32, [][]float32, error) {
 	key, hk, rank := s.z.Key(), s.cfg.Head.Key(), headWhiteningRank(s.cfg.Head, len(labels))
 	if mean, basis, ok, err := s.st.whitening(ctx, key, hk, rank, WhitenPower); err != nil || ok {
@@ -75,6 +80,9 @@ func (s *Service) headWhitening(ctx context.Context, labels []string) ([]float32
 		prompt, _ := LabelPrompt(s.dit.Cfg, l)
 		fs, err := SampleFeatures(ctx, s.w, s.dit, s.z, prompt, s.cfg.Head)
 		if err != nil {
+			return nil, nil, err
+		}
+		if err := s.st.savePrototype(ctx, key, hk, l, prompt, Mean(fs)); err != nil {
 			return nil, nil, err
 		}
 		all = append(all, fs...)
