@@ -14,7 +14,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/cachetlab/cachet"
-	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/images"
 	"github.com/cachetlab/cachet/model"
 )
@@ -76,9 +75,6 @@ var _ cachet.Classifier = (*Service)(nil)
 func New(pool *pgxpool.Pool, w *model.Worker, dit *model.DiT, modelID string, cfg Config) (*Service, error) {
 	if err := cfg.Head.Validate(); err != nil {
 		return nil, err
-	}
-	if cfg.WhitenHead && headWhiteningRank(cfg.Head, dataset.NumClasses) < 1 {
-		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "classify: whitening the zero-shot head needs at least one sample per class")
 	}
 	if cfg.MaxImages <= 0 || cfg.MaxBatch <= 0 || cfg.Neighbours < 0 {
 		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "classify: max images, max batch must be positive and neighbours ≥ 0")

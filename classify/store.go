@@ -211,10 +211,7 @@ type builtModel struct {
 // model's rows until they finish.
 func (s *store) writeModel(ctx context.Context, b builtModel) (int64, error) {
 	m := b.model
-	head := make([]float32, 0, len(m.Head.W)*m.Head.Dims())
-	for _, w := range m.Head.W {
-		head = append(head, w...)
-	}
+	head := flatRows(m.Head.W)
 	keys := make([]pgvector.Vector, len(m.Entries))
 	for i, e := range m.Entries {
 		var err error
@@ -227,11 +224,7 @@ func (s *store) writeModel(ctx context.Context, b builtModel) (int64, error) {
 		center = m.Head.Center
 	}
 	if m.Head.Basis != nil {
-		flat := make([]float32, 0, len(m.Head.Basis)*m.Head.InputDims())
-		for _, b := range m.Head.Basis {
-			flat = append(flat, b...)
-		}
-		basis = flat
+		basis = flatRows(m.Head.Basis)
 	}
 	var id int64
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -314,16 +307,9 @@ func activeModel(ctx context.Context, tx pgx.Tx, collectionID string) (*Model, s
 	if lambda != nil {
 		m.Lambda = *lambda
 	}
-	m.Head = &Head{Labels: labels, Center: center, W: make([][]float32, len(labels))}
-	for c := range labels {
-		m.Head.W[c] = head[c*dims : (c+1)*dims]
-	}
+	m.Head = &Head{Labels: labels, Center: center, W: splitRows(head, dims)}
 	if basis != nil {
-		in := len(basis) / dims
-		m.Head.Basis = make([][]float32, dims)
-		for k := range dims {
-			m.Head.Basis[k] = basis[k*in : (k+1)*in]
-		}
+		m.Head.Basis = splitRows(basis, len(basis)/dims)
 	}
 	return &m, key, entries, nil
 }
@@ -450,22 +436,32 @@ func (s *store) whitening(ctx context.Context, featureKey, headKey string, rank 
 	if len(mean) == 0 || len(flat) != rank*len(mean) {
 		return nil, nil, false, fmt.Errorf("classify: stored whitening has %d basis values for rank %d over %d features", len(flat), rank, len(mean))
 	}
-	basis = make([][]float32, rank)
-	for k := range basis {
-		basis[k] = flat[k*len(mean) : (k+1)*len(mean)]
-	}
-	return mean, basis, true, nil
+	return mean, splitRows(flat, len(mean)), true, nil
 }
 
 func (s *store) saveWhitening(ctx context.Context, featureKey, headKey string, power float64, mean []float32, basis [][]float32) error {
-	flat := make([]float32, 0, len(basis)*len(mean))
-	for _, b := range basis {
-		flat = append(flat, b...)
-	}
 	_, err := s.pool.Exec(ctx, `INSERT INTO zero_shot_whitening (feature_key, head_key, rank, power, mean, basis)
-		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`, featureKey, headKey, len(basis), power, mean, flat)
+		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`, featureKey, headKey, len(basis), power, mean, flatRows(basis))
 	if err != nil {
 		return fmt.Errorf("classify: storing the head's whitening: %w", err)
 	}
 	return nil
+}
+
+// flatRows lays a matrix's rows end to end, as real[] columns hold it.
+func flatRows(rows [][]float32) []float32 {
+	out := make([]float32, 0, len(rows)*len(rows[0]))
+	for _, r := range rows {
+		out = append(out, r...)
+	}
+	return out
+}
+
+// splitRows cuts flat into rows of width values (the inverse of flatRows); the rows share flat's storage.
+func splitRows(flat []float32, width int) [][]float32 {
+	out := make([][]float32, len(flat)/width)
+	for i := range out {
+		out[i] = flat[i*width : (i+1)*width]
+	}
+	return out
 }

@@ -20,8 +20,10 @@ const (
 	DefaultWhitenRank = 32
 	// WhitenPower scales direction k by λ_k^(−WhitenPower/2): 0 keeps the variances, 1 whitens fully.
 	WhitenPower = 0.75
-	// MinWhitenSamples is the smallest pool whitening is fitted on: 8 samples per direction.
-	MinWhitenSamples = 8 * DefaultWhitenRank
+	// whitenSamplesPerDirection is how many samples each kept direction needs.
+	whitenSamplesPerDirection = 8
+	// MinWhitenSamples is the smallest pool whitening is fitted on.
+	MinWhitenSamples = whitenSamplesPerDirection * DefaultWhitenRank
 	// whitenFitSamples caps the rows the directions are fitted on (evenly strided over the pool); the mean
 	// uses every sample. 2,000 rows of 16,384 values fit in a few seconds.
 	whitenFitSamples = 2000

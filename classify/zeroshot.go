@@ -59,7 +59,7 @@ func (s *Service) BuiltinHead(ctx context.Context) (*Head, error) {
 // headWhiteningRank is the built-in head's whitening rank: DefaultWhitenRank, or fewer directions when the
 // head samples fewer than MinWhitenSamples images in all.
 func headWhiteningRank(cfg HeadConfig, labels int) int {
-	return min(DefaultWhitenRank, cfg.Samples*labels/8)
+	return min(DefaultWhitenRank, cfg.Samples*labels/whitenSamplesPerDirection)
 }
 
 // headWhitening returns the whitened space of the model's own samples of labels: from Postgres when this

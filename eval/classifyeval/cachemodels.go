@@ -14,6 +14,16 @@ import (
 
 // The cache-model methods: TFUP over the test images, Tip-Adapter over labelled training images, each
 // built through the service and scored on the test features.
+
+// unlabelled is the label list of n samples without labels (AddCanvases's −1).
+func unlabelled(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = -1
+	}
+	return out
+}
+
 // classifyAll runs the collection's cache model over feats in request-sized chunks.
 func classifyAll(ctx context.Context, svc *classify.Service, id string, feats [][]float32, chunk int) ([]classify.Scores, error) {
 	var out []classify.Scores
@@ -33,11 +43,7 @@ func (r *Report) tfup(ctx context.Context, svc *classify.Service, canvases [][]u
 	if err != nil {
 		return "", err
 	}
-	none := make([]int, len(canvases))
-	for i := range none {
-		none[i] = -1
-	}
-	ids, err := svc.AddCanvases(ctx, col.ID, canvases, none, feats)
+	ids, err := svc.AddCanvases(ctx, col.ID, canvases, unlabelled(len(canvases)), feats)
 	if err != nil {
 		return col.ID, err
 	}
@@ -151,11 +157,7 @@ func (r *Report) tip(ctx context.Context, svc *classify.Service, train *dataset.
 	if len(idx)+len(testCanvases) < classify.MinWhitenSamples {
 		return nil
 	}
-	none := make([]int, len(testCanvases))
-	for i := range none {
-		none[i] = -1
-	}
-	if _, err := svc.AddCanvases(ctx, col.ID, testCanvases, none, feats); err != nil {
+	if _, err := svc.AddCanvases(ctx, col.ID, testCanvases, unlabelled(len(testCanvases)), feats); err != nil {
 		return err
 	}
 	on := true
