@@ -27,9 +27,9 @@ type CacheModelInfo struct {
 	Entries      int       `json:"entries"`
 	PerClass     int       `json:"per_class"`
 	Samples      int       `json:"samples"`
-	Alpha        float64   `json:"alpha"`                    // the α and β it scores with: the collection's, or tuned at build
+	Alpha        float64   `json:"alpha"`                    // the α and β it scores with: the collection's, tuned at build, or a propagated cache's own
 	Beta         float64   `json:"beta"`                     //
-	Values       string    `json:"values"`                   // tip-adapter: "labels" (one-hot votes) or "solved"
+	Values       string    `json:"values"`                   // "labels" (one-hot votes), "solved" or "propagated" (every sample, propagated distributions)
 	Lambda       float64   `json:"lambda,omitempty"`         // the ridge solved values were solved with
 	Whitening    int       `json:"whitening_rank,omitempty"` // directions of the samples' whitened space (0: none)
 	BuildSeconds float64   `json:"build_seconds"`
@@ -65,6 +65,11 @@ type BuildRequest struct {
 	// Whiten fits the collection's samples' principal directions and classifies in their whitened space
 	// (classify.FitWhitening); nil: on for TFUP over enough samples, off for Tip-Adapter.
 	Whiten *bool
+	// Propagate spreads what is known about the samples (labels, or the zero-shot head's distributions for
+	// TFUP) over their neighbourhood graph and keeps every sample as a cache key with its propagated
+	// distribution (classify.Propagate); it implies Whiten. nil: on over enough samples when some are
+	// unlabelled, unless solved values or tuning were asked for.
+	Propagate *bool
 }
 
 // ClassifyRequest classifies images against a collection's cache model, or against the model's built-in

@@ -40,6 +40,8 @@ type (
 		Lambda *float64 `json:"lambda,omitempty"` // the solve's ridge (values "solved")
 		Tune   bool     `json:"tune,omitempty"`   // tip-adapter: α, β (and λ) by leave-one-out on the labelled samples
 		Whiten *bool    `json:"whiten,omitempty"` // classify in the samples' whitened space (default: on for TFUP over ≥ 256 samples)
+		// spread labels over the samples' neighbourhood graph (default: on over ≥ 256 samples, some unlabelled)
+		Propagate *bool `json:"propagate,omitempty"`
 	}
 	// ClassifyBody is POST /v1/classify: Collection empty → the model's built-in classes, zero-shot.
 	ClassifyBody struct {
@@ -158,7 +160,7 @@ func (s *Server) buildCollection(c *gin.Context) {
 	if svc == nil || !bindJSON(c, &b, true) {
 		return
 	}
-	col, err := svc.Build(c.Request.Context(), c.Param("id"), cachet.BuildRequest{Method: b.Method, Values: b.Values, Lambda: b.Lambda, Tune: b.Tune, Whiten: b.Whiten})
+	col, err := svc.Build(c.Request.Context(), c.Param("id"), cachet.BuildRequest{Method: b.Method, Values: b.Values, Lambda: b.Lambda, Tune: b.Tune, Whiten: b.Whiten, Propagate: b.Propagate})
 	if err != nil {
 		writeError(c, err)
 		return

@@ -96,6 +96,10 @@ func TestCollectionsAndClassify(t *testing.T) {
 	if code != http.StatusBadRequest || !bytes.Contains(body, []byte("whitening needs at least")) {
 		t.Fatalf("whitening six samples: %d %s", code, body)
 	}
+	code, body = post(t, ts.URL+"/v1/collections/"+col.ID+"/build", `{"propagate": true}`)
+	if code != http.StatusBadRequest || !bytes.Contains(body, []byte("label propagation needs at least")) {
+		t.Fatalf("propagating six samples: %d %s", code, body)
+	}
 	code, body = post(t, ts.URL+"/v1/collections/"+col.ID+"/build", `{"method": "tfup", "whiten": false}`)
 	if err := json.Unmarshal(body, &col); code != http.StatusOK || err != nil || col.Model.Method != "tfup" || col.Model.Whitening != 0 {
 		t.Fatalf("TFUP build without whitening: %d %s", code, body)
@@ -136,6 +140,7 @@ func TestClassifyAPIErrors(t *testing.T) {
 		{"build: negative lambda", "/v1/collections/" + col.ID + "/build", `{"method": "tip-adapter", "values": "solved", "lambda": -1}`, 400, cachet.CodeInvalidArgument},
 		{"build: lambda as text", "/v1/collections/" + col.ID + "/build", `{"lambda": "big"}`, 400, cachet.CodeInvalidArgument},
 		{"build: whiten as text", "/v1/collections/" + col.ID + "/build", `{"whiten": "yes"}`, 400, cachet.CodeInvalidArgument},
+		{"build: propagate as text", "/v1/collections/" + col.ID + "/build", `{"propagate": 1}`, 400, cachet.CodeInvalidArgument},
 		{"classify: unknown collection", "/v1/classify", fmt.Sprintf(`{"collection": %q, "images": [%q]}`, missing, good), 404, cachet.CodeNotFound},
 		{"classify: unbuilt collection", "/v1/classify", fmt.Sprintf(`{"collection": %q, "images": [%q]}`, col.ID, good), 409, cachet.CodeConflict},
 		{"classify: no images", "/v1/classify", `{"images": []}`, 400, cachet.CodeInvalidArgument},

@@ -3,6 +3,7 @@ package classify
 import (
 	"context"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/cachetlab/cachet"
@@ -57,12 +58,9 @@ func (s *Service) Build(ctx context.Context, id string, req cachet.BuildRequest)
 	if method == MethodTip && c.Labelled == 0 {
 		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "collection %q has no labelled samples for Tip-Adapter; label some samples or build with method %q", c.Name, MethodTFUP)
 	}
-	whiten := method == MethodTFUP && len(rows) >= MinWhitenSamples
-	if req.Whiten != nil {
-		whiten = *req.Whiten
-	}
-	if whiten && len(rows) < MinWhitenSamples {
-		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "whitening needs at least %d samples (collection %q has %d); add samples or build with \"whiten\": false", MinWhitenSamples, c.Name, len(rows))
+	whiten, propagate, err := buildSpace(c, len(rows), method, values, req)
+	if err != nil {
+		return nil, err
 	}
 	if err := s.refreshFeatures(ctx, rows); err != nil {
 		return nil, err
@@ -76,7 +74,11 @@ func (s *Service) Build(ctx context.Context, id string, req cachet.BuildRequest)
 		for i, r := range rows {
 			feats[i] = r.features
 		}
-		mean, basis, err := FitWhitening(feats, DefaultWhitenRank, WhitenPower)
+		rank := DefaultWhitenRank
+		if propagate {
+			rank = min(PropagateRank, len(rows)/whitenSamplesPerDirection)
+		}
+		mean, basis, err := FitWhitening(feats, rank, WhitenPower)
 		if err != nil {
 			return nil, err
 		}
@@ -87,7 +89,12 @@ func (s *Service) Build(ctx context.Context, id string, req cachet.BuildRequest)
 	m := &Model{Method: method, Head: head, Alpha: c.Alpha, Beta: c.Beta}
 	var sampleIDs []int64
 	perClass := 0
-	if method == MethodTFUP {
+	switch {
+	case propagate:
+		if sampleIDs, perClass, err = propagatedEntries(ctx, m, rows); err != nil {
+			return nil, err
+		}
+	case method == MethodTFUP:
 		probs := make([][]float64, len(rows))
 		keys := make([][]float32, len(rows))
 		for i, r := range rows {
@@ -99,7 +106,7 @@ func (s *Service) Build(ctx context.Context, id string, req cachet.BuildRequest)
 			m.Entries = append(m.Entries, Entry{Key: keys[rep.Index], Label: rep.Label, Probs: probs[rep.Index]})
 			sampleIDs = append(sampleIDs, rows[rep.Index].id)
 		}
-	} else {
+	default:
 		counts := make([]int, len(c.Labels))
 		for _, r := range rows {
 			if r.label == nil {
@@ -126,6 +133,74 @@ func (s *Service) Build(ctx context.Context, id string, req cachet.BuildRequest)
 		return nil, err
 	}
 	return s.st.collection(ctx, id)
+}
+
+// buildSpace decides whether a build whitens and propagates: by default TFUP whitens over at least
+// MinWhitenSamples samples, and a build propagates over that many when some samples are unlabelled and
+// neither solved values nor tuning were asked for. Propagation implies whitening.
+func buildSpace(c *cachet.Collection, samples int, method Method, values Values, req cachet.BuildRequest) (whiten, propagate bool, err error) {
+	whiten = method == MethodTFUP && samples >= MinWhitenSamples
+	if req.Whiten != nil {
+		whiten = *req.Whiten
+	}
+	propagate = samples >= MinWhitenSamples && samples > c.Labelled && (req.Whiten == nil || *req.Whiten) && values == ValuesLabels && !req.Tune
+	if req.Propagate != nil {
+		propagate = *req.Propagate
+	}
+	if propagate {
+		switch {
+		case req.Whiten != nil && !*req.Whiten:
+			return false, false, cachet.Errorf(cachet.CodeInvalidArgument, "propagation runs in the samples' whitened space; leave \"whiten\" out or build with \"propagate\": false")
+		case values != ValuesLabels || req.Tune:
+			return false, false, cachet.Errorf(cachet.CodeInvalidArgument, "a propagated cache has its own values and weights; solved values and tune need \"propagate\": false")
+		}
+		whiten = true
+	}
+	if whiten && samples < MinWhitenSamples {
+		what := "whitening"
+		if propagate {
+			what = "label propagation"
+		}
+		return false, false, cachet.Errorf(cachet.CodeInvalidArgument, "%s needs at least %d samples (collection %q has %d); add samples or build with \"whiten\": false and \"propagate\": false", what, MinWhitenSamples, c.Name, samples)
+	}
+	return whiten, propagate, nil
+}
+
+// propagatedEntries makes every sample a key of m (whose head is whitened) valued with its label
+// distribution after propagation over the samples' graph: from the labelled samples for Tip-Adapter, from
+// the head's zero-shot distributions for TFUP. Samples the propagation never reached are left out.
+func propagatedEntries(ctx context.Context, m *Model, rows []sampleRow) (sampleIDs []int64, perClass int, err error) {
+	classes := len(m.Head.Labels)
+	keys := make([][]float32, len(rows))
+	start := make([][]float64, len(rows))
+	for i, r := range rows {
+		keys[i] = m.Head.Project(r.features)
+		switch {
+		case m.Method == MethodTFUP:
+			start[i] = Softmax(m.Head.Cosines(keys[i]), propagateScale)
+		default:
+			start[i] = make([]float64, classes)
+			if r.label != nil {
+				start[i][*r.label] = 1
+			}
+		}
+	}
+	graph, err := NeighbourGraph(ctx, keys, propagateNeighbours, PropagatedBeta)
+	if err != nil {
+		return nil, 0, err
+	}
+	counts := make([]int, classes)
+	for i, v := range Propagate(graph, start, propagateSpread, propagateIterations) {
+		if slices.Max(v) == 0 {
+			continue
+		}
+		label := Argmax(v)
+		m.Entries = append(m.Entries, Entry{Key: keys[i], Label: label, Values: v})
+		sampleIDs = append(sampleIDs, rows[i].id)
+		counts[label]++
+	}
+	m.Values, m.Alpha, m.Beta = ValuesPropagated, PropagatedAlpha, PropagatedBeta
+	return sampleIDs, slices.Max(counts), nil
 }
 
 // refreshFeatures recomputes the features of samples stored under another feature key (another model or

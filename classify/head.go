@@ -200,10 +200,12 @@ func (m *Model) Score(f []float32, entries []Entry) Scores {
 	if entries == nil {
 		entries = m.Entries
 	}
-	switch m.Method {
-	case MethodTFUP:
+	switch {
+	case m.Values == ValuesPropagated:
+		s.Cache = ResidualPropagated(f, entries, len(cos), propagateNeighbours, m.Alpha, m.Beta)
+	case m.Method == MethodTFUP:
 		s.Cache = ResidualTFUP(f, cos, entries, len(cos), m.Alpha, m.Beta)
-	case MethodTip:
+	case m.Method == MethodTip:
 		s.Cache = ResidualTip(f, entries, len(cos), m.Alpha, m.Beta)
 	default:
 		s.Cache = make([]float64, len(cos))

@@ -282,6 +282,7 @@ func (s *Service) ClassifyFeatures(ctx context.Context, collection string, feats
 	res := &cachet.ClassifyResult{Collection: collection, Method: "zero-shot"}
 	var m *Model
 	var nb [][]int
+	var projected [][]float32
 	if collection == "" {
 		h, err := s.BuiltinHead(ctx)
 		if err != nil {
@@ -291,7 +292,7 @@ func (s *Service) ClassifyFeatures(ctx context.Context, collection string, feats
 	} else {
 		start := time.Now()
 		var err error
-		if m, nb, err = s.lookup(ctx, collection, feats); err != nil {
+		if m, projected, nb, err = s.lookup(ctx, collection, feats); err != nil {
 			return nil, nil, err
 		}
 		res.Timings.QueryMS = ms(time.Since(start))
@@ -304,11 +305,13 @@ func (s *Service) ClassifyFeatures(ctx context.Context, collection string, feats
 	start := time.Now()
 	all := make([]Scores, len(feats))
 	res.Predictions = make([]cachet.ImagePrediction, len(feats))
-	for i, raw := range feats {
-		if len(raw) != m.Head.InputDims() {
-			return nil, nil, fmt.Errorf("classify: feature %d has %d values, the head %d", i, len(raw), m.Head.InputDims())
+	if projected == nil {
+		var err error
+		if projected, err = project(m.Head, feats); err != nil {
+			return nil, nil, err
 		}
-		f := m.Head.Project(raw)
+	}
+	for i, f := range projected {
 		var entries []Entry
 		if nb != nil {
 			entries = make([]Entry, len(nb[i]))
@@ -323,28 +326,41 @@ func (s *Service) ClassifyFeatures(ctx context.Context, collection string, feats
 	return res, all, nil
 }
 
+// project maps raw features into the head's space (where a model's keys live).
+func project(h *Head, feats [][]float32) ([][]float32, error) {
+	out := make([][]float32, len(feats))
+	for i, raw := range feats {
+		if len(raw) != h.InputDims() {
+			return nil, fmt.Errorf("classify: feature %d has %d values, the head %d", i, len(raw), h.InputDims())
+		}
+		out[i] = h.Project(raw)
+	}
+	return out, nil
+}
+
 // lookup reads the collection's active model and each feature's nearest keys from one snapshot, so a
-// concurrent rebuild is invisible: the model and its entries are the old ones or the new ones.
-func (s *Service) lookup(ctx context.Context, collection string, feats [][]float32) (*Model, [][]int, error) {
+// concurrent rebuild is invisible: the model and its entries are the old ones or the new ones. The
+// features are projected into the model's space (returned) before pgvector compares them with its keys.
+func (s *Service) lookup(ctx context.Context, collection string, feats [][]float32) (*Model, [][]float32, [][]int, error) {
 	tx, err := s.st.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
-		return nil, nil, fmt.Errorf("classify: %w", err)
+		return nil, nil, nil, fmt.Errorf("classify: %w", err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	hdr, key, n, err := activeModel(ctx, tx, collection)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if key != s.z.Key() {
-		return nil, nil, cachet.Errorf(cachet.CodeConflict, "the collection's cache model was built from features %s, this server computes %s; rebuild the collection", key, s.z.Key())
+		return nil, nil, nil, cachet.Errorf(cachet.CodeConflict, "the collection's cache model was built from features %s, this server computes %s; rebuild the collection", key, s.z.Key())
 	}
 	m := s.cachedModel(hdr.ID)
 	if m == nil {
 		if err := loadEntries(ctx, tx, hdr); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if len(hdr.Entries) != n {
-			return nil, nil, fmt.Errorf("classify: cache model %d holds %d entries, its header says %d", hdr.ID, len(hdr.Entries), n)
+			return nil, nil, nil, fmt.Errorf("classify: cache model %d holds %d entries, its header says %d", hdr.ID, len(hdr.Entries), n)
 		}
 		m = hdr
 		s.keepModel(m)
@@ -354,13 +370,17 @@ func (s *Service) lookup(ctx context.Context, collection string, feats [][]float
 		k = n
 	}
 	if len(feats) == 0 {
-		return m, nil, nil
+		return m, nil, nil, nil
 	}
-	nb, err := neighbours(ctx, tx, m.ID, feats, k)
+	projected, err := project(m.Head, feats)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return m, nb, nil
+	nb, err := neighbours(ctx, tx, m.ID, projected, k)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return m, projected, nb, nil
 }
 
 // top returns the k most probable labels with their logit parts.
@@ -391,6 +411,6 @@ func (s *Service) Entries(ctx context.Context, id string) ([]EntryInfo, error) {
 // ActiveModel loads a collection's active cache model with all its entries (evaluation: tuning α and β
 // scores the model locally).
 func (s *Service) ActiveModel(ctx context.Context, id string) (*Model, error) {
-	m, _, err := s.lookup(ctx, id, nil)
+	m, _, _, err := s.lookup(ctx, id, nil)
 	return m, err
 }

@@ -347,8 +347,9 @@ func TestWhitenedTFUPBuild(t *testing.T) {
 		}
 		return res
 	}
-	// TFUP over enough samples whitens by default; the model (read back from Postgres) holds the basis.
-	white := classifyWith(cachet.BuildRequest{}, classify.DefaultWhitenRank)
+	// TFUP over enough samples whitens by default (and propagates: TestPropagatedBuilds); the model (read
+	// back from Postgres) holds the basis.
+	white := classifyWith(cachet.BuildRequest{Propagate: &off}, classify.DefaultWhitenRank)
 	m, err := svc.ActiveModel(ctx, col.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -357,7 +358,7 @@ func TestWhitenedTFUPBuild(t *testing.T) {
 		t.Fatalf("whitened model: basis %d rows, head %d dims, keys %d values", len(m.Head.Basis), m.Head.Dims(), len(m.Entries[0].Key))
 	}
 	plain := classifyWith(cachet.BuildRequest{Whiten: &off}, 0)
-	again := classifyWith(cachet.BuildRequest{Method: "tfup"}, classify.DefaultWhitenRank)
+	again := classifyWith(cachet.BuildRequest{Method: "tfup", Propagate: &off}, classify.DefaultWhitenRank)
 	for i := range imgs {
 		w, p, a := white.Predictions[i].Top[0], plain.Predictions[i].Top[0], again.Predictions[i].Top[0]
 		// The same model to float32 rounding (the queries' features are recomputed each request).

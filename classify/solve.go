@@ -23,6 +23,10 @@ const (
 	// and lets keys push away from labels they resemble but are not. No training: one N×N solve (C
 	// right-hand sides) at build.
 	ValuesSolved = Values("solved")
+	// ValuesPropagated: every sample is a key whose value is its label distribution after label
+	// propagation over the pool's graph (Propagate); a query averages its nearest keys' values
+	// (ResidualPropagated). Set by a build's "propagate", for TFUP and Tip-Adapter alike.
+	ValuesPropagated = Values("propagated")
 )
 
 // DefaultLambda is the solve's ridge, relative to the affinities' diagonal of 1: small enough that the

@@ -236,9 +236,12 @@ func (s *store) writeModel(ctx context.Context, b builtModel) (int64, error) {
 			}
 			return err
 		}
-		values, lambda := ValuesLabels, any(nil)
-		if m.Values == ValuesSolved {
-			values, lambda = ValuesSolved, m.Lambda
+		values, lambda := m.Values, any(nil)
+		switch m.Values {
+		case "":
+			values = ValuesLabels
+		case ValuesSolved:
+			lambda = m.Lambda
 		}
 		if err := tx.QueryRow(ctx, `INSERT INTO cache_models (collection_id, feature_key, method, labels, alpha, beta, head, center, dims,
 			samples, per_class, entries, build_seconds, values_kind, ridge_lambda, basis)

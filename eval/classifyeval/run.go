@@ -76,6 +76,7 @@ type Method struct {
 type PseudoLabels struct {
 	Entries  int     `json:"entries"`
 	PerClass int     `json:"per_class"`
+	Values   string  `json:"values"` // the default TFUP model's value kind
 	Accuracy float64 `json:"accuracy"`
 }
 

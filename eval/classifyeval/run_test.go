@@ -44,26 +44,29 @@ func TestRunSmall(t *testing.T) {
 		}
 		acc[strings.SplitN(m.Name, " (", 2)[0]] = m.Accuracy
 	}
-	if len(r.Methods) != 17 {
+	if len(r.Methods) != 19 {
 		t.Fatalf("%d methods reported: %+v", len(r.Methods), r.Methods)
 	}
 	if acc["reference: evaluator CNN"] < 0.85 || acc["reference: 5-NN on pixels"] < 0.6 {
 		t.Fatalf("references: %v", acc)
 	}
-	if !strings.Contains(r.Methods[9].Name, "solved values") || !strings.Contains(r.Methods[10].Note, "λ = ") ||
-		!strings.Contains(r.Methods[11].Note, "leave-one-out") {
-		t.Errorf("the solved-values rows: %+v", r.Methods[9:12])
+	if !strings.Contains(r.Methods[10].Name, "solved values") || !strings.Contains(r.Methods[11].Note, "λ = ") ||
+		!strings.Contains(r.Methods[12].Note, "leave-one-out") {
+		t.Errorf("the solved-values rows: %+v", r.Methods[10:13])
 	}
 	for _, name := range []string{"zero-shot, head not whitened", "zero-shot in the pool's whitened space", "TFUP without whitening", "TFUP without whitening, tuned",
-		"2-shot Tip-Adapter, solved values, tuned at build, whitened over the test images", "2-shot Tip-Adapter, solved values, whitened over the test images, tuned"} {
+		"TFUP, whitened", "TFUP, whitened, tuned",
+		"2-shot Tip-Adapter, solved values, tuned at build, whitened over the test images", "2-shot Tip-Adapter, solved values, whitened over the test images, tuned",
+		"2-shot Tip-Adapter with the test images as unlabelled samples, the default: label propagation"} {
 		if _, ok := acc[name]; !ok {
 			t.Errorf("no row %q in %v", name, acc)
 		}
 	}
-	if !strings.Contains(r.Methods[2].Note, "whitening rank 32") {
-		t.Errorf("TFUP over %d test images is not whitened: %+v", cfg.Test, r.Methods[2])
+	if !strings.Contains(r.Methods[4].Note, "whitening rank 32") || !strings.HasSuffix(r.Methods[7].Name, "the default: label propagation") {
+		t.Errorf("TFUP over %d test images, reference and default: %+v", cfg.Test, r.Methods[4:8])
 	}
-	if r.Pseudo.Entries != 9*dataset.NumClasses || r.Latency.ImagesPerSecond <= 0 || r.Latency.FeaturesMS <= 0 || len(r.BlockStudy) == 0 {
+	// The default TFUP model propagates: its entries are the pool's samples the graph reached.
+	if r.Pseudo.Values != "propagated" || r.Pseudo.Entries < dataset.NumClasses || r.Pseudo.Entries > cfg.Test || r.Latency.ImagesPerSecond <= 0 || r.Latency.FeaturesMS <= 0 || len(r.BlockStudy) == 0 {
 		t.Fatalf("report: %+v", r)
 	}
 	var back classifyeval.Report
