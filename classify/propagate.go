@@ -24,6 +24,9 @@ const (
 	PropagateRank = 128
 	// propagateNeighbours is the graph's out-degree, and the entries a query averages.
 	propagateNeighbours = 10
+	// propagateCandidates is how many nearest keys pgvector returns for a propagated cache; the
+	// propagateNeighbours nearest of them are then found exactly.
+	propagateCandidates = 4 * propagateNeighbours
 	// propagateSpread is label spreading's α: the share of a sample's distribution that comes from its
 	// neighbours at each step (0.9 beat 0.5…0.99 held out).
 	propagateSpread = 0.9

@@ -366,6 +366,9 @@ func (s *Service) lookup(ctx context.Context, collection string, feats [][]float
 		s.keepModel(m)
 	}
 	k := s.cfg.Neighbours
+	if m.Values == ValuesPropagated && (k <= 0 || k > propagateCandidates) {
+		k = propagateCandidates // it scores the nearest few; pgvector's ranking is re-checked exactly
+	}
 	if k <= 0 || k > n {
 		k = n
 	}

@@ -19,13 +19,29 @@ import (
 const (
 	KeyDims = 1536
 	MaxDims = 65536
+	// SmallKeyDims: keys of at most this many values (a whitened model's) are searched in
+	// cache_entries.small_key (vector(128)) instead, zero-padded.
+	SmallKeyDims = 128
 )
 
-// retrievalKey is what the HNSW index searches for feature v: v zero-padded when it fits (cosines are
-// unchanged), else a count-sketch of v (each value added, with a fixed pseudo-random sign, to a fixed
+// keyColumn is the indexed column that holds, and is searched for, keys of dims values.
+func keyColumn(dims int) string {
+	if dims <= SmallKeyDims {
+		return "small_key"
+	}
+	return "key"
+}
+
+// retrievalKey is what the HNSW index searches for feature v: v zero-padded to SmallKeyDims or KeyDims
+// when it fits (cosines are unchanged), else a count-sketch of v (each value added, with a fixed pseudo-random sign, to a fixed
 // pseudo-random one of KeyDims buckets): inner products are preserved in expectation, so the index finds
 // the right neighbourhood and scoring, which uses the full features, stays exact.
 func retrievalKey(v []float32) (pgvector.Vector, error) {
+	if len(v) <= SmallKeyDims {
+		p := make([]float32, SmallKeyDims)
+		copy(p, v)
+		return pgvector.NewVector(p), nil
+	}
 	if len(v) > MaxDims {
 		return pgvector.Vector{}, cachet.Errorf(cachet.CodeInvalidArgument, "features have %d values; at most %d (pool fewer blocks or a coarser grid)", len(v), MaxDims)
 	}
@@ -250,17 +266,22 @@ func (s *store) writeModel(ctx context.Context, b builtModel) (int64, error) {
 			b.samples, b.perClass, len(m.Entries), b.seconds, string(values), lambda, basis).Scan(&id); err != nil {
 			return err
 		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"cache_entries"}, []string{"model_id", "idx", "sample_id", "label", "probs", "solved_values", "features", "key"},
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"cache_entries"}, []string{"model_id", "idx", "sample_id", "label", "probs", "solved_values", "features", "key", "small_key"},
 			pgx.CopyFromSlice(len(m.Entries), func(i int) ([]any, error) {
 				e := m.Entries[i]
-				var probs, values any
+				var probs, values, key, small any
 				if e.Probs != nil {
 					probs = e.Probs
 				}
 				if e.Values != nil {
 					values = e.Values
 				}
-				return []any{id, i, b.sampleIDs[i], e.Label, probs, values, e.Key, keys[i]}, nil
+				if keyColumn(len(e.Key)) == "small_key" {
+					small = keys[i]
+				} else {
+					key = keys[i]
+				}
+				return []any{id, i, b.sampleIDs[i], e.Label, probs, values, e.Key, key, small}, nil
 			})); err != nil {
 			return err
 		}
@@ -350,7 +371,7 @@ func neighbours(ctx context.Context, tx pgx.Tx, modelID int64, feats [][]float32
 		if err != nil {
 			return nil, err
 		}
-		b.Queue(`SELECT idx FROM cache_entries WHERE model_id = $1 ORDER BY key <=> $2 LIMIT $3`, modelID, v, k)
+		b.Queue(fmt.Sprintf(`SELECT idx FROM cache_entries WHERE model_id = $1 ORDER BY %s <=> $2 LIMIT $3`, keyColumn(len(f))), modelID, v, k)
 	}
 	br := tx.SendBatch(ctx, b)
 	defer br.Close()
