@@ -200,6 +200,9 @@ func propagatedEntries(ctx context.Context, m *Model, rows []sampleRow) (sampleI
 		counts[label]++
 	}
 	m.Values, m.Alpha, m.Beta = ValuesPropagated, PropagatedAlpha, PropagatedBeta
+	if m.Method == MethodTip {
+		m.Alpha = PropagatedAlphaLabels
+	}
 	return sampleIDs, slices.Max(counts), nil
 }
 

@@ -141,9 +141,10 @@ func TestPropagatedBuilds(t *testing.T) {
 		name   string
 		req    cachet.BuildRequest
 		method string
+		alpha  float64
 	}{
-		{"tip-adapter by default over labelled and unlabelled samples", cachet.BuildRequest{}, "tip-adapter"},
-		{"tfup from the head's distributions", cachet.BuildRequest{Method: "tfup"}, "tfup"},
+		{"tip-adapter by default over labelled and unlabelled samples", cachet.BuildRequest{}, "tip-adapter", classify.PropagatedAlphaLabels},
+		{"tfup from the head's distributions", cachet.BuildRequest{Method: "tfup"}, "tfup", classify.PropagatedAlpha},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -153,7 +154,7 @@ func TestPropagatedBuilds(t *testing.T) {
 			}
 			mi := built.Model
 			if mi.Method != tc.method || mi.Values != "propagated" || mi.Whitening != rank || mi.Entries == 0 || mi.Entries > n ||
-				mi.Alpha != classify.PropagatedAlpha || mi.Beta != classify.PropagatedBeta {
+				mi.Alpha != tc.alpha || mi.Beta != classify.PropagatedBeta {
 				t.Fatalf("model %+v: want %s, propagated values over at most %d entries, whitening rank %d", mi, tc.method, n, rank)
 			}
 			m, err := svc.ActiveModel(ctx, col.ID)
@@ -197,7 +198,10 @@ func TestPropagatedBuilds(t *testing.T) {
 				t.Fatal(err)
 			}
 			for i, p := range res.Predictions {
-				if len(p.Top) != 2 || p.Top[0].Cache+p.Top[1].Cache < classify.PropagatedAlpha*0.99 || p.Top[0].Cache+p.Top[1].Cache > classify.PropagatedAlpha*1.01 {
+				if len(p.Top) != 2 {
+					t.Fatalf("image %d: %+v, want both labels", i, p.Top)
+				}
+				if sum := p.Top[0].Cache + p.Top[1].Cache; sum < tc.alpha*0.99 || sum > tc.alpha*1.01 {
 					t.Errorf("image %d: %+v, want cache logits summing to α", i, p.Top)
 				}
 			}
