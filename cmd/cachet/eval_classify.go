@@ -47,6 +47,7 @@ deleted at the end; the zero-shot prototypes stay cached for the model. Writes r
 	f.StringVar(&c.Out, "out", c.Out, "report directory (report.json, report.md)")
 	f.IntVar(&c.Test, "test", c.Test, "test images (0 = all 10,000)")
 	f.IntVar(&c.Shots, "shots", c.Shots, "labelled training images per class for Tip-Adapter")
+	f.IntVar(&c.ShotDraws, "shot-draws", c.ShotDraws, "draws of the labelled images the default (propagated) few-shot build is averaged over")
 	f.IntVar(&c.Diffusion, "diffusion", c.Diffusion, "test images for the diffusion classifier (0 = skip)")
 	f.IntVar(&c.KNNTrain, "knn-train", c.KNNTrain, "training images for kNN on pixels (0 = skip)")
 	f.IntVar(&c.Validation, "validation", c.Validation, "last training images that tune α and β for the tuned rows (0 = none)")

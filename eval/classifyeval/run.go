@@ -25,6 +25,7 @@ type Config struct {
 	Service                                       classify.Config
 	Test                                          int // test images (0 = all 10,000)
 	Shots                                         int // labelled training images per class for Tip-Adapter
+	ShotDraws                                     int // draws of the shots the default (propagated) build is averaged over
 	Diffusion                                     int // test images for the diffusion classifier (0 = skip)
 	KNNTrain                                      int // training images for kNN on pixels (0 = skip)
 	BlockStudy                                    int // held-out training images for the block study (0 = skip)
@@ -39,7 +40,7 @@ type Config struct {
 // DefaultConfig is the full run (README, "Classification").
 func DefaultConfig() Config {
 	return Config{Weights: "weights/base.safetensors", Evaluator: "weights/evaluator.safetensors", DataDir: dataset.DefaultDir,
-		Out: "eval/reports/classify", Service: classify.DefaultConfig(), Shots: 16, Diffusion: 200, KNNTrain: 60000,
+		Out: "eval/reports/classify", Service: classify.DefaultConfig(), Shots: 16, ShotDraws: 5, Diffusion: 200, KNNTrain: 60000,
 		BlockStudy: 2000, Validation: 1000, LatencyBatches: 20, Batch: 32, Seed: 1, Progress: io.Discard}
 }
 
@@ -52,6 +53,8 @@ func (c Config) validate() error {
 		return bad("--test must be 0 (all) … 10000 (got %d)", c.Test)
 	case c.Shots < 1 || c.Shots > 1000:
 		return bad("--shots must be 1…1000 (got %d)", c.Shots)
+	case c.ShotDraws < 1 || c.ShotDraws > 20:
+		return bad("--shot-draws must be 1…20 (got %d)", c.ShotDraws)
 	case c.Validation < 0 || c.Validation > 10000:
 		return bad("--validation must be 0…10000 (got %d)", c.Validation)
 	case c.Diffusion < 0 || c.KNNTrain < 0 || c.KNNTrain > 60000 || c.BlockStudy < 0 || c.BlockStudy > 20000:

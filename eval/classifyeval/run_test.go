@@ -32,7 +32,7 @@ func TestRunSmall(t *testing.T) {
 	cfg.Weights, cfg.Evaluator, cfg.DataDir, cfg.Out = weights, filepath.Join(root, "weights/evaluator.safetensors"), datasettest.Dir(t), t.TempDir()
 	cfg.DatabaseURL, cfg.Service = testenv.DatabaseURL(), classifytest.Config()
 	cfg.Test, cfg.Shots, cfg.Diffusion, cfg.KNNTrain, cfg.BlockStudy, cfg.Validation = classify.MinWhitenSamples, 2, 4, 2000, 40, 50
-	cfg.LatencyBatches, cfg.Batch = 2, 16
+	cfg.LatencyBatches, cfg.Batch, cfg.ShotDraws = 2, 16, 2
 	r, err := classifyeval.Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +44,7 @@ func TestRunSmall(t *testing.T) {
 		}
 		acc[strings.SplitN(m.Name, " (", 2)[0]] = m.Accuracy
 	}
-	if len(r.Methods) != 19 {
+	if len(r.Methods) != 20 {
 		t.Fatalf("%d methods reported: %+v", len(r.Methods), r.Methods)
 	}
 	if acc["reference: evaluator CNN"] < 0.85 || acc["reference: 5-NN on pixels"] < 0.6 {
@@ -57,7 +57,8 @@ func TestRunSmall(t *testing.T) {
 	for _, name := range []string{"zero-shot, head not whitened", "zero-shot in the pool's whitened space", "TFUP without whitening", "TFUP without whitening, tuned",
 		"TFUP, whitened", "TFUP, whitened, tuned",
 		"2-shot Tip-Adapter, solved values, tuned at build, whitened over the test images", "2-shot Tip-Adapter, solved values, whitened over the test images, tuned",
-		"2-shot Tip-Adapter with the test images as unlabelled samples, the default: label propagation"} {
+		"2-shot Tip-Adapter with the test images as unlabelled samples, the default: label propagation",
+		"2-shot Tip-Adapter with the test images as unlabelled samples, the default: label propagation, mean of 2 draws of the labelled images"} {
 		if _, ok := acc[name]; !ok {
 			t.Errorf("no row %q in %v", name, acc)
 		}
@@ -88,6 +89,7 @@ func TestRunRejectsBadConfig(t *testing.T) {
 		{"no weights", func(c *classifyeval.Config) { c.Weights = "" }},
 		{"test too large", func(c *classifyeval.Config) { c.Test = 20000 }},
 		{"no shots", func(c *classifyeval.Config) { c.Shots = 0 }},
+		{"no shot draws", func(c *classifyeval.Config) { c.ShotDraws = 0 }},
 		{"batch beyond test", func(c *classifyeval.Config) { c.Test, c.Batch = 10, 32 }},
 		{"missing weights file", func(c *classifyeval.Config) { c.Weights = "/nonexistent.safetensors" }},
 	}
