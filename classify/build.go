@@ -136,14 +136,15 @@ func (s *Service) Build(ctx context.Context, id string, req cachet.BuildRequest)
 }
 
 // buildSpace decides whether a build whitens and propagates: by default TFUP whitens over at least
-// MinWhitenSamples samples, and a build propagates over that many when some samples are unlabelled and
-// neither solved values nor tuning were asked for. Propagation implies whitening.
+// MinWhitenSamples samples, and a build propagates over MinWhitenSamples…MaxPropagateSamples samples when
+// some are unlabelled and neither solved values nor tuning were asked for. Propagation implies whitening.
 func buildSpace(c *cachet.Collection, samples int, method Method, values Values, req cachet.BuildRequest) (whiten, propagate bool, err error) {
 	whiten = method == MethodTFUP && samples >= MinWhitenSamples
 	if req.Whiten != nil {
 		whiten = *req.Whiten
 	}
-	propagate = samples >= MinWhitenSamples && samples > c.Labelled && (req.Whiten == nil || *req.Whiten) && values == ValuesLabels && !req.Tune
+	propagate = samples >= MinWhitenSamples && samples <= MaxPropagateSamples && samples > c.Labelled &&
+		(req.Whiten == nil || *req.Whiten) && values == ValuesLabels && !req.Tune
 	if req.Propagate != nil {
 		propagate = *req.Propagate
 	}
@@ -153,6 +154,8 @@ func buildSpace(c *cachet.Collection, samples int, method Method, values Values,
 			return false, false, cachet.Errorf(cachet.CodeInvalidArgument, "propagation runs in the samples' whitened space; leave \"whiten\" out or build with \"propagate\": false")
 		case values != ValuesLabels || req.Tune:
 			return false, false, cachet.Errorf(cachet.CodeInvalidArgument, "a propagated cache has its own values and weights; solved values and tune need \"propagate\": false")
+		case samples > MaxPropagateSamples:
+			return false, false, cachet.Errorf(cachet.CodeInvalidArgument, "label propagation builds an exact graph over at most %d samples (collection %q has %d); build with \"propagate\": false", MaxPropagateSamples, c.Name, samples)
 		}
 		whiten = true
 	}
