@@ -75,12 +75,13 @@ func NeighbourGraph(ctx context.Context, keys [][]float32, k int, beta float64) 
 	}
 	k = min(k, n-1)
 	out := make([][]Neighbour, n)
+	buf := make([]float64, min(n, graphBlock)*n) // one block's similarities, reused
 	for lo := 0; lo < n; lo += graphBlock {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		hi := min(n, lo+graphBlock)
-		var sims mat.Dense
+		sims := mat.NewDense(hi-lo, n, buf[:(hi-lo)*n])
 		sims.Mul(x.Slice(lo, hi, 0, d), x.T())
 		for i := lo; i < hi; i++ {
 			out[i] = nearest(sims.RawRowView(i-lo), i, k, beta)
