@@ -76,6 +76,9 @@ func (o *ops) guide(req *SampleRequest, x *ts.Tensor, g guidanceInputs, t float6
 	if req.GuidanceRescale > 0 {
 		out = o.rescaleGuided(out, c, req.GuidanceRescale)
 	}
+	if req.CleanRenorm > 0 && t > 0 {
+		out = o.renormClean(x, out, c, t, req.CleanRenorm)
+	}
 	return out
 }
 

@@ -109,3 +109,62 @@ func TestGuidanceInterval(t *testing.T) {
 		return nil
 	})
 }
+
+// One Euler step from t = 1 lands on the step's clean-image prediction x0 = x − v. Clean-image
+// renormalisation φ = 1 moves the guided x0 to the conditional x0's per-image mean and spread (an affine
+// map of the guided one); φ = 0.5 is the midpoint.
+func TestCleanRenorm(t *testing.T) {
+	onPerturbedTextModel(t, func(m *model.DiT) error {
+		prompts := []string{"a red cat", "dog"}
+		per := m.Cfg.Channels * m.Cfg.ImageSize * m.Cfg.ImageSize
+		noise := make([]float32, len(prompts)*per)
+		for i := range noise {
+			noise[i] = float32(math.Cos(float64(i)*0.29)) * 1.1
+		}
+		clean := func(guidance, phi float64) []float64 {
+			t.Helper()
+			res, err := m.Sample(context.Background(), model.SampleRequest{Prompts: prompts, Steps: 1, Guidance: guidance,
+				CleanRenorm: phi, Noise: noise})
+			if err != nil {
+				t.Fatal(err)
+			}
+			x0 := make([]float64, len(noise))
+			for i := range x0 {
+				x0[i] = float64(res.Pixels[i])
+			}
+			return x0
+		}
+		cond, guided, renormed, half := clean(1, 0), clean(4, 0), clean(4, 1), clean(4, 0.5)
+		for img := range prompts {
+			span := func(v []float64) []float64 { return v[img*per : (img+1)*per] }
+			mc, mg := mean(span(cond)), mean(span(guided))
+			if std(span(guided)) == std(span(cond)) {
+				t.Fatalf("image %d: guidance did not change the spread; the test cannot tell renormalisation apart", img)
+			}
+			k := std(span(cond)) / std(span(guided))
+			for i, g := range span(guided) {
+				r, h := span(renormed)[i], span(half)[i]
+				want := (g-mg)*k + mc
+				if math.Abs(r-want) > 1e-4 || math.Abs(h-(0.5*want+0.5*g)) > 1e-4 {
+					t.Fatalf("image %d pixel %d: guided %.5f, φ=1 %.5f (want %.5f), φ=0.5 %.5f (want %.5f)", img, i, g, r, want, h, 0.5*want+0.5*g)
+				}
+			}
+			if math.Abs(mean(span(renormed))-mc) > 1e-4 || math.Abs(std(span(renormed))-std(span(cond))) > 1e-4 {
+				t.Errorf("image %d: φ = 1 gives mean %.5f sd %.5f, want the conditional %.5f %.5f", img,
+					mean(span(renormed)), std(span(renormed)), mc, std(span(cond)))
+			}
+		}
+		if _, err := m.Sample(context.Background(), model.SampleRequest{Prompts: prompts, Steps: 1, Guidance: 4, CleanRenorm: 1.5, Noise: noise}); err == nil {
+			t.Error("φ = 1.5 was accepted")
+		}
+		return nil
+	})
+}
+
+func mean(v []float64) float64 {
+	s := 0.0
+	for _, x := range v {
+		s += x
+	}
+	return s / float64(len(v))
+}

@@ -52,6 +52,10 @@ type SampleRequest struct {
 	// GuidanceRescale φ ∈ [0, 1] blends the guided velocity with itself rescaled to the conditional one's
 	// per-image standard deviation (Lin et al. 2024): guidance then sharpens without over-exposing. 0 = off.
 	GuidanceRescale float64
+	// CleanRenorm φ ∈ [0, 1] blends the guided clean-image prediction x0 = x − t·v with itself
+	// renormalised to the conditional prediction's per-image mean and standard deviation: guidance keeps
+	// its shapes but not the exposure it adds. 0 = off.
+	CleanRenorm float64
 	// GuidanceProjection ∈ [0, 1] removes that share of the guidance term's component parallel to the
 	// conditional prediction of the clean image (APG, Sadat et al. 2024): that component scales the image
 	// (over-saturation: items brighter than the data), the orthogonal one carries the prompt. 0: plain CFG;
@@ -161,6 +165,8 @@ func (m *DiT) validate(req *SampleRequest) error {
 		return cachet.Errorf(cachet.CodeInvalidArgument, "guidance must be between 0 and 50 (got %v)", req.Guidance)
 	case math.IsNaN(req.GuidanceRescale) || req.GuidanceRescale < 0 || req.GuidanceRescale > 1:
 		return cachet.Errorf(cachet.CodeInvalidArgument, "guidance rescale must be between 0 and 1 (got %v)", req.GuidanceRescale)
+	case math.IsNaN(req.CleanRenorm) || req.CleanRenorm < 0 || req.CleanRenorm > 1:
+		return cachet.Errorf(cachet.CodeInvalidArgument, "clean-image renormalisation must be between 0 and 1 (got %v)", req.CleanRenorm)
 	case math.IsNaN(req.GuidanceProjection) || req.GuidanceProjection < 0 || req.GuidanceProjection > 1:
 		return cachet.Errorf(cachet.CodeInvalidArgument, "guidance projection must be between 0 and 1 (got %v)", req.GuidanceProjection)
 	case req.GuidanceProjection != 0 && m.Cfg.Prediction != PredictFlow:
@@ -456,6 +462,27 @@ func (o *ops) projectionScale(a, b *ts.Tensor) *ts.Tensor {
 // guided clean image x0_c + (w−1)·Δ and Δ = −t·g, projecting Δ on x0 is projecting g on it.
 func (o *ops) projectGuidance(g, x0 *ts.Tensor, share float64) *ts.Tensor {
 	return o.sub(g, o.mul(x0, o.scale(o.projectionScale(g, x0), share)))
+}
+
+// renormClean blends the guided velocity's clean image x − t·g with itself moved to the per-image mean
+// and standard deviation of the conditional velocity's clean image x − t·c, by φ, and returns the
+// velocity of the result.
+func (o *ops) renormClean(x, g, c *ts.Tensor, t, phi float64) *ts.Tensor {
+	x0g, x0c := o.sub(x, o.scale(g, t)), o.sub(x, o.scale(c, t))
+	mg, mc := o.imageMean(x0g), o.imageMean(x0c)
+	ratio := o.div(o.imageStd(x0c), o.clampMin(o.imageStd(x0g), 1e-6))
+	renormed := o.add(o.mul(o.sub(x0g, mg), ratio), mc)
+	x0 := o.add(o.scale(renormed, phi), o.scale(x0g, 1-phi))
+	return o.scale(o.sub(x, x0), 1/t)
+}
+
+// imageMean is each image's mean over C, H, W, shaped [N, 1, 1, 1] to broadcast.
+func (o *ops) imageMean(x *ts.Tensor) *ts.Tensor {
+	size := o.size(x)
+	if size == nil {
+		return nil
+	}
+	return o.reshape(o.meanDim(o.reshape(x, size[0], -1), 1, true), size[0], 1, 1, 1)
 }
 
 // imageStd is each image's standard deviation over C, H, W, shaped [N, 1, 1, 1] to broadcast.

@@ -45,6 +45,8 @@ type Config struct {
 	Guidance  float64
 	// GuidanceRescale is the sampler's guidance rescale φ (0 = off).
 	GuidanceRescale float64
+	// CleanRenorm is the sampler's clean-image renormalisation φ (0 = off).
+	CleanRenorm float64
 	// GuidanceInterval is the sampler's guidance interval (zero: every step).
 	GuidanceInterval model.Interval
 	// Guide is autoguidance's weaker model (weights path) and GuideScale its scale (≤ 1: off).
@@ -101,6 +103,8 @@ func (c Config) validate() error {
 		return bad("--guidance must be between 0 and 50 (got %v)", c.Guidance)
 	case math.IsNaN(c.GuidanceRescale) || c.GuidanceRescale < 0 || c.GuidanceRescale > 1:
 		return bad("--guidance-rescale must be between 0 (off) and 1 (got %v)", c.GuidanceRescale)
+	case math.IsNaN(c.CleanRenorm) || c.CleanRenorm < 0 || c.CleanRenorm > 1:
+		return bad("--clean-renorm must be between 0 (off) and 1 (got %v)", c.CleanRenorm)
 	case math.IsNaN(c.GuidanceProjection) || c.GuidanceProjection < 0 || c.GuidanceProjection > 1:
 		return bad("--guidance-projection must be between 0 (plain guidance) and 1 (got %v)", c.GuidanceProjection)
 	case math.IsNaN(c.GuideScale) || c.GuideScale < 0 || c.GuideScale > 50:
@@ -228,7 +232,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		seed := cfg.FirstSeed + int64(k)
 		for start := 0; start < P; start += cfg.Batch {
 			end := min(P, start+cfg.Batch)
-			req := model.SampleRequest{Seed: seed, Steps: cfg.Steps, Guidance: cfg.Guidance, GuidanceRescale: cfg.GuidanceRescale,
+			req := model.SampleRequest{Seed: seed, Steps: cfg.Steps, Guidance: cfg.Guidance, GuidanceRescale: cfg.GuidanceRescale, CleanRenorm: cfg.CleanRenorm,
 				GuidanceInterval: cfg.GuidanceInterval, TimeShift: cfg.TimeShift, GuidanceProjection: cfg.GuidanceProjection, Guide: guide, GuideScale: cfg.GuideScale, Stochasticity: cfg.Stochasticity, StochasticInterval: cfg.StochasticInterval, OptimizedScale: cfg.OptimizedScale, ZeroInitSteps: cfg.ZeroInitSteps,
 				NegativeGuidance: cfg.ClassContrast, Noise: Noise(seed, start, end-start, per)}
 			for _, s := range prompts[start:end] {
