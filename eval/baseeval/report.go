@@ -42,6 +42,8 @@ type RunConfig struct {
 	Steps           int     `json:"steps"`
 	Guidance        float64 `json:"guidance"`
 	GuidanceRescale float64 `json:"guidance_rescale"` // 0: off
+	// CleanRenorm is the share of the guided clean image moved to the conditional one's mean and spread.
+	CleanRenorm float64 `json:"clean_renorm,omitempty"`
 	// GuidanceInterval is [lo, hi] of sampler time t (1 = noise) where guidance applies; absent: every step.
 	GuidanceInterval []float64 `json:"guidance_interval,omitempty"`
 	TimeShift        float64   `json:"time_shift,omitempty"` // the sampler's time shift; absent: even spacing
@@ -301,6 +303,9 @@ func (c RunConfig) samplerText() string {
 	}
 	if c.GuidanceRescale != 0 {
 		s += fmt.Sprintf(", rescale φ %g", c.GuidanceRescale)
+	}
+	if c.CleanRenorm != 0 {
+		s += fmt.Sprintf(", clean-image renormalisation φ %g", c.CleanRenorm)
 	}
 	if c.GuidanceProjection != 0 {
 		s += fmt.Sprintf(", parallel part −%g (APG)", c.GuidanceProjection)

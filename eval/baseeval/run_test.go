@@ -189,6 +189,7 @@ func TestRunRefusesBadInputs(t *testing.T) {
 		{"steps 0", func(c *baseeval.Config) { c.Steps = 0 }, "--steps"},
 		{"limit -1", func(c *baseeval.Config) { c.Limit = -1 }, "--limit"},
 		{"guidance rescale 2", func(c *baseeval.Config) { c.GuidanceRescale = 2 }, "--guidance-rescale"},
+		{"clean renorm −0.5", func(c *baseeval.Config) { c.CleanRenorm = -0.5 }, "--clean-renorm"},
 		{"guidance projection 2", func(c *baseeval.Config) { c.GuidanceProjection = 2 }, "--guidance-projection"},
 		{"guide scale without guide", func(c *baseeval.Config) { c.GuideScale = 3 }, "--guide"},
 		{"class contrast -1", func(c *baseeval.Config) { c.ClassContrast = -1 }, "--class-contrast"},
