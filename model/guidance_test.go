@@ -14,22 +14,14 @@ func TestGuidanceRescale(t *testing.T) {
 	onPerturbedTextModel(t, func(m *model.DiT) error {
 		prompts := []string{"a red cat", "dog"}
 		per := m.Cfg.Channels * m.Cfg.ImageSize * m.Cfg.ImageSize
-		noise := make([]float32, len(prompts)*per)
-		for i := range noise {
-			noise[i] = float32(math.Sin(float64(i)*0.37)) * 1.3
-		}
+		noise := wave(len(prompts)*per, 0.37, 1.3)
 		velocity := func(guidance, phi float64) []float64 {
 			t.Helper()
-			res, err := m.Sample(context.Background(), model.SampleRequest{Prompts: prompts, Steps: 1, Guidance: guidance,
-				GuidanceRescale: phi, Noise: noise})
-			if err != nil {
-				t.Fatal(err)
+			x := oneStep(t, m, model.SampleRequest{Prompts: prompts, Guidance: guidance, GuidanceRescale: phi, Noise: noise})
+			for i := range x {
+				x[i] = float64(noise[i]) - x[i] // Δ = −1 for one step
 			}
-			v := make([]float64, len(noise))
-			for i := range v {
-				v[i] = -float64(res.Pixels[i] - noise[i]) // Δ = −1 for one step
-			}
-			return v
+			return x
 		}
 		cond, guided, rescaled, half := velocity(1, 0), velocity(4, 0), velocity(4, 1), velocity(4, 0.5)
 		for img := range prompts {
@@ -117,27 +109,15 @@ func TestCleanRenorm(t *testing.T) {
 	onPerturbedTextModel(t, func(m *model.DiT) error {
 		prompts := []string{"a red cat", "dog"}
 		per := m.Cfg.Channels * m.Cfg.ImageSize * m.Cfg.ImageSize
-		noise := make([]float32, len(prompts)*per)
-		for i := range noise {
-			noise[i] = float32(math.Cos(float64(i)*0.29)) * 1.1
-		}
+		noise := wave(len(prompts)*per, 0.29, 1.1)
 		clean := func(guidance, phi float64) []float64 {
 			t.Helper()
-			res, err := m.Sample(context.Background(), model.SampleRequest{Prompts: prompts, Steps: 1, Guidance: guidance,
-				CleanRenorm: phi, Noise: noise})
-			if err != nil {
-				t.Fatal(err)
-			}
-			x0 := make([]float64, len(noise))
-			for i := range x0 {
-				x0[i] = float64(res.Pixels[i])
-			}
-			return x0
+			return oneStep(t, m, model.SampleRequest{Prompts: prompts, Guidance: guidance, CleanRenorm: phi, Noise: noise})
 		}
 		cond, guided, renormed, half := clean(1, 0), clean(4, 0), clean(4, 1), clean(4, 0.5)
 		for img := range prompts {
 			span := func(v []float64) []float64 { return v[img*per : (img+1)*per] }
-			mc, mg := mean(span(cond)), mean(span(guided))
+			mc, mg := clsMean(span(cond)), clsMean(span(guided))
 			if std(span(guided)) == std(span(cond)) {
 				t.Fatalf("image %d: guidance did not change the spread; the test cannot tell renormalisation apart", img)
 			}
@@ -149,9 +129,9 @@ func TestCleanRenorm(t *testing.T) {
 					t.Fatalf("image %d pixel %d: guided %.5f, φ=1 %.5f (want %.5f), φ=0.5 %.5f (want %.5f)", img, i, g, r, want, h, 0.5*want+0.5*g)
 				}
 			}
-			if math.Abs(mean(span(renormed))-mc) > 1e-4 || math.Abs(std(span(renormed))-std(span(cond))) > 1e-4 {
+			if math.Abs(clsMean(span(renormed))-mc) > 1e-4 || math.Abs(std(span(renormed))-std(span(cond))) > 1e-4 {
 				t.Errorf("image %d: φ = 1 gives mean %.5f sd %.5f, want the conditional %.5f %.5f", img,
-					mean(span(renormed)), std(span(renormed)), mc, std(span(cond)))
+					clsMean(span(renormed)), std(span(renormed)), mc, std(span(cond)))
 			}
 		}
 		if _, err := m.Sample(context.Background(), model.SampleRequest{Prompts: prompts, Steps: 1, Guidance: 4, CleanRenorm: 1.5, Noise: noise}); err == nil {
@@ -161,10 +141,26 @@ func TestCleanRenorm(t *testing.T) {
 	})
 }
 
-func mean(v []float64) float64 {
-	s := 0.0
-	for _, x := range v {
-		s += x
+// wave is deterministic stand-in noise: amp·sin(freq·i).
+func wave(n int, freq, amp float64) []float32 {
+	out := make([]float32, n)
+	for i := range out {
+		out[i] = float32(amp * math.Sin(freq*float64(i)))
 	}
-	return s / float64(len(v))
+	return out
+}
+
+// oneStep samples req in one Euler step (t = 1 → 0) and returns the pixels.
+func oneStep(t *testing.T, m *model.DiT, req model.SampleRequest) []float64 {
+	t.Helper()
+	req.Steps = 1
+	res, err := m.Sample(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]float64, len(res.Pixels))
+	for i, p := range res.Pixels {
+		out[i] = float64(p)
+	}
+	return out
 }
