@@ -311,6 +311,7 @@ func TestSubjectAndGenerateErrors(t *testing.T) {
 		{"bad steps", `{"prompt": "a large bag", "n": 1, "steps": 5000}`, http.StatusBadRequest, "steps"},
 		{"bad guidance", `{"prompt": "a large bag", "n": 1, "guidance": -2}`, http.StatusBadRequest, "guidance"},
 		{"bad guidance rescale", `{"prompt": "a large bag", "n": 1, "guidance_rescale": 1.5}`, http.StatusBadRequest, "guidance_rescale"},
+		{"bad clean renorm", `{"prompt": "a large bag", "n": 1, "clean_renorm": 2}`, http.StatusBadRequest, "clean_renorm"},
 		{"bad output", `{"prompt": "a large bag", "n": 1, "output": "fax"}`, http.StatusBadRequest, "output"},
 		{"bad reference guidance", `{"prompt": "a large bag", "n": 1, "subject_id": "` + unknown + `", "reference_guidance": "loud"}`, http.StatusBadRequest, "reference guidance"},
 		{"reference guidance without a subject", `{"prompt": "a large bag", "n": 1, "reference_guidance": "subject"}`, http.StatusBadRequest, "subject_id"},

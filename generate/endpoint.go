@@ -53,7 +53,7 @@ func (e *Endpoint) Generate(ctx context.Context, r cachet.GenerateRequest) (*cac
 		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "output must be \"inline\" (base64 PNGs) or \"url\" (stored, presigned URLs); got %q", r.Output)
 	}
 	req := Request{Prompt: r.Prompt, N: r.N, Seed: r.Seed, Steps: r.Steps, Guidance: DefaultGuidance, GuidanceRescale: r.GuidanceRescale,
-		Cache: stepcache.Config{Name: r.Cache.Name, Params: r.Cache.Params}}
+		CleanRenorm: r.CleanRenorm, Cache: stepcache.Config{Name: r.Cache.Name, Params: r.Cache.Params}}
 	if r.Guidance != nil {
 		req.Guidance = *r.Guidance
 	}

@@ -85,6 +85,8 @@ type Request struct {
 	Guidance float64
 	// GuidanceRescale is model.SampleRequest's φ (0 = off).
 	GuidanceRescale float64
+	// CleanRenorm is model.SampleRequest's clean-image renormalisation φ (0 = off).
+	CleanRenorm float64
 	// NegativePrompt (text models, no Refs) is pushed away from at NegativeGuidance; "" is none.
 	NegativePrompt   string
 	NegativeGuidance float64
@@ -118,6 +120,8 @@ func (s *Service) Validate(req *Request) error {
 		return cachet.Errorf(cachet.CodeInvalidArgument, "guidance must be between 0 and 50 (got %v); 1 turns it off", req.Guidance)
 	case req.GuidanceRescale < 0 || req.GuidanceRescale > 1 || req.GuidanceRescale != req.GuidanceRescale:
 		return cachet.Errorf(cachet.CodeInvalidArgument, "guidance_rescale must be between 0 (off) and 1 (got %v)", req.GuidanceRescale)
+	case req.CleanRenorm < 0 || req.CleanRenorm > 1 || req.CleanRenorm != req.CleanRenorm:
+		return cachet.Errorf(cachet.CodeInvalidArgument, "clean_renorm must be between 0 (off) and 1 (got %v)", req.CleanRenorm)
 	case req.NegativeGuidance < 0 || req.NegativeGuidance > 50 || req.NegativeGuidance != req.NegativeGuidance:
 		return cachet.Errorf(cachet.CodeInvalidArgument, "negative_guidance must be between 0 and 50 (got %v)", req.NegativeGuidance)
 	}
@@ -202,7 +206,7 @@ func (s *Service) Generate(ctx context.Context, req Request) (*Result, error) {
 		if err != nil {
 			return err
 		}
-		sreq := model.SampleRequest{Seed: req.Seed, Steps: req.Steps, Guidance: req.Guidance, GuidanceRescale: req.GuidanceRescale, Cache: policy}
+		sreq := model.SampleRequest{Seed: req.Seed, Steps: req.Steps, Guidance: req.Guidance, GuidanceRescale: req.GuidanceRescale, CleanRenorm: req.CleanRenorm, Cache: policy}
 		if s.dit.Cfg.Cond == model.CondText {
 			sreq.Prompts = slices.Repeat([]string{req.Prompt}, req.N)
 			if req.NegativePrompt != "" {

@@ -46,6 +46,7 @@ func TestValidate(t *testing.T) {
 		{"steps", plain, func(r *generate.Request) { r.Steps = -1 }, cachet.CodeInvalidArgument, "steps"},
 		{"guidance", plain, func(r *generate.Request) { r.Guidance = -1 }, cachet.CodeInvalidArgument, "guidance"},
 		{"guidance rescale", plain, func(r *generate.Request) { r.GuidanceRescale = 2 }, cachet.CodeInvalidArgument, "guidance_rescale"},
+		{"clean renorm", plain, func(r *generate.Request) { r.CleanRenorm = -1 }, cachet.CodeInvalidArgument, "clean_renorm"},
 		{"negative guidance", plain, func(r *generate.Request) { r.NegativeGuidance = -1 }, cachet.CodeInvalidArgument, "negative_guidance"},
 		{"negative prompt, unknown word", plain, func(r *generate.Request) { r.NegativePrompt = "a purple coat" }, cachet.CodeInvalidArgument, `negative_prompt: unknown word "purple"`},
 		{"negative prompt with a subject", personal, func(r *generate.Request) {

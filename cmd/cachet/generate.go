@@ -29,6 +29,7 @@ type generateFlags struct {
 	label, n, steps, cols        int
 	seed                         int64
 	guidance, guidanceRescale    float64
+	cleanRenorm                  float64
 	negativePrompt               string
 	negativeGuidance             float64
 	cache                        string
@@ -64,6 +65,7 @@ func newGenerateCmd(cf *configFlags) *cobra.Command {
 	f.StringVar(&g.negativePrompt, "negative-prompt", "", "steer away from this (in the model's words, e.g. \"a small in the center\")")
 	f.Float64Var(&g.negativeGuidance, "negative-guidance", generate.DefaultNegativeGuidance, "how hard --negative-prompt pushes (adds to --guidance)")
 	f.Float64Var(&g.guidanceRescale, "guidance-rescale", 0, "guidance rescale φ in [0, 1]: counters guidance's over-exposure (0 = off)")
+	f.Float64Var(&g.cleanRenorm, "clean-renorm", 0, "clean-image renormalisation φ in [0, 1]: each guided step's clean image moved towards the conditional one's mean and spread (0 = off)")
 	f.StringVar(&g.out, "out", "grid.png", "output PNG")
 	f.IntVar(&g.cols, "cols", 0, "grid columns (0 = square)")
 	f.StringVar(&g.cache, "cache", "", "step-cache policy: "+strings.Join(stepcache.Names(), ", ")+" (default: --default-cache)")
@@ -133,7 +135,7 @@ func runGenerate(cmd *cobra.Command, cf *configFlags, g generateFlags) error {
 		}
 	}
 	res, err := svc.Generate(ctx, generate.Request{Prompt: g.prompt, Label: g.label, Refs: refs, ReferenceGuidance: refGuidance, N: g.n, Seed: g.seed,
-		Steps: g.steps, Guidance: g.guidance, GuidanceRescale: g.guidanceRescale,
+		Steps: g.steps, Guidance: g.guidance, GuidanceRescale: g.guidanceRescale, CleanRenorm: g.cleanRenorm,
 		NegativePrompt: g.negativePrompt, NegativeGuidance: g.negativeGuidance, Cache: cacheCfg})
 	if err != nil {
 		return err
