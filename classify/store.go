@@ -24,31 +24,24 @@ const (
 	SmallKeyDims = 128
 )
 
-// keyColumn is the indexed column that holds, and is searched for, keys of dims values.
-func keyColumn(dims int) string {
-	if dims <= SmallKeyDims {
-		return "small_key"
-	}
-	return "key"
-}
-
-// retrievalKey is what the HNSW index searches for feature v: v zero-padded to SmallKeyDims or KeyDims
-// when it fits (cosines are unchanged), else a count-sketch of v (each value added, with a fixed pseudo-random sign, to a fixed
-// pseudo-random one of KeyDims buckets): inner products are preserved in expectation, so the index finds
-// the right neighbourhood and scoring, which uses the full features, stays exact.
-func retrievalKey(v []float32) (pgvector.Vector, error) {
+// retrievalKey is what the HNSW index searches for feature v, and the column that holds it: v zero-padded
+// into small_key (at most SmallKeyDims values, a whitened model's keys) or key (at most KeyDims) when it
+// fits (cosines are unchanged), else a count-sketch of v in key (each value added, with a fixed
+// pseudo-random sign, to a fixed pseudo-random one of KeyDims buckets): inner products are preserved in
+// expectation, so the index finds the right neighbourhood and scoring, which uses the full features, stays
+// exact.
+func retrievalKey(v []float32) (column string, key pgvector.Vector, err error) {
+	column, width := "key", KeyDims
 	if len(v) <= SmallKeyDims {
-		p := make([]float32, SmallKeyDims)
-		copy(p, v)
-		return pgvector.NewVector(p), nil
+		column, width = "small_key", SmallKeyDims
 	}
 	if len(v) > MaxDims {
-		return pgvector.Vector{}, cachet.Errorf(cachet.CodeInvalidArgument, "features have %d values; at most %d (pool fewer blocks or a coarser grid)", len(v), MaxDims)
+		return "", pgvector.Vector{}, cachet.Errorf(cachet.CodeInvalidArgument, "features have %d values; at most %d (pool fewer blocks or a coarser grid)", len(v), MaxDims)
 	}
-	p := make([]float32, KeyDims)
-	if len(v) <= KeyDims {
+	if len(v) <= width {
+		p := make([]float32, width)
 		copy(p, v)
-		return pgvector.NewVector(p), nil
+		return column, pgvector.NewVector(p), nil
 	}
 	sk := make([]float64, KeyDims)
 	for i, x := range v {
@@ -59,7 +52,7 @@ func retrievalKey(v []float32) (pgvector.Vector, error) {
 			sk[h%KeyDims] += float64(x)
 		}
 	}
-	return pgvector.NewVector(Normalize(sk)), nil
+	return column, pgvector.NewVector(Normalize(sk)), nil
 }
 
 // splitmix64 is a fixed bit mixer (the sketch must never change: stored keys depend on it).
@@ -229,11 +222,13 @@ func (s *store) writeModel(ctx context.Context, b builtModel) (int64, error) {
 	m := b.model
 	head := flatRows(m.Head.W)
 	keys := make([]pgvector.Vector, len(m.Entries))
+	small := make([]bool, len(m.Entries))
 	for i, e := range m.Entries {
-		var err error
-		if keys[i], err = retrievalKey(e.Key); err != nil {
+		column, key, err := retrievalKey(e.Key)
+		if err != nil {
 			return 0, err
 		}
+		keys[i], small[i] = key, column == "small_key"
 	}
 	var center, basis any
 	if m.Head.Center != nil {
@@ -269,19 +264,19 @@ func (s *store) writeModel(ctx context.Context, b builtModel) (int64, error) {
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"cache_entries"}, []string{"model_id", "idx", "sample_id", "label", "probs", "solved_values", "features", "key", "small_key"},
 			pgx.CopyFromSlice(len(m.Entries), func(i int) ([]any, error) {
 				e := m.Entries[i]
-				var probs, values, key, small any
+				var probs, values, key, smallKey any
 				if e.Probs != nil {
 					probs = e.Probs
 				}
 				if e.Values != nil {
 					values = e.Values
 				}
-				if keyColumn(len(e.Key)) == "small_key" {
-					small = keys[i]
+				if small[i] {
+					smallKey = keys[i]
 				} else {
 					key = keys[i]
 				}
-				return []any{id, i, b.sampleIDs[i], e.Label, probs, values, e.Key, key, small}, nil
+				return []any{id, i, b.sampleIDs[i], e.Label, probs, values, e.Key, key, smallKey}, nil
 			})); err != nil {
 			return err
 		}
@@ -367,11 +362,11 @@ func neighbours(ctx context.Context, tx pgx.Tx, modelID int64, feats [][]float32
 	}
 	b := &pgx.Batch{}
 	for _, f := range feats {
-		v, err := retrievalKey(f)
+		column, v, err := retrievalKey(f)
 		if err != nil {
 			return nil, err
 		}
-		b.Queue(fmt.Sprintf(`SELECT idx FROM cache_entries WHERE model_id = $1 ORDER BY %s <=> $2 LIMIT $3`, keyColumn(len(f))), modelID, v, k)
+		b.Queue(fmt.Sprintf(`SELECT idx FROM cache_entries WHERE model_id = $1 ORDER BY %s <=> $2 LIMIT $3`, column), modelID, v, k)
 	}
 	br := tx.SendBatch(ctx, b)
 	defer br.Close()

@@ -44,13 +44,13 @@ func TestRetrievalKey(t *testing.T) {
 	}
 	for _, d := range []int{300, 4096} {
 		q := randUnit(d)
-		qk, err := retrievalKey(Normalize(q))
+		_, qk, err := retrievalKey(Normalize(q))
 		if err != nil {
 			t.Fatal(err)
 		}
 		prev := 2.0
 		for _, c := range []float64{0.9, 0.6, 0.3, 0.0} {
-			k, err := retrievalKey(mix(q, c))
+			_, k, err := retrievalKey(mix(q, c))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -65,7 +65,7 @@ func TestRetrievalKey(t *testing.T) {
 			prev = got
 		}
 	}
-	if _, err := retrievalKey(make([]float32, MaxDims+1)); err == nil {
+	if _, _, err := retrievalKey(make([]float32, MaxDims+1)); err == nil {
 		t.Fatal("accepted a feature longer than MaxDims")
 	}
 }
