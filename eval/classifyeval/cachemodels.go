@@ -123,19 +123,11 @@ func modelNote(c *cachet.Collection) string {
 // images.
 func (r *Report) tip(ctx context.Context, svc *classify.Service, train *dataset.Set, testCanvases [][]uint8, labels []int, feats [][]float32, progress io.Writer) error {
 	shots := r.cfg.Shots
-	idx := r.drawShots(train, r.cfg.Seed)
-	canvases, trainLabels, err := canvasesOf(train, idx)
-	if err != nil {
-		return err
-	}
-	col, err := svc.CreateCollection(ctx, cachet.NewCollection{Name: fmt.Sprintf("eval-tip-%s-%d", r.ModelID, time.Now().UnixNano()), Labels: dataset.ClassNames[:]})
+	col, nShots, err := r.shotCollection(ctx, svc, train, r.cfg.Seed)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = svc.DeleteCollection(context.WithoutCancel(ctx), col.ID) }()
-	if _, err := svc.AddCanvases(ctx, col.ID, canvases, trainLabels, nil); err != nil {
-		return err
-	}
 	fmt.Fprintf(progress, "eval classify: building %d-shot Tip-Adapter\n", shots)
 	built, acc, err := buildAndScore(ctx, svc, col.ID, cachet.BuildRequest{Method: string(classify.MethodTip)}, labels, feats)
 	if err != nil {
@@ -143,7 +135,7 @@ func (r *Report) tip(ctx context.Context, svc *classify.Service, train *dataset.
 	}
 	name := fmt.Sprintf("%d-shot Tip-Adapter", shots)
 	r.add(name, acc, len(feats),
-		fmt.Sprintf("%d labelled training images (seed %d), α = %g, β = %g", len(idx), r.cfg.Seed, built.Alpha, built.Beta))
+		fmt.Sprintf("%d labelled training images (seed %d), α = %g, β = %g", nShots, r.cfg.Seed, built.Alpha, built.Beta))
 	if err := r.tuned(ctx, svc, col.ID, name, labels, feats); err != nil {
 		return err
 	}
@@ -166,7 +158,7 @@ func (r *Report) tip(ctx context.Context, svc *classify.Service, train *dataset.
 		fmt.Sprintf("α = %g, β = %g, λ = %g by leave-one-out on the labelled keys", built.Model.Alpha, built.Model.Beta, built.Model.Lambda))
 	// Transductive: the test images join as unlabelled samples. The keys stay the labelled ones; the
 	// whitened space is fitted over every sample.
-	if len(idx)+len(testCanvases) < classify.MinWhitenSamples {
+	if nShots+len(testCanvases) < classify.MinWhitenSamples {
 		return nil
 	}
 	if _, err := svc.AddCanvases(ctx, col.ID, testCanvases, unlabelled(len(testCanvases)), feats); err != nil {
@@ -211,9 +203,10 @@ func (r *Report) tip(ctx context.Context, svc *classify.Service, train *dataset.
 	return nil
 }
 
-// drawShots picks Shots training images per class with seed, never from the last Validation items (they
-// tune α and β).
-func (r *Report) drawShots(train *dataset.Set, seed int64) []int {
+// shotCollection creates a collection holding one draw (seed) of Shots labelled training images per class,
+// never from the last Validation items (they tune α and β), and returns it with the number of images. The
+// caller deletes it.
+func (r *Report) shotCollection(ctx context.Context, svc *classify.Service, train *dataset.Set, seed int64) (*cachet.Collection, int, error) {
 	rng := rand.New(rand.NewPCG(uint64(seed), 16))
 	var idx []int
 	count := make([]int, dataset.NumClasses)
@@ -223,24 +216,29 @@ func (r *Report) drawShots(train *dataset.Set, seed int64) []int {
 			idx = append(idx, i)
 		}
 	}
-	return idx
+	canvases, trainLabels, err := canvasesOf(train, idx)
+	if err != nil {
+		return nil, 0, err
+	}
+	col, err := svc.CreateCollection(ctx, cachet.NewCollection{Name: fmt.Sprintf("eval-tip-%s-%d-%d", r.ModelID, seed, time.Now().UnixNano()), Labels: dataset.ClassNames[:]})
+	if err != nil {
+		return nil, 0, err
+	}
+	if _, err := svc.AddCanvases(ctx, col.ID, canvases, trainLabels, nil); err != nil {
+		_ = svc.DeleteCollection(context.WithoutCancel(ctx), col.ID)
+		return nil, 0, err
+	}
+	return col, len(idx), nil
 }
 
 // drawAndScore builds the default model of one draw of labelled training images plus the test images
 // (unlabelled) in a collection of its own and returns its test accuracy.
 func (r *Report) drawAndScore(ctx context.Context, svc *classify.Service, train *dataset.Set, seed int64, testCanvases [][]uint8, labels []int, feats [][]float32) (float64, error) {
-	canvases, trainLabels, err := canvasesOf(train, r.drawShots(train, seed))
-	if err != nil {
-		return 0, err
-	}
-	col, err := svc.CreateCollection(ctx, cachet.NewCollection{Name: fmt.Sprintf("eval-draw-%s-%d", r.ModelID, time.Now().UnixNano()), Labels: dataset.ClassNames[:]})
+	col, _, err := r.shotCollection(ctx, svc, train, seed)
 	if err != nil {
 		return 0, err
 	}
 	defer func() { _ = svc.DeleteCollection(context.WithoutCancel(ctx), col.ID) }()
-	if _, err := svc.AddCanvases(ctx, col.ID, canvases, trainLabels, nil); err != nil {
-		return 0, err
-	}
 	if _, err := svc.AddCanvases(ctx, col.ID, testCanvases, unlabelled(len(testCanvases)), feats); err != nil {
 		return 0, err
 	}
