@@ -178,14 +178,13 @@ func propagatedEntries(ctx context.Context, m *Model, rows []sampleRow) (sampleI
 	start := make([][]float64, len(rows))
 	for i, r := range rows {
 		keys[i] = m.Head.Project(r.features)
-		switch {
-		case m.Method == MethodTFUP:
+		if m.Method == MethodTFUP {
 			start[i] = Softmax(m.Head.Cosines(keys[i]), propagateScale)
-		default:
-			start[i] = make([]float64, classes)
-			if r.label != nil {
-				start[i][*r.label] = 1
-			}
+			continue
+		}
+		start[i] = make([]float64, classes)
+		if r.label != nil {
+			start[i][*r.label] = 1
 		}
 	}
 	graph, err := NeighbourGraph(ctx, keys, propagateNeighbours, PropagatedBeta)
