@@ -94,9 +94,10 @@ type StepCacheOptions struct {
 	Seed                        int64
 	Steps                       int
 	Guidance                    float64
-	Batch                       int // images per sampler request in the quality pass
-	Repeats                     int // interleaved timing rounds
-	TimingImages                int // images per timed request
+	CleanRenorm                 float64 // model.SampleRequest.CleanRenorm (0 = off)
+	Batch                       int     // images per sampler request in the quality pass
+	Repeats                     int     // interleaved timing rounds
+	TimingImages                int     // images per timed request
 	Settings                    []Setting
 	// Preset, when set, times the settings on random weights of that preset (no quality pass: fidelity
 	// means nothing there, timing does). Weights, Evaluator and DataDir are then unused.
@@ -109,7 +110,7 @@ type StepCacheOptions struct {
 func DefaultStepCacheOptions() StepCacheOptions {
 	s, _ := ParseSettings(DefaultSettings)
 	return StepCacheOptions{Weights: "weights/base.safetensors", Evaluator: "weights/evaluator.safetensors",
-		DataDir: dataset.DefaultDir, Prompts: 80, Steps: 50, Guidance: baseeval.DefaultGuidance, Batch: 40,
+		DataDir: dataset.DefaultDir, Prompts: 80, Steps: 50, Guidance: cachet.DefaultGuidance, CleanRenorm: cachet.DefaultCleanRenorm, Batch: 40,
 		Repeats: 3, TimingImages: 8, Settings: s}
 }
 
@@ -130,6 +131,8 @@ func (o StepCacheOptions) validate() error {
 		return bad("--timing-images must be positive (got %d)", o.TimingImages)
 	case math.IsNaN(o.Guidance) || o.Guidance < 0 || o.Guidance > 50:
 		return bad("--guidance must be between 0 and 50 (got %v)", o.Guidance)
+	case math.IsNaN(o.CleanRenorm) || o.CleanRenorm < 0 || o.CleanRenorm > 1:
+		return bad("--clean-renorm must be between 0 and 1 (got %v)", o.CleanRenorm)
 	case len(o.Settings) == 0:
 		return bad("no settings to measure")
 	}
@@ -169,6 +172,7 @@ type StepCacheReport struct {
 	Model        string         `json:"model"`
 	Steps        int            `json:"steps"`
 	Guidance     float64        `json:"guidance"`
+	CleanRenorm  float64        `json:"clean_renorm"`
 	Images       int            `json:"images"`
 	TimingImages int            `json:"timing_images"`
 	Repeats      int            `json:"repeats"`
@@ -277,7 +281,7 @@ func StepCache(ctx context.Context, o StepCacheOptions) (*StepCacheReport, error
 	}
 
 	rep := &StepCacheReport{Weights: o.Weights, WeightsID: sum, Model: r.m.Cfg.String(), Steps: o.Steps,
-		Guidance: o.Guidance, Images: len(r.scenes), TimingImages: min(o.TimingImages, len(r.scenes)), Repeats: o.Repeats, Threads: o.Threads}
+		Guidance: o.Guidance, CleanRenorm: o.CleanRenorm, Images: len(r.scenes), TimingImages: min(o.TimingImages, len(r.scenes)), Repeats: o.Repeats, Threads: o.Threads}
 	realJ, err := baseeval.JudgeAll(realImgs, r.scenes, r.det)
 	if err != nil {
 		return nil, err
@@ -322,7 +326,7 @@ func (r *stepCacheRun) sample(ctx context.Context, s Setting, from, to int) (*mo
 	if s.Steps > 0 {
 		steps = s.Steps
 	}
-	req := model.SampleRequest{Seed: r.o.Seed, Steps: steps, Guidance: r.o.Guidance,
+	req := model.SampleRequest{Seed: r.o.Seed, Steps: steps, Guidance: r.o.Guidance, CleanRenorm: r.o.CleanRenorm,
 		Noise: baseeval.Noise(r.o.Seed, from, to-from, dataset.CanvasPixels)}
 	if r.m.Cfg.Cond == model.CondLabel { // a random-weight preset: labels instead of prompts, seeded noise
 		req.Noise = nil

@@ -84,8 +84,8 @@ func (r *StepCacheReport) Table() eval.Table {
 		t.Rows = append(t.Rows, row(x, b))
 	}
 	t.Notes = []string{
-		fmt.Sprintf("%d prompts spread over every class, %d steps, guidance %g, libtorch threads %d; the first row is the uncached reference (PSNR capped at %g dB).",
-			r.Images, r.Steps, r.Guidance, r.Threads, eval.MaxPSNR),
+		fmt.Sprintf("%d prompts spread over every class, %d steps, guidance %g, clean renorm %g, libtorch threads %d; the first row is the uncached reference (PSNR capped at %g dB).",
+			r.Images, r.Steps, r.Guidance, r.CleanRenorm, r.Threads, eval.MaxPSNR),
 		fmt.Sprintf("Speed-up: median wall time of %d interleaved rounds of one %d-image request per setting, same process.", r.Repeats, r.TimingImages),
 		fmt.Sprintf("Real scenes of the same prompts: class accuracy %.1f %%, real-vs-real FD %s.", 100*r.RealAccuracy, fdCell(r.RealFrechet)),
 		"\"N steps\" rows are the baseline every policy must beat: plain sampling with fewer steps.",

@@ -16,9 +16,6 @@ import (
 	"github.com/cachetlab/cachet/storage"
 )
 
-// DefaultGuidance is the guidance scale of a request that names none.
-const DefaultGuidance = 4.0
-
 // SubjectFeatures resolves a ready subject's reference cache for a model (subjects.Service).
 type SubjectFeatures interface {
 	Features(ctx context.Context, id, modelID string) (*featurecache.Features, bool, error)
@@ -52,11 +49,9 @@ func (e *Endpoint) Generate(ctx context.Context, r cachet.GenerateRequest) (*cac
 	default:
 		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "output must be \"inline\" (base64 PNGs) or \"url\" (stored, presigned URLs); got %q", r.Output)
 	}
-	req := Request{Prompt: r.Prompt, N: r.N, Seed: r.Seed, Steps: r.Steps, Guidance: DefaultGuidance, GuidanceRescale: r.GuidanceRescale,
-		CleanRenorm: r.CleanRenorm, Cache: stepcache.Config{Name: r.Cache.Name, Params: r.Cache.Params}}
-	if r.Guidance != nil {
-		req.Guidance = *r.Guidance
-	}
+	req := Request{Prompt: r.Prompt, N: r.N, Seed: r.Seed, Steps: r.Steps, GuidanceRescale: r.GuidanceRescale,
+		Cache: stepcache.Config{Name: r.Cache.Name, Params: r.Cache.Params}}
+	req.Guidance, req.CleanRenorm = r.Sampling()
 	if r.NegativeGuidance != nil && strings.TrimSpace(r.NegativePrompt) == "" {
 		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "negative_guidance scales a negative_prompt: give one too, or leave it out")
 	}

@@ -1,6 +1,7 @@
 package generate_test
 
 import (
+	"bytes"
 	"context"
 	"math"
 	"strings"
@@ -168,6 +169,41 @@ func TestRequestsWithoutAPolicyTakeTheDefault(t *testing.T) {
 			}
 			if res.Cache.Policy != tc.want {
 				t.Errorf("policy %q, want %q", res.Cache.Policy, tc.want)
+			}
+		})
+	}
+}
+
+func TestRequestsWithoutSamplingSettingsTakeTheDefaults(t *testing.T) {
+	s := generatetest.New(t)
+	none, err := stepcache.ParseConfig("none")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := generate.NewEndpoint(generate.New(s.Worker, s.DiT, generate.Options{ModelID: s.ModelID, DefaultCache: none}), nil, nil, nil)
+	f := func(v float64) *float64 { return &v }
+	images := func(guidance, renorm *float64) []byte {
+		t.Helper()
+		res, err := e.Generate(context.Background(), cachet.GenerateRequest{Prompt: "a large coat", N: 1, Seed: 3, Steps: 4,
+			Guidance: guidance, CleanRenorm: renorm})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Images[0].PNG
+	}
+	unset := images(nil, nil)
+	for _, tc := range []struct {
+		name             string
+		guidance, renorm *float64
+		same             bool
+	}{
+		{"the defaults named", f(cachet.DefaultGuidance), f(cachet.DefaultCleanRenorm), true},
+		{"clean renorm 0 turns it off", nil, f(0), false},
+		{"another guidance", f(2), nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := bytes.Equal(images(tc.guidance, tc.renorm), unset); got != tc.same {
+				t.Errorf("same image as a request naming neither: %v, want %v", got, tc.same)
 			}
 		})
 	}

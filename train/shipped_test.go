@@ -4,10 +4,10 @@ import (
 	"context"
 	"testing"
 
+	"github.com/cachetlab/cachet"
 	"github.com/cachetlab/cachet/adapters"
 	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/eval"
-	"github.com/cachetlab/cachet/eval/baseeval"
 	"github.com/cachetlab/cachet/featurecache"
 	"github.com/cachetlab/cachet/model"
 	"github.com/cachetlab/cachet/train"
@@ -30,7 +30,7 @@ func TestShippedBaseWeightsGenerate(t *testing.T) {
 		if got, want := m.Cfg.String(), train.BaseModelConfig().String(); got != want {
 			t.Errorf("shipped model %s, want %s", got, want)
 		}
-		if res, err = m.Sample(context.Background(), model.SampleRequest{Prompts: prompts, Seed: 1, Steps: 10, Guidance: baseeval.DefaultGuidance}); err != nil {
+		if res, err = m.Sample(context.Background(), model.SampleRequest{Prompts: prompts, Seed: 1, Steps: 10, Guidance: cachet.DefaultGuidance, CleanRenorm: cachet.DefaultCleanRenorm}); err != nil {
 			return err
 		}
 		ev, _, err := model.LoadClassifier("../weights/evaluator.safetensors", model.CPU)
@@ -127,7 +127,7 @@ func TestShippedAdaptersDrawTheSubject(t *testing.T) {
 	sample := func(personal bool) [][]float32 {
 		var res *model.SampleResult
 		err := w.Do(ctx, func() error {
-			req := model.SampleRequest{Prompts: prompts, Seed: 5, Steps: 20, Guidance: baseeval.DefaultGuidance}
+			req := model.SampleRequest{Prompts: prompts, Seed: 5, Steps: 20, Guidance: cachet.DefaultSubjectGuidance, CleanRenorm: cachet.DefaultCleanRenorm}
 			if personal {
 				inj, done, err := set.RowHooks(refs, model.GuideReference)
 				if err != nil {

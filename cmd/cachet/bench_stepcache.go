@@ -66,6 +66,7 @@ Settings are separated by ';': a policy with its parameters ("taylorseer:interva
 	f.Int64Var(&o.Seed, "seed", o.Seed, "seed of the starting noise")
 	f.IntVar(&o.Steps, "steps", o.Steps, "reference steps")
 	f.Float64Var(&o.Guidance, "guidance", o.Guidance, "classifier-free guidance scale")
+	f.Float64Var(&o.CleanRenorm, "clean-renorm", o.CleanRenorm, cleanRenormHelp)
 	f.IntVar(&o.Batch, "batch", o.Batch, "images per sampler request in the quality pass")
 	f.IntVar(&o.Repeats, "repeats", o.Repeats, "interleaved timing rounds")
 	f.IntVar(&o.TimingImages, "timing-images", o.TimingImages, "images per timed request")

@@ -16,7 +16,7 @@ import (
 func newCalibrateCmd(cf *configFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "calibrate", Short: "Calibrate step-cache policies for a model"}
 	var runs, steps, batch int
-	var guidance float64
+	var guidance, cleanRenorm float64
 	mag := &cobra.Command{
 		Use:   "magcache",
 		Short: "Record the residual-magnitude ratios MagCache needs (saved next to the weights)",
@@ -32,7 +32,7 @@ func newCalibrateCmd(cf *configFlags) *cobra.Command {
 				return err
 			}
 			var profiles [][]float64
-			err := sampleCalibration(cmd.Context(), cf.cfg.Weights, runs, batch, steps, guidance,
+			err := sampleCalibration(cmd.Context(), cf.cfg.Weights, runs, batch, steps, guidance, cleanRenorm,
 				func(depth int) model.StepCache { return stepcache.NewMagRecorder(depth) },
 				func(c model.StepCache) { profiles = append(profiles, c.(*stepcache.MagRecorder).Ratios()) })
 			if err != nil {
@@ -60,7 +60,7 @@ func newCalibrateCmd(cf *configFlags) *cobra.Command {
 				return err
 			}
 			var in, out []float64
-			err := sampleCalibration(cmd.Context(), cf.cfg.Weights, runs, batch, steps, guidance,
+			err := sampleCalibration(cmd.Context(), cf.cfg.Weights, runs, batch, steps, guidance, cleanRenorm,
 				func(depth int) model.StepCache { return stepcache.NewTeaRecorder(depth) },
 				func(c model.StepCache) {
 					rec := c.(*stepcache.TeaRecorder)
@@ -81,7 +81,8 @@ func newCalibrateCmd(cf *configFlags) *cobra.Command {
 		f.IntVar(&runs, "runs", 4, "calibration runs (each a batch of random prompts)")
 		f.IntVar(&batch, "batch", 8, "images per run")
 		f.IntVar(&steps, "steps", 50, "sampler steps (magcache: other step counts resample the profile)")
-		f.Float64Var(&guidance, "guidance", 4, "guidance scale, as when generating")
+		f.Float64Var(&guidance, "guidance", cachet.DefaultGuidance, "guidance scale, as when generating")
+		f.Float64Var(&cleanRenorm, "clean-renorm", cachet.DefaultCleanRenorm, cleanRenormHelp+", as when generating")
 	}
 	cmd.AddCommand(mag, tea)
 	return cmd
@@ -104,7 +105,7 @@ func saveCalibration(cmd *cobra.Command, weights, policy string, values []float6
 
 // sampleCalibration samples `runs` batches of random prompts (labels for label models) uncached, each
 // through a fresh recorder, and hands each recorder to done.
-func sampleCalibration(ctx context.Context, weights string, runs, batch, steps int, guidance float64,
+func sampleCalibration(ctx context.Context, weights string, runs, batch, steps int, guidance, cleanRenorm float64,
 	recorder func(depth int) model.StepCache, done func(model.StepCache)) error {
 	w := model.NewWorker(false)
 	defer w.Close()
@@ -116,7 +117,7 @@ func sampleCalibration(ctx context.Context, weights string, runs, batch, steps i
 		defer m.Close()
 		for r := range runs {
 			rng := rand.New(rand.NewPCG(uint64(r), 99))
-			req := model.SampleRequest{Seed: int64(r), Steps: steps, Guidance: guidance}
+			req := model.SampleRequest{Seed: int64(r), Steps: steps, Guidance: guidance, CleanRenorm: cleanRenorm}
 			for range batch {
 				if m.Cfg.Cond == model.CondText {
 					req.Prompts = append(req.Prompts, dataset.Format(dataset.RandomScene(rng, rng.IntN(dataset.NumClasses))))

@@ -69,7 +69,7 @@ Writes report.json, report.md and samples.png into --out, prints the markdown; p
 	f.IntVar(&c.Steps, "steps", c.Steps, "sampler steps (the bars are for 50)")
 	f.Float64Var(&c.Guidance, "guidance", c.Guidance, "classifier-free guidance scale (generate's default)")
 	f.Float64Var(&c.GuidanceRescale, "guidance-rescale", c.GuidanceRescale, "guidance rescale φ in [0, 1] (0 = off)")
-	f.Float64Var(&c.CleanRenorm, "clean-renorm", c.CleanRenorm, "clean-image renormalisation φ in [0, 1]: the guided x0 moved to the conditional x0's per-image mean and std (0 = off)")
+	f.Float64Var(&c.CleanRenorm, "clean-renorm", c.CleanRenorm, cleanRenormHelp)
 	f.Float64SliceVar(&stochastic, "stochastic-interval", nil, "re-noise (--stochasticity) only at sampler times t in (lo, hi], as lo,hi; default: every step")
 	f.Float64SliceVar(&interval, "guidance-interval", nil, "guide only at sampler times t in (lo, hi] (1 = noise), as lo,hi; default: every step")
 	f.StringVar(&c.Guide, "guide", c.Guide, "autoguidance's weaker model (a smaller, shorter-trained 'cachet train base' run)")

@@ -59,5 +59,6 @@ Writes report.json, report.md and grid.png (reference | prompt | adapted | no re
 	f.IntVar(&c.Batch, "batch", c.Batch, "images per sampler request")
 	f.IntVar(&c.Steps, "steps", c.Steps, "sampler steps")
 	f.Float64Var(&c.Guidance, "guidance", c.Guidance, "classifier-free guidance scale")
+	f.Float64Var(&c.CleanRenorm, "clean-renorm", c.CleanRenorm, cleanRenormHelp)
 	return cmd
 }

@@ -38,6 +38,9 @@ type generateFlags struct {
 	referenceGuidance            string
 }
 
+// cleanRenormHelp describes --clean-renorm (generate, eval base, eval personalization).
+const cleanRenormHelp = "clean-image renormalisation φ in [0, 1]: each guided step's clean image moved towards the conditional one's per-image mean and spread (0 = off)"
+
 // referenceGuidanceHelp describes --reference-guidance (generate, eval personalization).
 const referenceGuidanceHelp = "what guidance scales: joint (subject and prompt), prompt (the subject enters once) or subject (the prompt enters once)"
 
@@ -61,11 +64,11 @@ func newGenerateCmd(cf *configFlags) *cobra.Command {
 	f.IntVar(&g.n, "n", 4, fmt.Sprintf("number of images (1…%d)", maxGenerate))
 	f.Int64Var(&g.seed, "seed", 0, "seed: the same seed gives the same images")
 	f.IntVar(&g.steps, "steps", 50, "sampler steps")
-	f.Float64Var(&g.guidance, "guidance", 4, "classifier-free guidance scale (1 = off)")
+	f.Float64Var(&g.guidance, "guidance", cachet.DefaultGuidance, fmt.Sprintf("classifier-free guidance scale (1 = off; %g with --subject unless given)", cachet.DefaultSubjectGuidance))
 	f.StringVar(&g.negativePrompt, "negative-prompt", "", "steer away from this (in the model's words, e.g. \"a small in the center\")")
 	f.Float64Var(&g.negativeGuidance, "negative-guidance", generate.DefaultNegativeGuidance, "how hard --negative-prompt pushes (adds to --guidance)")
 	f.Float64Var(&g.guidanceRescale, "guidance-rescale", 0, "guidance rescale φ in [0, 1]: counters guidance's over-exposure (0 = off)")
-	f.Float64Var(&g.cleanRenorm, "clean-renorm", 0, "clean-image renormalisation φ in [0, 1]: each guided step's clean image moved towards the conditional one's mean and spread (0 = off)")
+	f.Float64Var(&g.cleanRenorm, "clean-renorm", cachet.DefaultCleanRenorm, cleanRenormHelp)
 	f.StringVar(&g.out, "out", "grid.png", "output PNG")
 	f.IntVar(&g.cols, "cols", 0, "grid columns (0 = square)")
 	f.StringVar(&g.cache, "cache", "", "step-cache policy: "+strings.Join(stepcache.Names(), ", ")+" (default: --default-cache)")
@@ -86,6 +89,9 @@ func runGenerate(cmd *cobra.Command, cf *configFlags, g generateFlags) error {
 	refGuidance, err := model.ParseReferenceGuidance(g.referenceGuidance)
 	if err != nil {
 		return err
+	}
+	if !cmd.Flags().Changed("guidance") {
+		g.guidance = cachet.DefaultGuidanceFor(g.subject != "")
 	}
 	if g.subject != "" && g.weights == "" {
 		return cachet.Errorf(cachet.CodeInvalidArgument, "--subject needs trained weights (--weights), not --preset")

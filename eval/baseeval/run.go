@@ -29,9 +29,6 @@ import (
 	"github.com/cachetlab/cachet/model"
 )
 
-// DefaultGuidance is the classifier-free guidance scale `cachet generate` uses by default.
-const DefaultGuidance = 4
-
 // Config configures one evaluation run.
 type Config struct {
 	Weights   string // the denoiser: a text-conditioned 32×32×1 model (cachet train base)
@@ -77,7 +74,7 @@ type Config struct {
 // DefaultConfig is `cachet eval base` without flags.
 func DefaultConfig() Config {
 	return Config{Weights: "weights/base.safetensors", Evaluator: "weights/evaluator.safetensors", DataDir: dataset.DefaultDir,
-		Out: "var/eval/base", Seeds: 2, Batch: 40, Steps: 50, Guidance: DefaultGuidance}
+		Out: "var/eval/base", Seeds: 2, Batch: 40, Steps: 50, Guidance: cachet.DefaultGuidance, CleanRenorm: cachet.DefaultCleanRenorm}
 }
 
 func (c Config) validate() error {

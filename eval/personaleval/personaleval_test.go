@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cachetlab/cachet"
 	"github.com/cachetlab/cachet/adapters"
 	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/dataset/datasettest"
@@ -250,5 +251,27 @@ func TestRunEndToEndTinyModel(t *testing.T) {
 	c.Weights = ad
 	if _, err := personaleval.Run(context.Background(), c); err == nil {
 		t.Error("ran with adapters as the base")
+	}
+}
+
+func TestRunRejectsBadSampling(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*personaleval.Config)
+		want string
+	}{
+		{"guidance −1", func(c *personaleval.Config) { c.Guidance = -1 }, "--guidance"},
+		{"clean renorm 1.5", func(c *personaleval.Config) { c.CleanRenorm = 1.5 }, "--clean-renorm"},
+		{"clean renorm NaN", func(c *personaleval.Config) { c.CleanRenorm = math.NaN() }, "--clean-renorm"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := personaleval.DefaultConfig()
+			cfg.Out = t.TempDir()
+			tc.edit(&cfg)
+			_, err := personaleval.Run(context.Background(), cfg)
+			if cachet.CodeOf(err) != cachet.CodeInvalidArgument || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want an invalid argument naming %s", err, tc.want)
+			}
+		})
 	}
 }

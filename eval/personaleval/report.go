@@ -69,6 +69,7 @@ type RunConfig struct {
 	Seed          uint64              `json:"seed"`
 	Steps         int                 `json:"steps"`
 	Guidance      float64             `json:"guidance"`
+	CleanRenorm   float64             `json:"clean_renorm"`
 	// ReferenceGuidance: "joint" (guidance scales subject and prompt), "prompt" (the subject enters once) or
 	// "subject" (the prompt enters once).
 	ReferenceGuidance string `json:"reference_guidance"`
@@ -180,7 +181,7 @@ func pct(e eval.CounterEntry) string {
 func (r *Report) Tables() []eval.Table {
 	c := r.Config
 	id := eval.Table{
-		Title:   fmt.Sprintf("cachet eval personalization: %d unseen subjects × %d prompts = %d images, %d steps, guidance %g", c.Subjects, c.Prompts, c.N, c.Steps, c.Guidance) + referenceGuidanceNote(c.ReferenceGuidance),
+		Title:   fmt.Sprintf("cachet eval personalization: %d unseen subjects × %d prompts = %d images, %d steps, guidance %g", c.Subjects, c.Prompts, c.N, c.Steps, c.Guidance) + cleanRenormNote(c.CleanRenorm) + referenceGuidanceNote(c.ReferenceGuidance),
 		Columns: []string{"identity (to the reference item)", "no reference", "adapted", "oracle", "gap closed", "target"},
 		Rows: [][]string{
 			{"evaluator-feature cosine", f3(r.NoReference.Cosine), f3(r.Adapted.Cosine), f3(r.Oracle.Cosine), f3(r.GapClosedCosine), fmt.Sprintf("≥ %.0f %%: %s", 100*GapTarget, met(r.GapClosedCosine >= GapTarget))},
@@ -279,6 +280,14 @@ func Grid(subjects []Subject, rows []row, adapted, plain, oracle []baseeval.Judg
 		return nil
 	}
 	return eval.Grid(tiles, dataset.CanvasSide, dataset.CanvasSide, 4, labels, 4)
+}
+
+// cleanRenormNote names the clean-image renormalisation in the report's title.
+func cleanRenormNote(phi float64) string {
+	if phi == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", clean renorm %g", phi)
 }
 
 // referenceGuidanceNote names a non-default reference guidance in the report's title.

@@ -30,6 +30,8 @@ type Config struct {
 	Batch     int // images per sampler request (several subjects share one)
 	Steps     int
 	Guidance  float64
+	// CleanRenorm is the clean-image renormalisation φ (model.SampleRequest.CleanRenorm; 0 = off).
+	CleanRenorm float64
 	// ReferenceGuidance says which guidance branches see the subject (model.ReferenceGuidance).
 	ReferenceGuidance model.ReferenceGuidance
 	// TorchThreads is recorded in the report (the caller sets libtorch's threads).
@@ -41,7 +43,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{Weights: "weights/base.safetensors", Adapters: adapters.DefaultPath, Evaluator: "weights/evaluator.safetensors",
 		DataDir: dataset.DefaultDir, Out: "var/eval/personalization", Subjects: 40, Prompts: 4, Seed: 1, Batch: 40,
-		Steps: 50, Guidance: baseeval.DefaultGuidance}
+		Steps: 50, Guidance: cachet.DefaultSubjectGuidance, CleanRenorm: cachet.DefaultCleanRenorm}
 }
 
 func (c Config) validate() error {
@@ -59,6 +61,8 @@ func (c Config) validate() error {
 		return bad("--steps must be between 1 and %d (got %d)", model.MaxSteps, c.Steps)
 	case math.IsNaN(c.Guidance) || c.Guidance < 0 || c.Guidance > 50:
 		return bad("--guidance must be between 0 and 50 (got %v)", c.Guidance)
+	case math.IsNaN(c.CleanRenorm) || c.CleanRenorm < 0 || c.CleanRenorm > 1:
+		return bad("--clean-renorm must be between 0 and 1 (got %v)", c.CleanRenorm)
 	}
 	return nil
 }
@@ -162,7 +166,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	var adaptedT, plainT time.Duration
 	for start := 0; start < len(rows); start += cfg.Batch {
 		batch := rows[start:min(start+cfg.Batch, len(rows))]
-		req := model.SampleRequest{Seed: int64(cfg.Seed), Steps: cfg.Steps, Guidance: cfg.Guidance,
+		req := model.SampleRequest{Seed: int64(cfg.Seed), Steps: cfg.Steps, Guidance: cfg.Guidance, CleanRenorm: cfg.CleanRenorm,
 			Noise: baseeval.Noise(int64(cfg.Seed), start, len(batch), per)}
 		batchRefs := make([]*featurecache.Features, len(batch))
 		for i, r := range batch {
@@ -274,7 +278,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	r := &Report{
 		Config: RunConfig{Weights: cfg.Weights, BaseID: baseID, Model: base.Cfg.String(), Adapters: cfg.Adapters,
 			AdapterConfig: set.Config(), TRef: set.TRef(), RefViews: set.Views(), Evaluator: cfg.Evaluator, Data: cfg.DataDir, Subjects: len(subjects),
-			Prompts: cfg.Prompts, Seed: cfg.Seed, Steps: cfg.Steps, Guidance: cfg.Guidance, ReferenceGuidance: cfg.ReferenceGuidance.String(), Batch: cfg.Batch, N: len(rows),
+			Prompts: cfg.Prompts, Seed: cfg.Seed, Steps: cfg.Steps, Guidance: cfg.Guidance, CleanRenorm: cfg.CleanRenorm, ReferenceGuidance: cfg.ReferenceGuidance.String(), Batch: cfg.Batch, N: len(rows),
 			TorchThreads: cfg.TorchThreads},
 		Adapted:       identity(adapted, refsScored),
 		NoReference:   identity(plain, refsScored),
