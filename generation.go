@@ -62,16 +62,20 @@ type CachePolicy struct {
 
 // GenerateResult is a generation's answer.
 type GenerateResult struct {
-	ID        string           `json:"id"`
-	Prompt    string           `json:"prompt"` // the canonical form of the request's prompt
-	SubjectID string           `json:"subject_id,omitempty"`
-	Model     string           `json:"model"`
-	Width     int              `json:"width"`
-	Height    int              `json:"height"`
-	Images    []GeneratedImage `json:"images"`
-	Timings   GenerateTimings  `json:"timings"`
-	Cache     StepCacheStats   `json:"cache"`
-	Reference *ReferenceStats  `json:"reference,omitempty"`
+	ID        string `json:"id"`
+	Prompt    string `json:"prompt"` // the canonical form of the request's prompt
+	SubjectID string `json:"subject_id,omitempty"`
+	Model     string `json:"model"`
+	Width     int    `json:"width"`
+	Height    int    `json:"height"`
+	// Guidance and CleanRenorm are what the images were sampled with (the defaults where the request named
+	// none).
+	Guidance    float64          `json:"guidance"`
+	CleanRenorm float64          `json:"clean_renorm"`
+	Images      []GeneratedImage `json:"images"`
+	Timings     GenerateTimings  `json:"timings"`
+	Cache       StepCacheStats   `json:"cache"`
+	Reference   *ReferenceStats  `json:"reference,omitempty"`
 }
 
 // GeneratedImage is one PNG: inline (base64 in JSON) or stored (key and a presigned URL).

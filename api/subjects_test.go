@@ -172,6 +172,9 @@ func TestSubjectUploadReadyGenerateDelete(t *testing.T) {
 	if len(stored.Images) != 1 || stored.Images[0].PNG != nil || !strings.HasPrefix(stored.Images[0].Key, "generations/") {
 		t.Fatalf("stored: %+v", stored)
 	}
+	if stored.Guidance != cachet.DefaultGuidance || stored.CleanRenorm != cachet.DefaultCleanRenorm {
+		t.Fatalf("stored: sampled with guidance %g, clean renorm %g; want the defaults", stored.Guidance, stored.CleanRenorm)
+	}
 	if code, data := get(t, stored.Images[0].URL); code != 200 || !bytes.HasPrefix(data, []byte("\x89PNG")) {
 		t.Fatalf("presigned URL: %d", code)
 	}

@@ -73,7 +73,7 @@ func (e *Endpoint) Generate(ctx context.Context, r cachet.GenerateRequest) (*cac
 	if err := e.gen.Validate(&req); err != nil {
 		return nil, err
 	}
-	out := &cachet.GenerateResult{ID: uuid.NewString(), SubjectID: r.SubjectID, Model: e.gen.ModelID()}
+	out := &cachet.GenerateResult{ID: uuid.NewString(), SubjectID: r.SubjectID, Model: e.gen.ModelID(), Guidance: req.Guidance, CleanRenorm: req.CleanRenorm}
 	if r.SubjectID != "" {
 		t := time.Now()
 		refs, hit, err := e.subjects.Features(ctx, r.SubjectID, e.gen.ModelID())
@@ -134,8 +134,9 @@ func (e *Endpoint) store(ctx context.Context, out *cachet.GenerateResult, req Re
 	if out.SubjectID != "" {
 		subject = &out.SubjectID
 	}
-	_, err = e.db.Pool.Exec(ctx, `INSERT INTO generations (id, batch_id, idx, subject_id, prompt, seed, steps, guidance, cache, object_key)
-		VALUES ($1, $2, $3, (SELECT id FROM subjects WHERE id = $4::uuid), $5, $6, $7, $8, $9, $10)`, id, out.ID, i, subject, out.Prompt, req.Seed, req.Steps, req.Guidance, policy, img.Key)
+	_, err = e.db.Pool.Exec(ctx, `INSERT INTO generations (id, batch_id, idx, subject_id, prompt, seed, steps, guidance, clean_renorm, cache, object_key)
+		VALUES ($1, $2, $3, (SELECT id FROM subjects WHERE id = $4::uuid), $5, $6, $7, $8, $9, $10, $11)`,
+		id, out.ID, i, subject, out.Prompt, req.Seed, req.Steps, req.Guidance, req.CleanRenorm, policy, img.Key)
 	if err != nil {
 		return img, fmt.Errorf("generate: recording image %d: %w", i, err)
 	}

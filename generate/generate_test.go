@@ -184,10 +184,13 @@ func TestRequestsWithoutSamplingSettingsTakeTheDefaults(t *testing.T) {
 	f := func(v float64) *float64 { return &v }
 	images := func(guidance, renorm *float64) []byte {
 		t.Helper()
-		res, err := e.Generate(context.Background(), cachet.GenerateRequest{Prompt: "a large coat", N: 1, Seed: 3, Steps: 4,
-			Guidance: guidance, CleanRenorm: renorm})
+		req := cachet.GenerateRequest{Prompt: "a large coat", N: 1, Seed: 3, Steps: 4, Guidance: guidance, CleanRenorm: renorm}
+		res, err := e.Generate(context.Background(), req)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if g, r := req.Sampling(); res.Guidance != g || res.CleanRenorm != r {
+			t.Errorf("the answer says guidance %g, clean renorm %g; sampled with %g, %g", res.Guidance, res.CleanRenorm, g, r)
 		}
 		return res.Images[0].PNG
 	}
