@@ -39,7 +39,7 @@ func (m *DiT) velocity(o *ops, x *ts.Tensor, mod *modulation, h *Hooks) *ts.Tens
 // guidanceInputs are a step's predictions: the conditional c, the unconditional u (nil without
 // classifier-free guidance), the guide model's weak (nil without autoguidance) and the negative prompts'
 // (nil without them).
-type guidanceInputs struct{ c, u, weak, negative *ts.Tensor }
+type guidanceInputs struct{ c, u, weak, negative, perturbed *ts.Tensor }
 
 // guide combines a step's predictions at time t (1 = noise).
 func (o *ops) guide(req *SampleRequest, x *ts.Tensor, g guidanceInputs, t float64) *ts.Tensor {
@@ -48,7 +48,7 @@ func (o *ops) guide(req *SampleRequest, x *ts.Tensor, g guidanceInputs, t float6
 		u = o.mul(u, o.projectionScale(c, u))
 	}
 	var out *ts.Tensor
-	if g.weak == nil && g.negative == nil && req.GuidanceProjection == 0 {
+	if g.weak == nil && g.negative == nil && g.perturbed == nil && req.GuidanceProjection == 0 {
 		out = o.add(u, o.scale(o.sub(c, u), req.Guidance)) // plain classifier-free guidance
 	} else {
 		var term *ts.Tensor // what guidance adds to c
@@ -67,6 +67,9 @@ func (o *ops) guide(req *SampleRequest, x *ts.Tensor, g guidanceInputs, t float6
 		}
 		if g.negative != nil {
 			addTerm(o.scale(o.sub(c, g.negative), req.NegativeGuidance))
+		}
+		if g.perturbed != nil {
+			addTerm(o.scale(o.sub(c, g.perturbed), req.PerturbedGuidance))
 		}
 		if req.GuidanceProjection > 0 { // the clean-image prediction is x − t·c
 			term = o.projectGuidance(term, o.sub(x, o.scale(c, t)), req.GuidanceProjection)

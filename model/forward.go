@@ -83,7 +83,12 @@ func (m *DiT) block(o *ops, i int, x *ts.Tensor, mod *modulation, h *Hooks) *ts.
 	d := m.Cfg.Width
 	attn := func() *ts.Tensor {
 		hIn := o.modulate(o.layerNorm(x, d, nil, nil), v[0], v[1])
-		a := b.attn.forward(o, hIn)
+		var a *ts.Tensor
+		if h != nil && containsInt(h.IdentityAttention, i) {
+			a = b.attn.identity(o, hIn)
+		} else {
+			a = b.attn.forward(o, hIn)
+		}
 		if h != nil && h.InjectAttention != nil && containsInt(h.InjectBlocks, i) && o.ok(a) {
 			out, err := h.InjectAttention(i, &Feature{t: hIn}, &Feature{t: a})
 			if err != nil {

@@ -100,6 +100,13 @@ func (a *attentionLayer) forward(o *ops, x *ts.Tensor) *ts.Tensor {
 	return o.linear(o.attention(q, k, v, a.heads), a.proj)
 }
 
+// identity is the layer with its attention map replaced by the identity (each token attends to itself
+// alone): the values, projected. Perturbed-attention guidance's weak prediction.
+func (a *attentionLayer) identity(o *ops, x *ts.Tensor) *ts.Tensor {
+	w := int64(a.width)
+	return o.linear(o.narrow(o.linear(x, a.qkv), 2, 2*w, w), a.proj)
+}
+
 // mlpLayer is fc1 → GELU(tanh) → fc2.
 type mlpLayer struct{ fc1, fc2 *Linear }
 

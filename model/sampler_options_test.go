@@ -334,3 +334,63 @@ func TestCFGZeroStar(t *testing.T) {
 		return nil
 	})
 }
+
+// Perturbed-attention guidance adds s·(c − c_perturbed), linear in s and on top of classifier-free
+// guidance. Over a single token attention is already the identity, so there the perturbed pass equals the
+// conditional one and the term vanishes: the identity path computes what attention would.
+func TestPerturbedAttentionGuidance(t *testing.T) {
+	onPerturbedTextModel(t, func(m *model.DiT) error {
+		prompts := []string{"a red cat", "dog"}
+		pag := func(g, s float64) []float64 {
+			v, _ := stepVelocity(t, m, model.SampleRequest{Prompts: prompts, Guidance: g, PerturbedGuidance: s, PerturbedBlocks: []int{0, 1}})
+			return v
+		}
+		cond, cfg, one, two, both := pag(1, 0), pag(3, 0), pag(1, 1), pag(1, 2), pag(3, 1)
+		moved := 0.0
+		for i := range cond {
+			if want := cond[i] + 2*(one[i]-cond[i]); math.Abs(two[i]-want) > 1e-4 {
+				return fmt.Errorf("value %d, scale 2: %.5f, want %.5f", i, two[i], want)
+			}
+			if want := cfg[i] + (one[i] - cond[i]); math.Abs(both[i]-want) > 1e-4 {
+				return fmt.Errorf("value %d, with guidance: %.5f, want %.5f", i, both[i], want)
+			}
+			moved = max(moved, math.Abs(one[i]-cond[i]))
+		}
+		if moved < 1e-3 {
+			return fmt.Errorf("perturbing attention does not change the velocity (%.2g); the test cannot tell", moved)
+		}
+
+		single := textConfig()
+		single.ImageSize = single.Patch
+		tiny, err := model.New(single, gotch.CPU)
+		if err != nil {
+			return err
+		}
+		defer tiny.Close()
+		perturb(t, tiny)
+		plain, _ := stepVelocity(t, tiny, model.SampleRequest{Prompts: prompts, Guidance: 1})
+		perturbed, _ := stepVelocity(t, tiny, model.SampleRequest{Prompts: prompts, Guidance: 1, PerturbedGuidance: 5, PerturbedBlocks: []int{0, 1}})
+		for i := range plain {
+			if math.Abs(perturbed[i]-plain[i]) > 1e-4 {
+				return fmt.Errorf("one token, value %d: %.5f with the identity map, %.5f with attention", i, perturbed[i], plain[i])
+			}
+		}
+
+		for _, tc := range []struct {
+			name  string
+			req   model.SampleRequest
+			error string
+		}{
+			{"scale", model.SampleRequest{PerturbedGuidance: -1, PerturbedBlocks: []int{0}}, "between 0 and 50"},
+			{"no blocks", model.SampleRequest{PerturbedGuidance: 2}, "needs the blocks"},
+			{"block outside", model.SampleRequest{PerturbedGuidance: 2, PerturbedBlocks: []int{2}}, "block 2 outside 0…1"},
+			{"with a subject", model.SampleRequest{PerturbedGuidance: 2, PerturbedBlocks: []int{0}, Inject: &model.Injection{}}, "adapters"},
+		} { // on the worker's thread, so no t.Run
+			tc.req.Prompts, tc.req.Steps = prompts, 2
+			if _, err := m.Sample(context.Background(), tc.req); err == nil || !strings.Contains(err.Error(), tc.error) {
+				t.Errorf("%s: got %v, want an error containing %q", tc.name, err, tc.error)
+			}
+		}
+		return nil
+	})
+}

@@ -63,6 +63,10 @@ type Hooks struct {
 	InjectBlocks    []int
 	InjectAttention func(block int, h, attn *Feature) (*Feature, error)
 
+	// IdentityAttention lists the blocks whose self-attention map is replaced by the identity: every token
+	// attends to itself alone (perturbed-attention guidance's weak prediction).
+	IdentityAttention []int
+
 	// Sublayer decides, per block and sublayer, whether to compute the pre-gate output (call compute, whose
 	// result is borrowed) or to supply one (reuse/forecast). The adaLN gate of the current step is applied
 	// to whatever it returns, as the reference implementations do.

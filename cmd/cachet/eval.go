@@ -78,6 +78,8 @@ Writes report.json, report.md and samples.png into --out, prints the markdown; p
 	f.Float64Var(&c.Stochasticity, "stochasticity", c.Stochasticity, "re-noise this share (0…<1) of the predicted noise every step (0: deterministic Euler)")
 	f.BoolVar(&c.OptimizedScale, "optimized-scale", c.OptimizedScale, "scale the unconditional velocity to its projection on the conditional one (CFG-Zero*)")
 	f.IntVar(&c.ZeroInitSteps, "zero-init-steps", c.ZeroInitSteps, "zero the velocity of this many first steps (CFG-Zero*)")
+	f.Float64Var(&c.PerturbedGuidance, "perturbed-guidance", c.PerturbedGuidance, "perturbed-attention guidance scale (0: off): guide away from the model with --perturbed-blocks' attention maps made the identity")
+	f.IntSliceVar(&c.PerturbedBlocks, "perturbed-blocks", []int{2}, "blocks whose self-attention --perturbed-guidance perturbs")
 	f.Float64Var(&c.GuidanceProjection, "guidance-projection", c.GuidanceProjection, "remove this share (0…1) of the guidance's component parallel to the predicted image (APG; 0 = plain guidance)")
 	f.Float64Var(&c.TimeShift, "time-shift", c.TimeShift, "sampler time shift s: t ↦ s·t/(1+(s−1)·t); < 1 spends more steps at low noise (0 or 1: even)")
 	f.StringSliceVar(&c.Classes, "classes", nil, "evaluate only these classes' prompts (e.g. pullover,shirt); default: all ten")

@@ -57,16 +57,19 @@ type RunConfig struct {
 	// StochasticInterval is [lo, hi] of sampler time t where it re-noises; absent: every step.
 	StochasticInterval []float64 `json:"stochastic_interval,omitempty"`
 	// OptimizedScale and ZeroInitSteps are CFG-Zero*'s parts; absent: off.
-	OptimizedScale bool     `json:"optimized_scale,omitempty"`
-	ZeroInitSteps  int      `json:"zero_init_steps,omitempty"`
-	Classes        []string `json:"classes,omitempty"` // only these classes' prompts; absent: all
-	Seeds          int      `json:"seeds"`             // images per prompt
-	FirstSeed      int64    `json:"first_seed"`        // seeds FirstSeed … FirstSeed+Seeds−1
-	Prompts        int      `json:"prompts"`
-	Limit          int      `json:"limit"` // 0: the full prompt set
-	Batch          int      `json:"batch"`
-	N              int      `json:"n"` // images generated (prompts × seeds)
-	TorchThreads   int      `json:"torch_threads"`
+	OptimizedScale bool `json:"optimized_scale,omitempty"`
+	ZeroInitSteps  int  `json:"zero_init_steps,omitempty"`
+	// PerturbedGuidance is perturbed-attention guidance's scale over PerturbedBlocks; absent: off.
+	PerturbedGuidance float64  `json:"perturbed_guidance,omitempty"`
+	PerturbedBlocks   []int    `json:"perturbed_blocks,omitempty"`
+	Classes           []string `json:"classes,omitempty"` // only these classes' prompts; absent: all
+	Seeds             int      `json:"seeds"`             // images per prompt
+	FirstSeed         int64    `json:"first_seed"`        // seeds FirstSeed … FirstSeed+Seeds−1
+	Prompts           int      `json:"prompts"`
+	Limit             int      `json:"limit"` // 0: the full prompt set
+	Batch             int      `json:"batch"`
+	N                 int      `json:"n"` // images generated (prompts × seeds)
+	TorchThreads      int      `json:"torch_threads"`
 }
 
 // Frechet holds the Fréchet distances between the evaluator's 256-d features of de-rendered items. With
@@ -294,6 +297,9 @@ func (c RunConfig) samplerText() string {
 	}
 	if c.ZeroInitSteps != 0 {
 		s += fmt.Sprintf(", %d zero-init steps", c.ZeroInitSteps)
+	}
+	if c.PerturbedGuidance != 0 {
+		s += fmt.Sprintf(", perturbed-attention guidance %g on blocks %v", c.PerturbedGuidance, c.PerturbedBlocks)
 	}
 	if c.Stochasticity != 0 {
 		s += fmt.Sprintf(", stochasticity %g", c.Stochasticity)

@@ -63,6 +63,9 @@ type Config struct {
 	// OptimizedScale and ZeroInitSteps are CFG-Zero*'s two parts (model.SampleRequest).
 	OptimizedScale bool
 	ZeroInitSteps  int
+	// PerturbedGuidance is perturbed-attention guidance's scale over PerturbedBlocks (0: off).
+	PerturbedGuidance float64
+	PerturbedBlocks   []int
 	// Classes, when set, keeps only these classes' prompts (names from dataset.ClassNames).
 	Classes []string
 	Limit   int // evaluate only the first Limit prompts (0: all NumPrompts)
@@ -110,6 +113,10 @@ func (c Config) validate() error {
 		return bad("--guide-scale needs --guide, the weaker model to guide with")
 	case math.IsNaN(c.ClassContrast) || c.ClassContrast < 0 || c.ClassContrast > 50:
 		return bad("--class-contrast must be between 0 (off) and 50 (got %v)", c.ClassContrast)
+	case math.IsNaN(c.PerturbedGuidance) || c.PerturbedGuidance < 0 || c.PerturbedGuidance > 50:
+		return bad("--perturbed-guidance must be between 0 (off) and 50 (got %v)", c.PerturbedGuidance)
+	case c.PerturbedGuidance > 0 && len(c.PerturbedBlocks) == 0:
+		return bad("--perturbed-guidance needs --perturbed-blocks, the blocks whose attention it perturbs")
 	case math.IsNaN(c.Stochasticity) || c.Stochasticity < 0 || c.Stochasticity >= 1:
 		return bad("--stochasticity must be at least 0 (deterministic) and below 1 (got %v)", c.Stochasticity)
 	case c.ZeroInitSteps < 0 || c.ZeroInitSteps >= c.Steps:
@@ -217,7 +224,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	N := len(scenes)
 	rc := RunConfig{Weights: cfg.Weights, WeightsSHA256: weightsSum, Model: m.Cfg.String(), Evaluator: cfg.Evaluator,
 		EvaluatorSHA256: evalSum, Data: cfg.DataDir, Steps: cfg.Steps, Guidance: cfg.Guidance,
-		GuidanceRescale: cfg.GuidanceRescale, CleanRenorm: cfg.CleanRenorm, GuidanceInterval: intervalField(cfg.GuidanceInterval), TimeShift: cfg.TimeShift, GuidanceProjection: cfg.GuidanceProjection, Guide: cfg.Guide, GuideScale: cfg.GuideScale, ClassContrast: cfg.ClassContrast, Stochasticity: cfg.Stochasticity, StochasticInterval: intervalField(cfg.StochasticInterval), OptimizedScale: cfg.OptimizedScale, ZeroInitSteps: cfg.ZeroInitSteps, Classes: cfg.Classes, Seeds: cfg.Seeds,
+		GuidanceRescale: cfg.GuidanceRescale, CleanRenorm: cfg.CleanRenorm, GuidanceInterval: intervalField(cfg.GuidanceInterval), TimeShift: cfg.TimeShift, GuidanceProjection: cfg.GuidanceProjection, Guide: cfg.Guide, GuideScale: cfg.GuideScale, ClassContrast: cfg.ClassContrast, Stochasticity: cfg.Stochasticity, StochasticInterval: intervalField(cfg.StochasticInterval), OptimizedScale: cfg.OptimizedScale, ZeroInitSteps: cfg.ZeroInitSteps, PerturbedGuidance: cfg.PerturbedGuidance, PerturbedBlocks: cfg.PerturbedBlocks, Classes: cfg.Classes, Seeds: cfg.Seeds,
 		FirstSeed: cfg.FirstSeed, Prompts: P, Limit: cfg.Limit, Batch: cfg.Batch, N: N, TorchThreads: cfg.TorchThreads}
 	fmt.Fprintf(progress, "eval base: %s (%s), %d prompts × %d seeds = %d images, batches of ≤ %d, %d steps, %s\n",
 		cfg.Weights, m.Cfg, P, cfg.Seeds, N, cfg.Batch, cfg.Steps, rc.samplerText())
@@ -231,7 +238,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			end := min(P, start+cfg.Batch)
 			req := model.SampleRequest{Seed: seed, Steps: cfg.Steps, Guidance: cfg.Guidance, GuidanceRescale: cfg.GuidanceRescale, CleanRenorm: cfg.CleanRenorm,
 				GuidanceInterval: cfg.GuidanceInterval, TimeShift: cfg.TimeShift, GuidanceProjection: cfg.GuidanceProjection, Guide: guide, GuideScale: cfg.GuideScale, Stochasticity: cfg.Stochasticity, StochasticInterval: cfg.StochasticInterval, OptimizedScale: cfg.OptimizedScale, ZeroInitSteps: cfg.ZeroInitSteps,
-				NegativeGuidance: cfg.ClassContrast, Noise: Noise(seed, start, end-start, per)}
+				NegativeGuidance: cfg.ClassContrast, PerturbedGuidance: cfg.PerturbedGuidance, PerturbedBlocks: cfg.PerturbedBlocks, Noise: Noise(seed, start, end-start, per)}
 			for _, s := range prompts[start:end] {
 				req.Prompts = append(req.Prompts, dataset.Format(s))
 				if cfg.ClassContrast > 0 {

@@ -193,6 +193,8 @@ func TestRunRefusesBadInputs(t *testing.T) {
 		{"guidance projection 2", func(c *baseeval.Config) { c.GuidanceProjection = 2 }, "--guidance-projection"},
 		{"guide scale without guide", func(c *baseeval.Config) { c.GuideScale = 3 }, "--guide"},
 		{"class contrast -1", func(c *baseeval.Config) { c.ClassContrast = -1 }, "--class-contrast"},
+		{"perturbed guidance -1", func(c *baseeval.Config) { c.PerturbedGuidance = -1 }, "--perturbed-guidance"},
+		{"perturbed guidance without blocks", func(c *baseeval.Config) { c.PerturbedGuidance = 2 }, "--perturbed-blocks"},
 		{"zero-init every step", func(c *baseeval.Config) { c.ZeroInitSteps = c.Steps }, "--zero-init-steps"},
 		{"stochastic interval reversed", func(c *baseeval.Config) { c.StochasticInterval = model.Interval{Lo: 0.8, Hi: 0.2} }, "--stochastic-interval"},
 		{"guidance interval past 1", func(c *baseeval.Config) { c.GuidanceInterval = model.Interval{Lo: 0.5, Hi: 2} }, "--guidance-interval"},

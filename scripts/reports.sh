@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Remakes what the shipped weights decide, after weights/base.safetensors or weights/adapters.safetensors
+# change (a new base invalidates all of it): the step-cache calibrations and the committed reports, each with
+# the command its README section or model card gives. About 35 minutes on two free cores. Starts the
+# services when they are down (and stops them after).
+#   scripts/reports.sh                        every step, in this order
+#   scripts/reports.sh base classify          some of: calibrate base personalization stepcache classify
+# The model cards' text and tables are not rewritten: compare the new reports with them and edit by hand.
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$REPO_ROOT"
+
+steps=("$@")
+[ ${#steps[@]} -gt 0 ] || steps=(calibrate base personalization stepcache classify)
+for s in "${steps[@]}"; do
+	case $s in
+	calibrate | base | personalization | stepcache | classify) ;;
+	*) die "unknown step $s: use calibrate, base, personalization, stepcache or classify" ;;
+	esac
+done
+
+make -s build
+started=$(scripts/services.sh up)
+cleanup() { [ "$started" = started ] && scripts/services.sh down || true; }
+trap cleanup EXIT
+
+threads=(--torch-threads "${THREADS:-2}")
+for s in "${steps[@]}"; do
+	say "$s"
+	began=$(date +%s)
+	case $s in
+	calibrate) # step-cache calibrations under the default sampling (weights/base.calibration.json)
+		./cachet calibrate magcache "${threads[@]}"
+		./cachet calibrate teacache "${threads[@]}" ;;
+	base) # weights/base.md, "Metrics": seeds 1–4 (seed 0 chose the sampling)
+		./cachet eval base --seed 1 --seeds 4 "${threads[@]}" --out eval/reports/base ;;
+	personalization) # weights/adapters.md, "Metrics"
+		./cachet eval personalization "${threads[@]}" --out eval/reports/personalization ;;
+	stepcache) # README, "Step caching": 40 prompts and the settings its table reports
+		./cachet bench stepcache "${threads[@]}" --prompts 40 --repeats 3 --timing-images 8 --out bench/reports/stepcache \
+			--settings "steps=25;steps=17;steps=13;steps=10;steps=8;fora:interval=2;fora:interval=3;taylorseer:interval=3,order=2;taylorseer:interval=4,order=2;taylorseer:interval=4,order=4;foca:interval=3;foca:interval=4;foca:interval=5;foca:interval=6;fbcache:threshold=0.1;dbcache;abcache:order=2;bwcache:delta=0.2;magcache;teacache" ;;
+	classify) # README, "Classification": the committed run
+		./cachet eval classify --weights weights/base.safetensors "${threads[@]}" --knn-train 10000 --diffusion 100 \
+			--block-study 0 --out eval/reports/classify ;;
+	esac
+	say "$s: $(($(date +%s) - began)) s"
+done
+git status --short -- weights eval/reports bench/reports
