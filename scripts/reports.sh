@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Remakes what the shipped weights decide, after weights/base.safetensors or weights/adapters.safetensors
 # change (a new base invalidates all of it): the step-cache calibrations and the committed reports, each with
-# the command its README section or model card gives. About 35 minutes on two free cores. Starts the
+# the command its README section or model card gives. About 65 minutes on two free cores. Starts the
 # services when they are down (and stops them after).
 #   scripts/reports.sh                        every step, in this order
 #   scripts/reports.sh base classify          some of: calibrate base personalization stepcache classify
@@ -40,7 +40,7 @@ for s in "${steps[@]}"; do
 			--settings "steps=25;steps=17;steps=13;steps=10;steps=8;fora:interval=2;fora:interval=3;taylorseer:interval=3,order=2;taylorseer:interval=4,order=2;taylorseer:interval=4,order=4;foca:interval=3;foca:interval=4;foca:interval=5;foca:interval=6;fbcache:threshold=0.1;dbcache;abcache:order=2;bwcache:delta=0.2;magcache;teacache" ;;
 	classify) # README, "Classification": the committed run
 		./cachet eval classify --weights weights/base.safetensors "${threads[@]}" --knn-train 10000 --diffusion 100 \
-			--block-study 0 --out eval/reports/classify ;;
+			--block-study 0 --shot-draws 20 --out eval/reports/classify ;;
 	esac
 	say "$s: $(($(date +%s) - began)) s"
 done
