@@ -34,6 +34,12 @@ func smallConfig(t *testing.T, dir string) BaseConfig {
 
 func losses(t *testing.T, path string) map[int]float64 {
 	t.Helper()
+	return logColumn(t, path, 1)
+}
+
+// logColumn reads one column of a training log's step rows (the loss 1, its EMA 2), by step.
+func logColumn(t *testing.T, path string, col int) map[int]float64 {
+	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +55,7 @@ func losses(t *testing.T, path string) map[int]float64 {
 			continue
 		}
 		step, _ := strconv.Atoi(r[0])
-		out[step], _ = strconv.ParseFloat(r[1], 64)
+		out[step], _ = strconv.ParseFloat(r[col], 64)
 	}
 	return out
 }
@@ -82,6 +88,10 @@ func TestShortRunLowersLossAndResumesExactly(t *testing.T) {
 	}
 	a, b := readTensors(t, full.Out), readTensors(t, split.Out)
 	requireSameTensors(t, "the resumed run against the uninterrupted one", a, b, 0)
+	// The smoothed loss goes on across the resume as well.
+	if full, split := logColumn(t, full.LogCSV, 2)[30], logColumn(t, split.LogCSV, 2)[30]; full != split {
+		t.Errorf("loss EMA at step 30: %v after a resume, %v uninterrupted", split, full)
+	}
 
 	// --init-from starts from trained weights (their config, not the flags'): at a negligible learning rate
 	// the output is the input.

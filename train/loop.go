@@ -51,6 +51,7 @@ func (j job) run(ctx context.Context) (map[string]string, error) {
 		progress = io.Discard
 	}
 	start, elapsedBefore := 0, time.Duration(0)
+	lossEMA := math.NaN() // the progress bar's and the log's smoothed loss, carried across a resume
 	if j.Resume {
 		meta, err := j.load()
 		switch {
@@ -62,6 +63,9 @@ func (j job) run(ctx context.Context) (map[string]string, error) {
 			start, _ = strconv.Atoi(meta["train.step"])
 			secs, _ := strconv.ParseFloat(meta["train.wall_seconds"], 64)
 			elapsedBefore = time.Duration(secs * float64(time.Second))
+			if v, err := strconv.ParseFloat(meta["train.loss_ema"], 64); err == nil {
+				lossEMA = v
+			}
 			fmt.Fprintf(progress, "resumed from %s at step %d (%s of training so far)\n", j.Checkpoint, start, elapsedBefore.Round(time.Second))
 		}
 	}
@@ -74,22 +78,28 @@ func (j job) run(ctx context.Context) (map[string]string, error) {
 	bar := newBar(progress, j.Steps, start)
 	began := time.Now()
 	lastCkpt := time.Now()
-	lossEMA := math.NaN()
-	meta := func(step int) map[string]string {
-		return map[string]string{
+	meta := func(step int, elapsed time.Duration) map[string]string {
+		m := map[string]string{
 			"train.step":         strconv.Itoa(step),
-			"train.wall_seconds": strconv.FormatFloat((elapsedBefore + time.Since(began)).Seconds(), 'f', 1, 64),
+			"train.wall_seconds": strconv.FormatFloat(elapsed.Seconds(), 'f', 1, 64),
 			"train.command":      j.Command,
 			"train.seed":         strconv.FormatUint(j.Seed, 10),
 		}
+		if !math.IsNaN(lossEMA) {
+			m["train.loss_ema"] = strconv.FormatFloat(lossEMA, 'g', -1, 64)
+		}
+		return m
 	}
+	// The checkpoint and its log row record the same training time (before validation runs), so a
+	// resumed log goes on from where the row left it.
 	checkpoint := func(step int) error {
-		vl, err := j.save(step, meta(step))
+		elapsed := elapsedBefore + time.Since(began)
+		vl, err := j.save(step, meta(step, elapsed))
 		if err != nil {
 			return err
 		}
 		lastCkpt = time.Now()
-		return log.write(step, math.NaN(), lossEMA, j.LRAt(step), vl, elapsedBefore+time.Since(began))
+		return log.write(step, math.NaN(), lossEMA, j.LRAt(step), vl, elapsed)
 	}
 	for step := start; step < j.Steps; step++ {
 		if (j.MaxTime > 0 && time.Since(began) >= j.MaxTime) || (j.stopAtStep > 0 && step == j.stopAtStep) {
@@ -123,5 +133,5 @@ func (j job) run(ctx context.Context) (map[string]string, error) {
 	if err := checkpoint(j.Steps); err != nil {
 		return nil, err
 	}
-	return meta(j.Steps), nil
+	return meta(j.Steps, elapsedBefore+time.Since(began)), nil
 }
