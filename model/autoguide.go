@@ -37,8 +37,8 @@ func (m *DiT) velocity(o *ops, x *ts.Tensor, mod *modulation, h *Hooks) *ts.Tens
 }
 
 // guidanceInputs are a step's predictions: the conditional c, the unconditional u (nil without
-// classifier-free guidance), the guide model's weak (nil without autoguidance) and the negative prompts'
-// (nil without them).
+// classifier-free guidance), the guide model's weak (nil without autoguidance), the negative prompts'
+// (nil without them) and the perturbed-attention pass's (nil without perturbed-attention guidance).
 type guidanceInputs struct{ c, u, weak, negative, perturbed *ts.Tensor }
 
 // guide combines a step's predictions at time t (1 = noise).
