@@ -71,6 +71,11 @@ type SampleRequest struct {
 	Inject *Injection
 	// Noise, when set, replaces the seeded starting noise ([N, C, H, W]; parity tests and experiments).
 	Noise []float32
+	// Init, when set ([N, C, H, W], model units), makes the request an image-to-image one (flow models): the
+	// sampler starts from Init noised to time Strength ∈ (0, 1] and runs the last ⌈Strength·Steps⌉ steps of
+	// the schedule, so the result keeps Init's layout and redraws its detail.
+	Init     []float32
+	Strength float64
 }
 
 // validate fills in the default step count and refuses what this model cannot sample, with a message
@@ -87,6 +92,14 @@ func (m *DiT) validate(req *SampleRequest) error {
 		return cachet.Errorf(cachet.CodeInvalidArgument, "nothing to generate: give at least one prompt")
 	case req.Noise != nil && len(req.Noise) != m.batchSize(req)*m.Cfg.Channels*m.Cfg.ImageSize*m.Cfg.ImageSize:
 		return cachet.Errorf(cachet.CodeInvalidArgument, "noise has %d values; %d images need %d", len(req.Noise), m.batchSize(req), m.batchSize(req)*m.Cfg.Channels*m.Cfg.ImageSize*m.Cfg.ImageSize)
+	case req.Init != nil && len(req.Init) != m.batchSize(req)*m.Cfg.Channels*m.Cfg.ImageSize*m.Cfg.ImageSize:
+		return cachet.Errorf(cachet.CodeInvalidArgument, "init images have %d values; %d images need %d", len(req.Init), m.batchSize(req), m.batchSize(req)*m.Cfg.Channels*m.Cfg.ImageSize*m.Cfg.ImageSize)
+	case req.Init != nil && (math.IsNaN(req.Strength) || req.Strength <= 0 || req.Strength > 1):
+		return cachet.Errorf(cachet.CodeInvalidArgument, "strength must be above 0 and at most 1 (got %v)", req.Strength)
+	case req.Init != nil && m.Cfg.Prediction != PredictFlow:
+		return cachet.Errorf(cachet.CodeInvalidArgument, "image-to-image applies to flow-matching models only")
+	case req.Init != nil && req.Cache != nil:
+		return cachet.Errorf(cachet.CodeInvalidArgument, "image-to-image does not combine with step caching")
 	case math.IsNaN(req.Guidance) || req.Guidance < 0 || req.Guidance > 50:
 		return cachet.Errorf(cachet.CodeInvalidArgument, "guidance must be between 0 and 50 (got %v)", req.Guidance)
 	case math.IsNaN(req.GuidanceRescale) || req.GuidanceRescale < 0 || req.GuidanceRescale > 1:

@@ -142,6 +142,16 @@ func (m *DiT) Sample(ctx context.Context, req SampleRequest) (*SampleResult, err
 	if noise == nil {
 		noise = m.initialNoise(req.Seed, n)
 	}
+	first := 0
+	if req.Init != nil {
+		first = req.Steps - int(math.Ceil(req.Strength*float64(req.Steps)-1e-9))
+		t0 := sched.Times[first] / 1000
+		noised := make([]float32, len(noise))
+		for j, z := range noise {
+			noised[j] = float32((1-t0)*float64(req.Init[j]) + t0*float64(z))
+		}
+		noise = noised
+	}
 	x := o.keep(FromFloat32s(noise, []int64{int64(n), int64(m.Cfg.Channels), int64(m.Cfg.ImageSize), int64(m.Cfg.ImageSize)}, m.Device))
 	if o.err != nil {
 		return nil, o.err
@@ -154,7 +164,7 @@ func (m *DiT) Sample(ctx context.Context, req SampleRequest) (*SampleResult, err
 	}
 
 	res := &SampleResult{N: n, C: m.Cfg.Channels, H: m.Cfg.ImageSize, W: m.Cfg.ImageSize, StepTimes: make([]time.Duration, 0, req.Steps)}
-	for i := range req.Steps {
+	for i := first; i < req.Steps; i++ {
 		if err := ctx.Err(); err != nil {
 			return nil, cachet.Wrap(cachet.CodeCanceled, err, "generation canceled at step %d of %d", i, req.Steps)
 		}

@@ -66,6 +66,10 @@ type Config struct {
 	// PerturbedGuidance is perturbed-attention guidance's scale over PerturbedBlocks (0: off).
 	PerturbedGuidance float64
 	PerturbedBlocks   []int
+	// DetailStrength, when above 0, redraws small scenes' items at full size from that sampler time, and
+	// DetailSettle, when above 0, then redraws the composed scene from that time (detailSmall).
+	DetailStrength float64
+	DetailSettle   float64
 	// Classes, when set, keeps only these classes' prompts (names from dataset.ClassNames).
 	Classes []string
 	Limit   int // evaluate only the first Limit prompts (0: all NumPrompts)
@@ -123,6 +127,12 @@ func (c Config) validate() error {
 		return bad("--zero-init-steps must be between 0 and --steps − 1 (got %d)", c.ZeroInitSteps)
 	case math.IsNaN(c.TimeShift) || c.TimeShift < 0 || c.TimeShift > 20:
 		return bad("--time-shift must be between 0 and 20 (got %v)", c.TimeShift)
+	case math.IsNaN(c.DetailStrength) || c.DetailStrength < 0 || c.DetailStrength > 1:
+		return bad("--detail must be between 0 (off) and 1 (got %v)", c.DetailStrength)
+	case math.IsNaN(c.DetailSettle) || c.DetailSettle < 0 || c.DetailSettle > 1:
+		return bad("--detail-settle must be between 0 (off) and 1 (got %v)", c.DetailSettle)
+	case c.DetailSettle > 0 && c.DetailStrength == 0:
+		return bad("--detail-settle needs --detail, the full-size redraw it settles")
 	}
 	if err := c.StochasticInterval.Validate("--stochastic-interval lo,hi"); err != nil {
 		return err
@@ -224,7 +234,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	N := len(scenes)
 	rc := RunConfig{Weights: cfg.Weights, WeightsSHA256: weightsSum, Model: m.Cfg.String(), Evaluator: cfg.Evaluator,
 		EvaluatorSHA256: evalSum, Data: cfg.DataDir, Steps: cfg.Steps, Guidance: cfg.Guidance,
-		GuidanceRescale: cfg.GuidanceRescale, CleanRenorm: cfg.CleanRenorm, GuidanceInterval: intervalField(cfg.GuidanceInterval), TimeShift: cfg.TimeShift, GuidanceProjection: cfg.GuidanceProjection, Guide: cfg.Guide, GuideScale: cfg.GuideScale, ClassContrast: cfg.ClassContrast, Stochasticity: cfg.Stochasticity, StochasticInterval: intervalField(cfg.StochasticInterval), OptimizedScale: cfg.OptimizedScale, ZeroInitSteps: cfg.ZeroInitSteps, PerturbedGuidance: cfg.PerturbedGuidance, PerturbedBlocks: cfg.PerturbedBlocks, Classes: cfg.Classes, Seeds: cfg.Seeds,
+		GuidanceRescale: cfg.GuidanceRescale, CleanRenorm: cfg.CleanRenorm, GuidanceInterval: intervalField(cfg.GuidanceInterval), TimeShift: cfg.TimeShift, GuidanceProjection: cfg.GuidanceProjection, Guide: cfg.Guide, GuideScale: cfg.GuideScale, ClassContrast: cfg.ClassContrast, Stochasticity: cfg.Stochasticity, StochasticInterval: intervalField(cfg.StochasticInterval), OptimizedScale: cfg.OptimizedScale, ZeroInitSteps: cfg.ZeroInitSteps, PerturbedGuidance: cfg.PerturbedGuidance, PerturbedBlocks: cfg.PerturbedBlocks, DetailStrength: cfg.DetailStrength, DetailSettle: cfg.DetailSettle, Classes: cfg.Classes, Seeds: cfg.Seeds,
 		FirstSeed: cfg.FirstSeed, Prompts: P, Limit: cfg.Limit, Batch: cfg.Batch, N: N, TorchThreads: cfg.TorchThreads}
 	fmt.Fprintf(progress, "eval base: %s (%s), %d prompts × %d seeds = %d images, batches of ≤ %d, %d steps, %s\n",
 		cfg.Weights, m.Cfg, P, cfg.Seeds, N, cfg.Batch, cfg.Steps, rc.samplerText())
@@ -253,12 +263,19 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			}); err != nil {
 				return nil, err
 			}
+			imgs := make([][dataset.CanvasPixels]uint8, res.N)
 			for i := range res.N {
-				img, err := dataset.FromModelUnits(res.Pixels[i*per : (i+1)*per])
-				if err != nil {
+				if imgs[i], err = dataset.FromModelUnits(res.Pixels[i*per : (i+1)*per]); err != nil {
 					return nil, err
 				}
-				j, err := Judge(&img, prompts[start+i], det)
+			}
+			if cfg.DetailStrength > 0 {
+				if err := detailSmall(ctx, w, m, req, cfg.DetailStrength, cfg.DetailSettle, prompts[start:end], imgs); err != nil {
+					return nil, err
+				}
+			}
+			for i := range res.N {
+				j, err := Judge(&imgs[i], prompts[start+i], det)
 				if err != nil {
 					return nil, err
 				}

@@ -200,6 +200,8 @@ func TestRunRefusesBadInputs(t *testing.T) {
 		{"guidance interval past 1", func(c *baseeval.Config) { c.GuidanceInterval = model.Interval{Lo: 0.5, Hi: 2} }, "--guidance-interval"},
 		{"stochasticity 1", func(c *baseeval.Config) { c.Stochasticity = 1 }, "--stochasticity"},
 		{"time shift 30", func(c *baseeval.Config) { c.TimeShift = 30 }, "--time-shift"},
+		{"detail 2", func(c *baseeval.Config) { c.DetailStrength = 2 }, "--detail"},
+		{"settle without detail", func(c *baseeval.Config) { c.DetailSettle = 0.2 }, "--detail-settle needs --detail"},
 		{"unwritable out", func(c *baseeval.Config) { c.Out = filepath.Join(file, "sub") }, "--out"},
 		{"label model", func(c *baseeval.Config) { c.Weights = label }, "text-conditioned 32×32×1"},
 		{"not weights", func(c *baseeval.Config) { c.Weights = file }, "not a valid safetensors"},
@@ -212,6 +214,29 @@ func TestRunRefusesBadInputs(t *testing.T) {
 		t.Logf("%s: %v", tc.name, err)
 		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%s: error %v; want one line containing %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// The full-size redraw composes each small item back into its scene, so even a random model's small
+// items sit at the prompt's size and place; settling redraws the scene after it.
+func TestRunDetailPass(t *testing.T) {
+	weights := saveModel(t, tinyTextConfig())
+	for _, settle := range []float64{0, 0.3} {
+		cfg := baseeval.DefaultConfig()
+		cfg.Weights, cfg.Evaluator, cfg.DataDir, cfg.Out = weights, evaluatorPath(t), dataDir(t), t.TempDir()
+		cfg.Classes, cfg.Seeds, cfg.Steps, cfg.DetailStrength, cfg.DetailSettle = []string{"bag"}, 1, 4, 0.5, settle
+		r, err := baseeval.Run(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pos := r.Generated.Position
+		t.Logf("settle %g: position %d/%d", settle, pos.Correct, pos.Total)
+		if pos.Total == 0 || r.Config.DetailStrength != 0.5 || r.Config.DetailSettle != settle {
+			t.Fatalf("settle %g: position total %d, config %+v", settle, pos.Total, r.Config)
+		}
+		if settle == 0 && pos.Correct != pos.Total {
+			t.Errorf("composed small items: position %d/%d, want all", pos.Correct, pos.Total)
 		}
 	}
 }
