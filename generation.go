@@ -49,6 +49,11 @@ type GenerateRequest struct {
 	// prompt enters once). eval/reports/personalization compares them.
 	ReferenceGuidance string      `json:"reference_guidance,omitempty"`
 	Cache             CachePolicy `json:"cache"`
+	// Detail, above 0, redraws a small item at full size from that sampler time after the sample and shrinks
+	// it back into its scene (image-to-image; the default model draws large items far better than small
+	// ones); DetailSettle, above 0, then redraws the whole scene from that time. Not with a subject.
+	Detail       float64 `json:"detail,omitempty"`
+	DetailSettle float64 `json:"detail_settle,omitempty"`
 	// Output is "inline" (base64 PNGs in the answer, the default) or "url" (PNGs stored in S3 under
 	// generations/{id}.png, answered with presigned URLs).
 	Output string `json:"output,omitempty"`

@@ -315,6 +315,8 @@ func TestSubjectAndGenerateErrors(t *testing.T) {
 		{"bad guidance", `{"prompt": "a large bag", "n": 1, "guidance": -2}`, http.StatusBadRequest, "guidance"},
 		{"bad guidance rescale", `{"prompt": "a large bag", "n": 1, "guidance_rescale": 1.5}`, http.StatusBadRequest, "guidance_rescale"},
 		{"bad clean renorm", `{"prompt": "a large bag", "n": 1, "clean_renorm": 2}`, http.StatusBadRequest, "clean_renorm"},
+		{"bad detail", `{"prompt": "a small bag on the left", "n": 1, "detail": 1.5}`, http.StatusBadRequest, "detail must be"},
+		{"detail settle alone", `{"prompt": "a small bag on the left", "n": 1, "detail_settle": 0.2}`, http.StatusBadRequest, "give detail too"},
 		{"bad output", `{"prompt": "a large bag", "n": 1, "output": "fax"}`, http.StatusBadRequest, "output"},
 		{"bad reference guidance", `{"prompt": "a large bag", "n": 1, "subject_id": "` + unknown + `", "reference_guidance": "loud"}`, http.StatusBadRequest, "reference guidance"},
 		{"reference guidance without a subject", `{"prompt": "a large bag", "n": 1, "reference_guidance": "subject"}`, http.StatusBadRequest, "subject_id"},

@@ -50,7 +50,7 @@ func (e *Endpoint) Generate(ctx context.Context, r cachet.GenerateRequest) (*cac
 		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "output must be \"inline\" (base64 PNGs) or \"url\" (stored, presigned URLs); got %q", r.Output)
 	}
 	req := Request{Prompt: r.Prompt, N: r.N, Seed: r.Seed, Steps: r.Steps, GuidanceRescale: r.GuidanceRescale,
-		Cache: stepcache.Config{Name: r.Cache.Name, Params: r.Cache.Params}}
+		Cache: stepcache.Config{Name: r.Cache.Name, Params: r.Cache.Params}, Detail: Detail{Strength: r.Detail, Settle: r.DetailSettle}}
 	req.Guidance, req.CleanRenorm = r.Sampling()
 	if r.NegativeGuidance != nil && strings.TrimSpace(r.NegativePrompt) == "" {
 		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "negative_guidance scales a negative_prompt: give one too, or leave it out")

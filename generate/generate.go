@@ -93,6 +93,8 @@ type Request struct {
 	// ReferenceGuidance says which guidance branches see Refs (zero value: joint).
 	ReferenceGuidance model.ReferenceGuidance
 	Cache             stepcache.Config
+	// Detail redraws a small scene's item at full size after the sample (scene models, no Refs; zero: off).
+	Detail Detail
 }
 
 // Result is what a generation produced.
@@ -143,6 +145,9 @@ func (s *Service) Validate(req *Request) error {
 	} else if req.Label < 0 || req.Label >= s.dit.Cfg.NumClasses {
 		return cachet.Errorf(cachet.CodeInvalidArgument, "this model is label-conditioned: give a label between 0 and %d", s.dit.Cfg.NumClasses-1)
 	}
+	if err := s.validateDetail(req); err != nil {
+		return err
+	}
 	if req.Refs != nil {
 		if s.opts.Personalizer == nil {
 			return ErrNoAdapters
@@ -150,6 +155,22 @@ func (s *Service) Validate(req *Request) error {
 		if req.Refs.Model != s.opts.ModelID {
 			return cachet.Errorf(cachet.CodeConflict, "the reference cache was made by model %s, but this is model %s; extract it again with this model", req.Refs.Model, s.opts.ModelID)
 		}
+	}
+	return nil
+}
+
+// validateDetail checks that a detail redraw has a scene to redraw.
+func (s *Service) validateDetail(req *Request) error {
+	if err := req.Detail.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case req.Detail.Strength == 0:
+		return nil
+	case !slices.Equal(s.dit.Cfg.Vocabulary, dataset.Vocabulary()):
+		return cachet.Errorf(cachet.CodeInvalidArgument, "detail redraws the scenes of Cachet's default model; this model draws none")
+	case req.Refs != nil:
+		return cachet.Errorf(cachet.CodeInvalidArgument, "detail does not combine with a subject; leave one out")
 	}
 	return nil
 }
@@ -227,15 +248,41 @@ func (s *Service) Generate(ctx context.Context, req Request) (*Result, error) {
 		}
 		start := time.Now()
 		out, err := s.dit.Sample(ctx, sreq)
-		res.Sampling = time.Since(start)
 		res.Cache = policy.Stats()
 		res.SampleResult = out
+		if err == nil && req.Detail.Strength > 0 {
+			err = s.redraw(ctx, req, sreq, out)
+		}
+		res.Sampling = time.Since(start)
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
 	return res, nil
+}
+
+// redraw applies req.Detail to out, sampled from sreq, in place (on the worker's thread).
+func (s *Service) redraw(ctx context.Context, req Request, sreq model.SampleRequest, out *model.SampleResult) error {
+	scene, err := dataset.Parse(req.Prompt)
+	if err != nil || scene.Large { // a large item is drawn at full size already
+		return err
+	}
+	per := dataset.CanvasPixels
+	imgs := make([][dataset.CanvasPixels]uint8, out.N)
+	for i := range imgs {
+		if imgs[i], err = dataset.FromModelUnits(out.Pixels[i*per : (i+1)*per]); err != nil {
+			return err
+		}
+	}
+	sample := func(r model.SampleRequest) (*model.SampleResult, error) { return s.dit.Sample(ctx, r) }
+	if err := RedrawSmall(sample, sreq, req.Detail, slices.Repeat([]dataset.Scene{scene}, out.N), imgs); err != nil {
+		return err
+	}
+	for i := range imgs {
+		dataset.PutModelUnits(out.Pixels[i*per:], imgs[i][:])
+	}
+	return nil
 }
 
 // Tiles maps each image to [0, 1] grayscale (the mean over channels for latent-space models).

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/cachetlab/cachet"
+	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/featurecache"
 	"github.com/cachetlab/cachet/generate"
 	"github.com/cachetlab/cachet/generate/generatetest"
@@ -63,6 +64,12 @@ func TestValidate(t *testing.T) {
 		{"subject without adapters", plain, func(r *generate.Request) { r.Refs = refs(t, s, 2) }, cachet.CodeUnavailable, "cachet train adapters"},
 		{"subject of another model", personal, func(r *generate.Request) { r.Refs = other }, cachet.CodeConflict, "another-model"},
 		{"subject with adapters", personal, func(r *generate.Request) { r.Refs = refs(t, s, 2) }, "", ""},
+		{"detail", plain, func(r *generate.Request) { r.Detail = generate.Detail{Strength: 0.6, Settle: 0.1} }, "", ""},
+		{"detail above 1", plain, func(r *generate.Request) { r.Detail.Strength = 1.5 }, cachet.CodeInvalidArgument, "detail must be"},
+		{"settle without detail", plain, func(r *generate.Request) { r.Detail.Settle = 0.2 }, cachet.CodeInvalidArgument, "give detail too"},
+		{"detail with a subject", personal, func(r *generate.Request) {
+			r.Refs, r.Detail.Strength = refs(t, s, 2), 0.5
+		}, cachet.CodeInvalidArgument, "subject"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -209,5 +216,53 @@ func TestRequestsWithoutSamplingSettingsTakeTheDefaults(t *testing.T) {
 				t.Errorf("same image as a request naming neither: %v, want %v", got, tc.same)
 			}
 		})
+	}
+}
+
+// A detail redraw puts a small item back into its scene as the renderer would (exact background outside
+// the item's box) and leaves large scenes alone.
+func TestDetailRedrawsSmallItems(t *testing.T) {
+	s := generatetest.New(t)
+	svc := generate.New(s.Worker, s.DiT, generate.Options{ModelID: s.ModelID})
+	run := func(prompt string, d generate.Detail) []float32 {
+		t.Helper()
+		res, err := svc.Generate(context.Background(), generate.Request{Prompt: prompt, N: 2, Seed: 3, Steps: 4, Guidance: 3, Detail: d})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Pixels
+	}
+	const small = "a small coat on the left"
+	plain, detailed := run(small, generate.Detail{}), run(small, generate.Detail{Strength: 0.5})
+	scene, err := dataset.Parse(small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x0, y0, side := scene.Box()
+	outside := func(px []float32) (n, background int) {
+		for i, v := range px {
+			x, y := i%dataset.CanvasSide, (i/dataset.CanvasSide)%dataset.CanvasSide
+			if x >= x0 && x < x0+side && y >= y0 && y < y0+side {
+				continue
+			}
+			n++
+			if v == -1 {
+				background++
+			}
+		}
+		return n, background
+	}
+	if n, bg := outside(detailed); bg != n {
+		t.Errorf("detail: %d of %d pixels outside the item's box are background", bg, n)
+	}
+	if n, bg := outside(plain); bg == n {
+		t.Fatalf("the plain sample is already clean outside the box (%d pixels); the test cannot tell", n)
+	}
+	if settled := run(small, generate.Detail{Strength: 0.5, Settle: 0.3}); maxDiff(settled, detailed) < 1e-3 {
+		t.Errorf("settling changed nothing")
+	}
+	const large = "a large coat"
+	if d := maxDiff(run(large, generate.Detail{}), run(large, generate.Detail{Strength: 0.5})); d != 0 {
+		t.Errorf("detail changed a large scene by %g", d)
 	}
 }

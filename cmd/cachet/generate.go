@@ -30,6 +30,7 @@ type generateFlags struct {
 	seed                         int64
 	guidance, guidanceRescale    float64
 	cleanRenorm                  float64
+	detail                       generate.Detail
 	negativePrompt               string
 	negativeGuidance             float64
 	cache                        string
@@ -69,6 +70,8 @@ func newGenerateCmd(cf *configFlags) *cobra.Command {
 	f.Float64Var(&g.negativeGuidance, "negative-guidance", generate.DefaultNegativeGuidance, "how hard --negative-prompt pushes (adds to --guidance)")
 	f.Float64Var(&g.guidanceRescale, "guidance-rescale", 0, "guidance rescale φ in [0, 1]: counters guidance's over-exposure (0 = off)")
 	f.Float64Var(&g.cleanRenorm, "clean-renorm", cachet.DefaultCleanRenorm, cleanRenormHelp)
+	f.Float64Var(&g.detail.Strength, "detail", 0, "redraw a small item at full size from this sampler time and shrink it back into its scene (0 = off)")
+	f.Float64Var(&g.detail.Settle, "detail-settle", 0, "after --detail, redraw the whole scene from this sampler time (0 = off)")
 	f.StringVar(&g.out, "out", "grid.png", "output PNG")
 	f.IntVar(&g.cols, "cols", 0, "grid columns (0 = square)")
 	f.StringVar(&g.cache, "cache", "", "step-cache policy: "+strings.Join(stepcache.Names(), ", ")+" (default: --default-cache)")
@@ -142,7 +145,7 @@ func runGenerate(cmd *cobra.Command, cf *configFlags, g generateFlags) error {
 	}
 	res, err := svc.Generate(ctx, generate.Request{Prompt: g.prompt, Label: g.label, Refs: refs, ReferenceGuidance: refGuidance, N: g.n, Seed: g.seed,
 		Steps: g.steps, Guidance: g.guidance, GuidanceRescale: g.guidanceRescale, CleanRenorm: g.cleanRenorm,
-		NegativePrompt: g.negativePrompt, NegativeGuidance: g.negativeGuidance, Cache: cacheCfg})
+		NegativePrompt: g.negativePrompt, NegativeGuidance: g.negativeGuidance, Cache: cacheCfg, Detail: g.detail})
 	if err != nil {
 		return err
 	}

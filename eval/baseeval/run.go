@@ -26,6 +26,7 @@ import (
 	"github.com/cachetlab/cachet"
 	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/eval"
+	"github.com/cachetlab/cachet/generate"
 	"github.com/cachetlab/cachet/model"
 )
 
@@ -67,7 +68,7 @@ type Config struct {
 	PerturbedGuidance float64
 	PerturbedBlocks   []int
 	// DetailStrength, when above 0, redraws small scenes' items at full size from that sampler time, and
-	// DetailSettle, when above 0, then redraws the composed scene from that time (detailSmall).
+	// DetailSettle, when above 0, then redraws the composed scene from that time (generate.Detail).
 	DetailStrength float64
 	DetailSettle   float64
 	// Classes, when set, keeps only these classes' prompts (names from dataset.ClassNames).
@@ -269,10 +270,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 					return nil, err
 				}
 			}
-			if cfg.DetailStrength > 0 {
-				if err := detailSmall(ctx, w, m, req, cfg.DetailStrength, cfg.DetailSettle, prompts[start:end], imgs); err != nil {
-					return nil, err
-				}
+			sample := func(r model.SampleRequest) (res *model.SampleResult, err error) {
+				err = w.Do(ctx, func() error { res, err = m.Sample(ctx, r); return err })
+				return res, err
+			}
+			if err := generate.RedrawSmall(sample, req, generate.Detail{Strength: cfg.DetailStrength, Settle: cfg.DetailSettle}, prompts[start:end], imgs); err != nil {
+				return nil, err
 			}
 			for i := range res.N {
 				j, err := Judge(&imgs[i], prompts[start+i], det)
