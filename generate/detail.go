@@ -31,8 +31,20 @@ func (d Detail) Validate() error {
 	return nil
 }
 
-// RedrawSmall applies d to imgs, the samples of scenes drawn with base (whose seed, steps and guidance
-// the redraws reuse; its prompts, noise, step cache and injection are not). Large scenes are left as
+// DraftSteps splits a budget of total steps an image: the draft takes the most steps D for which D, the
+// redraw's ⌈Strength·D⌉ and the settling's ⌈Settle·D⌉ fit in total (at least 1), so a redrawn small scene
+// costs what a plain one does. The redraws run on D-step schedules.
+func (d Detail) DraftSteps(total int) int {
+	for draft := total; draft > 1; draft-- {
+		if draft+model.ImageToImageSteps(d.Strength, draft)+model.ImageToImageSteps(d.Settle, draft) <= total {
+			return draft
+		}
+	}
+	return 1
+}
+
+// RedrawSmall applies d to imgs, the samples of scenes drawn with base (whose seed, steps — the draft's,
+// DraftSteps — and guidance the redraws reuse; its prompts, noise, step cache and injection they do not). Large scenes are left as
 // they are. sample runs a request on the model's worker.
 func RedrawSmall(sample func(model.SampleRequest) (*model.SampleResult, error), base model.SampleRequest, d Detail,
 	scenes []dataset.Scene, imgs [][dataset.CanvasPixels]uint8) error {

@@ -246,11 +246,14 @@ func (s *Service) Generate(ctx context.Context, req Request) (*Result, error) {
 			defer release()
 			sreq.Inject = inj
 		}
+		if s.redraws(req) {
+			sreq.Steps = req.Detail.DraftSteps(req.Steps)
+		}
 		start := time.Now()
 		out, err := s.dit.Sample(ctx, sreq)
 		res.Cache = policy.Stats()
 		res.SampleResult = out
-		if err == nil && req.Detail.Strength > 0 {
+		if err == nil && s.redraws(req) {
 			err = s.redraw(ctx, req, sreq, out)
 		}
 		res.Sampling = time.Since(start)
@@ -262,10 +265,20 @@ func (s *Service) Generate(ctx context.Context, req Request) (*Result, error) {
 	return res, nil
 }
 
+// redraws says whether a validated request's images get a detail redraw: a small scene's do (a large
+// item is drawn at full size already).
+func (s *Service) redraws(req Request) bool {
+	if req.Detail.Strength == 0 {
+		return false
+	}
+	scene, err := dataset.Parse(req.Prompt)
+	return err == nil && !scene.Large
+}
+
 // redraw applies req.Detail to out, sampled from sreq, in place (on the worker's thread).
 func (s *Service) redraw(ctx context.Context, req Request, sreq model.SampleRequest, out *model.SampleResult) error {
 	scene, err := dataset.Parse(req.Prompt)
-	if err != nil || scene.Large { // a large item is drawn at full size already
+	if err != nil {
 		return err
 	}
 	per := dataset.CanvasPixels

@@ -3,6 +3,7 @@ package generate_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -264,5 +265,26 @@ func TestDetailRedrawsSmallItems(t *testing.T) {
 	const large = "a large coat"
 	if d := maxDiff(run(large, generate.Detail{}), run(large, generate.Detail{Strength: 0.5})); d != 0 {
 		t.Errorf("detail changed a large scene by %g", d)
+	}
+}
+
+// A redrawn small scene costs the request's step budget: draft + redraw (+ settling) fit in it.
+func TestDetailDraftSteps(t *testing.T) {
+	for _, tc := range []struct {
+		detail      generate.Detail
+		total, want int
+	}{
+		{generate.Detail{Strength: 0.65}, 50, 30},              // 30 + 20
+		{generate.Detail{Strength: 0.65, Settle: 0.1}, 50, 28}, // 28 + 19 + 3
+		{generate.Detail{Strength: 0.5}, 4, 2},                 // 2 + 1
+		{generate.Detail{Strength: 1}, 50, 25},
+		{generate.Detail{}, 50, 50},
+		{generate.Detail{Strength: 0.7}, 1, 1},
+	} {
+		t.Run(fmt.Sprintf("%+v of %d", tc.detail, tc.total), func(t *testing.T) {
+			if got := tc.detail.DraftSteps(tc.total); got != tc.want {
+				t.Errorf("DraftSteps = %d, want %d", got, tc.want)
+			}
+		})
 	}
 }

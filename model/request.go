@@ -78,6 +78,12 @@ type SampleRequest struct {
 	Strength float64
 }
 
+// ImageToImageSteps is how many steps of a steps-long schedule an image-to-image request of the given
+// strength runs: ⌈strength·steps⌉ (an ulp's tolerance, so 0.7·10 is 7).
+func ImageToImageSteps(strength float64, steps int) int {
+	return int(math.Ceil(strength*float64(steps) - 1e-9))
+}
+
 // validate fills in the default step count and refuses what this model cannot sample, with a message
 // that names the setting.
 func (m *DiT) validate(req *SampleRequest) error {

@@ -144,7 +144,7 @@ func (m *DiT) Sample(ctx context.Context, req SampleRequest) (*SampleResult, err
 	}
 	first := 0
 	if req.Init != nil {
-		first = req.Steps - int(math.Ceil(req.Strength*float64(req.Steps)-1e-9))
+		first = req.Steps - ImageToImageSteps(req.Strength, req.Steps)
 		t0 := sched.Times[first] / 1000
 		noised := make([]float32, len(noise))
 		for j, z := range noise {

@@ -242,42 +242,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	genJ := make([]Judgement, 0, N)
 	sampleStart := time.Now()
-	per := dataset.CanvasPixels
 	for k := range cfg.Seeds {
 		seed := cfg.FirstSeed + int64(k)
 		for start := 0; start < P; start += cfg.Batch {
 			end := min(P, start+cfg.Batch)
 			req := model.SampleRequest{Seed: seed, Steps: cfg.Steps, Guidance: cfg.Guidance, GuidanceRescale: cfg.GuidanceRescale, CleanRenorm: cfg.CleanRenorm,
 				GuidanceInterval: cfg.GuidanceInterval, TimeShift: cfg.TimeShift, GuidanceProjection: cfg.GuidanceProjection, Guide: guide, GuideScale: cfg.GuideScale, Stochasticity: cfg.Stochasticity, StochasticInterval: cfg.StochasticInterval, OptimizedScale: cfg.OptimizedScale, ZeroInitSteps: cfg.ZeroInitSteps,
-				NegativeGuidance: cfg.ClassContrast, PerturbedGuidance: cfg.PerturbedGuidance, PerturbedBlocks: cfg.PerturbedBlocks, Noise: Noise(seed, start, end-start, per)}
-			for _, s := range prompts[start:end] {
-				req.Prompts = append(req.Prompts, dataset.Format(s))
-				if cfg.ClassContrast > 0 {
-					req.NegativePrompts = append(req.NegativePrompts, dataset.FormatWithoutClass(s))
-				}
-			}
-			var res *model.SampleResult
-			if err := w.Do(ctx, func() error {
-				var err error
-				res, err = m.Sample(ctx, req)
-				return err
-			}); err != nil {
+				PerturbedGuidance: cfg.PerturbedGuidance, PerturbedBlocks: cfg.PerturbedBlocks}
+			imgs, err := sampleBatch(ctx, w, m, req, generate.Detail{Strength: cfg.DetailStrength, Settle: cfg.DetailSettle}, cfg.ClassContrast, prompts[start:end], start)
+			if err != nil {
 				return nil, err
 			}
-			imgs := make([][dataset.CanvasPixels]uint8, res.N)
-			for i := range res.N {
-				if imgs[i], err = dataset.FromModelUnits(res.Pixels[i*per : (i+1)*per]); err != nil {
-					return nil, err
-				}
-			}
-			sample := func(r model.SampleRequest) (res *model.SampleResult, err error) {
-				err = w.Do(ctx, func() error { res, err = m.Sample(ctx, r); return err })
-				return res, err
-			}
-			if err := generate.RedrawSmall(sample, req, generate.Detail{Strength: cfg.DetailStrength, Settle: cfg.DetailSettle}, prompts[start:end], imgs); err != nil {
-				return nil, err
-			}
-			for i := range res.N {
+			for i := range imgs {
 				j, err := Judge(&imgs[i], prompts[start+i], det)
 				if err != nil {
 					return nil, err
