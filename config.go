@@ -28,6 +28,9 @@ type Config struct {
 	// DefaultCache is the step-cache policy of generation requests that name none, as "name" or
 	// "name:param=value,…" (chosen by `cachet bench stepcache`; "none" turns caching off).
 	DefaultCache string
+	// DefaultDetail is the full-size redraw of small scenes' items in generation requests that name none
+	// (0 turns it off).
+	DefaultDetail float64
 	// Classify configures training-free classification.
 	Classify ClassifyConfig
 }
@@ -82,6 +85,7 @@ func DefaultConfig() Config {
 		LogLevel:        "info",
 		LogFormat:       "text",
 		DefaultCache:    DefaultCachePolicy,
+		DefaultDetail:   DefaultDetail,
 		Classify:        ClassifyConfig{Center: true, WhitenHead: true, PrototypeSamples: 32, PrototypeSteps: 20, PrototypeGuidance: 2, Neighbours: 256},
 	}
 }

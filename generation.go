@@ -8,10 +8,16 @@ import "context"
 // text-to-image (class accuracy 81.7 → 84.0 %, Fréchet distance 103.6 → 86.7 against guidance 4 alone)
 // and 4 with a subject, where guidance 6 costs the adapters' identity (eval/reports/personalization:
 // 74.5 % of the gap to the oracle closed at guidance 4 with renorm 0.75, 66.1 % at guidance 6).
+//
+// A small scene's item is then redrawn at full size from time DefaultDetail and shrunk back into its scene,
+// within the same step budget (generate.Detail; weights/base.md, "Small items redrawn at full size"): the
+// model draws 16-pixel items far worse than large ones, and the redraw lifts class accuracy from 84.3 to
+// 96.0 % on seeds 1–4 at a Fréchet distance of 86.1 against 81.1. Not with a subject.
 const (
 	DefaultGuidance        = 6.0
 	DefaultSubjectGuidance = 4.0
 	DefaultCleanRenorm     = 0.75
+	DefaultDetail          = 0.65
 )
 
 // DefaultGuidanceFor is the guidance scale of a generation that names none, with a subject or without.
@@ -52,8 +58,9 @@ type GenerateRequest struct {
 	// Detail, above 0, redraws a small item at full size from that sampler time after the sample and shrinks
 	// it back into its scene (image-to-image; the default model draws large items far better than small
 	// ones); DetailSettle, above 0, then redraws the whole scene from that time. Not with a subject.
-	Detail       float64 `json:"detail,omitempty"`
-	DetailSettle float64 `json:"detail_settle,omitempty"`
+	// Absent, detail is DefaultDetail for a small scene of the default model without a subject; 0 turns it off.
+	Detail       *float64 `json:"detail,omitempty"`
+	DetailSettle float64  `json:"detail_settle,omitempty"`
 	// Output is "inline" (base64 PNGs in the answer, the default) or "url" (PNGs stored in S3 under
 	// generations/{id}.png, answered with presigned URLs).
 	Output string `json:"output,omitempty"`
@@ -75,12 +82,14 @@ type GenerateResult struct {
 	Height    int    `json:"height"`
 	// Guidance and CleanRenorm are what the images were sampled with (the defaults where the request named
 	// none).
-	Guidance    float64          `json:"guidance"`
-	CleanRenorm float64          `json:"clean_renorm"`
-	Images      []GeneratedImage `json:"images"`
-	Timings     GenerateTimings  `json:"timings"`
-	Cache       StepCacheStats   `json:"cache"`
-	Reference   *ReferenceStats  `json:"reference,omitempty"`
+	Guidance    float64 `json:"guidance"`
+	CleanRenorm float64 `json:"clean_renorm"`
+	// Detail is the full-size redraw's start time (0: none; large scenes and subjects get none).
+	Detail    float64          `json:"detail"`
+	Images    []GeneratedImage `json:"images"`
+	Timings   GenerateTimings  `json:"timings"`
+	Cache     StepCacheStats   `json:"cache"`
+	Reference *ReferenceStats  `json:"reference,omitempty"`
 }
 
 // GeneratedImage is one PNG: inline (base64 in JSON) or stored (key and a presigned URL).

@@ -50,7 +50,13 @@ func (e *Endpoint) Generate(ctx context.Context, r cachet.GenerateRequest) (*cac
 		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "output must be \"inline\" (base64 PNGs) or \"url\" (stored, presigned URLs); got %q", r.Output)
 	}
 	req := Request{Prompt: r.Prompt, N: r.N, Seed: r.Seed, Steps: r.Steps, GuidanceRescale: r.GuidanceRescale,
-		Cache: stepcache.Config{Name: r.Cache.Name, Params: r.Cache.Params}, Detail: Detail{Strength: r.Detail, Settle: r.DetailSettle}}
+		Cache: stepcache.Config{Name: r.Cache.Name, Params: r.Cache.Params}}
+	switch {
+	case r.Detail != nil:
+		req.Detail = &Detail{Strength: *r.Detail, Settle: r.DetailSettle}
+	case r.DetailSettle != 0:
+		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "detail_settle settles a full-size redraw: give detail too")
+	}
 	req.Guidance, req.CleanRenorm = r.Sampling()
 	if r.NegativeGuidance != nil && strings.TrimSpace(r.NegativePrompt) == "" {
 		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "negative_guidance scales a negative_prompt: give one too, or leave it out")
@@ -96,6 +102,7 @@ func (e *Endpoint) Generate(ctx context.Context, r cachet.GenerateRequest) (*cac
 	for _, d := range res.StepTimes {
 		out.Timings.StepMS = append(out.Timings.StepMS, ms(d))
 	}
+	out.Detail = res.Detail
 	st := res.Cache
 	out.Cache = cachet.StepCacheStats{Policy: st.Policy, Steps: st.Steps, Computed: st.Computed, Reused: st.Reused,
 		Forecast: st.Forecast, ComputeFraction: st.ComputeFraction, ExtraBytes: st.ExtraBytes}

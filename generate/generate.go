@@ -42,6 +42,9 @@ type Options struct {
 	Calibrations stepcache.Calibrations
 	// DefaultCache is the policy of requests that name none.
 	DefaultCache stepcache.Config
+	// DefaultDetail is the full-size redraw of requests that name none, for models that draw Cachet's
+	// scenes and requests without a subject (zero value: none).
+	DefaultDetail Detail
 	// MaxImages bounds a request's N (default 16); MaxSteps its steps (default model.MaxSteps).
 	MaxImages, MaxSteps int
 }
@@ -93,8 +96,9 @@ type Request struct {
 	// ReferenceGuidance says which guidance branches see Refs (zero value: joint).
 	ReferenceGuidance model.ReferenceGuidance
 	Cache             stepcache.Config
-	// Detail redraws a small scene's item at full size after the sample (scene models, no Refs; zero: off).
-	Detail Detail
+	// Detail redraws a small scene's item at full size (scene models, no Refs); nil: Options.DefaultDetail
+	// where it applies, else none.
+	Detail *Detail
 }
 
 // Result is what a generation produced.
@@ -106,6 +110,8 @@ type Result struct {
 	Queue, Sampling time.Duration
 	Cache           stepcache.Stats
 	Personalized    bool
+	// Detail is the full-size redraw's start time the images got (0: none).
+	Detail float64
 }
 
 // Validate checks a request without running it and fills its defaults (50 steps).
@@ -159,15 +165,23 @@ func (s *Service) Validate(req *Request) error {
 	return nil
 }
 
-// validateDetail checks that a detail redraw has a scene to redraw.
+// validateDetail fills in the default redraw and checks that a redraw has a scene to redraw.
 func (s *Service) validateDetail(req *Request) error {
+	scenes := slices.Equal(s.dit.Cfg.Vocabulary, dataset.Vocabulary())
+	if req.Detail == nil {
+		d := Detail{}
+		if scenes && req.Refs == nil {
+			d = s.opts.DefaultDetail
+		}
+		req.Detail = &d
+	}
 	if err := req.Detail.Validate(); err != nil {
 		return err
 	}
 	switch {
 	case req.Detail.Strength == 0:
 		return nil
-	case !slices.Equal(s.dit.Cfg.Vocabulary, dataset.Vocabulary()):
+	case !scenes:
 		return cachet.Errorf(cachet.CodeInvalidArgument, "detail redraws the scenes of Cachet's default model; this model draws none")
 	case req.Refs != nil:
 		return cachet.Errorf(cachet.CodeInvalidArgument, "detail does not combine with a subject; leave one out")
@@ -248,6 +262,7 @@ func (s *Service) Generate(ctx context.Context, req Request) (*Result, error) {
 		}
 		if s.redraws(req) {
 			sreq.Steps = req.Detail.DraftSteps(req.Steps)
+			res.Detail = req.Detail.Strength
 		}
 		start := time.Now()
 		out, err := s.dit.Sample(ctx, sreq)
@@ -268,7 +283,7 @@ func (s *Service) Generate(ctx context.Context, req Request) (*Result, error) {
 // redraws says whether a validated request's images get a detail redraw: a small scene's do (a large
 // item is drawn at full size already).
 func (s *Service) redraws(req Request) bool {
-	if req.Detail.Strength == 0 {
+	if req.Detail == nil || req.Detail.Strength == 0 {
 		return false
 	}
 	scene, err := dataset.Parse(req.Prompt)
@@ -289,7 +304,7 @@ func (s *Service) redraw(ctx context.Context, req Request, sreq model.SampleRequ
 		}
 	}
 	sample := func(r model.SampleRequest) (*model.SampleResult, error) { return s.dit.Sample(ctx, r) }
-	if err := RedrawSmall(sample, sreq, req.Detail, slices.Repeat([]dataset.Scene{scene}, out.N), imgs); err != nil {
+	if err := RedrawSmall(sample, sreq, *req.Detail, slices.Repeat([]dataset.Scene{scene}, out.N), imgs); err != nil {
 		return err
 	}
 	for i := range imgs {

@@ -65,11 +65,11 @@ func TestValidate(t *testing.T) {
 		{"subject without adapters", plain, func(r *generate.Request) { r.Refs = refs(t, s, 2) }, cachet.CodeUnavailable, "cachet train adapters"},
 		{"subject of another model", personal, func(r *generate.Request) { r.Refs = other }, cachet.CodeConflict, "another-model"},
 		{"subject with adapters", personal, func(r *generate.Request) { r.Refs = refs(t, s, 2) }, "", ""},
-		{"detail", plain, func(r *generate.Request) { r.Detail = generate.Detail{Strength: 0.6, Settle: 0.1} }, "", ""},
-		{"detail above 1", plain, func(r *generate.Request) { r.Detail.Strength = 1.5 }, cachet.CodeInvalidArgument, "detail must be"},
-		{"settle without detail", plain, func(r *generate.Request) { r.Detail.Settle = 0.2 }, cachet.CodeInvalidArgument, "give detail too"},
+		{"detail", plain, func(r *generate.Request) { r.Detail = &generate.Detail{Strength: 0.6, Settle: 0.1} }, "", ""},
+		{"detail above 1", plain, func(r *generate.Request) { r.Detail = &generate.Detail{Strength: 1.5} }, cachet.CodeInvalidArgument, "detail must be"},
+		{"settle without detail", plain, func(r *generate.Request) { r.Detail = &generate.Detail{Settle: 0.2} }, cachet.CodeInvalidArgument, "give detail too"},
 		{"detail with a subject", personal, func(r *generate.Request) {
-			r.Refs, r.Detail.Strength = refs(t, s, 2), 0.5
+			r.Refs, r.Detail = refs(t, s, 2), &generate.Detail{Strength: 0.5}
 		}, cachet.CodeInvalidArgument, "subject"},
 	}
 	for _, tc := range tests {
@@ -227,7 +227,7 @@ func TestDetailRedrawsSmallItems(t *testing.T) {
 	svc := generate.New(s.Worker, s.DiT, generate.Options{ModelID: s.ModelID})
 	run := func(prompt string, d generate.Detail) []float32 {
 		t.Helper()
-		res, err := svc.Generate(context.Background(), generate.Request{Prompt: prompt, N: 2, Seed: 3, Steps: 4, Guidance: 3, Detail: d})
+		res, err := svc.Generate(context.Background(), generate.Request{Prompt: prompt, N: 2, Seed: 3, Steps: 4, Guidance: 3, Detail: &d})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -265,6 +265,28 @@ func TestDetailRedrawsSmallItems(t *testing.T) {
 	const large = "a large coat"
 	if d := maxDiff(run(large, generate.Detail{}), run(large, generate.Detail{Strength: 0.5})); d != 0 {
 		t.Errorf("detail changed a large scene by %g", d)
+	}
+
+	// A request that names no redraw gets the service's default, unless it has a subject.
+	byDefault := generate.New(s.Worker, s.DiT, generate.Options{ModelID: s.ModelID, Personalizer: s.Adapters(t), DefaultDetail: generate.Detail{Strength: 0.5}})
+	for _, tc := range []struct {
+		name string
+		req  generate.Request
+		want float64
+	}{
+		{"small scene", generate.Request{Prompt: small}, 0.5},
+		{"large scene", generate.Request{Prompt: large}, 0},
+		{"named off", generate.Request{Prompt: small, Detail: &generate.Detail{}}, 0},
+		{"with a subject", generate.Request{Prompt: small, Refs: refs(t, s, 2)}, 0},
+	} {
+		tc.req.N, tc.req.Steps, tc.req.Guidance = 1, 4, 3
+		res, err := byDefault.Generate(context.Background(), tc.req)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if res.Detail != tc.want {
+			t.Errorf("%s: detail %g, want %g", tc.name, res.Detail, tc.want)
+		}
 	}
 }
 

@@ -32,6 +32,7 @@ func (c *configFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&c.cfg.Weights, "weights", d.Weights, "denoiser weights (safetensors)")
 	fs.IntVar(&c.cfg.TorchThreads, "torch-threads", d.TorchThreads, "libtorch intra-op threads (0 = libtorch's default)")
 	fs.StringVar(&c.cfg.DefaultCache, "default-cache", d.DefaultCache, "step-cache policy of generations that name none: name or name:param=value,… (\"none\" = off)")
+	fs.Float64Var(&c.cfg.DefaultDetail, "default-detail", d.DefaultDetail, "full-size redraw of small items for generations that name none: its start time, 0…1 (0 = off)")
 	fs.StringVar(&c.cfg.LogLevel, "log-level", d.LogLevel, "debug|info|warn|error")
 	fs.StringVar(&c.cfg.LogFormat, "log-format", d.LogFormat, "text|json")
 	fs.IntSliceVar(&c.cfg.Classify.Blocks, "classify-blocks", d.Classify.Blocks, "classification: pooled blocks (empty = the measured default)")

@@ -80,7 +80,7 @@ Writes report.json, report.md and samples.png into --out, prints the markdown; p
 	f.IntVar(&c.ZeroInitSteps, "zero-init-steps", c.ZeroInitSteps, "zero the velocity of this many first steps (CFG-Zero*)")
 	f.Float64Var(&c.PerturbedGuidance, "perturbed-guidance", c.PerturbedGuidance, "perturbed-attention guidance scale (0: off): guide away from the model with --perturbed-blocks' attention maps made the identity")
 	f.IntSliceVar(&c.PerturbedBlocks, "perturbed-blocks", []int{2}, "blocks whose self-attention --perturbed-guidance perturbs")
-	f.Float64Var(&c.DetailStrength, "detail", 0, "redraw small items at full size from this sampler time (image-to-image; 0: off)")
+	f.Float64Var(&c.DetailStrength, "detail", c.DetailStrength, "redraw small items at full size from this sampler time, within --steps (image-to-image; 0: off)")
 	f.Float64Var(&c.DetailSettle, "detail-settle", 0, "after --detail, redraw the composed scene from this sampler time (0: off)")
 	f.Float64Var(&c.GuidanceProjection, "guidance-projection", c.GuidanceProjection, "remove this share (0…1) of the guidance's component parallel to the predicted image (APG; 0 = plain guidance)")
 	f.Float64Var(&c.TimeShift, "time-shift", c.TimeShift, "sampler time shift s: t ↦ s·t/(1+(s−1)·t); < 1 spends more steps at low noise (0 or 1: even)")

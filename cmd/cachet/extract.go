@@ -12,6 +12,7 @@ import (
 	"github.com/cachetlab/cachet"
 	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/featurecache"
+	"github.com/cachetlab/cachet/generate"
 	"github.com/cachetlab/cachet/model"
 	"github.com/cachetlab/cachet/stepcache"
 	"github.com/cachetlab/cachet/subjects"
@@ -75,7 +76,7 @@ func runExtract(cmd *cobra.Command, cfg cachet.Config, paths []string, out, adap
 	if adaptersFile == "" {
 		adaptersFile = adaptersPath(cfg.Weights)
 	}
-	p, err := newPersonalization(ctx, w, m, cfg.Weights, adaptersFile, 1, stepcache.Config{})
+	p, err := newPersonalization(ctx, w, m, cfg.Weights, adaptersFile, 1, stepcache.Config{}, generate.Detail{})
 	if err != nil {
 		return err
 	}

@@ -70,7 +70,7 @@ func newGenerateCmd(cf *configFlags) *cobra.Command {
 	f.Float64Var(&g.negativeGuidance, "negative-guidance", generate.DefaultNegativeGuidance, "how hard --negative-prompt pushes (adds to --guidance)")
 	f.Float64Var(&g.guidanceRescale, "guidance-rescale", 0, "guidance rescale φ in [0, 1]: counters guidance's over-exposure (0 = off)")
 	f.Float64Var(&g.cleanRenorm, "clean-renorm", cachet.DefaultCleanRenorm, cleanRenormHelp)
-	f.Float64Var(&g.detail.Strength, "detail", 0, "redraw a small item at full size from this sampler time and shrink it back into its scene (0 = off)")
+	f.Float64Var(&g.detail.Strength, "detail", 0, "redraw a small item at full size from this sampler time and shrink it back into its scene, within --steps (0 = off; default: --default-detail)")
 	f.Float64Var(&g.detail.Settle, "detail-settle", 0, "after --detail, redraw the whole scene from this sampler time (0 = off)")
 	f.StringVar(&g.out, "out", "grid.png", "output PNG")
 	f.IntVar(&g.cols, "cols", 0, "grid columns (0 = square)")
@@ -131,7 +131,7 @@ func runGenerate(cmd *cobra.Command, cf *configFlags, g generateFlags) error {
 		if err != nil {
 			return fmt.Errorf("--default-cache: %w", err)
 		}
-		p, err := newPersonalization(ctx, w, m, g.weights, g.adapters, maxGenerate, defaultCache)
+		p, err := newPersonalization(ctx, w, m, g.weights, g.adapters, maxGenerate, defaultCache, generate.Detail{Strength: cf.cfg.DefaultDetail})
 		if err != nil {
 			return err
 		}
@@ -143,9 +143,13 @@ func runGenerate(cmd *cobra.Command, cf *configFlags, g generateFlags) error {
 			}
 		}
 	}
+	var detail *generate.Detail // unset: the service's default (--default-detail)
+	if cmd.Flags().Changed("detail") || cmd.Flags().Changed("detail-settle") {
+		detail = &g.detail
+	}
 	res, err := svc.Generate(ctx, generate.Request{Prompt: g.prompt, Label: g.label, Refs: refs, ReferenceGuidance: refGuidance, N: g.n, Seed: g.seed,
 		Steps: g.steps, Guidance: g.guidance, GuidanceRescale: g.guidanceRescale, CleanRenorm: g.cleanRenorm,
-		NegativePrompt: g.negativePrompt, NegativeGuidance: g.negativeGuidance, Cache: cacheCfg, Detail: g.detail})
+		NegativePrompt: g.negativePrompt, NegativeGuidance: g.negativeGuidance, Cache: cacheCfg, Detail: detail})
 	if err != nil {
 		return err
 	}

@@ -35,7 +35,7 @@ type personalization struct {
 
 // newPersonalization wires it for dit (on w), whose weights file is weightsPath. A missing adapters file
 // is not an error: subjects can be uploaded, and personalized requests answer that adapters are missing.
-func newPersonalization(ctx context.Context, w *model.Worker, dit *model.DiT, weightsPath, adaptersPath string, maxImages int, defaultCache stepcache.Config) (*personalization, error) {
+func newPersonalization(ctx context.Context, w *model.Worker, dit *model.DiT, weightsPath, adaptersPath string, maxImages int, defaultCache stepcache.Config, defaultDetail generate.Detail) (*personalization, error) {
 	id, err := featurecache.WeightsID(weightsPath)
 	if err != nil {
 		return nil, err
@@ -73,7 +73,7 @@ func newPersonalization(ctx context.Context, w *model.Worker, dit *model.DiT, we
 			"policy", defaultCache.String(), "err", err, "fix", "run 'cachet calibrate' for these weights or set --default-cache")
 		defaultCache = stepcache.Config{Name: "none"}
 	}
-	opts := generate.Options{ModelID: id, Calibrations: cals, MaxImages: maxImages, DefaultCache: defaultCache}
+	opts := generate.Options{ModelID: id, Calibrations: cals, MaxImages: maxImages, DefaultCache: defaultCache, DefaultDetail: defaultDetail}
 	if p.adapters != nil {
 		opts.Personalizer = p.adapters
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cachetlab/cachet"
 	"github.com/cachetlab/cachet/api"
+	"github.com/cachetlab/cachet/generate"
 	"github.com/cachetlab/cachet/model"
 	"github.com/cachetlab/cachet/stepcache"
 	"github.com/cachetlab/cachet/storage"
@@ -97,7 +98,7 @@ func serve(ctx context.Context, cfg cachet.Config) error {
 		if adaptersFile == "" {
 			adaptersFile = adaptersPath(cfg.Weights)
 		}
-		p, err := newPersonalization(ctx, weights.worker, weights.dit, cfg.Weights, adaptersFile, 0, defaultCache)
+		p, err := newPersonalization(ctx, weights.worker, weights.dit, cfg.Weights, adaptersFile, 0, defaultCache, generate.Detail{Strength: cfg.DefaultDetail})
 		if err != nil {
 			return err
 		}

@@ -82,7 +82,8 @@ type Config struct {
 // DefaultConfig is `cachet eval base` without flags.
 func DefaultConfig() Config {
 	return Config{Weights: "weights/base.safetensors", Evaluator: "weights/evaluator.safetensors", DataDir: dataset.DefaultDir,
-		Out: "var/eval/base", Seeds: 2, Batch: 40, Steps: 50, Guidance: cachet.DefaultGuidance, CleanRenorm: cachet.DefaultCleanRenorm}
+		Out: "var/eval/base", Seeds: 2, Batch: 40, Steps: 50, Guidance: cachet.DefaultGuidance, CleanRenorm: cachet.DefaultCleanRenorm,
+		DetailStrength: cachet.DefaultDetail}
 }
 
 func (c Config) validate() error {

@@ -201,7 +201,7 @@ func TestRunRefusesBadInputs(t *testing.T) {
 		{"stochasticity 1", func(c *baseeval.Config) { c.Stochasticity = 1 }, "--stochasticity"},
 		{"time shift 30", func(c *baseeval.Config) { c.TimeShift = 30 }, "--time-shift"},
 		{"detail 2", func(c *baseeval.Config) { c.DetailStrength = 2 }, "--detail"},
-		{"settle without detail", func(c *baseeval.Config) { c.DetailSettle = 0.2 }, "--detail-settle needs --detail"},
+		{"settle without detail", func(c *baseeval.Config) { c.DetailStrength, c.DetailSettle = 0, 0.2 }, "--detail-settle needs --detail"},
 		{"unwritable out", func(c *baseeval.Config) { c.Out = filepath.Join(file, "sub") }, "--out"},
 		{"label model", func(c *baseeval.Config) { c.Weights = label }, "text-conditioned 32×32×1"},
 		{"not weights", func(c *baseeval.Config) { c.Weights = file }, "not a valid safetensors"},
