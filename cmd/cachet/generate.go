@@ -161,6 +161,10 @@ func runGenerate(cmd *cobra.Command, cf *configFlags, g generateFlags) error {
 	fmt.Fprintf(cmd.ErrOrStderr(), "%d images, %d steps: %.2f s (%.1f ms/step); cache %s: %d computed, %d reused, %d forecast units, compute fraction %.2f, %.1f MiB held\n",
 		res.N, len(res.StepTimes), total, 1000*total/float64(len(res.StepTimes)), stats.Policy, stats.Computed, stats.Reused, stats.Forecast,
 		stats.ComputeFraction, float64(stats.ExtraBytes)/(1<<20))
+	if res.Detail > 0 { // the steps above are the draft's; the redraw took the rest of --steps, uncached
+		fmt.Fprintf(cmd.ErrOrStderr(), "small item redrawn at full size from t = %g (%d draft + %d redraw steps)\n",
+			res.Detail, len(res.StepTimes), model.ImageToImageSteps(res.Detail, len(res.StepTimes)))
+	}
 	if refs != nil {
 		fmt.Fprintf(cmd.ErrOrStderr(), "personalized with %s: %d reference tokens × blocks %v\n", g.subject, refs.Tokens, refs.Blocks)
 	}
