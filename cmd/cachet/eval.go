@@ -83,6 +83,7 @@ Writes report.json, report.md and samples.png into --out, prints the markdown; p
 	f.Float64Var(&c.DetailStrength, "detail", c.DetailStrength, "redraw small items at full size from this sampler time, within --steps (image-to-image; 0: off)")
 	f.Float64Var(&c.DetailSettle, "detail-settle", 0, "after --detail, redraw the composed scene from this sampler time (0: off)")
 	f.Float64Var(&c.GuidanceProjection, "guidance-projection", c.GuidanceProjection, "remove this share (0…1) of the guidance's component parallel to the predicted image (APG; 0 = plain guidance)")
+	f.StringVar(&c.Cache, "cache", "", "step-cache policy for the sampler, name or name:param=value,… calibrated from the weights' profile (\"\": none; redraws run uncached)")
 	f.Float64Var(&c.TimeShift, "time-shift", c.TimeShift, "sampler time shift s: t ↦ s·t/(1+(s−1)·t); < 1 spends more steps at low noise (0 or 1: even)")
 	f.StringSliceVar(&c.Classes, "classes", nil, "evaluate only these classes' prompts (e.g. pullover,shirt); default: all ten")
 	f.IntVar(&c.Limit, "limit", c.Limit, fmt.Sprintf("evaluate only the first N of the %d prompts (0 = all)", baseeval.NumPrompts))

@@ -63,16 +63,18 @@ type RunConfig struct {
 	PerturbedGuidance float64 `json:"perturbed_guidance,omitempty"`
 	PerturbedBlocks   []int   `json:"perturbed_blocks,omitempty"`
 	// DetailStrength and DetailSettle are the small items' full-size redraw and its settling; absent: off.
-	DetailStrength float64  `json:"detail_strength,omitempty"`
-	DetailSettle   float64  `json:"detail_settle,omitempty"`
-	Classes        []string `json:"classes,omitempty"` // only these classes' prompts; absent: all
-	Seeds          int      `json:"seeds"`             // images per prompt
-	FirstSeed      int64    `json:"first_seed"`        // seeds FirstSeed … FirstSeed+Seeds−1
-	Prompts        int      `json:"prompts"`
-	Limit          int      `json:"limit"` // 0: the full prompt set
-	Batch          int      `json:"batch"`
-	N              int      `json:"n"` // images generated (prompts × seeds)
-	TorchThreads   int      `json:"torch_threads"`
+	DetailStrength float64 `json:"detail_strength,omitempty"`
+	DetailSettle   float64 `json:"detail_settle,omitempty"`
+	// Cache is the sampler's step-cache policy; absent: none.
+	Cache        string   `json:"cache,omitempty"`
+	Classes      []string `json:"classes,omitempty"` // only these classes' prompts; absent: all
+	Seeds        int      `json:"seeds"`             // images per prompt
+	FirstSeed    int64    `json:"first_seed"`        // seeds FirstSeed … FirstSeed+Seeds−1
+	Prompts      int      `json:"prompts"`
+	Limit        int      `json:"limit"` // 0: the full prompt set
+	Batch        int      `json:"batch"`
+	N            int      `json:"n"` // images generated (prompts × seeds)
+	TorchThreads int      `json:"torch_threads"`
 }
 
 // Frechet holds the Fréchet distances between the evaluator's 256-d features of de-rendered items. With
@@ -303,6 +305,9 @@ func (c RunConfig) samplerText() string {
 	}
 	if c.PerturbedGuidance != 0 {
 		s += fmt.Sprintf(", perturbed-attention guidance %g on blocks %v", c.PerturbedGuidance, c.PerturbedBlocks)
+	}
+	if c.Cache != "" {
+		s += ", step cache " + c.Cache
 	}
 	if c.DetailStrength > 0 {
 		s += fmt.Sprintf(", small items redrawn at full size from t = %g", c.DetailStrength)

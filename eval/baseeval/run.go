@@ -28,6 +28,7 @@ import (
 	"github.com/cachetlab/cachet/eval"
 	"github.com/cachetlab/cachet/generate"
 	"github.com/cachetlab/cachet/model"
+	"github.com/cachetlab/cachet/stepcache"
 )
 
 // Config configures one evaluation run.
@@ -71,6 +72,9 @@ type Config struct {
 	// DetailSettle, when above 0, then redraws the composed scene from that time (generate.Detail).
 	DetailStrength float64
 	DetailSettle   float64
+	// Cache is a step-cache policy for the sampler ("name" or "name:param=value,…"; "": none), calibrated
+	// from the profile next to Weights as the service does. Redraws run uncached, as in the service.
+	Cache string
 	// Classes, when set, keeps only these classes' prompts (names from dataset.ClassNames).
 	Classes []string
 	Limit   int // evaluate only the first Limit prompts (0: all NumPrompts)
@@ -144,6 +148,11 @@ func (c Config) validate() error {
 	}
 	if _, err := ClassFilter(c.Classes); err != nil {
 		return err
+	}
+	if c.Cache != "" {
+		if _, err := stepcache.ParseConfig(c.Cache); err != nil {
+			return bad("--cache %s: %v", c.Cache, err)
+		}
 	}
 	return nil
 }
@@ -233,10 +242,26 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		defer w.Do(context.Background(), func() error { guide.Close(); return nil })
 	}
+	newCache := func() (model.StepCache, error) { return nil, nil }
+	if cfg.Cache != "" {
+		spec, err := stepcache.ParseConfig(cfg.Cache)
+		if err != nil {
+			return nil, err
+		}
+		cals, err := stepcache.LoadCalibrations(stepcache.CalibrationPath(cfg.Weights))
+		if err != nil {
+			return nil, err
+		}
+		spec = cals.Apply(spec)
+		if _, err := stepcache.New(spec, m.Cfg.Depth); err != nil {
+			return nil, cachet.Wrap(cachet.CodeInvalidArgument, err, "--cache %s", cfg.Cache)
+		}
+		newCache = func() (model.StepCache, error) { return stepcache.New(spec, m.Cfg.Depth) }
+	}
 	N := len(scenes)
 	rc := RunConfig{Weights: cfg.Weights, WeightsSHA256: weightsSum, Model: m.Cfg.String(), Evaluator: cfg.Evaluator,
 		EvaluatorSHA256: evalSum, Data: cfg.DataDir, Steps: cfg.Steps, Guidance: cfg.Guidance,
-		GuidanceRescale: cfg.GuidanceRescale, CleanRenorm: cfg.CleanRenorm, GuidanceInterval: intervalField(cfg.GuidanceInterval), TimeShift: cfg.TimeShift, GuidanceProjection: cfg.GuidanceProjection, Guide: cfg.Guide, GuideScale: cfg.GuideScale, ClassContrast: cfg.ClassContrast, Stochasticity: cfg.Stochasticity, StochasticInterval: intervalField(cfg.StochasticInterval), OptimizedScale: cfg.OptimizedScale, ZeroInitSteps: cfg.ZeroInitSteps, PerturbedGuidance: cfg.PerturbedGuidance, PerturbedBlocks: cfg.PerturbedBlocks, DetailStrength: cfg.DetailStrength, DetailSettle: cfg.DetailSettle, Classes: cfg.Classes, Seeds: cfg.Seeds,
+		GuidanceRescale: cfg.GuidanceRescale, CleanRenorm: cfg.CleanRenorm, GuidanceInterval: intervalField(cfg.GuidanceInterval), TimeShift: cfg.TimeShift, GuidanceProjection: cfg.GuidanceProjection, Guide: cfg.Guide, GuideScale: cfg.GuideScale, ClassContrast: cfg.ClassContrast, Stochasticity: cfg.Stochasticity, StochasticInterval: intervalField(cfg.StochasticInterval), OptimizedScale: cfg.OptimizedScale, ZeroInitSteps: cfg.ZeroInitSteps, PerturbedGuidance: cfg.PerturbedGuidance, PerturbedBlocks: cfg.PerturbedBlocks, DetailStrength: cfg.DetailStrength, DetailSettle: cfg.DetailSettle, Cache: cfg.Cache, Classes: cfg.Classes, Seeds: cfg.Seeds,
 		FirstSeed: cfg.FirstSeed, Prompts: P, Limit: cfg.Limit, Batch: cfg.Batch, N: N, TorchThreads: cfg.TorchThreads}
 	fmt.Fprintf(progress, "eval base: %s (%s), %d prompts × %d seeds = %d images, batches of ≤ %d, %d steps, %s\n",
 		cfg.Weights, m.Cfg, P, cfg.Seeds, N, cfg.Batch, cfg.Steps, rc.samplerText())
@@ -250,7 +275,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			req := model.SampleRequest{Seed: seed, Steps: cfg.Steps, Guidance: cfg.Guidance, GuidanceRescale: cfg.GuidanceRescale, CleanRenorm: cfg.CleanRenorm,
 				GuidanceInterval: cfg.GuidanceInterval, TimeShift: cfg.TimeShift, GuidanceProjection: cfg.GuidanceProjection, Guide: guide, GuideScale: cfg.GuideScale, Stochasticity: cfg.Stochasticity, StochasticInterval: cfg.StochasticInterval, OptimizedScale: cfg.OptimizedScale, ZeroInitSteps: cfg.ZeroInitSteps,
 				PerturbedGuidance: cfg.PerturbedGuidance, PerturbedBlocks: cfg.PerturbedBlocks}
-			imgs, err := sampleBatch(ctx, w, m, req, generate.Detail{Strength: cfg.DetailStrength, Settle: cfg.DetailSettle}, cfg.ClassContrast, prompts[start:end], start)
+			imgs, err := sampleBatch(ctx, w, m, req, newCache, generate.Detail{Strength: cfg.DetailStrength, Settle: cfg.DetailSettle}, cfg.ClassContrast, prompts[start:end], start)
 			if err != nil {
 				return nil, err
 			}

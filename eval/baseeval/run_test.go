@@ -201,6 +201,8 @@ func TestRunRefusesBadInputs(t *testing.T) {
 		{"stochasticity 1", func(c *baseeval.Config) { c.Stochasticity = 1 }, "--stochasticity"},
 		{"time shift 30", func(c *baseeval.Config) { c.TimeShift = 30 }, "--time-shift"},
 		{"detail 2", func(c *baseeval.Config) { c.DetailStrength = 2 }, "--detail"},
+		{"unknown cache", func(c *baseeval.Config) { c.Cache = "warp" }, "--cache warp"},
+		{"calibrated cache without a profile", func(c *baseeval.Config) { c.Cache = "teacache" }, "--cache teacache"},
 		{"settle without detail", func(c *baseeval.Config) { c.DetailStrength, c.DetailSettle = 0, 0.2 }, "--detail-settle needs --detail"},
 		{"unwritable out", func(c *baseeval.Config) { c.Out = filepath.Join(file, "sub") }, "--out"},
 		{"label model", func(c *baseeval.Config) { c.Weights = label }, "text-conditioned 32×32×1"},
@@ -226,6 +228,7 @@ func TestRunDetailPass(t *testing.T) {
 		cfg := baseeval.DefaultConfig()
 		cfg.Weights, cfg.Evaluator, cfg.DataDir, cfg.Out = weights, evaluatorPath(t), dataDir(t), t.TempDir()
 		cfg.Classes, cfg.Seeds, cfg.Steps, cfg.DetailStrength, cfg.DetailSettle = []string{"bag"}, 1, 4, 0.5, settle
+		cfg.Cache = "fora:interval=2" // drafts cached, redraws not
 		r, err := baseeval.Run(context.Background(), cfg)
 		if err != nil {
 			t.Fatal(err)
