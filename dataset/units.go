@@ -22,6 +22,22 @@ func PutModelUnits(dst []float32, canvas []uint8) {
 	}
 }
 
+// CanvasesFromModelUnits maps a batch of generated 32×32 images in model units ([N, 1, 32, 32], as the
+// sampler returns them) to canvas bytes, each as FromModelUnits does.
+func CanvasesFromModelUnits(px []float32) ([][CanvasPixels]uint8, error) {
+	if len(px)%CanvasPixels != 0 {
+		return nil, fmt.Errorf("dataset: a batch of %d values is not whole 32×32×1 images", len(px))
+	}
+	out := make([][CanvasPixels]uint8, len(px)/CanvasPixels)
+	for i := range out {
+		var err error
+		if out[i], err = FromModelUnits(px[i*CanvasPixels : (i+1)*CanvasPixels]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // FromModelUnits maps one generated 32×32 image in model units back to canvas bytes:
 // clamp((x+1)·127.5) to 0…255, rounded (NaN becomes 0).
 func FromModelUnits(px []float32) ([CanvasPixels]uint8, error) {

@@ -39,3 +39,21 @@ func TestFromModelUnitsInvertsModelUnits(t *testing.T) {
 		t.Error("a 10-value image was accepted")
 	}
 }
+
+// A batch splits into whole images, each converted as FromModelUnits does; a partial image is refused.
+func TestCanvasesFromModelUnitsSplitsABatch(t *testing.T) {
+	px := make([]float32, 3*dataset.CanvasPixels)
+	for i := range 3 {
+		px[i*dataset.CanvasPixels] = float32(i) // pixel 0 of image i: 127.5·(i+1), rounded
+	}
+	imgs, err := dataset.CanvasesFromModelUnits(px)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(imgs) != 3 || imgs[0][0] != 128 || imgs[1][0] != 255 || imgs[2][0] != 255 || imgs[1][1] != 128 {
+		t.Errorf("got %d images, first pixels %d %d %d", len(imgs), imgs[0][0], imgs[1][0], imgs[2][0])
+	}
+	if _, err := dataset.CanvasesFromModelUnits(px[:dataset.CanvasPixels+1]); err == nil {
+		t.Error("a batch with a partial image was accepted")
+	}
+}

@@ -43,9 +43,9 @@ func (d Detail) DraftSteps(total int) int {
 	return 1
 }
 
-// RedrawSmall applies d to imgs, the samples of scenes drawn with base (whose seed, steps — the draft's,
-// DraftSteps — and guidance the redraws reuse; its prompts, noise, step cache and injection they do not). Large scenes are left as
-// they are. sample runs a request on the model's worker.
+// RedrawSmall applies d to imgs, the samples of scenes drawn with base, in place. The redraws reuse base's
+// seed, steps (the draft's, DraftSteps) and guidance, not its prompts, noise, step cache or injection.
+// Large scenes are left as they are. sample runs a request on the model's worker.
 func RedrawSmall(sample func(model.SampleRequest) (*model.SampleResult, error), base model.SampleRequest, d Detail,
 	scenes []dataset.Scene, imgs [][dataset.CanvasPixels]uint8) error {
 	if d.Strength == 0 {
@@ -81,14 +81,7 @@ func RedrawSmall(sample func(model.SampleRequest) (*model.SampleResult, error), 
 		if err != nil {
 			return nil, err
 		}
-		per := dataset.CanvasPixels
-		out := make([][dataset.CanvasPixels]uint8, res.N)
-		for k := range out {
-			if out[k], err = dataset.FromModelUnits(res.Pixels[k*per : (k+1)*per]); err != nil {
-				return nil, err
-			}
-		}
-		return out, nil
+		return dataset.CanvasesFromModelUnits(res.Pixels)
 	}
 	// Seeds of their own, so a redraw's noise is not the draft's.
 	bigs, err := redraw(prompts, init, d.Strength, base.Seed+1_000_003)

@@ -54,8 +54,8 @@ func (e *Endpoint) Generate(ctx context.Context, r cachet.GenerateRequest) (*cac
 	switch {
 	case r.Detail != nil:
 		req.Detail = &Detail{Strength: *r.Detail, Settle: r.DetailSettle}
-	case r.DetailSettle != 0:
-		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "detail_settle settles a full-size redraw: give detail too")
+	case r.DetailSettle != 0: // settling nothing: Detail.Validate refuses it
+		req.Detail = &Detail{Settle: r.DetailSettle}
 	}
 	req.Guidance, req.CleanRenorm = r.Sampling()
 	if r.NegativeGuidance != nil && strings.TrimSpace(r.NegativePrompt) == "" {

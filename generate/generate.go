@@ -260,7 +260,8 @@ func (s *Service) Generate(ctx context.Context, req Request) (*Result, error) {
 			defer release()
 			sreq.Inject = inj
 		}
-		if s.redraws(req) {
+		scene, redraws := s.redrawnScene(req)
+		if redraws {
 			sreq.Steps = req.Detail.DraftSteps(req.Steps)
 			res.Detail = req.Detail.Strength
 		}
@@ -268,8 +269,8 @@ func (s *Service) Generate(ctx context.Context, req Request) (*Result, error) {
 		out, err := s.dit.Sample(ctx, sreq)
 		res.Cache = policy.Stats()
 		res.SampleResult = out
-		if err == nil && s.redraws(req) {
-			err = s.redraw(ctx, req, sreq, out)
+		if err == nil && redraws {
+			err = s.redraw(ctx, *req.Detail, scene, sreq, out)
 		}
 		res.Sampling = time.Since(start)
 		return err
@@ -280,33 +281,27 @@ func (s *Service) Generate(ctx context.Context, req Request) (*Result, error) {
 	return res, nil
 }
 
-// redraws says whether a validated request's images get a detail redraw: a small scene's do (a large
-// item is drawn at full size already).
-func (s *Service) redraws(req Request) bool {
+// redrawnScene is the scene of a validated request whose images get a detail redraw, and whether they do:
+// a small scene's do (a large item is drawn at full size already).
+func (s *Service) redrawnScene(req Request) (dataset.Scene, bool) {
 	if req.Detail == nil || req.Detail.Strength == 0 {
-		return false
+		return dataset.Scene{}, false
 	}
 	scene, err := dataset.Parse(req.Prompt)
-	return err == nil && !scene.Large
+	return scene, err == nil && !scene.Large
 }
 
-// redraw applies req.Detail to out, sampled from sreq, in place (on the worker's thread).
-func (s *Service) redraw(ctx context.Context, req Request, sreq model.SampleRequest, out *model.SampleResult) error {
-	scene, err := dataset.Parse(req.Prompt)
+// redraw applies d to out, scene's images sampled from sreq, in place (on the worker's thread).
+func (s *Service) redraw(ctx context.Context, d Detail, scene dataset.Scene, sreq model.SampleRequest, out *model.SampleResult) error {
+	imgs, err := dataset.CanvasesFromModelUnits(out.Pixels)
 	if err != nil {
 		return err
 	}
-	per := dataset.CanvasPixels
-	imgs := make([][dataset.CanvasPixels]uint8, out.N)
-	for i := range imgs {
-		if imgs[i], err = dataset.FromModelUnits(out.Pixels[i*per : (i+1)*per]); err != nil {
-			return err
-		}
-	}
 	sample := func(r model.SampleRequest) (*model.SampleResult, error) { return s.dit.Sample(ctx, r) }
-	if err := RedrawSmall(sample, sreq, *req.Detail, slices.Repeat([]dataset.Scene{scene}, out.N), imgs); err != nil {
+	if err := RedrawSmall(sample, sreq, d, slices.Repeat([]dataset.Scene{scene}, len(imgs)), imgs); err != nil {
 		return err
 	}
+	per := dataset.CanvasPixels
 	for i := range imgs {
 		dataset.PutModelUnits(out.Pixels[i*per:], imgs[i][:])
 	}

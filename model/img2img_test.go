@@ -65,7 +65,7 @@ func TestImageToImage(t *testing.T) {
 			{"strength 0", model.SampleRequest{Init: init}, "strength must be above 0"},
 			{"strength above 1", model.SampleRequest{Init: init, Strength: 1.5}, "strength must be above 0"},
 			{"short init", model.SampleRequest{Init: init[:per], Strength: 0.5}, "init images have"},
-			{"with step caching", model.SampleRequest{Init: init, Strength: 0.5, Cache: noCache{}}, "step caching"},
+			{"with step caching", model.SampleRequest{Init: init, Strength: 0.5, Cache: everyStep{}}, "step caching"},
 		} { // on the worker's thread, so no t.Run
 			tc.req.Prompts, tc.req.Steps = prompts, 2
 			if _, err := m.Sample(context.Background(), tc.req); err == nil || !strings.Contains(err.Error(), tc.error) {
@@ -75,11 +75,3 @@ func TestImageToImage(t *testing.T) {
 		return nil
 	})
 }
-
-type noCache struct{}
-
-func (noCache) Begin(model.Schedule) error { return nil }
-func (noCache) Eval(_ int, eval func(h *model.Hooks) (*model.Feature, error)) (*model.Feature, error) {
-	return eval(nil)
-}
-func (noCache) End() {}

@@ -11,8 +11,8 @@ import (
 // sampleBatch draws scenes — prompts start, start+1, … of req.Seed — with req's settings (its Steps the
 // budget an image), as the service would. With a detail redraw the large scenes take the whole budget and
 // the small ones a draft of d.DraftSteps, then the redraw (generate.RedrawSmall). Each image keeps its own
-// noise stream whatever group it is drawn in. newCache gives each draft its step-cache policy (nil: none). classContrast > 0 pushes each prompt from itself less its
-// class word.
+// noise stream whatever group it is drawn in. newCache gives each draft its step-cache policy (nil: none).
+// classContrast > 0 pushes each prompt from itself less its class word.
 func sampleBatch(ctx context.Context, w *model.Worker, m *model.DiT, req model.SampleRequest, newCache func() (model.StepCache, error), d generate.Detail,
 	classContrast float64, scenes []dataset.Scene, start int) ([][dataset.CanvasPixels]uint8, error) {
 	sample := func(r model.SampleRequest) (res *model.SampleResult, err error) {
@@ -47,23 +47,17 @@ func sampleBatch(ctx context.Context, w *model.Worker, m *model.DiT, req model.S
 		if len(small) > 0 && group[0] == small[0] {
 			r.Steps = d.DraftSteps(req.Steps)
 		}
-		cache, err := newCache() // a policy keeps per-request state
-		if err != nil {
+		var err error
+		if r.Cache, err = newCache(); err != nil { // a policy keeps per-request state
 			return nil, err
-		}
-		if cache != nil {
-			r.Cache = cache
 		}
 		res, err := sample(r)
 		if err != nil {
 			return nil, err
 		}
-		r.Cache = nil
-		out := make([][dataset.CanvasPixels]uint8, len(group))
-		for k := range group {
-			if out[k], err = dataset.FromModelUnits(res.Pixels[k*per : (k+1)*per]); err != nil {
-				return nil, err
-			}
+		out, err := dataset.CanvasesFromModelUnits(res.Pixels)
+		if err != nil {
+			return nil, err
 		}
 		if err := generate.RedrawSmall(sample, r, d, sub, out); err != nil { // a no-op for the whole group
 			return nil, err

@@ -205,11 +205,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			} else {
 				plainT += time.Since(t0)
 			}
-			for i := range res.N {
-				if dst[start+i], err = dataset.FromModelUnits(res.Pixels[i*per : (i+1)*per]); err != nil {
-					return nil, err
-				}
+			imgs, err := dataset.CanvasesFromModelUnits(res.Pixels)
+			if err != nil {
+				return nil, err
 			}
+			copy(dst[start:], imgs)
 		}
 		done := start + len(batch)
 		fmt.Fprintf(progress, "eval personalization: %d/%d prompts (adapted %.1f s, plain %.1f s so far)\n", done, len(rows), adaptedT.Seconds(), plainT.Seconds())
