@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/cachetlab/cachet"
@@ -23,24 +24,29 @@ import (
 type Config struct {
 	Weights, Evaluator, DataDir, Out, DatabaseURL string
 	Service                                       classify.Config
-	Test                                          int // test images (0 = all 10,000)
-	Shots                                         int // labelled training images per class for Tip-Adapter
-	ShotDraws                                     int // draws of the shots the default (propagated) build is averaged over
-	Diffusion                                     int // test images for the diffusion classifier (0 = skip)
-	KNNTrain                                      int // training images for kNN on pixels (0 = skip)
-	BlockStudy                                    int // held-out training images for the block study (0 = skip)
-	LatencyBatches                                int // batches timed through the full classify path
-	Batch                                         int // images per classify request when timing
-	Validation                                    int // last training images that tune α and β (0 = no tuned rows)
+	Test                                          int       // test images (0 = all 10,000)
+	Shots                                         int       // labelled training images per class for Tip-Adapter
+	ShotDraws                                     int       // draws of the shots the default (propagated) build is averaged over
+	Diffusion                                     int       // test images for the diffusion classifier (0 = skip)
+	DiffusionTimes                                []float64 // model times it averages its denoising errors over
+	KNNTrain                                      int       // training images for kNN on pixels (0 = skip)
+	BlockStudy                                    int       // held-out training images for the block study (0 = skip)
+	LatencyBatches                                int       // batches timed through the full classify path
+	Batch                                         int       // images per classify request when timing
+	Validation                                    int       // last training images that tune α and β (0 = no tuned rows)
 	Seed                                          int64
 	TorchThreads                                  int
 	Progress                                      io.Writer
 }
 
+// maxDiffusionTimes bounds the diffusion classifier's forward rows per image (times × ten prompts).
+const maxDiffusionTimes = 50
+
 // DefaultConfig is the full run (README, "Classification").
 func DefaultConfig() Config {
 	return Config{Weights: "weights/base.safetensors", Evaluator: "weights/evaluator.safetensors", DataDir: dataset.DefaultDir,
-		Out: "eval/reports/classify", Service: classify.DefaultConfig(), Shots: 16, ShotDraws: 5, Diffusion: 200, KNNTrain: 60000,
+		Out: "eval/reports/classify", Service: classify.DefaultConfig(), Shots: 16, ShotDraws: 5, Diffusion: 200,
+		DiffusionTimes: slices.Clone(classify.DiffusionTimes), KNNTrain: 60000,
 		BlockStudy: 2000, Validation: 1000, LatencyBatches: 20, Batch: 32, Seed: 1, Progress: io.Discard}
 }
 
@@ -59,6 +65,10 @@ func (c Config) validate() error {
 		return bad("--validation must be 0…10000 (got %d)", c.Validation)
 	case c.Diffusion < 0 || c.KNNTrain < 0 || c.KNNTrain > 60000 || c.BlockStudy < 0 || c.BlockStudy > 20000:
 		return bad("--diffusion ≥ 0, --knn-train 0…60000, --block-study 0…20000")
+	case len(c.DiffusionTimes) < 1 || len(c.DiffusionTimes) > maxDiffusionTimes:
+		return bad("--diffusion-times must list 1…%d model times (got %d)", maxDiffusionTimes, len(c.DiffusionTimes))
+	case slices.ContainsFunc(c.DiffusionTimes, func(t float64) bool { return !(t > 0 && t <= 1000) }):
+		return bad("--diffusion-times must lie in (0, 1000] (got %v)", c.DiffusionTimes)
 	case c.LatencyBatches < 1 || c.Batch < 1 || c.Batch > c.Service.MaxImages:
 		return bad("--latency-batches ≥ 1 and --batch 1…%d", c.Service.MaxImages)
 	case c.Test != 0 && c.Test < c.Batch:
@@ -292,9 +302,9 @@ func (r *Report) diffusion(ctx context.Context, w *model.Worker, dit *model.DiT,
 	for i, c := range canvases {
 		imgs[i] = dataset.ModelUnits(c)
 	}
-	fmt.Fprintf(progress, "eval classify: diffusion classifier on %d test images (%d times × %d classes each)\n", len(imgs), len(classify.DiffusionTimes), len(prompts))
+	fmt.Fprintf(progress, "eval classify: diffusion classifier on %d test images (%d times × %d classes each)\n", len(imgs), len(r.cfg.DiffusionTimes), len(prompts))
 	t0 := time.Now()
-	errs, err := classify.DiffusionErrors(ctx, w, dit, imgs, prompts, classify.DiffusionTimes, r.cfg.Seed)
+	errs, err := classify.DiffusionErrors(ctx, w, dit, imgs, prompts, r.cfg.DiffusionTimes, r.cfg.Seed)
 	if err != nil {
 		return err
 	}
@@ -310,7 +320,7 @@ func (r *Report) diffusion(ctx context.Context, w *model.Worker, dit *model.DiT,
 		}
 	}
 	r.add("diffusion classifier (zero-shot)", float64(correct)/float64(len(imgs)), len(imgs),
-		fmt.Sprintf("first %d test images; times %v; %.0f ms per image", len(imgs), classify.DiffusionTimes, per))
+		fmt.Sprintf("first %d test images; times %v; %.0f ms per image", len(imgs), r.cfg.DiffusionTimes, per))
 	return nil
 }
 

@@ -91,6 +91,9 @@ func TestRunRejectsBadConfig(t *testing.T) {
 		{"no shots", func(c *classifyeval.Config) { c.Shots = 0 }},
 		{"no shot draws", func(c *classifyeval.Config) { c.ShotDraws = 0 }},
 		{"batch beyond test", func(c *classifyeval.Config) { c.Test, c.Batch = 10, 32 }},
+		{"no diffusion times", func(c *classifyeval.Config) { c.DiffusionTimes = nil }},
+		{"diffusion time zero", func(c *classifyeval.Config) { c.DiffusionTimes = []float64{0, 500} }},
+		{"diffusion time beyond the schedule", func(c *classifyeval.Config) { c.DiffusionTimes = []float64{500, 1001} }},
 		{"missing weights file", func(c *classifyeval.Config) { c.Weights = "/nonexistent.safetensors" }},
 	}
 	for _, tc := range tests {
