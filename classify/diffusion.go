@@ -4,6 +4,8 @@ import (
 	"context"
 	"math/rand/v2"
 
+	"gonum.org/v1/gonum/stat"
+
 	"github.com/cachetlab/cachet"
 	"github.com/cachetlab/cachet/model"
 )
@@ -75,4 +77,27 @@ func DiffusionErrors(ctx context.Context, w *model.Worker, dit *model.DiT, image
 		}
 	}
 	return out, nil
+}
+
+// DiffusionRerankWeight weighs DiffusionLogits against a cache model's logits when both are summed. The
+// diffusion classifier errs on other images than the features do: on 1,000 held-out training items, 16
+// labels per class propagated (five draws), 40 lifted 79.9 to 80.4 % with errors over nine times (10–160
+// gave +0.1 to +0.5).
+const DiffusionRerankWeight = 40.0
+
+// DiffusionLogits turns one image's denoising errors, one per prompt, into logits: the negated errors,
+// z-scored over the prompts so that their scale does not depend on the image. Equal errors give zeros.
+func DiffusionLogits(errs []float64) []float64 {
+	out := make([]float64, len(errs))
+	if len(errs) == 0 {
+		return out
+	}
+	mean, sd := stat.MeanStdDev(errs, nil)
+	if !(sd > 0) {
+		return out
+	}
+	for c, e := range errs {
+		out[c] = -(e - mean) / sd
+	}
+	return out
 }

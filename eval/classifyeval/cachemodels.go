@@ -175,32 +175,77 @@ func (r *Report) tip(ctx context.Context, svc *classify.Service, train *dataset.
 		return err
 	}
 	// The default build of labelled plus unlabelled samples: the labels propagate over the test images' graph.
-	if built, acc, err = buildAndScore(ctx, svc, col.ID, cachet.BuildRequest{}, labels, feats); err != nil {
+	built, scores, err := buildAndClassify(ctx, svc, col.ID, cachet.BuildRequest{}, feats)
+	if err != nil {
 		return err
 	}
 	name += " with the test images as unlabelled samples, the default: " + cacheKind(built.Model)
-	r.add(name, acc, len(feats), modelNote(built))
-	if r.cfg.ShotDraws < 2 {
-		return nil
-	}
+	r.add(name, accuracy(scores, labels), len(feats), modelNote(built))
 	// One draw of 160 images moves the result by about a point: the same build over further draws.
-	accs := []float64{acc}
+	draws := []drawResult{r.drawResult(scores, labels)}
 	for d := 1; d < r.cfg.ShotDraws; d++ {
 		fmt.Fprintf(progress, "eval classify: %d-shot draw %d of %d (the default build)\n", shots, d+1, r.cfg.ShotDraws)
-		a, err := r.drawAndScore(ctx, svc, train, r.cfg.Seed+int64(d), testCanvases, labels, feats)
+		scores, err := r.drawAndClassify(ctx, svc, train, r.cfg.Seed+int64(d), testCanvases, feats)
 		if err != nil {
 			return err
 		}
-		accs = append(accs, a)
+		draws = append(draws, r.drawResult(scores, labels))
+	}
+	if len(draws) > 1 {
+		r.addDraws(fmt.Sprintf("%s, mean of %d draws of the labelled images", name, len(draws)), len(feats), draws,
+			func(d drawResult) float64 { return d.acc })
+	}
+	if len(r.diffErrs) > 0 {
+		n := len(r.diffErrs)
+		r.addDraws(fmt.Sprintf("%s, first %d test images, mean of %d draws", name, n, len(draws)), n, draws,
+			func(d drawResult) float64 { return d.accHead })
+		r.addDraws(fmt.Sprintf("%s, plus the diffusion classifier at weight %g, first %d test images, mean of %d draws", name, classify.DiffusionRerankWeight, n, len(draws)), n, draws,
+			func(d drawResult) float64 { return d.accRerank })
+	}
+	return nil
+}
+
+// drawResult is one draw's default build: its accuracy, and on the images the diffusion classifier saw its
+// accuracy alone and with the diffusion classifier's logits added.
+type drawResult struct{ acc, accHead, accRerank float64 }
+
+func (r *Report) drawResult(scores []classify.Scores, labels []int) drawResult {
+	d := drawResult{acc: accuracy(scores, labels)}
+	if len(r.diffErrs) == 0 {
+		return d
+	}
+	head, rerank := 0, 0
+	for i, errs := range r.diffErrs {
+		if classify.Argmax(scores[i].Logits) == labels[i] {
+			head++
+		}
+		logits := classify.DiffusionLogits(errs)
+		for c := range logits {
+			logits[c] = scores[i].Logits[c] + classify.DiffusionRerankWeight*logits[c]
+		}
+		if classify.Argmax(logits) == labels[i] {
+			rerank++
+		}
+	}
+	n := float64(len(r.diffErrs))
+	d.accHead, d.accRerank = float64(head)/n, float64(rerank)/n
+	return d
+}
+
+// addDraws reports the mean of one number over the draws, each draw's value in the note.
+func (r *Report) addDraws(name string, images int, draws []drawResult, of func(drawResult) float64) {
+	accs := make([]float64, len(draws))
+	parts := make([]string, len(draws))
+	for i, d := range draws {
+		accs[i] = of(d)
+		parts[i] = pct(accs[i])
+	}
+	if len(accs) == 1 {
+		r.add(name, accs[0], images, fmt.Sprintf("seed %d", r.cfg.Seed))
+		return
 	}
 	mean, sd := stat.MeanStdDev(accs, nil)
-	parts := make([]string, len(accs))
-	for i, a := range accs {
-		parts[i] = pct(a)
-	}
-	r.add(fmt.Sprintf("%s, mean of %d draws of the labelled images", name, len(accs)), mean, len(feats),
-		fmt.Sprintf("seeds %d…%d: %s; sd %.1f points", r.cfg.Seed, r.cfg.Seed+int64(len(accs)-1), strings.Join(parts, ", "), 100*sd))
-	return nil
+	r.add(name, mean, images, fmt.Sprintf("seeds %d…%d: %s; sd %.1f points", r.cfg.Seed, r.cfg.Seed+int64(len(accs)-1), strings.Join(parts, ", "), 100*sd))
 }
 
 // shotCollection creates a collection holding one draw (seed) of Shots labelled training images per class,
@@ -231,32 +276,41 @@ func (r *Report) shotCollection(ctx context.Context, svc *classify.Service, trai
 	return col, len(idx), nil
 }
 
-// drawAndScore builds the default model of one draw of labelled training images plus the test images
-// (unlabelled) in a collection of its own and returns its test accuracy.
-func (r *Report) drawAndScore(ctx context.Context, svc *classify.Service, train *dataset.Set, seed int64, testCanvases [][]uint8, labels []int, feats [][]float32) (float64, error) {
+// drawAndClassify builds the default model of one draw of labelled training images plus the test images
+// (unlabelled) in a collection of its own and returns its test scores.
+func (r *Report) drawAndClassify(ctx context.Context, svc *classify.Service, train *dataset.Set, seed int64, testCanvases [][]uint8, feats [][]float32) ([]classify.Scores, error) {
 	col, _, err := r.shotCollection(ctx, svc, train, seed)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer func() { _ = svc.DeleteCollection(context.WithoutCancel(ctx), col.ID) }()
 	if _, err := svc.AddCanvases(ctx, col.ID, testCanvases, unlabelled(len(testCanvases)), feats); err != nil {
-		return 0, err
+		return nil, err
 	}
-	_, acc, err := buildAndScore(ctx, svc, col.ID, cachet.BuildRequest{}, labels, feats)
-	return acc, err
+	_, scores, err := buildAndClassify(ctx, svc, col.ID, cachet.BuildRequest{}, feats)
+	return scores, err
 }
 
 // buildAndScore builds collection id as req asks and returns it with the test accuracy of its new model.
 func buildAndScore(ctx context.Context, svc *classify.Service, id string, req cachet.BuildRequest, labels []int, feats [][]float32) (*cachet.Collection, float64, error) {
-	built, err := svc.Build(ctx, id, req)
-	if err != nil {
-		return nil, 0, err
-	}
-	scores, err := classifyAll(ctx, svc, id, feats, 256)
+	built, scores, err := buildAndClassify(ctx, svc, id, req, feats)
 	if err != nil {
 		return nil, 0, err
 	}
 	return built, accuracy(scores, labels), nil
+}
+
+// buildAndClassify builds collection id as req asks and returns it with its new model's test scores.
+func buildAndClassify(ctx context.Context, svc *classify.Service, id string, req cachet.BuildRequest, feats [][]float32) (*cachet.Collection, []classify.Scores, error) {
+	built, err := svc.Build(ctx, id, req)
+	if err != nil {
+		return nil, nil, err
+	}
+	scores, err := classifyAll(ctx, svc, id, feats, 256)
+	if err != nil {
+		return nil, nil, err
+	}
+	return built, scores, nil
 }
 
 // tuned reports the collection's cache model with α and β (and, for solved values, λ) chosen on the

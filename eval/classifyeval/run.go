@@ -120,6 +120,7 @@ type Report struct {
 	Seconds      float64             `json:"seconds"`
 	cfg          Config
 	val          *validation
+	diffErrs     [][]float64 // the diffusion classifier's errors on the first test images, [image][class]
 }
 
 // Run evaluates cfg.Weights and writes the report into cfg.Out.
@@ -223,13 +224,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	defer func() { _ = svc.DeleteCollection(context.WithoutCancel(ctx), tfupID) }()
-	if err := r.tip(ctx, svc, train, canvases, labels, feats, progress); err != nil {
-		return nil, err
-	}
+	// The diffusion classifier runs before the few-shot builds, which add its logits to theirs.
 	if cfg.Diffusion > 0 {
 		if err := r.diffusion(ctx, w, dit, canvases[:min(cfg.Diffusion, n)], labels, progress); err != nil {
 			return nil, err
 		}
+	}
+	if err := r.tip(ctx, svc, train, canvases, labels, feats, progress); err != nil {
+		return nil, err
 	}
 	if cfg.KNNTrain > 0 {
 		fmt.Fprintf(progress, "eval classify: kNN on pixels (%d training images)\n", cfg.KNNTrain)
@@ -309,6 +311,7 @@ func (r *Report) diffusion(ctx context.Context, w *model.Worker, dit *model.DiT,
 		return err
 	}
 	per := time.Since(t0).Seconds() * 1000 / float64(len(imgs))
+	r.diffErrs = errs
 	correct := 0
 	for i, e := range errs {
 		neg := make([]float64, len(e))
