@@ -211,14 +211,12 @@ type drawResult struct{ acc, accHead, accRerank float64 }
 
 func (r *Report) drawResult(scores []classify.Scores, labels []int) drawResult {
 	d := drawResult{acc: accuracy(scores, labels)}
-	if len(r.diffErrs) == 0 {
+	n := len(r.diffErrs)
+	if n == 0 {
 		return d
 	}
-	head, rerank := 0, 0
+	rerank := 0
 	for i, errs := range r.diffErrs {
-		if classify.Argmax(scores[i].Logits) == labels[i] {
-			head++
-		}
 		logits := classify.DiffusionLogits(errs)
 		for c := range logits {
 			logits[c] = scores[i].Logits[c] + classify.DiffusionRerankWeight*logits[c]
@@ -227,8 +225,7 @@ func (r *Report) drawResult(scores []classify.Scores, labels []int) drawResult {
 			rerank++
 		}
 	}
-	n := float64(len(r.diffErrs))
-	d.accHead, d.accRerank = float64(head)/n, float64(rerank)/n
+	d.accHead, d.accRerank = accuracy(scores[:n], labels), float64(rerank)/float64(n)
 	return d
 }
 

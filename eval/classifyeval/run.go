@@ -314,11 +314,7 @@ func (r *Report) diffusion(ctx context.Context, w *model.Worker, dit *model.DiT,
 	r.diffErrs = errs
 	correct := 0
 	for i, e := range errs {
-		neg := make([]float64, len(e))
-		for c, v := range e {
-			neg[c] = -v
-		}
-		if classify.Argmax(neg) == labels[i] {
+		if classify.Argmax(classify.DiffusionLogits(e)) == labels[i] {
 			correct++
 		}
 	}
