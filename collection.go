@@ -78,7 +78,17 @@ type ClassifyRequest struct {
 	Collection string
 	Images     [][]byte
 	TopK       int // labels per image (default 3)
+	// Rerank adds a second opinion to the logits: RerankNone (default) or RerankDiffusion.
+	Rerank string
 }
+
+// Rerank methods of a ClassifyRequest.
+const (
+	RerankNone = ""
+	// RerankDiffusion adds the diffusion classifier's logits (every label must be one the model can
+	// draw): a few tenths of a point more accurate for about 0.4 s an image.
+	RerankDiffusion = "diffusion"
+)
 
 // LabelScore is one label's share of an image's prediction: its probability and the two logit parts.
 type LabelScore struct {
@@ -86,6 +96,7 @@ type LabelScore struct {
 	Probability float64 `json:"probability"`
 	ZeroShot    float64 `json:"zero_shot_logit"`
 	Cache       float64 `json:"cache_logit"`
+	Diffusion   float64 `json:"diffusion_logit,omitempty"` // the rerank's part (rerank "diffusion" only)
 }
 
 // ImagePrediction is one image's top labels, best first.
@@ -98,6 +109,7 @@ type ClassifyTimings struct {
 	FeaturesMS float64 `json:"features_ms"`
 	QueryMS    float64 `json:"query_ms"`
 	ScoringMS  float64 `json:"scoring_ms"`
+	RerankMS   float64 `json:"rerank_ms,omitempty"`
 }
 
 // ClassifyResult answers a ClassifyRequest.
@@ -105,6 +117,7 @@ type ClassifyResult struct {
 	Collection   string            `json:"collection,omitempty"`
 	CacheModel   int64             `json:"cache_model,omitempty"` // the cache model used (0: zero-shot only)
 	Method       string            `json:"method"`                // "zero-shot", "tfup" or "tip-adapter"
+	Rerank       string            `json:"rerank,omitempty"`      // the rerank added to the logits, if any
 	CacheEntries int               `json:"cache_entries"`         // entries the model holds
 	Neighbours   int               `json:"neighbours"`            // entries each image was scored against
 	Predictions  []ImagePrediction `json:"predictions"`

@@ -79,6 +79,10 @@ func TestCollectionsAndClassify(t *testing.T) {
 	if res.Predictions[0].Top[0].Label != "coat" || res.Predictions[1].Top[0].Label != "bag" || res.Method != "tip-adapter" {
 		t.Fatalf("the labelled samples themselves were classified %s", body)
 	}
+	code, body = post(t, ts.URL+"/v1/classify", fmt.Sprintf(`{"collection": %q, "images": [%q], "rerank": "diffusion"}`, col.ID, b64(t, classifytest.Item(40))))
+	if code != http.StatusOK || !bytes.Contains(body, []byte(`"rerank":"diffusion"`)) || !bytes.Contains(body, []byte(`"diffusion_logit"`)) {
+		t.Fatalf("classify with the diffusion rerank: %d %s", code, body)
+	}
 	code, body = get(t, ts.URL+"/v1/collections/"+col.ID)
 	if code != http.StatusOK || !bytes.Contains(body, []byte(`"tip-adapter"`)) {
 		t.Fatalf("get: %d %s", code, body)
@@ -146,6 +150,7 @@ func TestClassifyAPIErrors(t *testing.T) {
 		{"classify: no images", "/v1/classify", `{"images": []}`, 400, cachet.CodeInvalidArgument},
 		{"classify: bad image", "/v1/classify", `{"images": ["aGVsbG8="]}`, 415, cachet.CodeUnsupportedMedia},
 		{"classify: bad top_k", "/v1/classify", fmt.Sprintf(`{"images": [%q], "top_k": -1}`, good), 400, cachet.CodeInvalidArgument},
+		{"classify: unknown rerank", "/v1/classify", fmt.Sprintf(`{"images": [%q], "rerank": "votes"}`, good), 400, cachet.CodeInvalidArgument},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -157,6 +157,25 @@ func LabelPrompt(cfg model.Config, label string) (string, bool) {
 	return prompt, true
 }
 
+// LabelPrompts is each label's LabelPrompt for the diffusion classifier, or an error naming the labels
+// the model cannot draw.
+func LabelPrompts(cfg model.Config, labels []string) ([]string, error) {
+	prompts := make([]string, len(labels))
+	var bad []string
+	for c, l := range labels {
+		p, ok := LabelPrompt(cfg, l)
+		if !ok {
+			bad = append(bad, fmt.Sprintf("%q", l))
+		}
+		prompts[c] = p
+	}
+	if len(bad) > 0 {
+		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "the diffusion classifier scores each label by drawing it, and the model cannot draw %s; classify without it",
+			strings.Join(bad, ", "))
+	}
+	return prompts, nil
+}
+
 // prototypeChunk is how many prototype images one worker job samples.
 const prototypeChunk = 8
 

@@ -229,8 +229,9 @@ func (s *Service) keepModel(m *Model) {
 
 // Classify decodes the request's images and classifies them.
 func (s *Service) Classify(ctx context.Context, req cachet.ClassifyRequest) (*cachet.ClassifyResult, error) {
-	if len(req.Images) == 0 || len(req.Images) > s.cfg.MaxImages {
-		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "give 1…%d images (got %d)", s.cfg.MaxImages, len(req.Images))
+	q := Query{Collection: req.Collection, TopK: req.TopK, Rerank: req.Rerank}
+	if err := s.checkQuery(q, len(req.Images)); err != nil {
+		return nil, err
 	}
 	canvases := make([][]uint8, len(req.Images))
 	for i, img := range req.Images {
@@ -239,12 +240,41 @@ func (s *Service) Classify(ctx context.Context, req cachet.ClassifyRequest) (*ca
 			return nil, err
 		}
 	}
-	return s.ClassifyCanvases(ctx, req.Collection, canvases, req.TopK)
+	return s.ClassifyCanvases(ctx, q, canvases)
+}
+
+// Query is what a classification asks for besides the images.
+type Query struct {
+	Collection string // empty: the model's built-in classes, zero-shot
+	TopK       int    // labels per image (0: the default)
+	Rerank     string // cachet.RerankNone or cachet.RerankDiffusion
+}
+
+// checkQuery validates a query for n images before any work is done.
+func (s *Service) checkQuery(q Query, n int) error {
+	if err := checkTopK(q.TopK); err != nil {
+		return err
+	}
+	maxImages := s.cfg.MaxImages
+	switch q.Rerank {
+	case cachet.RerankNone:
+	case cachet.RerankDiffusion:
+		maxImages = min(maxImages, MaxRerankImages)
+	default:
+		return cachet.Errorf(cachet.CodeInvalidArgument, "rerank must be empty or %q (got %q)", cachet.RerankDiffusion, q.Rerank)
+	}
+	if n == 0 || n > maxImages {
+		if q.Rerank != cachet.RerankNone {
+			return cachet.Errorf(cachet.CodeInvalidArgument, "give 1…%d images with rerank %q (got %d); it costs about 0.4 s an image", maxImages, q.Rerank, n)
+		}
+		return cachet.Errorf(cachet.CodeInvalidArgument, "give 1…%d images (got %d)", maxImages, n)
+	}
+	return nil
 }
 
 // ClassifyCanvases classifies 32×32 canvases.
-func (s *Service) ClassifyCanvases(ctx context.Context, collection string, canvases [][]uint8, topK int) (*cachet.ClassifyResult, error) {
-	if err := s.checkTopK(topK); err != nil {
+func (s *Service) ClassifyCanvases(ctx context.Context, q Query, canvases [][]uint8) (*cachet.ClassifyResult, error) {
+	if err := s.checkQuery(q, len(canvases)); err != nil {
 		return nil, err
 	}
 	start := time.Now()
@@ -253,15 +283,23 @@ func (s *Service) ClassifyCanvases(ctx context.Context, collection string, canva
 		return nil, err
 	}
 	fms := ms(time.Since(start))
-	res, _, err := s.ClassifyFeatures(ctx, collection, feats, topK)
+	res, labels, all, err := s.score(ctx, q.Collection, feats)
 	if err != nil {
 		return nil, err
 	}
 	res.Timings.FeaturesMS = fms
+	if q.Rerank == cachet.RerankDiffusion {
+		start := time.Now()
+		if err := s.rerankDiffusion(ctx, labels, canvases, all); err != nil {
+			return nil, err
+		}
+		res.Rerank, res.Timings.RerankMS = q.Rerank, ms(time.Since(start))
+	}
+	predict(res, labels, all, q.TopK)
 	return res, nil
 }
 
-func (s *Service) checkTopK(k int) error {
+func checkTopK(k int) error {
 	if k < 0 || k > MaxLabels {
 		return cachet.Errorf(cachet.CodeInvalidArgument, "top_k must be 0 (default %d) … %d (got %d)", defaultTopK, MaxLabels, k)
 	}
@@ -273,12 +311,20 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // ClassifyFeatures classifies raw pooled features (from Featurizer) and also returns every image's full
 // scores (label order = the head's).
 func (s *Service) ClassifyFeatures(ctx context.Context, collection string, feats [][]float32, topK int) (*cachet.ClassifyResult, []Scores, error) {
-	if err := s.checkTopK(topK); err != nil {
+	if err := checkTopK(topK); err != nil {
 		return nil, nil, err
 	}
-	if topK == 0 {
-		topK = defaultTopK
+	res, labels, all, err := s.score(ctx, collection, feats)
+	if err != nil {
+		return nil, nil, err
 	}
+	predict(res, labels, all, topK)
+	return res, all, nil
+}
+
+// score scores features against the collection's active model (or the built-in head), returning the
+// result without predictions, the model's labels and every image's scores.
+func (s *Service) score(ctx context.Context, collection string, feats [][]float32) (*cachet.ClassifyResult, []string, []Scores, error) {
 	res := &cachet.ClassifyResult{Collection: collection, Method: "zero-shot"}
 	var m *Model
 	var nb [][]int
@@ -286,14 +332,14 @@ func (s *Service) ClassifyFeatures(ctx context.Context, collection string, feats
 	if collection == "" {
 		h, err := s.BuiltinHead(ctx)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		m = &Model{Head: h}
 	} else {
 		start := time.Now()
 		var err error
 		if m, projected, nb, err = s.lookup(ctx, collection, feats); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		res.Timings.QueryMS = ms(time.Since(start))
 		res.CacheModel, res.Method, res.CacheEntries = m.ID, string(m.Method), len(m.Entries)
@@ -304,11 +350,10 @@ func (s *Service) ClassifyFeatures(ctx context.Context, collection string, feats
 	}
 	start := time.Now()
 	all := make([]Scores, len(feats))
-	res.Predictions = make([]cachet.ImagePrediction, len(feats))
 	if projected == nil {
 		var err error
 		if projected, err = project(m.Head, feats); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	for i, f := range projected {
@@ -320,10 +365,20 @@ func (s *Service) ClassifyFeatures(ctx context.Context, collection string, feats
 			}
 		}
 		all[i] = m.Score(f, entries)
-		res.Predictions[i] = top(m.Head.Labels, all[i], topK)
 	}
 	res.Timings.ScoringMS = ms(time.Since(start))
-	return res, all, nil
+	return res, m.Head.Labels, all, nil
+}
+
+// predict fills the result's predictions: each image's topK (0: the default) labels.
+func predict(res *cachet.ClassifyResult, labels []string, all []Scores, topK int) {
+	if topK == 0 {
+		topK = defaultTopK
+	}
+	res.Predictions = make([]cachet.ImagePrediction, len(all))
+	for i, sc := range all {
+		res.Predictions[i] = top(labels, sc, topK)
+	}
 }
 
 // project maps raw features into the head's space (where a model's keys live).
@@ -396,7 +451,11 @@ func top(labels []string, s Scores, k int) cachet.ImagePrediction {
 	slices.SortStableFunc(idx, func(a, b int) int { return -cmpFloat(p[a], p[b]) })
 	out := cachet.ImagePrediction{Top: make([]cachet.LabelScore, 0, min(k, len(idx)))}
 	for _, c := range idx[:min(k, len(idx))] {
-		out.Top = append(out.Top, cachet.LabelScore{Label: labels[c], Probability: p[c], ZeroShot: s.ZeroShot[c], Cache: s.Cache[c]})
+		ls := cachet.LabelScore{Label: labels[c], Probability: p[c], ZeroShot: s.ZeroShot[c], Cache: s.Cache[c]}
+		if s.Diffusion != nil {
+			ls.Diffusion = s.Diffusion[c]
+		}
+		out.Top = append(out.Top, ls)
 	}
 	return out
 }

@@ -149,7 +149,9 @@ type Entry struct {
 type Scores struct {
 	ZeroShot []float64 // 100·f Wᵀ
 	Cache    []float64 // the cache's residual logits (zero without a cache)
-	Logits   []float64 // ZeroShot + Cache
+	// Diffusion is the diffusion rerank's part (nil unless asked for)
+	Diffusion []float64
+	Logits    []float64 // ZeroShot + Cache (+ Diffusion)
 }
 
 // ResidualTFUP is TFUP's multi-level similarity over the given entries: A = f Fᵀ, D_j = KL(p ‖ p_j)

@@ -45,7 +45,7 @@ func newClassifyService(db *storage.DB, w *model.Worker, dit *model.DiT, weights
 }
 
 func newClassifyCmd(cf *configFlags) *cobra.Command {
-	var collection string
+	var collection, rerank string
 	var topK int
 	var asJSON bool
 	cmd := &cobra.Command{
@@ -56,7 +56,8 @@ func newClassifyCmd(cf *configFlags) *cobra.Command {
 zero-shot use of a model samples its class prototypes (--classify-samples images per class) and keeps them
 in Postgres.`,
 		Example: `  cachet classify --weights weights/base.safetensors item.png
-  cachet classify --collection 3f0c…  a.png b.png --top-k 5`,
+  cachet classify --collection 3f0c…  a.png b.png --top-k 5
+  cachet classify --weights weights/base.safetensors --rerank diffusion item.png   # slower, a little more accurate`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			images := make([][]byte, len(args))
@@ -70,7 +71,7 @@ in Postgres.`,
 			var res *cachet.ClassifyResult
 			err := withClassifier(cmd.Context(), cf.cfg, func(svc *classify.Service) error {
 				var err error
-				res, err = svc.Classify(cmd.Context(), cachet.ClassifyRequest{Collection: collection, Images: images, TopK: topK})
+				res, err = svc.Classify(cmd.Context(), cachet.ClassifyRequest{Collection: collection, Images: images, TopK: topK, Rerank: rerank})
 				return err
 			})
 			if err != nil {
@@ -84,18 +85,23 @@ in Postgres.`,
 			for i, p := range res.Predictions {
 				parts := make([]string, len(p.Top))
 				for j, s := range p.Top {
-					parts[j] = fmt.Sprintf("%s %.1f%% (zero-shot %.2f, cache %.2f)", s.Label, 100*s.Probability, s.ZeroShot, s.Cache)
+					parts[j] = fmt.Sprintf("%s %.1f%% (zero-shot %.2f, cache %.2f", s.Label, 100*s.Probability, s.ZeroShot, s.Cache)
+					if res.Rerank != "" {
+						parts[j] += fmt.Sprintf(", %s %.2f", res.Rerank, s.Diffusion)
+					}
+					parts[j] += ")"
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s\n", args[i], strings.Join(parts, "; "))
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "%s, %d cache entries; features %.1f ms, query %.1f ms, scoring %.1f ms\n", res.Method, res.CacheEntries,
-				res.Timings.FeaturesMS, res.Timings.QueryMS, res.Timings.ScoringMS)
+			fmt.Fprintf(cmd.ErrOrStderr(), "%s, %d cache entries; features %.1f ms, query %.1f ms, scoring %.1f ms, rerank %.1f ms\n", res.Method, res.CacheEntries,
+				res.Timings.FeaturesMS, res.Timings.QueryMS, res.Timings.ScoringMS, res.Timings.RerankMS)
 			return nil
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&collection, "collection", "", "collection id (empty: the model's built-in classes, zero-shot)")
 	f.IntVar(&topK, "top-k", 3, "labels per image")
+	f.StringVar(&rerank, "rerank", "", `"diffusion": add the diffusion classifier's logits (about 0.4 s an image, at most 32 images)`)
 	f.BoolVar(&asJSON, "json", false, "print the API's JSON answer")
 	return cmd
 }

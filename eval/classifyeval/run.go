@@ -292,13 +292,9 @@ func accuracy(scores []classify.Scores, labels []int) float64 {
 }
 
 func (r *Report) diffusion(ctx context.Context, w *model.Worker, dit *model.DiT, canvases [][]uint8, labels []int, progress io.Writer) error {
-	prompts := make([]string, dataset.NumClasses)
-	for c := range prompts {
-		p, ok := classify.LabelPrompt(dit.Cfg, dataset.ClassNames[c])
-		if !ok {
-			return fmt.Errorf("eval classify: the model cannot draw %q", dataset.ClassNames[c])
-		}
-		prompts[c] = p
+	prompts, err := classify.LabelPrompts(dit.Cfg, dataset.ClassNames[:])
+	if err != nil {
+		return fmt.Errorf("eval classify: %w", err)
 	}
 	imgs := make([][]float32, len(canvases))
 	for i, c := range canvases {
@@ -355,7 +351,7 @@ func (r *Report) latency(ctx context.Context, svc *classify.Service, id string, 
 	t0 := time.Now()
 	for k := 0; k < r.cfg.LatencyBatches; k++ {
 		from := (k * b) % max(1, len(canvases)-b)
-		res, err := svc.ClassifyCanvases(ctx, id, canvases[from:from+b], 1)
+		res, err := svc.ClassifyCanvases(ctx, classify.Query{Collection: id, TopK: 1}, canvases[from:from+b])
 		if err != nil {
 			return err
 		}
