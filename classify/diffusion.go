@@ -85,6 +85,12 @@ func DiffusionErrors(ctx context.Context, w *model.Worker, dit *model.DiT, image
 // gave +0.1 to +0.5).
 const DiffusionRerankWeight = 40.0
 
+// DiffusionRerankWeightZeroShot is DiffusionRerankWeight for the built-in head's zero-shot logits, which
+// spread wider (82 between an image's best and worst class, on average): on the same 1,000 held-out items
+// the built-in head alone is 71.0 %, the diffusion classifier alone 74.9 %, their sum at weight 40 74.1 %,
+// at 120–640 75.5–75.9 %.
+const DiffusionRerankWeightZeroShot = 120.0
+
 // DiffusionLogits turns one image's denoising errors, one per prompt, into logits: the negated errors,
 // z-scored over the prompts so that their scale does not depend on the image. Equal errors give zeros.
 func DiffusionLogits(errs []float64) []float64 {

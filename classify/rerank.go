@@ -15,9 +15,9 @@ var DiffusionRerankTimes = []float64{100, 200, 300, 400, 500, 600, 700, 800, 900
 // MaxRerankImages bounds a reranked request: the rerank costs about 0.4 s an image on two cores.
 const MaxRerankImages = 32
 
-// rerankDiffusion adds DiffusionRerankWeight × the diffusion classifier's logits to every image's scores.
+// rerankDiffusion adds weight × the diffusion classifier's logits to every image's scores.
 // The noise is seeded by the image's bytes, so an image gets the same answer wherever it sits in a request.
-func (s *Service) rerankDiffusion(ctx context.Context, labels []string, canvases [][]uint8, all []Scores) error {
+func (s *Service) rerankDiffusion(ctx context.Context, labels []string, canvases [][]uint8, all []Scores, weight float64) error {
 	prompts, err := LabelPrompts(s.dit.Cfg, labels)
 	if err != nil {
 		return err
@@ -32,7 +32,7 @@ func (s *Service) rerankDiffusion(ctx context.Context, labels []string, canvases
 		sc := &all[i]
 		sc.Diffusion = DiffusionLogits(errs[0])
 		for c := range sc.Diffusion {
-			sc.Diffusion[c] *= DiffusionRerankWeight
+			sc.Diffusion[c] *= weight
 			sc.Logits[c] += sc.Diffusion[c]
 		}
 	}

@@ -33,13 +33,14 @@ func TestDiffusionRerank(t *testing.T) {
 		zeroShot[s.Label] = s.ZeroShot
 	}
 	t.Run("weighted z-scores", func(t *testing.T) {
-		// DiffusionLogits z-scores with the sample deviation: over 10 labels Σd = 0 and Σd² = 9·weight².
+		// DiffusionLogits z-scores with the sample deviation: over 10 labels Σd = 0 and Σd² = 9·weight²
+		// (the built-in head's weight).
 		sum, sq := 0.0, 0.0
 		for _, s := range res.Predictions[0].Top {
 			sum += s.Diffusion
 			sq += s.Diffusion * s.Diffusion
 		}
-		want := 9 * classify.DiffusionRerankWeight * classify.DiffusionRerankWeight
+		want := 9 * classify.DiffusionRerankWeightZeroShot * classify.DiffusionRerankWeightZeroShot
 		if math.Abs(sum) > 1e-6 || math.Abs(sq-want) > 1e-6*want {
 			t.Errorf("diffusion parts: Σ %v, Σ² %v (want 0, %v)", sum, sq, want)
 		}

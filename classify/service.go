@@ -290,7 +290,11 @@ func (s *Service) ClassifyCanvases(ctx context.Context, q Query, canvases [][]ui
 	res.Timings.FeaturesMS = fms
 	if q.Rerank == cachet.RerankDiffusion {
 		start := time.Now()
-		if err := s.rerankDiffusion(ctx, labels, canvases, all); err != nil {
+		weight := DiffusionRerankWeight
+		if q.Collection == "" {
+			weight = DiffusionRerankWeightZeroShot
+		}
+		if err := s.rerankDiffusion(ctx, labels, canvases, all, weight); err != nil {
 			return nil, err
 		}
 		res.Rerank, res.Timings.RerankMS = q.Rerank, ms(time.Since(start))
