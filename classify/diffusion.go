@@ -91,6 +91,19 @@ const DiffusionRerankWeight = 40.0
 // at 120–640 75.5–75.9 %.
 const DiffusionRerankWeightZeroShot = 120.0
 
+// WithDiffusion is s with weight × DiffusionLogits(errs) as its Diffusion part, added to its logits (s's
+// own slices are left as they are). The service's rerank and the eval's combined rows both score this way.
+func (s Scores) WithDiffusion(errs []float64, weight float64) Scores {
+	d := DiffusionLogits(errs)
+	logits := make([]float64, len(s.Logits))
+	for c := range d {
+		d[c] *= weight
+		logits[c] = s.Logits[c] + d[c]
+	}
+	s.Diffusion, s.Logits = d, logits
+	return s
+}
+
 // DiffusionLogits turns one image's denoising errors, one per prompt, into logits: the negated errors,
 // z-scored over the prompts so that their scale does not depend on the image. Equal errors give zeros.
 func DiffusionLogits(errs []float64) []float64 {

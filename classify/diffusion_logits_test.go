@@ -33,3 +33,17 @@ func TestDiffusionLogits(t *testing.T) {
 		})
 	}
 }
+
+func TestScoresWithDiffusion(t *testing.T) {
+	s := classify.Scores{ZeroShot: []float64{1, 2, 3}, Cache: []float64{0, 0, 0}, Logits: []float64{1, 2, 3}}
+	got := s.WithDiffusion([]float64{1, 2, 3}, 10) // DiffusionLogits: 1, 0, −1
+	want := []float64{11, 2, -7}
+	for c := range want {
+		if math.Abs(got.Logits[c]-want[c]) > 1e-12 || math.Abs(got.Diffusion[c]-(want[c]-s.Logits[c])) > 1e-12 {
+			t.Fatalf("logits %v, diffusion %v; want logits %v", got.Logits, got.Diffusion, want)
+		}
+	}
+	if s.Logits[0] != 1 || s.Diffusion != nil {
+		t.Fatalf("the receiver changed: %+v", s)
+	}
+}

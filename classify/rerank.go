@@ -29,12 +29,7 @@ func (s *Service) rerankDiffusion(ctx context.Context, labels []string, canvases
 		if err != nil {
 			return fmt.Errorf("classify: diffusion rerank: %w", err)
 		}
-		sc := &all[i]
-		sc.Diffusion = DiffusionLogits(errs[0])
-		for c := range sc.Diffusion {
-			sc.Diffusion[c] *= weight
-			sc.Logits[c] += sc.Diffusion[c]
-		}
+		all[i] = all[i].WithDiffusion(errs[0], weight)
 	}
 	return nil
 }

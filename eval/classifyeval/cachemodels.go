@@ -217,11 +217,7 @@ func (r *Report) drawResult(scores []classify.Scores, labels []int) drawResult {
 	}
 	rerank := 0
 	for i, errs := range r.diffErrs {
-		logits := classify.DiffusionLogits(errs)
-		for c := range logits {
-			logits[c] = scores[i].Logits[c] + classify.DiffusionRerankWeight*logits[c]
-		}
-		if classify.Argmax(logits) == labels[i] {
+		if classify.Argmax(scores[i].WithDiffusion(errs, classify.DiffusionRerankWeight).Logits) == labels[i] {
 			rerank++
 		}
 	}
