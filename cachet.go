@@ -18,6 +18,7 @@ const (
 	CodeUnsupportedMedia Code = "unsupported_media_type"
 	CodeUnavailable      Code = "unavailable"
 	CodeCanceled         Code = "canceled"
+	CodeDeadlineExceeded Code = "deadline_exceeded"
 	CodeInternal         Code = "internal"
 )
 

@@ -1,6 +1,9 @@
 package cachet
 
-import "time"
+import (
+	"runtime"
+	"time"
+)
 
 // Config is the service's whole configuration: parsed once in cmd/ (flags, then CACHET_* environment
 // variables, then these defaults) and passed down. No package reads the environment itself.
@@ -15,11 +18,17 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// StartupTimeout bounds each component's first contact at start.
 	StartupTimeout time.Duration
+	// RequestTimeout bounds one API request, model work included.
+	RequestTimeout time.Duration
+	// SweepInterval is how often serve repairs what crashes and outages left behind (stale builds, orphaned
+	// objects); 0 turns the sweeper off.
+	SweepInterval time.Duration
 	// Weights is the denoiser's weights file; serve starts without a model when it does not exist yet.
 	Weights string
 	// Adapters is the DreamCache adapters' weights file; empty means adapters.safetensors next to Weights.
 	Adapters string
-	// TorchThreads sets libtorch's intra-op thread count (0 = libtorch's default).
+	// TorchThreads sets libtorch's intra-op thread count; the default is every core (libtorch's own default
+	// counts physical cores, one on a two-vCPU machine); 0 keeps libtorch's.
 	TorchThreads int
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
@@ -81,7 +90,10 @@ func DefaultConfig() Config {
 		},
 		ShutdownTimeout: 15 * time.Second,
 		StartupTimeout:  5 * time.Second,
+		RequestTimeout:  10 * time.Minute,
+		SweepInterval:   5 * time.Minute,
 		Weights:         "weights/base.safetensors",
+		TorchThreads:    runtime.NumCPU(),
 		LogLevel:        "info",
 		LogFormat:       "text",
 		DefaultCache:    DefaultCachePolicy,

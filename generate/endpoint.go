@@ -156,3 +156,51 @@ func (e *Endpoint) store(ctx context.Context, out *cachet.GenerateResult, req Re
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// SweepOrphans removes stored images that have no generations row and were written more than olderThan
+// ago (a request that failed between storing an image and recording it); it returns how many it removed.
+func (e *Endpoint) SweepOrphans(ctx context.Context, olderThan time.Duration) (int, error) {
+	objs, err := e.objects.List(ctx, "generations/")
+	if err != nil {
+		return 0, err
+	}
+	cutoff := time.Now().Add(-olderThan)
+	candidates := map[string]string{} // id → key
+	for _, o := range objs {
+		id, ok := strings.CutSuffix(strings.TrimPrefix(o.Key, "generations/"), ".png")
+		if _, err := uuid.Parse(id); ok && err == nil && o.LastModified.Before(cutoff) {
+			candidates[id] = o.Key
+		}
+	}
+	if len(candidates) == 0 {
+		return 0, nil
+	}
+	ids := make([]string, 0, len(candidates))
+	for id := range candidates {
+		ids = append(ids, id)
+	}
+	rows, err := e.db.Pool.Query(ctx, `SELECT id::text FROM generations WHERE id = ANY($1::uuid[])`, ids)
+	if err != nil {
+		return 0, fmt.Errorf("generate: sweeping orphans: %w", err)
+	}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("generate: sweeping orphans: %w", err)
+		}
+		delete(candidates, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("generate: sweeping orphans: %w", err)
+	}
+	removed := 0
+	for _, key := range candidates {
+		if err := e.objects.Delete(ctx, key); err != nil {
+			return removed, err
+		}
+		removed++
+	}
+	return removed, nil
+}

@@ -114,8 +114,11 @@ type Result struct {
 	Detail float64
 }
 
-// Validate checks a request without running it and fills its defaults (50 steps).
+// Validate checks a request without running it and fills its defaults (1 image, 50 steps).
 func (s *Service) Validate(req *Request) error {
+	if req.N == 0 {
+		req.N = 1
+	}
 	if req.Steps == 0 {
 		req.Steps = 50
 	}
@@ -165,15 +168,11 @@ func (s *Service) Validate(req *Request) error {
 	return nil
 }
 
-// validateDetail fills in the default redraw and checks that a redraw has a scene to redraw.
+// validateDetail checks a request's own redraw: it needs the scenes of Cachet's default model and no subject.
+// A request that names none gets detailFor's default, which never conflicts.
 func (s *Service) validateDetail(req *Request) error {
-	scenes := slices.Equal(s.dit.Cfg.Vocabulary, dataset.Vocabulary())
 	if req.Detail == nil {
-		d := Detail{}
-		if scenes && req.Refs == nil {
-			d = s.opts.DefaultDetail
-		}
-		req.Detail = &d
+		return nil
 	}
 	if err := req.Detail.Validate(); err != nil {
 		return err
@@ -181,12 +180,24 @@ func (s *Service) validateDetail(req *Request) error {
 	switch {
 	case req.Detail.Strength == 0:
 		return nil
-	case !scenes:
+	case !slices.Equal(s.dit.Cfg.Vocabulary, dataset.Vocabulary()):
 		return cachet.Errorf(cachet.CodeInvalidArgument, "detail redraws the scenes of Cachet's default model; this model draws none")
 	case req.Refs != nil:
 		return cachet.Errorf(cachet.CodeInvalidArgument, "detail does not combine with a subject; leave one out")
 	}
 	return nil
+}
+
+// detailFor is the redraw a validated request gets: its own, else Options.DefaultDetail for a scene model
+// without a subject, else none.
+func (s *Service) detailFor(req Request) Detail {
+	switch {
+	case req.Detail != nil:
+		return *req.Detail
+	case req.Refs == nil && slices.Equal(s.dit.Cfg.Vocabulary, dataset.Vocabulary()):
+		return s.opts.DefaultDetail
+	}
+	return Detail{}
 }
 
 // validateNegative checks a negative prompt against the model's vocabulary (it need not be a whole scene).
@@ -260,17 +271,18 @@ func (s *Service) Generate(ctx context.Context, req Request) (*Result, error) {
 			defer release()
 			sreq.Inject = inj
 		}
-		scene, redraws := s.redrawnScene(req)
+		detail := s.detailFor(req)
+		scene, redraws := redrawnScene(req.Prompt, detail)
 		if redraws {
-			sreq.Steps = req.Detail.DraftSteps(req.Steps)
-			res.Detail = req.Detail.Strength
+			sreq.Steps = detail.DraftSteps(req.Steps)
+			res.Detail = detail.Strength
 		}
 		start := time.Now()
 		out, err := s.dit.Sample(ctx, sreq)
 		res.Cache = policy.Stats()
 		res.SampleResult = out
 		if err == nil && redraws {
-			err = s.redraw(ctx, *req.Detail, scene, sreq, out)
+			err = s.redraw(ctx, detail, scene, sreq, out)
 		}
 		res.Sampling = time.Since(start)
 		return err
@@ -281,13 +293,13 @@ func (s *Service) Generate(ctx context.Context, req Request) (*Result, error) {
 	return res, nil
 }
 
-// redrawnScene is the scene of a validated request whose images get a detail redraw, and whether they do:
+// redrawnScene is the scene of a validated prompt whose images get detail's redraw, and whether they do:
 // a small scene's do (a large item is drawn at full size already).
-func (s *Service) redrawnScene(req Request) (dataset.Scene, bool) {
-	if req.Detail == nil || req.Detail.Strength == 0 {
+func redrawnScene(prompt string, detail Detail) (dataset.Scene, bool) {
+	if detail.Strength == 0 {
 		return dataset.Scene{}, false
 	}
-	scene, err := dataset.Parse(req.Prompt)
+	scene, err := dataset.Parse(prompt)
 	return scene, err == nil && !scene.Large
 }
 

@@ -44,7 +44,8 @@ func TestValidate(t *testing.T) {
 		contains string
 	}{
 		{"ok", plain, func(*generate.Request) {}, "", ""},
-		{"no n", plain, func(r *generate.Request) { r.N = 0 }, cachet.CodeInvalidArgument, "n must be"},
+		{"no n: one image", plain, func(r *generate.Request) { r.N = 0 }, "", ""},
+		{"negative n", plain, func(r *generate.Request) { r.N = -1 }, cachet.CodeInvalidArgument, "n must be"},
 		{"too many", plain, func(r *generate.Request) { r.N = 17 }, cachet.CodeInvalidArgument, "n must be"},
 		{"steps", plain, func(r *generate.Request) { r.Steps = -1 }, cachet.CodeInvalidArgument, "steps"},
 		{"guidance", plain, func(r *generate.Request) { r.Guidance = -1 }, cachet.CodeInvalidArgument, "guidance"},
@@ -287,6 +288,17 @@ func TestDetailRedrawsSmallItems(t *testing.T) {
 		if res.Detail != tc.want {
 			t.Errorf("%s: detail %g, want %g", tc.name, res.Detail, tc.want)
 		}
+	}
+
+	// The API validates a request before it reads the subject's cache; the default redraw chosen then must
+	// not turn into a conflict once the subject is attached.
+	req := generate.Request{Prompt: small, N: 1, Steps: 4, Guidance: 3}
+	if err := byDefault.Validate(&req); err != nil {
+		t.Fatal(err)
+	}
+	req.Refs = refs(t, s, 2)
+	if res, err := byDefault.Generate(context.Background(), req); err != nil || res.Detail != 0 {
+		t.Fatalf("validated, then personalized: detail %v, err %v", res, err)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -17,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	pgxvec "github.com/pgvector/pgvector-go/pgx"
 	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
 
 	"github.com/cachetlab/cachet/migrations"
 )
@@ -26,8 +28,13 @@ type DB struct {
 	Pool *pgxpool.Pool
 }
 
-// Migrate applies every pending embedded migration and returns the versions it applied.
-// pgvector's types can only be registered once its extension exists, so this runs before OpenDB.
+// MigrationTimeout bounds applying migrations (including the wait for another replica's lock); a start-up
+// deadline on the caller's context bounds only the first contact.
+const MigrationTimeout = 10 * time.Minute
+
+// Migrate applies every pending embedded migration and returns the versions it applied, under a Postgres
+// advisory lock, so replicas starting together apply each migration once. pgvector's types can only be
+// registered once its extension exists, so this runs before OpenDB.
 func Migrate(ctx context.Context, databaseURL string) ([]int64, error) {
 	cfg, err := pgx.ParseConfig(databaseURL)
 	if err != nil {
@@ -38,12 +45,31 @@ func Migrate(ctx context.Context, databaseURL string) ([]int64, error) {
 	if err := db.PingContext(ctx); err != nil {
 		return nil, describeConnError(databaseURL, err)
 	}
-	return migrateDB(ctx, db)
+	mctx, cancel := migrationContext(ctx)
+	defer cancel()
+	return migrateDB(mctx, db)
+}
+
+// migrationContext keeps ctx's cancellation (an interrupted start) but not its deadline (a start-up
+// timeout sized for connecting, not for a long migration).
+func migrationContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), MigrationTimeout)
+	stop := context.AfterFunc(ctx, func() {
+		if errors.Is(ctx.Err(), context.Canceled) {
+			cancel()
+		}
+	})
+	return mctx, func() { stop(); cancel() }
 }
 
 func migrateDB(ctx context.Context, db *sql.DB) ([]int64, error) {
+	locker, err := lock.NewPostgresSessionLocker()
+	if err != nil {
+		return nil, fmt.Errorf("postgres: migration lock: %w", err)
+	}
 	// Out-of-order: migrations are numbered when work starts, so a lower number may land after a higher one.
-	provider, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS, goose.WithAllowOutofOrder(true))
+	provider, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS, goose.WithAllowOutofOrder(true),
+		goose.WithSessionLocker(locker))
 	if err != nil {
 		return nil, fmt.Errorf("postgres: loading migrations: %w", err)
 	}

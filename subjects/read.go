@@ -7,6 +7,7 @@ import (
 	"image/png"
 	"log/slog"
 
+	"github.com/google/uuid"
 	"github.com/pgvector/pgvector-go"
 
 	"github.com/cachetlab/cachet"
@@ -49,23 +50,26 @@ func (s *Service) Subjects(ctx context.Context, o cachet.SubjectQuery) ([]*cache
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("subjects: listing: %w", err)
 	}
-	return out, s.attachRefs(ctx, out)
+	return out, attachRefs(ctx, s.db.Pool, out)
 }
 
-// Delete removes a subject's objects, then its rows (so a failure midway can be repeated: deletes are
-// idempotent, and the subject stays visible until everything is gone).
+// DeleteSubject removes a subject's rows, then its objects: a subject is never visible without an object
+// it names. Objects the store cannot remove now have no row left, and Sweep removes them later.
 func (s *Service) DeleteSubject(ctx context.Context, id string) error {
-	if _, err := s.getSubject(ctx, id); err != nil {
-		return err
+	if !validID(id) {
+		return notFound(id)
+	}
+	tag, err := s.db.Pool.Exec(ctx, `DELETE FROM subjects WHERE id = $1`, id)
+	if err != nil {
+		return fmt.Errorf("subjects: deleting %s: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return notFound(id)
 	}
 	s.caches.Remove(id)
 	if err := s.objects.DeletePrefix(ctx, prefix(id)); err != nil {
-		return fmt.Errorf("subjects: deleting objects of %s: %w", id, err)
+		slog.WarnContext(ctx, "subjects: objects of a deleted subject left for the sweeper", "subject", id, "err", err)
 	}
-	if _, err := s.db.Pool.Exec(ctx, `DELETE FROM subjects WHERE id = $1`, id); err != nil {
-		return fmt.Errorf("subjects: deleting %s: %w", id, err)
-	}
-	s.caches.Remove(id)
 	return nil
 }
 
@@ -122,7 +126,7 @@ func (s *Service) SimilarSubjects(ctx context.Context, id string, k int) ([]*cac
 	if out == nil {
 		out = []*cachet.SimilarSubject{}
 	}
-	return out, s.attachRefs(ctx, subs)
+	return out, attachRefs(ctx, tx, subs)
 }
 
 func notReady(sub *cachet.Subject) error {
@@ -180,10 +184,11 @@ func (s *Service) RetrySubject(ctx context.Context, id string) (*cachet.Subject,
 		return nil, err
 	}
 	ex := s.extractor.Config()
-	tag, err := s.db.Pool.Exec(ctx, `UPDATE subjects SET status = 'pending', error = NULL, updated_at = now()
+	build := uuid.NewString()
+	tag, err := s.db.Pool.Exec(ctx, `UPDATE subjects SET status = 'pending', error = NULL, updated_at = now(), build_id = $6
 		WHERE id = $1 AND (status = 'failed' OR (status = 'pending' AND updated_at < now() - $2::interval)
 			OR (status = 'ready' AND (model_id <> $3 OR t_ref <> $4 OR views <> $5)))`,
-		id, fmt.Sprintf("%d milliseconds", s.opts.StaleAfter.Milliseconds()), s.extractor.ModelID(), ex.TRef, ex.NumViews())
+		id, interval(s.opts.StaleAfter), s.extractor.ModelID(), ex.TRef, ex.NumViews(), build)
 	if err != nil {
 		return nil, fmt.Errorf("subjects: retry: %w", err)
 	}
@@ -202,16 +207,16 @@ func (s *Service) RetrySubject(ctx context.Context, id string) (*cachet.Subject,
 		if err != nil {
 			slog.ErrorContext(ctx, "subjects: reading a stored original", "subject", id, "key", r.Key, "err", err)
 			reason := fmt.Sprintf("reference %d cannot be read back from storage; delete the subject and upload it again", i)
-			s.fail(ctx, id, reason)
+			s.fail(ctx, id, build, reason)
 			return nil, cachet.Wrap(cachet.CodeConflict, err, "subject %s: %s", id, reason)
 		}
 	}
 	if len(refs) == 0 {
 		reason := "the subject has no stored references; delete it and upload it again"
-		s.fail(ctx, id, reason)
+		s.fail(ctx, id, build, reason)
 		return nil, cachet.Errorf(cachet.CodeConflict, "subject %s: %s", id, reason)
 	}
-	if err := s.build(ctx, id, refs); err != nil {
+	if err := s.build(ctx, id, build, refs); err != nil {
 		return nil, err
 	}
 	return s.getSubject(ctx, id)

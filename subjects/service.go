@@ -32,9 +32,16 @@ type Options struct {
 	// CacheBytes bounds the in-memory LRU of decoded caches (default 256 MiB).
 	CacheBytes int64
 	// StaleAfter is how long a pending subject may go without progress before a retry may take it over
-	// (a crashed server leaves its subjects pending). Default 10 minutes.
+	// (a crashed server leaves its subjects pending); a running build refreshes its row four times as often.
+	// Default 2 minutes.
 	StaleAfter time.Duration
+	// OrphanAfter is how long objects without a subject row are left alone before Sweep removes them (an
+	// upload stores its originals before its rows commit). Default 10 minutes.
+	OrphanAfter time.Duration
 }
+
+// DefaultOrphanAfter is Options.OrphanAfter's default.
+const DefaultOrphanAfter = 10 * time.Minute
 
 // Service is the subject service. The extractor may be nil (a server without a model): subjects can
 // then be listed, read and deleted, not created.
@@ -55,7 +62,10 @@ func New(db *storage.DB, objects *storage.Objects, extractor Extractor, opts Opt
 		opts.CacheBytes = 256 << 20
 	}
 	if opts.StaleAfter == 0 {
-		opts.StaleAfter = 10 * time.Minute
+		opts.StaleAfter = 2 * time.Minute
+	}
+	if opts.OrphanAfter == 0 {
+		opts.OrphanAfter = DefaultOrphanAfter
 	}
 	return &Service{db: db, objects: objects, extractor: extractor, caches: featurecache.NewLRU(opts.CacheBytes), opts: opts}
 }
@@ -120,9 +130,11 @@ func (s *Service) needModel() error {
 	return nil
 }
 
-// Create validates the upload, stores it and builds the subject's cache. Validation fails before anything
-// is written. A failure while storing the originals removes everything written; a failure after that
-// leaves the subject failed, with its originals, for Retry.
+// CreateSubject validates the upload, stores it and builds the subject's cache. Validation fails before
+// anything is written. The originals go to the object store first, then the subject and its references are
+// recorded in one transaction, so a subject row never lacks a reference; objects left behind by a failure
+// (or a crash) before that commit have no row, and Sweep removes them. A failure after it leaves the subject
+// failed, with its originals, for Retry.
 func (s *Service) CreateSubject(ctx context.Context, in cachet.NewSubject) (*cachet.Subject, error) {
 	refs, err := s.validate(&in)
 	if err != nil {
@@ -131,67 +143,72 @@ func (s *Service) CreateSubject(ctx context.Context, in cachet.NewSubject) (*cac
 	if err := s.needModel(); err != nil {
 		return nil, err
 	}
-	var id string
-	err = s.db.Pool.QueryRow(ctx, `INSERT INTO subjects (name, class, status, ref_count) VALUES ($1, nullif($2, ''), 'pending', $3)
-		RETURNING id::text`, in.Name, in.Class, len(refs)).Scan(&id)
-	if err != nil {
-		return nil, fmt.Errorf("subjects: creating: %w", err)
+	id, build := uuid.NewString(), uuid.NewString()
+	stored, err := s.storeOriginals(ctx, id, refs)
+	if err == nil {
+		err = s.insertPending(ctx, id, build, in, refs, stored)
 	}
-	if err := s.storeOriginals(ctx, id, refs); err != nil {
-		s.remove(id)
+	if err != nil {
+		s.removeObjects(id)
 		return nil, err
 	}
-	if err := s.build(ctx, id, refs); err != nil {
+	if err := s.build(ctx, id, build, refs); err != nil {
 		return nil, err
 	}
 	return s.getSubject(ctx, id)
 }
 
-func (s *Service) storeOriginals(ctx context.Context, id string, refs []*Reference) error {
-	batch := make([][]any, len(refs))
+// storeOriginals puts each reference's PNG under the subject's prefix.
+func (s *Service) storeOriginals(ctx context.Context, id string, refs []*Reference) ([]storage.ObjectInfo, error) {
+	out := make([]storage.ObjectInfo, len(refs))
 	for n, r := range refs {
 		info, err := s.objects.PutBytes(ctx, refKey(id, n), r.PNG, "image/png")
 		if err != nil {
-			return fmt.Errorf("subjects: storing reference %d: %w", n, err)
+			return nil, fmt.Errorf("subjects: storing reference %d: %w", n, err)
 		}
-		batch[n] = []any{id, n, info.Key, info.SHA256, info.Size, r.Width, r.Height, r.Format}
+		out[n] = info
 	}
-	for _, row := range batch {
-		_, err := s.db.Pool.Exec(ctx, `INSERT INTO subject_refs (subject_id, n, object_key, sha256, bytes, width, height, format)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, row...)
-		if err != nil {
-			return fmt.Errorf("subjects: recording reference: %w", err)
-		}
-	}
-	return nil
+	return out, nil
 }
 
-// remove deletes a subject's objects and rows, on a context of its own: it cleans up after a request
-// that may itself have been canceled.
+// remove deletes a subject's rows, then its objects, on a context of its own: it cleans up after a request
+// that may itself have been canceled. Objects it cannot remove have no row left, so Sweep removes them.
 func (s *Service) remove(id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	s.caches.Remove(id)
-	if err := s.objects.DeletePrefix(ctx, prefix(id)); err != nil {
-		slog.Error("subjects: cleaning up objects", "subject", id, "err", err)
-	}
 	if _, err := s.db.Pool.Exec(ctx, `DELETE FROM subjects WHERE id = $1`, id); err != nil {
 		slog.Error("subjects: cleaning up rows", "subject", id, "err", err)
+	}
+	s.removeObjects(id)
+}
+
+// removeObjects deletes a subject's objects, best effort: what stays behind is an orphan for Sweep.
+func (s *Service) removeObjects(id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.objects.DeletePrefix(ctx, prefix(id)); err != nil {
+		slog.Warn("subjects: objects left for the sweeper", "subject", id, "err", err)
 	}
 }
 
 // build extracts, stores the cache and marks the subject ready; on failure it marks the subject failed.
-func (s *Service) build(ctx context.Context, id string, refs []*Reference) error {
-	err := s.buildCache(ctx, id, refs)
-	if err == nil {
-		return nil
+// build is the id of this attempt: only the attempt that owns the row may finish it, and it keeps the row's
+// updated_at fresh while it runs, so a retry takes a subject over only when its build has stopped.
+func (s *Service) build(ctx context.Context, id, build string, refs []*Reference) error {
+	stop := s.heartbeat(ctx, id, build)
+	err := s.buildCache(ctx, id, build, refs)
+	stop()
+	var superseded *supersededError
+	if err == nil || errors.As(err, &superseded) {
+		return err
 	}
 	reason := "building the feature cache failed; retry with POST /v1/subjects/" + id + "/retry"
 	var de *cachet.Error
 	if errors.As(err, &de) && de.Code != cachet.CodeInternal {
 		reason = de.Message + "; retry with POST /v1/subjects/" + id + "/retry"
 	}
-	s.fail(ctx, id, reason)
+	s.fail(ctx, id, build, reason)
 	code := cachet.CodeOf(err)
 	if code == cachet.CodeInternal {
 		return fmt.Errorf("subjects: building %s: %w", id, err)
@@ -199,16 +216,47 @@ func (s *Service) build(ctx context.Context, id string, refs []*Reference) error
 	return cachet.Wrap(code, err, "subject %s failed: %s", id, reason)
 }
 
-// fail marks a pending subject failed with a reason a user can act on, even when ctx has ended.
-func (s *Service) fail(ctx context.Context, id, reason string) {
+// supersededError is a build's answer when a retry took its subject over: nothing of the subject changes.
+type supersededError struct{ cause *cachet.Error }
+
+func (e *supersededError) Error() string { return e.cause.Error() }
+func (e *supersededError) Unwrap() error { return e.cause }
+
+// heartbeat refreshes the pending row's updated_at while a build runs; the returned func stops it.
+func (s *Service) heartbeat(ctx context.Context, id, build string) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(max(s.opts.StaleAfter/4, 10*time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if _, err := s.db.Pool.Exec(ctx, `UPDATE subjects SET updated_at = now()
+					WHERE id = $1 AND build_id = $2 AND status = 'pending'`, id, build); err != nil && ctx.Err() == nil {
+					slog.Warn("subjects: build heartbeat", "subject", id, "err", err)
+				}
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// fail marks a pending subject failed with a reason a user can act on, even when ctx has ended, if build
+// still owns it.
+func (s *Service) fail(ctx context.Context, id, build, reason string) {
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	if _, err := s.db.Pool.Exec(fctx, `UPDATE subjects SET status = 'failed', error = $2, updated_at = now() WHERE id = $1 AND status = 'pending'`, id, reason); err != nil {
+	if _, err := s.db.Pool.Exec(fctx, `UPDATE subjects SET status = 'failed', error = $2, updated_at = now()
+		WHERE id = $1 AND build_id = $3 AND status = 'pending'`, id, reason, build); err != nil {
 		slog.Error("subjects: marking failed", "subject", id, "err", err)
 	}
 }
 
-func (s *Service) buildCache(ctx context.Context, id string, refs []*Reference) error {
+func (s *Service) buildCache(ctx context.Context, id, build string, refs []*Reference) error {
 	images := make([][]float32, len(refs))
 	for i, r := range refs {
 		images[i] = dataset.ModelUnits(r.Canvas[:])
@@ -252,13 +300,17 @@ func (s *Service) buildCache(ctx context.Context, id string, refs []*Reference) 
 		return fmt.Errorf("subjects: the stored cache reads back as %d bytes sha256 %s, wrote %d bytes sha256 %s", st.Size, st.SHA256, len(data), info.SHA256)
 	}
 	c := cachet.SubjectCache{Key: info.Key, SHA256: info.SHA256, Bytes: info.Size, Model: all.Model, Blocks: all.Blocks, TRef: all.TRef, Views: all.Views}
-	ok, err := s.markReady(ctx, id, c, featurecache.Unit(mean), refPooled)
+	ok, err := s.markReady(ctx, id, build, c, featurecache.Unit(mean), refPooled)
 	if err != nil {
 		return err
 	}
-	if !ok { // deleted (or taken over) while it was being built: leave nothing behind
-		s.remove(id)
-		return cachet.Errorf(cachet.CodeConflict, "subject %s was deleted while its cache was built", id)
+	if !ok {
+		if _, err := s.getSubject(ctx, id); cachet.HasCode(err, cachet.CodeNotFound) {
+			s.removeObjects(id) // deleted while it was built: leave nothing behind
+			return cachet.Errorf(cachet.CodeConflict, "subject %s was deleted while its cache was built", id)
+		}
+		// A retry took the subject over: its build finishes it; this one leaves it alone.
+		return &supersededError{cachet.Errorf(cachet.CodeConflict, "subject %s is being rebuilt by a retry; read it again shortly", id)}
 	}
 	s.caches.Add(id, all)
 	return nil

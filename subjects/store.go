@@ -9,6 +9,7 @@ import (
 	"github.com/pgvector/pgvector-go"
 
 	"github.com/cachetlab/cachet"
+	"github.com/cachetlab/cachet/storage"
 )
 
 // indexedDims is the pooled dimension the HNSW index covers (migration 00002: the default model's
@@ -57,7 +58,7 @@ func (s *Service) getSubject(ctx context.Context, id string) (*cachet.Subject, e
 	if err != nil {
 		return nil, fmt.Errorf("subjects: reading %s: %w", id, err)
 	}
-	if err := s.attachRefs(ctx, []*cachet.Subject{sub}); err != nil {
+	if err := attachRefs(ctx, s.db.Pool, []*cachet.Subject{sub}); err != nil {
 		return nil, err
 	}
 	return sub, nil
@@ -67,8 +68,15 @@ func notFound(id string) error {
 	return cachet.Errorf(cachet.CodeNotFound, "no subject %q; list them with GET /v1/subjects", id)
 }
 
-// attachRefs fills each subject's references in one query.
-func (s *Service) attachRefs(ctx context.Context, subs []*cachet.Subject) error {
+// querier runs a query on a pool or inside a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// attachRefs fills each subject's references in one query on q: inside a transaction, q must be the
+// transaction, or a second connection is taken while the first is held (as many concurrent calls as pool
+// connections would then wait on each other forever).
+func attachRefs(ctx context.Context, q querier, subs []*cachet.Subject) error {
 	if len(subs) == 0 {
 		return nil
 	}
@@ -78,7 +86,7 @@ func (s *Service) attachRefs(ctx context.Context, subs []*cachet.Subject) error 
 		ids[i] = sub.ID
 		byID[sub.ID] = sub
 	}
-	rows, err := s.db.Pool.Query(ctx, `SELECT subject_id::text, n, object_key, sha256, bytes, width, height, format
+	rows, err := q.Query(ctx, `SELECT subject_id::text, n, object_key, sha256, bytes, width, height, format
 		FROM subject_refs WHERE subject_id = ANY($1::uuid[]) ORDER BY subject_id, n`, ids)
 	if err != nil {
 		return fmt.Errorf("subjects: reading references: %w", err)
@@ -98,9 +106,34 @@ func (s *Service) attachRefs(ctx context.Context, subs []*cachet.Subject) error 
 	return nil
 }
 
+// insertPending records a new subject and its stored references in one transaction, owned by build.
+func (s *Service) insertPending(ctx context.Context, id, build string, in cachet.NewSubject, refs []*Reference, stored []storage.ObjectInfo) error {
+	tx, err := s.db.Pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("subjects: creating: %w", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
+	if _, err := tx.Exec(ctx, `INSERT INTO subjects (id, name, class, status, ref_count, build_id)
+		VALUES ($1, $2, nullif($3, ''), 'pending', $4, $5)`, id, in.Name, in.Class, len(refs), build); err != nil {
+		return fmt.Errorf("subjects: creating: %w", err)
+	}
+	for n, r := range refs {
+		info := stored[n]
+		if _, err := tx.Exec(ctx, `INSERT INTO subject_refs (subject_id, n, object_key, sha256, bytes, width, height, format)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, id, n, info.Key, info.SHA256, info.Size, r.Width, r.Height, r.Format); err != nil {
+			return fmt.Errorf("subjects: recording reference %d: %w", n, err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("subjects: creating: %w", err)
+	}
+	return nil
+}
+
 // markReady records the cache and the pooled features and flips the subject to ready, in one
-// transaction, only if it is still pending (a subject deleted meanwhile reports false).
-func (s *Service) markReady(ctx context.Context, id string, c cachet.SubjectCache, pooled []float32, refPooled [][]float32) (bool, error) {
+// transaction, only if it is still pending and build still owns it (false otherwise: deleted meanwhile, or
+// taken over by a retry).
+func (s *Service) markReady(ctx context.Context, id, build string, c cachet.SubjectCache, pooled []float32, refPooled [][]float32) (bool, error) {
 	tx, err := s.db.Pool.Begin(ctx)
 	if err != nil {
 		return false, fmt.Errorf("subjects: %w", err)
@@ -113,8 +146,8 @@ func (s *Service) markReady(ctx context.Context, id string, c cachet.SubjectCach
 	}
 	tag, err := tx.Exec(ctx, `UPDATE subjects SET status = 'ready', error = NULL, model_id = $2, blocks = $3, t_ref = $4,
 		cache_key = $5, cache_sha256 = $6, cache_bytes = $7, pooled = $8, views = $9, updated_at = now()
-		WHERE id = $1 AND status = 'pending'`,
-		id, c.Model, c.Blocks, c.TRef, c.Key, c.SHA256, c.Bytes, pgvector.NewVector(pooled), c.Views)
+		WHERE id = $1 AND status = 'pending' AND build_id = $10`,
+		id, c.Model, c.Blocks, c.TRef, c.Key, c.SHA256, c.Bytes, pgvector.NewVector(pooled), c.Views, build)
 	if err != nil {
 		return false, fmt.Errorf("subjects: marking ready: %w", err)
 	}
