@@ -4,7 +4,9 @@ package images
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"image"
 	"image/color"
 	"image/jpeg"
@@ -18,14 +20,20 @@ import (
 	"github.com/cachetlab/cachet/dataset"
 )
 
-// Limits bound a decoded image's sides, checked from its header before decoding, so a small file that
-// claims a huge image is refused without allocating it.
+// Limits bound a decoded image, checked from its header before decoding, so a small file that claims a
+// huge image is refused without allocating it.
 type Limits struct {
 	MinSide, MaxSide int // pixels
+	// MaxDecodedBytes bounds the memory one decode holds (0: DefaultMaxDecodedBytes).
+	MaxDecodedBytes int64
+	// Budget is shared with concurrent decodes (nil: SharedBudget).
+	Budget *Budget
 }
 
-// DefaultLimits: 8…4096 pixels a side.
-func DefaultLimits() Limits { return Limits{MinSide: 8, MaxSide: 4096} }
+// DefaultLimits: 8…4096 pixels a side, DefaultMaxDecodedBytes, the shared budget.
+func DefaultLimits() Limits {
+	return Limits{MinSide: 8, MaxSide: 4096, MaxDecodedBytes: DefaultMaxDecodedBytes}
+}
 
 // Decoded is a validated image and the canvas made from it.
 type Decoded struct {
@@ -35,9 +43,16 @@ type Decoded struct {
 	Canvas        [dataset.CanvasPixels]uint8
 }
 
-// Decode validates PNG or JPEG bytes and converts them (ToCanvas). what names the image in errors
-// ("image 2 (shoe.png)").
+// Decode is DecodeContext without a deadline: it waits for budget as long as it takes.
 func (l Limits) Decode(what string, data []byte) (*Decoded, error) {
+	return l.DecodeContext(context.Background(), what, data)
+}
+
+// DecodeContext validates PNG or JPEG bytes and converts them (ToCanvas). what names the image in errors
+// ("image 2 (shoe.png)"). Everything the header shows to be too large or damaged is refused before
+// anything is allocated; then it waits, while ctx lives, for the decoded bytes from the budget, which it
+// holds until the canvas is made (a caller keeping Decoded.Image holds that memory outside the budget).
+func (l Limits) DecodeContext(ctx context.Context, what string, data []byte) (*Decoded, error) {
 	if len(data) == 0 {
 		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "%s is empty", what)
 	}
@@ -54,6 +69,30 @@ func (l Limits) Decode(what string, data []byte) (*Decoded, error) {
 	if cfg.Width < l.MinSide || cfg.Height < l.MinSide {
 		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "%s is %d×%d pixels; it needs at least %d×%d", what, cfg.Width, cfg.Height, l.MinSide, l.MinSide)
 	}
+	c := decodeCost(format, cfg, data)
+	if limit := l.maxDecodedBytes(); c.bytes > limit {
+		return nil, cachet.Errorf(cachet.CodePayloadTooLarge, "%s (%d×%d pixels, %s) needs %s to decode; at most %s are accepted: scale it down, or save it as a non-interlaced 8-bit PNG or a baseline JPEG",
+			what, cfg.Width, cfg.Height, c.kind, mib(c.bytes), mib(limit))
+	}
+	if int64(len(data)) < c.minData {
+		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "%s is a damaged %s: %d bytes cannot hold %d×%d pixels", what, format, len(data), cfg.Width, cfg.Height)
+	}
+	if px := int64(cfg.Width) * int64(cfg.Height); px > MaxPixelsPerByte*int64(len(data)) {
+		return nil, cachet.Errorf(cachet.CodePayloadTooLarge, "%s declares %d×%d pixels in %d bytes, more than %d pixels a byte, as decompression bombs do: scale it down",
+			what, cfg.Width, cfg.Height, len(data), MaxPixelsPerByte)
+	}
+	b := l.Budget
+	if b == nil {
+		b = shared
+	}
+	held, err := b.acquire(ctx, c.bytes)
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return nil, cachet.Wrap(cachet.CodeCanceled, err, "%s: the request was canceled while it waited to be decoded", what)
+		}
+		return nil, cachet.Wrap(cachet.CodeUnavailable, err, "%s: the server is busy decoding other images; retry shortly", what)
+	}
+	defer b.release(held)
 	var img image.Image
 	if format == "png" {
 		img, err = png.Decode(bytes.NewReader(data))
@@ -65,6 +104,15 @@ func (l Limits) Decode(what string, data []byte) (*Decoded, error) {
 	}
 	return &Decoded{Format: format, Width: cfg.Width, Height: cfg.Height, Image: img, Canvas: ToCanvas(img)}, nil
 }
+
+func (l Limits) maxDecodedBytes() int64 {
+	if l.MaxDecodedBytes > 0 {
+		return l.MaxDecodedBytes
+	}
+	return DefaultMaxDecodedBytes
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 
 func sniff(data []byte) string {
 	t := http.DetectContentType(data)
