@@ -20,10 +20,6 @@ func (s *Service) Build(ctx context.Context, id string, req cachet.BuildRequest)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.st.samples(ctx, id)
-	if err != nil {
-		return nil, err
-	}
 	method := Method(req.Method)
 	switch method {
 	case "":
@@ -51,6 +47,13 @@ func (s *Service) Build(ctx context.Context, id string, req cachet.BuildRequest)
 	}
 	if req.Tune && method != MethodTip {
 		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "tune picks α and β on labelled samples; build with method %q", MethodTip)
+	}
+	if err := s.checkSolveSize(c.Name, c.Labelled, values, req.Tune); err != nil {
+		return nil, err
+	}
+	rows, err := s.st.samples(ctx, id)
+	if err != nil {
+		return nil, err
 	}
 	if len(rows) == 0 {
 		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "collection %q has no samples; add images with POST /v1/collections/%s/samples", c.Name, id)
@@ -120,11 +123,15 @@ func (s *Service) Build(ctx context.Context, id string, req cachet.BuildRequest)
 			perClass = max(perClass, n)
 		}
 		m.Values, m.Lambda = values, lambda
+		// Samples labelled since the collection was read count too.
+		if err := s.checkSolveSize(c.Name, len(m.Entries), values, req.Tune); err != nil {
+			return nil, err
+		}
 		if req.Tune && len(m.Entries) >= 2 {
-			if _, err := TuneLeaveOneOut(m); err != nil {
+			if _, err := TuneLeaveOneOut(ctx, m); err != nil {
 				return nil, err
 			}
-		} else if err := m.Resolve(); err != nil {
+		} else if err := m.ResolveContext(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -133,6 +140,28 @@ func (s *Service) Build(ctx context.Context, id string, req cachet.BuildRequest)
 		return nil, err
 	}
 	return s.st.collection(ctx, id)
+}
+
+// checkSolveSize refuses solved values or tune over more labelled samples than the service's bound
+// (MaxSolvedSamples by default), before any work: their cost grows with the square (tune) to the cube
+// (solved values) of the count.
+func (s *Service) checkSolveSize(collection string, labelled int, values Values, tune bool) error {
+	limit := s.cfg.MaxSolvedSamples
+	if limit <= 0 {
+		limit = MaxSolvedSamples
+	}
+	if (values != ValuesSolved && !tune) || labelled <= limit {
+		return nil
+	}
+	what := "solved values"
+	switch {
+	case tune && values == ValuesSolved:
+		what = "solved values and tune"
+	case tune:
+		what = "tune"
+	}
+	return cachet.Errorf(cachet.CodeInvalidArgument, "a build with %s takes at most %d labelled samples (collection %q has %d; the work grows with the square to the cube of the count): build with \"values\": %q and without \"tune\", where each sample votes for its label with the collection's α and β",
+		what, limit, collection, labelled, ValuesLabels)
 }
 
 // buildSpace decides whether a build whitens and propagates: by default TFUP whitens over at least

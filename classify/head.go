@@ -1,6 +1,7 @@
 package classify
 
 import (
+	"context"
 	"math"
 
 	"gonum.org/v1/gonum/mat"
@@ -171,16 +172,23 @@ type Model struct {
 }
 
 // Resolve re-solves a solved cache's values for the model's Beta and Lambda (after either changed).
-func (m *Model) Resolve() error {
+func (m *Model) Resolve() error { return m.ResolveContext(context.Background()) }
+
+// ResolveContext is Resolve stopping with a CodeCanceled error when ctx ends (SolveValues).
+func (m *Model) ResolveContext(ctx context.Context) error {
 	if m.Values != ValuesSolved {
 		return nil
 	}
-	return m.resolveWith(keyDots(m.Entries))
+	dots, err := keyDots(ctx, m.Entries)
+	if err != nil {
+		return err
+	}
+	return m.resolveWith(ctx, dots)
 }
 
 // resolveWith is Resolve given the entries' key cosines (keyDots).
-func (m *Model) resolveWith(dots *mat.SymDense) error {
-	vs, err := solveValues(m.Entries, dots, len(m.Head.Labels), m.Beta, m.Lambda)
+func (m *Model) resolveWith(ctx context.Context, dots *mat.SymDense) error {
+	vs, err := solveValues(ctx, m.Entries, dots, len(m.Head.Labels), m.Beta, m.Lambda)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package classify
 
 import (
+	"context"
 	"fmt"
 	"math"
 
@@ -20,8 +21,9 @@ var (
 // its own keys: each key is classified by the zero-shot head plus the cache without it. No held-out data is
 // needed, and for solved values the left-out prediction has a closed form (with A = (K + λI)⁻¹ and V = A·Y,
 // key i's cache without it is Y_i − V_i / A_ii), so the search costs one inverse per (β, λ). It returns the
-// accuracy reached.
-func TuneLeaveOneOut(m *Model) (float64, error) {
+// accuracy reached. It stops with a CodeCanceled error when ctx ends (checked between and within the (β, λ)
+// steps; one factorisation is not interrupted).
+func TuneLeaveOneOut(ctx context.Context, m *Model) (float64, error) {
 	n, classes := len(m.Entries), len(m.Head.Labels)
 	if n < 2 {
 		return 0, fmt.Errorf("classify: leave-one-out needs two keys or more (got %d)", n)
@@ -32,13 +34,16 @@ func TuneLeaveOneOut(m *Model) (float64, error) {
 		zero[i] = m.Head.Logits(e.Key)
 		labels[i] = e.Label
 	}
-	dots := keyDots(m.Entries)
+	dots, err := keyDots(ctx, m.Entries)
+	if err != nil {
+		return 0, err
+	}
 	cache := make([][]float64, n)
 	for i := range cache {
 		cache[i] = make([]float64, classes)
 	}
 	k, acc, err := SearchKnobs(m, labels, func(beta, lambda float64) ([][]float64, [][]float64, error) {
-		return zero, cache, leaveOneOutCache(cache, m, dots, beta, lambda)
+		return zero, cache, leaveOneOutCache(ctx, cache, m, dots, beta, lambda)
 	})
 	if err != nil {
 		return 0, err
@@ -47,7 +52,7 @@ func TuneLeaveOneOut(m *Model) (float64, error) {
 	if m.Values != ValuesSolved {
 		return acc, nil
 	}
-	return acc, m.resolveWith(dots)
+	return acc, m.resolveWith(ctx, dots)
 }
 
 // Knobs are a cache model's α, β and λ.
@@ -90,10 +95,13 @@ func SearchKnobs(m *Model, labels []int, parts func(beta, lambda float64) (zero,
 }
 
 // leaveOneOutCache fills cache[i] with the residual (α = 1) key i gets from the other keys at β (and λ).
-func leaveOneOutCache(cache [][]float64, m *Model, dots *mat.SymDense, beta, lambda float64) error {
+func leaveOneOutCache(ctx context.Context, cache [][]float64, m *Model, dots *mat.SymDense, beta, lambda float64) error {
 	n := len(m.Entries)
 	if m.Values != ValuesSolved {
 		for i := range n {
+			if err := canceled(ctx); err != nil {
+				return err
+			}
 			clear(cache[i])
 			for j, e := range m.Entries {
 				if j != i {
@@ -103,7 +111,7 @@ func leaveOneOutCache(cache [][]float64, m *Model, dots *mat.SymDense, beta, lam
 		}
 		return nil
 	}
-	chol, err := ridgeFactor(dots, beta, lambda)
+	chol, err := ridgeFactor(ctx, dots, beta, lambda)
 	if err != nil {
 		return err
 	}
@@ -112,6 +120,9 @@ func leaveOneOutCache(cache [][]float64, m *Model, dots *mat.SymDense, beta, lam
 		return fmt.Errorf("classify: inverting the cache's affinities: %w", err)
 	}
 	for i := range n {
+		if err := canceled(ctx); err != nil {
+			return err
+		}
 		clear(cache[i])
 		aii := inv.At(i, i)
 		for c := range cache[i] {

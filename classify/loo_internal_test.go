@@ -1,6 +1,7 @@
 package classify
 
 import (
+	"context"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -18,19 +19,22 @@ func TestLeaveOneOutClosedForm(t *testing.T) {
 	for _, values := range []Values{ValuesLabels, ValuesSolved} {
 		t.Run(string(values), func(t *testing.T) {
 			m := &Model{Method: MethodTip, Head: &Head{Labels: []string{"a", "b", "c"}}, Entries: entries, Values: values, Lambda: 0.2}
-			dots := keyDots(entries)
+			dots, err := keyDots(context.Background(), entries)
+			if err != nil {
+				t.Fatal(err)
+			}
 			const beta = 3.0
 			got := make([][]float64, n)
 			for i := range got {
 				got[i] = make([]float64, classes)
 			}
-			if err := leaveOneOutCache(got, m, dots, beta, m.Lambda); err != nil {
+			if err := leaveOneOutCache(context.Background(), got, m, dots, beta, m.Lambda); err != nil {
 				t.Fatal(err)
 			}
 			for i := range n {
 				rest := append(append([]Entry{}, entries[:i]...), entries[i+1:]...)
 				if values == ValuesSolved {
-					vs, err := SolveValues(rest, classes, beta, m.Lambda)
+					vs, err := SolveValues(context.Background(), rest, classes, beta, m.Lambda)
 					if err != nil {
 						t.Fatal(err)
 					}

@@ -36,12 +36,15 @@ type Config struct {
 	Neighbours int
 	MaxImages  int // images per request
 	MaxBatch   int // images per extraction forward
+	// MaxSolvedSamples bounds the labelled samples of a build with solved values or tune (0:
+	// MaxSolvedSamples).
+	MaxSolvedSamples int
 }
 
 // DefaultConfig is the measured default (README, "Classification").
 func DefaultConfig() Config {
 	return Config{Blocks: slices.Clone(DefaultBlocks), Grid: DefaultGrid, TRef: DefaultTRef, Center: true, WhitenHead: true, Head: DefaultHeadConfig(),
-		Neighbours: 256, MaxImages: 256, MaxBatch: 64}
+		Neighbours: 256, MaxImages: 256, MaxBatch: 64, MaxSolvedSamples: MaxSolvedSamples}
 }
 
 // Limits on what a collection may hold.
@@ -76,8 +79,8 @@ func New(pool *pgxpool.Pool, w *model.Worker, dit *model.DiT, modelID string, cf
 	if err := cfg.Head.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.MaxImages <= 0 || cfg.MaxBatch <= 0 || cfg.Neighbours < 0 {
-		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "classify: max images, max batch must be positive and neighbours ≥ 0")
+	if cfg.MaxImages <= 0 || cfg.MaxBatch <= 0 || cfg.Neighbours < 0 || cfg.MaxSolvedSamples < 0 {
+		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "classify: max images, max batch must be positive and neighbours, max solved samples ≥ 0")
 	}
 	if d := len(cfg.Blocks) * cfg.Grid * cfg.Grid * dit.Cfg.Width; d > MaxDims {
 		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "classify: %d blocks × %d×%d regions × width %d = %d values exceed pgvector's %d; pool fewer blocks or a coarser grid",
@@ -159,7 +162,7 @@ func (s *Service) AddSamples(ctx context.Context, id string, samples []cachet.Sa
 	canvases := make([][]uint8, len(samples))
 	labels := make([]int, len(samples))
 	for i, smp := range samples {
-		if canvases[i], err = decodeImage(fmt.Sprintf("sample %d", i), smp.Image); err != nil {
+		if canvases[i], err = decodeImage(ctx, fmt.Sprintf("sample %d", i), smp.Image); err != nil {
 			return nil, err
 		}
 		labels[i] = -1
@@ -175,9 +178,10 @@ func (s *Service) AddSamples(ctx context.Context, id string, samples []cachet.Sa
 	return s.st.collection(ctx, id)
 }
 
-// decodeImage validates an uploaded image and returns its canvas (images.Limits.Decode).
-func decodeImage(what string, data []byte) ([]uint8, error) {
-	d, err := images.DefaultLimits().Decode(what, data)
+// decodeImage validates an uploaded image and returns its canvas (images.Limits.DecodeContext: it waits
+// for the process's decode budget while ctx lives).
+func decodeImage(ctx context.Context, what string, data []byte) ([]uint8, error) {
+	d, err := images.DefaultLimits().DecodeContext(ctx, what, data)
 	if err != nil {
 		return nil, err
 	}
@@ -236,7 +240,7 @@ func (s *Service) Classify(ctx context.Context, req cachet.ClassifyRequest) (*ca
 	canvases := make([][]uint8, len(req.Images))
 	for i, img := range req.Images {
 		var err error
-		if canvases[i], err = decodeImage(fmt.Sprintf("image %d", i), img); err != nil {
+		if canvases[i], err = decodeImage(ctx, fmt.Sprintf("image %d", i), img); err != nil {
 			return nil, err
 		}
 	}

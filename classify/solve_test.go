@@ -1,6 +1,7 @@
 package classify_test
 
 import (
+	"context"
 	"math"
 	"testing"
 
@@ -22,7 +23,7 @@ func TestSolvedValuesDiscountRedundantKeys(t *testing.T) {
 		{Key: unit(1, 0.3), Label: 1},
 	}
 	const alpha, beta = 1.0, 5.0
-	values, err := classify.SolveValues(entries, 2, beta, 0.01)
+	values, err := classify.SolveValues(context.Background(), entries, 2, beta, 0.01)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +71,7 @@ func TestSolveValuesRejectsBadInput(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := classify.SolveValues(entries, tc.labels, 1, tc.lambda)
+			_, err := classify.SolveValues(context.Background(), entries, tc.labels, 1, tc.lambda)
 			if err == nil {
 				t.Fatal("accepted")
 			}
@@ -107,7 +108,7 @@ func TestTuneLeaveOneOut(t *testing.T) {
 	for _, values := range []classify.Values{classify.ValuesLabels, classify.ValuesSolved} {
 		t.Run(string(values), func(t *testing.T) {
 			m := &classify.Model{Method: classify.MethodTip, Head: head, Entries: entries, Alpha: 0.3, Beta: 1, Values: values, Lambda: classify.DefaultLambda}
-			acc, err := classify.TuneLeaveOneOut(m)
+			acc, err := classify.TuneLeaveOneOut(context.Background(), m)
 			if err != nil {
 				t.Fatal(err)
 			}
