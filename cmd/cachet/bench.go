@@ -16,7 +16,7 @@ func newBenchCmd(cf *configFlags) *cobra.Command {
 		Use:   "bench",
 		Short: "Measure Cachet's models",
 	}
-	cmd.AddCommand(newBenchModelCmd(cf), newBenchStepCacheCmd(cf))
+	cmd.AddCommand(newBenchModelCmd(cf), newBenchStepCacheCmd(cf), newBenchSoakCmd(cf))
 	return cmd
 }
 
