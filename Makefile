@@ -15,7 +15,7 @@ VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 IN_ENV  := scripts/in-env.sh
 
-.PHONY: help toolchain build run test vet bench services-up services-down services-status clean
+.PHONY: help toolchain build run test vet bench fuzz services-up services-down services-status clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ vet: toolchain ## go vet + the house rules
 
 test: toolchain ## provision, start services, run every test, stop what it started
 	@scripts/test.sh
+
+fuzz: toolchain ## run every fuzz target for FUZZTIME each (default 5m); failures land in testdata/fuzz
+	@FUZZTIME=$${FUZZTIME:-5m} scripts/fuzz.sh
 
 bench: toolchain ## Go benchmarks (no services needed)
 	@$(IN_ENV) go test -run '^$$' -bench . -benchmem ./...

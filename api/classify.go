@@ -1,9 +1,6 @@
 package api
 
 import (
-	"encoding/json"
-	"errors"
-	"io"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -78,23 +75,14 @@ func (s *Server) classifier(c *gin.Context) cachet.Classifier {
 
 // bindJSON decodes a bounded JSON body into v; optional bodies may be empty.
 func bindJSON(c *gin.Context, v any, optional bool) bool {
-	body := http.MaxBytesReader(c.Writer, c.Request.Body, MaxClassifyBody)
-	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	var tooBig *http.MaxBytesError
-	switch {
-	case err == nil:
+	err := decodeJSON(c, v, MaxClassifyBody, optional)
+	if err == nil {
 		return true
-	case errors.Is(err, io.EOF) && optional:
-		return true
-	case errors.As(err, &tooBig):
-		writeError(c, cachet.Errorf(cachet.CodePayloadTooLarge, "request body over %d MiB; send fewer images per request", MaxClassifyBody>>20))
-	case errors.Is(err, io.EOF):
-		writeError(c, cachet.Errorf(cachet.CodeInvalidArgument, "empty request body; send a JSON object"))
-	default:
-		writeError(c, cachet.Wrap(cachet.CodeInvalidArgument, err, "invalid JSON body: %s (images are base64 strings)", err.Error()))
 	}
+	if cachet.HasCode(err, cachet.CodePayloadTooLarge) {
+		err = cachet.Errorf(cachet.CodePayloadTooLarge, "request body over %d MiB; send fewer images per request", MaxClassifyBody>>20)
+	}
+	writeError(c, err)
 	return false
 }
 

@@ -9,7 +9,11 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/cachetlab/cachet"
+	"github.com/cachetlab/cachet/storage"
 )
+
+// retryAfterSeconds is what a 503 asks clients to wait: services restart in seconds.
+const retryAfterSeconds = "2"
 
 // httpStatus is the one mapping from domain error codes to HTTP statuses.
 var httpStatus = map[cachet.Code]int{
@@ -20,6 +24,7 @@ var httpStatus = map[cachet.Code]int{
 	cachet.CodeUnsupportedMedia: http.StatusUnsupportedMediaType,
 	cachet.CodeUnavailable:      http.StatusServiceUnavailable,
 	cachet.CodeCanceled:         499, // client closed request
+	cachet.CodeDeadlineExceeded: http.StatusGatewayTimeout,
 	cachet.CodeInternal:         http.StatusInternalServerError,
 }
 
@@ -46,11 +51,21 @@ type ErrorDetail struct {
 // logged with its details and answered as a bare internal error.
 func writeError(c *gin.Context, err error) {
 	var de *cachet.Error
-	if errors.Is(err, context.Canceled) && c.Request.Context().Err() != nil {
+	switch {
+	case errors.Is(err, context.Canceled) && c.Request.Context().Err() != nil:
 		de = cachet.Errorf(cachet.CodeCanceled, "the request was canceled")
-	} else if !errors.As(err, &de) || de.Code == cachet.CodeInternal {
+	case errors.Is(err, context.DeadlineExceeded) && c.Request.Context().Err() != nil:
+		de = cachet.Errorf(cachet.CodeDeadlineExceeded, "the request ran past the server's time limit; ask for fewer images or steps")
+	case errors.As(err, &de) && de.Code != cachet.CodeInternal:
+	case storage.IsUnavailable(err):
+		slog.WarnContext(c.Request.Context(), "a storage service is unavailable", "method", c.Request.Method, "path", c.FullPath(), "err", err)
+		de = cachet.Errorf(cachet.CodeUnavailable, "a storage service is unavailable; retry shortly")
+	default:
 		slog.ErrorContext(c.Request.Context(), "internal error", "method", c.Request.Method, "path", c.FullPath(), "err", err)
 		de = cachet.Errorf(cachet.CodeInternal, "internal error; the server log has the details")
+	}
+	if de.Code == cachet.CodeUnavailable {
+		c.Header("Retry-After", retryAfterSeconds)
 	}
 	c.AbortWithStatusJSON(StatusOf(de.Code), ErrorBody{Error: ErrorDetail{Code: de.Code, Message: de.Message}})
 }

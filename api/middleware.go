@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -74,4 +75,15 @@ func recoverPanics(c *gin.Context) {
 
 func notFound(c *gin.Context) {
 	writeError(c, cachet.Errorf(cachet.CodeNotFound, "no endpoint %s %s", c.Request.Method, c.Request.URL.Path))
+}
+
+// requestDeadline bounds each request's context: model work checks it between sampler steps, and a request
+// past it answers 504.
+func requestDeadline(limit time.Duration) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		ctx, cancel := context.WithTimeout(c.Request.Context(), limit)
+		defer cancel()
+		c.Request = c.Request.WithContext(ctx)
+		c.Next()
+	}
 }

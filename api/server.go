@@ -36,6 +36,8 @@ type Options struct {
 	// Subjects serves /v1/subjects and Generator /v1/generate; nil answers them 503.
 	Subjects  cachet.SubjectService
 	Generator cachet.Generator
+	// RequestTimeout bounds one request, model work included; default 10 minutes.
+	RequestTimeout time.Duration
 }
 
 // Server is the HTTP API.
@@ -49,6 +51,9 @@ func New(opts Options) (*Server, error) {
 	if opts.ReadyTimeout <= 0 {
 		opts.ReadyTimeout = 2 * time.Second
 	}
+	if opts.RequestTimeout <= 0 {
+		opts.RequestTimeout = 10 * time.Minute
+	}
 	gin.SetMode(gin.ReleaseMode)
 	reg := prometheus.NewRegistry()
 	m, err := newMetrics(reg, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -57,7 +62,7 @@ func New(opts Options) (*Server, error) {
 	}
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
-	e.Use(m.observe, recoverPanics)
+	e.Use(m.observe, recoverPanics, requestDeadline(opts.RequestTimeout))
 	e.NoRoute(notFound)
 	e.NoMethod(notFound)
 	s := &Server{engine: e, opts: opts}
@@ -73,9 +78,23 @@ func New(opts Options) (*Server, error) {
 // Handler is the router, for tests and custom servers.
 func (s *Server) Handler() http.Handler { return s.engine }
 
-// Serve answers on ln until ctx ends, then shuts down gracefully within shutdownTimeout.
+// Serve answers on ln until ctx ends, then shuts down within shutdownTimeout: it stops accepting, lets
+// in-flight requests finish for the first two thirds of that time, then cancels the ones still running (the
+// sampler stops within a step) and gives them the last third to answer before it closes every connection.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, shutdownTimeout time.Duration) error {
-	srv := &http.Server{Handler: s.engine, ReadHeaderTimeout: 10 * time.Second}
+	base, cancelRequests := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRequests()
+	srv := &http.Server{
+		Handler:           s.engine,
+		BaseContext:       func(net.Listener) context.Context { return base },
+		ReadHeaderTimeout: 10 * time.Second,
+		// Bodies are at most tens of MiB; a client slower than this holds a connection for nothing.
+		ReadTimeout: time.Minute,
+		// Past the request deadline the handler has answered 504 already; the slack covers writing it.
+		WriteTimeout:   s.opts.RequestTimeout + 30*time.Second,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 64 << 10,
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -84,13 +103,24 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, shutdownTimeout tim
 	case <-ctx.Done():
 	}
 	slog.Info("shutting down", "timeout", shutdownTimeout)
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("api: graceful shutdown: %w", err)
+	deadline := time.Now().Add(shutdownTimeout)
+	drain, cancelDrain := context.WithDeadline(context.Background(), deadline.Add(-shutdownTimeout/3))
+	defer cancelDrain()
+	err := srv.Shutdown(drain)
+	if err != nil {
+		slog.Warn("canceling the requests still running", "err", err)
+		cancelRequests()
+		rest, cancelRest := context.WithDeadline(context.Background(), deadline)
+		defer cancelRest()
+		if err = srv.Shutdown(rest); err != nil {
+			_ = srv.Close()
+		}
 	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("api: %w", err)
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		return fmt.Errorf("api: %w", serr)
+	}
+	if err != nil {
+		return fmt.Errorf("api: graceful shutdown: %w", err)
 	}
 	return nil
 }

@@ -309,7 +309,7 @@ func TestSubjectAndGenerateErrors(t *testing.T) {
 		{"empty prompt", `{"prompt": "", "n": 1}`, http.StatusBadRequest, "prompt"},
 		{"bad cache policy", `{"prompt": "a large bag", "n": 1, "cache": {"name": "warp"}}`, http.StatusBadRequest, "taylorseer"},
 		{"bad cache parameter", `{"prompt": "a large bag", "n": 1, "cache": {"name": "fora", "params": {"interval": 0}}}`, http.StatusBadRequest, "interval"},
-		{"zero images", `{"prompt": "a large bag", "n": 0}`, http.StatusBadRequest, "n must be"},
+		{"negative images", `{"prompt": "a large bag", "n": -1}`, http.StatusBadRequest, "n must be"},
 		{"too many images", `{"prompt": "a large bag", "n": 100}`, http.StatusBadRequest, "n must be"},
 		{"bad steps", `{"prompt": "a large bag", "n": 1, "steps": 5000}`, http.StatusBadRequest, "steps"},
 		{"bad guidance", `{"prompt": "a large bag", "n": 1, "guidance": -2}`, http.StatusBadRequest, "guidance"},

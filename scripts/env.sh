@@ -20,6 +20,8 @@ PG_MAJOR=17
 TORCH_PACKAGES="libtorch-dev libopenblas0-openmp g++ gcc libc6-dev ca-certificates"
 SERVICE_PACKAGES="postgresql-$PG_MAJOR postgresql-$PG_MAJOR-pgvector"
 DATA_PACKAGES="dataset-fashion-mnist"
+# The README's API examples (curl --json needs 7.82+; jq reads the answers); the suite runs them.
+TOOL_PACKAGES="curl jq"
 
 # MODE says where libtorch-linked code and Postgres run:
 #   native  - Debian 13+ host: Debian's own packages on the host.

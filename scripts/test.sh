@@ -26,6 +26,16 @@ set +e
 in_env go test -count=1 -timeout 20m -v ./... 2>&1 | tee "$log" | grep -E '^(ok|FAIL|--- FAIL|panic|\?)|_test\.go:[0-9]+:'
 rc=${PIPESTATUS[0]}
 set -e
+# A short run of every fuzz target (their corpora already ran as tests above); `make fuzz` runs them long.
+if [ "$rc" = 0 ]; then
+	say "fuzz (${FUZZTIME:-10s} a target)"
+	fuzzlog=$CACHET_STATE/log/fuzz.log
+	if FUZZTIME=${FUZZTIME:-10s} scripts/fuzz.sh >"$fuzzlog" 2>&1; then
+		grep -E '^==> fuzz' "$fuzzlog" | sed 's/^==> /ok  /'
+	else
+		rc=1; echo "--- FAIL: fuzzing (log: $fuzzlog)"; grep -E -A20 -- '--- FAIL' "$fuzzlog" | head -60
+	fi
+fi
 passed=$(grep -cE '^\s*--- PASS' "$log" || true)
 failed=$(grep -cE '^\s*--- FAIL' "$log" || true)
 skipped=$(grep -cE '^\s*--- SKIP' "$log" || true)

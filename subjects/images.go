@@ -2,6 +2,7 @@ package subjects
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"image/png"
 
@@ -57,12 +58,12 @@ func (l Limits) CheckCount(uploads []cachet.Upload) error {
 }
 
 // Decode validates one upload (images.Limits.Decode) and keeps its original as PNG.
-func (l Limits) Decode(i int, u cachet.Upload) (*Reference, error) {
+func (l Limits) Decode(ctx context.Context, i int, u cachet.Upload) (*Reference, error) {
 	name := u.Filename
 	if name == "" {
 		name = "unnamed"
 	}
-	d, err := images.Limits{MinSide: l.MinSide, MaxSide: l.MaxSide}.Decode(fmt.Sprintf("image %d (%s)", i, name), u.Data)
+	d, err := images.Limits{MinSide: l.MinSide, MaxSide: l.MaxSide}.DecodeContext(ctx, fmt.Sprintf("image %d (%s)", i, name), u.Data)
 	if err != nil {
 		return nil, err
 	}

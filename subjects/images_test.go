@@ -2,6 +2,7 @@ package subjects_test
 
 import (
 	"bytes"
+	"context"
 	"image"
 	"strings"
 	"testing"
@@ -16,7 +17,7 @@ import (
 func TestDecodeKeepsPNGAndNamesTheUpload(t *testing.T) {
 	l := subjects.DefaultLimits()
 	for _, data := range [][]byte{imagestest.PNG(t, imagestest.Pattern(40, 30, 2)), imagestest.JPEG(t, imagestest.Pattern(30, 40, 3))} {
-		ref, err := l.Decode(0, cachet.Upload{Filename: "a", Data: data})
+		ref, err := l.Decode(context.Background(), 0, cachet.Upload{Filename: "a", Data: data})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -24,7 +25,7 @@ func TestDecodeKeepsPNGAndNamesTheUpload(t *testing.T) {
 			t.Fatalf("stored original is not a PNG: %v", err)
 		}
 	}
-	_, err := l.Decode(3, cachet.Upload{Filename: "shoe.gif", Data: []byte("GIF89a")})
+	_, err := l.Decode(context.Background(), 3, cachet.Upload{Filename: "shoe.gif", Data: []byte("GIF89a")})
 	if cachet.CodeOf(err) != cachet.CodeUnsupportedMedia || !strings.Contains(err.Error(), "image 3 (shoe.gif)") {
 		t.Fatalf("Decode = %v, want unsupported media naming image 3 (shoe.gif)", err)
 	}

@@ -88,7 +88,7 @@ func validID(id string) bool {
 	return err == nil && len(id) == 36
 }
 
-func (s *Service) validate(in *cachet.NewSubject) ([]*Reference, error) {
+func (s *Service) validate(ctx context.Context, in *cachet.NewSubject) ([]*Reference, error) {
 	in.Name = strings.TrimSpace(in.Name)
 	in.Class = strings.ToLower(strings.TrimSpace(in.Class))
 	switch {
@@ -105,7 +105,7 @@ func (s *Service) validate(in *cachet.NewSubject) ([]*Reference, error) {
 	}
 	refs := make([]*Reference, len(in.Images))
 	for i, u := range in.Images {
-		r, err := s.opts.Limits.Decode(i, u)
+		r, err := s.opts.Limits.Decode(ctx, i, u)
 		if err != nil {
 			return nil, err
 		}
@@ -136,7 +136,7 @@ func (s *Service) needModel() error {
 // (or a crash) before that commit have no row, and Sweep removes them. A failure after it leaves the subject
 // failed, with its originals, for Retry.
 func (s *Service) CreateSubject(ctx context.Context, in cachet.NewSubject) (*cachet.Subject, error) {
-	refs, err := s.validate(&in)
+	refs, err := s.validate(ctx, &in)
 	if err != nil {
 		return nil, err
 	}

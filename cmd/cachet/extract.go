@@ -56,7 +56,7 @@ func runExtract(cmd *cobra.Command, cfg cachet.Config, paths []string, out, adap
 	}
 	images := make([][]float32, len(uploads))
 	for i, u := range uploads {
-		ref, err := limits.Decode(i, u)
+		ref, err := limits.Decode(cmd.Context(), i, u)
 		if err != nil {
 			return err
 		}

@@ -87,8 +87,8 @@ func serve(ctx context.Context, cfg cachet.Config) error {
 		}()
 	}
 
-	var subjectSvc cachet.SubjectService = subjects.New(db, objects, nil, subjects.Options{}) // list/get/delete without a model
-	var generator cachet.Generator
+	subjectSvc := subjects.New(db, objects, nil, subjects.Options{}) // list/get/delete without a model
+	var generator *generate.Endpoint
 	if weights.dit != nil {
 		defaultCache, err := stepcache.ParseConfig(cfg.DefaultCache)
 		if err != nil {
@@ -106,11 +106,13 @@ func serve(ctx context.Context, cfg cachet.Config) error {
 		subjectSvc, generator = p.endpoints(db, objects)
 	}
 
-	srv, err := api.New(api.Options{
-		Version:    version,
-		Classifier: classifier,
-		Subjects:   subjectSvc,
-		Generator:  generator,
+	go sweepEvery(ctx, cfg.SweepInterval, subjectSvc, generator)
+
+	opts := api.Options{
+		Version:        version,
+		Classifier:     classifier,
+		Subjects:       subjectSvc,
+		RequestTimeout: cfg.RequestTimeout,
 		Components: []api.Component{
 			{Name: "postgres", Check: func(ctx context.Context) (any, error) { return nil, db.Check(ctx) }},
 			{Name: "object_store", Check: func(ctx context.Context) (any, error) {
@@ -118,7 +120,11 @@ func serve(ctx context.Context, cfg cachet.Config) error {
 			}},
 			{Name: "model", Check: func(context.Context) (any, error) { return weights.status(), nil }},
 		},
-	})
+	}
+	if generator != nil { // a nil *Endpoint in the interface would not read as "no generator"
+		opts.Generator = generator
+	}
+	srv, err := api.New(opts)
 	if err != nil {
 		return err
 	}
