@@ -23,6 +23,12 @@ type Config struct {
 	// SweepInterval is how often serve repairs what crashes and outages left behind (stale builds, orphaned
 	// objects); 0 turns the sweeper off.
 	SweepInterval time.Duration
+	// StaleAfter is how long a pending subject may go without a heartbeat from its build before a retry may
+	// take it over and the sweeper marks it failed.
+	StaleAfter time.Duration
+	// OrphanAfter is how old objects without a row must be before the sweeper removes them (an upload stores
+	// its objects before its rows commit).
+	OrphanAfter time.Duration
 	// Weights is the denoiser's weights file; serve starts without a model when it does not exist yet.
 	Weights string
 	// Adapters is the DreamCache adapters' weights file; empty means adapters.safetensors next to Weights.
@@ -92,6 +98,8 @@ func DefaultConfig() Config {
 		StartupTimeout:  5 * time.Second,
 		RequestTimeout:  10 * time.Minute,
 		SweepInterval:   5 * time.Minute,
+		StaleAfter:      2 * time.Minute,
+		OrphanAfter:     10 * time.Minute,
 		Weights:         "weights/base.safetensors",
 		TorchThreads:    runtime.NumCPU(),
 		LogLevel:        "info",

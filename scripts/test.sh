@@ -14,6 +14,8 @@ export CACHET_TEST_S3_ENDPOINT=${CACHET_TEST_S3_ENDPOINT:-127.0.0.1:$S3_PORT}
 # Test binaries run in parallel (one per package): one libtorch thread each avoids OpenMP oversubscription.
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 export CACHET_TEST_S3_ACCESS_KEY=$S3_ACCESS_KEY CACHET_TEST_S3_SECRET_KEY=$S3_SECRET_KEY
+# Fault-injection tests start, stop and restart servers of their own.
+export CACHET_TEST_PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin CACHET_TEST_VERSITYGW=$CACHET_TOOLS/versitygw
 
 say "go vet"
 in_env go vet ./...

@@ -47,6 +47,9 @@ func OpenObjects(ctx context.Context, cfg cachet.S3Config) (*Objects, error) {
 		Creds:  credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
 		Secure: cfg.UseTLS,
 		Region: cfg.Region,
+		// A store that is down should fail a request in about a second (answered 503, retried by the
+		// client), not after minio-go's default ten retries.
+		MaxRetries: 3,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("object store: invalid endpoint %q: %w", cfg.Endpoint, err)

@@ -30,6 +30,8 @@ func (c *configFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.cfg.ShutdownTimeout, "shutdown-timeout", d.ShutdownTimeout, "graceful shutdown limit")
 	fs.DurationVar(&c.cfg.RequestTimeout, "request-timeout", d.RequestTimeout, "limit for one API request, model work included (answered 504 past it)")
 	fs.DurationVar(&c.cfg.SweepInterval, "sweep-interval", d.SweepInterval, "how often serve fails stopped builds and removes orphaned objects (0 = never)")
+	fs.DurationVar(&c.cfg.StaleAfter, "stale-after", d.StaleAfter, "a subject build silent this long has stopped: retry may take it over, the sweeper fails it")
+	fs.DurationVar(&c.cfg.OrphanAfter, "orphan-after", d.OrphanAfter, "objects without a row are removed by the sweeper once this old")
 	fs.DurationVar(&c.cfg.StartupTimeout, "startup-timeout", d.StartupTimeout, "limit for each component's first contact at start")
 	fs.StringVar(&c.cfg.Weights, "weights", d.Weights, "denoiser weights (safetensors)")
 	fs.IntVar(&c.cfg.TorchThreads, "torch-threads", d.TorchThreads, "libtorch intra-op threads (default: every core; 0 = libtorch's default)")

@@ -82,8 +82,8 @@ func newPersonalization(ctx context.Context, w *model.Worker, dit *model.DiT, we
 }
 
 // endpoints builds the services the API serves.
-func (p *personalization) endpoints(db *storage.DB, objects *storage.Objects) (*subjects.Service, *generate.Endpoint) {
-	subs := subjects.New(db, objects, p.extract, subjects.Options{})
+func (p *personalization) endpoints(db *storage.DB, objects *storage.Objects, opts subjects.Options) (*subjects.Service, *generate.Endpoint) {
+	subs := subjects.New(db, objects, p.extract, opts)
 	return subs, generate.NewEndpoint(p.gen, subs, db, objects)
 }
 

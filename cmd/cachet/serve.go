@@ -87,7 +87,8 @@ func serve(ctx context.Context, cfg cachet.Config) error {
 		}()
 	}
 
-	subjectSvc := subjects.New(db, objects, nil, subjects.Options{}) // list/get/delete without a model
+	subjectOpts := subjects.Options{StaleAfter: cfg.StaleAfter, OrphanAfter: cfg.OrphanAfter}
+	subjectSvc := subjects.New(db, objects, nil, subjectOpts) // list/get/delete without a model
 	var generator *generate.Endpoint
 	if weights.dit != nil {
 		defaultCache, err := stepcache.ParseConfig(cfg.DefaultCache)
@@ -103,10 +104,10 @@ func serve(ctx context.Context, cfg cachet.Config) error {
 			return err
 		}
 		defer p.close()
-		subjectSvc, generator = p.endpoints(db, objects)
+		subjectSvc, generator = p.endpoints(db, objects, subjectOpts)
 	}
 
-	go sweepEvery(ctx, cfg.SweepInterval, subjectSvc, generator)
+	go sweepEvery(ctx, cfg.SweepInterval, cfg.OrphanAfter, subjectSvc, generator)
 
 	opts := api.Options{
 		Version:        version,

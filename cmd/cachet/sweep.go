@@ -12,7 +12,7 @@ import (
 // sweepEvery repairs what crashes and outages left behind (subjects.Service.Sweep, orphaned generated
 // images) at start and then every interval, until ctx ends. A sweep that fails (a service is down) is
 // logged and tried again at the next tick.
-func sweepEvery(ctx context.Context, interval time.Duration, subs *subjects.Service, gen *generate.Endpoint) {
+func sweepEvery(ctx context.Context, interval, orphanAfter time.Duration, subs *subjects.Service, gen *generate.Endpoint) {
 	if interval <= 0 {
 		return
 	}
@@ -26,7 +26,7 @@ func sweepEvery(ctx context.Context, interval time.Duration, subs *subjects.Serv
 			slog.Info("sweep: subjects", "stale_builds_failed", res.Failed, "orphan_subjects_removed", res.OrphanSubjects)
 		}
 		if gen != nil {
-			n, err := gen.SweepOrphans(ctx, subjects.DefaultOrphanAfter)
+			n, err := gen.SweepOrphans(ctx, orphanAfter)
 			if err != nil && ctx.Err() == nil {
 				slog.Warn("sweep: generated images", "err", err)
 			} else if n > 0 {

@@ -76,3 +76,10 @@ func Objects(t testing.TB) *storage.Objects {
 	})
 	return o
 }
+
+// PostgresBin is the directory of the Postgres server programs (initdb, pg_ctl) for tests that run a
+// server of their own.
+func PostgresBin() string { return env("CACHET_TEST_PG_BIN", "/usr/lib/postgresql/17/bin") }
+
+// VersityGW is the S3 server binary provisioning installs, for tests that run one of their own.
+func VersityGW() string { return env("CACHET_TEST_VERSITYGW", "/var/cache/cachet/tools/bin/versitygw") }
