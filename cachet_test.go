@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"testing"
 
 	"github.com/cachetlab/cachet"
@@ -36,5 +37,13 @@ func TestErrorCodes(t *testing.T) {
 	}
 	if err := cachet.Wrap(cachet.CodeUnavailable, cause, "store down"); !errors.Is(err, cause) {
 		t.Fatal("Wrap lost its cause")
+	}
+}
+
+// The service uses every core by default: libtorch's own default counts physical cores (one on a
+// two-vCPU machine).
+func TestDefaultConfigUsesEveryCore(t *testing.T) {
+	if got, want := cachet.DefaultConfig().TorchThreads, runtime.NumCPU(); got != want {
+		t.Fatalf("default torch threads %d, want %d (every core)", got, want)
 	}
 }
