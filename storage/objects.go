@@ -49,7 +49,7 @@ func OpenObjects(ctx context.Context, cfg cachet.S3Config) (*Objects, error) {
 		Region: cfg.Region,
 		// A store that is down should fail a request in about a second (answered 503, retried by the
 		// client), not after minio-go's default ten retries.
-		MaxRetries: 3,
+		MaxRetries: 2,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("object store: invalid endpoint %q: %w", cfg.Endpoint, err)

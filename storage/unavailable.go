@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -15,7 +16,9 @@ import (
 // work for now (down, restarting, overloaded): a request failing so should be retried, not reported as a
 // server bug.
 func IsUnavailable(err error) bool {
-	if err == nil {
+	// A context's end is the caller's deadline or cancellation, not the service's state (and context
+	// errors pass for net.Errors).
+	if err == nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return false
 	}
 	var netErr net.Error
@@ -23,7 +26,7 @@ func IsUnavailable(err error) bool {
 	var pgErr *pgconn.PgError
 	switch {
 	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
-		errors.Is(err, io.ErrUnexpectedEOF), errors.As(err, &connErr):
+		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, pgconn.ErrConnClosed), errors.As(err, &connErr):
 		return true
 	case errors.As(err, &pgErr):
 		// 08: connection exceptions; 57P01–57P03: the server shuts down, crashed, or is starting.

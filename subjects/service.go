@@ -305,9 +305,16 @@ func (s *Service) buildCache(ctx context.Context, id, build string, refs []*Refe
 		return err
 	}
 	if !ok {
-		if _, err := s.getSubject(ctx, id); cachet.HasCode(err, cachet.CodeNotFound) {
+		now, err := s.getSubject(ctx, id)
+		switch {
+		case cachet.HasCode(err, cachet.CodeNotFound):
 			s.removeObjects(id) // deleted while it was built: leave nothing behind
 			return cachet.Errorf(cachet.CodeConflict, "subject %s was deleted while its cache was built", id)
+		case err != nil:
+			return err
+		case now.Status == cachet.SubjectFailed:
+			// Its heartbeat could not reach the database for longer than StaleAfter, and the sweeper gave up on it.
+			return &supersededError{cachet.Errorf(cachet.CodeConflict, "subject %s: building lost contact with the database and was marked failed; retry with POST /v1/subjects/%s/retry", id, id)}
 		}
 		// A retry took the subject over: its build finishes it; this one leaves it alone.
 		return &supersededError{cachet.Errorf(cachet.CodeConflict, "subject %s is being rebuilt by a retry; read it again shortly", id)}

@@ -1,0 +1,195 @@
+// Package acceptance_test runs Cachet as its users do: the real `cachet serve` binary with the shipped
+// weights and adapters, on the real Postgres and S3 server, driven by the README's own commands.
+package acceptance_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/cachetlab/cachet/internal/testenv"
+)
+
+// repoRoot is the checkout this package lives in.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// server is a running `cachet serve`.
+type server struct {
+	addr string // host:port
+	log  *syncBuffer
+	cmd  *exec.Cmd
+	done chan error
+}
+
+// buildBinary compiles cmd/cachet as a release build would.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "cachet")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/cachet")
+	cmd.Dir = repoRoot(t)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building cachet: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// acceptanceDatabase is the suite's own database, emptied of every user's data before a run (so the names
+// the README uses are free) but kept between runs: the zero-shot head the server samples once per model
+// (minutes on two cores) stays in it. It connects as the superuser of the services `make test` starts.
+func acceptanceDatabase(t *testing.T) string {
+	t.Helper()
+	base, err := url.Parse(testenv.DatabaseURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const name = "cachet_acceptance"
+	admin := *base
+	admin.User, admin.Path = url.User("postgres"), "/postgres"
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, admin.String())
+	if err != nil {
+		t.Fatalf("connecting as postgres to create the acceptance database: %v", err)
+	}
+	defer conn.Close(ctx)
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name).Scan(&exists); err != nil {
+		t.Fatal(err)
+	}
+	if !exists {
+		owner := pgx.Identifier{base.User.Username()}.Sanitize()
+		if _, err := conn.Exec(ctx, fmt.Sprintf(`CREATE DATABASE %s OWNER %s`, name, owner)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db := *base
+	db.Path = "/" + name
+	own, err := pgx.Connect(ctx, db.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer own.Close(ctx)
+	// Before its first migration the database has no tables to empty.
+	if _, err := own.Exec(ctx, `DO $$ BEGIN
+		IF to_regclass('subjects') IS NOT NULL THEN
+			TRUNCATE subjects, subject_refs, generations, collections, collection_samples, cache_models, cache_entries CASCADE;
+		END IF; END $$`); err != nil {
+		t.Fatal(err)
+	}
+	return db.String()
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// sharedServices are the serve flags for the services `make test` started: the suite's own database and a
+// fresh bucket.
+func sharedServices(t *testing.T) []string {
+	s3 := testenv.S3(t)
+	return []string{"--database-url", acceptanceDatabase(t),
+		"--s3-endpoint", s3.Endpoint, "--s3-access-key", s3.AccessKey, "--s3-secret-key", s3.SecretKey, "--s3-bucket", s3.Bucket}
+}
+
+// startServer runs bin serve with the shipped weights and the given service flags, and waits until
+// /readyz answers 200.
+func startServer(t *testing.T, bin string, flags ...string) *server {
+	t.Helper()
+	s := &server{addr: freePort(t), log: &syncBuffer{}, done: make(chan error, 1)}
+	args := []string{"serve", "--addr", s.addr, "--weights", filepath.Join(repoRoot(t), "weights", "base.safetensors"),
+		// Test binaries run side by side on few cores: one libtorch thread each.
+		"--torch-threads", "1", "--log-format", "json"}
+	s.cmd = exec.Command(bin, append(args, flags...)...)
+	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.done <- s.cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = s.cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-s.done:
+		case <-time.After(30 * time.Second):
+			_ = s.cmd.Process.Kill()
+			<-s.done
+		}
+		if t.Failed() {
+			t.Logf("server log:\n%s", s.log.String())
+		}
+	})
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		resp, err := http.Get("http://" + s.addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return s
+			}
+		}
+		select {
+		case err := <-s.done:
+			t.Fatalf("cachet serve exited: %v\n%s", err, s.log.String())
+		case <-time.After(200 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cachet serve not ready after 3 minutes:\n%s", s.log.String())
+		}
+	}
+}
+
+// syncBuffer collects the server's output while tests read it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// logHas reports whether the server logged a line containing every one of parts.
+func (s *server) logHas(parts ...string) bool {
+	for _, line := range strings.Split(s.log.String(), "\n") {
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(line, p)
+		}
+		if all {
+			return true
+		}
+	}
+	return false
+}
