@@ -173,4 +173,6 @@ func (c call) flag(name string) []string {
 	return out
 }
 
-func (c call) String() string { return fmt.Sprintf("#%d %s %s → %d", c.n, c.method(), c.path(), c.status) }
+func (c call) String() string {
+	return fmt.Sprintf("#%d %s %s → %d", c.n, c.method(), c.path(), c.status)
+}

@@ -55,7 +55,9 @@ func startPrivateServices(t *testing.T) *privateServices {
 	}
 	s.asPostgres(t, "initdb", "-D", s.pgData, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8")
 	s.startPostgres(t)
-	t.Cleanup(func() { _ = exec.Command("runuser", "-u", "postgres", "--", filepath.Join(s.pgBin, "pg_ctl"), "-D", s.pgData, "-m", "immediate", "stop").Run() })
+	t.Cleanup(func() {
+		_ = exec.Command("runuser", "-u", "postgres", "--", filepath.Join(s.pgBin, "pg_ctl"), "-D", s.pgData, "-m", "immediate", "stop").Run()
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, s.url("postgres"))
