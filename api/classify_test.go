@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"image"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -31,16 +30,7 @@ func classifyServer(t *testing.T, c cachet.Classifier) *httptest.Server {
 
 func post(t *testing.T, url, body string) (int, []byte) {
 	t.Helper()
-	resp, err := http.Post(url, "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, b
+	return do(t, http.MethodPost, url, "application/json", strings.NewReader(body))
 }
 
 func b64(t *testing.T, img image.Image) string {

@@ -92,6 +92,13 @@ func upload(t *testing.T, url string, fields map[string]string, files ...formFil
 
 func do(t *testing.T, method, url, contentType string, body io.Reader) (int, []byte) {
 	t.Helper()
+	resp, b := exchange(t, method, url, contentType, body)
+	return resp.StatusCode, b
+}
+
+// exchange sends one request and reads the whole answer.
+func exchange(t *testing.T, method, url, contentType string, body io.Reader) (*http.Response, []byte) {
+	t.Helper()
 	req, err := http.NewRequest(method, url, body)
 	if err != nil {
 		t.Fatal(err)
@@ -108,7 +115,7 @@ func do(t *testing.T, method, url, contentType string, body io.Reader) (int, []b
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resp.StatusCode, b
+	return resp, b
 }
 
 func images(t *testing.T, seeds ...uint64) []formFile {
