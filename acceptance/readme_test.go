@@ -53,19 +53,35 @@ curl() {
 }
 `
 
-// runREADME runs the README's API blocks in one shell, in a scratch directory where docs/ is the
-// checkout's (the README's paths are relative to the repository root), against addr.
-func runREADME(t *testing.T, addr string) []call {
+// documentedBlocks are the API blocks of README.md, then of each docs/*.md page in name order: the pages
+// continue the README quickstart's shell.
+func documentedBlocks(t *testing.T, root string) []string {
 	t.Helper()
-	root := repoRoot(t)
-	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	pages, err := filepath.Glob(filepath.Join(root, "docs", "*.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	blocks := apiBlocks(string(readme))
-	if len(blocks) == 0 {
-		t.Fatal("README.md has no shell block that talks to " + readmeAddr)
+	var blocks []string
+	for i, p := range append([]string{filepath.Join(root, "README.md")}, pages...) {
+		text, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := apiBlocks(string(text))
+		if i == 0 && len(found) == 0 {
+			t.Fatal("README.md has no shell block that talks to " + readmeAddr)
+		}
+		blocks = append(blocks, found...)
 	}
+	return blocks
+}
+
+// runREADME runs the documented API blocks in one shell, in a scratch directory where docs/ is the
+// checkout's (the examples' paths are relative to the repository root), against addr.
+func runREADME(t *testing.T, addr string) []call {
+	t.Helper()
+	root := repoRoot(t)
+	blocks := documentedBlocks(t, root)
 	work, calls := t.TempDir(), t.TempDir()
 	if err := os.Symlink(filepath.Join(root, "docs"), filepath.Join(work, "docs")); err != nil {
 		t.Fatal(err)
@@ -86,7 +102,9 @@ func runREADME(t *testing.T, addr string) []call {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("the README's API examples failed: %v\n%s", err, tail(out.String(), 4000))
 	}
-	return readCalls(t, calls)
+	recorded := readCalls(t, calls)
+	t.Logf("%d documented blocks ran %d API calls", len(blocks), len(recorded))
+	return recorded
 }
 
 func readCalls(t *testing.T, dir string) []call {
