@@ -156,6 +156,33 @@ type SubjectQuery struct {
 	Status SubjectStatus // optional filter
 }
 
+// Normalize fills the query's defaults (50 subjects) and checks it.
+func (q *SubjectQuery) Normalize() error {
+	if q.Limit == 0 {
+		q.Limit = 50
+	}
+	switch {
+	case q.Limit < 1 || q.Limit > 200:
+		return Errorf(CodeInvalidArgument, "limit must be between 1 and 200 (got %d)", q.Limit)
+	case q.Offset < 0:
+		return Errorf(CodeInvalidArgument, "offset must not be negative (got %d)", q.Offset)
+	case q.Status != "" && q.Status != SubjectPending && q.Status != SubjectReady && q.Status != SubjectFailed:
+		return Errorf(CodeInvalidArgument, "status must be pending, ready or failed (got %q)", q.Status)
+	}
+	return nil
+}
+
+// SimilarK is the number of neighbours a similar-subjects query asks for: 5 when it names none, 1…100.
+func SimilarK(k int) (int, error) {
+	if k == 0 {
+		k = 5
+	}
+	if k < 1 || k > 100 {
+		return 0, Errorf(CodeInvalidArgument, "k must be between 1 and 100 (got %d)", k)
+	}
+	return k, nil
+}
+
 // UploadLimits bound a subject upload; the API enforces the byte limits while it reads the body.
 type UploadLimits struct {
 	MaxImages     int   `json:"max_images"`

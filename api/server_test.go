@@ -2,8 +2,6 @@ package api_test
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -13,7 +11,6 @@ import (
 	"time"
 
 	"github.com/cachetlab/cachet/api"
-	"github.com/cachetlab/cachet/internal/testenv"
 )
 
 func newServer(t *testing.T, comps ...api.Component) *httptest.Server {
@@ -39,35 +36,6 @@ func get(t *testing.T, url string) (int, []byte) {
 		t.Fatal(err)
 	}
 	return resp.StatusCode, b
-}
-
-func TestReadyzReportsRealComponents(t *testing.T) {
-	db := testenv.DB(t)
-	objects := testenv.Objects(t)
-	ok := newServer(t,
-		api.Component{Name: "postgres", Check: func(ctx context.Context) (any, error) { return nil, db.Check(ctx) }},
-		api.Component{Name: "object_store", Check: func(ctx context.Context) (any, error) { return nil, objects.Check(ctx) }},
-	)
-	code, body := get(t, ok.URL+"/readyz")
-	var rb api.ReadyBody
-	if err := json.Unmarshal(body, &rb); err != nil {
-		t.Fatal(err)
-	}
-	if code != 200 || rb.Status != "ok" || rb.Components["postgres"].Status != "ok" || rb.Components["object_store"].Status != "ok" {
-		t.Fatalf("/readyz = %d %s", code, body)
-	}
-
-	failing := newServer(t,
-		api.Component{Name: "postgres", Check: func(ctx context.Context) (any, error) { return nil, db.Check(ctx) }},
-		api.Component{Name: "model", Check: func(context.Context) (any, error) { return nil, errors.New("secret internal detail") }},
-	)
-	code, body = get(t, failing.URL+"/readyz")
-	if code != http.StatusServiceUnavailable || !strings.Contains(string(body), `"model":{"status":"error"`) {
-		t.Fatalf("/readyz with a failing component = %d %s", code, body)
-	}
-	if strings.Contains(string(body), "secret internal detail") {
-		t.Fatalf("/readyz leaked an internal error: %s", body)
-	}
 }
 
 func TestHealthzMetricsAndErrorEnvelope(t *testing.T) {

@@ -22,16 +22,8 @@ func (s *Service) Subject(ctx context.Context, id string) (*cachet.Subject, erro
 
 // List returns subjects, newest first.
 func (s *Service) Subjects(ctx context.Context, o cachet.SubjectQuery) ([]*cachet.Subject, error) {
-	if o.Limit == 0 {
-		o.Limit = 50
-	}
-	switch {
-	case o.Limit < 1 || o.Limit > 200:
-		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "limit must be between 1 and 200 (got %d)", o.Limit)
-	case o.Offset < 0:
-		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "offset must not be negative (got %d)", o.Offset)
-	case o.Status != "" && o.Status != cachet.SubjectPending && o.Status != cachet.SubjectReady && o.Status != cachet.SubjectFailed:
-		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "status must be pending, ready or failed (got %q)", o.Status)
+	if err := o.Normalize(); err != nil {
+		return nil, err
 	}
 	rows, err := s.db.Pool.Query(ctx, `SELECT `+subjectColumns+` FROM subjects WHERE ($1 = '' OR status = $1)
 		ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3`, string(o.Status), o.Limit, o.Offset)
@@ -75,11 +67,9 @@ func (s *Service) DeleteSubject(ctx context.Context, id string) error {
 
 // Similar returns up to k ready subjects of the same model nearest to subject id by pooled features.
 func (s *Service) SimilarSubjects(ctx context.Context, id string, k int) ([]*cachet.SimilarSubject, error) {
-	if k == 0 {
-		k = 5
-	}
-	if k < 1 || k > 100 {
-		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "k must be between 1 and 100 (got %d)", k)
+	k, err := cachet.SimilarK(k)
+	if err != nil {
+		return nil, err
 	}
 	sub, err := s.getSubject(ctx, id)
 	if err != nil {
