@@ -69,4 +69,3 @@ func TestReadyzReportsRealComponents(t *testing.T) {
 		t.Fatalf("/readyz leaked an internal error: %s", body)
 	}
 }
-
