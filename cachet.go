@@ -51,6 +51,9 @@ func Errorf(code Code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
+// Invalid is an invalid-argument error, the answer of every validation.
+func Invalid(format string, args ...any) *Error { return Errorf(CodeInvalidArgument, format, args...) }
+
 // Wrap builds a domain error that keeps cause for logs.
 func Wrap(code Code, cause error, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...), Err: cause}

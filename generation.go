@@ -1,6 +1,9 @@
 package cachet
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // The sampling a generation gets when it names none, measured on the default model on seeds no setting
 // was chosen on (weights/base.md, "Clean-image renormalisation"): each guided step's clean image is
@@ -111,6 +114,9 @@ type GenerateTimings struct {
 	OutputMS    float64   `json:"output_ms"`
 	StepMS      []float64 `json:"step_ms"`
 }
+
+// Millis is d in the milliseconds the timings report.
+func Millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // StepCacheStats is what the request's step-cache policy did (units are blocks or sublayers).
 type StepCacheStats struct {

@@ -117,28 +117,27 @@ func PresetConfig(name string) (model.Config, error) {
 }
 
 func (o ModelOptions) validate() error {
-	bad := func(f string, a ...any) error { return cachet.Errorf(cachet.CodeInvalidArgument, f, a...) }
 	switch {
 	case len(o.Presets) == 0:
-		return bad("--preset: name at least one preset")
+		return cachet.Invalid("--preset: name at least one preset")
 	case len(o.Batches) == 0:
-		return bad("--batch: give at least one batch size")
+		return cachet.Invalid("--batch: give at least one batch size")
 	case o.Steps < 1 || o.Steps > 10000:
-		return bad("--steps must be between 1 and 10000 (got %d)", o.Steps)
+		return cachet.Invalid("--steps must be between 1 and 10000 (got %d)", o.Steps)
 	case o.Warmup < 0 || o.Warmup > 1000:
-		return bad("--warmup must be between 0 and 1000 (got %d)", o.Warmup)
+		return cachet.Invalid("--warmup must be between 0 and 1000 (got %d)", o.Warmup)
 	case o.Threads < 0 || o.Threads > 1024:
-		return bad("--threads must be between 0 and 1024 (got %d)", o.Threads)
+		return cachet.Invalid("--threads must be between 0 and 1024 (got %d)", o.Threads)
 	case o.MatmulN < 64 || o.MatmulN > 8192:
-		return bad("--matmul-n must be between 64 and 8192 (got %d)", o.MatmulN)
+		return cachet.Invalid("--matmul-n must be between 64 and 8192 (got %d)", o.MatmulN)
 	case o.Guidance < 0 || o.Guidance > 50:
-		return bad("--guidance must be between 0 and 50 (got %v)", o.Guidance)
+		return cachet.Invalid("--guidance must be between 0 and 50 (got %v)", o.Guidance)
 	case o.RefAttn != "matmul" && o.RefAttn != "sdpa":
-		return bad("--reference-attn %q: use matmul or sdpa", o.RefAttn)
+		return cachet.Invalid("--reference-attn %q: use matmul or sdpa", o.RefAttn)
 	}
 	for _, b := range o.Batches {
 		if b < 1 || b > 1024 {
-			return bad("--batch sizes must be between 1 and 1024 (got %d)", b)
+			return cachet.Invalid("--batch sizes must be between 1 and 1024 (got %d)", b)
 		}
 	}
 	for _, p := range o.Presets {
@@ -334,14 +333,14 @@ func runOne(ctx context.Context, w *model.Worker, o ModelOptions, threads int, s
 		res := base
 		res.GOGC = gcLabel(gc)
 		med := median(goWall[k])
-		res.StepsMS, res.MedianMS, res.CPUMedianMS = millis(goWall[k]), ms(med), ms(median(goCPU[k]))
+		res.StepsMS, res.MedianMS, res.CPUMedianMS = millis(goWall[k]), cachet.Millis(med), cachet.Millis(median(goCPU[k]))
 		res.ImagesPerSec = float64(batch) / med.Seconds()
 		res.GFLOPs = sb.StepFLOPs() / med.Seconds() / 1e9
 		line := fmt.Sprintf("%s batch %d GOGC=%s: Go %.1f ms/step (CPU %.1f ms, %.1f GFLOP/s)", name, batch, res.GOGC, res.MedianMS, res.CPUMedianMS, res.GFLOPs)
 		if ref != nil {
 			rm := median(refWall)
 			res.Ref = &RefResult{Torch: ref.ready.Torch, Threads: ref.ready.Threads, Attn: ref.ready.Attn, Params: ref.ready.Params,
-				StepsMS: millis(refWall), MedianMS: ms(rm), CPUMedianMS: ms(median(refCPU)), GFLOPs: sb.StepFLOPs() / rm.Seconds() / 1e9}
+				StepsMS: millis(refWall), MedianMS: cachet.Millis(rm), CPUMedianMS: cachet.Millis(median(refCPU)), GFLOPs: sb.StepFLOPs() / rm.Seconds() / 1e9}
 			res.GoOverRef = med.Seconds() / rm.Seconds()
 			res.GoOverRefCPU = res.CPUMedianMS / res.Ref.CPUMedianMS
 			line += fmt.Sprintf(", PyTorch %.1f ms/step (CPU %.1f ms), Go/PyTorch %.2f (CPU %.2f)", res.Ref.MedianMS, res.Ref.CPUMedianMS, res.GoOverRef, res.GoOverRefCPU)
@@ -426,12 +425,10 @@ func median(ds []time.Duration) time.Duration {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-func ms(d time.Duration) float64 { return d.Seconds() * 1e3 }
-
 func millis(ds []time.Duration) []float64 {
 	out := make([]float64, len(ds))
 	for i, d := range ds {
-		out[i] = ms(d)
+		out[i] = cachet.Millis(d)
 	}
 	return out
 }

@@ -286,7 +286,7 @@ func (s *Service) ClassifyCanvases(ctx context.Context, q Query, canvases [][]ui
 	if err != nil {
 		return nil, err
 	}
-	fms := ms(time.Since(start))
+	fms := cachet.Millis(time.Since(start))
 	res, labels, all, err := s.score(ctx, q.Collection, feats)
 	if err != nil {
 		return nil, err
@@ -301,7 +301,7 @@ func (s *Service) ClassifyCanvases(ctx context.Context, q Query, canvases [][]ui
 		if err := s.rerankDiffusion(ctx, labels, canvases, all, weight); err != nil {
 			return nil, err
 		}
-		res.Rerank, res.Timings.RerankMS = q.Rerank, ms(time.Since(start))
+		res.Rerank, res.Timings.RerankMS = q.Rerank, cachet.Millis(time.Since(start))
 	}
 	predict(res, labels, all, q.TopK)
 	return res, nil
@@ -313,8 +313,6 @@ func checkTopK(k int) error {
 	}
 	return nil
 }
-
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // ClassifyFeatures classifies raw pooled features (from Featurizer) and also returns every image's full
 // scores (label order = the head's).
@@ -349,7 +347,7 @@ func (s *Service) score(ctx context.Context, collection string, feats [][]float3
 		if m, projected, nb, err = s.lookup(ctx, collection, feats); err != nil {
 			return nil, nil, nil, err
 		}
-		res.Timings.QueryMS = ms(time.Since(start))
+		res.Timings.QueryMS = cachet.Millis(time.Since(start))
 		res.CacheModel, res.Method, res.CacheEntries = m.ID, string(m.Method), len(m.Entries)
 		res.Neighbours = len(m.Entries)
 		for _, n := range nb {
@@ -374,7 +372,7 @@ func (s *Service) score(ctx context.Context, collection string, feats [][]float3
 		}
 		all[i] = m.Score(f, entries)
 	}
-	res.Timings.ScoringMS = ms(time.Since(start))
+	res.Timings.ScoringMS = cachet.Millis(time.Since(start))
 	return res, m.Head.Labels, all, nil
 }
 

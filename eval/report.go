@@ -4,10 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"image"
-	"os"
 	"path/filepath"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/cachetlab/cachet/internal/atomicfile"
 )
 
 // Table is one report table. Rows may be shorter than Columns (missing
@@ -137,40 +138,5 @@ func WriteReport(dir string, v any, tables []Table, pngName string, img image.Im
 	return nil
 }
 
-// writeAtomic writes data to a temporary file next to path and renames it
-// into place, so that readers (a dashboard, a concurrent bench run) never see
-// a half-written report. Missing parent directories are created.
-func writeAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("create directory for %s: %w", path, err)
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("create temporary file for %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", tmp, err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", tmp, err)
-	}
-	// CreateTemp makes the file 0600; reports are meant to be shared.
-	if err = f.Chmod(0o644); err != nil {
-		return fmt.Errorf("chmod %s: %w", tmp, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", tmp, err)
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("rename %s to %s: %w", tmp, path, err)
-	}
-	return nil
-}
+// writeAtomic writes a report so that readers (a dashboard, a concurrent bench run) never see half of it.
+func writeAtomic(path string, data []byte) error { return atomicfile.WriteBytes(path, data) }

@@ -91,16 +91,16 @@ func (e *Endpoint) Generate(ctx context.Context, r cachet.GenerateRequest) (*cac
 		}
 		req.Refs = refs
 		out.Reference = &cachet.ReferenceStats{Tokens: refs.Tokens, Blocks: refs.Blocks, Bytes: refs.Bytes(), CacheHit: hit}
-		out.Timings.ReferenceMS = ms(time.Since(t))
+		out.Timings.ReferenceMS = cachet.Millis(time.Since(t))
 	}
 	res, err := e.gen.Generate(ctx, req)
 	if err != nil {
 		return nil, err
 	}
 	out.Prompt, out.Width, out.Height = res.Prompt, res.W, res.H
-	out.Timings.QueueMS, out.Timings.SamplingMS = ms(res.Queue), ms(res.Sampling)
+	out.Timings.QueueMS, out.Timings.SamplingMS = cachet.Millis(res.Queue), cachet.Millis(res.Sampling)
 	for _, d := range res.StepTimes {
-		out.Timings.StepMS = append(out.Timings.StepMS, ms(d))
+		out.Timings.StepMS = append(out.Timings.StepMS, cachet.Millis(d))
 	}
 	out.Detail = res.Detail
 	st := res.Cache
@@ -121,8 +121,8 @@ func (e *Endpoint) Generate(ctx context.Context, r cachet.GenerateRequest) (*cac
 		}
 		out.Images = append(out.Images, img)
 	}
-	out.Timings.OutputMS = ms(time.Since(t))
-	out.Timings.TotalMS = ms(time.Since(start))
+	out.Timings.OutputMS = cachet.Millis(time.Since(t))
+	out.Timings.TotalMS = cachet.Millis(time.Since(start))
 	return out, nil
 }
 
@@ -154,8 +154,6 @@ func (e *Endpoint) store(ctx context.Context, out *cachet.GenerateResult, req Re
 	img.URL = u.String()
 	return img, nil
 }
-
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // SweepOrphans removes stored images that have no generations row and were written more than olderThan
 // ago (a request that failed between storing an image and recording it); it returns how many it removed.

@@ -1,10 +1,10 @@
 package model
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -16,6 +16,7 @@ import (
 	"github.com/sugarme/gotch/half"
 
 	"github.com/cachetlab/cachet"
+	"github.com/cachetlab/cachet/internal/atomicfile"
 	"github.com/cachetlab/cachet/internal/safetensors"
 )
 
@@ -98,37 +99,28 @@ func ConvertDiT(ptPath string, hint Config) (safetensors.File, Config, error) {
 // ConvertDiTFile converts the checkpoint at ptPath (see ConvertDiT) and writes the Cachet weights file to
 // outPath atomically (a temporary file renamed into place), streaming the tensors.
 func ConvertDiTFile(ptPath, outPath string, hint Config) (Config, error) {
-	// The temporary file first: an unwritable destination fails before a long conversion.
-	tmp, err := os.CreateTemp(filepath.Dir(outPath), filepath.Base(outPath)+".tmp*")
-	if err != nil {
-		return Config{}, cachet.Errorf(cachet.CodeInvalidArgument, "cannot write %s: %v", outPath, err)
-	}
-	defer os.Remove(tmp.Name())
-	f, cfg, err := ConvertDiT(ptPath, hint)
-	if err != nil {
-		tmp.Close()
+	// An unwritable destination fails before a long conversion.
+	if err := checkWritable(outPath); err != nil {
 		return Config{}, err
 	}
-	w := bufio.NewWriterSize(tmp, 1<<20)
-	if err := safetensors.Encode(w, f); err != nil {
-		tmp.Close()
-		return Config{}, fmt.Errorf("writing %s: %w", outPath, err)
+	f, cfg, err := ConvertDiT(ptPath, hint)
+	if err != nil {
+		return Config{}, err
 	}
-	if err := w.Flush(); err != nil {
-		tmp.Close()
-		return Config{}, fmt.Errorf("writing %s: %w", outPath, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return Config{}, fmt.Errorf("writing %s: %w", outPath, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return Config{}, fmt.Errorf("writing %s: %w", outPath, err)
-	}
-	if err := os.Rename(tmp.Name(), outPath); err != nil {
-		return Config{}, fmt.Errorf("writing %s: %w", outPath, err)
+	if err := atomicfile.Write(outPath, func(w io.Writer) error { return safetensors.Encode(w, f) }); err != nil {
+		return Config{}, err
 	}
 	return cfg, nil
+}
+
+// checkWritable says, before any work, when path's directory does not take new files.
+func checkWritable(path string) error {
+	probe, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".probe-*")
+	if err != nil {
+		return cachet.Errorf(cachet.CodeInvalidArgument, "cannot write %s: %v", path, err)
+	}
+	probe.Close()
+	return os.Remove(probe.Name())
 }
 
 // cachetName maps a DiT state_dict name to Cachet's.

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
@@ -16,6 +14,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/cachetlab/cachet"
+	"github.com/cachetlab/cachet/internal/atomicfile"
 	"github.com/cachetlab/cachet/internal/safetensors"
 )
 
@@ -66,27 +65,10 @@ func writeSafetensors(path string, f safetensors.File) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("model: saving %s: %w", path, err)
+	if err := atomicfile.WriteBytes(path, data); err != nil {
+		return fmt.Errorf("model: saving: %w", err)
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("model: saving %s: %w", path, err)
-	}
-	if err := tmp.Chmod(0o644); err != nil { // CreateTemp makes 0600; weights are shared artifacts
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return nil
 }
 
 // ReadWeightsFile decodes a weights file and its model config, with errors a user can act on.

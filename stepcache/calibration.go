@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/cachetlab/cachet/internal/atomicfile"
 )
 
 // Calibrations are a model's per-policy profiles (policy name → values), kept next to its weights.
@@ -40,11 +42,10 @@ func (c Calibrations) Save(path string) error {
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(data, '\n'), 0o644); err != nil {
+	if err := atomicfile.WriteBytes(path, append(data, '\n')); err != nil {
 		return fmt.Errorf("stepcache: saving calibrations: %w", err)
 	}
-	return os.Rename(tmp, path)
+	return nil
 }
 
 // Apply fills cfg.Calibration from the set when the policy needs one and the config has none.

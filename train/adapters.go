@@ -55,18 +55,17 @@ func (c AdaptersConfig) validate() error {
 	if err := c.Common.validate(); err != nil {
 		return err
 	}
-	bad := func(f string, a ...any) error { return cachet.Errorf(cachet.CodeInvalidArgument, f, a...) }
 	switch {
 	case c.Base == "":
-		return bad("--weights (the base model) is empty")
+		return cachet.Invalid("--weights (the base model) is empty")
 	case c.NoRef < 0 || c.NoRef >= 1 || c.Erase < 0 || c.Erase > 1:
-		return bad("--no-ref must be in [0, 1), --erase in [0, 1] (got %v, %v)", c.NoRef, c.Erase)
+		return cachet.Invalid("--no-ref must be in [0, 1), --erase in [0, 1] (got %v, %v)", c.NoRef, c.Erase)
 	case c.TRef < 0 || c.TRef > 1000:
-		return bad("--t-ref must be in [0, 1000] (got %v)", c.TRef)
+		return cachet.Invalid("--t-ref must be in [0, 1000] (got %v)", c.TRef)
 	case !(c.SmallWeight > 0 && c.SmallWeight <= 100):
-		return bad("--small-weight must be in (0, 100] (got %v)", c.SmallWeight)
+		return cachet.Invalid("--small-weight must be in (0, 100] (got %v)", c.SmallWeight)
 	case c.Views < 1 || c.Views > featurecache.MaxViews:
-		return bad("--ref-views must be 1 (the reference as given) to %d (also its small views: centred, then left, right, top, bottom) (got %d)", featurecache.MaxViews, c.Views)
+		return cachet.Invalid("--ref-views must be 1 (the reference as given) to %d (also its small views: centred, then left, right, top, bottom) (got %d)", featurecache.MaxViews, c.Views)
 	}
 	return nil
 }

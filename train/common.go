@@ -37,18 +37,17 @@ type Common struct {
 }
 
 func (c Common) validate() error {
-	bad := func(f string, a ...any) error { return cachet.Errorf(cachet.CodeInvalidArgument, f, a...) }
 	switch {
 	case c.Steps <= 0 || c.Batch <= 0:
-		return bad("--steps and --batch must be positive (got %d, %d)", c.Steps, c.Batch)
+		return cachet.Invalid("--steps and --batch must be positive (got %d, %d)", c.Steps, c.Batch)
 	case c.LR <= 0 || c.LR > 1:
-		return bad("--lr must be in (0, 1] (got %v)", c.LR)
+		return cachet.Invalid("--lr must be in (0, 1] (got %v)", c.LR)
 	case c.CondDropout < 0 || c.CondDropout >= 1:
-		return bad("--cond-dropout must be in [0, 1) (got %v)", c.CondDropout)
+		return cachet.Invalid("--cond-dropout must be in [0, 1) (got %v)", c.CondDropout)
 	case c.EMADecay < 0 || c.EMADecay >= 1:
-		return bad("--ema must be in [0, 1) (got %v)", c.EMADecay)
+		return cachet.Invalid("--ema must be in [0, 1) (got %v)", c.EMADecay)
 	case c.Out == "" || c.Checkpoint == "":
-		return bad("--out and --checkpoint must be set")
+		return cachet.Invalid("--out and --checkpoint must be set")
 	}
 	return nil
 }

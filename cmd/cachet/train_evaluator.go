@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cachetlab/cachet/dataset"
+	"github.com/cachetlab/cachet/internal/atomicfile"
 	"github.com/cachetlab/cachet/model"
 )
 
@@ -490,9 +491,5 @@ func writeJSONAtomic(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(data, '\n'), 0o644); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.WriteBytes(path, append(data, '\n'))
 }

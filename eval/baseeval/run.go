@@ -91,54 +91,51 @@ func DefaultConfig() Config {
 }
 
 func (c Config) validate() error {
-	bad := func(format string, args ...any) error {
-		return cachet.Errorf(cachet.CodeInvalidArgument, format, args...)
-	}
 	switch {
 	case c.Weights == "":
-		return bad("--weights is empty; give the denoiser's weights (e.g. weights/base.safetensors)")
+		return cachet.Invalid("--weights is empty; give the denoiser's weights (e.g. weights/base.safetensors)")
 	case c.Evaluator == "":
-		return bad("--evaluator is empty; give the evaluator's weights (e.g. weights/evaluator.safetensors)")
+		return cachet.Invalid("--evaluator is empty; give the evaluator's weights (e.g. weights/evaluator.safetensors)")
 	case c.Out == "":
-		return bad("--out is empty; give the report directory")
+		return cachet.Invalid("--out is empty; give the report directory")
 	case c.Seeds <= 0:
-		return bad("--seeds must be positive (got %d)", c.Seeds)
+		return cachet.Invalid("--seeds must be positive (got %d)", c.Seeds)
 	case c.Steps <= 0 || c.Steps > model.MaxSteps:
-		return bad("--steps must be between 1 and %d (got %d)", model.MaxSteps, c.Steps)
+		return cachet.Invalid("--steps must be between 1 and %d (got %d)", model.MaxSteps, c.Steps)
 	case c.Batch <= 0:
-		return bad("--batch must be positive (got %d)", c.Batch)
+		return cachet.Invalid("--batch must be positive (got %d)", c.Batch)
 	case c.Limit < 0 || c.Limit > NumPrompts:
-		return bad("--limit must be between 0 (all) and %d, the number of prompts (got %d)", NumPrompts, c.Limit)
+		return cachet.Invalid("--limit must be between 0 (all) and %d, the number of prompts (got %d)", NumPrompts, c.Limit)
 	case math.IsNaN(c.Guidance) || c.Guidance < 0 || c.Guidance > 50:
-		return bad("--guidance must be between 0 and 50 (got %v)", c.Guidance)
+		return cachet.Invalid("--guidance must be between 0 and 50 (got %v)", c.Guidance)
 	case math.IsNaN(c.GuidanceRescale) || c.GuidanceRescale < 0 || c.GuidanceRescale > 1:
-		return bad("--guidance-rescale must be between 0 (off) and 1 (got %v)", c.GuidanceRescale)
+		return cachet.Invalid("--guidance-rescale must be between 0 (off) and 1 (got %v)", c.GuidanceRescale)
 	case math.IsNaN(c.CleanRenorm) || c.CleanRenorm < 0 || c.CleanRenorm > 1:
-		return bad("--clean-renorm must be between 0 (off) and 1 (got %v)", c.CleanRenorm)
+		return cachet.Invalid("--clean-renorm must be between 0 (off) and 1 (got %v)", c.CleanRenorm)
 	case math.IsNaN(c.GuidanceProjection) || c.GuidanceProjection < 0 || c.GuidanceProjection > 1:
-		return bad("--guidance-projection must be between 0 (plain guidance) and 1 (got %v)", c.GuidanceProjection)
+		return cachet.Invalid("--guidance-projection must be between 0 (plain guidance) and 1 (got %v)", c.GuidanceProjection)
 	case math.IsNaN(c.GuideScale) || c.GuideScale < 0 || c.GuideScale > 50:
-		return bad("--guide-scale must be between 0 and 50 (got %v)", c.GuideScale)
+		return cachet.Invalid("--guide-scale must be between 0 and 50 (got %v)", c.GuideScale)
 	case c.GuideScale > 1 && c.Guide == "":
-		return bad("--guide-scale needs --guide, the weaker model to guide with")
+		return cachet.Invalid("--guide-scale needs --guide, the weaker model to guide with")
 	case math.IsNaN(c.ClassContrast) || c.ClassContrast < 0 || c.ClassContrast > 50:
-		return bad("--class-contrast must be between 0 (off) and 50 (got %v)", c.ClassContrast)
+		return cachet.Invalid("--class-contrast must be between 0 (off) and 50 (got %v)", c.ClassContrast)
 	case math.IsNaN(c.PerturbedGuidance) || c.PerturbedGuidance < 0 || c.PerturbedGuidance > 50:
-		return bad("--perturbed-guidance must be between 0 (off) and 50 (got %v)", c.PerturbedGuidance)
+		return cachet.Invalid("--perturbed-guidance must be between 0 (off) and 50 (got %v)", c.PerturbedGuidance)
 	case c.PerturbedGuidance > 0 && len(c.PerturbedBlocks) == 0:
-		return bad("--perturbed-guidance needs --perturbed-blocks, the blocks whose attention it perturbs")
+		return cachet.Invalid("--perturbed-guidance needs --perturbed-blocks, the blocks whose attention it perturbs")
 	case math.IsNaN(c.Stochasticity) || c.Stochasticity < 0 || c.Stochasticity >= 1:
-		return bad("--stochasticity must be at least 0 (deterministic) and below 1 (got %v)", c.Stochasticity)
+		return cachet.Invalid("--stochasticity must be at least 0 (deterministic) and below 1 (got %v)", c.Stochasticity)
 	case c.ZeroInitSteps < 0 || c.ZeroInitSteps >= c.Steps:
-		return bad("--zero-init-steps must be between 0 and --steps − 1 (got %d)", c.ZeroInitSteps)
+		return cachet.Invalid("--zero-init-steps must be between 0 and --steps − 1 (got %d)", c.ZeroInitSteps)
 	case math.IsNaN(c.TimeShift) || c.TimeShift < 0 || c.TimeShift > 20:
-		return bad("--time-shift must be between 0 and 20 (got %v)", c.TimeShift)
+		return cachet.Invalid("--time-shift must be between 0 and 20 (got %v)", c.TimeShift)
 	case math.IsNaN(c.DetailStrength) || c.DetailStrength < 0 || c.DetailStrength > 1:
-		return bad("--detail must be between 0 (off) and 1 (got %v)", c.DetailStrength)
+		return cachet.Invalid("--detail must be between 0 (off) and 1 (got %v)", c.DetailStrength)
 	case math.IsNaN(c.DetailSettle) || c.DetailSettle < 0 || c.DetailSettle > 1:
-		return bad("--detail-settle must be between 0 (off) and 1 (got %v)", c.DetailSettle)
+		return cachet.Invalid("--detail-settle must be between 0 (off) and 1 (got %v)", c.DetailSettle)
 	case c.DetailSettle > 0 && c.DetailStrength == 0:
-		return bad("--detail-settle needs --detail, the full-size redraw it settles")
+		return cachet.Invalid("--detail-settle needs --detail, the full-size redraw it settles")
 	}
 	if err := c.StochasticInterval.Validate("--stochastic-interval lo,hi"); err != nil {
 		return err
@@ -151,7 +148,7 @@ func (c Config) validate() error {
 	}
 	if c.Cache != "" {
 		if _, err := stepcache.ParseConfig(c.Cache); err != nil {
-			return bad("--cache %s: %v", c.Cache, err)
+			return cachet.Invalid("--cache %s: %v", c.Cache, err)
 		}
 	}
 	return nil

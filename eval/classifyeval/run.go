@@ -51,28 +51,27 @@ func DefaultConfig() Config {
 }
 
 func (c Config) validate() error {
-	bad := func(f string, a ...any) error { return cachet.Errorf(cachet.CodeInvalidArgument, f, a...) }
 	switch {
 	case c.Weights == "" || c.Evaluator == "" || c.Out == "":
-		return bad("--weights, --evaluator and --out must be set")
+		return cachet.Invalid("--weights, --evaluator and --out must be set")
 	case c.Test < 0 || c.Test > 10000:
-		return bad("--test must be 0 (all) … 10000 (got %d)", c.Test)
+		return cachet.Invalid("--test must be 0 (all) … 10000 (got %d)", c.Test)
 	case c.Shots < 1 || c.Shots > 1000:
-		return bad("--shots must be 1…1000 (got %d)", c.Shots)
+		return cachet.Invalid("--shots must be 1…1000 (got %d)", c.Shots)
 	case c.ShotDraws < 1 || c.ShotDraws > 20:
-		return bad("--shot-draws must be 1…20 (got %d)", c.ShotDraws)
+		return cachet.Invalid("--shot-draws must be 1…20 (got %d)", c.ShotDraws)
 	case c.Validation < 0 || c.Validation > 10000:
-		return bad("--validation must be 0…10000 (got %d)", c.Validation)
+		return cachet.Invalid("--validation must be 0…10000 (got %d)", c.Validation)
 	case c.Diffusion < 0 || c.KNNTrain < 0 || c.KNNTrain > 60000 || c.BlockStudy < 0 || c.BlockStudy > 20000:
-		return bad("--diffusion ≥ 0, --knn-train 0…60000, --block-study 0…20000")
+		return cachet.Invalid("--diffusion ≥ 0, --knn-train 0…60000, --block-study 0…20000")
 	case len(c.DiffusionTimes) < 1 || len(c.DiffusionTimes) > maxDiffusionTimes:
-		return bad("--diffusion-times must list 1…%d model times (got %d)", maxDiffusionTimes, len(c.DiffusionTimes))
+		return cachet.Invalid("--diffusion-times must list 1…%d model times (got %d)", maxDiffusionTimes, len(c.DiffusionTimes))
 	case slices.ContainsFunc(c.DiffusionTimes, func(t float64) bool { return !(t > 0 && t <= 1000) }):
-		return bad("--diffusion-times must lie in (0, 1000] (got %v)", c.DiffusionTimes)
+		return cachet.Invalid("--diffusion-times must lie in (0, 1000] (got %v)", c.DiffusionTimes)
 	case c.LatencyBatches < 1 || c.Batch < 1 || c.Batch > c.Service.MaxImages:
-		return bad("--latency-batches ≥ 1 and --batch 1…%d", c.Service.MaxImages)
+		return cachet.Invalid("--latency-batches ≥ 1 and --batch 1…%d", c.Service.MaxImages)
 	case c.Test != 0 && c.Test < c.Batch:
-		return bad("--test (%d) must hold at least one --batch (%d)", c.Test, c.Batch)
+		return cachet.Invalid("--test (%d) must hold at least one --batch (%d)", c.Test, c.Batch)
 	}
 	return nil
 }

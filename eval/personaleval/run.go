@@ -47,22 +47,21 @@ func DefaultConfig() Config {
 }
 
 func (c Config) validate() error {
-	bad := func(f string, a ...any) error { return cachet.Errorf(cachet.CodeInvalidArgument, f, a...) }
 	switch {
 	case c.Weights == "" || c.Adapters == "" || c.Evaluator == "":
-		return bad("--weights, --adapters and --evaluator must be set")
+		return cachet.Invalid("--weights, --adapters and --evaluator must be set")
 	case c.Out == "":
-		return bad("--out is empty; give the report directory")
+		return cachet.Invalid("--out is empty; give the report directory")
 	case c.Subjects <= 0 || c.Subjects > 10000 || c.Prompts <= 0 || c.Prompts > 100:
-		return bad("--subjects must be 1…10000 and --prompts 1…100 (got %d, %d)", c.Subjects, c.Prompts)
+		return cachet.Invalid("--subjects must be 1…10000 and --prompts 1…100 (got %d, %d)", c.Subjects, c.Prompts)
 	case c.Batch <= 0:
-		return bad("--batch must be positive (got %d)", c.Batch)
+		return cachet.Invalid("--batch must be positive (got %d)", c.Batch)
 	case c.Steps <= 0 || c.Steps > model.MaxSteps:
-		return bad("--steps must be between 1 and %d (got %d)", model.MaxSteps, c.Steps)
+		return cachet.Invalid("--steps must be between 1 and %d (got %d)", model.MaxSteps, c.Steps)
 	case math.IsNaN(c.Guidance) || c.Guidance < 0 || c.Guidance > 50:
-		return bad("--guidance must be between 0 and 50 (got %v)", c.Guidance)
+		return cachet.Invalid("--guidance must be between 0 and 50 (got %v)", c.Guidance)
 	case math.IsNaN(c.CleanRenorm) || c.CleanRenorm < 0 || c.CleanRenorm > 1:
-		return bad("--clean-renorm must be between 0 and 1 (got %v)", c.CleanRenorm)
+		return cachet.Invalid("--clean-renorm must be between 0 and 1 (got %v)", c.CleanRenorm)
 	}
 	return nil
 }
@@ -152,7 +151,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		cacheBytes += int64(len(enc))
 	}
 	fmt.Fprintf(progress, "eval personalization: %s + %s, %d subjects × %d prompts, %d steps, guidance %g; extraction median %.1f ms\n",
-		cfg.Weights, cfg.Adapters, len(subjects), cfg.Prompts, cfg.Steps, cfg.Guidance, ms(median(latencies)))
+		cfg.Weights, cfg.Adapters, len(subjects), cfg.Prompts, cfg.Steps, cfg.Guidance, cachet.Millis(median(latencies)))
 
 	var rows []row
 	for s := range subjects {
@@ -289,7 +288,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		AlignOracle:   baseeval.Tally(oracleJ),
 		AdapterParams: set.Params(),
 		BaseParams:    base.NumParams(),
-		Extraction: Latency{MedianMs: ms(median(latencies)), P90Ms: ms(quantile(latencies, 0.9)), MaxMs: ms(slices.Max(latencies)),
+		Extraction: Latency{MedianMs: cachet.Millis(median(latencies)), P90Ms: cachet.Millis(quantile(latencies, 0.9)), MaxMs: cachet.Millis(slices.Max(latencies)),
 			N: len(latencies)},
 		CacheBytesPerSubject:   float64(cacheBytes) / float64(len(subjects)),
 		DecodedBytesPerSubject: float64(refs[0].Bytes()),
@@ -304,8 +303,6 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	fmt.Fprintf(progress, "eval personalization: wrote %s, %s and %s into %s (%.0f s in all)\n", JSONFile, MarkdownFile, GridFile, cfg.Out, r.Seconds)
 	return r, nil
 }
-
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func median(ds []time.Duration) time.Duration { return quantile(ds, 0.5) }
 
