@@ -26,7 +26,7 @@ type SubjectFeatures interface {
 type Endpoint struct {
 	gen      *Service
 	subjects SubjectFeatures
-	db       *storage.DB
+	st       store
 	objects  *storage.Objects
 	// URLTTL is how long presigned image URLs stay valid.
 	URLTTL time.Duration
@@ -34,7 +34,11 @@ type Endpoint struct {
 
 // NewEndpoint wires the endpoint.
 func NewEndpoint(gen *Service, subjects SubjectFeatures, db *storage.DB, objects *storage.Objects) *Endpoint {
-	return &Endpoint{gen: gen, subjects: subjects, db: db, objects: objects, URLTTL: time.Hour}
+	e := &Endpoint{gen: gen, subjects: subjects, objects: objects, URLTTL: time.Hour}
+	if db != nil { // without a database, images are answered inline only
+		e.st.pool = db.Pool
+	}
+	return e
 }
 
 var _ cachet.Generator = (*Endpoint)(nil)
@@ -115,7 +119,7 @@ func (e *Endpoint) Generate(ctx context.Context, r cachet.GenerateRequest) (*cac
 	for i, p := range pngs {
 		img := cachet.GeneratedImage{Index: i, ID: uuid.NewString(), PNG: p}
 		if r.Output == "url" {
-			if img, err = e.store(ctx, out, req, i, p); err != nil {
+			if img, err = e.storeImage(ctx, out, req, i, p); err != nil {
 				return nil, err
 			}
 		}
@@ -126,8 +130,8 @@ func (e *Endpoint) Generate(ctx context.Context, r cachet.GenerateRequest) (*cac
 	return out, nil
 }
 
-// store puts one image under generations/{id}.png, records it and presigns a URL.
-func (e *Endpoint) store(ctx context.Context, out *cachet.GenerateResult, req Request, i int, png []byte) (cachet.GeneratedImage, error) {
+// storeImage puts one image under generations/{id}.png, records it and presigns a URL.
+func (e *Endpoint) storeImage(ctx context.Context, out *cachet.GenerateResult, req Request, i int, png []byte) (cachet.GeneratedImage, error) {
 	id := uuid.NewString()
 	img := cachet.GeneratedImage{Index: i, ID: id, Key: imageKey(id)}
 	if _, err := e.objects.PutBytes(ctx, img.Key, png, "image/png"); err != nil {
@@ -141,10 +145,9 @@ func (e *Endpoint) store(ctx context.Context, out *cachet.GenerateResult, req Re
 	if out.SubjectID != "" {
 		subject = &out.SubjectID
 	}
-	_, err = e.db.Pool.Exec(ctx, `INSERT INTO generations (id, batch_id, idx, subject_id, prompt, seed, steps, guidance, clean_renorm, cache, object_key)
-		VALUES ($1, $2, $3, (SELECT id FROM subjects WHERE id = $4::uuid), $5, $6, $7, $8, $9, $10, $11)`,
-		id, out.ID, i, subject, out.Prompt, req.Seed, req.Steps, req.Guidance, req.CleanRenorm, policy, img.Key)
-	if err != nil {
+	row := generationRow{id: id, batch: out.ID, index: i, subject: subject, prompt: out.Prompt, seed: req.Seed, steps: req.Steps,
+		guidance: req.Guidance, cleanRenorm: req.CleanRenorm, cache: policy, key: img.Key}
+	if err := e.st.insert(ctx, row); err != nil {
 		return img, fmt.Errorf("generate: recording image %d: %w", i, err)
 	}
 	u, err := e.objects.PresignGet(ctx, img.Key, e.URLTTL)
@@ -177,21 +180,12 @@ func (e *Endpoint) SweepOrphans(ctx context.Context, olderThan time.Duration) (i
 	for id := range candidates {
 		ids = append(ids, id)
 	}
-	rows, err := e.db.Pool.Query(ctx, `SELECT id::text FROM generations WHERE id = ANY($1::uuid[])`, ids)
+	existing, err := e.st.existing(ctx, ids)
 	if err != nil {
-		return 0, fmt.Errorf("generate: sweeping orphans: %w", err)
+		return 0, err
 	}
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return 0, fmt.Errorf("generate: sweeping orphans: %w", err)
-		}
+	for _, id := range existing {
 		delete(candidates, id)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("generate: sweeping orphans: %w", err)
 	}
 	removed := 0
 	for _, key := range candidates {

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 
 	"github.com/google/uuid"
-	"github.com/pgvector/pgvector-go"
 
 	"github.com/cachetlab/cachet"
 	"github.com/cachetlab/cachet/featurecache"
@@ -25,24 +24,7 @@ func (s *Service) Subjects(ctx context.Context, o cachet.SubjectQuery) ([]*cache
 	if err := o.Normalize(); err != nil {
 		return nil, err
 	}
-	rows, err := s.db.Pool.Query(ctx, `SELECT `+subjectColumns+` FROM subjects WHERE ($1 = '' OR status = $1)
-		ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3`, string(o.Status), o.Limit, o.Offset)
-	if err != nil {
-		return nil, fmt.Errorf("subjects: listing: %w", err)
-	}
-	defer rows.Close()
-	out := []*cachet.Subject{}
-	for rows.Next() {
-		sub, err := scanSubject(rows)
-		if err != nil {
-			return nil, fmt.Errorf("subjects: listing: %w", err)
-		}
-		out = append(out, sub)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("subjects: listing: %w", err)
-	}
-	return out, attachRefs(ctx, s.db.Pool, out)
+	return s.st.list(ctx, o)
 }
 
 // DeleteSubject removes a subject's rows, then its objects: a subject is never visible without an object
@@ -51,11 +33,11 @@ func (s *Service) DeleteSubject(ctx context.Context, id string) error {
 	if !validID(id) {
 		return notFound(id)
 	}
-	tag, err := s.db.Pool.Exec(ctx, `DELETE FROM subjects WHERE id = $1`, id)
+	deleted, err := s.st.delete(ctx, id)
 	if err != nil {
-		return fmt.Errorf("subjects: deleting %s: %w", id, err)
+		return err
 	}
-	if tag.RowsAffected() == 0 {
+	if !deleted {
 		return notFound(id)
 	}
 	s.caches.Remove(id)
@@ -78,45 +60,7 @@ func (s *Service) SimilarSubjects(ctx context.Context, id string, k int) ([]*cac
 	if sub.Status != cachet.SubjectReady {
 		return nil, notReady(sub)
 	}
-	var pooled pgvector.Vector
-	if err := s.db.Pool.QueryRow(ctx, `SELECT pooled FROM subjects WHERE id = $1`, id).Scan(&pooled); err != nil {
-		return nil, fmt.Errorf("subjects: reading pooled features: %w", err)
-	}
-	dims := len(pooled.Slice())
-	tx, err := s.db.Pool.Begin(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("subjects: %w", err)
-	}
-	defer tx.Rollback(ctx) //nolint:errcheck // read-only
-	if _, err := tx.Exec(ctx, `SET LOCAL hnsw.iterative_scan = relaxed_order`); err != nil {
-		return nil, fmt.Errorf("subjects: %w", err)
-	}
-	rows, err := tx.Query(ctx, similarQuery(dims), id, pooled, sub.Cache.Model, dims, k)
-	if err != nil {
-		return nil, fmt.Errorf("subjects: similar: %w", err)
-	}
-	defer rows.Close()
-	var out []*cachet.SimilarSubject
-	var subs []*cachet.Subject
-	for rows.Next() {
-		var distance float64
-		n, err := scanSubject(rows, &distance)
-		if err != nil {
-			return nil, fmt.Errorf("subjects: similar: %w", err)
-		}
-		out = append(out, &cachet.SimilarSubject{Subject: *n, Similarity: 1 - distance})
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("subjects: similar: %w", err)
-	}
-	rows.Close()
-	for _, o := range out {
-		subs = append(subs, &o.Subject)
-	}
-	if out == nil {
-		out = []*cachet.SimilarSubject{}
-	}
-	return out, attachRefs(ctx, tx, subs)
+	return s.st.similar(ctx, id, sub.Cache.Model, k)
 }
 
 func notReady(sub *cachet.Subject) error {
@@ -175,14 +119,11 @@ func (s *Service) RetrySubject(ctx context.Context, id string) (*cachet.Subject,
 	}
 	ex := s.extractor.Config()
 	build := uuid.NewString()
-	tag, err := s.db.Pool.Exec(ctx, `UPDATE subjects SET status = 'pending', error = NULL, updated_at = now(), build_id = $6
-		WHERE id = $1 AND (status = 'failed' OR (status = 'pending' AND updated_at < now() - $2::interval)
-			OR (status = 'ready' AND (model_id <> $3 OR t_ref <> $4 OR views <> $5)))`,
-		id, interval(s.opts.StaleAfter), s.extractor.ModelID(), ex.TRef, ex.NumViews(), build)
+	claimed, err := s.st.claimRetry(ctx, id, build, s.opts.StaleAfter, s.extractor.ModelID(), ex.TRef, ex.NumViews())
 	if err != nil {
-		return nil, fmt.Errorf("subjects: retry: %w", err)
+		return nil, err
 	}
-	if tag.RowsAffected() == 0 {
+	if !claimed {
 		if sub.Status == cachet.SubjectReady {
 			return nil, cachet.Errorf(cachet.CodeConflict, "subject %s is ready with this model and extraction; nothing to retry", id)
 		}

@@ -46,7 +46,7 @@ const DefaultOrphanAfter = 10 * time.Minute
 // Service is the subject service. The extractor may be nil (a server without a model): subjects can
 // then be listed, read and deleted, not created.
 type Service struct {
-	db        *storage.DB
+	st        store
 	objects   *storage.Objects
 	extractor Extractor
 	caches    *featurecache.LRU
@@ -67,7 +67,7 @@ func New(db *storage.DB, objects *storage.Objects, extractor Extractor, opts Opt
 	if opts.OrphanAfter == 0 {
 		opts.OrphanAfter = DefaultOrphanAfter
 	}
-	return &Service{db: db, objects: objects, extractor: extractor, caches: featurecache.NewLRU(opts.CacheBytes), opts: opts}
+	return &Service{st: store{db.Pool}, objects: objects, extractor: extractor, caches: featurecache.NewLRU(opts.CacheBytes), opts: opts}
 }
 
 // UploadLimits are the upload limits in force.
@@ -146,7 +146,7 @@ func (s *Service) CreateSubject(ctx context.Context, in cachet.NewSubject) (*cac
 	id, build := uuid.NewString(), uuid.NewString()
 	stored, err := s.storeOriginals(ctx, id, refs)
 	if err == nil {
-		err = s.insertPending(ctx, id, build, in, refs, stored)
+		err = s.st.insertPending(ctx, id, build, in, refs, stored)
 	}
 	if err != nil {
 		s.removeObjects(id)
@@ -177,7 +177,7 @@ func (s *Service) remove(id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	s.caches.Remove(id)
-	if _, err := s.db.Pool.Exec(ctx, `DELETE FROM subjects WHERE id = $1`, id); err != nil {
+	if _, err := s.st.delete(ctx, id); err != nil {
 		slog.Error("subjects: cleaning up rows", "subject", id, "err", err)
 	}
 	s.removeObjects(id)
@@ -235,8 +235,7 @@ func (s *Service) heartbeat(ctx context.Context, id, build string) (stop func())
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				if _, err := s.db.Pool.Exec(ctx, `UPDATE subjects SET updated_at = now()
-					WHERE id = $1 AND build_id = $2 AND status = 'pending'`, id, build); err != nil && ctx.Err() == nil {
+				if err := s.st.heartbeat(ctx, id, build); err != nil && ctx.Err() == nil {
 					slog.Warn("subjects: build heartbeat", "subject", id, "err", err)
 				}
 			}
@@ -250,8 +249,7 @@ func (s *Service) heartbeat(ctx context.Context, id, build string) (stop func())
 func (s *Service) fail(ctx context.Context, id, build, reason string) {
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	if _, err := s.db.Pool.Exec(fctx, `UPDATE subjects SET status = 'failed', error = $2, updated_at = now()
-		WHERE id = $1 AND build_id = $3 AND status = 'pending'`, id, reason, build); err != nil {
+	if err := s.st.fail(fctx, id, build, reason); err != nil {
 		slog.Error("subjects: marking failed", "subject", id, "err", err)
 	}
 }
@@ -300,7 +298,7 @@ func (s *Service) buildCache(ctx context.Context, id, build string, refs []*Refe
 		return fmt.Errorf("subjects: the stored cache reads back as %d bytes sha256 %s, wrote %d bytes sha256 %s", st.Size, st.SHA256, len(data), info.SHA256)
 	}
 	c := cachet.SubjectCache{Key: info.Key, SHA256: info.SHA256, Bytes: info.Size, Model: all.Model, Blocks: all.Blocks, TRef: all.TRef, Views: all.Views}
-	ok, err := s.markReady(ctx, id, build, c, featurecache.Unit(mean), refPooled)
+	ok, err := s.st.markReady(ctx, id, build, c, featurecache.Unit(mean), refPooled)
 	if err != nil {
 		return err
 	}

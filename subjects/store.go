@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgvector/pgvector-go"
 
 	"github.com/cachetlab/cachet"
@@ -51,14 +53,22 @@ func (s *Service) getSubject(ctx context.Context, id string) (*cachet.Subject, e
 	if !validID(id) {
 		return nil, notFound(id)
 	}
-	sub, err := scanSubject(s.db.Pool.QueryRow(ctx, `SELECT `+subjectColumns+` FROM subjects WHERE id = $1`, id))
+	return s.st.get(ctx, id)
+}
+
+// store is the subjects' Postgres tables; every query of the service is here.
+type store struct{ pool *pgxpool.Pool }
+
+// get reads one subject with its references.
+func (st store) get(ctx context.Context, id string) (*cachet.Subject, error) {
+	sub, err := scanSubject(st.pool.QueryRow(ctx, `SELECT `+subjectColumns+` FROM subjects WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, notFound(id)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("subjects: reading %s: %w", id, err)
 	}
-	if err := attachRefs(ctx, s.db.Pool, []*cachet.Subject{sub}); err != nil {
+	if err := attachRefs(ctx, st.pool, []*cachet.Subject{sub}); err != nil {
 		return nil, err
 	}
 	return sub, nil
@@ -107,8 +117,8 @@ func attachRefs(ctx context.Context, q querier, subs []*cachet.Subject) error {
 }
 
 // insertPending records a new subject and its stored references in one transaction, owned by build.
-func (s *Service) insertPending(ctx context.Context, id, build string, in cachet.NewSubject, refs []*Reference, stored []storage.ObjectInfo) error {
-	tx, err := s.db.Pool.Begin(ctx)
+func (st store) insertPending(ctx context.Context, id, build string, in cachet.NewSubject, refs []*Reference, stored []storage.ObjectInfo) error {
+	tx, err := st.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("subjects: creating: %w", err)
 	}
@@ -133,8 +143,8 @@ func (s *Service) insertPending(ctx context.Context, id, build string, in cachet
 // markReady records the cache and the pooled features and flips the subject to ready, in one
 // transaction, only if it is still pending and build still owns it (false otherwise: deleted meanwhile, or
 // taken over by a retry).
-func (s *Service) markReady(ctx context.Context, id, build string, c cachet.SubjectCache, pooled []float32, refPooled [][]float32) (bool, error) {
-	tx, err := s.db.Pool.Begin(ctx)
+func (st store) markReady(ctx context.Context, id, build string, c cachet.SubjectCache, pooled []float32, refPooled [][]float32) (bool, error) {
+	tx, err := st.pool.Begin(ctx)
 	if err != nil {
 		return false, fmt.Errorf("subjects: %w", err)
 	}
@@ -175,3 +185,131 @@ func similarQuery(dims int) string {
 		WHERE ` + where + ` AND status = 'ready' AND model_id = $3 AND id <> $1
 		ORDER BY ` + order + ` LIMIT $5) nearest ORDER BY distance, id`
 }
+
+// list pages subjects newest first.
+func (st store) list(ctx context.Context, q cachet.SubjectQuery) ([]*cachet.Subject, error) {
+	rows, err := st.pool.Query(ctx, `SELECT `+subjectColumns+` FROM subjects WHERE ($1 = '' OR status = $1)
+		ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3`, string(q.Status), q.Limit, q.Offset)
+	if err != nil {
+		return nil, fmt.Errorf("subjects: listing: %w", err)
+	}
+	defer rows.Close()
+	out := []*cachet.Subject{}
+	for rows.Next() {
+		sub, err := scanSubject(rows)
+		if err != nil {
+			return nil, fmt.Errorf("subjects: listing: %w", err)
+		}
+		out = append(out, sub)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("subjects: listing: %w", err)
+	}
+	rows.Close()
+	return out, attachRefs(ctx, st.pool, out)
+}
+
+// delete removes a subject's rows (its references cascade); false when there was none.
+func (st store) delete(ctx context.Context, id string) (bool, error) {
+	tag, err := st.pool.Exec(ctx, `DELETE FROM subjects WHERE id = $1`, id)
+	if err != nil {
+		return false, fmt.Errorf("subjects: deleting %s: %w", id, err)
+	}
+	return tag.RowsAffected() > 0, nil
+}
+
+// heartbeat refreshes a pending subject's updated_at if build still owns it.
+func (st store) heartbeat(ctx context.Context, id, build string) error {
+	_, err := st.pool.Exec(ctx, `UPDATE subjects SET updated_at = now() WHERE id = $1 AND build_id = $2 AND status = 'pending'`, id, build)
+	return err
+}
+
+// fail marks a pending subject failed with reason if build still owns it.
+func (st store) fail(ctx context.Context, id, build, reason string) error {
+	_, err := st.pool.Exec(ctx, `UPDATE subjects SET status = 'failed', error = $2, updated_at = now()
+		WHERE id = $1 AND build_id = $3 AND status = 'pending'`, id, reason, build)
+	return err
+}
+
+// claimRetry gives subject id to build, pending, if it may be rebuilt: failed, pending without a heartbeat
+// for staleAfter, or ready but made by another model or extraction. False when it may not.
+func (st store) claimRetry(ctx context.Context, id, build string, staleAfter time.Duration, modelID string, tRef float64, views int) (bool, error) {
+	tag, err := st.pool.Exec(ctx, `UPDATE subjects SET status = 'pending', error = NULL, updated_at = now(), build_id = $6
+		WHERE id = $1 AND (status = 'failed' OR (status = 'pending' AND updated_at < now() - $2::interval)
+			OR (status = 'ready' AND (model_id <> $3 OR t_ref <> $4 OR views <> $5)))`,
+		id, interval(staleAfter), modelID, tRef, views, build)
+	if err != nil {
+		return false, fmt.Errorf("subjects: retry: %w", err)
+	}
+	return tag.RowsAffected() > 0, nil
+}
+
+// failStale marks failed every pending subject whose build has been silent for staleAfter.
+func (st store) failStale(ctx context.Context, staleAfter time.Duration) (int64, error) {
+	tag, err := st.pool.Exec(ctx, `UPDATE subjects SET status = 'failed', updated_at = now(),
+		error = 'building stopped before it finished (the server stopped or lost a service); retry with POST /v1/subjects/' || id || '/retry'
+		WHERE status = 'pending' AND updated_at < now() - $1::interval`, interval(staleAfter))
+	if err != nil {
+		return 0, fmt.Errorf("subjects: sweeping stale builds: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// existing returns which of ids have a subject row.
+func (st store) existing(ctx context.Context, ids []string) ([]string, error) {
+	rows, err := st.pool.Query(ctx, `SELECT id::text FROM subjects WHERE id = ANY($1::uuid[])`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("subjects: looking up ids: %w", err)
+	}
+	found, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("subjects: looking up ids: %w", err)
+	}
+	return found, nil
+}
+
+// similar returns up to k ready subjects of model nearest to subject id by pooled features, read in one
+// transaction (references included: see attachRefs).
+func (st store) similar(ctx context.Context, id, model string, k int) ([]*cachet.SimilarSubject, error) {
+	var pooled pgvector.Vector
+	if err := st.pool.QueryRow(ctx, `SELECT pooled FROM subjects WHERE id = $1`, id).Scan(&pooled); err != nil {
+		return nil, fmt.Errorf("subjects: reading pooled features: %w", err)
+	}
+	dims := len(pooled.Slice())
+	tx, err := st.pool.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("subjects: %w", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // read-only
+	if _, err := tx.Exec(ctx, `SET LOCAL hnsw.iterative_scan = relaxed_order`); err != nil {
+		return nil, fmt.Errorf("subjects: %w", err)
+	}
+	rows, err := tx.Query(ctx, similarQuery(dims), id, pooled, model, dims, k)
+	if err != nil {
+		return nil, fmt.Errorf("subjects: similar: %w", err)
+	}
+	defer rows.Close()
+	var out []*cachet.SimilarSubject
+	var subs []*cachet.Subject
+	for rows.Next() {
+		var distance float64
+		n, err := scanSubject(rows, &distance)
+		if err != nil {
+			return nil, fmt.Errorf("subjects: similar: %w", err)
+		}
+		out = append(out, &cachet.SimilarSubject{Subject: *n, Similarity: 1 - distance})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("subjects: similar: %w", err)
+	}
+	rows.Close()
+	for _, o := range out {
+		subs = append(subs, &o.Subject)
+	}
+	if out == nil {
+		out = []*cachet.SimilarSubject{}
+	}
+	return out, attachRefs(ctx, tx, subs)
+}
+
+func interval(d time.Duration) string { return fmt.Sprintf("%d milliseconds", d.Milliseconds()) }

@@ -2,7 +2,6 @@ package subjects
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"time"
 
@@ -23,13 +22,11 @@ type SweepResult struct {
 // Options.OrphanAfter, are removed (uploads that never committed, deletes the store refused).
 func (s *Service) Sweep(ctx context.Context) (SweepResult, error) {
 	var res SweepResult
-	tag, err := s.db.Pool.Exec(ctx, `UPDATE subjects SET status = 'failed', updated_at = now(),
-		error = 'building stopped before it finished (the server stopped or lost a service); retry with POST /v1/subjects/' || id || '/retry'
-		WHERE status = 'pending' AND updated_at < now() - $1::interval`, interval(s.opts.StaleAfter))
+	failed, err := s.st.failStale(ctx, s.opts.StaleAfter)
 	if err != nil {
-		return res, fmt.Errorf("subjects: sweeping stale builds: %w", err)
+		return res, err
 	}
-	res.Failed = tag.RowsAffected()
+	res.Failed = failed
 	objects, err := s.objects.List(ctx, "subjects/")
 	if err != nil {
 		return res, err
@@ -42,21 +39,12 @@ func (s *Service) Sweep(ctx context.Context) (SweepResult, error) {
 	for id := range newest {
 		ids = append(ids, id)
 	}
-	rows, err := s.db.Pool.Query(ctx, `SELECT id::text FROM subjects WHERE id = ANY($1::uuid[])`, ids)
+	existing, err := s.st.existing(ctx, ids)
 	if err != nil {
-		return res, fmt.Errorf("subjects: sweeping orphans: %w", err)
+		return res, err
 	}
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return res, fmt.Errorf("subjects: sweeping orphans: %w", err)
-		}
+	for _, id := range existing {
 		delete(newest, id)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return res, fmt.Errorf("subjects: sweeping orphans: %w", err)
 	}
 	cutoff := time.Now().Add(-s.opts.OrphanAfter)
 	for id, last := range newest {
@@ -90,5 +78,3 @@ func orphanCandidates(objects []storage.ObjectInfo) map[string]time.Time {
 	}
 	return newest
 }
-
-func interval(d time.Duration) string { return fmt.Sprintf("%d milliseconds", d.Milliseconds()) }
