@@ -43,7 +43,6 @@ type EvaluatorConfig struct {
 // with different seeds are scored on the same items.
 const derenderEvalSeed = 20240
 
-
 // Validate checks the settings and that Out can be written, before any work.
 func (o *EvaluatorConfig) Validate() error {
 	switch {
@@ -182,27 +181,27 @@ type epochReport struct {
 }
 
 type evaluatorReport struct {
-	Weights                     string        `json:"weights"`
-	Format                      string        `json:"format"`
-	Params                      int64         `json:"params"`
-	FileBytes                   int64         `json:"file_bytes"`
-	TestAccuracy                float64       `json:"test_accuracy"`
-	TestAccuracyDerendered      float64       `json:"test_accuracy_derendered"`
-	TestAccuracyDerenderedSmall float64       `json:"test_accuracy_derendered_small"`
-	BestEpoch                   int           `json:"best_epoch"`
-	SelectedOn                  string        `json:"selected_on"`
-	Epochs                      int           `json:"epochs"`
-	History                     []epochReport `json:"history"`
-	WallSeconds                 float64       `json:"wall_seconds"`
-	TrainSamplesPerSecond       float64       `json:"train_samples_per_second"`
-	TrainItems                  int           `json:"train_items"`
-	TestItems                   int           `json:"test_items"`
-	TestSet                     string        `json:"test_set"`
-	CommandLine                 string        `json:"command_line"`
-	Seed                        uint64        `json:"seed"`
-	TorchThreads                int           `json:"torch_threads"`
+	Weights                     string          `json:"weights"`
+	Format                      string          `json:"format"`
+	Params                      int64           `json:"params"`
+	FileBytes                   int64           `json:"file_bytes"`
+	TestAccuracy                float64         `json:"test_accuracy"`
+	TestAccuracyDerendered      float64         `json:"test_accuracy_derendered"`
+	TestAccuracyDerenderedSmall float64         `json:"test_accuracy_derendered_small"`
+	BestEpoch                   int             `json:"best_epoch"`
+	SelectedOn                  string          `json:"selected_on"`
+	Epochs                      int             `json:"epochs"`
+	History                     []epochReport   `json:"history"`
+	WallSeconds                 float64         `json:"wall_seconds"`
+	TrainSamplesPerSecond       float64         `json:"train_samples_per_second"`
+	TrainItems                  int             `json:"train_items"`
+	TestItems                   int             `json:"test_items"`
+	TestSet                     string          `json:"test_set"`
+	CommandLine                 string          `json:"command_line"`
+	Seed                        uint64          `json:"seed"`
+	TorchThreads                int             `json:"torch_threads"`
 	Options                     EvaluatorConfig `json:"options"`
-	Finished                    string        `json:"finished"`
+	Finished                    string          `json:"finished"`
 }
 
 // DefaultEvaluatorConfig is what the shipped evaluator was trained with.
@@ -367,7 +366,6 @@ func labelsOf(s *dataset.Set, from, to int) []int {
 	}
 	return out
 }
-
 
 func newEpochBar(w io.Writer, n, epoch, epochs int) *progressbar.ProgressBar {
 	return progressbar.NewOptions(n,
