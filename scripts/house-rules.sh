@@ -8,4 +8,6 @@ bad=$(grep -rnE '\.Must[A-Z][A-Za-z0-9]*\(|log\.Fatal|[^.a-zA-Z_]panic\(' --incl
 if [ -n "$bad" ]; then echo "house rule: no Must*/log.Fatal/panic outside cmd/ and tests:"; echo "$bad"; fail=1; fi
 bad=$(grep -rln '"github.com/sugarme/gotch' --include='*.go' . | grep -v '^\./model/' || true)
 if [ -n "$bad" ]; then echo "house rule: only model/ imports gotch:"; echo "$bad"; fail=1; fi
+bad=$(gofmt -l $(git ls-files '*.go' | grep -v '^toolchain/') 2>&1 || true)
+if [ -n "$bad" ]; then echo "house rule: gofmt -w these files:"; echo "$bad"; fail=1; fi
 exit $fail
