@@ -63,7 +63,7 @@ func TestGuidanceInterval(t *testing.T) {
 		sample := func(guidance float64, iv model.Interval) []float32 {
 			t.Helper()
 			res, err := m.Sample(context.Background(), model.SampleRequest{Prompts: []string{"a red cat", "dog"}, Steps: 6,
-				Seed: 3, Guidance: guidance, GuidanceInterval: iv})
+				Seed: 3, Guidance: guidance, Experimental: model.Experimental{GuidanceInterval: iv}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -93,8 +93,7 @@ func TestGuidanceInterval(t *testing.T) {
 			t.Error("guiding some of the steps matched guiding all or none of them")
 		}
 		for _, bad := range []model.Interval{{Lo: 0.5, Hi: 0.5}, {Lo: -0.1, Hi: 0.5}, {Lo: 0.2, Hi: 1.5}, {Lo: math.NaN(), Hi: 1}} {
-			if _, err := m.Sample(context.Background(), model.SampleRequest{Prompts: []string{"dog"}, Steps: 2, Guidance: 4,
-				GuidanceInterval: bad}); err == nil {
+			if _, err := m.Sample(context.Background(), model.SampleRequest{Prompts: []string{"dog"}, Steps: 2, Guidance: 4, Experimental: model.Experimental{GuidanceInterval: bad}}); err == nil {
 				t.Errorf("interval %v was accepted", bad)
 			}
 		}

@@ -27,6 +27,25 @@ type SampleRequest struct {
 	// renormalised to the conditional prediction's per-image mean and standard deviation: guidance keeps
 	// its shapes but not the exposure it adds. 0 = off.
 	CleanRenorm float64
+	// Experimental holds sampler settings that were measured and not adopted (weights/base.md): for
+	// studies through `cachet eval base`, not the service.
+	Experimental
+	Cache StepCache
+	// Inject adds attention injection (a subject's adapters) to every forward pass, merged with the hooks
+	// Cache passes. With guidance only the conditional rows see the reference: the unconditional rows take
+	// the null reference, so guidance pushes towards the subject as well as the prompt.
+	Inject *Injection
+	// Noise, when set, replaces the seeded starting noise ([N, C, H, W]; parity tests and experiments).
+	Noise []float32
+	// Init, when set ([N, C, H, W], model units), makes the request an image-to-image one (flow models): the
+	// sampler starts from Init noised to time Strength ∈ (0, 1] and runs the last ⌈Strength·Steps⌉ steps of
+	// the schedule, so the result keeps Init's layout and redraws its detail.
+	Init     []float32
+	Strength float64
+}
+
+// Experimental are research-only sampler settings; their zero value is off.
+type Experimental struct {
 	// GuidanceProjection ∈ [0, 1] removes that share of the guidance term's component parallel to the
 	// conditional prediction of the clean image (APG, Sadat et al. 2024): that component scales the image
 	// (over-saturation: items brighter than the data), the orthogonal one carries the prompt. 0: plain CFG;
@@ -64,18 +83,6 @@ type SampleRequest struct {
 	// velocities are least accurate, and guidance extrapolates their error.
 	OptimizedScale bool
 	ZeroInitSteps  int
-	Cache          StepCache
-	// Inject adds attention injection (a subject's adapters) to every forward pass, merged with the hooks
-	// Cache passes. With guidance only the conditional rows see the reference: the unconditional rows take
-	// the null reference, so guidance pushes towards the subject as well as the prompt.
-	Inject *Injection
-	// Noise, when set, replaces the seeded starting noise ([N, C, H, W]; parity tests and experiments).
-	Noise []float32
-	// Init, when set ([N, C, H, W], model units), makes the request an image-to-image one (flow models): the
-	// sampler starts from Init noised to time Strength ∈ (0, 1] and runs the last ⌈Strength·Steps⌉ steps of
-	// the schedule, so the result keeps Init's layout and redraws its detail.
-	Init     []float32
-	Strength float64
 }
 
 // ImageToImageSteps is how many steps of a steps-long schedule an image-to-image request of the given

@@ -35,7 +35,7 @@ func TestTimeShiftSchedule(t *testing.T) {
 			{1.0 / 3, []float64{1, 0.5, 0.25, 0.1}},
 		} {
 			p := &scheduleProbe{}
-			if _, err := m.Sample(context.Background(), model.SampleRequest{Prompts: []string{"a cat"}, Steps: 4, TimeShift: tc.shift, Cache: p}); err != nil {
+			if _, err := m.Sample(context.Background(), model.SampleRequest{Prompts: []string{"a cat"}, Steps: 4, Cache: p, Experimental: model.Experimental{TimeShift: tc.shift}}); err != nil {
 				t.Fatal(err)
 			}
 			sum := 0.0
@@ -50,7 +50,7 @@ func TestTimeShiftSchedule(t *testing.T) {
 			}
 		}
 		for _, bad := range []float64{-1, 21, math.NaN()} {
-			_, err := m.Sample(context.Background(), model.SampleRequest{Prompts: []string{"a cat"}, Steps: 4, TimeShift: bad})
+			_, err := m.Sample(context.Background(), model.SampleRequest{Prompts: []string{"a cat"}, Steps: 4, Experimental: model.Experimental{TimeShift: bad}})
 			if err == nil || !strings.Contains(err.Error(), "time shift") {
 				t.Errorf("shift %v: got %v, want a time-shift error", bad, err)
 			}
@@ -88,8 +88,8 @@ func TestGuidanceProjection(t *testing.T) {
 		per := m.Cfg.Channels * m.Cfg.ImageSize * m.Cfg.ImageSize
 		cond, noise := stepVelocity(t, m, model.SampleRequest{Prompts: prompts, Guidance: 1})
 		plain, _ := stepVelocity(t, m, model.SampleRequest{Prompts: prompts, Guidance: 4})
-		full, _ := stepVelocity(t, m, model.SampleRequest{Prompts: prompts, Guidance: 4, GuidanceProjection: 1})
-		half, _ := stepVelocity(t, m, model.SampleRequest{Prompts: prompts, Guidance: 4, GuidanceProjection: 0.5})
+		full, _ := stepVelocity(t, m, model.SampleRequest{Prompts: prompts, Guidance: 4, Experimental: model.Experimental{GuidanceProjection: 1}})
+		half, _ := stepVelocity(t, m, model.SampleRequest{Prompts: prompts, Guidance: 4, Experimental: model.Experimental{GuidanceProjection: 0.5}})
 		for img := range prompts {
 			var gx, xx float64
 			x0 := make([]float64, per)
@@ -126,9 +126,9 @@ func TestAutoguidance(t *testing.T) {
 		prompts := []string{"a red cat", "dog"}
 		cond, _ := stepVelocity(t, m, model.SampleRequest{Prompts: prompts, Guidance: 1})
 		weak, _ := stepVelocity(t, guide, model.SampleRequest{Prompts: prompts, Guidance: 1})
-		auto, _ := stepVelocity(t, m, model.SampleRequest{Prompts: prompts, Guide: guide, GuideScale: 3})
+		auto, _ := stepVelocity(t, m, model.SampleRequest{Prompts: prompts, Experimental: model.Experimental{Guide: guide, GuideScale: 3}})
 		cfg, _ := stepVelocity(t, m, model.SampleRequest{Prompts: prompts, Guidance: 2})
-		both, _ := stepVelocity(t, m, model.SampleRequest{Prompts: prompts, Guidance: 2, Guide: guide, GuideScale: 3})
+		both, _ := stepVelocity(t, m, model.SampleRequest{Prompts: prompts, Guidance: 2, Experimental: model.Experimental{Guide: guide, GuideScale: 3}})
 		for i := range auto {
 			if want := weak[i] + 3*(cond[i]-weak[i]); math.Abs(auto[i]-want) > 1e-4 {
 				return fmt.Errorf("value %d: %.5f, want %.5f", i, auto[i], want)
@@ -150,11 +150,11 @@ func TestAutoguidance(t *testing.T) {
 			req   model.SampleRequest
 			error string
 		}{
-			{"itself", model.SampleRequest{Guide: m}, "weaker model"},
-			{"other images", model.SampleRequest{Guide: small}, "draws 16×16×1"},
-			{"with a subject", model.SampleRequest{Guide: guide, Inject: &model.Injection{}}, "adapters"},
+			{"itself", model.SampleRequest{Experimental: model.Experimental{Guide: m}}, "weaker model"},
+			{"other images", model.SampleRequest{Experimental: model.Experimental{Guide: small}}, "draws 16×16×1"},
+			{"with a subject", model.SampleRequest{Inject: &model.Injection{}, Experimental: model.Experimental{Guide: guide}}, "adapters"},
 			{"no guide", model.SampleRequest{}, "needs a guide model"},
-			{"scale", model.SampleRequest{Guide: guide, GuideScale: -1}, "between 0 and 50"},
+			{"scale", model.SampleRequest{Experimental: model.Experimental{Guide: guide, GuideScale: -1}}, "between 0 and 50"},
 		} { // on the worker's thread, so no t.Run
 			tc.req.Prompts, tc.req.Steps = prompts, 2
 			if tc.req.GuideScale == 0 {
@@ -217,8 +217,7 @@ func TestNegativePrompts(t *testing.T) {
 func TestStochasticity(t *testing.T) {
 	onPerturbedTextModel(t, func(m *model.DiT) error {
 		sampleIn := func(steps int, eta float64, iv model.Interval) ([]float32, error) {
-			res, err := m.Sample(context.Background(), model.SampleRequest{Prompts: []string{"a red cat", "dog"}, Seed: 5, Steps: steps, Guidance: 2,
-				Stochasticity: eta, StochasticInterval: iv})
+			res, err := m.Sample(context.Background(), model.SampleRequest{Prompts: []string{"a red cat", "dog"}, Seed: 5, Steps: steps, Guidance: 2, Experimental: model.Experimental{Stochasticity: eta, StochasticInterval: iv}})
 			if err != nil {
 				return nil, err
 			}
@@ -290,7 +289,7 @@ func TestCFGZeroStar(t *testing.T) {
 			}
 			return out[:len(x)], out[len(x):], nil
 		}
-		opt, noise := stepVelocity(t, m, model.SampleRequest{Prompts: prompts, Guidance: 3, OptimizedScale: true})
+		opt, noise := stepVelocity(t, m, model.SampleRequest{Prompts: prompts, Guidance: 3, Experimental: model.Experimental{OptimizedScale: true}})
 		c, u, err := evaluate(noise, 1000)
 		if err != nil {
 			return err
@@ -311,7 +310,7 @@ func TestCFGZeroStar(t *testing.T) {
 			}
 		}
 
-		res, err := m.Sample(context.Background(), model.SampleRequest{Prompts: prompts, Guidance: 3, Steps: 2, ZeroInitSteps: 1, Noise: noise})
+		res, err := m.Sample(context.Background(), model.SampleRequest{Prompts: prompts, Guidance: 3, Steps: 2, Noise: noise, Experimental: model.Experimental{ZeroInitSteps: 1}})
 		if err != nil {
 			return err
 		}
@@ -326,7 +325,7 @@ func TestCFGZeroStar(t *testing.T) {
 			}
 		}
 		for _, bad := range []int{-1, 2} {
-			_, err := m.Sample(context.Background(), model.SampleRequest{Prompts: prompts, Steps: 2, ZeroInitSteps: bad})
+			_, err := m.Sample(context.Background(), model.SampleRequest{Prompts: prompts, Steps: 2, Experimental: model.Experimental{ZeroInitSteps: bad}})
 			if err == nil || !strings.Contains(err.Error(), "zero-init") {
 				t.Errorf("zero-init %d of 2 steps: got %v, want a zero-init error", bad, err)
 			}
@@ -342,7 +341,7 @@ func TestPerturbedAttentionGuidance(t *testing.T) {
 	onPerturbedTextModel(t, func(m *model.DiT) error {
 		prompts := []string{"a red cat", "dog"}
 		pag := func(g, s float64) []float64 {
-			v, _ := stepVelocity(t, m, model.SampleRequest{Prompts: prompts, Guidance: g, PerturbedGuidance: s, PerturbedBlocks: []int{0, 1}})
+			v, _ := stepVelocity(t, m, model.SampleRequest{Prompts: prompts, Guidance: g, Experimental: model.Experimental{PerturbedGuidance: s, PerturbedBlocks: []int{0, 1}}})
 			return v
 		}
 		cond, cfg, one, two, both := pag(1, 0), pag(3, 0), pag(1, 1), pag(1, 2), pag(3, 1)
@@ -369,7 +368,7 @@ func TestPerturbedAttentionGuidance(t *testing.T) {
 		defer tiny.Close()
 		perturb(t, tiny)
 		plain, _ := stepVelocity(t, tiny, model.SampleRequest{Prompts: prompts, Guidance: 1})
-		perturbed, _ := stepVelocity(t, tiny, model.SampleRequest{Prompts: prompts, Guidance: 1, PerturbedGuidance: 5, PerturbedBlocks: []int{0, 1}})
+		perturbed, _ := stepVelocity(t, tiny, model.SampleRequest{Prompts: prompts, Guidance: 1, Experimental: model.Experimental{PerturbedGuidance: 5, PerturbedBlocks: []int{0, 1}}})
 		for i := range plain {
 			if math.Abs(perturbed[i]-plain[i]) > 1e-4 {
 				return fmt.Errorf("one token, value %d: %.5f with the identity map, %.5f with attention", i, perturbed[i], plain[i])
@@ -381,10 +380,10 @@ func TestPerturbedAttentionGuidance(t *testing.T) {
 			req   model.SampleRequest
 			error string
 		}{
-			{"scale", model.SampleRequest{PerturbedGuidance: -1, PerturbedBlocks: []int{0}}, "between 0 and 50"},
-			{"no blocks", model.SampleRequest{PerturbedGuidance: 2}, "needs the blocks"},
-			{"block outside", model.SampleRequest{PerturbedGuidance: 2, PerturbedBlocks: []int{2}}, "block 2 outside 0…1"},
-			{"with a subject", model.SampleRequest{PerturbedGuidance: 2, PerturbedBlocks: []int{0}, Inject: &model.Injection{}}, "adapters"},
+			{"scale", model.SampleRequest{Experimental: model.Experimental{PerturbedGuidance: -1, PerturbedBlocks: []int{0}}}, "between 0 and 50"},
+			{"no blocks", model.SampleRequest{Experimental: model.Experimental{PerturbedGuidance: 2}}, "needs the blocks"},
+			{"block outside", model.SampleRequest{Experimental: model.Experimental{PerturbedGuidance: 2, PerturbedBlocks: []int{2}}}, "block 2 outside 0…1"},
+			{"with a subject", model.SampleRequest{Inject: &model.Injection{}, Experimental: model.Experimental{PerturbedGuidance: 2, PerturbedBlocks: []int{0}}}, "adapters"},
 		} { // on the worker's thread, so no t.Run
 			tc.req.Prompts, tc.req.Steps = prompts, 2
 			if _, err := m.Sample(context.Background(), tc.req); err == nil || !strings.Contains(err.Error(), tc.error) {

@@ -269,9 +269,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		seed := cfg.FirstSeed + int64(k)
 		for start := 0; start < P; start += cfg.Batch {
 			end := min(P, start+cfg.Batch)
-			req := model.SampleRequest{Seed: seed, Steps: cfg.Steps, Guidance: cfg.Guidance, GuidanceRescale: cfg.GuidanceRescale, CleanRenorm: cfg.CleanRenorm,
-				GuidanceInterval: cfg.GuidanceInterval, TimeShift: cfg.TimeShift, GuidanceProjection: cfg.GuidanceProjection, Guide: guide, GuideScale: cfg.GuideScale, Stochasticity: cfg.Stochasticity, StochasticInterval: cfg.StochasticInterval, OptimizedScale: cfg.OptimizedScale, ZeroInitSteps: cfg.ZeroInitSteps,
-				PerturbedGuidance: cfg.PerturbedGuidance, PerturbedBlocks: cfg.PerturbedBlocks}
+			req := model.SampleRequest{Seed: seed, Steps: cfg.Steps, Guidance: cfg.Guidance, GuidanceRescale: cfg.GuidanceRescale, CleanRenorm: cfg.CleanRenorm, Experimental: model.Experimental{GuidanceInterval: cfg.GuidanceInterval, TimeShift: cfg.TimeShift, GuidanceProjection: cfg.GuidanceProjection, Guide: guide, GuideScale: cfg.GuideScale, Stochasticity: cfg.Stochasticity, StochasticInterval: cfg.StochasticInterval, OptimizedScale: cfg.OptimizedScale, ZeroInitSteps: cfg.ZeroInitSteps, PerturbedGuidance: cfg.PerturbedGuidance, PerturbedBlocks: cfg.PerturbedBlocks}}
 			imgs, err := sampleBatch(ctx, w, m, req, newCache, generate.Detail{Strength: cfg.DetailStrength, Settle: cfg.DetailSettle}, cfg.ClassContrast, prompts[start:end], start)
 			if err != nil {
 				return nil, err
