@@ -25,7 +25,7 @@ const DefaultTRef = 10
 
 // DefaultGrid is the pooling grid per block (PoolGrid). The layout is much of a Fashion-MNIST class: a
 // global mean loses what tells a shirt from a pullover (block study on a training snapshot,
-// eval/reports/classify-block-study: zero-shot 25 % → 59 % from 1×1 to 4×4), and on the shipped weights
+// docs/studies/classify-block-study: zero-shot 25 % → 59 % from 1×1 to 4×4), and on the shipped weights
 // every token of the default model's 8×8 (16,384 values, kept as real[]) adds 1.7 points zero-shot and 1.5
 // with 16 labelled images per class over 4×4 regions, for 4× the storage and 15 % less throughput.
 const DefaultGrid = 8

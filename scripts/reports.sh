@@ -4,17 +4,18 @@
 # the command its README section or model card gives. About 65 minutes on two free cores. Starts the
 # services when they are down (and stops them after).
 #   scripts/reports.sh                        every step, in this order
-#   scripts/reports.sh base classify          some of: calibrate base personalization stepcache classify
+#   scripts/reports.sh base classify          some of: calibrate base personalization stepcache stepcache-dit-s2 classify
+# Studies that chose a default (docs/studies/) are records of their time and are not remade.
 # The model cards' text and tables are not rewritten: compare the new reports with them and edit by hand.
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$REPO_ROOT"
 
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(calibrate base personalization stepcache classify)
+[ ${#steps[@]} -gt 0 ] || steps=(calibrate base personalization stepcache stepcache-dit-s2 classify)
 for s in "${steps[@]}"; do
 	case $s in
-	calibrate | base | personalization | stepcache | classify) ;;
-	*) die "unknown step $s: use calibrate, base, personalization, stepcache or classify" ;;
+	calibrate | base | personalization | stepcache | stepcache-dit-s2 | classify) ;;
+	*) die "unknown step $s: use calibrate, base, personalization, stepcache, stepcache-dit-s2 or classify" ;;
 	esac
 done
 
@@ -38,6 +39,9 @@ for s in "${steps[@]}"; do
 	stepcache) # README, "Step caching": 40 prompts and the settings its table reports
 		./cachet bench stepcache "${threads[@]}" --prompts 40 --repeats 3 --timing-images 8 --out bench/reports/stepcache \
 			--settings "steps=25;steps=17;steps=13;steps=10;steps=8;fora:interval=2;fora:interval=3;taylorseer:interval=3,order=2;taylorseer:interval=4,order=2;taylorseer:interval=4,order=4;foca:interval=3;foca:interval=4;foca:interval=5;foca:interval=6;fbcache:threshold=0.1;dbcache;abcache:order=2;bwcache:delta=0.2;magcache;teacache" ;;
+	stepcache-dit-s2) # docs/step-caching.md: the same policies timed at DiT-S/2's real token count (random weights)
+		./cachet bench stepcache --torch-threads 1 --preset dit-s/2 --timing-images 1 --repeats 3 --out bench/reports/stepcache-dit-s2 \
+			--settings "fora:interval=3;taylorseer:interval=4,order=2;foca:interval=4;fbcache:threshold=0.1;abcache:order=2;bwcache:delta=0.2;steps=25;steps=10" ;;
 	classify) # README, "Classification": the committed run
 		./cachet eval classify --weights weights/base.safetensors "${threads[@]}" --knn-train 10000 --diffusion 100 \
 			--block-study 0 --shot-draws 20 --out eval/reports/classify ;;
