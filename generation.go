@@ -5,17 +5,10 @@ import (
 	"time"
 )
 
-// The sampling a generation gets when it names none, measured on the default model on seeds no setting
-// was chosen on (weights/base.md, "Clean-image renormalisation"): each guided step's clean image is
-// renormalised to the conditional one's mean and spread at φ 0.75, with classifier-free guidance 6 for
-// text-to-image (class accuracy 81.7 → 84.0 %, Fréchet distance 103.6 → 86.7 against guidance 4 alone)
-// and 4 with a subject, where guidance 6 costs the adapters' identity (eval/reports/personalization:
-// 74.5 % of the gap to the oracle closed at guidance 4 with renorm 0.75, 66.1 % at guidance 6).
-//
-// A small scene's item is then redrawn at full size from time DefaultDetail and shrunk back into its scene,
-// within the same step budget (generate.Detail; weights/base.md, "Small items redrawn at full size"): the
-// model draws 16-pixel items far worse than large ones, and the redraw lifts class accuracy from 84.3 to
-// 96.0 % on seeds 1–4 at a Fréchet distance of 86.1 against 81.1. Not with a subject.
+// The sampling a generation gets when it names none: guidance (lower with a subject, where more costs the
+// adapters' identity), clean-image renormalisation, and the full-size redraw of a small scene's item
+// (generate.Detail; not with a subject). Each was chosen by measurement: weights/base.md and
+// weights/adapters.md give the numbers.
 const (
 	DefaultGuidance        = 6.0
 	DefaultSubjectGuidance = 4.0

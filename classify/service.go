@@ -23,13 +23,12 @@ type Config struct {
 	Blocks []int   // pooled blocks (DefaultBlocks)
 	Grid   int     // pooling grid per block (DefaultGrid)
 	TRef   float64 // the extraction pass's model time
-	// Center removes the labels' mean prototype from every feature (see Head.Center). Measured on the
-	// snapshot: zero-shot 58.2 % centred vs 59.0 % not, but TFUP's pseudo-labels 83 % vs 69 % and TFUP
-	// 58.1 % vs 53.2 % — the cache model is the point, so centring is on.
+	// Center removes the labels' mean prototype from every feature (see Head.Center): it costs zero-shot
+	// little and makes TFUP's pseudo-labels much better (docs/classification.md).
 	Center bool
 	// WhitenHead classifies zero-shot (no collection) in the whitened space of the model's own prototype
-	// samples (FitWhitening over every class's samples, rank min(32, all samples/8)): 69.2 → 72.7 % on
-	// the first 3,000 Fashion-MNIST test images. Collections whiten over their own samples instead.
+	// samples (FitWhitening over every class's samples, rank min(32, all samples/8); docs/classification.md
+	// has the gain). Collections whiten over their own samples instead.
 	WhitenHead bool
 	Head       HeadConfig
 	// Neighbours is how many nearest cache keys pgvector returns per image (0 or more than the cache: all).
