@@ -6,9 +6,6 @@ import (
 	"io"
 	"math"
 	"os"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/cachetlab/cachet"
@@ -19,73 +16,6 @@ import (
 	"github.com/cachetlab/cachet/model"
 	"github.com/cachetlab/cachet/stepcache"
 )
-
-// Setting is one configuration `cachet bench stepcache` measures: a cache policy at 50 steps, or (Steps > 0)
-// the baseline every policy must beat — plain sampling with fewer steps.
-type Setting struct {
-	Cache stepcache.Config `json:"cache"`
-	Steps int              `json:"steps,omitempty"`
-}
-
-// Label names the setting in tables and plots: "taylorseer interval=4 order=2", "24 steps".
-func (s Setting) Label() string {
-	if s.Steps > 0 {
-		return fmt.Sprintf("%d steps", s.Steps)
-	}
-	name := strings.ToLower(strings.TrimSpace(s.Cache.Name))
-	if name == "" {
-		name = "none"
-	}
-	parts := []string{name}
-	keys := make([]string, 0, len(s.Cache.Params))
-	for k := range s.Cache.Params {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s=%g", k, s.Cache.Params[k]))
-	}
-	return strings.Join(parts, " ")
-}
-
-// ParseSettings reads settings separated by ';': "fora:interval=3", "taylorseer:interval=4,order=2",
-// "steps=25" (the fewer-steps baseline). Every policy config is validated.
-func ParseSettings(s string) ([]Setting, error) {
-	var out []Setting
-	for _, item := range strings.Split(s, ";") {
-		item = strings.TrimSpace(item)
-		if item == "" {
-			continue
-		}
-		if v, ok := strings.CutPrefix(item, "steps="); ok {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 || n > model.MaxSteps {
-				return nil, cachet.Errorf(cachet.CodeInvalidArgument, "setting %q: steps must be an integer in 1…%d", item, model.MaxSteps)
-			}
-			out = append(out, Setting{Steps: n})
-			continue
-		}
-		c, err := stepcache.ParseConfig(item)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, Setting{Cache: c})
-	}
-	if len(out) == 0 {
-		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "no settings given; e.g. \"fora:interval=3;steps=25\"")
-	}
-	return out, nil
-}
-
-// DefaultSettings spans each policy from gentle to aggressive, with the fewer-steps baselines at the
-// matching compute fractions. MagCache and TeaCache need the model's calibration file.
-const DefaultSettings = "steps=25;steps=17;steps=13;steps=10;steps=8;" +
-	"fora:interval=2;fora:interval=3;fora:interval=4;" +
-	"taylorseer:interval=3,order=2;taylorseer:interval=4,order=2;taylorseer:interval=5,order=2;taylorseer:interval=4,order=4;" +
-	"foca:interval=3;foca:interval=4;foca:interval=5;foca:interval=6;" +
-	"fbcache:threshold=0.05;fbcache:threshold=0.1;dbcache;dbcache:threshold=0.15;" +
-	"abcache:order=2;abcache:order=3;bwcache:delta=0.15;bwcache:delta=0.25;" +
-	"magcache;magcache:threshold=0.12;teacache;teacache:threshold=0.6"
 
 // StepCacheOptions configure one benchmark run.
 type StepCacheOptions struct {
@@ -231,7 +161,7 @@ func StepCache(ctx context.Context, o StepCacheOptions) (*StepCacheReport, error
 		return nil, err
 	}
 	for _, s := range o.Settings {
-		if s.Steps == 0 {
+		if !s.Baseline() {
 			if _, err := stepcache.New(r.cals.Apply(s.Cache), 1); err != nil {
 				return nil, fmt.Errorf("%s: %w", s.Label(), err)
 			}
@@ -322,10 +252,7 @@ func StepCache(ctx context.Context, o StepCacheOptions) (*StepCacheReport, error
 
 // sample generates images [from, to) of the prompt set under s; the policy of each request is fresh.
 func (r *stepCacheRun) sample(ctx context.Context, s Setting, from, to int) (*model.SampleResult, stepcache.Stats, error) {
-	steps := r.o.Steps
-	if s.Steps > 0 {
-		steps = s.Steps
-	}
+	steps := s.StepsOr(r.o.Steps)
 	req := model.SampleRequest{Seed: r.o.Seed, Steps: steps, Guidance: r.o.Guidance, CleanRenorm: r.o.CleanRenorm,
 		Noise: baseeval.Noise(r.o.Seed, from, to-from, dataset.CanvasPixels)}
 	if r.m.Cfg.Cond == model.CondLabel { // a random-weight preset: labels instead of prompts, seeded noise
@@ -339,7 +266,7 @@ func (r *stepCacheRun) sample(ctx context.Context, s Setting, from, to int) (*mo
 		}
 	}
 	var policy stepcache.Policy
-	if s.Steps == 0 {
+	if !s.Baseline() {
 		var err error
 		if policy, err = stepcache.New(r.cals.Apply(s.Cache), r.m.Cfg.Depth); err != nil {
 			return nil, stepcache.Stats{}, err
@@ -384,13 +311,10 @@ func (r *stepCacheRun) quality(ctx context.Context, s Setting) (StepCacheRow, er
 		row.Forecast += st.Forecast
 		row.ExtraMiB = max(row.ExtraMiB, float64(st.ExtraBytes)/(1<<20))
 	}
-	switch {
-	case s.Steps > 0:
-		row.ComputeFraction = float64(s.Steps) / float64(r.o.Steps)
-	case units > 0:
-		row.ComputeFraction = computed / units
-	default:
-		row.ComputeFraction = 1
+	// Relative to the reference's steps: a policy at fewer steps saves on both counts.
+	row.ComputeFraction = float64(s.StepsOr(r.o.Steps)) / float64(r.o.Steps)
+	if !s.Baseline() && units > 0 {
+		row.ComputeFraction *= computed / units
 	}
 	if r.refPx == nil {
 		r.refPx = px

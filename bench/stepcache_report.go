@@ -23,7 +23,7 @@ func (r *StepCacheReport) BaselineAt(x float64) float64 {
 	type pt struct{ x, y float64 }
 	var pts []pt
 	for _, row := range r.Rows {
-		if row.Setting.Steps > 0 {
+		if row.Setting.Baseline() {
 			pts = append(pts, pt{row.SpeedUp, row.PSNR})
 		}
 	}
@@ -71,7 +71,7 @@ func (r *StepCacheReport) Table() eval.Table {
 	t.Rows = append(t.Rows, row(r.Reference, "—"))
 	for _, x := range r.Rows {
 		b := "—"
-		if x.Setting.Steps == 0 {
+		if !x.Setting.Baseline() {
 			if v := r.BaselineAt(x.SpeedUp); !math.IsNaN(v) {
 				b = fmt.Sprintf("%.1f", v)
 				if x.PSNR > v {

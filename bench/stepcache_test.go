@@ -59,6 +59,7 @@ func TestBaselineAtInterpolatesTheFewerStepsCurve(t *testing.T) {
 		{Setting: bench.Setting{Steps: 25}, SpeedUp: 2, PSNR: 40},
 		{Setting: bench.Setting{Steps: 10}, SpeedUp: 5, PSNR: 31},
 		{Setting: bench.Setting{Cache: stepcache.Config{Name: "fora"}}, SpeedUp: 3, PSNR: 99},
+		{Setting: bench.Setting{Cache: stepcache.Config{Name: "fora"}, Steps: 20}, SpeedUp: 3, PSNR: 99}, // a policy, not a baseline
 	}}
 	for _, tc := range []struct{ x, want float64 }{{2, 40}, {3, 37}, {5, 31}, {1.5, math.NaN()}, {6, math.NaN()}} {
 		if got := r.BaselineAt(tc.x); !(got == tc.want || math.IsNaN(got) && math.IsNaN(tc.want)) {
@@ -96,7 +97,7 @@ func TestStepCacheBenchmarkRuns(t *testing.T) {
 	o := bench.DefaultStepCacheOptions()
 	o.Weights, o.Evaluator, o.DataDir = weights, "../weights/evaluator.safetensors", datasettest.Dir(t)
 	o.Prompts, o.Steps, o.Batch, o.Repeats, o.TimingImages = 4, 6, 3, 2, 2
-	if o.Settings, err = bench.ParseSettings("fora:interval=2;steps=3"); err != nil {
+	if o.Settings, err = bench.ParseSettings("fora:interval=2;steps=3;fora:interval=2@4"); err != nil {
 		t.Fatal(err)
 	}
 	rep, err := bench.StepCache(context.Background(), o)
@@ -106,16 +107,20 @@ func TestStepCacheBenchmarkRuns(t *testing.T) {
 	if rep.Reference.PSNR != eval.MaxPSNR || rep.Reference.SSIM < 0.9999 || rep.Reference.ComputeFraction != 1 || rep.Reference.SpeedUp != 1 {
 		t.Errorf("reference row %+v: want exact and 1×", rep.Reference)
 	}
-	if len(rep.Rows) != 2 {
-		t.Fatalf("%d rows, want 2", len(rep.Rows))
+	if len(rep.Rows) != 3 {
+		t.Fatalf("%d rows, want 3", len(rep.Rows))
 	}
-	fora, fewer := rep.Rows[0], rep.Rows[1]
+	fora, fewer, composed := rep.Rows[0], rep.Rows[1], rep.Rows[2]
 	// FORA interval 2 over 6 steps: steps 0, 2, 4 full → half the sublayer units computed.
 	if fora.ComputeFraction != 0.5 || fora.Computed != 2*2*2*3/2*2 || fora.Reused != fora.Computed {
 		t.Errorf("fora row %+v", fora)
 	}
 	if fewer.ComputeFraction != 0.5 || fewer.Label != "3 steps" {
 		t.Errorf("fewer-steps row %+v", fewer)
+	}
+	// FORA interval 2 over 4 of the reference's 6 steps: half of two thirds.
+	if math.Abs(composed.ComputeFraction-0.5*4/6) > 1e-9 || composed.Label != "fora interval=2, 4 steps" || composed.Reused == 0 {
+		t.Errorf("composed row %+v", composed)
 	}
 	for _, r := range rep.Rows {
 		if !(r.PSNR > 0 && r.PSNR < eval.MaxPSNR) || r.MedianSeconds <= 0 || r.SpeedUp <= 0 || r.ClassAccuracy < 0 || r.ClassAccuracy > 1 {

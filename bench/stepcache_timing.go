@@ -27,7 +27,7 @@ func stepCacheTiming(ctx context.Context, o StepCacheOptions, began time.Time) (
 		}
 	}
 	for _, s := range o.Settings {
-		if s.Steps == 0 {
+		if !s.Baseline() {
 			if _, err := stepcache.New(s.Cache, cfg.Depth); err != nil {
 				return nil, fmt.Errorf("%s: %w (calibrated policies cannot run on random weights)", s.Label(), err)
 			}
@@ -63,9 +63,10 @@ func stepCacheTiming(ctx context.Context, o StepCacheOptions, began time.Time) (
 		}
 		rows[i] = StepCacheRow{Label: s.Label(), Setting: s, ComputeFraction: st.ComputeFraction, Computed: st.Computed,
 			Reused: st.Reused, Forecast: st.Forecast, ExtraMiB: float64(st.ExtraBytes) / (1 << 20)}
-		if s.Steps > 0 {
-			rows[i].ComputeFraction = float64(s.Steps) / float64(o.Steps)
+		if s.Baseline() {
+			rows[i].ComputeFraction = 1
 		}
+		rows[i].ComputeFraction *= float64(s.StepsOr(o.Steps)) / float64(o.Steps)
 	}
 	if err := r.timing(ctx, all, rows); err != nil {
 		return nil, err
@@ -75,7 +76,7 @@ func stepCacheTiming(ctx context.Context, o StepCacheOptions, began time.Time) (
 		Seconds: time.Since(began).Seconds()}, nil
 }
 
-// settingSteps lists the fewer-steps baselines' step counts.
+// settingSteps lists the step counts of the settings that take fewer steps.
 func settingSteps(settings []Setting) []int {
 	var out []int
 	for _, s := range settings {
