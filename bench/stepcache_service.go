@@ -259,9 +259,9 @@ func StepCacheService(ctx context.Context, o StepCacheServiceOptions) (*StepCach
 	return rep, nil
 }
 
-// request is what generate.Endpoint makes of a POST /v1/generate body naming prompt, n, seed, steps,
-// cache and (with refs) a subject: guidance, clean renorm and detail are left to the served defaults.
-func (r *serviceRun) request(s Setting, p servicePrompt) generate.Request {
+// request is what POST /v1/generate makes of a body naming prompt, n, seed, steps, cache and (with refs) a
+// subject (generate.Service.RequestFrom): guidance, clean renorm and detail are left to the served defaults.
+func (r *serviceRun) request(s Setting, p servicePrompt) (generate.Request, error) {
 	cache := s.Cache
 	if s.policyName() == "none" {
 		cache = stepcache.Config{Name: "none"} // named: a request naming none gets the served default
@@ -271,10 +271,9 @@ func (r *serviceRun) request(s Setting, p servicePrompt) generate.Request {
 	if p.refs != nil {
 		wire.SubjectID = "bench"
 	}
-	req := generate.Request{Prompt: wire.Prompt, Refs: p.refs, N: wire.N, Seed: wire.Seed, Steps: wire.Steps,
-		Cache: stepcache.Config{Name: wire.Cache.Name, Params: wire.Cache.Params}}
-	req.Guidance, req.CleanRenorm = wire.Sampling()
-	return req
+	req, err := r.svc.RequestFrom(wire)
+	req.Refs = p.refs
+	return req, err
 }
 
 // rounds runs the interleaved rounds (settings in reverse order every other round, so neither end always
@@ -282,7 +281,11 @@ func (r *serviceRun) request(s Setting, p servicePrompt) generate.Request {
 // first round's images; times[setting][group] each round's wall time over the group's requests.
 func (r *serviceRun) rounds(ctx context.Context, all []Setting) ([][]serviceSamples, [][][]time.Duration, error) {
 	for _, g := range r.groups {
-		if _, err := r.svc.Generate(ctx, r.request(all[0], g.prompts[0])); err != nil {
+		req, err := r.request(all[0], g.prompts[0])
+		if err == nil {
+			_, err = r.svc.Generate(ctx, req)
+		}
+		if err != nil {
 			return nil, nil, err
 		}
 	}
@@ -304,7 +307,11 @@ func (r *serviceRun) rounds(ctx context.Context, all []Setting) ([][]serviceSamp
 			for gi, g := range r.groups {
 				start := time.Now()
 				for _, p := range g.prompts {
-					res, err := r.svc.Generate(ctx, r.request(all[i], p))
+					req, err := r.request(all[i], p)
+					var res *generate.Result
+					if err == nil {
+						res, err = r.svc.Generate(ctx, req)
+					}
 					if err != nil {
 						return nil, nil, fmt.Errorf("%s: %w", all[i].Label(), err)
 					}

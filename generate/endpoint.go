@@ -53,34 +53,8 @@ func (e *Endpoint) Generate(ctx context.Context, r cachet.GenerateRequest) (*cac
 	default:
 		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "output must be \"inline\" (base64 PNGs) or \"url\" (stored, presigned URLs); got %q", r.Output)
 	}
-	req := Request{Prompt: r.Prompt, N: r.N, Seed: r.Seed, Steps: r.Steps, GuidanceRescale: r.GuidanceRescale,
-		Cache: stepcache.Config{Name: r.Cache.Name, Params: r.Cache.Params}}
-	switch {
-	case r.Detail != nil:
-		req.Detail = &Detail{Strength: *r.Detail, Settle: r.DetailSettle}
-	case r.DetailSettle != 0: // settling nothing: Detail.Validate refuses it
-		req.Detail = &Detail{Settle: r.DetailSettle}
-	}
-	req.Guidance, req.CleanRenorm = r.Sampling()
-	if r.NegativeGuidance != nil && strings.TrimSpace(r.NegativePrompt) == "" {
-		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "negative_guidance scales a negative_prompt: give one too, or leave it out")
-	}
-	if req.NegativePrompt = r.NegativePrompt; r.NegativeGuidance != nil {
-		req.NegativeGuidance = *r.NegativeGuidance
-	} else if strings.TrimSpace(r.NegativePrompt) != "" {
-		req.NegativeGuidance = DefaultNegativeGuidance
-	}
-	if r.ReferenceGuidance != "" {
-		if r.SubjectID == "" {
-			return nil, cachet.Errorf(cachet.CodeInvalidArgument, "reference_guidance applies to a subject: give subject_id too, or leave it out")
-		}
-		g, err := model.ParseReferenceGuidance(r.ReferenceGuidance)
-		if err != nil {
-			return nil, err
-		}
-		req.ReferenceGuidance = g
-	}
-	if err := e.gen.Validate(&req); err != nil {
+	req, err := e.gen.RequestFrom(r)
+	if err != nil {
 		return nil, err
 	}
 	out := &cachet.GenerateResult{ID: uuid.NewString(), SubjectID: r.SubjectID, Model: e.gen.ModelID(), Guidance: req.Guidance, CleanRenorm: req.CleanRenorm}
@@ -128,6 +102,43 @@ func (e *Endpoint) Generate(ctx context.Context, r cachet.GenerateRequest) (*cac
 	out.Timings.OutputMS = cachet.Millis(time.Since(t))
 	out.Timings.TotalMS = cachet.Millis(time.Since(start))
 	return out, nil
+}
+
+// RequestFrom is the service's request for an API one: the one place a client's omitted fields get their
+// defaults (Validate fills the rest) and the whole request is validated, before any subject is read. Refs
+// stay nil: the caller resolves r.SubjectID.
+func (s *Service) RequestFrom(r cachet.GenerateRequest) (Request, error) {
+	req := Request{Prompt: r.Prompt, N: r.N, Seed: r.Seed, Steps: r.Steps, GuidanceRescale: r.GuidanceRescale,
+		Cache: stepcache.Config{Name: r.Cache.Name, Params: r.Cache.Params}}
+	switch {
+	case r.Detail != nil:
+		req.Detail = &Detail{Strength: *r.Detail, Settle: r.DetailSettle}
+	case r.DetailSettle != 0: // settling nothing: Detail.Validate refuses it
+		req.Detail = &Detail{Settle: r.DetailSettle}
+	}
+	req.Guidance, req.CleanRenorm = r.Sampling()
+	if r.NegativeGuidance != nil && strings.TrimSpace(r.NegativePrompt) == "" {
+		return Request{}, cachet.Errorf(cachet.CodeInvalidArgument, "negative_guidance scales a negative_prompt: give one too, or leave it out")
+	}
+	if req.NegativePrompt = r.NegativePrompt; r.NegativeGuidance != nil {
+		req.NegativeGuidance = *r.NegativeGuidance
+	} else if strings.TrimSpace(r.NegativePrompt) != "" {
+		req.NegativeGuidance = DefaultNegativeGuidance
+	}
+	if r.ReferenceGuidance != "" {
+		if r.SubjectID == "" {
+			return Request{}, cachet.Errorf(cachet.CodeInvalidArgument, "reference_guidance applies to a subject: give subject_id too, or leave it out")
+		}
+		g, err := model.ParseReferenceGuidance(r.ReferenceGuidance)
+		if err != nil {
+			return Request{}, err
+		}
+		req.ReferenceGuidance = g
+	}
+	if err := s.Validate(&req); err != nil {
+		return Request{}, err
+	}
+	return req, nil
 }
 
 // storeImage puts one image under generations/{id}.png, records it and presigns a URL.

@@ -114,13 +114,13 @@ type Result struct {
 	Detail float64
 }
 
-// Validate checks a request without running it and fills its defaults (1 image, 50 steps).
+// Validate checks a request without running it and fills its defaults (1 image, cachet.DefaultSteps).
 func (s *Service) Validate(req *Request) error {
 	if req.N == 0 {
 		req.N = 1
 	}
 	if req.Steps == 0 {
-		req.Steps = 50
+		req.Steps = cachet.DefaultSteps
 	}
 	switch {
 	case req.N < 1 || req.N > s.opts.MaxImages:

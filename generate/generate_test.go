@@ -79,7 +79,7 @@ func TestValidate(t *testing.T) {
 			tc.edit(&r)
 			err := tc.svc.Validate(&r)
 			if tc.want == "" {
-				if err != nil || r.Steps != 50 || r.Prompt != "a small sneaker on the left" {
+				if err != nil || r.Steps != cachet.DefaultSteps || r.Prompt != "a small sneaker on the left" {
 					t.Fatalf("Validate = %v; request %+v", err, r)
 				}
 				return

@@ -36,8 +36,9 @@ for s in "${steps[@]}"; do
 		./cachet eval base --seed 1 --seeds 4 "${threads[@]}" --out eval/reports/base ;;
 	personalization) # weights/adapters.md, "Metrics"
 		./cachet eval personalization "${threads[@]}" --out eval/reports/personalization ;;
-	stepcache) # README, "Step caching": 40 prompts and the settings its table reports
-		./cachet bench stepcache "${threads[@]}" --prompts 40 --repeats 3 --timing-images 8 --out bench/reports/stepcache \
+	stepcache) # docs/step-caching.md: the service path that chose the default, then the bare sampler's 40 prompts
+		./cachet bench stepcache --torch-threads 1 --prompts 8 --subjects 4 --subject-prompts 2 --images 2 --repeats 3 --out bench/reports/stepcache-service
+		./cachet bench stepcache --path sampler "${threads[@]}" --prompts 40 --repeats 3 --timing-images 8 --out bench/reports/stepcache \
 			--settings "steps=25;steps=17;steps=13;steps=10;steps=8;fora:interval=2;fora:interval=3;taylorseer:interval=3,order=2;taylorseer:interval=4,order=2;taylorseer:interval=4,order=4;foca:interval=3;foca:interval=4;foca:interval=5;foca:interval=6;fbcache:threshold=0.1;dbcache;abcache:order=2;bwcache:delta=0.2;magcache;teacache" ;;
 	stepcache-dit-s2) # docs/step-caching.md: the same policies timed at DiT-S/2's real token count (random weights)
 		./cachet bench stepcache --torch-threads 1 --preset dit-s/2 --timing-images 1 --repeats 3 --out bench/reports/stepcache-dit-s2 \

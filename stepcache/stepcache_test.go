@@ -479,6 +479,29 @@ func TestTeaCacheCalibrationAndSkipping(t *testing.T) {
 	})
 }
 
+// Outside the changes its polynomial was fitted on (there it turns negative), TeaCache computes instead of
+// reusing on a guess: a calibration negative everywhere leaves the uncached sampler, however generous the
+// threshold.
+func TestTeaCacheOutsideItsCalibrationComputes(t *testing.T) {
+	onRandomModel(t, 12, func(cfg model.Config, sample func(model.StepCache) []float32) error {
+		want := sample(nil)
+		p, err := stepcache.New(stepcache.Config{Name: "teacache", Params: map[string]float64{"threshold": 10}, Calibration: []float64{0, -1}}, cfg.Depth)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := sample(p)
+		if st := p.Stats(); st.Reused != 0 {
+			t.Fatalf("reused %d units on a negative calibration: %+v", st.Reused, st)
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("pixel %d = %v, uncached %v", i, got[i], want[i])
+			}
+		}
+		return nil
+	})
+}
+
 // onRandomModel runs fn on a model worker with a small random-weight label model; sample runs the guided
 // sampler (labels 0 and 2, seed 1, the given steps) through a step cache (nil = uncached).
 func onRandomModel(t *testing.T, steps int, fn func(cfg model.Config, sample func(model.StepCache) []float32) error) {

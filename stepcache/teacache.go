@@ -43,7 +43,14 @@ func (c *teaCache) Eval(step int, eval func(*model.Hooks) (*model.Feature, error
 			if err != nil {
 				return err
 			}
-			c.acc += polyval(c.poly, rel)
+			// A fitted polynomial means something only over the changes it was fitted on (a 50-step schedule):
+			// a negative or undefined value says this change lies outside them (fewer steps take bigger
+			// ones), and the step computes rather than reusing on a guess.
+			rescaled := polyval(c.poly, rel)
+			if math.IsNaN(rescaled) || rescaled < 0 {
+				rescaled = math.Inf(1)
+			}
+			c.acc += rescaled
 			if c.threshold > 0 && c.acc < c.threshold {
 				compute = false
 			} else {

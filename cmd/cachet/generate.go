@@ -64,7 +64,7 @@ func newGenerateCmd(cf *configFlags) *cobra.Command {
 	f.IntVar(&g.label, "label", -1, "class label (label-conditioned models)")
 	f.IntVar(&g.n, "n", 4, fmt.Sprintf("number of images (1…%d)", maxGenerate))
 	f.Int64Var(&g.seed, "seed", 0, "seed: the same seed gives the same images")
-	f.IntVar(&g.steps, "steps", 50, "sampler steps")
+	f.IntVar(&g.steps, "steps", cachet.DefaultSteps, "sampler steps")
 	f.Float64Var(&g.guidance, "guidance", cachet.DefaultGuidance, fmt.Sprintf("classifier-free guidance scale (1 = off; %g with --subject unless given)", cachet.DefaultSubjectGuidance))
 	f.StringVar(&g.negativePrompt, "negative-prompt", "", "steer away from this (in the model's words, e.g. \"a small in the center\")")
 	f.Float64Var(&g.negativeGuidance, "negative-guidance", generate.DefaultNegativeGuidance, "how hard --negative-prompt pushes (adds to --guidance)")
