@@ -15,8 +15,8 @@ import (
 	"testing"
 
 	"github.com/cachetlab/cachet"
-	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/images"
+	"github.com/cachetlab/cachet/scene"
 )
 
 // TestREADME runs every API example of README.md against the real binary with the shipped weights and
@@ -136,7 +136,7 @@ func decodeGenerated(t *testing.T, c call, res cachet.GenerateResult) []*image.G
 		if err != nil {
 			t.Fatalf("%v: image %d is not a PNG: %v", c, im.Index, err)
 		}
-		if b := img.Bounds(); b.Dx() != dataset.CanvasSide || b.Dy() != dataset.CanvasSide {
+		if b := img.Bounds(); b.Dx() != scene.CanvasSide || b.Dy() != scene.CanvasSide {
 			t.Errorf("%v: image %d is %v, want 32×32", c, im.Index, b)
 		}
 		g, ok := img.(*image.Gray)
@@ -249,15 +249,15 @@ func referenceScene(t *testing.T, ref []byte, prompt string) []uint8 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	item, err := dataset.Derender(&d.Canvas, dataset.Canonical(0))
+	item, err := scene.Derender(&d.Canvas, scene.Canonical(0))
 	if err != nil {
 		t.Fatal(err)
 	}
-	scene, err := dataset.Parse(prompt)
+	sc, err := scene.Parse(prompt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	canvas, err := dataset.Render(&item, scene)
+	canvas, err := scene.Render(&item, sc)
 	if err != nil {
 		t.Fatal(err)
 	}

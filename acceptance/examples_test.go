@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/cachetlab/cachet/dataset"
+	"github.com/cachetlab/cachet/scene"
 )
 
 var update = flag.Bool("update", false, "rewrite docs/examples from the Fashion-MNIST test split")
@@ -33,10 +34,10 @@ func TestExampleImages(t *testing.T) {
 	dir := filepath.Join(repoRoot(t), "docs", "examples")
 	for _, ex := range examples {
 		t.Run(ex.name, func(t *testing.T) {
-			if got := dataset.ClassNames[set.Label(ex.index)]; got != strings.TrimRight(ex.name, "0123456789") {
+			if got := scene.ClassNames[set.Label(ex.index)]; got != strings.TrimRight(ex.name, "0123456789") {
 				t.Fatalf("test item %d is a %s, not a %s", ex.index, got, ex.name)
 			}
-			img := image.NewGray(image.Rect(0, 0, dataset.ItemSide, dataset.ItemSide))
+			img := image.NewGray(image.Rect(0, 0, scene.ItemSide, scene.ItemSide))
 			copy(img.Pix, set.Image(ex.index)[:])
 			var buf bytes.Buffer
 			if err := png.Encode(&buf, img); err != nil {

@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"github.com/cachetlab/cachet"
-	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/model"
+	"github.com/cachetlab/cachet/scene"
 )
 
 //go:embed reference_step.py
@@ -105,8 +105,8 @@ type ModelReport struct {
 // (32×32×1, patch 4, width 256, depth 6, heads 4, text-conditioned) as `cachet train base` builds it.
 func PresetConfig(name string) (model.Config, error) {
 	if strings.EqualFold(name, "fmnist") {
-		return model.Config{ImageSize: dataset.CanvasSide, Channels: 1, Patch: 4, Width: 256, Depth: 6, Heads: 4,
-			MLPRatio: 4, Prediction: model.PredictFlow, Cond: model.CondText, Vocabulary: dataset.Vocabulary(),
+		return model.Config{ImageSize: scene.CanvasSide, Channels: 1, Patch: 4, Width: 256, Depth: 6, Heads: 4,
+			MLPRatio: 4, Prediction: model.PredictFlow, Cond: model.CondText, Vocabulary: scene.Vocabulary(),
 			MaxWords: 10, TextWidth: 128, TextDepth: 1}, nil
 	}
 	c, err := model.Preset(name)

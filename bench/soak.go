@@ -19,6 +19,7 @@ import (
 
 	"github.com/cachetlab/cachet"
 	"github.com/cachetlab/cachet/dataset"
+	"github.com/cachetlab/cachet/scene"
 )
 
 // Report files `cachet bench soak` writes into its output directory.
@@ -108,9 +109,9 @@ func soakSchedule(generate, classify int) []soakJob {
 // soakPrompts are every scene of every class, classes interleaved: small and large, mirrored, inverted.
 func soakPrompts() []string {
 	var out []string
-	for k := range dataset.AllScenes(0) {
-		for c := range dataset.NumClasses {
-			out = append(out, dataset.Format(dataset.AllScenes(c)[k]))
+	for k := range scene.AllScenes(0) {
+		for c := range scene.NumClasses {
+			out = append(out, scene.Format(scene.AllScenes(c)[k]))
 		}
 	}
 	return out
@@ -127,15 +128,15 @@ func soakImages(dir string, n int) ([][]byte, error) {
 	for i := range min(n, set.Len()) {
 		var img *image.Gray
 		if i%4 == 0 {
-			img = image.NewGray(image.Rect(0, 0, dataset.ItemSide, dataset.ItemSide))
+			img = image.NewGray(image.Rect(0, 0, scene.ItemSide, scene.ItemSide))
 			copy(img.Pix, set.Image(i)[:])
 		} else {
-			scenes := dataset.AllScenes(set.Label(i))
-			canvas, err := dataset.Render(set.Image(i), scenes[i%len(scenes)])
+			scenes := scene.AllScenes(set.Label(i))
+			canvas, err := scene.Render(set.Image(i), scenes[i%len(scenes)])
 			if err != nil {
 				return nil, err
 			}
-			img = image.NewGray(image.Rect(0, 0, dataset.CanvasSide, dataset.CanvasSide))
+			img = image.NewGray(image.Rect(0, 0, scene.CanvasSide, scene.CanvasSide))
 			copy(img.Pix, canvas[:])
 		}
 		var buf bytes.Buffer

@@ -14,6 +14,7 @@ import (
 	"github.com/cachetlab/cachet/eval/baseeval"
 	"github.com/cachetlab/cachet/featurecache"
 	"github.com/cachetlab/cachet/model"
+	"github.com/cachetlab/cachet/scene"
 	"github.com/cachetlab/cachet/stepcache"
 )
 
@@ -121,7 +122,7 @@ type stepCacheRun struct {
 	m        *model.DiT
 	ev       *model.Classifier
 	cals     stepcache.Calibrations
-	scenes   []dataset.Scene
+	scenes   []scene.Scene
 	det      *baseeval.MirrorDetector
 	realF    [][]float64
 	refPx    [][]float32
@@ -129,9 +130,9 @@ type stepCacheRun struct {
 }
 
 // SpreadPrompts picks n prompts spread evenly over the evaluation set, so every class is represented.
-func SpreadPrompts(n int) []dataset.Scene {
+func SpreadPrompts(n int) []scene.Scene {
 	all := baseeval.Prompts(0)
-	out := make([]dataset.Scene, n)
+	out := make([]scene.Scene, n)
 	for i := range out {
 		out[i] = all[i*len(all)/n]
 	}
@@ -201,7 +202,7 @@ func StepCache(ctx context.Context, o StepCacheOptions) (*StepCacheReport, error
 		if r.m, _, err = model.Load(o.Weights, model.CPU); err != nil {
 			return err
 		}
-		if !r.m.Cfg.IsTextGrayscale(dataset.CanvasSide) {
+		if !r.m.Cfg.IsTextGrayscale(scene.CanvasSide) {
 			return cachet.Errorf(cachet.CodeInvalidArgument, "%s is not a text-conditioned 32×32×1 scene model (%s)", o.Weights, r.m.Cfg)
 		}
 		r.ev, _, err = model.LoadClassifier(o.Evaluator, model.CPU)
@@ -254,7 +255,7 @@ func StepCache(ctx context.Context, o StepCacheOptions) (*StepCacheReport, error
 func (r *stepCacheRun) sample(ctx context.Context, s Setting, from, to int) (*model.SampleResult, stepcache.Stats, error) {
 	steps := s.StepsOr(r.o.Steps)
 	req := model.SampleRequest{Seed: r.o.Seed, Steps: steps, Guidance: r.o.Guidance, CleanRenorm: r.o.CleanRenorm,
-		Noise: baseeval.Noise(r.o.Seed, from, to-from, dataset.CanvasPixels)}
+		Noise: baseeval.Noise(r.o.Seed, from, to-from, scene.CanvasPixels)}
 	if r.m.Cfg.Cond == model.CondLabel { // a random-weight preset: labels instead of prompts, seeded noise
 		req.Noise = nil
 		for i := from; i < to; i++ {
@@ -262,7 +263,7 @@ func (r *stepCacheRun) sample(ctx context.Context, s Setting, from, to int) (*mo
 		}
 	} else {
 		for _, sc := range r.scenes[from:to] {
-			req.Prompts = append(req.Prompts, dataset.Format(sc))
+			req.Prompts = append(req.Prompts, scene.Format(sc))
 		}
 	}
 	var policy stepcache.Policy
@@ -291,7 +292,7 @@ func (r *stepCacheRun) sample(ctx context.Context, s Setting, from, to int) (*mo
 
 func (r *stepCacheRun) quality(ctx context.Context, s Setting) (StepCacheRow, error) {
 	row := StepCacheRow{Label: s.Label(), Setting: s}
-	n, per := len(r.scenes), dataset.CanvasPixels
+	n, per := len(r.scenes), scene.CanvasPixels
 	px := make([][]float32, 0, n)
 	var units, computed float64
 	for from := 0; from < n; from += r.o.Batch {
@@ -324,12 +325,12 @@ func (r *stepCacheRun) quality(ctx context.Context, s Setting) (StepCacheRow, er
 	if row.PSNR, err = eval.MeanPSNR(r.refPx, px, 2); err != nil {
 		return row, err
 	}
-	if row.SSIM, err = eval.MeanSSIM(r.refPx, px, dataset.CanvasSide, dataset.CanvasSide, 2); err != nil {
+	if row.SSIM, err = eval.MeanSSIM(r.refPx, px, scene.CanvasSide, scene.CanvasSide, 2); err != nil {
 		return row, err
 	}
-	imgs := make([][dataset.CanvasPixels]uint8, len(px))
+	imgs := make([][scene.CanvasPixels]uint8, len(px))
 	for i, p := range px {
-		if imgs[i], err = dataset.FromModelUnits(p); err != nil {
+		if imgs[i], err = scene.FromModelUnits(p); err != nil {
 			return row, err
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/cachetlab/cachet/featurecache"
 	"github.com/cachetlab/cachet/generate"
 	"github.com/cachetlab/cachet/model"
+	"github.com/cachetlab/cachet/scene"
 	"github.com/cachetlab/cachet/stepcache"
 )
 
@@ -89,7 +90,7 @@ func (o StepCacheServiceOptions) validate() error {
 
 // servicePrompt is one request's prompt and subject.
 type servicePrompt struct {
-	scene   dataset.Scene
+	scene   scene.Scene
 	refs    *featurecache.Features // nil: text-only
 	subject int                    // test-split index; −1 without a subject
 	seed    int64
@@ -169,7 +170,7 @@ func StepCacheService(ctx context.Context, o StepCacheServiceOptions) (*StepCach
 	}
 	defer models.Close()
 	w, dit := models.W, models.DiT
-	if !dit.Cfg.IsTextGrayscale(dataset.CanvasSide) || !slices.Equal(dit.Cfg.Vocabulary, dataset.Vocabulary()) {
+	if !dit.Cfg.IsTextGrayscale(scene.CanvasSide) || !slices.Equal(dit.Cfg.Vocabulary, scene.Vocabulary()) {
 		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "%s does not draw Cachet's scenes (%s); the service path needs the default model's kind", o.Weights, dit.Cfg)
 	}
 	opts := generate.Options{ModelID: sum, Calibrations: cals, DefaultCache: served,
@@ -200,7 +201,7 @@ func StepCacheService(ctx context.Context, o StepCacheServiceOptions) (*StepCach
 			return nil, err
 		}
 		for _, s := range subjects {
-			fs, err := ex.Extract(ctx, [][]float32{dataset.ModelUnits(s.Reference[:])})
+			fs, err := ex.Extract(ctx, [][]float32{scene.ModelUnits(s.Reference[:])})
 			if err != nil {
 				return nil, err
 			}
@@ -247,7 +248,7 @@ func StepCacheService(ctx context.Context, o StepCacheServiceOptions) (*StepCach
 		sg := ServiceGroup{Name: g.name, Guidance: cachet.DefaultGuidanceFor(g.name == GroupSubject), Redrawn: samples[0][gi].redrawn,
 			Reference: rows[0], Rows: rows[1:]}
 		for _, p := range g.prompts {
-			sg.Prompts = append(sg.Prompts, dataset.Format(p.scene))
+			sg.Prompts = append(sg.Prompts, scene.Format(p.scene))
 			if p.subject >= 0 {
 				sg.Subjects = append(sg.Subjects, p.subject)
 			}
@@ -266,7 +267,7 @@ func (r *serviceRun) request(s Setting, p servicePrompt) (generate.Request, erro
 	if s.policyName() == "none" {
 		cache = stepcache.Config{Name: "none"} // named: a request naming none gets the served default
 	}
-	wire := cachet.GenerateRequest{Prompt: dataset.Format(p.scene), N: r.o.Images, Seed: p.seed, Steps: s.StepsOr(r.o.Steps),
+	wire := cachet.GenerateRequest{Prompt: scene.Format(p.scene), N: r.o.Images, Seed: p.seed, Steps: s.StepsOr(r.o.Steps),
 		Cache: cachet.CachePolicy{Name: cache.Name, Params: cache.Params}}
 	if p.refs != nil {
 		wire.SubjectID = "bench"
@@ -360,7 +361,7 @@ func (s *serviceSamples) add(res *generate.Result, steps int) {
 func (r *serviceRun) score(ctx context.Context, models *baseeval.Models, det *baseeval.MirrorDetector, gi int,
 	all []Setting, samples [][]serviceSamples, times [][][]time.Duration) ([]StepCacheRow, error) {
 	g := r.groups[gi]
-	var scenes []dataset.Scene
+	var scenes []scene.Scene
 	for _, p := range g.prompts {
 		for range r.o.Images {
 			scenes = append(scenes, p.scene)
@@ -379,12 +380,12 @@ func (r *serviceRun) score(ctx context.Context, models *baseeval.Models, det *ba
 		if row.PSNR, err = eval.MeanPSNR(ref.px, x.px, 2); err != nil {
 			return nil, err
 		}
-		if row.SSIM, err = eval.MeanSSIM(ref.px, x.px, dataset.CanvasSide, dataset.CanvasSide, 2); err != nil {
+		if row.SSIM, err = eval.MeanSSIM(ref.px, x.px, scene.CanvasSide, scene.CanvasSide, 2); err != nil {
 			return nil, err
 		}
-		imgs := make([][dataset.CanvasPixels]uint8, len(x.px))
+		imgs := make([][scene.CanvasPixels]uint8, len(x.px))
 		for k, p := range x.px {
-			if imgs[k], err = dataset.FromModelUnits(p); err != nil {
+			if imgs[k], err = scene.FromModelUnits(p); err != nil {
 				return nil, err
 			}
 		}

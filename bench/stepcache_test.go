@@ -9,10 +9,10 @@ import (
 	"testing"
 
 	"github.com/cachetlab/cachet/bench"
-	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/dataset/datasettest"
 	"github.com/cachetlab/cachet/eval"
 	"github.com/cachetlab/cachet/model"
+	"github.com/cachetlab/cachet/scene"
 	"github.com/cachetlab/cachet/stepcache"
 )
 
@@ -78,8 +78,8 @@ func TestStepCacheBenchmarkRuns(t *testing.T) {
 		if err := model.SetSeed(5); err != nil {
 			return err
 		}
-		cfg := model.Config{ImageSize: dataset.CanvasSide, Channels: 1, Patch: 8, Width: 32, Depth: 2, Heads: 2, MLPRatio: 2,
-			Prediction: model.PredictFlow, Cond: model.CondText, Vocabulary: dataset.Vocabulary(), MaxWords: 10, TextWidth: 16, TextDepth: 1}
+		cfg := model.Config{ImageSize: scene.CanvasSide, Channels: 1, Patch: 8, Width: 32, Depth: 2, Heads: 2, MLPRatio: 2,
+			Prediction: model.PredictFlow, Cond: model.CondText, Vocabulary: scene.Vocabulary(), MaxWords: 10, TextWidth: 16, TextDepth: 1}
 		m, err := model.New(cfg, model.CPU)
 		if err != nil {
 			return err

@@ -8,9 +8,9 @@ import (
 	"strings"
 
 	"github.com/cachetlab/cachet"
-	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/featurecache"
 	"github.com/cachetlab/cachet/model"
+	"github.com/cachetlab/cachet/scene"
 )
 
 // DefaultBlocks are the blocks whose inputs make a classification feature, pooled over a DefaultGrid ×
@@ -89,14 +89,14 @@ func (z *Featurizer) Features(ctx context.Context, images [][]float32) ([][]floa
 func (z *Featurizer) Canvases(ctx context.Context, canvases [][]uint8) ([][]float32, error) {
 	imgs := make([][]float32, len(canvases))
 	for i, c := range canvases {
-		imgs[i] = dataset.ModelUnits(c)
+		imgs[i] = scene.ModelUnits(c)
 	}
 	return z.Features(ctx, imgs)
 }
 
 // ItemCanvas renders a Fashion-MNIST item as the model sees a canonical item (large, centred).
-func ItemCanvas(item *[dataset.ItemPixels]uint8) ([]uint8, error) {
-	c, err := dataset.Render(item, dataset.Scene{Large: true})
+func ItemCanvas(item *[scene.ItemPixels]uint8) ([]uint8, error) {
+	c, err := scene.Render(item, scene.Scene{Large: true})
 	if err != nil {
 		return nil, err
 	}
@@ -142,12 +142,12 @@ func LabelPrompt(cfg model.Config, label string) (string, bool) {
 		return "", false
 	}
 	prompt := "a large " + strings.ToLower(strings.TrimSpace(label))
-	if slices.Equal(cfg.Vocabulary, dataset.Vocabulary()) {
-		s, err := dataset.Parse(prompt)
+	if slices.Equal(cfg.Vocabulary, scene.Vocabulary()) {
+		s, err := scene.Parse(prompt)
 		if err != nil || !s.Large {
 			return "", false
 		}
-		return dataset.Format(s), true
+		return scene.Format(s), true
 	}
 	for _, w := range strings.Fields(prompt) {
 		if !slices.Contains(cfg.Vocabulary, w) {

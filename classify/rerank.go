@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"hash/fnv"
 
-	"github.com/cachetlab/cachet/dataset"
+	"github.com/cachetlab/cachet/scene"
 )
 
 // DiffusionRerankTimes are the model times the diffusion rerank averages its errors over: nine instead of
@@ -25,7 +25,7 @@ func (s *Service) rerankDiffusion(ctx context.Context, labels []string, canvases
 	for i, canvas := range canvases {
 		h := fnv.New64a()
 		_, _ = h.Write(canvas) // a hash.Hash never fails to write
-		errs, err := DiffusionErrors(ctx, s.w, s.dit, [][]float32{dataset.ModelUnits(canvas)}, prompts, DiffusionRerankTimes, int64(h.Sum64()))
+		errs, err := DiffusionErrors(ctx, s.w, s.dit, [][]float32{scene.ModelUnits(canvas)}, prompts, DiffusionRerankTimes, int64(h.Sum64()))
 		if err != nil {
 			return fmt.Errorf("classify: diffusion rerank: %w", err)
 		}

@@ -6,7 +6,7 @@ import (
 	"slices"
 
 	"github.com/cachetlab/cachet"
-	"github.com/cachetlab/cachet/dataset"
+	"github.com/cachetlab/cachet/scene"
 )
 
 // BuiltinHead is the zero-shot head over the model's own classes (Fashion-MNIST's for the scene model),
@@ -18,10 +18,10 @@ func (s *Service) BuiltinHead(ctx context.Context) (*Head, error) {
 	if h != nil {
 		return h, nil
 	}
-	if !slices.Equal(s.dit.Cfg.Vocabulary, dataset.Vocabulary()) {
+	if !slices.Equal(s.dit.Cfg.Vocabulary, scene.Vocabulary()) {
 		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "this model has no built-in classes; classify against a collection")
 	}
-	labels := dataset.ClassNames[:]
+	labels := scene.ClassNames[:]
 	var mean []float32
 	var basis [][]float32
 	if s.cfg.WhitenHead { // first: on a new model its one sampling pass stores the prototypes too

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/cachetlab/cachet/scene"
 	"io"
 	"io/fs"
 	"os"
@@ -16,15 +17,6 @@ import (
 
 // DefaultDir is where Debian's dataset-fashion-mnist package installs the data.
 const DefaultDir = "/usr/share/datasets/fashion-mnist"
-
-// NumClasses is the number of Fashion-MNIST labels.
-const NumClasses = 10
-
-// ClassNames are the prompt words for the Fashion-MNIST labels (index = label). Each is one word, so that
-// a class is one token for the text encoder ("t-shirt" keeps its hyphen, "ankle boot" becomes "boot").
-var ClassNames = [NumClasses]string{
-	"t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot",
-}
 
 // Split selects the training or the test half of Fashion-MNIST.
 type Split string
@@ -52,7 +44,7 @@ const (
 	maxItems = 1 << 20
 )
 
-// Set is one split in memory. Pixels is flat (ItemPixels bytes per item, row-major, background 0) so that
+// Set is one split in memory. Pixels is flat (scene.ItemPixels bytes per item, row-major, background 0) so that
 // loading makes two allocations instead of 60,000; Image hands out views into it.
 type Set struct {
 	Pixels []uint8
@@ -63,11 +55,11 @@ type Set struct {
 func (s *Set) Len() int { return len(s.Labels) }
 
 // Image is item i's 28×28 pixels, a view into Pixels: callers must not modify it.
-func (s *Set) Image(i int) *[ItemPixels]uint8 {
-	return (*[ItemPixels]uint8)(s.Pixels[i*ItemPixels : (i+1)*ItemPixels])
+func (s *Set) Image(i int) *[scene.ItemPixels]uint8 {
+	return (*[scene.ItemPixels]uint8)(s.Pixels[i*scene.ItemPixels : (i+1)*scene.ItemPixels])
 }
 
-// Label is item i's class, an index into ClassNames.
+// Label is item i's class, an index into scene.ClassNames.
 func (s *Set) Label(i int) int { return int(s.Labels[i]) }
 
 // Load reads one split's gzip IDX files from dir (normally DefaultDir). A missing directory or file is
@@ -84,7 +76,7 @@ func Load(dir string, split Split) (*Set, error) {
 	}
 	imagesPath := filepath.Join(dir, prefix+"-images-idx3-ubyte.gz")
 	labelsPath := filepath.Join(dir, prefix+"-labels-idx1-ubyte.gz")
-	pixels, n, err := readIDX(imagesPath, imagesMagic, []uint32{ItemSide, ItemSide})
+	pixels, n, err := readIDX(imagesPath, imagesMagic, []uint32{scene.ItemSide, scene.ItemSide})
 	if err != nil {
 		return nil, err
 	}
@@ -97,9 +89,9 @@ func Load(dir string, split Split) (*Set, error) {
 			"%s holds %d images but %s holds %d labels; reinstall dataset-fashion-mnist", imagesPath, n, labelsPath, m)
 	}
 	for i, l := range labels {
-		if int(l) >= NumClasses {
+		if int(l) >= scene.NumClasses {
 			return nil, cachet.Errorf(cachet.CodeInvalidArgument,
-				"%s: label %d of item %d is not a Fashion-MNIST class (0..%d)", labelsPath, l, i, NumClasses-1)
+				"%s: label %d of item %d is not a Fashion-MNIST class (0..%d)", labelsPath, l, i, scene.NumClasses-1)
 		}
 	}
 	return &Set{Pixels: pixels, Labels: labels}, nil
@@ -140,7 +132,7 @@ func readIDX(path string, magic uint32, dims []uint32) (data []uint8, count int,
 	per := 1
 	for i, want := range dims {
 		if got := header[2+i]; got != want {
-			return bad(nil, "dimension %d is %d, want %d (Fashion-MNIST items are %d×%d)", i+1, got, want, ItemSide, ItemSide)
+			return bad(nil, "dimension %d is %d, want %d (Fashion-MNIST items are %d×%d)", i+1, got, want, scene.ItemSide, scene.ItemSide)
 		}
 		per *= int(want)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cachetlab/cachet"
 	"github.com/cachetlab/cachet/dataset"
+	"github.com/cachetlab/cachet/scene"
 )
 
 func TestLoadReal(t *testing.T) {
@@ -25,23 +26,23 @@ func TestLoadReal(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if set.Len() != tc.n || len(set.Pixels) != tc.n*dataset.ItemPixels {
+			if set.Len() != tc.n || len(set.Pixels) != tc.n*scene.ItemPixels {
 				t.Fatalf("Len = %d, %d pixels; want %d items", set.Len(), len(set.Pixels), tc.n)
 			}
-			var counts [dataset.NumClasses]int
+			var counts [scene.NumClasses]int
 			for i := range set.Len() {
 				counts[set.Label(i)]++
 			}
 			for c, n := range counts {
 				if n != tc.perClass {
-					t.Errorf("class %s has %d items, want %d", dataset.ClassNames[c], n, tc.perClass)
+					t.Errorf("class %s has %d items, want %d", scene.ClassNames[c], n, tc.perClass)
 				}
 			}
 			// Native polarity: the item is light on a 0 background, so the corners are 0.
 			for _, i := range []int{0, tc.n / 2, tc.n - 1} {
 				img := set.Image(i)
-				if img[0] != 0 || img[dataset.ItemPixels-1] != 0 || allZero(img[:]) {
-					t.Errorf("item %d: corners %d,%d; expected a 0 background and some foreground", i, img[0], img[dataset.ItemPixels-1])
+				if img[0] != 0 || img[scene.ItemPixels-1] != 0 || allZero(img[:]) {
+					t.Errorf("item %d: corners %d,%d; expected a 0 background and some foreground", i, img[0], img[scene.ItemPixels-1])
 				}
 			}
 		})

@@ -14,8 +14,8 @@ import (
 	"slices"
 
 	"github.com/cachetlab/cachet"
-	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/model"
+	"github.com/cachetlab/cachet/scene"
 )
 
 // Config says which blocks a cache holds and at which model time the reference is seen.
@@ -28,13 +28,13 @@ type Config struct {
 	// MaxBatch bounds how many images one forward takes (memory).
 	MaxBatch int
 	// Views is how each reference is seen: 1 (or 0) the image as given; n > 1 also its small views
-	// (dataset.SmallView) at the first n−1 of dataset.Positions() (centre, left, right, top, bottom), whose
+	// (scene.SmallView) at the first n−1 of scene.Positions() (centre, left, right, top, bottom), whose
 	// tokens follow the first view's in that order. Adapters are trained for one setting.
 	Views int
 }
 
 // MaxViews is the most views a reference cache holds: the canonical one and a small one at every position.
-const MaxViews = 1 + dataset.NumPositions
+const MaxViews = 1 + scene.NumPositions
 
 // NumViews is Views with the zero value read as 1.
 func (c Config) NumViews() int { return max(1, c.Views) }
@@ -70,9 +70,9 @@ func (c Config) Validate(m *model.DiT) error {
 	if c.Views < 0 || c.Views > MaxViews {
 		return cachet.Errorf(cachet.CodeInvalidArgument, "feature cache: %d views per reference; 1 (the image) to %d (also its small views: centred, then left, right, top, bottom)", c.Views, MaxViews)
 	}
-	if c.NumViews() > 1 && (m.Cfg.ImageSize != dataset.CanvasSide || m.Cfg.Channels != 1) {
+	if c.NumViews() > 1 && (m.Cfg.ImageSize != scene.CanvasSide || m.Cfg.Channels != 1) {
 		return cachet.Errorf(cachet.CodeInvalidArgument, "feature cache: the small view needs a %d×%d grayscale model, not %d×%d×%d",
-			dataset.CanvasSide, dataset.CanvasSide, m.Cfg.Channels, m.Cfg.ImageSize, m.Cfg.ImageSize)
+			scene.CanvasSide, scene.CanvasSide, m.Cfg.Channels, m.Cfg.ImageSize, m.Cfg.ImageSize)
 	}
 	return nil
 }
@@ -201,7 +201,7 @@ func (e *Extractor) Extract(ctx context.Context, images [][]float32) ([]*Feature
 	views := make([][]float32, 0, nv*len(images))
 	for _, img := range images {
 		views = append(views, img)
-		for _, pos := range dataset.Positions()[:nv-1] {
+		for _, pos := range scene.Positions()[:nv-1] {
 			small, err := smallView(img, pos)
 			if err != nil {
 				return nil, err
@@ -223,17 +223,17 @@ func (e *Extractor) Extract(ctx context.Context, images [][]float32) ([]*Feature
 	return out, nil
 }
 
-// smallView is dataset.SmallView in model units.
-func smallView(img []float32, pos dataset.Position) ([]float32, error) {
-	canvas, err := dataset.FromModelUnits(img)
+// smallView is scene.SmallView in model units.
+func smallView(img []float32, pos scene.Position) ([]float32, error) {
+	canvas, err := scene.FromModelUnits(img)
 	if err != nil {
 		return nil, err
 	}
-	small, err := dataset.SmallView(&canvas, pos)
+	small, err := scene.SmallView(&canvas, pos)
 	if err != nil {
 		return nil, err
 	}
-	return dataset.ModelUnits(small[:]), nil
+	return scene.ModelUnits(small[:]), nil
 }
 
 // extract runs the pass over images, MaxBatch at a time, one view each.

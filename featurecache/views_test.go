@@ -6,26 +6,26 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/featurecache"
+	"github.com/cachetlab/cachet/scene"
 )
 
 // canonicalRefs renders n random items as the canonical scene, in model units: what an upload becomes.
-func canonicalRefs(t *testing.T, n int) ([][dataset.CanvasPixels]uint8, [][]float32) {
+func canonicalRefs(t *testing.T, n int) ([][scene.CanvasPixels]uint8, [][]float32) {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(5, 5))
-	canvases := make([][dataset.CanvasPixels]uint8, n)
+	canvases := make([][scene.CanvasPixels]uint8, n)
 	units := make([][]float32, n)
 	for i := range n {
-		var item [dataset.ItemPixels]uint8
+		var item [scene.ItemPixels]uint8
 		for p := range item {
 			item[p] = uint8(rng.IntN(256))
 		}
-		c, err := dataset.Render(&item, dataset.Canonical(0))
+		c, err := scene.Render(&item, scene.Canonical(0))
 		if err != nil {
 			t.Fatal(err)
 		}
-		canvases[i], units[i] = c, dataset.ModelUnits(c[:])
+		canvases[i], units[i] = c, scene.ModelUnits(c[:])
 	}
 	return canvases, units
 }
@@ -43,7 +43,7 @@ func near(a, b []float32) float64 {
 // the first view's.
 func TestExtractSmallView(t *testing.T) {
 	ctx := context.Background()
-	w, m := randomModelOf(t, dataset.CanvasSide, 4)
+	w, m := randomModelOf(t, scene.CanvasSide, 4)
 	one := featurecache.DefaultConfig(m)
 	e1, err := featurecache.NewExtractor(w, m, "test-model", one)
 	if err != nil {
@@ -64,12 +64,12 @@ func TestExtractSmallView(t *testing.T) {
 		}
 		for i, f := range got {
 			views := [][]float32{refs[i]}
-			for _, pos := range dataset.Positions()[:nv-1] {
-				small, err := dataset.SmallView(&canvases[i], pos)
+			for _, pos := range scene.Positions()[:nv-1] {
+				small, err := scene.SmallView(&canvases[i], pos)
 				if err != nil {
 					t.Fatal(err)
 				}
-				views = append(views, dataset.ModelUnits(small[:]))
+				views = append(views, scene.ModelUnits(small[:]))
 			}
 			want, err := e1.Extract(ctx, views)
 			if err != nil {

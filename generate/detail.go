@@ -4,14 +4,14 @@ import (
 	"math"
 
 	"github.com/cachetlab/cachet"
-	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/model"
+	"github.com/cachetlab/cachet/scene"
 )
 
 // Detail redraws small scenes' items at full size. The default model draws large items far better than
 // 16-pixel ones (weights/base.md, "Small items redrawn at full size"), so a small item is cut out of the
-// sample (dataset.Derender), drawn as its class's canonical large scene, noised to time Strength and
-// denoised with that scene's prompt (image-to-image), then shrunk back into its scene (dataset.Render).
+// sample (scene.Derender), drawn as its class's canonical large scene, noised to time Strength and
+// denoised with that scene's prompt (image-to-image), then shrunk back into its scene (scene.Render).
 // Settle, when above 0, then noises the composed scene to that time and denoises it with its own prompt,
 // so the final image is the model's drawing rather than the composite. The zero value is off.
 type Detail struct {
@@ -47,7 +47,7 @@ func (d Detail) DraftSteps(total int) int {
 // seed, steps (the draft's, DraftSteps) and guidance, not its prompts, noise, step cache or injection.
 // Large scenes are left as they are. sample runs a request on the model's worker.
 func RedrawSmall(sample func(model.SampleRequest) (*model.SampleResult, error), base model.SampleRequest, d Detail,
-	scenes []dataset.Scene, imgs [][dataset.CanvasPixels]uint8) error {
+	scenes []scene.Scene, imgs [][scene.CanvasPixels]uint8) error {
 	if d.Strength == 0 {
 		return nil
 	}
@@ -58,30 +58,30 @@ func RedrawSmall(sample func(model.SampleRequest) (*model.SampleResult, error), 
 		if s.Large {
 			continue
 		}
-		item, err := dataset.Derender(&imgs[i], s)
+		item, err := scene.Derender(&imgs[i], s)
 		if err != nil {
 			return err
 		}
-		big := dataset.Canonical(s.Class)
-		canvas, err := dataset.Render(&item, big)
+		big := scene.Canonical(s.Class)
+		canvas, err := scene.Render(&item, big)
 		if err != nil {
 			return err
 		}
 		small = append(small, i)
-		prompts = append(prompts, dataset.Format(big))
-		init = append(init, dataset.ModelUnits(canvas[:])...)
+		prompts = append(prompts, scene.Format(big))
+		init = append(init, scene.ModelUnits(canvas[:])...)
 	}
 	if len(small) == 0 {
 		return nil
 	}
-	redraw := func(prompts []string, init []float32, strength float64, seed int64) ([][dataset.CanvasPixels]uint8, error) {
+	redraw := func(prompts []string, init []float32, strength float64, seed int64) ([][scene.CanvasPixels]uint8, error) {
 		req := model.SampleRequest{Prompts: prompts, Init: init, Strength: strength, Seed: seed, Steps: base.Steps,
 			Guidance: base.Guidance, GuidanceRescale: base.GuidanceRescale, CleanRenorm: base.CleanRenorm}
 		res, err := sample(req)
 		if err != nil {
 			return nil, err
 		}
-		return dataset.CanvasesFromModelUnits(res.Pixels)
+		return scene.CanvasesFromModelUnits(res.Pixels)
 	}
 	// Seeds of their own, so a redraw's noise is not the draft's.
 	bigs, err := redraw(prompts, init, d.Strength, base.Seed+1_000_003)
@@ -89,11 +89,11 @@ func RedrawSmall(sample func(model.SampleRequest) (*model.SampleResult, error), 
 		return err
 	}
 	for k, i := range small {
-		item, err := dataset.Derender(&bigs[k], dataset.Canonical(scenes[i].Class))
+		item, err := scene.Derender(&bigs[k], scene.Canonical(scenes[i].Class))
 		if err != nil {
 			return err
 		}
-		if imgs[i], err = dataset.Render(&item, scenes[i]); err != nil {
+		if imgs[i], err = scene.Render(&item, scenes[i]); err != nil {
 			return err
 		}
 	}
@@ -102,8 +102,8 @@ func RedrawSmall(sample func(model.SampleRequest) (*model.SampleResult, error), 
 	}
 	prompts, init = prompts[:0], init[:0]
 	for _, i := range small {
-		prompts = append(prompts, dataset.Format(scenes[i]))
-		init = append(init, dataset.ModelUnits(imgs[i][:])...)
+		prompts = append(prompts, scene.Format(scenes[i]))
+		init = append(init, scene.ModelUnits(imgs[i][:])...)
 	}
 	settled, err := redraw(prompts, init, d.Settle, base.Seed+2_000_003)
 	if err != nil {

@@ -15,9 +15,9 @@ import (
 	"time"
 
 	"github.com/cachetlab/cachet"
-	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/featurecache"
 	"github.com/cachetlab/cachet/model"
+	"github.com/cachetlab/cachet/scene"
 	"github.com/cachetlab/cachet/stepcache"
 )
 
@@ -180,7 +180,7 @@ func (s *Service) validateDetail(req *Request) error {
 	switch {
 	case req.Detail.Strength == 0:
 		return nil
-	case !slices.Equal(s.dit.Cfg.Vocabulary, dataset.Vocabulary()):
+	case !slices.Equal(s.dit.Cfg.Vocabulary, scene.Vocabulary()):
 		return cachet.Errorf(cachet.CodeInvalidArgument, "detail redraws the scenes of Cachet's default model; this model draws none")
 	case req.Refs != nil:
 		return cachet.Errorf(cachet.CodeInvalidArgument, "detail does not combine with a subject; leave one out")
@@ -194,7 +194,7 @@ func (s *Service) detailFor(req Request) Detail {
 	switch {
 	case req.Detail != nil:
 		return *req.Detail
-	case req.Refs == nil && slices.Equal(s.dit.Cfg.Vocabulary, dataset.Vocabulary()):
+	case req.Refs == nil && slices.Equal(s.dit.Cfg.Vocabulary, scene.Vocabulary()):
 		return s.opts.DefaultDetail
 	}
 	return Detail{}
@@ -228,12 +228,12 @@ func CanonicalPrompt(cfg model.Config, prompt string) (string, error) {
 	if strings.TrimSpace(prompt) == "" {
 		return "", cachet.Errorf(cachet.CodeInvalidArgument, "the prompt is empty; e.g. %q", "a small sneaker on the left")
 	}
-	if slices.Equal(cfg.Vocabulary, dataset.Vocabulary()) {
-		sc, err := dataset.Parse(prompt)
+	if slices.Equal(cfg.Vocabulary, scene.Vocabulary()) {
+		sc, err := scene.Parse(prompt)
 		if err != nil {
 			return "", err
 		}
-		return dataset.Format(sc), nil
+		return scene.Format(sc), nil
 	}
 	return prompt, nil
 }
@@ -272,7 +272,7 @@ func (s *Service) Generate(ctx context.Context, req Request) (*Result, error) {
 			sreq.Inject = inj
 		}
 		detail := s.detailFor(req)
-		scene, redraws := redrawnScene(req.Prompt, detail)
+		sc, redraws := redrawnScene(req.Prompt, detail)
 		if redraws {
 			sreq.Steps = detail.DraftSteps(req.Steps)
 			res.Detail = detail.Strength
@@ -282,7 +282,7 @@ func (s *Service) Generate(ctx context.Context, req Request) (*Result, error) {
 		res.Cache = policy.Stats()
 		res.SampleResult = out
 		if err == nil && redraws {
-			err = s.redraw(ctx, detail, scene, sreq, out)
+			err = s.redraw(ctx, detail, sc, sreq, out)
 		}
 		res.Sampling = time.Since(start)
 		return err
@@ -295,27 +295,27 @@ func (s *Service) Generate(ctx context.Context, req Request) (*Result, error) {
 
 // redrawnScene is the scene of a validated prompt whose images get detail's redraw, and whether they do:
 // a small scene's do (a large item is drawn at full size already).
-func redrawnScene(prompt string, detail Detail) (dataset.Scene, bool) {
+func redrawnScene(prompt string, detail Detail) (scene.Scene, bool) {
 	if detail.Strength == 0 {
-		return dataset.Scene{}, false
+		return scene.Scene{}, false
 	}
-	scene, err := dataset.Parse(prompt)
-	return scene, err == nil && !scene.Large
+	sc, err := scene.Parse(prompt)
+	return sc, err == nil && !sc.Large
 }
 
 // redraw applies d to out, scene's images sampled from sreq, in place (on the worker's thread).
-func (s *Service) redraw(ctx context.Context, d Detail, scene dataset.Scene, sreq model.SampleRequest, out *model.SampleResult) error {
-	imgs, err := dataset.CanvasesFromModelUnits(out.Pixels)
+func (s *Service) redraw(ctx context.Context, d Detail, sc scene.Scene, sreq model.SampleRequest, out *model.SampleResult) error {
+	imgs, err := scene.CanvasesFromModelUnits(out.Pixels)
 	if err != nil {
 		return err
 	}
 	sample := func(r model.SampleRequest) (*model.SampleResult, error) { return s.dit.Sample(ctx, r) }
-	if err := RedrawSmall(sample, sreq, d, slices.Repeat([]dataset.Scene{scene}, len(imgs)), imgs); err != nil {
+	if err := RedrawSmall(sample, sreq, d, slices.Repeat([]scene.Scene{sc}, len(imgs)), imgs); err != nil {
 		return err
 	}
-	per := dataset.CanvasPixels
+	per := scene.CanvasPixels
 	for i := range imgs {
-		dataset.PutModelUnits(out.Pixels[i*per:], imgs[i][:])
+		scene.PutModelUnits(out.Pixels[i*per:], imgs[i][:])
 	}
 	return nil
 }

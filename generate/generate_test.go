@@ -9,10 +9,10 @@ import (
 	"testing"
 
 	"github.com/cachetlab/cachet"
-	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/featurecache"
 	"github.com/cachetlab/cachet/generate"
 	"github.com/cachetlab/cachet/generate/generatetest"
+	"github.com/cachetlab/cachet/scene"
 	"github.com/cachetlab/cachet/stepcache"
 )
 
@@ -236,14 +236,14 @@ func TestDetailRedrawsSmallItems(t *testing.T) {
 	}
 	const small = "a small coat on the left"
 	plain, detailed := run(small, generate.Detail{}), run(small, generate.Detail{Strength: 0.5})
-	scene, err := dataset.Parse(small)
+	sc, err := scene.Parse(small)
 	if err != nil {
 		t.Fatal(err)
 	}
-	x0, y0, side := scene.Box()
+	x0, y0, side := sc.Box()
 	outside := func(px []float32) (n, background int) {
 		for i, v := range px {
-			x, y := i%dataset.CanvasSide, (i/dataset.CanvasSide)%dataset.CanvasSide
+			x, y := i%scene.CanvasSide, (i/scene.CanvasSide)%scene.CanvasSide
 			if x >= x0 && x < x0+side && y >= y0 && y < y0+side {
 				continue
 			}

@@ -6,7 +6,7 @@ import (
 	"image"
 	"image/color"
 
-	"github.com/cachetlab/cachet/dataset"
+	"github.com/cachetlab/cachet/scene"
 )
 
 // cost is what decoding an image will take, read from its header before anything is decoded.
@@ -31,7 +31,7 @@ func decodeCost(format string, cfg image.Config, data []byte) cost {
 	} else {
 		c = jpegCost(cfg, w, h, data)
 	}
-	c.bytes += 32 * dataset.ItemSide * h
+	c.bytes += 32 * scene.ItemSide * h
 	return c
 }
 

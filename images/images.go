@@ -17,7 +17,7 @@ import (
 	"golang.org/x/image/draw"
 
 	"github.com/cachetlab/cachet"
-	"github.com/cachetlab/cachet/dataset"
+	"github.com/cachetlab/cachet/scene"
 )
 
 // Limits bound a decoded image, checked from its header before decoding, so a small file that claims a
@@ -40,7 +40,7 @@ type Decoded struct {
 	Format        string // png or jpeg, by content
 	Width, Height int
 	Image         image.Image
-	Canvas        [dataset.CanvasPixels]uint8
+	Canvas        [scene.CanvasPixels]uint8
 }
 
 // Decode is DecodeContext without a deadline: it waits for budget as long as it takes.
@@ -129,17 +129,17 @@ func sniff(data []byte) string {
 //     border is light (a product on a white background), centred on black, and rendered as the canonical
 //     scene (large, centred, upright, not inverted) — how the adapters saw references in training and how
 //     classification sees Fashion-MNIST items.
-func ToCanvas(img image.Image) [dataset.CanvasPixels]uint8 {
+func ToCanvas(img image.Image) [scene.CanvasPixels]uint8 {
 	b := img.Bounds()
-	if b.Dx() == dataset.CanvasSide && b.Dy() == dataset.CanvasSide {
-		g := toGray(img, dataset.CanvasSide, dataset.CanvasSide)
-		return [dataset.CanvasPixels]uint8(g.Pix)
+	if b.Dx() == scene.CanvasSide && b.Dy() == scene.CanvasSide {
+		g := toGray(img, scene.CanvasSide, scene.CanvasSide)
+		return [scene.CanvasPixels]uint8(g.Pix)
 	}
-	w, h := dataset.ItemSide, dataset.ItemSide
+	w, h := scene.ItemSide, scene.ItemSide
 	if b.Dx() > b.Dy() {
-		h = max(1, (b.Dy()*dataset.ItemSide+b.Dx()/2)/b.Dx())
+		h = max(1, (b.Dy()*scene.ItemSide+b.Dx()/2)/b.Dx())
 	} else if b.Dy() > b.Dx() {
-		w = max(1, (b.Dx()*dataset.ItemSide+b.Dy()/2)/b.Dy())
+		w = max(1, (b.Dx()*scene.ItemSide+b.Dy()/2)/b.Dy())
 	}
 	fit := toGray(img, w, h)
 	if borderMean(fit) > 127 {
@@ -147,14 +147,14 @@ func ToCanvas(img image.Image) [dataset.CanvasPixels]uint8 {
 			fit.Pix[i] = 255 - v
 		}
 	}
-	var item [dataset.ItemPixels]uint8
-	x0, y0 := (dataset.ItemSide-w)/2, (dataset.ItemSide-h)/2
+	var item [scene.ItemPixels]uint8
+	x0, y0 := (scene.ItemSide-w)/2, (scene.ItemSide-h)/2
 	for y := range h {
-		copy(item[(y0+y)*dataset.ItemSide+x0:], fit.Pix[y*fit.Stride:y*fit.Stride+w])
+		copy(item[(y0+y)*scene.ItemSide+x0:], fit.Pix[y*fit.Stride:y*fit.Stride+w])
 	}
-	canvas, err := dataset.Render(&item, dataset.Canonical(0))
+	canvas, err := scene.Render(&item, scene.Canonical(0))
 	if err != nil { // the canonical scene is valid by construction
-		return [dataset.CanvasPixels]uint8{}
+		return [scene.CanvasPixels]uint8{}
 	}
 	return canvas
 }

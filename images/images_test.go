@@ -10,9 +10,9 @@ import (
 	"testing"
 
 	"github.com/cachetlab/cachet"
-	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/images"
 	"github.com/cachetlab/cachet/images/imagestest"
+	"github.com/cachetlab/cachet/scene"
 )
 
 func TestDecodeValidates(t *testing.T) {
@@ -73,7 +73,7 @@ func TestToCanvas(t *testing.T) {
 		item.Pix[i] = uint8((i * 13) % 200)
 	}
 	item.Pix[0], item.Pix[27] = 0, 0
-	want, err := dataset.Render((*[dataset.ItemPixels]uint8)(item.Pix), dataset.Canonical(0))
+	want, err := scene.Render((*[scene.ItemPixels]uint8)(item.Pix), scene.Canonical(0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func TestToCanvas(t *testing.T) {
 		}
 	}
 	got := images.ToCanvas(photo)
-	at := func(x, y int) uint8 { return got[y*dataset.CanvasSide+x] }
+	at := func(x, y int) uint8 { return got[y*scene.CanvasSide+x] }
 	if at(0, 0) != 0 || at(16, 4) != 0 || at(3, 16) > 10 || at(16, 16) < 200 {
 		t.Fatalf("photo canvas: corner %d, letterbox %d, background %d, item %d", at(0, 0), at(16, 4), at(3, 16), at(16, 16))
 	}

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/model"
+	"github.com/cachetlab/cachet/scene"
 	"github.com/cachetlab/cachet/train"
 )
 
@@ -74,7 +74,7 @@ func benchAdapterOverhead(b *testing.B, views, images int, perRow bool) {
 		b.Fatal(err)
 	}
 	defer w.Do(context.Background(), func() error { a.Close(); base.Close(); return nil })
-	prompt := dataset.Format(dataset.Scene{Class: 7, Position: dataset.Left})
+	prompt := scene.Format(scene.Scene{Class: 7, Position: scene.Left})
 	req := model.SampleRequest{Prompts: slices.Repeat([]string{prompt}, images), Seed: 1, Steps: 50, Guidance: 4}
 	run := func(adapted bool) time.Duration {
 		t0 := time.Now()

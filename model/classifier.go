@@ -47,7 +47,7 @@ var theArch = classifierArch{Input: [3]int{1, ClassifierSide, ClassifierSide}, C
 	Features: ClassifierFeatures, Classes: ClassifierClasses}
 
 // Classifier is the evaluator: a small CNN trained on real Fashion-MNIST that judges generated items
-// (after dataset.Derender) and whose penultimate activations are the feature space for Fréchet distance
+// (after scene.Derender) and whose penultimate activations are the feature space for Fréchet distance
 // and identity similarity.
 //
 //	conv3×3(1→32, pad 1) ReLU → conv3×3(32→64, pad 1) ReLU → maxpool 2 → [64,14,14]

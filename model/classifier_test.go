@@ -13,6 +13,7 @@ import (
 	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/internal/safetensors"
 	"github.com/cachetlab/cachet/model"
+	"github.com/cachetlab/cachet/scene"
 )
 
 // clsOnWorker runs fn on a fresh worker (gradients as grad says) and fails the test on its error.
@@ -51,7 +52,7 @@ func clsSlice(s *dataset.Set, from, n int) ([]uint8, []int) {
 	for i := range n {
 		labels[i] = s.Label(from + i)
 	}
-	return s.Pixels[from*dataset.ItemPixels : (from+n)*dataset.ItemPixels], labels
+	return s.Pixels[from*scene.ItemPixels : (from+n)*scene.ItemPixels], labels
 }
 
 func TestClassifierTrainingLowersLossAndBeatsChance(t *testing.T) {
@@ -75,7 +76,7 @@ func TestClassifierTrainingLowersLossAndBeatsChance(t *testing.T) {
 		var losses []float64
 		for range epochs {
 			for s := 0; s < nTrain; s += batch {
-				l, err := tr.Step(trainPix[s*dataset.ItemPixels:(s+batch)*dataset.ItemPixels], trainLab[s:s+batch])
+				l, err := tr.Step(trainPix[s*scene.ItemPixels:(s+batch)*scene.ItemPixels], trainLab[s:s+batch])
 				if err != nil {
 					return err
 				}

@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/featurecache"
 	"github.com/cachetlab/cachet/model"
+	"github.com/cachetlab/cachet/scene"
 )
 
 // randomExtractor is the extraction pass of a random-weight model with the default architecture (so the
@@ -51,7 +51,7 @@ func randomExtractors(t *testing.T, views ...int) []*featurecache.Extractor {
 
 // defaultArchitecture is train.BaseModelConfig (not imported: train pulls in the whole training stack).
 func defaultArchitecture() model.Config {
-	return model.Config{ImageSize: dataset.CanvasSide, Channels: 1, Patch: 4, Width: 256, Depth: 6, Heads: 4,
-		MLPRatio: 4, Prediction: model.PredictFlow, Cond: model.CondText, Vocabulary: dataset.Vocabulary(),
+	return model.Config{ImageSize: scene.CanvasSide, Channels: 1, Patch: 4, Width: 256, Depth: 6, Heads: 4,
+		MLPRatio: 4, Prediction: model.PredictFlow, Cond: model.CondText, Vocabulary: scene.Vocabulary(),
 		MaxWords: 10, TextWidth: 128, TextDepth: 1}
 }

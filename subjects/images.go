@@ -7,8 +7,8 @@ import (
 	"image/png"
 
 	"github.com/cachetlab/cachet"
-	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/images"
+	"github.com/cachetlab/cachet/scene"
 )
 
 // Limits bound what an upload may hold. Each violation has its own clear 4xx error.
@@ -33,7 +33,7 @@ type Reference struct {
 	Format        string // png or jpeg, as uploaded
 	Width, Height int
 	PNG           []byte
-	Canvas        [dataset.CanvasPixels]uint8
+	Canvas        [scene.CanvasPixels]uint8
 }
 
 // CheckCount validates the number of images and their total size before any is decoded.

@@ -14,8 +14,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/cachetlab/cachet"
-	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/featurecache"
+	"github.com/cachetlab/cachet/scene"
 	"github.com/cachetlab/cachet/storage"
 )
 
@@ -98,7 +98,7 @@ func (s *Service) validate(ctx context.Context, in *cachet.NewSubject) ([]*Refer
 		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "name has %d characters; at most %d", len([]rune(in.Name)), s.opts.Limits.MaxNameLen)
 	}
 	if in.Class != "" && !isClass(in.Class) {
-		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "unknown class %q; use one of: %s", in.Class, strings.Join(dataset.ClassNames[:], ", "))
+		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "unknown class %q; use one of: %s", in.Class, strings.Join(scene.ClassNames[:], ", "))
 	}
 	if err := s.opts.Limits.CheckCount(in.Images); err != nil {
 		return nil, err
@@ -115,7 +115,7 @@ func (s *Service) validate(ctx context.Context, in *cachet.NewSubject) ([]*Refer
 }
 
 func isClass(c string) bool {
-	for _, n := range dataset.ClassNames {
+	for _, n := range scene.ClassNames {
 		if n == c {
 			return true
 		}
@@ -257,7 +257,7 @@ func (s *Service) fail(ctx context.Context, id, build, reason string) {
 func (s *Service) buildCache(ctx context.Context, id, build string, refs []*Reference) error {
 	images := make([][]float32, len(refs))
 	for i, r := range refs {
-		images[i] = dataset.ModelUnits(r.Canvas[:])
+		images[i] = scene.ModelUnits(r.Canvas[:])
 	}
 	feats, err := s.extractor.Extract(ctx, images)
 	if err != nil {

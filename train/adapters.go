@@ -13,6 +13,7 @@ import (
 	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/featurecache"
 	"github.com/cachetlab/cachet/model"
+	"github.com/cachetlab/cachet/scene"
 )
 
 // AdaptersConfig configures `cachet train adapters`.
@@ -115,7 +116,7 @@ type RefBatch struct {
 // Batch k of size n.
 func (b *RefBatches) Batch(k uint64, n int) (RefBatch, error) {
 	rng := rand.New(rand.NewPCG(b.seed, k))
-	per := dataset.CanvasPixels
+	per := scene.CanvasPixels
 	out := RefBatch{TrainBatch: model.TrainBatch{Images: make([]float32, n*per), Noise: make([]float32, n*per),
 		Prompts: make([]string, n), Null: make([]bool, n), T: make([]float64, n)},
 		RefImages: make([][]float32, n), NoRef: make([]bool, n)}
@@ -123,24 +124,24 @@ func (b *RefBatches) Batch(k uint64, n int) (RefBatch, error) {
 		idx := rng.IntN(b.set.Len())
 		item := *b.set.Image(idx)
 		Jitter(rng, &item)
-		scene := dataset.RandomScene(rng, b.set.Label(idx))
-		img, err := dataset.Render(&item, scene)
+		sc := scene.RandomScene(rng, b.set.Label(idx))
+		img, err := scene.Render(&item, sc)
 		if err != nil {
 			return out, err
 		}
-		dataset.PutModelUnits(out.Images[i*per:], img[:])
-		ref, err := dataset.Render(&item, dataset.Canonical(b.set.Label(idx)))
+		scene.PutModelUnits(out.Images[i*per:], img[:])
+		ref, err := scene.Render(&item, scene.Canonical(b.set.Label(idx)))
 		if err != nil {
 			return out, err
 		}
 		erase := rng.Float64() < b.eraseP
 		Erase(rng, &ref, erase)
-		out.RefImages[i] = dataset.ModelUnits(ref[:])
-		out.Prompts[i] = dataset.Format(scene)
+		out.RefImages[i] = scene.ModelUnits(ref[:])
+		out.Prompts[i] = scene.Format(sc)
 		out.Null[i] = rng.Float64() < b.dropP
 		out.NoRef[i] = rng.Float64() < b.noRefP
 		out.T[i] = 1 / (1 + math.Exp(-rng.NormFloat64()))
-		weighScene(&out.TrainBatch, i, n, scene, b.smallWeight)
+		weighScene(&out.TrainBatch, i, n, sc, b.smallWeight)
 		for p := range per {
 			out.Noise[i*per+p] = float32(rng.NormFloat64())
 		}
@@ -153,7 +154,7 @@ func (b *RefBatches) Batch(k uint64, n int) (RefBatch, error) {
 // the background stays 0. It is applied to the item before both renders: the reference and the target
 // share it, so the adapters learn to carry the reference's shading over rather than to ignore it (a
 // jitter of the reference alone taught them that shading is noise).
-func Jitter(rng *rand.Rand, item *[dataset.ItemPixels]uint8) {
+func Jitter(rng *rand.Rand, item *[scene.ItemPixels]uint8) {
 	bright := 0.7 + 0.6*rng.Float64()
 	contrast := 0.7 + 0.6*rng.Float64()
 	var sum, n float64
@@ -178,8 +179,8 @@ func Jitter(rng *rand.Rand, item *[dataset.ItemPixels]uint8) {
 
 // Erase is torchvision's RandomErasing (scale 0.02–0.33, ratio 0.3–3.3, value 0) applied when on. It
 // draws the same number of random values either way, so batches stay reproducible.
-func Erase(rng *rand.Rand, img *[dataset.CanvasPixels]uint8, on bool) {
-	const side = dataset.CanvasSide
+func Erase(rng *rand.Rand, img *[scene.CanvasPixels]uint8, on bool) {
+	const side = scene.CanvasSide
 	area := (0.02 + 0.31*rng.Float64()) * side * side
 	ratio := math.Exp(math.Log(0.3) + (math.Log(3.3)-math.Log(0.3))*rng.Float64())
 	h := min(side, max(1, int(math.Round(math.Sqrt(area*ratio)))))

@@ -13,6 +13,7 @@ import (
 	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/internal/safetensors"
 	"github.com/cachetlab/cachet/model"
+	"github.com/cachetlab/cachet/scene"
 )
 
 // randomBase writes a small text-conditioned base with random weights (fresh adaLN-Zero gates are zero,
@@ -178,7 +179,7 @@ func TestRefBatchesAugmentAndAreReproducible(t *testing.T) {
 		t.Fatalf("%d of 16 rows without a reference at p = 0.5", noRef)
 	}
 	// Erasing at p = 1 blacks out a rectangle.
-	var img [dataset.CanvasPixels]uint8
+	var img [scene.CanvasPixels]uint8
 	for i := range img {
 		img[i] = 200
 	}
@@ -190,13 +191,13 @@ func TestRefBatchesAugmentAndAreReproducible(t *testing.T) {
 			zeros++
 		}
 	}
-	if zeros < 20 || zeros > dataset.CanvasPixels/2 {
-		t.Fatalf("erasing zeroed %d of %d pixels, want 2–33 %%", zeros, dataset.CanvasPixels)
+	if zeros < 20 || zeros > scene.CanvasPixels/2 {
+		t.Fatalf("erasing zeroed %d of %d pixels, want 2–33 %%", zeros, scene.CanvasPixels)
 	}
 }
 
 func TestJitterKeepsTheBackgroundAndScalesTheSubject(t *testing.T) {
-	item := [dataset.ItemPixels]uint8{}
+	item := [scene.ItemPixels]uint8{}
 	for i := 200; i < 400; i++ {
 		item[i] = uint8(100 + i%50)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/cachetlab/cachet"
 	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/model"
+	"github.com/cachetlab/cachet/scene"
 )
 
 // BaseConfig configures `cachet train base`.
@@ -33,8 +34,8 @@ type BaseConfig struct {
 // BaseModelConfig is the default model's architecture: a DiT on 32×32×1 scenes, patch 4 (64 tokens),
 // sized to train within a few CPU-hours on two cores.
 func BaseModelConfig() model.Config {
-	return model.Config{ImageSize: dataset.CanvasSide, Channels: 1, Patch: 4, Width: 256, Depth: 6, Heads: 4,
-		MLPRatio: 4, Prediction: model.PredictFlow, Cond: model.CondText, Vocabulary: dataset.Vocabulary(),
+	return model.Config{ImageSize: scene.CanvasSide, Channels: 1, Patch: 4, Width: 256, Depth: 6, Heads: 4,
+		MLPRatio: 4, Prediction: model.PredictFlow, Cond: model.CondText, Vocabulary: scene.Vocabulary(),
 		MaxWords: 10, TextWidth: 128, TextDepth: 1}
 }
 
@@ -80,7 +81,7 @@ func (b *Batches) WeighSmall(w float64) *Batches {
 
 // weighScene sets row i's loss weight (of n rows) for its scene: smallWeight for a small one, 1 for a
 // large one; a weight of 1 leaves the batch unweighted.
-func weighScene(b *model.TrainBatch, i, n int, scene dataset.Scene, smallWeight float64) {
+func weighScene(b *model.TrainBatch, i, n int, sc scene.Scene, smallWeight float64) {
 	if smallWeight == 1 {
 		return
 	}
@@ -88,7 +89,7 @@ func weighScene(b *model.TrainBatch, i, n int, scene dataset.Scene, smallWeight 
 		b.Weights = make([]float64, n)
 	}
 	b.Weights[i] = 1
-	if !scene.Large {
+	if !sc.Large {
 		b.Weights[i] = smallWeight
 	}
 }
@@ -97,21 +98,21 @@ func weighScene(b *model.TrainBatch, i, n int, scene dataset.Scene, smallWeight 
 // logit-normal t (as in SD3: more weight on mid-trajectory times) and Gaussian noise.
 func (b *Batches) Batch(k uint64, n int) (model.TrainBatch, error) {
 	rng := rand.New(rand.NewPCG(b.seed, k))
-	per := dataset.CanvasPixels
+	per := scene.CanvasPixels
 	out := model.TrainBatch{Images: make([]float32, n*per), Noise: make([]float32, n*per),
 		Prompts: make([]string, n), Null: make([]bool, n), T: make([]float64, n)}
 	for i := range n {
 		idx := rng.IntN(b.set.Len())
-		scene := dataset.RandomScene(rng, b.set.Label(idx))
-		img, err := dataset.Render(b.set.Image(idx), scene)
+		sc := scene.RandomScene(rng, b.set.Label(idx))
+		img, err := scene.Render(b.set.Image(idx), sc)
 		if err != nil {
 			return out, err
 		}
-		dataset.PutModelUnits(out.Images[i*per:], img[:])
-		out.Prompts[i] = dataset.Format(scene)
+		scene.PutModelUnits(out.Images[i*per:], img[:])
+		out.Prompts[i] = scene.Format(sc)
 		out.Null[i] = rng.Float64() < b.dropP
 		out.T[i] = 1 / (1 + math.Exp(-rng.NormFloat64()))
-		weighScene(&out, i, n, scene, b.smallWeight)
+		weighScene(&out, i, n, sc, b.smallWeight)
 		for p := range per {
 			out.Noise[i*per+p] = float32(rng.NormFloat64())
 		}
@@ -151,9 +152,9 @@ func runBase(ctx context.Context, cfg BaseConfig, set, val *dataset.Set) error {
 		if err != nil {
 			return cachet.Wrap(cachet.CodeInvalidArgument, err, "--init-from %s", cfg.InitFrom)
 		}
-		if !m.Cfg.IsTextGrayscale(dataset.CanvasSide) {
+		if !m.Cfg.IsTextGrayscale(scene.CanvasSide) {
 			m.Close()
-			return cachet.Errorf(cachet.CodeInvalidArgument, "--init-from %s is a %s model; the scenes need a text-conditioned %d×%d×1 one ('cachet train base' makes it)", cfg.InitFrom, m.Cfg, dataset.CanvasSide, dataset.CanvasSide)
+			return cachet.Errorf(cachet.CodeInvalidArgument, "--init-from %s is a %s model; the scenes need a text-conditioned %d×%d×1 one ('cachet train base' makes it)", cfg.InitFrom, m.Cfg, scene.CanvasSide, scene.CanvasSide)
 		}
 		cfg.Model = m.Cfg
 		fmt.Fprintf(cfg.Progress, "base: starting from %s (%s)\n", cfg.InitFrom, m.Cfg)

@@ -18,6 +18,7 @@ import (
 	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/internal/atomicfile"
 	"github.com/cachetlab/cachet/model"
+	"github.com/cachetlab/cachet/scene"
 )
 
 // EvaluatorConfig configures the evaluator's training (`cachet train evaluator`).
@@ -102,11 +103,11 @@ func newEvalSet(pixels []uint8, labels []int) (*evalSet, error) {
 	e := &evalSet{pixels: pixels, labels: labels}
 	rng := rand.New(rand.NewPCG(derenderEvalSeed, 0))
 	for i, l := range labels {
-		sc := dataset.RandomScene(rng, l)
+		sc := scene.RandomScene(rng, l)
 		if sc.Large {
 			continue
 		}
-		item := (*[dataset.ItemPixels]uint8)(pixels[i*dataset.ItemPixels : (i+1)*dataset.ItemPixels])
+		item := (*[scene.ItemPixels]uint8)(pixels[i*scene.ItemPixels : (i+1)*scene.ItemPixels])
 		back, err := roundTrip(item, sc)
 		if err != nil {
 			return nil, err
@@ -117,12 +118,12 @@ func newEvalSet(pixels []uint8, labels []int) (*evalSet, error) {
 	return e, nil
 }
 
-func roundTrip(item *[dataset.ItemPixels]uint8, sc dataset.Scene) ([dataset.ItemPixels]uint8, error) {
-	canvas, err := dataset.Render(item, sc)
+func roundTrip(item *[scene.ItemPixels]uint8, sc scene.Scene) ([scene.ItemPixels]uint8, error) {
+	canvas, err := scene.Render(item, sc)
 	if err != nil {
-		return [dataset.ItemPixels]uint8{}, err
+		return [scene.ItemPixels]uint8{}, err
 	}
-	return dataset.Derender(&canvas, sc)
+	return scene.Derender(&canvas, sc)
 }
 
 // accuracies are the fractions right on the plain items, on the de-rendered set (small scenes
@@ -236,14 +237,14 @@ func Evaluator(ctx context.Context, o EvaluatorConfig, threads int, log io.Write
 	}
 	var valSet *evalSet
 	if o.Val > 0 {
-		if valSet, err = newEvalSet(train.Pixels[(train.Len()-o.Val)*dataset.ItemPixels:], labelsOf(train, train.Len()-o.Val, train.Len())); err != nil {
+		if valSet, err = newEvalSet(train.Pixels[(train.Len()-o.Val)*scene.ItemPixels:], labelsOf(train, train.Len()-o.Val, train.Len())); err != nil {
 			return err
 		}
 	}
 	rep := evaluatorReport{Weights: o.Out, Format: "classifier-v1", Epochs: o.Epochs, TrainItems: nTrain,
 		TestItems: test.Len(), CommandLine: "cachet " + strings.Join(os.Args[1:], " "), Seed: o.Seed,
 		Options: o, SelectedOn: "validation (held-out training items)",
-		TestSet: fmt.Sprintf("Fashion-MNIST t10k; de-rendered: each item through dataset.RandomScene (seed %d), small scenes Render→Derender", derenderEvalSeed)}
+		TestSet: fmt.Sprintf("Fashion-MNIST t10k; de-rendered: each item through scene.RandomScene (seed %d), small scenes Render→Derender", derenderEvalSeed)}
 	if valSet == nil {
 		rep.SelectedOn = "test set (--val 0)"
 	}
@@ -407,10 +408,10 @@ func produceBatches(ctx context.Context, s *dataset.Set, n int, o EvaluatorConfi
 	order := rng.Perm(n)
 	for k, i0 := 0, 0; i0 < n; k, i0 = k+1, i0+o.Batch {
 		idx := order[i0:min(n, i0+o.Batch)]
-		b := batch{index: k, pixels: make([]uint8, len(idx)*dataset.ItemPixels), labels: make([]int, len(idx))}
+		b := batch{index: k, pixels: make([]uint8, len(idx)*scene.ItemPixels), labels: make([]int, len(idx))}
 		for j, i := range idx {
 			b.labels[j] = s.Label(i)
-			augment(rng, s.Image(i), b.labels[j], o, (*[dataset.ItemPixels]uint8)(b.pixels[j*dataset.ItemPixels:]))
+			augment(rng, s.Image(i), b.labels[j], o, (*[scene.ItemPixels]uint8)(b.pixels[j*scene.ItemPixels:]))
 		}
 		select {
 		case out <- b:
@@ -423,15 +424,15 @@ func produceBatches(ctx context.Context, s *dataset.Set, n int, o EvaluatorConfi
 // augment writes item, possibly transformed, into dst: the Render→Derender round trip under a random
 // scene (with probability o.DerenderP: a small scene blurs the item as on generated ones), a mirror
 // (50 %, when o.Flip) and a shift of up to o.Shift pixels each way, filled with background.
-func augment(rng *rand.Rand, item *[dataset.ItemPixels]uint8, label int, o EvaluatorConfig, dst *[dataset.ItemPixels]uint8) {
+func augment(rng *rand.Rand, item *[scene.ItemPixels]uint8, label int, o EvaluatorConfig, dst *[scene.ItemPixels]uint8) {
 	*dst = *item
 	if rng.Float64() < o.DerenderP {
 		// Render cannot fail for a RandomScene of a real label; keep the plain item if it ever does.
-		if back, err := roundTrip(item, dataset.RandomScene(rng, label)); err == nil {
+		if back, err := roundTrip(item, scene.RandomScene(rng, label)); err == nil {
 			*dst = back
 		}
 	}
-	const side = dataset.ItemSide
+	const side = scene.ItemSide
 	if o.Flip && rng.IntN(2) == 0 {
 		for y := range side {
 			row := dst[y*side : (y+1)*side]
@@ -444,7 +445,7 @@ func augment(rng *rand.Rand, item *[dataset.ItemPixels]uint8, label int, o Evalu
 		dx, dy := rng.IntN(2*o.Shift+1)-o.Shift, rng.IntN(2*o.Shift+1)-o.Shift
 		if dx != 0 || dy != 0 {
 			src := *dst
-			*dst = [dataset.ItemPixels]uint8{}
+			*dst = [scene.ItemPixels]uint8{}
 			for y := max(0, dy); y < min(side, side+dy); y++ {
 				for x := max(0, dx); x < min(side, side+dx); x++ {
 					dst[y*side+x] = src[(y-dy)*side+x-dx]

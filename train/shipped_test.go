@@ -10,6 +10,7 @@ import (
 	"github.com/cachetlab/cachet/eval"
 	"github.com/cachetlab/cachet/featurecache"
 	"github.com/cachetlab/cachet/model"
+	"github.com/cachetlab/cachet/scene"
 	"github.com/cachetlab/cachet/train"
 )
 
@@ -39,17 +40,17 @@ func TestShippedBaseWeightsGenerate(t *testing.T) {
 		}
 		defer ev.Close()
 		var items []uint8
-		per := dataset.CanvasPixels
+		per := scene.CanvasPixels
 		for i, p := range prompts {
-			img, err := dataset.FromModelUnits(res.Pixels[i*per : (i+1)*per])
+			img, err := scene.FromModelUnits(res.Pixels[i*per : (i+1)*per])
 			if err != nil {
 				return err
 			}
-			s, err := dataset.Parse(p)
+			s, err := scene.Parse(p)
 			if err != nil {
 				return err
 			}
-			item, err := dataset.Derender(&img, s)
+			item, err := scene.Derender(&img, s)
 			if err != nil {
 				return err
 			}
@@ -66,7 +67,7 @@ func TestShippedBaseWeightsGenerate(t *testing.T) {
 	}
 	right := 0
 	for i, p := range prompts {
-		s, _ := dataset.Parse(p)
+		s, _ := scene.Parse(p)
 		if pred[i] == s.Class {
 			right++
 		} else {
@@ -114,12 +115,12 @@ func TestShippedAdaptersDrawTheSubject(t *testing.T) {
 	var canvases [][]float32
 	var prompts []string
 	for _, i := range []int{3, 10, 21, 40} { // four classes: trouser, coat, sandal, bag
-		c, err := dataset.Render(test.Image(i), dataset.Canonical(test.Label(i)))
+		c, err := scene.Render(test.Image(i), scene.Canonical(test.Label(i)))
 		if err != nil {
 			t.Fatal(err)
 		}
-		canvases = append(canvases, dataset.ModelUnits(c[:]))
-		prompts = append(prompts, dataset.Format(dataset.Canonical(test.Label(i))))
+		canvases = append(canvases, scene.ModelUnits(c[:]))
+		prompts = append(prompts, scene.Format(scene.Canonical(test.Label(i))))
 	}
 	if refs, err = ex.Extract(ctx, canvases); err != nil {
 		t.Fatal(err)
@@ -143,7 +144,7 @@ func TestShippedAdaptersDrawTheSubject(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		per := dataset.CanvasPixels
+		per := scene.CanvasPixels
 		out := make([][]float32, res.N)
 		for i := range out {
 			out[i] = res.Pixels[i*per : (i+1)*per]
@@ -151,7 +152,7 @@ func TestShippedAdaptersDrawTheSubject(t *testing.T) {
 		return out
 	}
 	adapted, plain := sample(true), sample(false)
-	side := dataset.CanvasSide
+	side := scene.CanvasSide
 	ssimAdapted, err := eval.MeanSSIM(adapted, canvases, side, side, 2)
 	if err != nil {
 		t.Fatal(err)

@@ -10,16 +10,16 @@ import (
 	"time"
 
 	"github.com/cachetlab/cachet/classify"
-	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/internal/testenv"
 	"github.com/cachetlab/cachet/model"
+	"github.com/cachetlab/cachet/scene"
 )
 
 // ModelConfig is a tiny text model on 32×32 canvases that speaks the scene grammar (so it has built-in
 // classes and can draw "a large coat").
 func ModelConfig() model.Config {
-	return model.Config{ImageSize: dataset.CanvasSide, Channels: 1, Patch: 8, Width: 32, Depth: 3, Heads: 2, MLPRatio: 2,
-		Prediction: model.PredictFlow, Cond: model.CondText, Vocabulary: dataset.Vocabulary(), MaxWords: 10, TextWidth: 16, TextDepth: 1}
+	return model.Config{ImageSize: scene.CanvasSide, Channels: 1, Patch: 8, Width: 32, Depth: 3, Heads: 2, MLPRatio: 2,
+		Prediction: model.PredictFlow, Cond: model.CondText, Vocabulary: scene.Vocabulary(), MaxWords: 10, TextWidth: 16, TextDepth: 1}
 }
 
 // Config is a fast service configuration for the test model: two pooled blocks over its 4×4 tokens, 2
@@ -77,10 +77,10 @@ func Name(t testing.TB) string { return fmt.Sprintf("%s-%d", t.Name(), time.Now(
 // Item is a random 28×28 "item": a bright blob on black at a seeded place, so items differ clearly.
 func Item(seed uint64) *image.Gray {
 	rng := rand.New(rand.NewPCG(seed, 3))
-	img := image.NewGray(image.Rect(0, 0, dataset.ItemSide, dataset.ItemSide))
+	img := image.NewGray(image.Rect(0, 0, scene.ItemSide, scene.ItemSide))
 	cx, cy, r := 6+rng.IntN(16), 6+rng.IntN(16), 3+rng.IntN(6)
-	for y := range dataset.ItemSide {
-		for x := range dataset.ItemSide {
+	for y := range scene.ItemSide {
+		for x := range scene.ItemSide {
 			if (x-cx)*(x-cx)+(y-cy)*(y-cy) <= r*r {
 				img.Pix[y*img.Stride+x] = uint8(128 + rng.IntN(128))
 			} else {

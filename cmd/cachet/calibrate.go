@@ -8,8 +8,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cachetlab/cachet"
-	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/model"
+	"github.com/cachetlab/cachet/scene"
 	"github.com/cachetlab/cachet/stepcache"
 )
 
@@ -120,7 +120,7 @@ func sampleCalibration(ctx context.Context, weights string, runs, batch, steps i
 			req := model.SampleRequest{Seed: int64(r), Steps: steps, Guidance: guidance, CleanRenorm: cleanRenorm}
 			for range batch {
 				if m.Cfg.Cond == model.CondText {
-					req.Prompts = append(req.Prompts, dataset.Format(dataset.RandomScene(rng, rng.IntN(dataset.NumClasses))))
+					req.Prompts = append(req.Prompts, scene.Format(scene.RandomScene(rng, rng.IntN(scene.NumClasses))))
 				} else {
 					req.Labels = append(req.Labels, rng.IntN(m.Cfg.NumClasses))
 				}

@@ -10,10 +10,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cachetlab/cachet"
-	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/featurecache"
 	"github.com/cachetlab/cachet/generate"
 	"github.com/cachetlab/cachet/model"
+	"github.com/cachetlab/cachet/scene"
 	"github.com/cachetlab/cachet/stepcache"
 	"github.com/cachetlab/cachet/subjects"
 )
@@ -60,7 +60,7 @@ func runExtract(cmd *cobra.Command, cfg cachet.Config, paths []string, out, adap
 		if err != nil {
 			return err
 		}
-		images[i] = dataset.ModelUnits(ref.Canvas[:])
+		images[i] = scene.ModelUnits(ref.Canvas[:])
 	}
 	if err := model.SetNumThreads(cfg.TorchThreads); err != nil {
 		return err

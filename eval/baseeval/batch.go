@@ -3,9 +3,9 @@ package baseeval
 import (
 	"context"
 
-	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/generate"
 	"github.com/cachetlab/cachet/model"
+	"github.com/cachetlab/cachet/scene"
 )
 
 // sampleBatch draws scenes — prompts start, start+1, … of req.Seed — with req's settings (its Steps the
@@ -14,7 +14,7 @@ import (
 // noise stream whatever group it is drawn in. newCache gives each draft its step-cache policy (nil: none).
 // classContrast > 0 pushes each prompt from itself less its class word.
 func sampleBatch(ctx context.Context, w *model.Worker, m *model.DiT, req model.SampleRequest, newCache func() (model.StepCache, error), d generate.Detail,
-	classContrast float64, scenes []dataset.Scene, start int) ([][dataset.CanvasPixels]uint8, error) {
+	classContrast float64, scenes []scene.Scene, start int) ([][scene.CanvasPixels]uint8, error) {
 	sample := func(r model.SampleRequest) (res *model.SampleResult, err error) {
 		err = w.Do(ctx, func() error { res, err = m.Sample(ctx, r); return err })
 		return res, err
@@ -27,20 +27,20 @@ func sampleBatch(ctx context.Context, w *model.Worker, m *model.DiT, req model.S
 			whole = append(whole, i)
 		}
 	}
-	per := dataset.CanvasPixels
-	imgs := make([][dataset.CanvasPixels]uint8, len(scenes))
+	per := scene.CanvasPixels
+	imgs := make([][scene.CanvasPixels]uint8, len(scenes))
 	for _, group := range [][]int{whole, small} {
 		if len(group) == 0 {
 			continue
 		}
 		r := req
 		r.Prompts, r.NegativePrompts, r.Noise, r.NegativeGuidance = nil, nil, nil, classContrast
-		sub := make([]dataset.Scene, len(group))
+		sub := make([]scene.Scene, len(group))
 		for k, i := range group {
 			sub[k] = scenes[i]
-			r.Prompts = append(r.Prompts, dataset.Format(scenes[i]))
+			r.Prompts = append(r.Prompts, scene.Format(scenes[i]))
 			if classContrast > 0 {
-				r.NegativePrompts = append(r.NegativePrompts, dataset.FormatWithoutClass(scenes[i]))
+				r.NegativePrompts = append(r.NegativePrompts, scene.FormatWithoutClass(scenes[i]))
 			}
 			r.Noise = append(r.Noise, Noise(req.Seed, start+i, 1, per)...)
 		}
@@ -55,7 +55,7 @@ func sampleBatch(ctx context.Context, w *model.Worker, m *model.DiT, req model.S
 		if err != nil {
 			return nil, err
 		}
-		out, err := dataset.CanvasesFromModelUnits(res.Pixels)
+		out, err := scene.CanvasesFromModelUnits(res.Pixels)
 		if err != nil {
 			return nil, err
 		}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/eval/baseeval"
+	"github.com/cachetlab/cachet/scene"
 )
 
 func dataDir(t testing.TB) string { return datasettest.Dir(t) }
@@ -40,7 +41,7 @@ func data(t testing.TB) (test *dataset.Set, det *baseeval.MirrorDetector) {
 func realJudgements(t testing.TB, seeds int, stream uint64) []baseeval.Judgement {
 	t.Helper()
 	test, det := data(t)
-	var scenes []dataset.Scene
+	var scenes []scene.Scene
 	for range seeds {
 		scenes = append(scenes, baseeval.Prompts(0)...)
 	}

@@ -11,9 +11,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/eval"
 	"github.com/cachetlab/cachet/eval/baseeval"
+	"github.com/cachetlab/cachet/scene"
 )
 
 func TestPromptsAreEverySceneOnce(t *testing.T) {
@@ -23,12 +23,12 @@ func TestPromptsAreEverySceneOnce(t *testing.T) {
 	}
 	seen := map[string]bool{}
 	for _, s := range ps {
-		p := dataset.Format(s)
+		p := scene.Format(s)
 		if seen[p] {
 			t.Fatalf("prompt %q twice", p)
 		}
 		seen[p] = true
-		back, err := dataset.Parse(p)
+		back, err := scene.Parse(p)
 		if err != nil || back != s {
 			t.Fatalf("%q parses to %+v, %v; want %+v", p, back, err, s)
 		}
@@ -107,7 +107,7 @@ func TestRealScenesScoreAlmostPerfectly(t *testing.T) {
 	if m.Mirror.Accuracy < 0.9 {
 		t.Errorf("mirror detector on real scenes: %.3f; want ≥ 0.9 (chance 0.5)", m.Mirror.Accuracy)
 	}
-	if len(m.PerClass) != dataset.NumClasses {
+	if len(m.PerClass) != scene.NumClasses {
 		t.Fatalf("%d per-class rows", len(m.PerClass))
 	}
 	for c, cm := range m.PerClass {
@@ -124,10 +124,10 @@ func TestRealScenesScoreAlmostPerfectly(t *testing.T) {
 // asymmetric and their orientation is read far above chance; the other classes' are not.
 func TestMirrorDetectorOnTestSplit(t *testing.T) {
 	test, det := data(t)
-	for c := range dataset.NumClasses {
+	for c := range scene.NumClasses {
 		a := det.Asymmetry(c)
 		if baseeval.IsMirrorClass(c) != (a > 0.2) {
-			t.Errorf("%s: asymmetry %.3f, mirror class %v", dataset.ClassNames[c], a, baseeval.IsMirrorClass(c))
+			t.Errorf("%s: asymmetry %.3f, mirror class %v", scene.ClassNames[c], a, baseeval.IsMirrorClass(c))
 		}
 	}
 	for _, c := range baseeval.MirrorClasses {
@@ -137,8 +137,8 @@ func TestMirrorDetectorOnTestSplit(t *testing.T) {
 				continue
 			}
 			for _, mir := range []bool{false, true} {
-				s := dataset.Scene{Class: c, Mirrored: mir, Position: dataset.Left}
-				img, err := dataset.Render(test.Image(i), s)
+				s := scene.Scene{Class: c, Mirrored: mir, Position: scene.Left}
+				img, err := scene.Render(test.Image(i), s)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -153,24 +153,24 @@ func TestMirrorDetectorOnTestSplit(t *testing.T) {
 			}
 		}
 		acc := float64(right) / float64(total)
-		t.Logf("%s: asymmetry %.3f, detector %.3f on %d small renders", dataset.ClassNames[c], det.Asymmetry(c), acc, total)
+		t.Logf("%s: asymmetry %.3f, detector %.3f on %d small renders", scene.ClassNames[c], det.Asymmetry(c), acc, total)
 		if acc < 0.85 {
-			t.Errorf("%s: detector accuracy %.3f < 0.85", dataset.ClassNames[c], acc)
+			t.Errorf("%s: detector accuracy %.3f < 0.85", scene.ClassNames[c], acc)
 		}
 	}
 }
 
 func TestEmptyImageIsWrongForEverything(t *testing.T) {
 	_, det := data(t)
-	var blank [dataset.CanvasPixels]uint8
-	for _, s := range []dataset.Scene{{Class: 7, Large: true}, {Class: 9, Position: dataset.Center, Mirrored: false}} {
+	var blank [scene.CanvasPixels]uint8
+	for _, s := range []scene.Scene{{Class: 7, Large: true}, {Class: 9, Position: scene.Center, Mirrored: false}} {
 		j, err := baseeval.Judge(&blank, s, det)
 		if err != nil {
 			t.Fatal(err)
 		}
 		j.Class = s.Class // even a lucky evaluator guess does not count
 		if !j.Observed.Empty || j.Size || j.Position || j.Inversion || j.Mirror || j.ClassCorrect() {
-			t.Errorf("blank canvas for %q judged %+v", dataset.Format(s), j)
+			t.Errorf("blank canvas for %q judged %+v", scene.Format(s), j)
 		}
 		m := baseeval.Tally([]baseeval.Judgement{j})
 		if m.Empty != 1 || m.Class.Accuracy != 0 || m.All.Accuracy != 0 {
@@ -185,7 +185,7 @@ func TestReportWritesValidFiles(t *testing.T) {
 	for i := range gen {
 		gen[i].Class = gen[i].Scene.Class
 		if i%3 == 0 {
-			gen[i].Class = (gen[i].Scene.Class + 1) % dataset.NumClasses
+			gen[i].Class = (gen[i].Scene.Class + 1) % scene.NumClasses
 		}
 		real[i].Class = real[i].Scene.Class
 	}

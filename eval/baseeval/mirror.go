@@ -4,6 +4,7 @@ import (
 	"math"
 
 	"github.com/cachetlab/cachet/dataset"
+	"github.com/cachetlab/cachet/scene"
 )
 
 // MirrorClasses are the classes whose items have a left and a right, so a prompt's "mirrored" is
@@ -30,14 +31,14 @@ func IsMirrorClass(class int) bool {
 // training beyond the means.
 type MirrorDetector struct {
 	// dir[c] is the zero-mean, unit-norm direction mean_c − mirror(mean_c) (antisymmetric under mirroring).
-	dir       [dataset.NumClasses][dataset.ItemPixels]float64
-	asymmetry [dataset.NumClasses]float64
+	dir       [scene.NumClasses][scene.ItemPixels]float64
+	asymmetry [scene.NumClasses]float64
 }
 
 // NewMirrorDetector computes the class means of set (normally the training split).
 func NewMirrorDetector(set *dataset.Set) *MirrorDetector {
-	var sum [dataset.NumClasses][dataset.ItemPixels]float64
-	var count [dataset.NumClasses]int
+	var sum [scene.NumClasses][scene.ItemPixels]float64
+	var count [scene.NumClasses]int
 	for i := range set.Len() {
 		c := set.Label(i)
 		count[c]++
@@ -46,7 +47,7 @@ func NewMirrorDetector(set *dataset.Set) *MirrorDetector {
 		}
 	}
 	d := &MirrorDetector{}
-	for c := range dataset.NumClasses {
+	for c := range scene.NumClasses {
 		if count[c] == 0 {
 			continue
 		}
@@ -74,7 +75,7 @@ func NewMirrorDetector(set *dataset.Set) *MirrorDetector {
 // Asymmetry is 1 − the normalised correlation of class's mean with its own mirror image: 0 for a
 // left↔right symmetric mean; the larger, the better the detector can tell the orientation.
 func (d *MirrorDetector) Asymmetry(class int) float64 {
-	if class < 0 || class >= dataset.NumClasses {
+	if class < 0 || class >= scene.NumClasses {
 		return 0
 	}
 	return d.asymmetry[class]
@@ -83,26 +84,26 @@ func (d *MirrorDetector) Asymmetry(class int) float64 {
 // Mirrored says whether item (28×28, as drawn: before any mirror is undone) correlates better with
 // class's mirrored mean than with its mean. score is the difference of the two correlations' numerators
 // in the normalised direction (> 0: upright, < 0: mirrored, 0: undecided, which counts as upright).
-func (d *MirrorDetector) Mirrored(item *[dataset.ItemPixels]uint8, class int) (mirrored bool, score float64) {
-	if class < 0 || class >= dataset.NumClasses {
+func (d *MirrorDetector) Mirrored(item *[scene.ItemPixels]uint8, class int) (mirrored bool, score float64) {
+	if class < 0 || class >= scene.NumClasses {
 		return false, 0
 	}
 	var mean float64
 	for _, v := range item {
 		mean += float64(v)
 	}
-	mean /= dataset.ItemPixels
+	mean /= scene.ItemPixels
 	for p, v := range item {
 		score += (float64(v) - mean) * d.dir[class][p]
 	}
 	return score < 0, score
 }
 
-func mirrorItem(a [dataset.ItemPixels]float64) [dataset.ItemPixels]float64 {
-	var out [dataset.ItemPixels]float64
-	for y := range dataset.ItemSide {
-		for x := range dataset.ItemSide {
-			out[y*dataset.ItemSide+x] = a[y*dataset.ItemSide+dataset.ItemSide-1-x]
+func mirrorItem(a [scene.ItemPixels]float64) [scene.ItemPixels]float64 {
+	var out [scene.ItemPixels]float64
+	for y := range scene.ItemSide {
+		for x := range scene.ItemSide {
+			out[y*scene.ItemSide+x] = a[y*scene.ItemSide+scene.ItemSide-1-x]
 		}
 	}
 	return out

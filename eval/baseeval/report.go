@@ -5,9 +5,9 @@ import (
 	"image"
 	"strings"
 
-	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/eval"
 	"github.com/cachetlab/cachet/model"
+	"github.com/cachetlab/cachet/scene"
 )
 
 // The quality bars of the default model (at 50 steps).
@@ -108,7 +108,7 @@ func judgeBars(g Metrics) Bars {
 func NewReport(cfg RunConfig, gen, real Metrics, fd Frechet) *Report {
 	r := &Report{Config: cfg, Generated: gen, Real: real, Frechet: fd, Bars: judgeBars(gen)}
 	for _, c := range MirrorClasses {
-		r.MirrorClasses = append(r.MirrorClasses, dataset.ClassNames[c])
+		r.MirrorClasses = append(r.MirrorClasses, scene.ClassNames[c])
 	}
 	return r
 }
@@ -162,10 +162,10 @@ func (r *Report) Tables() []eval.Table {
 		Notes: []string{
 			fmt.Sprintf("weights %s (sha256 %s), %s", c.Weights, short(c.WeightsSHA256), c.Model),
 			fmt.Sprintf("evaluator %s (sha256 %s); data %s", c.Evaluator, short(c.EvaluatorSHA256), c.Data),
-			fmt.Sprintf("prompts: every scene of every class (dataset.AllScenes)%s; seeds %d…%d; flow-matching Euler, %d steps, %s",
+			fmt.Sprintf("prompts: every scene of every class (scene.AllScenes)%s; seeds %d…%d; flow-matching Euler, %d steps, %s",
 				limitNote(c), c.FirstSeed, c.FirstSeed+int64(c.Seeds)-1, c.Steps, c.samplerText()),
 			"real ceiling: for each prompt × seed a test-split item of the prompt's class (seeded choice) rendered under the prompt's scene, scored the same way",
-			"size/position/inversion from image moments (dataset.Analyze); an empty image counts wrong for everything",
+			"size/position/inversion from image moments (scene.Analyze); an empty image counts wrong for everything",
 			"mirrored: orientation of the de-rendered item before un-mirroring, by normalised correlation with the class's mean training image and its mirror",
 			fmt.Sprintf("Fréchet distance is biased upwards at small N: compare only runs with the same N (%d); the split baseline is real vs an independent real set", r.Frechet.N),
 		},
@@ -253,8 +253,8 @@ func SampleGrid(gen, real []Judgement, perSeed int) *image.RGBA {
 			pick = append(pick, k*span/MaxSamples)
 		}
 	}
-	tile := func(img *[dataset.CanvasPixels]uint8) []float32 {
-		out := make([]float32, dataset.CanvasPixels)
+	tile := func(img *[scene.CanvasPixels]uint8) []float32 {
+		out := make([]float32, scene.CanvasPixels)
 		for i, v := range img {
 			out[i] = float32(v) / 255
 		}
@@ -264,17 +264,17 @@ func SampleGrid(gen, real []Judgement, perSeed int) *image.RGBA {
 	var labels []string
 	for _, i := range pick {
 		tiles = append(tiles, tile(&gen[i].Image))
-		labels = append(labels, dataset.Format(gen[i].Scene))
+		labels = append(labels, scene.Format(gen[i].Scene))
 		if i < len(real) {
 			tiles = append(tiles, tile(&real[i].Image))
-			labels = append(labels, "(real "+dataset.ClassNames[real[i].Scene.Class]+")")
+			labels = append(labels, "(real "+scene.ClassNames[real[i].Scene.Class]+")")
 		}
 	}
 	cols := 10
 	if len(real) < len(gen) {
 		cols = 8
 	}
-	return eval.Grid(tiles, dataset.CanvasSide, dataset.CanvasSide, cols, labels, 4)
+	return eval.Grid(tiles, scene.CanvasSide, scene.CanvasSide, cols, labels, 4)
 }
 
 // sizeSplit is a class's correct counts on large and small items, "4/4 · 3/20".

@@ -28,6 +28,7 @@ import (
 	"github.com/cachetlab/cachet/eval"
 	"github.com/cachetlab/cachet/generate"
 	"github.com/cachetlab/cachet/model"
+	"github.com/cachetlab/cachet/scene"
 	"github.com/cachetlab/cachet/stepcache"
 )
 
@@ -56,7 +57,7 @@ type Config struct {
 	// TimeShift is the sampler's time shift (0 or 1: evenly spaced steps).
 	TimeShift float64
 	// ClassContrast is the negative-prompt guidance scale against each prompt less its class word
-	// (dataset.FormatWithoutClass; 0: off): it guides the class alone, not the size, place or inversion.
+	// (scene.FormatWithoutClass; 0: off): it guides the class alone, not the size, place or inversion.
 	ClassContrast float64
 	// Stochasticity is the flow sampler's re-noising share η per step (0: deterministic Euler).
 	Stochasticity float64
@@ -75,7 +76,7 @@ type Config struct {
 	// Cache is a step-cache policy for the sampler ("name" or "name:param=value,…"; "": none), calibrated
 	// from the profile next to Weights as the service does. Redraws run uncached, as in the service.
 	Cache string
-	// Classes, when set, keeps only these classes' prompts (names from dataset.ClassNames).
+	// Classes, when set, keeps only these classes' prompts (names from scene.ClassNames).
 	Classes []string
 	Limit   int // evaluate only the first Limit prompts (0: all NumPrompts)
 	// TorchThreads is recorded in the report (the caller sets libtorch's threads).
@@ -198,7 +199,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 
 	P := len(prompts)
-	scenes := make([]dataset.Scene, 0, P*cfg.Seeds) // image j = seed (j / P), prompt (j % P)
+	scenes := make([]scene.Scene, 0, P*cfg.Seeds) // image j = seed (j / P), prompt (j % P)
 	for range cfg.Seeds {
 		scenes = append(scenes, prompts...)
 	}
@@ -354,21 +355,21 @@ func Noise(seed int64, from, n, per int) []float32 {
 }
 
 // checkModel refuses weights that cannot draw Cachet's scenes from their prompts.
-func checkModel(path string, c model.Config, prompts []dataset.Scene) error {
-	if !c.IsTextGrayscale(dataset.CanvasSide) {
+func checkModel(path string, c model.Config, prompts []scene.Scene) error {
+	if !c.IsTextGrayscale(scene.CanvasSide) {
 		return cachet.Errorf(cachet.CodeInvalidArgument,
 			"--weights %s holds a %s; eval base needs a text-conditioned 32×32×1 model trained on Cachet's scenes ('cachet train base')", path, c)
 	}
-	for _, w := range dataset.Vocabulary() {
+	for _, w := range scene.Vocabulary() {
 		if !slices.Contains(c.Vocabulary, w) {
 			return cachet.Errorf(cachet.CodeInvalidArgument,
 				"--weights %s: the model's vocabulary lacks the scene word %q; eval base needs a model trained on Cachet's scene prompts ('cachet train base')", path, w)
 		}
 	}
 	for _, s := range prompts {
-		if n := len(model.PromptWords(dataset.Format(s))); n > c.MaxWords {
+		if n := len(model.PromptWords(scene.Format(s))); n > c.MaxWords {
 			return cachet.Errorf(cachet.CodeInvalidArgument,
-				"--weights %s reads prompts of at most %d words; %q has %d", path, c.MaxWords, dataset.Format(s), n)
+				"--weights %s reads prompts of at most %d words; %q has %d", path, c.MaxWords, scene.Format(s), n)
 		}
 	}
 	return nil

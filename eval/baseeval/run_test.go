@@ -9,17 +9,17 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/eval"
 	"github.com/cachetlab/cachet/eval/baseeval"
 	"github.com/cachetlab/cachet/model"
+	"github.com/cachetlab/cachet/scene"
 )
 
 // tinyTextConfig is a small text-conditioned model over the scene vocabulary (random weights: fast, and
 // enough to exercise every step of the pipeline).
 func tinyTextConfig() model.Config {
-	return model.Config{ImageSize: dataset.CanvasSide, Channels: 1, Patch: 8, Width: 32, Depth: 1, Heads: 2, MLPRatio: 2,
-		Prediction: model.PredictFlow, Cond: model.CondText, Vocabulary: dataset.Vocabulary(), MaxWords: 10, TextWidth: 16, TextDepth: 1}
+	return model.Config{ImageSize: scene.CanvasSide, Channels: 1, Patch: 8, Width: 32, Depth: 1, Heads: 2, MLPRatio: 2,
+		Prediction: model.PredictFlow, Cond: model.CondText, Vocabulary: scene.Vocabulary(), MaxWords: 10, TextWidth: 16, TextDepth: 1}
 }
 
 func onWorker(t testing.TB, grad bool, fn func() error) {
@@ -76,7 +76,7 @@ func evaluatorPath(t testing.TB) string {
 			for i := range labels {
 				labels[i] = test.Label(s + i)
 			}
-			if _, err := tr.Step(test.Pixels[s*dataset.ItemPixels:(s+batch)*dataset.ItemPixels], labels); err != nil {
+			if _, err := tr.Step(test.Pixels[s*scene.ItemPixels:(s+batch)*scene.ItemPixels], labels); err != nil {
 				return err
 			}
 		}
@@ -154,7 +154,7 @@ func TestBatchedNoiseMatchesOneRequest(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		per := dataset.CanvasPixels
+		per := scene.CanvasPixels
 		for _, part := range [][2]int{{0, 1}, {1, 4}} {
 			res, err := m.Sample(context.Background(), model.SampleRequest{Prompts: prompts[part[0]:part[1]], Seed: 11, Steps: 2,
 				Guidance: 4, Noise: baseeval.Noise(11, part[0], part[1]-part[0], per)})

@@ -9,22 +9,23 @@ import (
 	"github.com/cachetlab/cachet"
 	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/eval"
+	"github.com/cachetlab/cachet/scene"
 )
 
 // NumPrompts is the size of the full prompt set: every valid scene of every class.
-const NumPrompts = dataset.NumClasses * 24
+const NumPrompts = scene.NumClasses * 24
 
-// Prompts is the evaluation prompt set: dataset.AllScenes of every class (or of classes, when given),
+// Prompts is the evaluation prompt set: scene.AllScenes of every class (or of classes, when given),
 // class by class (240 scenes for all ten), or only the first limit of them when 0 < limit < their number.
-func Prompts(limit int, classes ...int) []dataset.Scene {
+func Prompts(limit int, classes ...int) []scene.Scene {
 	if len(classes) == 0 {
-		for c := range dataset.NumClasses {
+		for c := range scene.NumClasses {
 			classes = append(classes, c)
 		}
 	}
-	out := make([]dataset.Scene, 0, NumPrompts)
+	out := make([]scene.Scene, 0, NumPrompts)
 	for _, c := range classes {
-		out = append(out, dataset.AllScenes(c)...)
+		out = append(out, scene.AllScenes(c)...)
 	}
 	if limit > 0 && limit < len(out) {
 		out = out[:limit]
@@ -34,10 +35,10 @@ func Prompts(limit int, classes ...int) []dataset.Scene {
 
 // Judgement is what one image says about its prompt's scene.
 type Judgement struct {
-	Scene    dataset.Scene
-	Image    [dataset.CanvasPixels]uint8
-	Observed dataset.Observed          // image moments (dataset.Analyze)
-	Item     [dataset.ItemPixels]uint8 // de-rendered under Scene: what the evaluator judges
+	Scene    scene.Scene
+	Image    [scene.CanvasPixels]uint8
+	Observed scene.Observed          // image moments (scene.Analyze)
+	Item     [scene.ItemPixels]uint8 // de-rendered under Scene: what the evaluator judges
 	// Size, Position and Inversion: Analyze agrees with the scene. Position is scored for small scenes
 	// only. An Empty observation is wrong for everything.
 	Size, Position, Inversion bool
@@ -53,9 +54,9 @@ func (j *Judgement) ClassCorrect() bool { return !j.Observed.Empty && j.Class ==
 // Judge reads img back against the scene its prompt describes: size, position and inversion from image
 // moments; the de-rendered item for the evaluator; for MirrorClasses, the orientation of the item as
 // drawn (de-rendered without undoing the mirror) against the scene's Mirrored.
-func Judge(img *[dataset.CanvasPixels]uint8, s dataset.Scene, det *MirrorDetector) (Judgement, error) {
-	j := Judgement{Scene: s, Image: *img, Observed: dataset.Analyze(img), Class: -1}
-	item, err := dataset.Derender(img, s)
+func Judge(img *[scene.CanvasPixels]uint8, s scene.Scene, det *MirrorDetector) (Judgement, error) {
+	j := Judgement{Scene: s, Image: *img, Observed: scene.Analyze(img), Class: -1}
+	item, err := scene.Derender(img, s)
 	if err != nil {
 		return j, err
 	}
@@ -69,7 +70,7 @@ func Judge(img *[dataset.CanvasPixels]uint8, s dataset.Scene, det *MirrorDetecto
 	if IsMirrorClass(s.Class) && det != nil {
 		upright := s
 		upright.Mirrored = false
-		drawn, err := dataset.Derender(img, upright)
+		drawn, err := scene.Derender(img, upright)
 		if err != nil {
 			return j, err
 		}
@@ -80,7 +81,7 @@ func Judge(img *[dataset.CanvasPixels]uint8, s dataset.Scene, det *MirrorDetecto
 }
 
 // JudgeAll judges images[i] against scenes[i].
-func JudgeAll(images [][dataset.CanvasPixels]uint8, scenes []dataset.Scene, det *MirrorDetector) ([]Judgement, error) {
+func JudgeAll(images [][scene.CanvasPixels]uint8, scenes []scene.Scene, det *MirrorDetector) ([]Judgement, error) {
 	if len(images) != len(scenes) {
 		return nil, fmt.Errorf("baseeval: %d images for %d scenes", len(images), len(scenes))
 	}
@@ -110,7 +111,7 @@ func Classify(ev Evaluator, js []Judgement) ([][]float64, error) {
 	if len(js) == 0 {
 		return nil, nil
 	}
-	pixels := make([]uint8, 0, len(js)*dataset.ItemPixels)
+	pixels := make([]uint8, 0, len(js)*scene.ItemPixels)
 	for i := range js {
 		pixels = append(pixels, js[i].Item[:]...)
 	}
@@ -140,22 +141,22 @@ const (
 
 // RealScenes renders, for each scene, an item of its class from set (the test split) under it. Item j is
 // chosen by its own RNG stream (stream, j), so the choice does not depend on how many scenes there are.
-func RealScenes(set *dataset.Set, scenes []dataset.Scene, stream uint64) ([][dataset.CanvasPixels]uint8, error) {
-	var byClass [dataset.NumClasses][]int
+func RealScenes(set *dataset.Set, scenes []scene.Scene, stream uint64) ([][scene.CanvasPixels]uint8, error) {
+	var byClass [scene.NumClasses][]int
 	for i := range set.Len() {
 		byClass[set.Label(i)] = append(byClass[set.Label(i)], i)
 	}
-	out := make([][dataset.CanvasPixels]uint8, len(scenes))
+	out := make([][scene.CanvasPixels]uint8, len(scenes))
 	for j, s := range scenes {
 		if err := s.Validate(); err != nil {
 			return nil, err
 		}
 		items := byClass[s.Class]
 		if len(items) == 0 {
-			return nil, cachet.Errorf(cachet.CodeInvalidArgument, "the data has no %s item to render", dataset.ClassNames[s.Class])
+			return nil, cachet.Errorf(cachet.CodeInvalidArgument, "the data has no %s item to render", scene.ClassNames[s.Class])
 		}
 		rng := rand.New(rand.NewPCG(stream, uint64(j)))
-		img, err := dataset.Render(set.Image(items[rng.IntN(len(items))]), s)
+		img, err := scene.Render(set.Image(items[rng.IntN(len(items))]), s)
 		if err != nil {
 			return nil, err
 		}
@@ -204,7 +205,7 @@ func Tally(js []Judgement) Metrics {
 	var brightness float64
 	for i := range js {
 		j := &js[i]
-		name := dataset.ClassNames[j.Scene.Class]
+		name := scene.ClassNames[j.Scene.Class]
 		if j.Observed.Empty {
 			m.Empty++
 		} else {
@@ -247,7 +248,7 @@ func Tally(js []Judgement) Metrics {
 	m.Class, m.Size, m.Position, m.Inversion = get("class"), get("size"), get("position"), get("inversion")
 	m.ClassLarge, m.ClassSmall = get("class/large"), get("class/small")
 	m.Mirror, m.All = get("mirror"), get("all")
-	for class, name := range dataset.ClassNames {
+	for class, name := range scene.ClassNames {
 		e, ok := byName["class/"+name]
 		if !ok {
 			continue
@@ -263,7 +264,7 @@ func Tally(js []Judgement) Metrics {
 }
 
 // itemBrightness is the mean of an item's pixels above ForegroundLevel (0 when none are).
-func itemBrightness(item *[dataset.ItemPixels]uint8) float64 {
+func itemBrightness(item *[scene.ItemPixels]uint8) float64 {
 	sum, n := 0, 0
 	for _, v := range item {
 		if v > ForegroundLevel {
@@ -280,14 +281,14 @@ func itemBrightness(item *[dataset.ItemPixels]uint8) float64 {
 // ClassFilter turns class names into labels in dataset order (duplicates dropped); none means every class.
 func ClassFilter(names []string) ([]int, error) {
 	var out []int
-	for c, name := range dataset.ClassNames {
+	for c, name := range scene.ClassNames {
 		if slices.Contains(names, name) {
 			out = append(out, c)
 		}
 	}
 	for _, n := range names {
-		if !slices.Contains(dataset.ClassNames[:], n) {
-			return nil, cachet.Errorf(cachet.CodeInvalidArgument, "--classes: %q is not a class; use %s", n, strings.Join(dataset.ClassNames[:], ", "))
+		if !slices.Contains(scene.ClassNames[:], n) {
+			return nil, cachet.Errorf(cachet.CodeInvalidArgument, "--classes: %q is not a class; use %s", n, strings.Join(scene.ClassNames[:], ", "))
 		}
 	}
 	return out, nil

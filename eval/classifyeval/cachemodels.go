@@ -13,6 +13,7 @@ import (
 	"github.com/cachetlab/cachet"
 	"github.com/cachetlab/cachet/classify"
 	"github.com/cachetlab/cachet/dataset"
+	"github.com/cachetlab/cachet/scene"
 )
 
 // The cache-model methods: TFUP over the test images, Tip-Adapter over labelled training images, each
@@ -42,7 +43,7 @@ func classifyAll(ctx context.Context, svc *classify.Service, id string, feats []
 
 // tfup builds a TFUP collection over the test images (unlabelled, as in the paper) and scores them.
 func (r *Report) tfup(ctx context.Context, svc *classify.Service, canvases [][]uint8, labels []int, feats [][]float32, progress io.Writer) (string, error) {
-	col, err := svc.CreateCollection(ctx, cachet.NewCollection{Name: fmt.Sprintf("eval-tfup-%s-%d", r.ModelID, time.Now().UnixNano()), Labels: dataset.ClassNames[:]})
+	col, err := svc.CreateCollection(ctx, cachet.NewCollection{Name: fmt.Sprintf("eval-tfup-%s-%d", r.ModelID, time.Now().UnixNano()), Labels: scene.ClassNames[:]})
 	if err != nil {
 		return "", err
 	}
@@ -247,7 +248,7 @@ func (r *Report) addDraws(name string, images int, draws []drawResult, of func(d
 func (r *Report) shotCollection(ctx context.Context, svc *classify.Service, train *dataset.Set, seed int64) (*cachet.Collection, int, error) {
 	rng := rand.New(rand.NewPCG(uint64(seed), 16))
 	var idx []int
-	count := make([]int, dataset.NumClasses)
+	count := make([]int, scene.NumClasses)
 	for _, i := range rng.Perm(train.Len() - r.cfg.Validation) {
 		if c := train.Label(i); count[c] < r.cfg.Shots {
 			count[c]++
@@ -258,7 +259,7 @@ func (r *Report) shotCollection(ctx context.Context, svc *classify.Service, trai
 	if err != nil {
 		return nil, 0, err
 	}
-	col, err := svc.CreateCollection(ctx, cachet.NewCollection{Name: fmt.Sprintf("eval-tip-%s-%d-%d", r.ModelID, seed, time.Now().UnixNano()), Labels: dataset.ClassNames[:]})
+	col, err := svc.CreateCollection(ctx, cachet.NewCollection{Name: fmt.Sprintf("eval-tip-%s-%d-%d", r.ModelID, seed, time.Now().UnixNano()), Labels: scene.ClassNames[:]})
 	if err != nil {
 		return nil, 0, err
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/eval"
+	"github.com/cachetlab/cachet/scene"
 )
 
 // Tables renders the report as markdown tables.
@@ -75,7 +76,7 @@ func knnPixels(train *dataset.Set, nTrain int, test *dataset.Set, nTest, k int) 
 						}
 					}
 				}
-				votes := make([]int, dataset.NumClasses)
+				votes := make([]int, scene.NumClasses)
 				for _, b := range best {
 					votes[b.label]++
 				}

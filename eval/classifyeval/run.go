@@ -17,6 +17,7 @@ import (
 	"github.com/cachetlab/cachet/eval"
 	"github.com/cachetlab/cachet/featurecache"
 	"github.com/cachetlab/cachet/model"
+	"github.com/cachetlab/cachet/scene"
 	"github.com/cachetlab/cachet/storage"
 )
 
@@ -291,13 +292,13 @@ func accuracy(scores []classify.Scores, labels []int) float64 {
 }
 
 func (r *Report) diffusion(ctx context.Context, w *model.Worker, dit *model.DiT, canvases [][]uint8, labels []int, progress io.Writer) error {
-	prompts, err := classify.LabelPrompts(dit.Cfg, dataset.ClassNames[:])
+	prompts, err := classify.LabelPrompts(dit.Cfg, scene.ClassNames[:])
 	if err != nil {
 		return fmt.Errorf("eval classify: %w", err)
 	}
 	imgs := make([][]float32, len(canvases))
 	for i, c := range canvases {
-		imgs[i] = dataset.ModelUnits(c)
+		imgs[i] = scene.ModelUnits(c)
 	}
 	fmt.Fprintf(progress, "eval classify: diffusion classifier on %d test images (%d times × %d classes each)\n", len(imgs), len(r.cfg.DiffusionTimes), len(prompts))
 	t0 := time.Now()
@@ -326,7 +327,7 @@ func (r *Report) evaluatorCNN(ctx context.Context, w *model.Worker, test *datase
 			return err
 		}
 		defer c.Close()
-		pred, _, err = c.Predict(test.Pixels[:n*dataset.ItemPixels], 256)
+		pred, _, err = c.Predict(test.Pixels[:n*scene.ItemPixels], 256)
 		return err
 	})
 	if err != nil {

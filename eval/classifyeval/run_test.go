@@ -10,10 +10,10 @@ import (
 
 	"github.com/cachetlab/cachet/classify"
 	"github.com/cachetlab/cachet/classify/classifytest"
-	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/dataset/datasettest"
 	"github.com/cachetlab/cachet/eval/classifyeval"
 	"github.com/cachetlab/cachet/internal/testenv"
+	"github.com/cachetlab/cachet/scene"
 )
 
 // TestRunSmall runs every part of the evaluation on a random-weight model: the model-based accuracies
@@ -70,7 +70,7 @@ func TestRunSmall(t *testing.T) {
 		t.Errorf("TFUP over %d test images, reference and default: %+v", cfg.Test, r.Methods[4:8])
 	}
 	// The default TFUP model propagates: its entries are the pool's samples the graph reached.
-	if r.Pseudo.Values != "propagated" || r.Pseudo.Entries < dataset.NumClasses || r.Pseudo.Entries > cfg.Test || r.Latency.ImagesPerSecond <= 0 || r.Latency.FeaturesMS <= 0 || len(r.BlockStudy) == 0 {
+	if r.Pseudo.Values != "propagated" || r.Pseudo.Entries < scene.NumClasses || r.Pseudo.Entries > cfg.Test || r.Latency.ImagesPerSecond <= 0 || r.Latency.FeaturesMS <= 0 || len(r.BlockStudy) == 0 {
 		t.Fatalf("report: %+v", r)
 	}
 	var back classifyeval.Report

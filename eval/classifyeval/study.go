@@ -12,6 +12,7 @@ import (
 	"github.com/cachetlab/cachet/eval"
 	"github.com/cachetlab/cachet/featurecache"
 	"github.com/cachetlab/cachet/model"
+	"github.com/cachetlab/cachet/scene"
 )
 
 // BlockRow is one block subset's accuracies in the block study.
@@ -69,7 +70,7 @@ func blockStudy(ctx context.Context, w *model.Worker, dit *model.DiT, modelID st
 		if err != nil {
 			return nil, err
 		}
-		imgs[i], labels[i] = dataset.ModelUnits(c), train.Label(first+i)
+		imgs[i], labels[i] = scene.ModelUnits(c), train.Label(first+i)
 	}
 	fmt.Fprintf(progress, "block study: extracting %d held-out training images\n", n)
 	feats, err := ex.Extract(ctx, imgs)
@@ -77,11 +78,11 @@ func blockStudy(ctx context.Context, w *model.Worker, dit *model.DiT, modelID st
 		return nil, err
 	}
 	// Samples of each class, all blocks captured.
-	protoFeats := make([][]*featurecache.Features, dataset.NumClasses)
-	for c := range dataset.NumClasses {
-		prompt, ok := classify.LabelPrompt(dit.Cfg, dataset.ClassNames[c])
+	protoFeats := make([][]*featurecache.Features, scene.NumClasses)
+	for c := range scene.NumClasses {
+		prompt, ok := classify.LabelPrompt(dit.Cfg, scene.ClassNames[c])
 		if !ok {
-			return nil, fmt.Errorf("block study: the model cannot draw %q", dataset.ClassNames[c])
+			return nil, fmt.Errorf("block study: the model cannot draw %q", scene.ClassNames[c])
 		}
 		fmt.Fprintf(progress, "block study: sampling %d × %q\n", hc.Samples, prompt)
 		req := model.SampleRequest{Prompts: slices.Repeat([]string{prompt}, hc.Samples), Seed: hc.Seed, Steps: hc.Steps, Guidance: hc.Guidance}
@@ -109,7 +110,7 @@ func blockStudy(ctx context.Context, w *model.Worker, dit *model.DiT, modelID st
 		if err != nil {
 			return nil, err
 		}
-		raw := make([][]float64, dataset.NumClasses)
+		raw := make([][]float64, scene.NumClasses)
 		for c := range raw {
 			pf, err := pool(protoFeats[c])
 			if err != nil {
@@ -119,7 +120,7 @@ func blockStudy(ctx context.Context, w *model.Worker, dit *model.DiT, modelID st
 		}
 		row := BlockRow{Blocks: sr.blocks, Grid: sr.grid, Dims: len(x[0])}
 		for _, center := range []bool{false, true} {
-			h, err := classify.NewHead(dataset.ClassNames[:], raw, center)
+			h, err := classify.NewHead(scene.ClassNames[:], raw, center)
 			if err != nil {
 				return nil, err
 			}

@@ -16,6 +16,7 @@ import (
 	"github.com/cachetlab/cachet/eval/personaleval"
 	"github.com/cachetlab/cachet/featurecache"
 	"github.com/cachetlab/cachet/model"
+	"github.com/cachetlab/cachet/scene"
 )
 
 func testSet(t *testing.T) *dataset.Set {
@@ -37,7 +38,7 @@ func TestSubjectsAreReproducibleAndCoverClasses(t *testing.T) {
 	c, _ := personaleval.Subjects(set, 20, 3, 2)
 	seen := map[int]bool{}
 	for j, s := range a {
-		if s.Class != j%dataset.NumClasses || set.Label(s.Index) != s.Class || len(s.Scenes) != 3 {
+		if s.Class != j%scene.NumClasses || set.Label(s.Index) != s.Class || len(s.Scenes) != 3 {
 			t.Fatalf("subject %d: class %d (item label %d), %d scenes", j, s.Class, set.Label(s.Index), len(s.Scenes))
 		}
 		if s.Index != b[j].Index || s.Scenes[2] != b[j].Scenes[2] {
@@ -69,7 +70,7 @@ func TestSubjectsAreReproducibleAndCoverClasses(t *testing.T) {
 
 // oracleAndOthers renders 10 subjects under large scenes (every other one inverted) and de-renders them:
 // the oracle, exact; others are each the next subject's item. A stand-in feature: the item's pixels.
-func oracleAndOthers(t *testing.T) (scenes []dataset.Scene, refs, oracle, others personaleval.Scored) {
+func oracleAndOthers(t *testing.T) (scenes []scene.Scene, refs, oracle, others personaleval.Scored) {
 	t.Helper()
 	subjects, err := personaleval.Subjects(testSet(t), 10, 1, 3)
 	if err != nil {
@@ -77,17 +78,17 @@ func oracleAndOthers(t *testing.T) (scenes []dataset.Scene, refs, oracle, others
 	}
 	for i := range subjects {
 		s := &subjects[i]
-		scene := dataset.Scene{Class: s.Class, Large: true, Inverted: i%2 == 0}
-		img, err := dataset.Render(&s.Item, scene)
+		sc := scene.Scene{Class: s.Class, Large: true, Inverted: i%2 == 0}
+		img, err := scene.Render(&s.Item, sc)
 		if err != nil {
 			t.Fatal(err)
 		}
-		back, err := dataset.Derender(&img, scene)
+		back, err := scene.Derender(&img, sc)
 		if err != nil {
 			t.Fatal(err)
 		}
 		other := subjects[(i+1)%len(subjects)].Item
-		scenes = append(scenes, scene)
+		scenes = append(scenes, sc)
 		refs.Items, refs.Features = append(refs.Items, &s.Item), append(refs.Features, pixels(&s.Item))
 		oracle.Items, oracle.Features = append(oracle.Items, &back), append(oracle.Features, pixels(&back))
 		others.Items, others.Features = append(others.Items, &other), append(others.Features, pixels(&other))
@@ -157,7 +158,7 @@ func TestIdentityByScene(t *testing.T) {
 	}
 }
 
-func pixels(p *[dataset.ItemPixels]uint8) []float64 {
+func pixels(p *[scene.ItemPixels]uint8) []float64 {
 	out := make([]float64, len(p))
 	for i, v := range p {
 		out[i] = float64(v)
@@ -174,8 +175,8 @@ func TestRunEndToEndTinyModel(t *testing.T) {
 	}
 	dir := t.TempDir()
 	base := filepath.Join(dir, "base.safetensors")
-	cfg := model.Config{ImageSize: dataset.CanvasSide, Channels: 1, Patch: 8, Width: 32, Depth: 2, Heads: 2, MLPRatio: 2,
-		Prediction: model.PredictFlow, Cond: model.CondText, Vocabulary: dataset.Vocabulary(), MaxWords: 10, TextWidth: 16, TextDepth: 1}
+	cfg := model.Config{ImageSize: scene.CanvasSide, Channels: 1, Patch: 8, Width: 32, Depth: 2, Heads: 2, MLPRatio: 2,
+		Prediction: model.PredictFlow, Cond: model.CondText, Vocabulary: scene.Vocabulary(), MaxWords: 10, TextWidth: 16, TextDepth: 1}
 	w := model.NewWorker(false)
 	err := w.Do(context.Background(), func() error {
 		if err := model.SetSeed(2); err != nil {

@@ -6,10 +6,10 @@ import (
 	"image"
 	"math"
 
-	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/eval"
 	"github.com/cachetlab/cachet/eval/baseeval"
 	"github.com/cachetlab/cachet/model"
+	"github.com/cachetlab/cachet/scene"
 )
 
 // The targets.
@@ -257,7 +257,7 @@ const GridRows = 20
 // (the reference rendered as the prompt says, labelled with the prompt), the adapted generation and the
 // base model's generation without the reference.
 func Grid(subjects []Subject, rows []row, adapted, plain, oracle []baseeval.Judgement) *image.RGBA {
-	tile := func(img *[dataset.CanvasPixels]uint8) []float32 {
+	tile := func(img *[scene.CanvasPixels]uint8) []float32 {
 		out := make([]float32, len(img))
 		for i, v := range img {
 			out[i] = float32(v) / 255
@@ -274,12 +274,12 @@ func Grid(subjects []Subject, rows []row, adapted, plain, oracle []baseeval.Judg
 		shown++
 		s := &subjects[r.s]
 		tiles = append(tiles, tile(&s.Reference), tile(&oracle[i].Image), tile(&adapted[i].Image), tile(&plain[i].Image))
-		labels = append(labels, fmt.Sprintf("reference #%d", s.Index), dataset.Format(oracle[i].Scene), "adapted", "no reference")
+		labels = append(labels, fmt.Sprintf("reference #%d", s.Index), scene.Format(oracle[i].Scene), "adapted", "no reference")
 	}
 	if len(tiles) == 0 {
 		return nil
 	}
-	return eval.Grid(tiles, dataset.CanvasSide, dataset.CanvasSide, 4, labels, 4)
+	return eval.Grid(tiles, scene.CanvasSide, scene.CanvasSide, 4, labels, 4)
 }
 
 // cleanRenormNote names the clean-image renormalisation in the report's title.

@@ -15,6 +15,7 @@ import (
 	"github.com/cachetlab/cachet/eval/baseeval"
 	"github.com/cachetlab/cachet/featurecache"
 	"github.com/cachetlab/cachet/model"
+	"github.com/cachetlab/cachet/scene"
 )
 
 // Config configures one evaluation run.
@@ -131,7 +132,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	var latencies []time.Duration
 	var cacheBytes int64
 	for i, s := range subjects {
-		img := dataset.ModelUnits(s.Reference[:])
+		img := scene.ModelUnits(s.Reference[:])
 		if i == 0 {
 			if _, err := ex.Extract(ctx, [][]float32{img}); err != nil {
 				return nil, err
@@ -159,9 +160,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			rows = append(rows, row{s, k})
 		}
 	}
-	per := dataset.CanvasPixels
-	adaptedImgs := make([][dataset.CanvasPixels]uint8, len(rows))
-	plainImgs := make([][dataset.CanvasPixels]uint8, len(rows))
+	per := scene.CanvasPixels
+	adaptedImgs := make([][scene.CanvasPixels]uint8, len(rows))
+	plainImgs := make([][scene.CanvasPixels]uint8, len(rows))
 	var adaptedT, plainT time.Duration
 	for start := 0; start < len(rows); start += cfg.Batch {
 		batch := rows[start:min(start+cfg.Batch, len(rows))]
@@ -169,7 +170,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			Noise: baseeval.Noise(int64(cfg.Seed), start, len(batch), per)}
 		batchRefs := make([]*featurecache.Features, len(batch))
 		for i, r := range batch {
-			req.Prompts = append(req.Prompts, dataset.Format(subjects[r.s].Scenes[r.k]))
+			req.Prompts = append(req.Prompts, scene.Format(subjects[r.s].Scenes[r.k]))
 			batchRefs[i] = refs[r.s]
 		}
 		// Alternate which runs first so that neither always meets a warmer cache.
@@ -204,7 +205,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			} else {
 				plainT += time.Since(t0)
 			}
-			imgs, err := dataset.CanvasesFromModelUnits(res.Pixels)
+			imgs, err := scene.CanvasesFromModelUnits(res.Pixels)
 			if err != nil {
 				return nil, err
 			}
@@ -214,14 +215,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		fmt.Fprintf(progress, "eval personalization: %d/%d prompts (adapted %.1f s, plain %.1f s so far)\n", done, len(rows), adaptedT.Seconds(), plainT.Seconds())
 	}
 
-	scenes := make([]dataset.Scene, len(rows))
-	oracleImgs := make([][dataset.CanvasPixels]uint8, len(rows))
-	refItems := make([]*[dataset.ItemPixels]uint8, len(rows))
+	scenes := make([]scene.Scene, len(rows))
+	oracleImgs := make([][scene.CanvasPixels]uint8, len(rows))
+	refItems := make([]*[scene.ItemPixels]uint8, len(rows))
 	for i, r := range rows {
 		s := &subjects[r.s]
 		scenes[i] = s.Scenes[r.k]
 		refItems[i] = &s.Item
-		if oracleImgs[i], err = dataset.Render(&s.Item, scenes[i]); err != nil {
+		if oracleImgs[i], err = scene.Render(&s.Item, scenes[i]); err != nil {
 			return nil, err
 		}
 	}
@@ -249,7 +250,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if oracleF, err = baseeval.Classify(ev, oracleJ); err != nil {
 			return err
 		}
-		items := make([]uint8, 0, len(subjects)*dataset.ItemPixels)
+		items := make([]uint8, 0, len(subjects)*scene.ItemPixels)
 		for _, s := range subjects {
 			items = append(items, s.Item[:]...)
 		}
@@ -262,8 +263,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	for i, r := range rows {
 		rowRefF[i] = refF[r.s]
 	}
-	itemsOf := func(js []baseeval.Judgement) []*[dataset.ItemPixels]uint8 {
-		out := make([]*[dataset.ItemPixels]uint8, len(js))
+	itemsOf := func(js []baseeval.Judgement) []*[scene.ItemPixels]uint8 {
+		out := make([]*[scene.ItemPixels]uint8, len(js))
 		for i := range js {
 			out[i] = &js[i].Item
 		}

@@ -16,15 +16,16 @@ import (
 	"github.com/cachetlab/cachet"
 	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/eval"
+	"github.com/cachetlab/cachet/scene"
 )
 
 // Subject is one unseen item with the scenes it is generated under.
 type Subject struct {
 	Index     int // in the test split
 	Class     int
-	Item      [dataset.ItemPixels]uint8
-	Reference [dataset.CanvasPixels]uint8 // the canonical render: the subject's one reference image
-	Scenes    []dataset.Scene
+	Item      [scene.ItemPixels]uint8
+	Reference [scene.CanvasPixels]uint8 // the canonical render: the subject's one reference image
+	Scenes    []scene.Scene
 }
 
 // subjectStream seeds the choice of subjects and their scenes.
@@ -36,17 +37,17 @@ func Subjects(set *dataset.Set, n, prompts int, seed uint64) ([]Subject, error) 
 	if n <= 0 || prompts <= 0 {
 		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "need at least one subject and one prompt (got %d, %d)", n, prompts)
 	}
-	var byClass [dataset.NumClasses][]int
+	var byClass [scene.NumClasses][]int
 	for i := range set.Len() {
 		byClass[set.Label(i)] = append(byClass[set.Label(i)], i)
 	}
 	used := map[int]bool{}
 	out := make([]Subject, 0, n)
 	for j := range n {
-		class := j % dataset.NumClasses
+		class := j % scene.NumClasses
 		items := byClass[class]
 		if len(items) == 0 {
-			return nil, cachet.Errorf(cachet.CodeInvalidArgument, "the data has no %s item", dataset.ClassNames[class])
+			return nil, cachet.Errorf(cachet.CodeInvalidArgument, "the data has no %s item", scene.ClassNames[class])
 		}
 		rng := rand.New(rand.NewPCG(seed^subjectStream, uint64(j)))
 		idx := items[rng.IntN(len(items))]
@@ -55,13 +56,13 @@ func Subjects(set *dataset.Set, n, prompts int, seed uint64) ([]Subject, error) 
 		}
 		used[idx] = true
 		s := Subject{Index: idx, Class: class, Item: *set.Image(idx)}
-		ref, err := dataset.Render(&s.Item, dataset.Canonical(class))
+		ref, err := scene.Render(&s.Item, scene.Canonical(class))
 		if err != nil {
 			return nil, err
 		}
 		s.Reference = ref
 		for range prompts {
-			s.Scenes = append(s.Scenes, dataset.RandomScene(rng, class))
+			s.Scenes = append(s.Scenes, scene.RandomScene(rng, class))
 		}
 		out = append(out, s)
 	}
@@ -77,21 +78,21 @@ type Identity struct {
 
 // IdentityOf scores pairs: items[i] (de-rendered generations) against refs[i] (the subject's item), with
 // their evaluator features itemF[i] and refF[i].
-func IdentityOf(items, refs []*[dataset.ItemPixels]uint8, itemF, refF [][]float64) Identity {
+func IdentityOf(items, refs []*[scene.ItemPixels]uint8, itemF, refF [][]float64) Identity {
 	id := Identity{N: len(items)}
 	if len(items) == 0 || len(refs) != len(items) || len(itemF) != len(items) || len(refF) != len(items) {
 		return Identity{} // nothing to compare: N = 0 says so
 	}
 	for i := range items {
 		id.Cosine += cosine(itemF[i], refF[i])
-		id.SSIM += eval.SSIM(toFloat(items[i]), toFloat(refs[i]), dataset.ItemSide, dataset.ItemSide, 255)
+		id.SSIM += eval.SSIM(toFloat(items[i]), toFloat(refs[i]), scene.ItemSide, scene.ItemSide, 255)
 	}
 	id.Cosine /= float64(len(items))
 	id.SSIM /= float64(len(items))
 	return id
 }
 
-func toFloat(p *[dataset.ItemPixels]uint8) []float32 {
+func toFloat(p *[scene.ItemPixels]uint8) []float32 {
 	out := make([]float32, len(p))
 	for i, v := range p {
 		out[i] = float32(v)
@@ -135,12 +136,12 @@ type SceneIdentity struct {
 
 // Scored is a set of items (de-rendered generations, oracles or references) with their evaluator features.
 type Scored struct {
-	Items    []*[dataset.ItemPixels]uint8
+	Items    []*[scene.ItemPixels]uint8
 	Features [][]float64
 }
 
 func (s Scored) pick(idx []int) Scored {
-	out := Scored{Items: make([]*[dataset.ItemPixels]uint8, len(idx)), Features: make([][]float64, len(idx))}
+	out := Scored{Items: make([]*[scene.ItemPixels]uint8, len(idx)), Features: make([][]float64, len(idx))}
 	for i, k := range idx {
 		out.Items[i], out.Features[i] = s.Items[k], s.Features[k]
 	}
@@ -154,21 +155,21 @@ func identity(s, refs Scored) Identity {
 // sceneKinds split the images by one scene property at a time.
 var sceneKinds = []struct {
 	name string
-	has  func(dataset.Scene) bool
+	has  func(scene.Scene) bool
 }{
-	{"large", func(s dataset.Scene) bool { return s.Large }},
-	{"small", func(s dataset.Scene) bool { return !s.Large }},
-	{"small, centred", func(s dataset.Scene) bool { return !s.Large && s.Position == dataset.Center }},
-	{"small, off-centre", func(s dataset.Scene) bool { return !s.Large && s.Position != dataset.Center }},
-	{"mirrored", func(s dataset.Scene) bool { return s.Mirrored }},
-	{"not mirrored", func(s dataset.Scene) bool { return !s.Mirrored }},
-	{"inverted", func(s dataset.Scene) bool { return s.Inverted }},
-	{"not inverted", func(s dataset.Scene) bool { return !s.Inverted }},
+	{"large", func(s scene.Scene) bool { return s.Large }},
+	{"small", func(s scene.Scene) bool { return !s.Large }},
+	{"small, centred", func(s scene.Scene) bool { return !s.Large && s.Position == scene.Center }},
+	{"small, off-centre", func(s scene.Scene) bool { return !s.Large && s.Position != scene.Center }},
+	{"mirrored", func(s scene.Scene) bool { return s.Mirrored }},
+	{"not mirrored", func(s scene.Scene) bool { return !s.Mirrored }},
+	{"inverted", func(s scene.Scene) bool { return s.Inverted }},
+	{"not inverted", func(s scene.Scene) bool { return !s.Inverted }},
 }
 
 // IdentityByScene scores image i (scene scenes[i]) of adapted, plain and oracle against refs[i], per scene
 // kind; kinds no image has are left out.
-func IdentityByScene(scenes []dataset.Scene, refs, adapted, plain, oracle Scored) []SceneIdentity {
+func IdentityByScene(scenes []scene.Scene, refs, adapted, plain, oracle Scored) []SceneIdentity {
 	var out []SceneIdentity
 	for _, k := range sceneKinds {
 		var idx []int

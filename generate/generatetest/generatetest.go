@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/cachetlab/cachet/adapters"
-	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/featurecache"
 	"github.com/cachetlab/cachet/model"
+	"github.com/cachetlab/cachet/scene"
 )
 
 // Stack is a random model on its own worker, closed when the test ends.
@@ -26,8 +26,8 @@ type Stack struct {
 
 // Architecture is train.BaseModelConfig (not imported: train pulls in the whole training stack).
 func Architecture() model.Config {
-	return model.Config{ImageSize: dataset.CanvasSide, Channels: 1, Patch: 4, Width: 256, Depth: 6, Heads: 4,
-		MLPRatio: 4, Prediction: model.PredictFlow, Cond: model.CondText, Vocabulary: dataset.Vocabulary(),
+	return model.Config{ImageSize: scene.CanvasSide, Channels: 1, Patch: 4, Width: 256, Depth: 6, Heads: 4,
+		MLPRatio: 4, Prediction: model.PredictFlow, Cond: model.CondText, Vocabulary: scene.Vocabulary(),
 		MaxWords: 10, TextWidth: 128, TextDepth: 1}
 }
 

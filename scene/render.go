@@ -1,4 +1,4 @@
-package dataset
+package scene
 
 // Render draws item into a CanvasSide×CanvasSide canvas as s describes (see the package comment). It is
 // pure integer arithmetic, so every platform renders the same bytes.

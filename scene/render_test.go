@@ -1,4 +1,4 @@
-package dataset_test
+package scene_test
 
 import (
 	"crypto/sha256"
@@ -7,12 +7,12 @@ import (
 	"testing"
 
 	"github.com/cachetlab/cachet"
-	"github.com/cachetlab/cachet/dataset"
+	"github.com/cachetlab/cachet/scene"
 )
 
 // solid is an item with every pixel v: its render shows exactly the item's box.
-func solid(v uint8) *[dataset.ItemPixels]uint8 {
-	var item [dataset.ItemPixels]uint8
+func solid(v uint8) *[scene.ItemPixels]uint8 {
+	var item [scene.ItemPixels]uint8
 	for i := range item {
 		item[i] = v
 	}
@@ -22,30 +22,30 @@ func solid(v uint8) *[dataset.ItemPixels]uint8 {
 func TestBoxes(t *testing.T) {
 	// The documented placements (doc.go): x, y of the box's top-left corner, side.
 	tests := []struct {
-		s          dataset.Scene
+		s          scene.Scene
 		x, y, side int
 	}{
-		{dataset.Scene{Large: true}, 2, 2, 28},
-		{dataset.Scene{Position: dataset.Center}, 8, 8, 16},
-		{dataset.Scene{Position: dataset.Left}, 1, 8, 16},
-		{dataset.Scene{Position: dataset.Right}, 15, 8, 16},
-		{dataset.Scene{Position: dataset.Top}, 8, 1, 16},
-		{dataset.Scene{Position: dataset.Bottom}, 8, 15, 16},
+		{scene.Scene{Large: true}, 2, 2, 28},
+		{scene.Scene{Position: scene.Center}, 8, 8, 16},
+		{scene.Scene{Position: scene.Left}, 1, 8, 16},
+		{scene.Scene{Position: scene.Right}, 15, 8, 16},
+		{scene.Scene{Position: scene.Top}, 8, 1, 16},
+		{scene.Scene{Position: scene.Bottom}, 8, 15, 16},
 	}
 	for _, tc := range tests {
-		t.Run(dataset.Format(tc.s), func(t *testing.T) {
+		t.Run(scene.Format(tc.s), func(t *testing.T) {
 			if x, y, side := tc.s.Box(); x != tc.x || y != tc.y || side != tc.side {
 				t.Fatalf("Box = %d,%d,%d; want %d,%d,%d", x, y, side, tc.x, tc.y, tc.side)
 			}
 			for _, inv := range []bool{false, true} {
 				s := tc.s
 				s.Inverted = inv
-				img, err := dataset.Render(solid(200), s)
+				img, err := scene.Render(solid(200), s)
 				if err != nil {
 					t.Fatal(err)
 				}
-				for y := range dataset.CanvasSide {
-					for x := range dataset.CanvasSide {
+				for y := range scene.CanvasSide {
+					for x := range scene.CanvasSide {
 						inside := x >= tc.x && x < tc.x+tc.side && y >= tc.y && y < tc.y+tc.side
 						want := uint8(0)
 						if inside {
@@ -54,7 +54,7 @@ func TestBoxes(t *testing.T) {
 						if inv {
 							want = 255 - want
 						}
-						if got := img[y*dataset.CanvasSide+x]; got != want {
+						if got := img[y*scene.CanvasSide+x]; got != want {
 							t.Fatalf("inverted=%v pixel (%d,%d) = %d, want %d", inv, x, y, got, want)
 						}
 					}
@@ -68,13 +68,13 @@ func TestRenderTransforms(t *testing.T) {
 	set := loadTest(t)
 	for _, i := range []int{0, 1, 2, 4242, 9999} {
 		item := set.Image(i)
-		var flipped [dataset.ItemPixels]uint8
-		for y := range dataset.ItemSide {
-			for x := range dataset.ItemSide {
-				flipped[y*dataset.ItemSide+x] = item[y*dataset.ItemSide+dataset.ItemSide-1-x]
+		var flipped [scene.ItemPixels]uint8
+		for y := range scene.ItemSide {
+			for x := range scene.ItemSide {
+				flipped[y*scene.ItemSide+x] = item[y*scene.ItemSide+scene.ItemSide-1-x]
 			}
 		}
-		for _, s := range dataset.AllScenes(set.Label(i)) {
+		for _, s := range scene.AllScenes(set.Label(i)) {
 			img := mustRender(t, item, s)
 			plain := s
 			plain.Mirrored, plain.Inverted = false, false
@@ -88,15 +88,15 @@ func TestRenderTransforms(t *testing.T) {
 				}
 			}
 			if img != want {
-				t.Fatalf("item %d, %q: not the plain render of the (flipped) item, (inverted)", i, dataset.Format(s))
+				t.Fatalf("item %d, %q: not the plain render of the (flipped) item, (inverted)", i, scene.Format(s))
 			}
-			got, err := dataset.Derender(&img, s)
+			got, err := scene.Derender(&img, s)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if s.Large {
 				if got != *item {
-					t.Fatalf("item %d, %q: Derender is not exact for a large item", i, dataset.Format(s))
+					t.Fatalf("item %d, %q: Derender is not exact for a large item", i, scene.Format(s))
 				}
 				continue
 			}
@@ -104,12 +104,12 @@ func TestRenderTransforms(t *testing.T) {
 			small := s
 			small.Mirrored, small.Inverted = false, false
 			plainImg := mustRender(t, item, small)
-			ref, _ := dataset.Derender(&plainImg, small)
+			ref, _ := scene.Derender(&plainImg, small)
 			if got != ref {
-				t.Fatalf("item %d, %q: Derender depends on mirroring/inversion", i, dataset.Format(s))
+				t.Fatalf("item %d, %q: Derender depends on mirroring/inversion", i, scene.Format(s))
 			}
 			if mae := meanAbsDiff(got[:], item[:]); mae > 40 {
-				t.Fatalf("item %d, %q: Derender is %.1f grey levels from the item on average", i, dataset.Format(s), mae)
+				t.Fatalf("item %d, %q: Derender is %.1f grey levels from the item on average", i, scene.Format(s), mae)
 			}
 		}
 	}
@@ -119,9 +119,9 @@ func TestDerenderSmallFidelity(t *testing.T) {
 	set := loadTest(t)
 	var sum float64
 	for i := range set.Len() {
-		s := dataset.Scene{Class: set.Label(i), Position: dataset.Position(i % 5)}
+		s := scene.Scene{Class: set.Label(i), Position: scene.Position(i % 5)}
 		img := mustRender(t, set.Image(i), s)
-		got, err := dataset.Derender(&img, s)
+		got, err := scene.Derender(&img, s)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -137,21 +137,21 @@ func TestDerenderSmallFidelity(t *testing.T) {
 func TestSceneValidation(t *testing.T) {
 	tests := []struct {
 		name string
-		s    dataset.Scene
+		s    scene.Scene
 		want string
 	}{
-		{"negative class", dataset.Scene{Class: -1, Large: true}, "class -1 is out of range 0..9"},
-		{"class 10", dataset.Scene{Class: 10}, "class 10 is out of range"},
-		{"bad position", dataset.Scene{Position: 5}, "position 5 is out of range 0..4"},
-		{"large off centre", dataset.Scene{Large: true, Position: dataset.Top}, "position top applies to small items only"},
+		{"negative class", scene.Scene{Class: -1, Large: true}, "class -1 is out of range 0..9"},
+		{"class 10", scene.Scene{Class: 10}, "class 10 is out of range"},
+		{"bad position", scene.Scene{Position: 5}, "position 5 is out of range 0..4"},
+		{"large off centre", scene.Scene{Large: true, Position: scene.Top}, "position top applies to small items only"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			checkErr(t, tc.s.Validate(), cachet.CodeInvalidArgument, tc.want)
-			_, err := dataset.Render(solid(1), tc.s)
+			_, err := scene.Render(solid(1), tc.s)
 			checkErr(t, err, cachet.CodeInvalidArgument, tc.want)
-			var img [dataset.CanvasPixels]uint8
-			_, err = dataset.Derender(&img, tc.s)
+			var img [scene.CanvasPixels]uint8
+			_, err = scene.Derender(&img, tc.s)
 			checkErr(t, err, cachet.CodeInvalidArgument, tc.want)
 		})
 	}
@@ -163,7 +163,7 @@ func TestRenderGolden(t *testing.T) {
 	set := loadTest(t)
 	h := sha256.New()
 	for i := range 50 {
-		for _, s := range dataset.AllScenes(set.Label(i)) {
+		for _, s := range scene.AllScenes(set.Label(i)) {
 			img := mustRender(t, set.Image(i), s)
 			h.Write(img[:])
 		}
@@ -180,12 +180,12 @@ func TestRandomScene(t *testing.T) {
 	var large, mirrored, inverted int
 	var pos [5]int
 	for k := range n {
-		s := dataset.RandomScene(rng, k%dataset.NumClasses)
+		s := scene.RandomScene(rng, k%scene.NumClasses)
 		if err := s.Validate(); err != nil {
 			t.Fatalf("%+v: %v", s, err)
 		}
-		if s.Class != k%dataset.NumClasses {
-			t.Fatalf("class %d, want %d", s.Class, k%dataset.NumClasses)
+		if s.Class != k%scene.NumClasses {
+			t.Fatalf("class %d, want %d", s.Class, k%scene.NumClasses)
 		}
 		if s.Large {
 			large++
@@ -208,19 +208,19 @@ func TestRandomScene(t *testing.T) {
 	near("mirrored", mirrored, n/2)
 	near("inverted", inverted, n/2)
 	for p, c := range pos {
-		near(dataset.Position(p).String(), c, float64(n-large)/5)
+		near(scene.Position(p).String(), c, float64(n-large)/5)
 	}
 	a, b := rand.New(rand.NewPCG(1, 1)), rand.New(rand.NewPCG(1, 1))
 	for range 100 {
-		if x, y := dataset.RandomScene(a, 3), dataset.RandomScene(b, 3); x != y {
+		if x, y := scene.RandomScene(a, 3), scene.RandomScene(b, 3); x != y {
 			t.Fatalf("same seed, different scenes: %+v vs %+v", x, y)
 		}
 	}
 }
 
 func TestAllScenesAndCanonical(t *testing.T) {
-	scenes := dataset.AllScenes(2)
-	seen := map[dataset.Scene]bool{}
+	scenes := scene.AllScenes(2)
+	seen := map[scene.Scene]bool{}
 	for _, s := range scenes {
 		if err := s.Validate(); err != nil || s.Class != 2 || seen[s] {
 			t.Fatalf("%+v: err %v, duplicate %v", s, err, seen[s])
@@ -230,19 +230,19 @@ func TestAllScenesAndCanonical(t *testing.T) {
 	if len(scenes) != 24 {
 		t.Fatalf("%d scenes, want 24", len(scenes))
 	}
-	if c := dataset.Canonical(5); c != (dataset.Scene{Class: 5, Large: true, Position: dataset.Center}) {
+	if c := scene.Canonical(5); c != (scene.Scene{Class: 5, Large: true, Position: scene.Center}) {
 		t.Fatalf("Canonical(5) = %+v", c)
 	}
 	for p, want := range []string{"center", "left", "right", "top", "bottom"} {
-		if got := dataset.Position(p).String(); got != want {
+		if got := scene.Position(p).String(); got != want {
 			t.Errorf("Position(%d) = %q, want %q", p, got, want)
 		}
 	}
 }
 
-func mustRender(t *testing.T, item *[dataset.ItemPixels]uint8, s dataset.Scene) [dataset.CanvasPixels]uint8 {
+func mustRender(t *testing.T, item *[scene.ItemPixels]uint8, s scene.Scene) [scene.CanvasPixels]uint8 {
 	t.Helper()
-	img, err := dataset.Render(item, s)
+	img, err := scene.Render(item, s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,14 +259,14 @@ func meanAbsDiff(a, b []uint8) float64 {
 
 func BenchmarkRender(b *testing.B) {
 	set := loadTest(b)
-	scenes := []dataset.Scene{
+	scenes := []scene.Scene{
 		{Class: set.Label(0), Large: true},
-		{Class: set.Label(0), Position: dataset.Left, Mirrored: true, Inverted: true},
+		{Class: set.Label(0), Position: scene.Left, Mirrored: true, Inverted: true},
 	}
 	for _, s := range scenes {
-		b.Run(dataset.Format(s), func(b *testing.B) {
+		b.Run(scene.Format(s), func(b *testing.B) {
 			for i := 0; b.Loop(); i++ {
-				if _, err := dataset.Render(set.Image(i%set.Len()), s); err != nil {
+				if _, err := scene.Render(set.Image(i%set.Len()), s); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -276,12 +276,12 @@ func BenchmarkRender(b *testing.B) {
 
 func BenchmarkAnalyze(b *testing.B) {
 	set := loadTest(b)
-	img, err := dataset.Render(set.Image(0), dataset.Scene{Class: set.Label(0), Position: dataset.Top, Inverted: true})
+	img, err := scene.Render(set.Image(0), scene.Scene{Class: set.Label(0), Position: scene.Top, Inverted: true})
 	if err != nil {
 		b.Fatal(err)
 	}
 	for b.Loop() {
-		dataset.Analyze(&img)
+		scene.Analyze(&img)
 	}
 }
 
@@ -289,15 +289,15 @@ func BenchmarkAnalyze(b *testing.B) {
 // reference cache's small views are what the renderer draws for a 16-pixel item).
 func TestSmallView(t *testing.T) {
 	set := loadTest(t)
-	for _, pos := range dataset.Positions() {
+	for _, pos := range scene.Positions() {
 		t.Run(pos.String(), func(t *testing.T) {
 			for i := range min(set.Len(), 100) {
-				ref := mustRender(t, set.Image(i), dataset.Canonical(set.Label(i)))
-				got, err := dataset.SmallView(&ref, pos)
+				ref := mustRender(t, set.Image(i), scene.Canonical(set.Label(i)))
+				got, err := scene.SmallView(&ref, pos)
 				if err != nil {
 					t.Fatal(err)
 				}
-				want := mustRender(t, set.Image(i), dataset.Scene{Class: set.Label(i), Position: pos})
+				want := mustRender(t, set.Image(i), scene.Scene{Class: set.Label(i), Position: pos})
 				if got != want {
 					t.Fatalf("item %d: the small view differs from the small render", i)
 				}

@@ -1,10 +1,10 @@
-package dataset_test
+package scene_test
 
 import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/cachetlab/cachet/dataset"
+	"github.com/cachetlab/cachet/scene"
 )
 
 // TestAnalyzeAccuracy renders random scenes of test-split items and checks that Analyze reads each
@@ -17,12 +17,12 @@ func TestAnalyzeAccuracy(t *testing.T) {
 	var size, pos, inv, empty int
 	for range n {
 		i := rng.IntN(set.Len())
-		s := dataset.RandomScene(rng, set.Label(i))
-		img, err := dataset.Render(set.Image(i), s)
+		s := scene.RandomScene(rng, set.Label(i))
+		img, err := scene.Render(set.Image(i), s)
 		if err != nil {
 			t.Fatal(err)
 		}
-		o := dataset.Analyze(&img)
+		o := scene.Analyze(&img)
 		if o.Empty {
 			empty++
 		}
@@ -55,8 +55,8 @@ func TestAnalyzeNoisy(t *testing.T) {
 		var size, pos, inv int
 		for range n {
 			i := rng.IntN(set.Len())
-			s := dataset.RandomScene(rng, set.Label(i))
-			img, err := dataset.Render(set.Image(i), s)
+			s := scene.RandomScene(rng, set.Label(i))
+			img, err := scene.Render(set.Image(i), s)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -64,10 +64,10 @@ func TestAnalyzeNoisy(t *testing.T) {
 				img[k] = uint8(min(255, max(0, int(img[k])+rng.IntN(2*noise+1)-noise)))
 			}
 			for range 3 {
-				k := rng.IntN(dataset.CanvasPixels)
+				k := rng.IntN(scene.CanvasPixels)
 				img[k] = 255 - img[k]
 			}
-			o := dataset.Analyze(&img)
+			o := scene.Analyze(&img)
 			size += b2i(o.Large == s.Large)
 			pos += b2i(o.Position == s.Position)
 			inv += b2i(o.Inverted == s.Inverted)
@@ -82,11 +82,11 @@ func TestAnalyzeNoisy(t *testing.T) {
 
 func TestAnalyzeBlank(t *testing.T) {
 	for _, v := range []uint8{0, 255} {
-		var img [dataset.CanvasPixels]uint8
+		var img [scene.CanvasPixels]uint8
 		for k := range img {
 			img[k] = v
 		}
-		if o := dataset.Analyze(&img); !o.Empty || o.Inverted != (v == 255) {
+		if o := scene.Analyze(&img); !o.Empty || o.Inverted != (v == 255) {
 			t.Errorf("blank %d canvas: %+v", v, o)
 		}
 	}
@@ -103,12 +103,12 @@ func TestAnalyzeEveryScene(t *testing.T) {
 	set := loadTest(t)
 	var n, size, pos, inv int
 	for i := range set.Len() {
-		for _, s := range dataset.AllScenes(set.Label(i)) {
-			img, err := dataset.Render(set.Image(i), s)
+		for _, s := range scene.AllScenes(set.Label(i)) {
+			img, err := scene.Render(set.Image(i), s)
 			if err != nil {
 				t.Fatal(err)
 			}
-			o := dataset.Analyze(&img)
+			o := scene.Analyze(&img)
 			n++
 			size += b2i(o.Large == s.Large)
 			pos += b2i(o.Position == s.Position)

@@ -1,4 +1,4 @@
-package dataset_test
+package scene_test
 
 import (
 	"slices"
@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/cachetlab/cachet"
-	"github.com/cachetlab/cachet/dataset"
+	"github.com/cachetlab/cachet/scene"
 )
 
 // FuzzParse: Parse never panics and refuses only with invalid_argument; a scene it accepts is valid,
@@ -21,9 +21,9 @@ func FuzzParse(f *testing.F) {
 	} {
 		f.Add(p)
 	}
-	vocab := dataset.Vocabulary()
+	vocab := scene.Vocabulary()
 	f.Fuzz(func(t *testing.T, prompt string) {
-		s, err := dataset.Parse(prompt)
+		s, err := scene.Parse(prompt)
 		if err != nil {
 			if cachet.CodeOf(err) != cachet.CodeInvalidArgument {
 				t.Fatalf("Parse(%q): %v, not invalid_argument", prompt, err)
@@ -33,12 +33,12 @@ func FuzzParse(f *testing.F) {
 		if err := s.Validate(); err != nil {
 			t.Fatalf("Parse(%q) = %+v, invalid: %v", prompt, s, err)
 		}
-		canonical := dataset.Format(s)
-		back, err := dataset.Parse(canonical)
+		canonical := scene.Format(s)
+		back, err := scene.Parse(canonical)
 		if err != nil || back != s {
 			t.Fatalf("Parse(%q) = %+v; its format %q parses to %+v, %v", prompt, s, canonical, back, err)
 		}
-		words, err := dataset.Words(prompt)
+		words, err := scene.Words(prompt)
 		if err != nil {
 			t.Fatalf("Words(%q): %v", prompt, err)
 		}

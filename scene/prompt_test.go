@@ -1,4 +1,4 @@
-package dataset_test
+package scene_test
 
 import (
 	"slices"
@@ -6,25 +6,25 @@ import (
 	"testing"
 
 	"github.com/cachetlab/cachet"
-	"github.com/cachetlab/cachet/dataset"
+	"github.com/cachetlab/cachet/scene"
 )
 
 func TestFormatParseRoundTrip(t *testing.T) {
-	vocab := dataset.Vocabulary()
+	vocab := scene.Vocabulary()
 	n := 0
-	for class := range dataset.NumClasses {
-		for _, s := range dataset.AllScenes(class) {
+	for class := range scene.NumClasses {
+		for _, s := range scene.AllScenes(class) {
 			n++
-			prompt := dataset.Format(s)
+			prompt := scene.Format(s)
 			t.Run(prompt, func(t *testing.T) {
-				got, err := dataset.Parse(prompt)
+				got, err := scene.Parse(prompt)
 				if err != nil {
 					t.Fatalf("Parse: %v", err)
 				}
 				if got != s {
 					t.Fatalf("Parse(Format(%+v)) = %+v", s, got)
 				}
-				words, err := dataset.Words(prompt)
+				words, err := scene.Words(prompt)
 				if err != nil {
 					t.Fatalf("Words: %v", err)
 				}
@@ -46,18 +46,18 @@ func TestFormatParseRoundTrip(t *testing.T) {
 
 func TestFormatExamples(t *testing.T) {
 	tests := []struct {
-		s    dataset.Scene
+		s    scene.Scene
 		want string
 	}{
-		{dataset.Canonical(4), "a large coat"},
-		{dataset.Scene{Class: 7, Position: dataset.Left, Mirrored: true, Inverted: true}, "a small mirrored sneaker on the left, inverted"},
-		{dataset.Scene{Class: 0}, "a small t-shirt in the center"},
-		{dataset.Scene{Class: 9, Large: true, Inverted: true}, "a large boot, inverted"},
-		{dataset.Scene{Class: 8, Position: dataset.Bottom}, "a small bag at the bottom"},
+		{scene.Canonical(4), "a large coat"},
+		{scene.Scene{Class: 7, Position: scene.Left, Mirrored: true, Inverted: true}, "a small mirrored sneaker on the left, inverted"},
+		{scene.Scene{Class: 0}, "a small t-shirt in the center"},
+		{scene.Scene{Class: 9, Large: true, Inverted: true}, "a large boot, inverted"},
+		{scene.Scene{Class: 8, Position: scene.Bottom}, "a small bag at the bottom"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.want, func(t *testing.T) {
-			if got := dataset.Format(tc.s); got != tc.want {
+			if got := scene.Format(tc.s); got != tc.want {
 				t.Fatalf("Format = %q, want %q", got, tc.want)
 			}
 		})
@@ -67,16 +67,16 @@ func TestFormatExamples(t *testing.T) {
 // The class-free prompt keeps every other word, so a negative prompt differs from its prompt in the class alone.
 func TestFormatWithoutClass(t *testing.T) {
 	for _, tc := range []struct {
-		s    dataset.Scene
+		s    scene.Scene
 		want string
 	}{
-		{dataset.Canonical(4), "a large"},
-		{dataset.Scene{Class: 7, Position: dataset.Left, Mirrored: true, Inverted: true}, "a small mirrored on the left, inverted"},
-		{dataset.Scene{Class: 0}, "a small in the center"},
-		{dataset.Scene{Class: 9, Large: true, Inverted: true}, "a large, inverted"},
+		{scene.Canonical(4), "a large"},
+		{scene.Scene{Class: 7, Position: scene.Left, Mirrored: true, Inverted: true}, "a small mirrored on the left, inverted"},
+		{scene.Scene{Class: 0}, "a small in the center"},
+		{scene.Scene{Class: 9, Large: true, Inverted: true}, "a large, inverted"},
 	} {
 		t.Run(tc.want, func(t *testing.T) {
-			if got := dataset.FormatWithoutClass(tc.s); got != tc.want {
+			if got := scene.FormatWithoutClass(tc.s); got != tc.want {
 				t.Fatalf("FormatWithoutClass = %q, want %q", got, tc.want)
 			}
 		})
@@ -86,37 +86,37 @@ func TestFormatWithoutClass(t *testing.T) {
 func TestParseVariants(t *testing.T) {
 	tests := []struct {
 		prompt string
-		want   dataset.Scene
+		want   scene.Scene
 	}{
-		{"A Large COAT", dataset.Scene{Class: 4, Large: true}},
-		{"  a   small   sneaker   on  the   left ,inverted  ", dataset.Scene{Class: 7, Position: dataset.Left, Inverted: true}},
-		{"a small sneaker on the left inverted", dataset.Scene{Class: 7, Position: dataset.Left, Inverted: true}},
-		{"an small bag at the top", dataset.Scene{Class: 8, Position: dataset.Top}},
-		{"small bag at the top", dataset.Scene{Class: 8, Position: dataset.Top}},
-		{"coat", dataset.Scene{Class: 4, Large: true}},
-		{"a mirrored dress, inverted", dataset.Scene{Class: 3, Large: true, Mirrored: true, Inverted: true}},
-		{"a large coat in the center", dataset.Scene{Class: 4, Large: true}},
-		{"a small shirt in the centre.", dataset.Scene{Class: 6}},
-		{"a small shirt in the middle", dataset.Scene{Class: 6}},
-		{"a tshirt", dataset.Scene{Class: 0, Large: true}},
-		{"a T-Shirt", dataset.Scene{Class: 0, Large: true}},
-		{"a mirrored small boot at the bottom", dataset.Scene{Class: 9, Position: dataset.Bottom, Mirrored: true}},
-		{"inverted small trouser on the right", dataset.Scene{Class: 1, Position: dataset.Right, Inverted: true}},
+		{"A Large COAT", scene.Scene{Class: 4, Large: true}},
+		{"  a   small   sneaker   on  the   left ,inverted  ", scene.Scene{Class: 7, Position: scene.Left, Inverted: true}},
+		{"a small sneaker on the left inverted", scene.Scene{Class: 7, Position: scene.Left, Inverted: true}},
+		{"an small bag at the top", scene.Scene{Class: 8, Position: scene.Top}},
+		{"small bag at the top", scene.Scene{Class: 8, Position: scene.Top}},
+		{"coat", scene.Scene{Class: 4, Large: true}},
+		{"a mirrored dress, inverted", scene.Scene{Class: 3, Large: true, Mirrored: true, Inverted: true}},
+		{"a large coat in the center", scene.Scene{Class: 4, Large: true}},
+		{"a small shirt in the centre.", scene.Scene{Class: 6}},
+		{"a small shirt in the middle", scene.Scene{Class: 6}},
+		{"a tshirt", scene.Scene{Class: 0, Large: true}},
+		{"a T-Shirt", scene.Scene{Class: 0, Large: true}},
+		{"a mirrored small boot at the bottom", scene.Scene{Class: 9, Position: scene.Bottom, Mirrored: true}},
+		{"inverted small trouser on the right", scene.Scene{Class: 1, Position: scene.Right, Inverted: true}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.prompt, func(t *testing.T) {
-			got, err := dataset.Parse(tc.prompt)
+			got, err := scene.Parse(tc.prompt)
 			if err != nil {
 				t.Fatalf("Parse: %v", err)
 			}
 			if got != tc.want {
 				t.Fatalf("Parse = %+v, want %+v", got, tc.want)
 			}
-			words, err := dataset.Words(tc.prompt)
+			words, err := scene.Words(tc.prompt)
 			if err != nil {
 				t.Fatalf("Words: %v", err)
 			}
-			if joined, want := strings.Join(words, " "), strings.ReplaceAll(dataset.Format(tc.want), ",", ""); joined != want {
+			if joined, want := strings.Join(words, " "), strings.ReplaceAll(scene.Format(tc.want), ",", ""); joined != want {
 				t.Fatalf("Words = %q, want %q", joined, want)
 			}
 		})
@@ -150,7 +150,7 @@ func TestParseErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.prompt, func(t *testing.T) {
-			_, err := dataset.Parse(tc.prompt)
+			_, err := scene.Parse(tc.prompt)
 			if err == nil {
 				t.Fatal("Parse accepted it")
 			}
@@ -162,7 +162,7 @@ func TestParseErrors(t *testing.T) {
 					t.Errorf("error %q lacks %q", err, f)
 				}
 			}
-			if _, werr := dataset.Words(tc.prompt); werr == nil {
+			if _, werr := scene.Words(tc.prompt); werr == nil {
 				t.Error("Words accepted it")
 			}
 		})
@@ -170,7 +170,7 @@ func TestParseErrors(t *testing.T) {
 }
 
 func TestVocabulary(t *testing.T) {
-	v := dataset.Vocabulary()
+	v := scene.Vocabulary()
 	want := "a small large mirrored t-shirt trouser pullover dress coat sandal shirt sneaker bag boot " +
 		"on in at the left right top bottom center inverted"
 	// The order is the text encoder's token ids: changing it silently breaks trained weights.
@@ -178,7 +178,7 @@ func TestVocabulary(t *testing.T) {
 		t.Fatalf("Vocabulary() = %q, want %q", got, want)
 	}
 	v[0] = "changed"
-	if dataset.Vocabulary()[0] != "a" {
+	if scene.Vocabulary()[0] != "a" {
 		t.Fatal("Vocabulary() shares its slice with callers")
 	}
 }

@@ -1,0 +1,45 @@
+package scene_test
+
+import (
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/cachetlab/cachet"
+	"github.com/cachetlab/cachet/dataset"
+	"github.com/cachetlab/cachet/dataset/datasettest"
+)
+
+func dataDir(t testing.TB) string { return datasettest.Dir(t) }
+
+var (
+	testSetOnce sync.Once
+	testSet     *dataset.Set
+	testSetErr  error
+)
+
+// loadTest loads the test split once per test binary.
+func loadTest(t testing.TB) *dataset.Set {
+	t.Helper()
+	dir := dataDir(t)
+	testSetOnce.Do(func() { testSet, testSetErr = dataset.Load(dir, dataset.Test) })
+	if testSetErr != nil {
+		t.Fatalf("Load(%s, test): %v", dir, testSetErr)
+	}
+	return testSet
+}
+
+func checkErr(t *testing.T, err error, code cachet.Code, fragments ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatal("no error")
+	}
+	if got := cachet.CodeOf(err); got != code {
+		t.Fatalf("code %s, want %s: %v", got, code, err)
+	}
+	for _, f := range fragments {
+		if !strings.Contains(err.Error(), f) {
+			t.Errorf("error %q lacks %q", err, f)
+		}
+	}
+}
