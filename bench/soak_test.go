@@ -131,21 +131,23 @@ func TestSoakThroughHTTP(t *testing.T) {
 func TestSoakJudge(t *testing.T) {
 	limits := bench.SoakLimits{MaxRSSGrowthPercent: 5, GoroutineSlack: 3, MaxErrors: 0}
 	tests := []struct {
-		name       string
-		growth     float64
-		goroutines [2]int
-		failed     int
-		want       []string
+		name          string
+		growth, trend float64
+		goroutines    [2]int
+		failed        int
+		want          []string
 	}{
-		{"steady", 4.9, [2]int{20, 23}, 0, nil},
-		{"RSS grew", 5.1, [2]int{20, 20}, 0, []string{"RSS grew 5.1 %"}},
-		{"goroutines leaked", -1, [2]int{20, 24}, 0, []string{"goroutines grew from 20 to 24"}},
-		{"requests failed", 0, [2]int{20, 20}, 2, []string{"2 requests failed after warm-up"}},
-		{"everything", 12, [2]int{20, 90}, 1, []string{"RSS grew", "goroutines grew", "1 requests failed"}},
+		{"steady", 4.9, 3, [2]int{20, 23}, 0, nil},
+		{"RSS grew", 5.1, 6, [2]int{20, 20}, 0, []string{"RSS grew 5.1 %"}},
+		{"one high end reading", 9, 1, [2]int{20, 20}, 0, nil},
+		{"one low warm-up reading", 2, 8, [2]int{20, 20}, 0, nil},
+		{"goroutines leaked", -1, 0, [2]int{20, 24}, 0, []string{"goroutines grew from 20 to 24"}},
+		{"requests failed", 0, 0, [2]int{20, 20}, 2, []string{"2 requests failed after warm-up"}},
+		{"everything", 12, 10, [2]int{20, 90}, 1, []string{"RSS grew", "goroutines grew", "1 requests failed"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := &bench.SoakReport{Limits: limits, RSS: bench.SoakRSS{GrowthPercent: tc.growth},
+			r := &bench.SoakReport{Limits: limits, RSS: bench.SoakRSS{GrowthPercent: tc.growth, TrendGrowthPercent: tc.trend},
 				Goroutines: bench.SoakGoroutines{Warmup: tc.goroutines[0], End: tc.goroutines[1]}}
 			// Failures during warm-up are shown, never gated.
 			r.Errors = []bench.SoakError{{Kind: "classify", Status: 0, Code: "transport", Warmup: true, Count: 7}}
