@@ -47,12 +47,12 @@ func (f *Feature) Sub(g *Feature) (*Feature, error) {
 
 // MeanAbs is mean(|f|).
 func (f *Feature) MeanAbs() (float64, error) {
-	a, err := f.t.Abs(false)
+	a, err := cAbs(f.t)
 	if err != nil {
 		return 0, err
 	}
 	defer a.Drop()
-	m, err := a.Mean(gotch.Double, false)
+	m, err := cMean(a, gotch.Double)
 	if err != nil {
 		return 0, err
 	}
@@ -96,7 +96,7 @@ func (f *Feature) Bytes() int64 {
 
 // Norm is the L2 norm of the whole feature.
 func (f *Feature) Norm() (float64, error) {
-	n, err := f.t.Norm(false)
+	n, err := cNorm(f.t)
 	if err != nil {
 		return 0, err
 	}

@@ -59,60 +59,56 @@ func (o *ops) add(a, b *ts.Tensor) *ts.Tensor {
 	if !o.ok(a, b) {
 		return nil
 	}
-	return o.keep(a.Add(b, false))
+	return o.keep(cAdd(a, b))
 }
 
 func (o *ops) sub(a, b *ts.Tensor) *ts.Tensor {
 	if !o.ok(a, b) {
 		return nil
 	}
-	return o.keep(a.Sub(b, false))
+	return o.keep(cSub(a, b))
 }
 
 func (o *ops) mul(a, b *ts.Tensor) *ts.Tensor {
 	if !o.ok(a, b) {
 		return nil
 	}
-	return o.keep(a.Mul(b, false))
+	return o.keep(cMul(a, b))
 }
 
 func (o *ops) scale(a *ts.Tensor, k float64) *ts.Tensor {
 	if !o.ok(a) {
 		return nil
 	}
-	s := ts.FloatScalar(k)
-	defer s.Drop()
-	return o.keep(a.MulScalar(s, false))
+	return o.keep(cMulScalar(a, k))
 }
 
 func (o *ops) addScalar(a *ts.Tensor, k float64) *ts.Tensor {
 	if !o.ok(a) {
 		return nil
 	}
-	s := ts.FloatScalar(k)
-	defer s.Drop()
-	return o.keep(a.AddScalar(s, false))
+	return o.keep(cAddScalar(a, k))
 }
 
 func (o *ops) matmul(a, b *ts.Tensor) *ts.Tensor {
 	if !o.ok(a, b) {
 		return nil
 	}
-	return o.keep(a.Matmul(b, false))
+	return o.keep(cMatmul(a, b))
 }
 
 func (o *ops) linear(x *ts.Tensor, l *Linear) *ts.Tensor {
 	if !o.ok(x) {
 		return nil
 	}
-	return o.keep(ts.Linear(x, l.Weight, l.Bias))
+	return o.keep(cLinear(x, l.Weight, l.Bias))
 }
 
 func (o *ops) silu(a *ts.Tensor) *ts.Tensor {
 	if !o.ok(a) {
 		return nil
 	}
-	return o.keep(a.Silu(false))
+	return o.keep(cSilu(a))
 }
 
 // gelu is the tanh approximation DiT uses.
@@ -120,7 +116,7 @@ func (o *ops) gelu(a *ts.Tensor) *ts.Tensor {
 	if !o.ok(a) {
 		return nil
 	}
-	return o.keep(a.Gelu("tanh", false))
+	return o.keep(cGelu(a, "tanh"))
 }
 
 // layerNorm over the last dimension without affine parameters (eps 1e-6), as in DiT's blocks.
@@ -131,70 +127,70 @@ func (o *ops) layerNorm(x *ts.Tensor, width int, weight, bias *ts.Tensor) *ts.Te
 	if weight == nil {
 		weight, bias = ts.None, ts.None
 	}
-	return o.keep(ts.LayerNorm(x, []int64{int64(width)}, weight, bias, 1e-6, false))
+	return o.keep(cLayerNorm(x, []int64{int64(width)}, weight, bias, 1e-6))
 }
 
 func (o *ops) softmax(a *ts.Tensor, dim int64) *ts.Tensor {
 	if !o.ok(a) {
 		return nil
 	}
-	return o.keep(a.Softmax(dim, gotch.Float, false))
+	return o.keep(cSoftmax(a, dim))
 }
 
 func (o *ops) reshape(a *ts.Tensor, shape ...int64) *ts.Tensor {
 	if !o.ok(a) {
 		return nil
 	}
-	return o.keep(a.Reshape(shape, false))
+	return o.keep(cReshape(a, shape))
 }
 
 func (o *ops) permute(a *ts.Tensor, dims ...int64) *ts.Tensor {
 	if !o.ok(a) {
 		return nil
 	}
-	return o.keep(a.Permute(dims, false))
+	return o.keep(cPermute(a, dims))
 }
 
 func (o *ops) transpose(a *ts.Tensor, d0, d1 int64) *ts.Tensor {
 	if !o.ok(a) {
 		return nil
 	}
-	return o.keep(a.Transpose(d0, d1, false))
+	return o.keep(cTranspose(a, d0, d1))
 }
 
 func (o *ops) narrow(a *ts.Tensor, dim, start, length int64) *ts.Tensor {
 	if !o.ok(a) {
 		return nil
 	}
-	return o.keep(a.Narrow(dim, start, length, false))
+	return o.keep(cNarrow(a, dim, start, length))
 }
 
 func (o *ops) unsqueeze(a *ts.Tensor, dim int64) *ts.Tensor {
 	if !o.ok(a) {
 		return nil
 	}
-	return o.keep(a.Unsqueeze(dim, false))
+	return o.keep(cUnsqueeze(a, dim))
 }
 
 func (o *ops) cat(dim int64, xs ...*ts.Tensor) *ts.Tensor {
 	if !o.ok(xs...) {
 		return nil
 	}
-	return o.keep(ts.Cat(xs, dim))
+	return o.keep(cCat(xs, dim))
 }
 
 func (o *ops) contiguous(a *ts.Tensor) *ts.Tensor {
 	if !o.ok(a) {
 		return nil
 	}
-	return o.keep(a.Contiguous(false))
+	return o.keep(cContiguous(a))
 }
 
 func (o *ops) meanDim(a *ts.Tensor, dim int64, keep bool) *ts.Tensor {
 	if !o.ok(a) {
 		return nil
 	}
-	return o.keep(a.MeanDim([]int64{dim}, keep, gotch.Float, false))
+	return o.keep(cMeanDim(a, []int64{dim}, keep))
 }
 
 // modulate is adaLN's x·(1 + scale) + shift, with shift and scale1 = 1 + scale broadcast over tokens: one
@@ -203,7 +199,7 @@ func (o *ops) modulate(x, shift, scale1 *ts.Tensor) *ts.Tensor {
 	if !o.ok(x, shift, scale1) {
 		return nil
 	}
-	return o.keep(shift.Addcmul(x, scale1, false))
+	return o.keep(cAddcmul(shift, x, scale1))
 }
 
 // gatedAdd is the residual update x + gate·y, fused.
@@ -211,7 +207,7 @@ func (o *ops) gatedAdd(x, gate, y *ts.Tensor) *ts.Tensor {
 	if !o.ok(x, gate, y) {
 		return nil
 	}
-	return o.keep(x.Addcmul(gate, y, false))
+	return o.keep(cAddcmul(x, gate, y))
 }
 
 // attention is multi-head self-attention (or cross-attention when kv != q's source) written with
@@ -246,11 +242,11 @@ func (o *ops) sdpa(q, k, v *ts.Tensor, device gotch.Device) *ts.Tensor {
 	if device != gotch.CPU {
 		return o.sdpaUnfused(q, k, v)
 	}
-	mask := o.keep(ts.Zeros([]int64{1, 1, 1, 1}, gotch.Float, device))
+	mask := o.keep(cZeros([]int64{1, 1, 1, 1}, device))
 	if !o.ok(mask) {
 		return nil
 	}
-	return o.keep(ts.ScaledDotProductAttention(q, k, v, mask, 0, false, []float64{1}))
+	return o.keep(cSDPA(q, k, v, mask))
 }
 
 // sdpaUnfused is sdpa written with matmul and softmax.
@@ -262,28 +258,26 @@ func (o *ops) div(a, b *ts.Tensor) *ts.Tensor {
 	if !o.ok(a, b) {
 		return nil
 	}
-	return o.keep(a.Div(b, false))
+	return o.keep(cDiv(a, b))
 }
 
 func (o *ops) sumDim(a *ts.Tensor, dim int64) *ts.Tensor {
 	if !o.ok(a) {
 		return nil
 	}
-	return o.keep(a.SumDimIntlist([]int64{dim}, false, gotch.Float, false))
+	return o.keep(cSumDim(a, []int64{dim}, false))
 }
 
 func (o *ops) clampMin(a *ts.Tensor, v float64) *ts.Tensor {
 	if !o.ok(a) {
 		return nil
 	}
-	s := ts.FloatScalar(v)
-	defer s.Drop()
-	return o.keep(a.ClampMin(s, false))
+	return o.keep(cClampMin(a, v))
 }
 
 func (o *ops) sqrt(a *ts.Tensor) *ts.Tensor {
 	if !o.ok(a) {
 		return nil
 	}
-	return o.keep(a.Sqrt(false))
+	return o.keep(cSqrt(a))
 }

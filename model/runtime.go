@@ -16,6 +16,9 @@ __attribute__((constructor)) static void cachet_flush_denormals_at_load(void) { 
 #else
 static void cachet_flush_denormals(void) {}
 #endif
+#include <malloc.h>
+// Bytes the C heap has handed out and not taken back (glibc); leaks in C code show up here, not in Go's heap.
+static size_t cachet_malloc_in_use(void) { struct mallinfo2 m = mallinfo2(); return m.uordblks + m.hblkhd; }
 // Defined by gotch's libtch (torch_api.cpp) but not wrapped in Go.
 void at_manual_seed(int64_t);
 int at_get_num_threads();
@@ -70,6 +73,10 @@ func SetNumThreads(n int) error {
 	}
 	return nil
 }
+
+// CHeapInUse is the bytes the C heap holds (glibc's mallinfo2): libtorch's tensors and whatever C code
+// leaks, which Go's heap statistics do not see. Tests and the soak read it.
+func CHeapInUse() int64 { return int64(C.cachet_malloc_in_use()) }
 
 // LiveTensors counts the C tensors gotch holds that have not been dropped. Only meaningful when no other
 // goroutine is creating tensors at the same time (tests and benchmarks).

@@ -18,17 +18,17 @@ func Float32s(t *ts.Tensor) ([]float32, error) {
 	for _, d := range shape {
 		n *= int(d)
 	}
-	src, err := t.To(gotch.CPU, false)
+	src, err := cTo(t, gotch.CPU)
 	if err != nil {
 		return nil, err
 	}
 	defer src.Drop()
-	f, err := src.Totype(gotch.Float, false)
+	f, err := cTotype(src, gotch.Float)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Drop()
-	c, err := f.Contiguous(false)
+	c, err := cContiguous(f)
 	if err != nil {
 		return nil, err
 	}
@@ -70,5 +70,5 @@ func FromFloat32s(data []float32, shape []int64, device gotch.Device) (*ts.Tenso
 		return cpu, nil
 	}
 	defer cpu.Drop()
-	return cpu.To(device, false)
+	return cTo(cpu, device)
 }
