@@ -118,13 +118,16 @@ func Millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // StepCacheStats is what the request's step-cache policy did (units are blocks or sublayers).
 type StepCacheStats struct {
-	Policy          string  `json:"policy"`
-	Steps           int     `json:"steps"`
-	Computed        int     `json:"computed_units"`
-	Reused          int     `json:"reused_units"`
-	Forecast        int     `json:"forecast_units"`
+	Policy   string `json:"policy"`
+	Steps    int    `json:"steps"`
+	Computed int    `json:"computed_units"`
+	Reused   int    `json:"reused_units"`
+	Forecast int    `json:"forecast_units"`
+	// ComputeFraction estimates the share of the uncached compute spent (units are equal-cost sublayers or
+	// blocks; the per-step overheads outside them are ignored).
 	ComputeFraction float64 `json:"compute_fraction"`
-	ExtraBytes      int64   `json:"extra_bytes"`
+	// ExtraBytes is the most memory the policy held in cached features at once.
+	ExtraBytes int64 `json:"extra_bytes"`
 }
 
 // ReferenceStats describes the subject cache a personalized request used.

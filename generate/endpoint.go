@@ -81,9 +81,7 @@ func (e *Endpoint) Generate(ctx context.Context, r cachet.GenerateRequest) (*cac
 		out.Timings.StepMS = append(out.Timings.StepMS, cachet.Millis(d))
 	}
 	out.Detail = res.Detail
-	st := res.Cache
-	out.Cache = cachet.StepCacheStats{Policy: st.Policy, Steps: st.Steps, Computed: st.Computed, Reused: st.Reused,
-		Forecast: st.Forecast, ComputeFraction: st.ComputeFraction, ExtraBytes: st.ExtraBytes}
+	out.Cache = res.Cache
 
 	t := time.Now()
 	pngs, err := res.PNGs()

@@ -24,18 +24,7 @@ type Config struct {
 }
 
 // Stats is what a policy reports about one request.
-type Stats struct {
-	Policy   string `json:"policy"`
-	Steps    int    `json:"steps"`
-	Computed int    `json:"computed_units"`
-	Reused   int    `json:"reused_units"`
-	Forecast int    `json:"forecast_units"`
-	// ComputeFraction estimates the share of the uncached compute spent (units are equal-cost
-	// sublayers or blocks; the per-step overheads outside them are ignored).
-	ComputeFraction float64 `json:"compute_fraction"`
-	// ExtraBytes is the most memory the policy held in cached features at once.
-	ExtraBytes int64 `json:"extra_bytes"`
-}
+type Stats = cachet.StepCacheStats
 
 // Policy is a per-request step cache with its statistics. Build a new one for every request.
 type Policy interface {
