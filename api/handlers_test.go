@@ -15,6 +15,7 @@ import (
 
 	"github.com/cachetlab/cachet/api"
 	"github.com/cachetlab/cachet/cachettest"
+	"github.com/cachetlab/cachet/internal/testhttp"
 )
 
 // fakeServer is the API over the in-memory services: the handlers' own behaviour, in milliseconds, with no
@@ -198,24 +199,7 @@ func TestRoutesWithoutServices(t *testing.T) {
 
 func b64bytes(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
-// exchange sends one request and reads the whole answer.
 func exchange(t *testing.T, method, url, contentType string, body io.Reader) (*http.Response, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, b
+	return testhttp.Do(t, method, url, contentType, body)
 }

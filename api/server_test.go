@@ -2,15 +2,14 @@ package api_test
 
 import (
 	"context"
-	"io"
 	"net"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cachetlab/cachet/api"
+	"github.com/cachetlab/cachet/internal/testhttp"
 )
 
 func newServer(t *testing.T, comps ...api.Component) *httptest.Server {
@@ -26,16 +25,7 @@ func newServer(t *testing.T, comps ...api.Component) *httptest.Server {
 
 func get(t *testing.T, url string) (int, []byte) {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, b
+	return testhttp.Get(t, url)
 }
 
 func TestHealthzMetricsAndErrorEnvelope(t *testing.T) {

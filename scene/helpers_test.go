@@ -2,7 +2,6 @@ package scene_test
 
 import (
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/cachetlab/cachet"
@@ -12,22 +11,8 @@ import (
 
 func dataDir(t testing.TB) string { return datasettest.Dir(t) }
 
-var (
-	testSetOnce sync.Once
-	testSet     *dataset.Set
-	testSetErr  error
-)
-
-// loadTest loads the test split once per test binary.
-func loadTest(t testing.TB) *dataset.Set {
-	t.Helper()
-	dir := dataDir(t)
-	testSetOnce.Do(func() { testSet, testSetErr = dataset.Load(dir, dataset.Test) })
-	if testSetErr != nil {
-		t.Fatalf("Load(%s, test): %v", dir, testSetErr)
-	}
-	return testSet
-}
+// loadTest is the test split, loaded once per test binary.
+func loadTest(t testing.TB) *dataset.Set { return datasettest.TestSplit(t) }
 
 func checkErr(t *testing.T, err error, code cachet.Code, fragments ...string) {
 	t.Helper()

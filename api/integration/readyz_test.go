@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/cachetlab/cachet/api"
 	"github.com/cachetlab/cachet/internal/testenv"
+	"github.com/cachetlab/cachet/internal/testhttp"
 )
 
 func newServer(t *testing.T, comps ...api.Component) *httptest.Server {
@@ -29,16 +29,7 @@ func newServer(t *testing.T, comps ...api.Component) *httptest.Server {
 
 func get(t *testing.T, url string) (int, []byte) {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, b
+	return testhttp.Get(t, url)
 }
 
 func TestReadyzReportsRealComponents(t *testing.T) {

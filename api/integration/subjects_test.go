@@ -22,6 +22,7 @@ import (
 	"github.com/cachetlab/cachet/generate"
 	"github.com/cachetlab/cachet/generate/generatetest"
 	"github.com/cachetlab/cachet/internal/testenv"
+	"github.com/cachetlab/cachet/internal/testhttp"
 	"github.com/cachetlab/cachet/subjects"
 )
 
@@ -96,26 +97,9 @@ func do(t *testing.T, method, url, contentType string, body io.Reader) (int, []b
 	return resp.StatusCode, b
 }
 
-// exchange sends one request and reads the whole answer.
 func exchange(t *testing.T, method, url, contentType string, body io.Reader) (*http.Response, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, b
+	return testhttp.Do(t, method, url, contentType, body)
 }
 
 func images(t *testing.T, seeds ...uint64) []formFile {

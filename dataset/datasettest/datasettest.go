@@ -1,9 +1,10 @@
-// Package datasettest locates the Fashion-MNIST files for tests.
+// Package datasettest locates and loads the Fashion-MNIST files for tests.
 package datasettest
 
 import (
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/cachetlab/cachet/dataset"
@@ -26,4 +27,21 @@ func Dir(t testing.TB) string {
 	t.Fatalf("Fashion-MNIST not found in %s or under %s: run `make toolchain` (installs dataset-fashion-mnist)",
 		dataset.DefaultDir, rootfs)
 	return ""
+}
+
+var (
+	testSetOnce sync.Once
+	testSet     *dataset.Set
+	testSetErr  error
+)
+
+// TestSplit loads Fashion-MNIST's test split once per test binary.
+func TestSplit(t testing.TB) *dataset.Set {
+	t.Helper()
+	dir := Dir(t)
+	testSetOnce.Do(func() { testSet, testSetErr = dataset.Load(dir, dataset.Test) })
+	if testSetErr != nil {
+		t.Fatalf("Load(%s, test): %v", dir, testSetErr)
+	}
+	return testSet
 }
