@@ -113,4 +113,7 @@ func TestHostileInputs(t *testing.T) {
 	if a := send("GET", base+"/readyz", "", nil, 5*time.Second); a.status != http.StatusOK {
 		t.Fatalf("the server is not ready after the hostile inputs: %d", a.status)
 	}
+	if a := send("GET", base+"/metrics", "", nil, 5*time.Second); !bytes.Contains(a.body, []byte("cachet_c_heap_bytes ")) {
+		t.Errorf("/metrics lacks the C heap gauge")
+	}
 }

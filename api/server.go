@@ -38,6 +38,8 @@ type Options struct {
 	Generator cachet.Generator
 	// RequestTimeout bounds one request, model work included; default 10 minutes.
 	RequestTimeout time.Duration
+	// Collectors are further Prometheus series for /metrics (the model's C heap, say).
+	Collectors []prometheus.Collector
 }
 
 // Server is the HTTP API.
@@ -56,7 +58,8 @@ func New(opts Options) (*Server, error) {
 	}
 	gin.SetMode(gin.ReleaseMode)
 	reg := prometheus.NewRegistry()
-	m, err := newMetrics(reg, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m, err := newMetrics(reg, append([]prometheus.Collector{collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})}, opts.Collectors...)...)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"syscall"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/cachetlab/cachet"
@@ -114,6 +115,10 @@ func serve(ctx context.Context, cfg cachet.Config) error {
 		Classifier:     classifier,
 		Subjects:       subjectSvc,
 		RequestTimeout: cfg.RequestTimeout,
+		// Native memory is invisible to Go's own series: a leak in C code shows here first.
+		Collectors: []prometheus.Collector{prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "cachet_c_heap_bytes", Help: "Bytes the C heap holds (libtorch's tensors and any C-side leak).",
+		}, func() float64 { return float64(model.CHeapInUse()) })},
 		Components: []api.Component{
 			{Name: "postgres", Check: func(ctx context.Context) (any, error) { return nil, db.Check(ctx) }},
 			{Name: "object_store", Check: func(ctx context.Context) (any, error) {
