@@ -20,35 +20,8 @@ func (s *Service) Build(ctx context.Context, id string, req cachet.BuildRequest)
 	if err != nil {
 		return nil, err
 	}
-	method := Method(req.Method)
-	switch method {
-	case "":
-		method = MethodTFUP
-		if c.Labelled > 0 {
-			method = MethodTip
-		}
-	case MethodTFUP, MethodTip:
-	default:
-		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "method %q: use %q or %q (or leave it out)", req.Method, MethodTFUP, MethodTip)
-	}
-	values, err := ParseValues(req.Values)
+	plan, err := s.planBuild(c, req)
 	if err != nil {
-		return nil, err
-	}
-	lambda := DefaultLambda
-	if req.Lambda != nil {
-		lambda = *req.Lambda
-	}
-	if values == ValuesSolved && method != MethodTip {
-		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "values %q apply to labelled samples; build with method %q", ValuesSolved, MethodTip)
-	}
-	if req.Lambda != nil && (values != ValuesSolved || math.IsNaN(lambda) || lambda <= 0 || lambda > 1e6) {
-		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "lambda (got %v) must be in (0, 1e6] and goes with values %q", lambda, ValuesSolved)
-	}
-	if req.Tune && method != MethodTip {
-		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "tune picks α and β on labelled samples; build with method %q", MethodTip)
-	}
-	if err := s.checkSolveSize(c.Name, c.Labelled, values, req.Tune); err != nil {
 		return nil, err
 	}
 	rows, err := s.st.samples(ctx, id)
@@ -58,88 +31,147 @@ func (s *Service) Build(ctx context.Context, id string, req cachet.BuildRequest)
 	if len(rows) == 0 {
 		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "collection %q has no samples; add images with POST /v1/collections/%s/samples", c.Name, id)
 	}
-	if method == MethodTip && c.Labelled == 0 {
+	if plan.method == MethodTip && c.Labelled == 0 {
 		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "collection %q has no labelled samples for Tip-Adapter; label some samples or build with method %q", c.Name, MethodTFUP)
 	}
-	whiten, propagate, err := buildSpace(c, len(rows), method, values, req)
+	whiten, propagate, err := buildSpace(c, len(rows), plan.method, plan.values, req)
 	if err != nil {
 		return nil, err
 	}
 	if err := s.refreshFeatures(ctx, rows); err != nil {
 		return nil, err
 	}
-	head, err := s.collectionHead(ctx, c, rows)
+	head, err := s.buildHead(ctx, c, rows, whiten, propagate)
 	if err != nil {
 		return nil, err
 	}
-	if whiten {
-		feats := make([][]float32, len(rows))
-		for i, r := range rows {
-			feats[i] = r.features
-		}
-		rank := DefaultWhitenRank
-		if propagate {
-			rank = min(PropagateRank, len(rows)/whitenSamplesPerDirection)
-		}
-		mean, basis, err := FitWhitening(feats, rank, WhitenPower)
-		if err != nil {
-			return nil, err
-		}
-		if head, err = head.Whitened(mean, basis); err != nil {
-			return nil, err
-		}
-	}
-	m := &Model{Method: method, Head: head, Alpha: c.Alpha, Beta: c.Beta}
+	m := &Model{Method: plan.method, Head: head, Alpha: c.Alpha, Beta: c.Beta}
 	var sampleIDs []int64
 	perClass := 0
 	switch {
 	case propagate:
-		if sampleIDs, perClass, err = propagatedEntries(ctx, m, rows); err != nil {
-			return nil, err
-		}
-	case method == MethodTFUP:
-		probs := make([][]float64, len(rows))
-		keys := make([][]float32, len(rows))
-		for i, r := range rows {
-			keys[i] = head.Project(r.features)
-			probs[i] = head.Probs(keys[i])
-		}
-		perClass = NumRepresentatives(len(rows), len(c.Labels))
-		for _, rep := range SelectRepresentatives(probs, len(c.Labels), perClass) {
-			m.Entries = append(m.Entries, Entry{Key: keys[rep.Index], Label: rep.Label, Probs: probs[rep.Index]})
-			sampleIDs = append(sampleIDs, rows[rep.Index].id)
-		}
+		sampleIDs, perClass, err = propagatedEntries(ctx, m, rows)
+	case plan.method == MethodTFUP:
+		sampleIDs, perClass = tfupEntries(m, rows, len(c.Labels))
 	default:
-		counts := make([]int, len(c.Labels))
-		for _, r := range rows {
-			if r.label == nil {
-				continue
-			}
-			m.Entries = append(m.Entries, Entry{Key: head.Project(r.features), Label: *r.label})
-			sampleIDs = append(sampleIDs, r.id)
-			counts[*r.label]++
-		}
-		for _, n := range counts {
-			perClass = max(perClass, n)
-		}
-		m.Values, m.Lambda = values, lambda
-		// Samples labelled since the collection was read count too.
-		if err := s.checkSolveSize(c.Name, len(m.Entries), values, req.Tune); err != nil {
-			return nil, err
-		}
-		if req.Tune && len(m.Entries) >= 2 {
-			if _, err := TuneLeaveOneOut(ctx, m); err != nil {
-				return nil, err
-			}
-		} else if err := m.ResolveContext(ctx); err != nil {
-			return nil, err
-		}
+		sampleIDs, perClass, err = s.labelledEntries(ctx, c, m, rows, plan, req.Tune)
+	}
+	if err != nil {
+		return nil, err
 	}
 	if _, err := s.st.writeModel(ctx, builtModel{collectionID: id, featureKey: s.z.Key(), model: m, sampleIDs: sampleIDs,
 		samples: len(rows), perClass: perClass, seconds: time.Since(start).Seconds()}); err != nil {
 		return nil, err
 	}
 	return s.st.collection(ctx, id)
+}
+
+// buildPlan is a build request checked against its collection: the method, the Tip-Adapter values and
+// their ridge.
+type buildPlan struct {
+	method Method
+	values Values
+	lambda float64
+}
+
+// planBuild checks a build request before any sample is read.
+func (s *Service) planBuild(c *cachet.Collection, req cachet.BuildRequest) (buildPlan, error) {
+	method := Method(req.Method)
+	switch method {
+	case "":
+		method = MethodTFUP
+		if c.Labelled > 0 {
+			method = MethodTip
+		}
+	case MethodTFUP, MethodTip:
+	default:
+		return buildPlan{}, cachet.Errorf(cachet.CodeInvalidArgument, "method %q: use %q or %q (or leave it out)", req.Method, MethodTFUP, MethodTip)
+	}
+	values, err := ParseValues(req.Values)
+	if err != nil {
+		return buildPlan{}, err
+	}
+	lambda := DefaultLambda
+	if req.Lambda != nil {
+		lambda = *req.Lambda
+	}
+	switch {
+	case values == ValuesSolved && method != MethodTip:
+		return buildPlan{}, cachet.Errorf(cachet.CodeInvalidArgument, "values %q apply to labelled samples; build with method %q", ValuesSolved, MethodTip)
+	case req.Lambda != nil && (values != ValuesSolved || math.IsNaN(lambda) || lambda <= 0 || lambda > 1e6):
+		return buildPlan{}, cachet.Errorf(cachet.CodeInvalidArgument, "lambda (got %v) must be in (0, 1e6] and goes with values %q", lambda, ValuesSolved)
+	case req.Tune && method != MethodTip:
+		return buildPlan{}, cachet.Errorf(cachet.CodeInvalidArgument, "tune picks α and β on labelled samples; build with method %q", MethodTip)
+	}
+	if err := s.checkSolveSize(c.Name, c.Labelled, values, req.Tune); err != nil {
+		return buildPlan{}, err
+	}
+	return buildPlan{method: method, values: values, lambda: lambda}, nil
+}
+
+// buildHead is the collection's zero-shot head, in the samples' whitened space when whiten says so.
+func (s *Service) buildHead(ctx context.Context, c *cachet.Collection, rows []sampleRow, whiten, propagate bool) (*Head, error) {
+	head, err := s.collectionHead(ctx, c, rows)
+	if err != nil || !whiten {
+		return head, err
+	}
+	feats := make([][]float32, len(rows))
+	for i, r := range rows {
+		feats[i] = r.features
+	}
+	rank := DefaultWhitenRank
+	if propagate {
+		rank = min(PropagateRank, len(rows)/whitenSamplesPerDirection)
+	}
+	mean, basis, err := FitWhitening(feats, rank, WhitenPower)
+	if err != nil {
+		return nil, err
+	}
+	return head.Whitened(mean, basis)
+}
+
+// tfupEntries fills m with TFUP's representative samples, pseudo-labelled by m's head.
+func tfupEntries(m *Model, rows []sampleRow, labels int) (sampleIDs []int64, perClass int) {
+	probs := make([][]float64, len(rows))
+	keys := make([][]float32, len(rows))
+	for i, r := range rows {
+		keys[i] = m.Head.Project(r.features)
+		probs[i] = m.Head.Probs(keys[i])
+	}
+	perClass = NumRepresentatives(len(rows), labels)
+	for _, rep := range SelectRepresentatives(probs, labels, perClass) {
+		m.Entries = append(m.Entries, Entry{Key: keys[rep.Index], Label: rep.Label, Probs: probs[rep.Index]})
+		sampleIDs = append(sampleIDs, rows[rep.Index].id)
+	}
+	return sampleIDs, perClass
+}
+
+// labelledEntries fills m with Tip-Adapter's keys, one per labelled sample, and its values (labels, or
+// solved; α and β tuned when asked).
+func (s *Service) labelledEntries(ctx context.Context, c *cachet.Collection, m *Model, rows []sampleRow, plan buildPlan, tune bool) (sampleIDs []int64, perClass int, err error) {
+	counts := make([]int, len(c.Labels))
+	for _, r := range rows {
+		if r.label == nil {
+			continue
+		}
+		m.Entries = append(m.Entries, Entry{Key: m.Head.Project(r.features), Label: *r.label})
+		sampleIDs = append(sampleIDs, r.id)
+		counts[*r.label]++
+	}
+	for _, n := range counts {
+		perClass = max(perClass, n)
+	}
+	m.Values, m.Lambda = plan.values, plan.lambda
+	// Samples labelled since the collection was read count too.
+	if err := s.checkSolveSize(c.Name, len(m.Entries), plan.values, tune); err != nil {
+		return nil, 0, err
+	}
+	if tune && len(m.Entries) >= 2 {
+		_, err = TuneLeaveOneOut(ctx, m)
+	} else {
+		err = m.ResolveContext(ctx)
+	}
+	return sampleIDs, perClass, err
 }
 
 // checkSolveSize refuses solved values or tune over more labelled samples than the service's bound
