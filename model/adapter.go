@@ -257,7 +257,7 @@ func (a *Adapters) apply(o *ops, block int, h, attn *ts.Tensor, kv refKV, cond i
 		return y
 	}
 	if c < rows {
-		zeros := o.keep(ts.Zeros([]int64{rows - c, tokens, inner}, gotch.Float, a.Device))
+		zeros := o.keep(cZeros([]int64{rows - c, tokens, inner}, a.Device))
 		m = o.cat(0, m, zeros)
 	}
 	return o.linear(o.cat(2, attn, m), b.cat)

@@ -169,3 +169,7 @@ func cMean(a *ts.Tensor, dtype gotch.DType) (*ts.Tensor, error) {
 func cNorm(a *ts.Tensor) (*ts.Tensor, error) {
 	return cop("norm", func(o *lib.Ctensor) { lib.AtgNorm(o, ct(a)) })
 }
+
+func cEmbedding(weight, ids *ts.Tensor) (*ts.Tensor, error) {
+	return cop("embedding", func(o *lib.Ctensor) { lib.AtgEmbedding(o, ct(weight), ct(ids), -1, 0, 0) })
+}

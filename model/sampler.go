@@ -327,12 +327,12 @@ func (m *DiT) labelEmbed(o *ops, labels []int) *ts.Tensor {
 	}
 	idx := o.keep(ts.NewTensorFromData(ids, []int64{int64(len(ids))}))
 	if idx != nil && m.Device != gotch.CPU {
-		idx = o.keep(idx.To(m.Device, false))
+		idx = o.keep(cTo(idx, m.Device))
 	}
 	if !o.ok(idx) {
 		return nil
 	}
-	return o.keep(ts.Embedding(m.labels, idx, -1, false, false))
+	return o.keep(cEmbedding(m.labels, idx))
 }
 
 // rescaleGuided returns φ·g·σ(c)/σ(g) + (1−φ)·g, σ per image over its pixels.

@@ -173,14 +173,14 @@ func (e *textEncoder) encode(o *ops, prompts []string, null []bool, device gotch
 	}
 	idT := o.keep(ts.NewTensorFromData(ids, []int64{int64(b), int64(l)}))
 	if idT != nil && device != gotch.CPU {
-		idT = o.keep(idT.To(device, false))
+		idT = o.keep(cTo(idT, device))
 	}
 	maskT := o.keep(FromFloat32s(mask, []int64{int64(b), int64(l), 1}, device))
 	nullT := o.keep(FromFloat32s(isNull, []int64{int64(b), 1}, device))
 	if !o.ok(idT, maskT, nullT) {
 		return nil
 	}
-	x := o.add(o.keep(ts.Embedding(e.tok, idT, -1, false, false)), e.pos)
+	x := o.add(o.keep(cEmbedding(e.tok, idT)), e.pos)
 	for _, lay := range e.layers {
 		x = o.add(x, lay.attn.forward(o, o.layerNorm(x, e.width, lay.ln1.Weight, lay.ln1.Bias)))
 		x = o.add(x, lay.mlp.forward(o, o.layerNorm(x, e.width, lay.ln2.Weight, lay.ln2.Bias)))
