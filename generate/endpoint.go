@@ -170,38 +170,7 @@ func (e *Endpoint) storeImage(ctx context.Context, out *cachet.GenerateResult, r
 // SweepOrphans removes stored images that have no generations row and were written more than olderThan
 // ago (a request that failed between storing an image and recording it); it returns how many it removed.
 func (e *Endpoint) SweepOrphans(ctx context.Context, olderThan time.Duration) (int, error) {
-	objs, err := e.objects.List(ctx, "generations/")
-	if err != nil {
-		return 0, err
-	}
-	cutoff := time.Now().Add(-olderThan)
-	candidates := map[string]string{} // id → key
-	for _, o := range objs {
-		id, ok := strings.CutSuffix(strings.TrimPrefix(o.Key, "generations/"), ".png")
-		if _, err := uuid.Parse(id); ok && err == nil && o.LastModified.Before(cutoff) {
-			candidates[id] = o.Key
-		}
-	}
-	if len(candidates) == 0 {
-		return 0, nil
-	}
-	ids := make([]string, 0, len(candidates))
-	for id := range candidates {
-		ids = append(ids, id)
-	}
-	existing, err := e.st.existing(ctx, ids)
-	if err != nil {
-		return 0, err
-	}
-	for _, id := range existing {
-		delete(candidates, id)
-	}
-	removed := 0
-	for _, key := range candidates {
-		if err := e.objects.Delete(ctx, key); err != nil {
-			return removed, err
-		}
-		removed++
-	}
-	return removed, nil
+	isID := func(id string) bool { _, err := uuid.Parse(id); return err == nil }
+	return e.objects.RemoveOrphans(ctx, storage.Orphans{Prefix: "generations/",
+		Owner: storage.OwnerBetween("generations/", ".png", isID), Existing: e.st.existing}, olderThan)
 }

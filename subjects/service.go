@@ -171,18 +171,6 @@ func (s *Service) storeOriginals(ctx context.Context, id string, refs []*Referen
 	return out, nil
 }
 
-// remove deletes a subject's rows, then its objects, on a context of its own: it cleans up after a request
-// that may itself have been canceled. Objects it cannot remove have no row left, so Sweep removes them.
-func (s *Service) remove(id string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	s.caches.Remove(id)
-	if _, err := s.st.delete(ctx, id); err != nil {
-		slog.Error("subjects: cleaning up rows", "subject", id, "err", err)
-	}
-	s.removeObjects(id)
-}
-
 // removeObjects deletes a subject's objects, best effort: what stays behind is an orphan for Sweep.
 func (s *Service) removeObjects(id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -2,8 +2,6 @@ package subjects
 
 import (
 	"context"
-	"strings"
-	"time"
 
 	"github.com/cachetlab/cachet/storage"
 )
@@ -27,54 +25,7 @@ func (s *Service) Sweep(ctx context.Context) (SweepResult, error) {
 		return res, err
 	}
 	res.Failed = failed
-	objects, err := s.objects.List(ctx, "subjects/")
-	if err != nil {
-		return res, err
-	}
-	newest := orphanCandidates(objects)
-	if len(newest) == 0 {
-		return res, nil
-	}
-	ids := make([]string, 0, len(newest))
-	for id := range newest {
-		ids = append(ids, id)
-	}
-	existing, err := s.st.existing(ctx, ids)
-	if err != nil {
-		return res, err
-	}
-	for _, id := range existing {
-		delete(newest, id)
-	}
-	cutoff := time.Now().Add(-s.opts.OrphanAfter)
-	for id, last := range newest {
-		if last.After(cutoff) { // may be an upload whose rows are about to commit
-			continue
-		}
-		if err := s.objects.DeletePrefix(ctx, prefix(id)); err != nil {
-			return res, err
-		}
-		res.OrphanSubjects++
-	}
-	return res, nil
-}
-
-// orphanCandidates maps each subject id found under subjects/ to its newest object's time. Keys that are
-// not a subject's (no valid id) are left alone.
-func orphanCandidates(objects []storage.ObjectInfo) map[string]time.Time {
-	newest := map[string]time.Time{}
-	for _, o := range objects {
-		rest, ok := strings.CutPrefix(o.Key, "subjects/")
-		if !ok {
-			continue
-		}
-		id, _, ok := strings.Cut(rest, "/")
-		if !ok || !validID(id) {
-			continue
-		}
-		if t, seen := newest[id]; !seen || o.LastModified.After(t) {
-			newest[id] = o.LastModified
-		}
-	}
-	return newest
+	res.OrphanSubjects, err = s.objects.RemoveOrphans(ctx, storage.Orphans{Prefix: "subjects/",
+		Owner: storage.OwnerBetween("subjects/", "/", validID), Existing: s.st.existing}, s.opts.OrphanAfter)
+	return res, err
 }
