@@ -60,26 +60,23 @@ func DefaultSoakOptions() SoakOptions {
 }
 
 func (o SoakOptions) validate() error {
-	bad := func(format string, args ...any) error {
-		return cachet.Errorf(cachet.CodeInvalidArgument, format, args...)
-	}
 	switch {
 	case !strings.HasPrefix(o.URL, "http://") && !strings.HasPrefix(o.URL, "https://"):
-		return bad("--url must be the server's http(s) base URL, e.g. http://127.0.0.1:8080 (got %q)", o.URL)
+		return cachet.Invalid("--url must be the server's http(s) base URL, e.g. http://127.0.0.1:8080 (got %q)", o.URL)
 	case o.PID <= 0:
-		return bad("--pid must be the server's process id (got %d); e.g. pgrep -f 'cachet serve'", o.PID)
+		return cachet.Invalid("--pid must be the server's process id (got %d); e.g. pgrep -f 'cachet serve'", o.PID)
 	case o.Generate < 0 || o.Classify < 0 || o.Generate+o.Classify == 0:
-		return bad("--generate and --classify must be ≥ 0, together > 0 (got %d and %d)", o.Generate, o.Classify)
+		return cachet.Invalid("--generate and --classify must be ≥ 0, together > 0 (got %d and %d)", o.Generate, o.Classify)
 	case o.Concurrency < 1:
-		return bad("--concurrency must be positive (got %d)", o.Concurrency)
+		return cachet.Invalid("--concurrency must be positive (got %d)", o.Concurrency)
 	case o.Warmup < 0 || o.Warmup >= o.Generate+o.Classify:
-		return bad("--warmup must be ≥ 0 and below the %d requests (got %d)", o.Generate+o.Classify, o.Warmup)
+		return cachet.Invalid("--warmup must be ≥ 0 and below the %d requests (got %d)", o.Generate+o.Classify, o.Warmup)
 	case o.SampleEvery < 1:
-		return bad("--sample-every must be positive (got %d)", o.SampleEvery)
+		return cachet.Invalid("--sample-every must be positive (got %d)", o.SampleEvery)
 	case o.Steps < 1:
-		return bad("--steps must be positive (got %d)", o.Steps)
+		return cachet.Invalid("--steps must be positive (got %d)", o.Steps)
 	case o.Timeout <= 0:
-		return bad("--timeout must be positive (got %s)", o.Timeout)
+		return cachet.Invalid("--timeout must be positive (got %s)", o.Timeout)
 	}
 	return nil
 }

@@ -46,30 +46,27 @@ func DefaultStepCacheOptions() StepCacheOptions {
 }
 
 func (o StepCacheOptions) validate() error {
-	bad := func(format string, args ...any) error {
-		return cachet.Errorf(cachet.CodeInvalidArgument, format, args...)
-	}
 	switch {
 	case o.Prompts < 2 || o.Prompts > baseeval.NumPrompts:
-		return bad("--prompts must be between 2 and %d (got %d)", baseeval.NumPrompts, o.Prompts)
+		return cachet.Invalid("--prompts must be between 2 and %d (got %d)", baseeval.NumPrompts, o.Prompts)
 	case o.Steps < 1 || o.Steps > model.MaxSteps:
-		return bad("--steps must be between 1 and %d (got %d)", model.MaxSteps, o.Steps)
+		return cachet.Invalid("--steps must be between 1 and %d (got %d)", model.MaxSteps, o.Steps)
 	case o.Batch < 1:
-		return bad("--batch must be positive (got %d)", o.Batch)
+		return cachet.Invalid("--batch must be positive (got %d)", o.Batch)
 	case o.Repeats < 1:
-		return bad("--repeats must be positive (got %d)", o.Repeats)
+		return cachet.Invalid("--repeats must be positive (got %d)", o.Repeats)
 	case o.TimingImages < 1:
-		return bad("--timing-images must be positive (got %d)", o.TimingImages)
+		return cachet.Invalid("--timing-images must be positive (got %d)", o.TimingImages)
 	case math.IsNaN(o.Guidance) || o.Guidance < 0 || o.Guidance > 50:
-		return bad("--guidance must be between 0 and 50 (got %v)", o.Guidance)
+		return cachet.Invalid("--guidance must be between 0 and 50 (got %v)", o.Guidance)
 	case math.IsNaN(o.CleanRenorm) || o.CleanRenorm < 0 || o.CleanRenorm > 1:
-		return bad("--clean-renorm must be between 0 and 1 (got %v)", o.CleanRenorm)
+		return cachet.Invalid("--clean-renorm must be between 0 and 1 (got %v)", o.CleanRenorm)
 	case len(o.Settings) == 0:
-		return bad("no settings to measure")
+		return cachet.Invalid("no settings to measure")
 	}
 	for _, s := range o.Settings {
 		if s.Steps > o.Steps {
-			return bad("baseline %q has more steps than the reference's %d", s.Label(), o.Steps)
+			return cachet.Invalid("baseline %q has more steps than the reference's %d", s.Label(), o.Steps)
 		}
 	}
 	return nil

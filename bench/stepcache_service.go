@@ -61,28 +61,25 @@ func DefaultStepCacheServiceOptions() StepCacheServiceOptions {
 }
 
 func (o StepCacheServiceOptions) validate() error {
-	bad := func(format string, args ...any) error {
-		return cachet.Errorf(cachet.CodeInvalidArgument, format, args...)
-	}
 	switch {
 	case o.Prompts < 0 || o.Prompts > baseeval.NumPrompts:
-		return bad("--prompts must be between 0 and %d (got %d)", baseeval.NumPrompts, o.Prompts)
+		return cachet.Invalid("--prompts must be between 0 and %d (got %d)", baseeval.NumPrompts, o.Prompts)
 	case o.Subjects < 0 || o.Subjects > 1000 || o.SubjectPrompts < 1 || o.SubjectPrompts > 100:
-		return bad("--subjects must be 0…1000 and --subject-prompts 1…100 (got %d, %d)", o.Subjects, o.SubjectPrompts)
+		return cachet.Invalid("--subjects must be 0…1000 and --subject-prompts 1…100 (got %d, %d)", o.Subjects, o.SubjectPrompts)
 	case o.Prompts == 0 && o.Subjects == 0:
-		return bad("nothing to generate: give --prompts or --subjects")
+		return cachet.Invalid("nothing to generate: give --prompts or --subjects")
 	case o.Images < 1 || o.Images > 16:
-		return bad("--images must be between 1 and 16, the service's limit (got %d)", o.Images)
+		return cachet.Invalid("--images must be between 1 and 16, the service's limit (got %d)", o.Images)
 	case o.Steps < 1 || o.Steps > model.MaxSteps:
-		return bad("--steps must be between 1 and %d (got %d)", model.MaxSteps, o.Steps)
+		return cachet.Invalid("--steps must be between 1 and %d (got %d)", model.MaxSteps, o.Steps)
 	case o.Repeats < 1:
-		return bad("--repeats must be positive (got %d)", o.Repeats)
+		return cachet.Invalid("--repeats must be positive (got %d)", o.Repeats)
 	case len(o.Settings) == 0:
-		return bad("no settings to measure")
+		return cachet.Invalid("no settings to measure")
 	}
 	for _, s := range o.Settings {
 		if s.Steps > o.Steps {
-			return bad("setting %q has more steps than the reference's %d", s.Label(), o.Steps)
+			return cachet.Invalid("setting %q has more steps than the reference's %d", s.Label(), o.Steps)
 		}
 	}
 	return nil
