@@ -19,7 +19,9 @@ const (
 	CodeUnavailable      Code = "unavailable"
 	CodeCanceled         Code = "canceled"
 	CodeDeadlineExceeded Code = "deadline_exceeded"
-	CodeInternal         Code = "internal"
+	// CodeResourceExhausted: the job queue is full; retry after the Retry-After the answer names.
+	CodeResourceExhausted Code = "resource_exhausted"
+	CodeInternal          Code = "internal"
 )
 
 // Error is a domain error: a stable code and a message a user can act on.

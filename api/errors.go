@@ -12,20 +12,22 @@ import (
 	"github.com/cachetlab/cachet/storage"
 )
 
-// retryAfterSeconds is what a 503 asks clients to wait: services restart in seconds.
+// retryAfterSeconds is what a 503 or 429 asks clients to wait: services restart, and a full queue drains
+// a job a second or faster, in seconds.
 const retryAfterSeconds = "2"
 
 // httpStatus is the one mapping from domain error codes to HTTP statuses.
 var httpStatus = map[cachet.Code]int{
-	cachet.CodeInvalidArgument:  http.StatusBadRequest,
-	cachet.CodeNotFound:         http.StatusNotFound,
-	cachet.CodeConflict:         http.StatusConflict,
-	cachet.CodePayloadTooLarge:  http.StatusRequestEntityTooLarge,
-	cachet.CodeUnsupportedMedia: http.StatusUnsupportedMediaType,
-	cachet.CodeUnavailable:      http.StatusServiceUnavailable,
-	cachet.CodeCanceled:         499, // client closed request
-	cachet.CodeDeadlineExceeded: http.StatusGatewayTimeout,
-	cachet.CodeInternal:         http.StatusInternalServerError,
+	cachet.CodeInvalidArgument:   http.StatusBadRequest,
+	cachet.CodeNotFound:          http.StatusNotFound,
+	cachet.CodeConflict:          http.StatusConflict,
+	cachet.CodePayloadTooLarge:   http.StatusRequestEntityTooLarge,
+	cachet.CodeUnsupportedMedia:  http.StatusUnsupportedMediaType,
+	cachet.CodeUnavailable:       http.StatusServiceUnavailable,
+	cachet.CodeCanceled:          499, // client closed request
+	cachet.CodeDeadlineExceeded:  http.StatusGatewayTimeout,
+	cachet.CodeResourceExhausted: http.StatusTooManyRequests,
+	cachet.CodeInternal:          http.StatusInternalServerError,
 }
 
 // StatusOf maps a domain code to its HTTP status (500 for unknown codes).
@@ -64,7 +66,7 @@ func writeError(c *gin.Context, err error) {
 		slog.ErrorContext(c.Request.Context(), "internal error", "method", c.Request.Method, "path", c.FullPath(), "err", err)
 		de = cachet.Errorf(cachet.CodeInternal, "internal error; the server log has the details")
 	}
-	if de.Code == cachet.CodeUnavailable {
+	if de.Code == cachet.CodeUnavailable || de.Code == cachet.CodeResourceExhausted {
 		c.Header("Retry-After", retryAfterSeconds)
 	}
 	c.AbortWithStatusJSON(StatusOf(de.Code), ErrorBody{Error: ErrorDetail{Code: de.Code, Message: de.Message}})

@@ -2,13 +2,9 @@ package storage_test
 
 import (
 	"context"
-	"fmt"
 	"io/fs"
-	"net/url"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/cachetlab/cachet/internal/testenv"
 	"github.com/cachetlab/cachet/migrations"
@@ -19,21 +15,7 @@ import (
 // start-up deadline sized for connecting does not cut a migration short.
 func TestMigrateConcurrently(t *testing.T) {
 	ctx := context.Background()
-	admin, err := pgx.Connect(ctx, testenv.DatabaseURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close(ctx)
-	name := fmt.Sprintf("migrate_%d", time.Now().UnixNano())
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = admin.Exec(context.Background(), "DROP DATABASE "+name+" WITH (FORCE)") })
-	u, err := url.Parse(testenv.DatabaseURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
+	u := testenv.PrivateDatabaseURL(t)
 
 	files, err := fs.Glob(migrations.FS, "*.sql")
 	if err != nil {
@@ -41,7 +23,7 @@ func TestMigrateConcurrently(t *testing.T) {
 	}
 	const replicas = 4
 	type result struct {
-		applied []int64
+		applied storage.Applied
 		err     error
 	}
 	results := make(chan result, replicas)
@@ -50,18 +32,29 @@ func TestMigrateConcurrently(t *testing.T) {
 			// The deadline covers the first contact; the migrations run past it.
 			sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			defer cancel()
-			applied, err := storage.Migrate(sctx, u.String())
+			applied, err := storage.Migrate(sctx, u)
 			results <- result{applied, err}
 		}()
 	}
-	seen := map[int64]int{}
+	seen, seenRiver := map[int64]int{}, map[int]int{}
 	for range replicas {
 		r := <-results
 		if r.err != nil {
 			t.Fatalf("a replica's migration failed: %v", r.err)
 		}
-		for _, v := range r.applied {
+		for _, v := range r.applied.Cachet {
 			seen[v]++
+		}
+		for _, v := range r.applied.River {
+			seenRiver[v]++
+		}
+	}
+	if len(seenRiver) == 0 {
+		t.Fatal("no replica applied the job queue's migrations")
+	}
+	for v, n := range seenRiver {
+		if n != 1 {
+			t.Errorf("job queue migration %d applied %d times", v, n)
 		}
 	}
 	if len(seen) != len(files) {

@@ -19,6 +19,8 @@ import (
 	pgxvec "github.com/pgvector/pgvector-go/pgx"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivermigrate"
 
 	"github.com/cachetlab/cachet/migrations"
 )
@@ -32,22 +34,76 @@ type DB struct {
 // deadline on the caller's context bounds only the first contact.
 const MigrationTimeout = 10 * time.Minute
 
-// Migrate applies every pending embedded migration and returns the versions it applied, under a Postgres
-// advisory lock, so replicas starting together apply each migration once. pgvector's types can only be
-// registered once its extension exists, so this runs before OpenDB.
-func Migrate(ctx context.Context, databaseURL string) ([]int64, error) {
+// Applied are the migrations one Migrate applied: the job queue's (River's) and Cachet's own.
+type Applied struct {
+	River  []int
+	Cachet []int64
+}
+
+// Empty says whether the database was up to date.
+func (a Applied) Empty() bool { return len(a.River) == 0 && len(a.Cachet) == 0 }
+
+// Migrate applies every pending migration — River's job-queue schema first (Cachet's jobs table refers to
+// it), then Cachet's embedded ones — each under a Postgres advisory lock, so replicas starting together
+// apply each migration once. pgvector's types can only be registered once its extension exists, so this
+// runs before OpenDB.
+func Migrate(ctx context.Context, databaseURL string) (Applied, error) {
 	cfg, err := pgx.ParseConfig(databaseURL)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: invalid database URL: %w", err)
+		return Applied{}, fmt.Errorf("postgres: invalid database URL: %w", err)
 	}
 	db := stdlib.OpenDB(*cfg)
 	defer db.Close()
 	if err := db.PingContext(ctx); err != nil {
-		return nil, describeConnError(databaseURL, err)
+		return Applied{}, describeConnError(databaseURL, err)
 	}
 	mctx, cancel := migrationContext(ctx)
 	defer cancel()
-	return migrateDB(mctx, db)
+	var applied Applied
+	if applied.River, err = migrateRiver(mctx, databaseURL); err != nil {
+		return applied, err
+	}
+	applied.Cachet, err = migrateDB(mctx, db)
+	return applied, err
+}
+
+// riverMigrationLock is the advisory lock River's migrations run under (goose holds its own for ours).
+const riverMigrationLock = 0x63616368_72697672 // "cachrivr"
+
+// migrateRiver applies River's pending migrations in one transaction under riverMigrationLock.
+func migrateRiver(ctx context.Context, databaseURL string) ([]int, error) {
+	pcfg, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: invalid database URL: %w", err)
+	}
+	pcfg.MaxConns = 1
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	defer pool.Close()
+	migrator, err := rivermigrate.New(riverpgxv5.New(pool), nil)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: job queue migrations: %w", err)
+	}
+	var versions []int
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(riverMigrationLock)); err != nil {
+			return err
+		}
+		res, err := migrator.MigrateTx(ctx, tx, rivermigrate.DirectionUp, nil)
+		if err != nil {
+			return err
+		}
+		for _, v := range res.Versions {
+			versions = append(versions, v.Version)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: applying the job queue's migrations: %w", err)
+	}
+	return versions, nil
 }
 
 // migrationContext keeps ctx's cancellation (an interrupted start) but not its deadline (a start-up
@@ -110,8 +166,8 @@ func MigrateAndOpen(ctx context.Context, databaseURL string) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(applied) > 0 {
-		slog.InfoContext(ctx, "postgres migrations applied", "versions", applied)
+	if !applied.Empty() {
+		slog.InfoContext(ctx, "postgres migrations applied", "versions", applied.Cachet, "job_queue_versions", applied.River)
 	}
 	return OpenDB(ctx, databaseURL)
 }

@@ -21,7 +21,7 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(applied) != 0 {
+	if !applied.Empty() {
 		t.Fatalf("second run applied %v, want nothing", applied)
 	}
 }

@@ -18,11 +18,16 @@ func newMigrateCmd(cf *configFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if len(applied) == 0 {
+			if applied.Empty() {
 				fmt.Fprintln(cmd.OutOrStdout(), "database is up to date")
 				return nil
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "applied migrations %v\n", applied)
+			if len(applied.River) > 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "applied job queue migrations %v\n", applied.River)
+			}
+			if len(applied.Cachet) > 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "applied migrations %v\n", applied.Cachet)
+			}
 			return nil
 		},
 	}

@@ -5,10 +5,13 @@ package testenv
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/cachetlab/cachet"
 	"github.com/cachetlab/cachet/storage"
@@ -83,3 +86,47 @@ func PostgresBin() string { return env("CACHET_TEST_PG_BIN", "/usr/lib/postgresq
 
 // VersityGW is the S3 server binary provisioning installs, for tests that run one of their own.
 func VersityGW() string { return env("CACHET_TEST_VERSITYGW", "/var/cache/cachet/tools/bin/versitygw") }
+
+// PrivateDatabaseURL creates an empty database of the test's own (dropped when the test ends) and returns
+// its URL: for tests whose workers must not take another package's jobs, or that need a fresh schema.
+func PrivateDatabaseURL(t testing.TB) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	admin, err := pgx.Connect(ctx, DatabaseURL())
+	if err != nil {
+		t.Fatalf("test database: %v (start the services with 'make services-up', or run 'make test')", err)
+	}
+	defer admin.Close(context.Background())
+	name := fmt.Sprintf("private_%d", time.Now().UnixNano())
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if admin, err := pgx.Connect(ctx, DatabaseURL()); err == nil {
+			_, _ = admin.Exec(ctx, "DROP DATABASE "+name+" WITH (FORCE)")
+			_ = admin.Close(ctx)
+		}
+	})
+	u, err := url.Parse(DatabaseURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+// PrivateDB is a migrated PrivateDatabaseURL's pool, closed when the test ends.
+func PrivateDB(t testing.TB) *storage.DB {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	db, err := storage.MigrateAndOpen(ctx, PrivateDatabaseURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	return db
+}
