@@ -48,6 +48,33 @@ type Config struct {
 	DefaultDetail float64
 	// Classify configures training-free classification.
 	Classify ClassifyConfig
+	// Jobs configures the job queue model work runs on.
+	Jobs JobsConfig
+}
+
+// JobsConfig configures the job queue (docs/operations.md).
+type JobsConfig struct {
+	// Worker is serve's own worker: "embedded" (one process serves and works, the default) or "none" (an
+	// API replica; `cachet worker` processes do the model work).
+	Worker string
+	// Queues are the job kinds a worker takes (empty: every kind).
+	Queues []string
+	// Concurrency is how many jobs of each kind a worker runs at once.
+	Concurrency int
+	// MaxQueued bounds the jobs waiting for a worker, all kinds together, and MaxQueuedPerKind each kind's;
+	// past them submissions are answered 429.
+	MaxQueued        int
+	MaxQueuedPerKind map[string]int
+	// Deadline is how long a job may take from submission to its end, its wait included.
+	Deadline time.Duration
+	// Retention is how long finished jobs and their idempotency keys are kept.
+	Retention time.Duration
+	// RescueAfter is how long a job may run before its worker counts as dead and another takes it over.
+	RescueAfter time.Duration
+	// SyncWait is how long a POST that did not ask for async waits for its job before answering 202.
+	SyncWait time.Duration
+	// MetricsAddr is where `cachet worker` serves /metrics and /healthz ("" = nowhere).
+	MetricsAddr string
 }
 
 // ClassifyConfig configures classification: the pooled blocks and how the zero-shot prototypes are
@@ -109,5 +136,8 @@ func DefaultConfig() Config {
 		DefaultCache:    DefaultCachePolicy,
 		DefaultDetail:   DefaultDetail,
 		Classify:        ClassifyConfig{Center: true, WhitenHead: true, PrototypeSamples: 32, PrototypeSteps: 20, PrototypeGuidance: 2, Neighbours: 256},
+		Jobs: JobsConfig{Worker: "embedded", Concurrency: 2, MaxQueued: 256,
+			MaxQueuedPerKind: map[string]int{string(JobGenerate): 128, string(JobSubject): 64, string(JobCollectionBuild): 16},
+			Deadline:         10 * time.Minute, Retention: 24 * time.Hour, RescueAfter: 5 * time.Minute, SyncWait: time.Minute},
 	}
 }

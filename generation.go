@@ -65,6 +65,8 @@ type GenerateRequest struct {
 	// Output is "inline" (base64 PNGs in the answer, the default) or "url" (PNGs stored in S3 under
 	// generations/{id}.png, answered with presigned URLs).
 	Output string `json:"output,omitempty"`
+	// Async answers 202 with the queued job at once instead of waiting for the images.
+	Async bool `json:"async,omitempty"`
 }
 
 // CachePolicy names a step-cache policy and its parameters (stepcache.Config on the wire).
@@ -141,6 +143,8 @@ type ReferenceStats struct {
 // Generator serves POST /v1/generate.
 type Generator interface {
 	Generate(ctx context.Context, req GenerateRequest) (*GenerateResult, error)
+	// Validate checks a request without running it (before it is queued).
+	Validate(req GenerateRequest) error
 }
 
 // Upload is one uploaded file as received.
@@ -154,6 +158,8 @@ type NewSubject struct {
 	Name   string
 	Class  string // optional: the item's class name
 	Images []Upload
+	// IdempotencyKey (the POST's Idempotency-Key) makes a repeated upload answer the first one's subject.
+	IdempotencyKey string
 }
 
 // SubjectQuery pages through subjects, newest first.

@@ -105,3 +105,9 @@ type Jobs interface {
 	// closes the channel.
 	Watch(ctx context.Context, id string) (<-chan *Job, error)
 }
+
+// CollectionBuild is a collection build job's arguments.
+type CollectionBuild struct {
+	CollectionID string       `json:"collection_id"`
+	Request      BuildRequest `json:"request"`
+}

@@ -26,6 +26,8 @@ type Subject struct {
 	Cache     *SubjectCache `json:"cache,omitempty"`
 	CreatedAt time.Time     `json:"created_at"`
 	UpdatedAt time.Time     `json:"updated_at"`
+	// JobID is the job that builds the cache (a queued server's latest build), to follow at /v1/jobs/{id}.
+	JobID string `json:"job_id,omitempty"`
 }
 
 // SubjectRef is one stored reference image (the original, as PNG).

@@ -39,6 +39,8 @@ type (
 		Whiten *bool    `json:"whiten,omitempty"` // classify in the samples' whitened space (default: on for TFUP over ≥ 256 samples)
 		// spread labels over the samples' neighbourhood graph (default: on over ≥ 256 samples, some unlabelled)
 		Propagate *bool `json:"propagate,omitempty"`
+		// answer 202 with the queued job at once (servers with a job queue)
+		Async bool `json:"async,omitempty"`
 	}
 	// ClassifyBody is POST /v1/classify: Collection empty → the model's built-in classes, zero-shot.
 	ClassifyBody struct {
@@ -150,7 +152,18 @@ func (s *Server) buildCollection(c *gin.Context) {
 	if svc == nil || !bindJSON(c, &b, true) {
 		return
 	}
-	col, err := svc.Build(c.Request.Context(), c.Param("id"), cachet.BuildRequest{Method: b.Method, Values: b.Values, Lambda: b.Lambda, Tune: b.Tune, Whiten: b.Whiten, Propagate: b.Propagate})
+	req := cachet.BuildRequest{Method: b.Method, Values: b.Values, Lambda: b.Lambda, Tune: b.Tune, Whiten: b.Whiten, Propagate: b.Propagate}
+	if s.opts.Jobs != nil {
+		id := c.Param("id")
+		if _, err := svc.Collection(c.Request.Context(), id); err != nil { // an unknown collection is a 404 now, not a failed job
+			writeError(c, err)
+			return
+		}
+		s.submit(c, cachet.NewJob{Kind: cachet.JobCollectionBuild, Args: cachet.CollectionBuild{CollectionID: id, Request: req},
+			Target: "/v1/collections/" + id}, b.Async, http.StatusOK)
+		return
+	}
+	col, err := svc.Build(c.Request.Context(), c.Param("id"), req)
 	if err != nil {
 		writeError(c, err)
 		return

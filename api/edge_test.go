@@ -26,6 +26,8 @@ func newBlockingGenerator() *blockingGenerator {
 	return &blockingGenerator{started: make(chan struct{}, 8), ended: make(chan error, 8)}
 }
 
+func (g *blockingGenerator) Validate(cachet.GenerateRequest) error { return nil }
+
 func (g *blockingGenerator) Generate(ctx context.Context, _ cachet.GenerateRequest) (*cachet.GenerateResult, error) {
 	g.started <- struct{}{}
 	<-ctx.Done()
@@ -35,6 +37,8 @@ func (g *blockingGenerator) Generate(ctx context.Context, _ cachet.GenerateReque
 
 // failingGenerator answers every request with err.
 type failingGenerator struct{ err error }
+
+func (failingGenerator) Validate(cachet.GenerateRequest) error { return nil }
 
 func (g failingGenerator) Generate(context.Context, cachet.GenerateRequest) (*cachet.GenerateResult, error) {
 	return nil, g.err

@@ -18,6 +18,7 @@ type acceptAll struct{}
 
 var errReached = cachet.Errorf(cachet.CodeConflict, "reached the service")
 
+func (acceptAll) Validate(cachet.GenerateRequest) error { return nil }
 func (acceptAll) Generate(context.Context, cachet.GenerateRequest) (*cachet.GenerateResult, error) {
 	return nil, errReached
 }

@@ -81,6 +81,10 @@ func notFound(c *gin.Context) {
 // past it answers 504.
 func requestDeadline(limit time.Duration) gin.HandlerFunc {
 	return func(c *gin.Context) {
+		if c.FullPath() == eventsPath { // a stream lasts as long as its job
+			c.Next()
+			return
+		}
 		ctx, cancel := context.WithTimeout(c.Request.Context(), limit)
 		defer cancel()
 		c.Request = c.Request.WithContext(ctx)

@@ -38,6 +38,12 @@ type Options struct {
 	Generator cachet.Generator
 	// RequestTimeout bounds one request, model work included; default 10 minutes.
 	RequestTimeout time.Duration
+	// Jobs, when set, runs model work on the job queue (generations, subject builds, collection builds)
+	// and serves /v1/jobs; nil runs it in the request.
+	Jobs cachet.Jobs
+	// SyncWait is how long a POST that did not ask for async waits for its job before answering 202;
+	// default 60 s.
+	SyncWait time.Duration
 	// Collectors are further Prometheus series for /metrics (the model's C heap, say).
 	Collectors []prometheus.Collector
 }
@@ -55,6 +61,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.RequestTimeout <= 0 {
 		opts.RequestTimeout = 10 * time.Minute
+	}
+	if opts.SyncWait <= 0 {
+		opts.SyncWait = time.Minute
 	}
 	gin.SetMode(gin.ReleaseMode)
 	reg := prometheus.NewRegistry()
@@ -75,6 +84,7 @@ func New(opts Options) (*Server, error) {
 	s.classifyRoutes(e)
 	s.subjectRoutes(e)
 	e.POST("/v1/generate", s.generate)
+	s.jobRoutes(e)
 	return s, nil
 }
 

@@ -67,6 +67,11 @@ func (s *Server) createSubject(c *gin.Context) {
 		return
 	}
 	var in cachet.NewSubject
+	async := false
+	if in.IdempotencyKey, err = idempotencyKey(c); err != nil {
+		writeError(c, err)
+		return
+	}
 	for {
 		part, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
@@ -77,16 +82,22 @@ func (s *Server) createSubject(c *gin.Context) {
 			return
 		}
 		switch name := part.FormName(); name {
-		case "name", "class":
+		case "name", "class", "async":
 			v, err := io.ReadAll(io.LimitReader(part, 1024))
 			if err != nil {
 				writeError(c, bodyError(err, lim))
 				return
 			}
-			if name == "name" {
+			switch name {
+			case "name":
 				in.Name = string(v)
-			} else {
+			case "class":
 				in.Class = string(v)
+			default:
+				if async, err = strconv.ParseBool(strings.TrimSpace(string(v))); err != nil {
+					writeError(c, cachet.Errorf(cachet.CodeInvalidArgument, "async must be true or false (got %q)", v))
+					return
+				}
 			}
 		case "images", "image", "images[]":
 			if len(in.Images) == lim.MaxImages {
@@ -105,7 +116,7 @@ func (s *Server) createSubject(c *gin.Context) {
 			}
 			in.Images = append(in.Images, cachet.Upload{Filename: part.FileName(), Data: data})
 		default:
-			writeError(c, cachet.Errorf(cachet.CodeInvalidArgument, "unknown form field %q; send name, class and images", name))
+			writeError(c, cachet.Errorf(cachet.CodeInvalidArgument, "unknown form field %q; send name, class, images and optionally async", name))
 			return
 		}
 	}
@@ -114,7 +125,36 @@ func (s *Server) createSubject(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	c.JSON(http.StatusCreated, sub)
+	s.answerSubject(c, sub, async, http.StatusCreated)
+}
+
+// answerSubject answers a created or retried subject: at once when it is built (or the client asked for
+// async: 202 with its job), else once its job is done, or 202 with the job if it outlives the sync wait.
+func (s *Server) answerSubject(c *gin.Context, sub *cachet.Subject, async bool, ok int) {
+	if s.opts.Jobs == nil || sub.Status != cachet.SubjectPending || sub.JobID == "" {
+		c.JSON(ok, sub)
+		return
+	}
+	job, err := s.opts.Jobs.Job(c.Request.Context(), sub.JobID)
+	if err == nil && !async && !job.State.Done() {
+		job, err = s.opts.Jobs.Wait(c.Request.Context(), sub.JobID, s.opts.SyncWait)
+	}
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	switch job.State {
+	case cachet.JobFailed, cachet.JobCanceled:
+		writeError(c, job.Err())
+	case cachet.JobSucceeded:
+		if sub, err = s.opts.Subjects.Subject(c.Request.Context(), sub.ID); err != nil {
+			writeError(c, err)
+			return
+		}
+		c.JSON(ok, sub)
+	default:
+		accepted(c, job)
+	}
 }
 
 func bodyError(err error, lim cachet.UploadLimits) error {
@@ -212,5 +252,5 @@ func (s *Server) retrySubject(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, sub)
+	s.answerSubject(c, sub, c.Query("async") == "true", http.StatusOK)
 }

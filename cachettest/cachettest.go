@@ -30,16 +30,24 @@ type Generator struct {
 
 var _ cachet.Generator = (*Generator)(nil)
 
-// Generate checks what the real service checks first (a prompt, 1…16 images) and answers blank images.
-func (g *Generator) Generate(_ context.Context, req cachet.GenerateRequest) (*cachet.GenerateResult, error) {
-	if req.N == 0 {
-		req.N = 1
-	}
+// Validate checks what the real service checks first: a prompt, 1…16 images.
+func (g *Generator) Validate(req cachet.GenerateRequest) error {
 	switch {
 	case req.Prompt == "":
-		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "the prompt is empty")
-	case req.N < 1 || req.N > 16:
-		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "n must be between 1 and 16 (got %d)", req.N)
+		return cachet.Errorf(cachet.CodeInvalidArgument, "the prompt is empty")
+	case req.N < 0 || req.N > 16:
+		return cachet.Errorf(cachet.CodeInvalidArgument, "n must be between 1 and 16 (got %d)", req.N)
+	}
+	return nil
+}
+
+// Generate validates and answers blank images.
+func (g *Generator) Generate(_ context.Context, req cachet.GenerateRequest) (*cachet.GenerateResult, error) {
+	if err := g.Validate(req); err != nil {
+		return nil, err
+	}
+	if req.N == 0 {
+		req.N = 1
 	}
 	g.mu.Lock()
 	g.Requests = append(g.Requests, req)

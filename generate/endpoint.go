@@ -47,17 +47,62 @@ func imageKey(id string) string { return "generations/" + id + ".png" }
 
 // Generate answers one request. Bad input is refused before the subject is read or the model runs.
 func (e *Endpoint) Generate(ctx context.Context, r cachet.GenerateRequest) (*cachet.GenerateResult, error) {
-	start := time.Now()
-	switch r.Output {
+	return e.generate(ctx, randomIDs{}, r, nil)
+}
+
+// GenerateJob answers a queued request. The generation's and its images' ids derive from the job's, so a
+// job run again after its worker died stores and records the same images, once.
+func (e *Endpoint) GenerateJob(ctx context.Context, job string, r cachet.GenerateRequest, progress func(step, steps int)) (*cachet.GenerateResult, error) {
+	return e.generate(ctx, jobIDs(job), r, progress)
+}
+
+// Validate checks a request as Generate would, without reading its subject or running the model.
+func (e *Endpoint) Validate(r cachet.GenerateRequest) error {
+	if err := checkOutput(r.Output); err != nil {
+		return err
+	}
+	_, err := e.gen.RequestFrom(r)
+	return err
+}
+
+func checkOutput(o string) error {
+	switch o {
 	case "", "inline", "url":
-	default:
-		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "output must be \"inline\" (base64 PNGs) or \"url\" (stored, presigned URLs); got %q", r.Output)
+		return nil
+	}
+	return cachet.Errorf(cachet.CodeInvalidArgument, "output must be \"inline\" (base64 PNGs) or \"url\" (stored, presigned URLs); got %q", o)
+}
+
+// ids name a generation and its images.
+type ids interface {
+	batch() string
+	image(i int) string
+}
+
+type randomIDs struct{}
+
+func (randomIDs) batch() string    { return uuid.NewString() }
+func (randomIDs) image(int) string { return uuid.NewString() }
+
+// jobIDs are name-based UUIDs of a job's id.
+type jobIDs string
+
+func (j jobIDs) batch() string { return uuid.NewSHA1(uuid.NameSpaceURL, []byte("urn:cachet:job:"+string(j))).String() }
+func (j jobIDs) image(i int) string {
+	return uuid.NewSHA1(uuid.NameSpaceURL, fmt.Appendf(nil, "urn:cachet:job:%s:%d", j, i)).String()
+}
+
+func (e *Endpoint) generate(ctx context.Context, ids ids, r cachet.GenerateRequest, progress func(step, steps int)) (*cachet.GenerateResult, error) {
+	start := time.Now()
+	if err := checkOutput(r.Output); err != nil {
+		return nil, err
 	}
 	req, err := e.gen.RequestFrom(r)
 	if err != nil {
 		return nil, err
 	}
-	out := &cachet.GenerateResult{ID: uuid.NewString(), SubjectID: r.SubjectID, Model: e.gen.ModelID(), Guidance: req.Guidance, CleanRenorm: req.CleanRenorm}
+	req.Progress = progress
+	out := &cachet.GenerateResult{ID: ids.batch(), SubjectID: r.SubjectID, Model: e.gen.ModelID(), Guidance: req.Guidance, CleanRenorm: req.CleanRenorm}
 	if r.SubjectID != "" {
 		t := time.Now()
 		refs, hit, err := e.subjects.Features(ctx, r.SubjectID, e.gen.ModelID())
@@ -89,9 +134,9 @@ func (e *Endpoint) Generate(ctx context.Context, r cachet.GenerateRequest) (*cac
 		return nil, fmt.Errorf("generate: encoding PNGs: %w", err)
 	}
 	for i, p := range pngs {
-		img := cachet.GeneratedImage{Index: i, ID: uuid.NewString(), PNG: p}
+		img := cachet.GeneratedImage{Index: i, ID: ids.image(i), PNG: p}
 		if r.Output == "url" {
-			if img, err = e.storeImage(ctx, out, req, i, p); err != nil {
+			if img, err = e.storeImage(ctx, out, req, img, p); err != nil {
 				return nil, err
 			}
 		}
@@ -140,9 +185,9 @@ func (s *Service) RequestFrom(r cachet.GenerateRequest) (Request, error) {
 }
 
 // storeImage puts one image under generations/{id}.png, records it and presigns a URL.
-func (e *Endpoint) storeImage(ctx context.Context, out *cachet.GenerateResult, req Request, i int, png []byte) (cachet.GeneratedImage, error) {
-	id := uuid.NewString()
-	img := cachet.GeneratedImage{Index: i, ID: id, Key: imageKey(id)}
+func (e *Endpoint) storeImage(ctx context.Context, out *cachet.GenerateResult, req Request, img cachet.GeneratedImage, png []byte) (cachet.GeneratedImage, error) {
+	i, id := img.Index, img.ID
+	img.PNG, img.Key = nil, imageKey(id)
 	if _, err := e.objects.PutBytes(ctx, img.Key, png, "image/png"); err != nil {
 		return img, fmt.Errorf("generate: storing image %d: %w", i, err)
 	}

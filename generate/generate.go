@@ -99,6 +99,8 @@ type Request struct {
 	// Detail redraws a small scene's item at full size (scene models, no Refs); nil: Options.DefaultDetail
 	// where it applies, else none.
 	Detail *Detail
+	// Progress, when set, hears step of Steps after each sampler step (draft and redraws together).
+	Progress func(step, steps int)
 }
 
 // Result is what a generation produced.
@@ -271,6 +273,10 @@ func (s *Service) Generate(ctx context.Context, req Request) (*Result, error) {
 			defer release()
 			sreq.Inject = inj
 		}
+		if req.Progress != nil {
+			done := 0
+			sreq.OnStep = func() { done++; req.Progress(min(done, req.Steps), req.Steps) }
+		}
 		detail := s.detailFor(req)
 		sc, redraws := redrawnScene(req.Prompt, detail)
 		if redraws {
@@ -309,7 +315,10 @@ func (s *Service) redraw(ctx context.Context, d Detail, sc scene.Scene, sreq mod
 	if err != nil {
 		return err
 	}
-	sample := func(r model.SampleRequest) (*model.SampleResult, error) { return s.dit.Sample(ctx, r) }
+	sample := func(r model.SampleRequest) (*model.SampleResult, error) {
+		r.OnStep = sreq.OnStep
+		return s.dit.Sample(ctx, r)
+	}
 	if err := RedrawSmall(sample, sreq, d, slices.Repeat([]scene.Scene{sc}, len(imgs)), imgs); err != nil {
 		return err
 	}

@@ -205,12 +205,10 @@ func (q *Queue) Submit(ctx context.Context, j cachet.NewJob) (*cachet.Job, bool,
 // that builds it). It answers the job's id, and whether an earlier submission with the same idempotency
 // key made it.
 func (q *Queue) SubmitTx(ctx context.Context, tx pgx.Tx, j cachet.NewJob) (int64, bool, error) {
-	payload, err := json.Marshal(j.Args)
+	payload, sha, err := fingerprint(j)
 	if err != nil {
-		return 0, false, fmt.Errorf("jobs: encoding %s arguments: %w", j.Kind, err)
+		return 0, false, err
 	}
-	sum := sha256.Sum256(append([]byte(j.Kind+"\n"), payload...))
-	sha := hex.EncodeToString(sum[:])
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(queueLock)); err != nil {
 		return 0, false, err
 	}
@@ -221,7 +219,7 @@ func (q *Queue) SubmitTx(ctx context.Context, tx pgx.Tx, j cachet.NewJob) (int64
 		}
 		if found {
 			if seen != sha {
-				return 0, false, cachet.Errorf(cachet.CodeConflict, "Idempotency-Key %q was used for a different request; use a new key", j.IdempotencyKey)
+				return 0, false, reusedKey(j.IdempotencyKey)
 			}
 			return id, true, nil
 		}
@@ -246,6 +244,44 @@ func (q *Queue) SubmitTx(ctx context.Context, tx pgx.Tx, j cachet.NewJob) (int64
 	}
 	q.metrics.submitted.WithLabelValues(string(j.Kind)).Inc()
 	return res.Job.ID, false, nil
+}
+
+// Existing answers the job an earlier submission with j's idempotency key made: nil when there is none,
+// CodeConflict when that submission's arguments differ.
+func (q *Queue) Existing(ctx context.Context, j cachet.NewJob) (*cachet.Job, error) {
+	if j.IdempotencyKey == "" {
+		return nil, nil
+	}
+	_, sha, err := fingerprint(j)
+	if err != nil {
+		return nil, err
+	}
+	var id int64
+	var seen string
+	err = q.st.pool.QueryRow(ctx, `SELECT id, coalesce(request_sha256, '') FROM jobs WHERE idempotency_key = $1`, j.IdempotencyKey).Scan(&id, &seen)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	case seen != sha:
+		return nil, reusedKey(j.IdempotencyKey)
+	}
+	return q.st.get(ctx, id)
+}
+
+func reusedKey(key string) error {
+	return cachet.Errorf(cachet.CodeConflict, "Idempotency-Key %q was used for a different request; use a new key", key)
+}
+
+// fingerprint is a job's arguments as JSON and their hash (kind included).
+func fingerprint(j cachet.NewJob) (json.RawMessage, string, error) {
+	payload, err := json.Marshal(j.Args)
+	if err != nil {
+		return nil, "", fmt.Errorf("jobs: encoding %s arguments: %w", j.Kind, err)
+	}
+	sum := sha256.Sum256(append([]byte(j.Kind+"\n"), payload...))
+	return payload, hex.EncodeToString(sum[:]), nil
 }
 
 // Job reads one job (cachet.Jobs).

@@ -223,10 +223,19 @@ func TestCancelStopsWithinAStep(t *testing.T) {
 		t.Fatalf("cancel took %v with %v steps", took, step)
 	}
 	t.Logf("canceled in %v (a step is %v), at step %d", took, step, done.Progress.Step)
+}
 
-	queued := submit(t, q, stepsArgs{Steps: 1}, "") // behind nothing: cancel it before a worker can matter
-	if c, err := q.Cancel(ctx, queued.ID); err != nil || !(c.State == cachet.JobCanceled || c.State == cachet.JobSucceeded) {
+func TestCancelQueued(t *testing.T) {
+	db := testenv.PrivateDB(t)
+	q, _ := start(t, db, jobs.Options{}, nil) // no worker: the job stays queued
+	j := submit(t, q, stepsArgs{Steps: 1}, "")
+	c, err := q.Cancel(context.Background(), j.ID)
+	if err != nil || c.State != cachet.JobCanceled || c.Error == nil || c.Error.Code != cachet.CodeCanceled {
 		t.Fatalf("canceling a queued job: %+v %v", c, err)
+	}
+	again, err := q.Cancel(context.Background(), j.ID) // a finished job is left as it is
+	if err != nil || again.State != cachet.JobCanceled {
+		t.Fatalf("canceling it again: %+v %v", again, err)
 	}
 }
 

@@ -42,6 +42,8 @@ type SampleRequest struct {
 	// the schedule, so the result keeps Init's layout and redraws its detail.
 	Init     []float32
 	Strength float64
+	// OnStep, when set, is called after each sampler step (on the model's worker: keep it cheap).
+	OnStep func()
 }
 
 // Experimental are research-only sampler settings; their zero value is off.

@@ -186,6 +186,9 @@ func (m *DiT) Sample(ctx context.Context, req SampleRequest) (*SampleResult, err
 		keep.Release(x).Drop()
 		x = keep.Keep(next)
 		res.StepTimes = append(res.StepTimes, time.Since(start))
+		if req.OnStep != nil {
+			req.OnStep()
+		}
 	}
 	px, err := Float32s(x)
 	if err != nil {

@@ -8,10 +8,12 @@ import (
 	"log/slog"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/cachetlab/cachet"
 	"github.com/cachetlab/cachet/featurecache"
 	"github.com/cachetlab/cachet/images"
+	"github.com/cachetlab/cachet/storage"
 )
 
 // Get returns one subject with its references.
@@ -114,12 +116,24 @@ func (s *Service) RetrySubject(ctx context.Context, id string) (*cachet.Subject,
 	if err != nil {
 		return nil, err
 	}
-	if err := s.needModel(); err != nil {
-		return nil, err
+	var ex *extraction
+	switch {
+	case s.extractor != nil:
+		cfg := s.extractor.Config()
+		ex = &extraction{model: s.extractor.ModelID(), tRef: cfg.TRef, views: cfg.NumViews()}
+	case s.opts.Queue == nil:
+		return nil, s.needModel()
 	}
-	ex := s.extractor.Config()
 	build := uuid.NewString()
-	claimed, err := s.st.claimRetry(ctx, id, build, s.opts.StaleAfter, s.extractor.ModelID(), ex.TRef, ex.NumViews())
+	var queue func(pgx.Tx) (int64, error)
+	if s.opts.Queue != nil {
+		queue = func(tx pgx.Tx) (int64, error) {
+			n, _, err := s.opts.Queue.SubmitTx(ctx, tx, cachet.NewJob{Kind: cachet.JobSubject, Target: "/v1/subjects/" + id,
+				Args: BuildArgs{SubjectID: id, BuildID: build}})
+			return n, err
+		}
+	}
+	claimed, err := s.st.claimRetry(ctx, id, build, s.opts.StaleAfter, ex, queue)
 	if err != nil {
 		return nil, err
 	}
@@ -129,6 +143,22 @@ func (s *Service) RetrySubject(ctx context.Context, id string) (*cachet.Subject,
 		}
 		return nil, cachet.Errorf(cachet.CodeConflict, "subject %s is being built; retry it only if it stays pending for %s", id, s.opts.StaleAfter)
 	}
+	if queue != nil {
+		return s.getSubject(ctx, id)
+	}
+	refs, err := s.storedRefs(ctx, sub, build)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.build(ctx, id, build, refs); err != nil {
+		return nil, err
+	}
+	return s.getSubject(ctx, id)
+}
+
+// storedRefs reads a subject's originals back for build; one that cannot be read fails the subject.
+func (s *Service) storedRefs(ctx context.Context, sub *cachet.Subject, build string) ([]*Reference, error) {
+	id := sub.ID
 	refs := make([]*Reference, len(sub.Refs))
 	for i, r := range sub.Refs {
 		data, _, err := s.objects.GetBytes(ctx, r.Key)
@@ -136,6 +166,9 @@ func (s *Service) RetrySubject(ctx context.Context, id string) (*cachet.Subject,
 			refs[i], err = s.decodeStored(data, r)
 		}
 		if err != nil {
+			if storage.IsUnavailable(err) || ctx.Err() != nil {
+				return nil, err // the job is retried
+			}
 			slog.ErrorContext(ctx, "subjects: reading a stored original", "subject", id, "key", r.Key, "err", err)
 			reason := fmt.Sprintf("reference %d cannot be read back from storage; delete the subject and upload it again", i)
 			s.fail(ctx, id, build, reason)
@@ -147,10 +180,7 @@ func (s *Service) RetrySubject(ctx context.Context, id string) (*cachet.Subject,
 		s.fail(ctx, id, build, reason)
 		return nil, cachet.Errorf(cachet.CodeConflict, "subject %s: %s", id, reason)
 	}
-	if err := s.build(ctx, id, build, refs); err != nil {
-		return nil, err
-	}
-	return s.getSubject(ctx, id)
+	return refs, nil
 }
 
 func (s *Service) decodeStored(data []byte, r cachet.SubjectRef) (*Reference, error) {

@@ -5,6 +5,8 @@ package subjects
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/cachetlab/cachet"
 	"github.com/cachetlab/cachet/featurecache"
@@ -38,6 +41,26 @@ type Options struct {
 	// OrphanAfter is how long objects without a subject row are left alone before Sweep removes them (an
 	// upload stores its originals before its rows commit). Default 10 minutes.
 	OrphanAfter time.Duration
+	// Queue, when set, builds caches on the job queue (a worker's BuildJob) instead of in the request.
+	Queue Queue
+}
+
+// Queue is the job queue as the subject service submits to it (jobs.Queue).
+type Queue interface {
+	// SubmitTx queues a job inside tx and answers its id, and whether an earlier submission with the same
+	// idempotency key made it.
+	SubmitTx(ctx context.Context, tx pgx.Tx, j cachet.NewJob) (int64, bool, error)
+	// Existing answers the job an earlier submission with j's idempotency key made (nil: none); a
+	// different request under that key is CodeConflict.
+	Existing(ctx context.Context, j cachet.NewJob) (*cachet.Job, error)
+}
+
+// BuildArgs are a subject job's arguments: the subject, the build that owns it, and the upload's
+// fingerprint (so a reused idempotency key with other images is refused).
+type BuildArgs struct {
+	SubjectID string `json:"subject_id"`
+	BuildID   string `json:"build_id"`
+	Upload    string `json:"upload_sha256,omitempty"`
 }
 
 // DefaultOrphanAfter is Options.OrphanAfter's default.
@@ -140,13 +163,16 @@ func (s *Service) CreateSubject(ctx context.Context, in cachet.NewSubject) (*cac
 	if err != nil {
 		return nil, err
 	}
+	if s.opts.Queue != nil {
+		return s.submit(ctx, in, refs)
+	}
 	if err := s.needModel(); err != nil {
 		return nil, err
 	}
 	id, build := uuid.NewString(), uuid.NewString()
 	stored, err := s.storeOriginals(ctx, id, refs)
 	if err == nil {
-		err = s.st.insertPending(ctx, id, build, in, refs, stored)
+		err = s.st.insertPending(ctx, id, build, in, refs, stored, nil)
 	}
 	if err != nil {
 		s.removeObjects(id)
@@ -156,6 +182,83 @@ func (s *Service) CreateSubject(ctx context.Context, in cachet.NewSubject) (*cac
 		return nil, err
 	}
 	return s.getSubject(ctx, id)
+}
+
+// submit records a pending subject and queues the job that builds it, in one transaction. Under an
+// idempotency key the subject's and build's ids derive from the key, so a repeated upload finds the first.
+func (s *Service) submit(ctx context.Context, in cachet.NewSubject, refs []*Reference) (*cachet.Subject, error) {
+	id, build := uuid.NewString(), uuid.NewString()
+	if in.IdempotencyKey != "" {
+		id = uuid.NewSHA1(uuid.NameSpaceURL, []byte("urn:cachet:subject:"+in.IdempotencyKey)).String()
+		build = uuid.NewSHA1(uuid.NameSpaceURL, []byte("urn:cachet:subject-build:"+in.IdempotencyKey)).String()
+	}
+	job := cachet.NewJob{Kind: cachet.JobSubject, IdempotencyKey: in.IdempotencyKey, Target: "/v1/subjects/" + id,
+		Args: BuildArgs{SubjectID: id, BuildID: build, Upload: fingerprint(in, refs)}}
+	if in.IdempotencyKey != "" {
+		// Checked before the originals are stored: they would overwrite the first upload's.
+		if j, err := s.opts.Queue.Existing(ctx, job); err != nil || j != nil {
+			if err != nil {
+				return nil, err
+			}
+			return s.getSubject(ctx, id)
+		}
+	}
+	stored, err := s.storeOriginals(ctx, id, refs)
+	existing := false
+	if err == nil {
+		err = s.st.insertPending(ctx, id, build, in, refs, stored, func(tx pgx.Tx) (int64, error) {
+			n, seen, err := s.opts.Queue.SubmitTx(ctx, tx, job)
+			if err == nil && seen {
+				existing = true
+				return 0, errExisting
+			}
+			return n, err
+		})
+	}
+	if existing { // a concurrent upload under the same key won: the objects are its own
+		return s.getSubject(ctx, id)
+	}
+	if err != nil {
+		s.removeObjects(id)
+		return nil, err
+	}
+	return s.getSubject(ctx, id)
+}
+
+var errExisting = errors.New("subjects: an earlier upload under this idempotency key made the subject")
+
+// fingerprint identifies an upload's content.
+func fingerprint(in cachet.NewSubject, refs []*Reference) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\n%s\n", in.Name, in.Class)
+	for _, r := range refs {
+		h.Write(r.PNG)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// BuildJob is a subject job's work: build the cache for args' build, unless the subject is ready, was
+// taken over by a retry or deleted. Run again after its worker died, it builds the same subject once.
+func (s *Service) BuildJob(ctx context.Context, args BuildArgs) (*cachet.Subject, error) {
+	if err := s.needModel(); err != nil {
+		return nil, err
+	}
+	ok, err := s.st.reclaim(ctx, args.SubjectID, args.BuildID)
+	if err != nil {
+		return nil, err
+	}
+	sub, err := s.getSubject(ctx, args.SubjectID)
+	if err != nil || !ok {
+		return sub, err
+	}
+	refs, err := s.storedRefs(ctx, sub, args.BuildID)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.build(ctx, sub.ID, args.BuildID, refs); err != nil {
+		return nil, err
+	}
+	return s.getSubject(ctx, sub.ID)
 }
 
 // storeOriginals puts each reference's PNG under the subject's prefix.

@@ -20,7 +20,7 @@ const indexedDims = 1536
 
 const subjectColumns = `id::text, name, coalesce(class, ''), status, coalesce(error, ''), coalesce(model_id, ''),
 	coalesce(blocks, '{}'), coalesce(t_ref, 0), coalesce(cache_key, ''), coalesce(cache_sha256, ''),
-	coalesce(cache_bytes, 0), views, created_at, updated_at`
+	coalesce(cache_bytes, 0), views, created_at, updated_at, coalesce(job_id::text, '')`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -32,7 +32,7 @@ func scanSubject(row scanner, extra ...any) (*cachet.Subject, error) {
 	var size int64
 	var views int
 	dest := append([]any{&s.ID, &s.Name, &s.Class, &status, &s.Error, &model, &blocks, &tRef, &key, &sum, &size, &views,
-		&s.CreatedAt, &s.UpdatedAt}, extra...)
+		&s.CreatedAt, &s.UpdatedAt, &s.JobID}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return nil, err
 	}
@@ -116,15 +116,25 @@ func attachRefs(ctx context.Context, q querier, subs []*cachet.Subject) error {
 	return nil
 }
 
-// insertPending records a new subject and its stored references in one transaction, owned by build.
-func (st store) insertPending(ctx context.Context, id, build string, in cachet.NewSubject, refs []*Reference, stored []storage.ObjectInfo) error {
+// insertPending records a new subject and its stored references in one transaction, owned by build;
+// queue, when set, runs in that transaction first and names the job that builds it (0: none).
+func (st store) insertPending(ctx context.Context, id, build string, in cachet.NewSubject, refs []*Reference, stored []storage.ObjectInfo,
+	queue func(pgx.Tx) (int64, error)) error {
 	tx, err := st.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("subjects: creating: %w", err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
-	if _, err := tx.Exec(ctx, `INSERT INTO subjects (id, name, class, status, ref_count, build_id)
-		VALUES ($1, $2, nullif($3, ''), 'pending', $4, $5)`, id, in.Name, in.Class, len(refs), build); err != nil {
+	var job *int64
+	if queue != nil {
+		n, err := queue(tx)
+		if err != nil {
+			return err
+		}
+		job = &n
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO subjects (id, name, class, status, ref_count, build_id, job_id)
+		VALUES ($1, $2, nullif($3, ''), 'pending', $4, $5, $6)`, id, in.Name, in.Class, len(refs), build, job); err != nil {
 		return fmt.Errorf("subjects: creating: %w", err)
 	}
 	for n, r := range refs {
@@ -231,15 +241,59 @@ func (st store) fail(ctx context.Context, id, build, reason string) error {
 	return err
 }
 
+// extraction is what a ready subject's cache must match not to be rebuilt by a retry (nil: a server
+// without a model, which rebuilds only failed and stale subjects).
+type extraction struct {
+	model string
+	tRef  float64
+	views int
+}
+
 // claimRetry gives subject id to build, pending, if it may be rebuilt: failed, pending without a heartbeat
-// for staleAfter, or ready but made by another model or extraction. False when it may not.
-func (st store) claimRetry(ctx context.Context, id, build string, staleAfter time.Duration, modelID string, tRef float64, views int) (bool, error) {
-	tag, err := st.pool.Exec(ctx, `UPDATE subjects SET status = 'pending', error = NULL, updated_at = now(), build_id = $6
-		WHERE id = $1 AND (status = 'failed' OR (status = 'pending' AND updated_at < now() - $2::interval)
-			OR (status = 'ready' AND (model_id <> $3 OR t_ref <> $4 OR views <> $5)))`,
-		id, interval(staleAfter), modelID, tRef, views, build)
+// for staleAfter, or ready but made by another model or extraction. False when it may not. queue, when
+// set, runs in the same transaction and names the job that rebuilds it.
+func (st store) claimRetry(ctx context.Context, id, build string, staleAfter time.Duration, ex *extraction, queue func(pgx.Tx) (int64, error)) (bool, error) {
+	var model *string
+	var tRef float64
+	var views int
+	if ex != nil {
+		model, tRef, views = &ex.model, ex.tRef, ex.views
+	}
+	claimed := false
+	err := pgx.BeginFunc(ctx, st.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE subjects SET status = 'pending', error = NULL, updated_at = now(), build_id = $6, job_id = NULL
+			WHERE id = $1 AND (status = 'failed' OR (status = 'pending' AND updated_at < now() - $2::interval)
+				OR (status = 'ready' AND $3::text IS NOT NULL AND (model_id <> $3 OR t_ref <> $4 OR views <> $5)))`,
+			id, interval(staleAfter), model, tRef, views, build)
+		if err != nil || tag.RowsAffected() == 0 || queue == nil {
+			claimed = err == nil && tag.RowsAffected() > 0
+			return err
+		}
+		job, err := queue(tx)
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE subjects SET job_id = $2 WHERE id = $1`, id, job)
+		claimed = err == nil
+		return err
+	})
 	if err != nil {
+		var de *cachet.Error
+		if errors.As(err, &de) {
+			return false, err
+		}
 		return false, fmt.Errorf("subjects: retry: %w", err)
+	}
+	return claimed, nil
+}
+
+// reclaim readies subject id for another run of build's job (its worker died, or a storage error failed
+// it): pending again if build still owns it and it is not ready. False when the job has nothing to do.
+func (st store) reclaim(ctx context.Context, id, build string) (bool, error) {
+	tag, err := st.pool.Exec(ctx, `UPDATE subjects SET status = 'pending', error = NULL, updated_at = now()
+		WHERE id = $1 AND build_id = $2 AND status IN ('pending', 'failed')`, id, build)
+	if err != nil {
+		return false, fmt.Errorf("subjects: %w", err)
 	}
 	return tag.RowsAffected() > 0, nil
 }

@@ -48,6 +48,12 @@ func (c *configFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&c.cfg.Classify.PrototypeSteps, "classify-steps", d.Classify.PrototypeSteps, "classification: sampler steps for those images")
 	fs.Float64Var(&c.cfg.Classify.PrototypeGuidance, "classify-guidance", d.Classify.PrototypeGuidance, "classification: guidance for those images")
 	fs.IntVar(&c.cfg.Classify.Neighbours, "classify-neighbours", d.Classify.Neighbours, "classification: nearest cache keys per image from pgvector (0 = all)")
+	fs.IntVar(&c.cfg.Jobs.MaxQueued, "max-queued", d.Jobs.MaxQueued, "jobs waiting for a worker, all kinds together, before submissions are answered 429")
+	fs.StringToIntVar(&c.cfg.Jobs.MaxQueuedPerKind, "max-queued-per-kind", d.Jobs.MaxQueuedPerKind, "each job kind's bound on waiting jobs (kind=n,…)")
+	fs.DurationVar(&c.cfg.Jobs.Deadline, "job-deadline", d.Jobs.Deadline, "how long a job may take from submission to its end, its wait included")
+	fs.DurationVar(&c.cfg.Jobs.Retention, "job-retention", d.Jobs.Retention, "how long finished jobs and their idempotency keys are kept")
+	fs.DurationVar(&c.cfg.Jobs.RescueAfter, "rescue-after", d.Jobs.RescueAfter, "a job running this long counts as its worker's death: another worker takes it")
+	fs.IntVar(&c.cfg.Jobs.Concurrency, "concurrency", d.Jobs.Concurrency, "jobs of each kind a worker (or serve's embedded worker) runs at once")
 }
 
 func (c *configFlags) setupLogging() error {

@@ -48,7 +48,7 @@ func newRootCmd() *cobra.Command {
 		},
 	}
 	cf.register(root.PersistentFlags())
-	root.AddCommand(newServeCmd(&cf), newMigrateCmd(&cf), newVersionCmd(), newTrainCmd(&cf), newGenerateCmd(&cf), newBenchCmd(&cf))
+	root.AddCommand(newServeCmd(&cf), newWorkerCmd(&cf), newMigrateCmd(&cf), newVersionCmd(), newTrainCmd(&cf), newGenerateCmd(&cf), newBenchCmd(&cf))
 	root.AddCommand(newConvertCmd(&cf))
 	root.AddCommand(newEvalCmd(&cf), newCalibrateCmd(&cf))
 	root.AddCommand(newClassifyCmd(&cf))

@@ -14,11 +14,7 @@ import (
 
 	"github.com/cachetlab/cachet"
 	"github.com/cachetlab/cachet/api"
-	"github.com/cachetlab/cachet/generate"
 	"github.com/cachetlab/cachet/model"
-	"github.com/cachetlab/cachet/stepcache"
-	"github.com/cachetlab/cachet/storage"
-	"github.com/cachetlab/cachet/subjects"
 )
 
 func newServeCmd(cf *configFlags) *cobra.Command {
@@ -31,17 +27,18 @@ func newServeCmd(cf *configFlags) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&cf.cfg.Adapters, "adapters", "", "adapter weights (default: adapters.safetensors next to --weights)")
+	cmd.Flags().StringVar(&cf.cfg.Jobs.Worker, "worker", cf.cfg.Jobs.Worker, "embedded: this process also works jobs; none: an API replica (run `cachet worker` elsewhere)")
+	cmd.Flags().DurationVar(&cf.cfg.Jobs.SyncWait, "sync-wait", cf.cfg.Jobs.SyncWait, "how long a POST without async waits for its job before answering 202 with it")
 	return cmd
 }
 
-// serve opens every component before answering a single request: any failure stops the start with one
-// line naming the component, and nothing is left half-started.
+// serve opens every component before answering a single request, then serves the API and, with
+// --worker embedded, works jobs in the same process.
 func serve(ctx context.Context, cfg cachet.Config) error {
-	// A named adapters file must exist: only the default one may be absent (serving without subjects).
-	if cfg.Adapters != "" {
-		if _, err := os.Stat(cfg.Adapters); err != nil {
-			return cachet.Errorf(cachet.CodeInvalidArgument, "adapters: --adapters %s cannot be read: %v", cfg.Adapters, err)
-		}
+	switch cfg.Jobs.Worker {
+	case "embedded", "none":
+	default:
+		return cachet.Errorf(cachet.CodeInvalidArgument, "--worker %q: use embedded (this process works jobs) or none (an API replica)", cfg.Jobs.Worker)
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -52,90 +49,80 @@ func serve(ctx context.Context, cfg cachet.Config) error {
 	}
 	defer ln.Close()
 
-	startCtx, cancel := context.WithTimeout(ctx, cfg.StartupTimeout)
-	defer cancel()
-	db, err := storage.MigrateAndOpen(startCtx, cfg.DatabaseURL)
+	embedded := cfg.Jobs.Worker == "embedded"
+	// An embedded worker without a model could take no job: model routes answer 503 instead of queueing.
+	st, err := openStack(ctx, cfg, stackRole{submit: !embedded || modelExists(cfg.Weights), work: embedded})
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	objects, err := storage.OpenObjects(startCtx, cfg.S3)
-	if err != nil {
-		return err
-	}
-	if err := model.SetNumThreads(cfg.TorchThreads); err != nil {
-		return fmt.Errorf("model: %w", err)
-	}
-
-	weights, err := loadServingModel(ctx, cfg.Weights)
-	if err != nil {
-		return err
-	}
-	defer weights.close()
-	var classifier cachet.Classifier
-	if weights.dit != nil {
-		svc, err := newClassifyService(db, weights.worker, weights.dit, cfg.Weights, cfg.Classify)
-		if err != nil {
-			return err
-		}
-		classifier = svc
+	defer st.close()
+	useQueue := !embedded || st.weights.dit != nil
+	if st.classifier != nil {
 		// The zero-shot head is sampled once per model and kept in Postgres; warming it here keeps the first
 		// classify request from waiting for it.
 		go func() {
-			if _, err := svc.BuiltinHead(ctx); err != nil && ctx.Err() == nil {
+			if _, err := st.classifier.BuiltinHead(ctx); err != nil && ctx.Err() == nil {
 				slog.Warn("classification: zero-shot head not ready", "err", err)
 			}
 		}()
 	}
+	go sweepEvery(ctx, cfg.SweepInterval, cfg.OrphanAfter, st.subjects, st.generator)
 
-	subjectOpts := subjects.Options{StaleAfter: cfg.StaleAfter, OrphanAfter: cfg.OrphanAfter}
-	subjectSvc := subjects.New(db, objects, nil, subjectOpts) // list/get/delete without a model
-	var generator *generate.Endpoint
-	if weights.dit != nil {
-		defaultCache, err := stepcache.ParseConfig(cfg.DefaultCache)
-		if err != nil {
-			return fmt.Errorf("--default-cache: %w", err)
+	queueDone := make(chan error, 1)
+	go func() { queueDone <- st.queue.Run(ctx, cfg.ShutdownTimeout*2/3) }()
+	defer func() {
+		if err := <-queueDone; err != nil {
+			slog.Error("jobs: stopping the queue", "err", err)
 		}
-		adaptersFile := cfg.Adapters
-		if adaptersFile == "" {
-			adaptersFile = adaptersPath(cfg.Weights)
-		}
-		p, err := newPersonalization(ctx, weights.worker, weights.dit, cfg.Weights, adaptersFile, 0, defaultCache, generate.Detail{Strength: cfg.DefaultDetail})
-		if err != nil {
-			return err
-		}
-		defer p.close()
-		subjectSvc, generator = p.endpoints(db, objects, subjectOpts)
-	}
-
-	go sweepEvery(ctx, cfg.SweepInterval, cfg.OrphanAfter, subjectSvc, generator)
+	}()
 
 	opts := api.Options{
 		Version:        version,
-		Classifier:     classifier,
-		Subjects:       subjectSvc,
+		Subjects:       st.subjects,
 		RequestTimeout: cfg.RequestTimeout,
+		SyncWait:       cfg.Jobs.SyncWait,
 		// Native memory is invisible to Go's own series: a leak in C code shows here first.
-		Collectors: []prometheus.Collector{prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "cachet_c_heap_bytes", Help: "Bytes the C heap holds (libtorch's tensors and any C-side leak).",
-		}, func() float64 { return float64(model.CHeapInUse()) })},
-		Components: []api.Component{
-			{Name: "postgres", Check: func(ctx context.Context) (any, error) { return nil, db.Check(ctx) }},
-			{Name: "object_store", Check: func(ctx context.Context) (any, error) {
-				return map[string]string{"bucket": objects.Bucket()}, objects.Check(ctx)
-			}},
-			{Name: "model", Check: func(context.Context) (any, error) { return weights.status(), nil }},
-		},
+		Collectors: append(st.queue.Metrics().Collectors(), cHeapGauge()),
+		Components: st.components(),
 	}
-	if generator != nil { // a nil *Endpoint in the interface would not read as "no generator"
-		opts.Generator = generator
+	if st.classifier != nil { // a nil pointer in an interface would not read as "no classifier"
+		opts.Classifier = st.classifier
+	}
+	if st.generator != nil {
+		opts.Generator = st.generator
+	}
+	if useQueue {
+		opts.Jobs = st.queue
 	}
 	srv, err := api.New(opts)
 	if err != nil {
 		return err
 	}
-	slog.Info("cachet serving", "addr", ln.Addr().String(), "version", version)
+	slog.Info("cachet serving", "addr", ln.Addr().String(), "version", version, "worker", cfg.Jobs.Worker)
 	return srv.Serve(ctx, ln, cfg.ShutdownTimeout)
+}
+
+// modelExists says whether the weights file is there (serve then loads it).
+func modelExists(path string) bool {
+	_, err := os.Stat(path)
+	return path != "" && err == nil
+}
+
+func cHeapGauge() prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "cachet_c_heap_bytes", Help: "Bytes the C heap holds (libtorch's tensors and any C-side leak).",
+	}, func() float64 { return float64(model.CHeapInUse()) })
+}
+
+// components are what /readyz checks.
+func (st *stack) components() []api.Component {
+	return []api.Component{
+		{Name: "postgres", Check: func(ctx context.Context) (any, error) { return nil, st.db.Check(ctx) }},
+		{Name: "object_store", Check: func(ctx context.Context) (any, error) {
+			return map[string]string{"bucket": st.objects.Bucket()}, st.objects.Check(ctx)
+		}},
+		{Name: "model", Check: func(context.Context) (any, error) { return st.weights.status(), nil }},
+	}
 }
 
 // servingModel is the denoiser the API serves, on its own worker.
