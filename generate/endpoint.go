@@ -87,7 +87,9 @@ func (randomIDs) image(int) string { return uuid.NewString() }
 // jobIDs are name-based UUIDs of a job's id.
 type jobIDs string
 
-func (j jobIDs) batch() string { return uuid.NewSHA1(uuid.NameSpaceURL, []byte("urn:cachet:job:"+string(j))).String() }
+func (j jobIDs) batch() string {
+	return uuid.NewSHA1(uuid.NameSpaceURL, []byte("urn:cachet:job:"+string(j))).String()
+}
 func (j jobIDs) image(i int) string {
 	return uuid.NewSHA1(uuid.NameSpaceURL, fmt.Appendf(nil, "urn:cachet:job:%s:%d", j, i)).String()
 }
