@@ -92,6 +92,9 @@ func acceptanceDatabase(t *testing.T) string {
 	if _, err := own.Exec(ctx, `DO $$ BEGIN
 		IF to_regclass('subjects') IS NOT NULL THEN
 			TRUNCATE subjects, subject_refs, generations, collections, collection_samples, cache_models, cache_entries CASCADE;
+		END IF;
+		IF to_regclass('river_job') IS NOT NULL THEN
+			TRUNCATE river_job CASCADE; -- and the jobs with their idempotency keys
 		END IF; END $$`); err != nil {
 		t.Fatal(err)
 	}

@@ -34,8 +34,8 @@ type stackRole struct{ submit, work bool }
 
 // openStack opens every component before any is used: a failure stops the start with one line naming the
 // component, and what was opened is closed.
-func openStack(ctx context.Context, cfg cachet.Config, role stackRole) (st *stack, err error) {
-	st = &stack{}
+func openStack(ctx context.Context, cfg cachet.Config, role stackRole) (_ *stack, err error) {
+	st := &stack{}
 	defer func() {
 		if err != nil {
 			st.close()
