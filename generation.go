@@ -88,7 +88,9 @@ type GenerateResult struct {
 	Guidance    float64 `json:"guidance"`
 	CleanRenorm float64 `json:"clean_renorm"`
 	// Detail is the full-size redraw's start time (0: none; large scenes and subjects get none).
-	Detail    float64          `json:"detail"`
+	Detail float64 `json:"detail"`
+	// BatchSize is how many requests shared the sampler batch that drew the images (1: alone).
+	BatchSize int              `json:"batch_size"`
 	Images    []GeneratedImage `json:"images"`
 	Timings   GenerateTimings  `json:"timings"`
 	Cache     StepCacheStats   `json:"cache"`

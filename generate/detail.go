@@ -45,9 +45,11 @@ func (d Detail) DraftSteps(total int) int {
 
 // RedrawSmall applies d to imgs, the samples of scenes drawn with base, in place. The redraws reuse base's
 // seed, steps (the draft's, DraftSteps) and guidance, not its prompts, noise, step cache or injection.
-// Large scenes are left as they are. sample runs a request on the model's worker.
+// Large scenes are left as they are. sample runs a request on the model's worker. streams, when set, are
+// the images' own noise streams (requests batched together): each redraw then draws from its image's
+// request seed, as that request alone would.
 func RedrawSmall(sample func(model.SampleRequest) (*model.SampleResult, error), base model.SampleRequest, d Detail,
-	scenes []scene.Scene, imgs [][scene.CanvasPixels]uint8) error {
+	scenes []scene.Scene, imgs [][scene.CanvasPixels]uint8, streams []model.NoiseStream) error {
 	if d.Strength == 0 {
 		return nil
 	}
@@ -74,9 +76,16 @@ func RedrawSmall(sample func(model.SampleRequest) (*model.SampleResult, error), 
 	if len(small) == 0 {
 		return nil
 	}
-	redraw := func(prompts []string, init []float32, strength float64, seed int64) ([][scene.CanvasPixels]uint8, error) {
-		req := model.SampleRequest{Prompts: prompts, Init: init, Strength: strength, Seed: seed, Steps: base.Steps,
-			Guidance: base.Guidance, GuidanceRescale: base.GuidanceRescale, CleanRenorm: base.CleanRenorm}
+	redraw := func(prompts []string, init []float32, strength float64, offset int64) ([][scene.CanvasPixels]uint8, error) {
+		req := model.SampleRequest{Prompts: prompts, Init: init, Strength: strength, Seed: base.Seed + offset, Steps: base.Steps,
+			Guidance: base.Guidance, GuidanceRescale: base.GuidanceRescale, CleanRenorm: base.CleanRenorm, OnStep: base.OnStep}
+		if streams != nil {
+			own := make([]model.NoiseStream, len(small))
+			for k, i := range small {
+				own[k] = model.NoiseStream{Seed: streams[i].Seed + offset, Index: streams[i].Index}
+			}
+			req.Streams = own
+		}
 		res, err := sample(req)
 		if err != nil {
 			return nil, err
@@ -84,7 +93,7 @@ func RedrawSmall(sample func(model.SampleRequest) (*model.SampleResult, error), 
 		return scene.CanvasesFromModelUnits(res.Pixels)
 	}
 	// Seeds of their own, so a redraw's noise is not the draft's.
-	bigs, err := redraw(prompts, init, d.Strength, base.Seed+1_000_003)
+	bigs, err := redraw(prompts, init, d.Strength, 1_000_003)
 	if err != nil {
 		return err
 	}
@@ -105,7 +114,7 @@ func RedrawSmall(sample func(model.SampleRequest) (*model.SampleResult, error), 
 		prompts = append(prompts, scene.Format(scenes[i]))
 		init = append(init, scene.ModelUnits(imgs[i][:])...)
 	}
-	settled, err := redraw(prompts, init, d.Settle, base.Seed+2_000_003)
+	settled, err := redraw(prompts, init, d.Settle, 2_000_003)
 	if err != nil {
 		return err
 	}

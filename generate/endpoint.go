@@ -127,7 +127,7 @@ func (e *Endpoint) generate(ctx context.Context, ids ids, r cachet.GenerateReque
 	for _, d := range res.StepTimes {
 		out.Timings.StepMS = append(out.Timings.StepMS, cachet.Millis(d))
 	}
-	out.Detail = res.Detail
+	out.Detail, out.BatchSize = res.Detail, res.BatchSize
 	out.Cache = res.Cache
 
 	t := time.Now()

@@ -47,6 +47,9 @@ type Options struct {
 	DefaultDetail Detail
 	// MaxImages bounds a request's N (default 16); MaxSteps its steps (default model.MaxSteps).
 	MaxImages, MaxSteps int
+	// BatchImages, above 1, lets requests that wait for the model share a sampler batch of up to that many
+	// images (plain text-to-image without a step cache); 0 or 1 runs each alone.
+	BatchImages int
 }
 
 // Service generates images with one model on its worker.
@@ -54,6 +57,7 @@ type Service struct {
 	worker *model.Worker
 	dit    *model.DiT
 	opts   Options
+	batch  *batcher // nil: no batching
 }
 
 // New builds the service for a loaded model.
@@ -64,7 +68,19 @@ func New(w *model.Worker, m *model.DiT, opts Options) *Service {
 	if opts.MaxSteps <= 0 || opts.MaxSteps > model.MaxSteps {
 		opts.MaxSteps = model.MaxSteps
 	}
-	return &Service{worker: w, dit: m, opts: opts}
+	s := &Service{worker: w, dit: m, opts: opts}
+	if opts.BatchImages > 1 {
+		s.batch = &batcher{s: s, maxImages: opts.BatchImages}
+	}
+	return s
+}
+
+// BatchStats counts the sampler batches run and the requests they carried (zero without batching).
+func (s *Service) BatchStats() BatchStats {
+	if s.batch == nil {
+		return BatchStats{}
+	}
+	return s.batch.stats()
 }
 
 // ModelID names the model's weights.
@@ -114,6 +130,8 @@ type Result struct {
 	Personalized    bool
 	// Detail is the full-size redraw's start time the images got (0: none).
 	Detail float64
+	// BatchSize is how many requests shared the sampler batch (1: alone).
+	BatchSize int
 }
 
 // Validate checks a request without running it and fills its defaults (1 image, cachet.DefaultSteps).
@@ -245,8 +263,11 @@ func (s *Service) Generate(ctx context.Context, req Request) (*Result, error) {
 	if err := s.Validate(&req); err != nil {
 		return nil, err
 	}
+	if s.batchable(req) {
+		return s.batch.generate(ctx, req)
+	}
 	cacheCfg := s.opts.Calibrations.Apply(req.Cache)
-	res := &Result{Personalized: req.Refs != nil, Prompt: req.Prompt}
+	res := &Result{Personalized: req.Refs != nil, Prompt: req.Prompt, BatchSize: 1}
 	queued := time.Now()
 	err := s.worker.Do(ctx, func() error {
 		res.Queue = time.Since(queued)
@@ -315,11 +336,8 @@ func (s *Service) redraw(ctx context.Context, d Detail, sc scene.Scene, sreq mod
 	if err != nil {
 		return err
 	}
-	sample := func(r model.SampleRequest) (*model.SampleResult, error) {
-		r.OnStep = sreq.OnStep
-		return s.dit.Sample(ctx, r)
-	}
-	if err := RedrawSmall(sample, sreq, d, slices.Repeat([]scene.Scene{sc}, len(imgs)), imgs); err != nil {
+	sample := func(r model.SampleRequest) (*model.SampleResult, error) { return s.dit.Sample(ctx, r) }
+	if err := RedrawSmall(sample, sreq, d, slices.Repeat([]scene.Scene{sc}, len(imgs)), imgs, nil); err != nil {
 		return err
 	}
 	per := scene.CanvasPixels

@@ -37,6 +37,9 @@ type SampleRequest struct {
 	Inject *Injection
 	// Noise, when set, replaces the seeded starting noise ([N, C, H, W]; parity tests and experiments).
 	Noise []float32
+	// Streams, when set (and Noise is not), gives each image its own noise stream instead of (Seed, i):
+	// requests batched together keep the images they would draw alone.
+	Streams []NoiseStream
 	// Init, when set ([N, C, H, W], model units), makes the request an image-to-image one (flow models): the
 	// sampler starts from Init noised to time Strength ∈ (0, 1] and runs the last ⌈Strength·Steps⌉ steps of
 	// the schedule, so the result keeps Init's layout and redraws its detail.

@@ -101,6 +101,20 @@ func (m *DiT) initialNoise(seed int64, n int) []float32 {
 	return m.imageNoise(n, func(i int) *rand.PCG { return rand.NewPCG(uint64(seed), uint64(i)) })
 }
 
+// NoiseStream names one image's starting noise: image Index of a request seeded Seed.
+type NoiseStream struct {
+	Seed  int64
+	Index int
+}
+
+// StreamNoise is the starting noise of images with these streams ([len, C, H, W]): the noise a request
+// of their seed gives them, so requests batched together draw the images they would alone.
+func (m *DiT) StreamNoise(streams []NoiseStream) []float32 {
+	return m.imageNoise(len(streams), func(i int) *rand.PCG {
+		return rand.NewPCG(uint64(streams[i].Seed), uint64(streams[i].Index))
+	})
+}
+
 // imageNoise fills n images with standard normal values, image i from its own stream(i).
 func (m *DiT) imageNoise(n int, stream func(i int) *rand.PCG) []float32 {
 	per := m.Cfg.Channels * m.Cfg.ImageSize * m.Cfg.ImageSize
@@ -139,7 +153,14 @@ func (m *DiT) Sample(ctx context.Context, req SampleRequest) (*SampleResult, err
 		perturbedMods = m.stepModulations(o, &req, sched, false)
 	}
 	noise := req.Noise
-	if noise == nil {
+	switch {
+	case noise != nil:
+	case req.Streams != nil:
+		if len(req.Streams) != n {
+			return nil, fmt.Errorf("model: %d noise streams for %d images", len(req.Streams), n)
+		}
+		noise = m.StreamNoise(req.Streams)
+	default:
 		noise = m.initialNoise(req.Seed, n)
 	}
 	first := 0

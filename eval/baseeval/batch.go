@@ -59,7 +59,7 @@ func sampleBatch(ctx context.Context, w *model.Worker, m *model.DiT, req model.S
 		if err != nil {
 			return nil, err
 		}
-		if err := generate.RedrawSmall(sample, r, d, sub, out); err != nil { // a no-op for the whole group
+		if err := generate.RedrawSmall(sample, r, d, sub, out, nil); err != nil { // a no-op for the whole group
 			return nil, err
 		}
 		for k, i := range group {

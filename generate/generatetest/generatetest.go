@@ -103,3 +103,22 @@ func (s *Stack) SaveWeights(t testing.TB, path string) {
 		t.Fatal(err)
 	}
 }
+
+// Shipped is the stack on the shipped weights (weights/base.safetensors, path relative to the test's
+// package directory), for tests whose numerics need a trained model: a random one amplifies float
+// rounding into visible differences within a few steps.
+func Shipped(t testing.TB, path string) *Stack {
+	t.Helper()
+	s := &Stack{Worker: model.NewWorker(false), ModelID: fmt.Sprintf("test-%d", time.Now().UnixNano())}
+	t.Cleanup(s.Worker.Close)
+	err := s.Worker.Do(context.Background(), func() error {
+		var err error
+		s.DiT, _, err = model.Load(path, model.CPU)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Worker.Do(context.Background(), func() error { s.DiT.Close(); return nil }) })
+	return s
+}
