@@ -61,6 +61,9 @@ type JobsConfig struct {
 	Queues []string
 	// Concurrency is how many jobs of each kind a worker runs at once.
 	Concurrency int
+	// BatchImages, above 1, lets generations waiting for the model share a sampler batch of that many
+	// images at most (0 or 1: each alone).
+	BatchImages int
 	// MaxQueued bounds the jobs waiting for a worker, all kinds together, and MaxQueuedPerKind each kind's;
 	// past them submissions are answered 429.
 	MaxQueued        int
@@ -136,7 +139,7 @@ func DefaultConfig() Config {
 		DefaultCache:    DefaultCachePolicy,
 		DefaultDetail:   DefaultDetail,
 		Classify:        ClassifyConfig{Center: true, WhitenHead: true, PrototypeSamples: 32, PrototypeSteps: 20, PrototypeGuidance: 2, Neighbours: 256},
-		Jobs: JobsConfig{Worker: "embedded", Concurrency: 2, MaxQueued: 256,
+		Jobs: JobsConfig{Worker: "embedded", Concurrency: 8, BatchImages: 16, MaxQueued: 256,
 			MaxQueuedPerKind: map[string]int{string(JobGenerate): 128, string(JobSubject): 64, string(JobCollectionBuild): 16},
 			Deadline:         10 * time.Minute, Retention: 24 * time.Hour, RescueAfter: 5 * time.Minute, SyncWait: time.Minute},
 	}

@@ -88,9 +88,16 @@ func (b *batcher) generate(ctx context.Context, req Request) (*Result, error) {
 	}
 }
 
-// loop runs batches until the queue is empty.
+// gatherWindow is how long the batcher waits after a batch before forming the next: the requests the
+// last batch answered come back within it (clients that send one request after another), and join.
+const gatherWindow = 15 * time.Millisecond
+
+// loop runs batches until the queue is empty. The first batch after an idle spell starts at once.
 func (b *batcher) loop() {
-	for {
+	for first := true; ; first = false {
+		if !first {
+			time.Sleep(gatherWindow)
+		}
 		group := b.next()
 		if group == nil {
 			return

@@ -128,11 +128,6 @@ type worker[T jobArgs] struct {
 	handle Handler
 }
 
-// Timeout ends a run at the job's deadline.
-func (w *worker[T]) Timeout(job *river.Job[T]) time.Duration {
-	return max(time.Until(job.Args.args().Deadline), time.Millisecond)
-}
-
 func (w *worker[T]) Work(ctx context.Context, job *river.Job[T]) error {
 	complete := func(ctx context.Context, tx pgx.Tx) error {
 		_, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job)
@@ -148,6 +143,10 @@ func (q *Queue) work(ctx context.Context, kind cachet.JobKind, row *rivertype.Jo
 	if time.Now().After(p.Deadline) {
 		return q.end(ctx, kind, row, p, context.DeadlineExceeded)
 	}
+	// The deadline is enforced here, not as River's per-job timeout: River's rescuer waits out a job's
+	// timeout before it rescues the job from a dead worker, and a deadline is minutes away.
+	ctx, cancel := context.WithDeadline(ctx, p.Deadline)
+	defer cancel()
 	started, err := q.st.start(ctx, id)
 	if err != nil {
 		return fmt.Errorf("jobs: starting %s: %w", jobName(id), err)

@@ -53,6 +53,7 @@ func (c *configFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.cfg.Jobs.Deadline, "job-deadline", d.Jobs.Deadline, "how long a job may take from submission to its end, its wait included")
 	fs.DurationVar(&c.cfg.Jobs.Retention, "job-retention", d.Jobs.Retention, "how long finished jobs and their idempotency keys are kept")
 	fs.DurationVar(&c.cfg.Jobs.RescueAfter, "rescue-after", d.Jobs.RescueAfter, "a job running this long counts as its worker's death: another worker takes it")
+	fs.IntVar(&c.cfg.Jobs.BatchImages, "batch-images", d.Jobs.BatchImages, "generations waiting for the model share a sampler batch of up to this many images (0 or 1 = each alone)")
 	fs.IntVar(&c.cfg.Jobs.Concurrency, "concurrency", d.Jobs.Concurrency, "jobs of each kind a worker (or serve's embedded worker) runs at once")
 }
 

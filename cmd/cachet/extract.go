@@ -14,7 +14,6 @@ import (
 	"github.com/cachetlab/cachet/generate"
 	"github.com/cachetlab/cachet/model"
 	"github.com/cachetlab/cachet/scene"
-	"github.com/cachetlab/cachet/stepcache"
 	"github.com/cachetlab/cachet/subjects"
 )
 
@@ -76,7 +75,7 @@ func runExtract(cmd *cobra.Command, cfg cachet.Config, paths []string, out, adap
 	if adaptersFile == "" {
 		adaptersFile = adaptersPath(cfg.Weights)
 	}
-	p, err := newPersonalization(ctx, w, m, cfg.Weights, adaptersFile, 1, stepcache.Config{}, generate.Detail{})
+	p, err := newPersonalization(ctx, w, m, cfg.Weights, adaptersFile, generate.Options{MaxImages: 1})
 	if err != nil {
 		return err
 	}

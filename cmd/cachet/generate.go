@@ -131,7 +131,8 @@ func runGenerate(cmd *cobra.Command, cf *configFlags, g generateFlags) error {
 		if err != nil {
 			return fmt.Errorf("--default-cache: %w", err)
 		}
-		p, err := newPersonalization(ctx, w, m, g.weights, g.adapters, maxGenerate, defaultCache, generate.Detail{Strength: cf.cfg.DefaultDetail})
+		p, err := newPersonalization(ctx, w, m, g.weights, g.adapters,
+			generate.Options{MaxImages: maxGenerate, DefaultCache: defaultCache, DefaultDetail: generate.Detail{Strength: cf.cfg.DefaultDetail}})
 		if err != nil {
 			return err
 		}

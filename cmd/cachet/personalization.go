@@ -35,7 +35,9 @@ type personalization struct {
 
 // newPersonalization wires it for dit (on w), whose weights file is weightsPath. A missing adapters file
 // is not an error: subjects can be uploaded, and personalized requests answer that adapters are missing.
-func newPersonalization(ctx context.Context, w *model.Worker, dit *model.DiT, weightsPath, adaptersPath string, maxImages int, defaultCache stepcache.Config, defaultDetail generate.Detail) (*personalization, error) {
+// opts are the generation service's request defaults and bounds; its model's ID, calibrations and
+// adapters are filled here.
+func newPersonalization(ctx context.Context, w *model.Worker, dit *model.DiT, weightsPath, adaptersPath string, opts generate.Options) (*personalization, error) {
 	id, err := featurecache.WeightsID(weightsPath)
 	if err != nil {
 		return nil, err
@@ -66,14 +68,14 @@ func newPersonalization(ctx context.Context, w *model.Worker, dit *model.DiT, we
 		p.close()
 		return nil, err
 	}
-	if _, err := stepcache.New(cals.Apply(defaultCache), dit.Cfg.Depth); err != nil {
+	if _, err := stepcache.New(cals.Apply(opts.DefaultCache), dit.Cfg.Depth); err != nil {
 		// A calibrated default (TeaCache) needs the profile next to these weights; without it, requests
 		// that name no policy still work, uncached.
 		slog.Warn("default step-cache policy unusable with these weights: generating uncached by default",
-			"policy", defaultCache.String(), "err", err, "fix", "run 'cachet calibrate' for these weights or set --default-cache")
-		defaultCache = stepcache.Config{Name: "none"}
+			"policy", opts.DefaultCache.String(), "err", err, "fix", "run 'cachet calibrate' for these weights or set --default-cache")
+		opts.DefaultCache = stepcache.Config{Name: "none"}
 	}
-	opts := generate.Options{ModelID: id, Calibrations: cals, MaxImages: maxImages, DefaultCache: defaultCache, DefaultDetail: defaultDetail}
+	opts.ModelID, opts.Calibrations = id, cals
 	if p.adapters != nil {
 		opts.Personalizer = p.adapters
 	}

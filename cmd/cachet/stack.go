@@ -99,7 +99,8 @@ func openStack(ctx context.Context, cfg cachet.Config, role stackRole) (_ *stack
 	if adaptersFile == "" {
 		adaptersFile = adaptersPath(cfg.Weights)
 	}
-	p, err := newPersonalization(ctx, st.weights.worker, st.weights.dit, cfg.Weights, adaptersFile, 0, defaultCache, generate.Detail{Strength: cfg.DefaultDetail})
+	p, err := newPersonalization(ctx, st.weights.worker, st.weights.dit, cfg.Weights, adaptersFile,
+		generate.Options{DefaultCache: defaultCache, DefaultDetail: generate.Detail{Strength: cfg.DefaultDetail}, BatchImages: cfg.Jobs.BatchImages})
 	if err != nil {
 		return nil, err
 	}
