@@ -129,31 +129,20 @@ func (s *Server) createSubject(c *gin.Context) {
 }
 
 // answerSubject answers a created or retried subject: at once when it is built (or the client asked for
-// async: 202 with its job), else once its job is done, or 202 with the job if it outlives the sync wait.
+// async: 202 with its job), else as its job (answerJob).
 func (s *Server) answerSubject(c *gin.Context, sub *cachet.Subject, async bool, ok int) {
 	if s.opts.Jobs == nil || sub.Status != cachet.SubjectPending || sub.JobID == "" {
 		c.JSON(ok, sub)
 		return
 	}
 	job, err := s.opts.Jobs.Job(c.Request.Context(), sub.JobID)
-	if err == nil && !async && !job.State.Done() {
-		job, err = s.opts.Jobs.Wait(c.Request.Context(), sub.JobID, s.opts.SyncWait)
-	}
-	if err != nil {
+	switch {
+	case err != nil:
 		writeError(c, err)
-		return
-	}
-	switch job.State {
-	case cachet.JobFailed, cachet.JobCanceled:
-		writeError(c, job.Err())
-	case cachet.JobSucceeded:
-		if sub, err = s.opts.Subjects.Subject(c.Request.Context(), sub.ID); err != nil {
-			writeError(c, err)
-			return
-		}
-		c.JSON(ok, sub)
-	default:
+	case async && !job.State.Done():
 		accepted(c, job)
+	default: // a subject job's result is the built subject
+		s.answerJob(c, job, ok)
 	}
 }
 

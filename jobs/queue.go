@@ -256,13 +256,9 @@ func (q *Queue) Existing(ctx context.Context, j cachet.NewJob) (*cachet.Job, err
 	if err != nil {
 		return nil, err
 	}
-	var id int64
-	var seen string
-	err = q.st.pool.QueryRow(ctx, `SELECT id, coalesce(request_sha256, '') FROM jobs WHERE idempotency_key = $1`, j.IdempotencyKey).Scan(&id, &seen)
+	id, seen, found, err := byKey(ctx, q.st.pool, j.IdempotencyKey)
 	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return nil, nil
-	case err != nil:
+	case err != nil || !found:
 		return nil, err
 	case seen != sha:
 		return nil, reusedKey(j.IdempotencyKey)

@@ -115,8 +115,10 @@ func (st store) get(ctx context.Context, id int64) (*cachet.Job, error) {
 	return j, err
 }
 
-// byKey finds the job an idempotency key made, with its request's hash.
-func byKey(ctx context.Context, tx pgx.Tx, key string) (int64, string, bool, error) {
+// byKey finds the job an idempotency key made, with its request's hash (q: the pool or a transaction).
+func byKey(ctx context.Context, tx interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}, key string) (int64, string, bool, error) {
 	var id int64
 	var sha string
 	err := tx.QueryRow(ctx, `SELECT id, coalesce(request_sha256, '') FROM jobs WHERE idempotency_key = $1`, key).Scan(&id, &sha)
