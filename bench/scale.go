@@ -46,7 +46,7 @@ type ScaleOptions struct {
 // DefaultScaleOptions are the committed report's settings.
 func DefaultScaleOptions() ScaleOptions {
 	return ScaleOptions{Weights: "weights/base.safetensors", Examples: "docs/examples", Workers: []int{1, 2, 3}, KillWorkers: 3, Kills: 20,
-		Jobs: 300, Clients: 12, Concurrency: 8, Steps: cachet.DefaultSteps, RescueAfter: 15 * time.Second, Timeout: 20 * time.Minute}
+		Jobs: 300, Clients: 12, Concurrency: 8, Steps: cachet.DefaultSteps, RescueAfter: 30 * time.Second, Timeout: 20 * time.Minute}
 }
 
 // ScaleRun is one run's measurement.
@@ -69,6 +69,7 @@ type ScaleRun struct {
 // scaleCluster is the processes of one run.
 type scaleCluster struct {
 	o       ScaleOptions
+	run     int    // the run's index, naming its logs
 	db      string // this run's database URL
 	api     string // host:port
 	procs   []*exec.Cmd
@@ -118,7 +119,7 @@ func scaleRun(ctx context.Context, o ScaleOptions, index, workers, kills int) (*
 		return nil, err
 	}
 	defer drop()
-	c := &scaleCluster{o: o, db: dbURL}
+	c := &scaleCluster{o: o, db: dbURL, run: index}
 	defer c.stop()
 	bucket := o.S3
 	bucket.Bucket = fmt.Sprintf("%s-scale-%d-%d", o.S3.Bucket, index, time.Now().Unix()%100000)
@@ -139,7 +140,7 @@ func scaleRun(ctx context.Context, o ScaleOptions, index, workers, kills int) (*
 	defer cancel()
 	killed := make(chan int, 1)
 	if kills > 0 {
-		go func() { killed <- c.killRepeatedly(runCtx, kills, client.expectedSeconds(workers)) }()
+		go func() { killed <- c.killRepeatedly(runCtx, kills, client.finished) }()
 	} else {
 		killed <- 0
 	}
@@ -197,7 +198,7 @@ func (c *scaleCluster) start(name string, args ...string) (*exec.Cmd, error) {
 		if err := os.MkdirAll(c.o.LogDir, 0o755); err != nil {
 			return nil, err
 		}
-		f, err := os.OpenFile(filepath.Join(c.o.LogDir, name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		f, err := os.OpenFile(filepath.Join(c.o.LogDir, fmt.Sprintf("run%d-%s.log", c.run, name)), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 		if err != nil {
 			return nil, err
 		}
@@ -242,16 +243,20 @@ func (c *scaleCluster) startWorker(i int) error {
 	return nil
 }
 
-// killRepeatedly SIGKILLs a random worker every period/kills and starts a new one in its place, until
-// kills are done or ctx ends; it returns how many it killed.
-func (c *scaleCluster) killRepeatedly(ctx context.Context, kills int, expected time.Duration) int {
-	every := max(expected/time.Duration(kills+1), 2*time.Second)
+// killRepeatedly SIGKILLs a random worker each time another jobs/(kills+1) jobs have finished, and starts
+// a new one in its place, until kills are done or ctx ends; it returns how many it killed. Spreading the
+// kills by progress rather than by time keeps them inside the run whatever its speed.
+func (c *scaleCluster) killRepeatedly(ctx context.Context, kills int, finished func() int) int {
+	every := max(c.o.Jobs/(kills+1), 1)
 	done := 0
 	for done < kills {
 		select {
 		case <-ctx.Done():
 			return done
-		case <-time.After(every):
+		case <-time.After(250 * time.Millisecond):
+		}
+		if finished() < (done+1)*every {
+			continue
 		}
 		c.mu.Lock()
 		i := rand.IntN(len(c.workers))

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -31,6 +32,7 @@ type scaleClient struct {
 
 	mu       sync.Mutex
 	rejected int
+	done     atomic.Int64
 }
 
 func newScaleClient(base string, o ScaleOptions) *scaleClient {
@@ -242,6 +244,7 @@ func (c *scaleClient) run(ctx context.Context, jobs int) *ScaleRun {
 					lat = append(lat, time.Since(t))
 				}
 				mu.Unlock()
+				c.done.Add(1)
 			}
 		})
 	}
@@ -256,11 +259,8 @@ func (c *scaleClient) run(ctx context.Context, jobs int) *ScaleRun {
 	return res
 }
 
-// expectedSeconds guesses a run's length, to spread the kills over it.
-func (c *scaleClient) expectedSeconds(workers int) time.Duration {
-	perJob := 0.5 * float64(c.o.Steps) / float64(cachet.DefaultSteps) // seconds on one core
-	return time.Duration(float64(c.o.Jobs) * perJob / float64(min(workers, 2)) * float64(time.Second))
-}
+// finished counts the jobs of the run that have ended (either way).
+func (c *scaleClient) finished() int { return int(c.done.Load()) }
 
 // audit counts, from the database, what the run left: succeeded jobs by kind, jobs a second worker took,
 // lost jobs (not succeeded), and duplicated results (a stored generation with more rows than images, an

@@ -36,7 +36,8 @@ type Options struct {
 	Retention time.Duration
 	// MaxAttempts is how many workers may take a job before it fails (a worker that dies, a storage error).
 	MaxAttempts int
-	// RescueAfter is how long a job may run before it counts as its worker's death and another takes it.
+	// RescueAfter is how long one attempt at a job may run: past it the attempt is stopped, and a job
+	// whose worker died is taken by another worker (River rescues only jobs whose run has timed out).
 	RescueAfter time.Duration
 	// Workers, when set, makes this process a worker: it takes jobs of the kinds it has handlers for.
 	Workers *WorkerOptions
@@ -86,7 +87,7 @@ func New(pool *pgxpool.Pool, opts Options) (*Queue, error) {
 		CancelledJobRetentionPeriod: opts.Retention,
 		DiscardedJobRetentionPeriod: opts.Retention,
 		RescueStuckJobsAfter:        opts.RescueAfter,
-		JobTimeout:                  -1, // each job's own deadline (worker.Timeout)
+		JobTimeout:                  opts.RescueAfter,
 		FetchCooldown:               10 * time.Millisecond,
 		FetchPollInterval:           500 * time.Millisecond,
 		Logger:                      slog.Default(),
@@ -114,6 +115,10 @@ func (q *Queue) Run(ctx context.Context, drain time.Duration) error {
 	defer stopHub()
 	go q.hub.run(hubCtx)
 	go q.sampleDepth(hubCtx)
+	if q.opts.Workers == nil { // submit-only (an API replica): River's client only inserts and cancels
+		<-ctx.Done()
+		return nil
+	}
 	if err := q.client.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("jobs: starting the queue: %w", err)
 	}

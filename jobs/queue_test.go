@@ -281,3 +281,25 @@ func TestUnknownJob(t *testing.T) {
 		}
 	}
 }
+
+// A job whose worker died (its row left running, nobody working it) is taken by a live worker once it has
+// run longer than RescueAfter, and completes there.
+func TestDeadWorkersJobIsRescued(t *testing.T) {
+	db := testenv.PrivateDB(t)
+	api, _ := start(t, db, jobs.Options{}, nil) // a replica that only submits
+	j := submit(t, api, stepsArgs{Steps: 2, Step: 10 * time.Millisecond}, "")
+	// What a worker killed mid-job leaves behind.
+	if _, err := db.Pool.Exec(context.Background(), `UPDATE river_job SET state = 'running', attempt = 1,
+		attempted_at = now() - interval '1 minute', attempted_by = '{dead-worker}' WHERE id = $1`, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	var s stepper
+	start(t, db, jobs.Options{RescueAfter: 2 * time.Second}, s.handle)
+	done, err := api.Wait(context.Background(), j.ID, 60*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done.State != cachet.JobSucceeded || done.Attempt != 2 || s.done.Load() != 1 {
+		t.Fatalf("rescued job: %+v, runs done %d; want succeeded on attempt 2", done, s.done.Load())
+	}
+}

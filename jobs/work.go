@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -93,12 +94,13 @@ func (q *Queue) addWorkers(cfg *river.Config, o WorkerOptions) error {
 			}
 		}
 	}
+	// Every kind with a handler is registered, the queues taken are only kinds: the maintenance leader
+	// (any worker) rescues a dead worker's job only if it knows the job's kind, and discards it otherwise.
 	workers := river.NewWorkers()
-	cfg.Queues = map[string]river.QueueConfig{}
-	for _, k := range kinds {
+	for _, k := range cachet.JobKinds {
 		h := o.Handlers[k]
 		if h == nil {
-			return cachet.Invalid("this worker cannot take %s jobs (it has no model for them)", k)
+			continue
 		}
 		var err error
 		switch k {
@@ -108,11 +110,18 @@ func (q *Queue) addWorkers(cfg *river.Config, o WorkerOptions) error {
 			err = river.AddWorkerSafely(workers, &worker[subjectArgs]{q: q, kind: k, handle: h})
 		case cachet.JobCollectionBuild:
 			err = river.AddWorkerSafely(workers, &worker[collectionBuildArgs]{q: q, kind: k, handle: h})
-		default:
-			return cachet.Invalid("unknown job kind %q; the kinds are %v", k, cachet.JobKinds)
 		}
 		if err != nil {
 			return fmt.Errorf("jobs: %w", err)
+		}
+	}
+	cfg.Queues = map[string]river.QueueConfig{}
+	for _, k := range kinds {
+		if !slices.Contains(cachet.JobKinds, k) {
+			return cachet.Invalid("unknown job kind %q; the kinds are %v", k, cachet.JobKinds)
+		}
+		if o.Handlers[k] == nil {
+			return cachet.Invalid("this worker cannot take %s jobs (it has no model for them)", k)
 		}
 		cfg.Queues[string(k)] = river.QueueConfig{MaxWorkers: o.Concurrency}
 	}

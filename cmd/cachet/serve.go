@@ -57,9 +57,10 @@ func serve(ctx context.Context, cfg cachet.Config) error {
 	}
 	defer st.close()
 	useQueue := !embedded || st.weights.dit != nil
-	if st.classifier != nil {
+	if st.classifier != nil && embedded {
 		// The zero-shot head is sampled once per model and kept in Postgres; warming it here keeps the first
-		// classify request from waiting for it.
+		// classify request from waiting for it. An API replica leaves that model work to the first request
+		// that needs it, so replicas started beside busy workers do not compete with them for cores.
 		go func() {
 			if _, err := st.classifier.BuiltinHead(ctx); err != nil && ctx.Err() == nil {
 				slog.Warn("classification: zero-shot head not ready", "err", err)
