@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -50,6 +51,11 @@ func TestREADME(t *testing.T) {
 				}
 			}
 		case "POST /v1/generate":
+			if c.status == http.StatusAccepted {
+				seen["async job"] = true
+				checkJob(t, c, cachet.JobQueued, cachet.JobRunning, cachet.JobSucceeded)
+				continue
+			}
 			seen["generate"] = true
 			var req cachet.GenerateRequest
 			if err := json.Unmarshal([]byte(lastOf(c.flag("--json"))), &req); err != nil {
@@ -70,9 +76,24 @@ func TestREADME(t *testing.T) {
 			checkClassify(t, c, examples)
 		case "POST /v1/collections/{id}/build":
 			seen["collection build"] = true
+		case "GET /v1/jobs/{id}":
+			seen["job"] = true
+			if j := checkJob(t, c, cachet.JobSucceeded); j != nil {
+				var res cachet.GenerateResult
+				if err := json.Unmarshal(j.Result, &res); err != nil || len(res.Images) == 0 {
+					t.Errorf("%v: a finished generate job's result has no images (%v)", c, err)
+				}
+			}
+		case "GET /v1/jobs/{id}/events":
+			seen["job events"] = true
+			checkEvents(t, c)
+		case "DELETE /v1/jobs/{id}":
+			seen["cancel"] = true
+			checkJob(t, c, cachet.JobCanceled)
 		}
 	}
-	for _, kind := range []string{"subject", "generate", "personalized", "classify", "classify with a collection", "collection build"} {
+	for _, kind := range []string{"subject", "generate", "personalized", "classify", "classify with a collection", "collection build",
+		"async job", "job", "job events", "cancel"} {
 		if !seen[kind] {
 			t.Errorf("README.md has no working example of %s", kind)
 		}
@@ -87,11 +108,11 @@ type generation struct {
 
 var idSegment = regexp.MustCompile(`^[0-9a-f-]{36}$`)
 
-// routeOf turns ids in a path into the route's placeholder.
+// routeOf turns ids in a path (uuids; a job's number) into the route's placeholder.
 func routeOf(path string) string {
 	parts := strings.Split(path, "/")
 	for i, p := range parts {
-		if idSegment.MatchString(p) {
+		if idSegment.MatchString(p) || i > 0 && parts[i-1] == "jobs" {
 			parts[i] = "{id}"
 		}
 	}
@@ -273,4 +294,42 @@ func meanDistance(imgs []*image.Gray, target []uint8) float64 {
 		}
 	}
 	return sum / float64(len(imgs)*len(target))
+}
+
+// checkJob decodes a job answer and checks its state is one of want.
+func checkJob(t *testing.T, c call, want ...cachet.JobState) *cachet.Job {
+	t.Helper()
+	var j cachet.Job
+	mustJSON(t, c, &j)
+	if !slices.Contains(want, j.State) || j.ID == "" || j.Kind != cachet.JobGenerate {
+		t.Errorf("%v: job %q (%s) is %s; want one of %v", c, j.ID, j.Kind, j.State, want)
+		return nil
+	}
+	return &j
+}
+
+// checkEvents checks a job's event stream: named events in order, queued or running first, per-step
+// progress while running, and one final event, succeeded.
+func checkEvents(t *testing.T, c call) {
+	t.Helper()
+	var states []string
+	lastStep := -1
+	for _, line := range strings.Split(string(c.body), "\n") {
+		if s, ok := strings.CutPrefix(line, "event: "); ok {
+			states = append(states, s)
+		}
+		if d, ok := strings.CutPrefix(line, "data: "); ok {
+			var j cachet.Job
+			if err := json.Unmarshal([]byte(d), &j); err != nil {
+				t.Fatalf("%v: event data is not a job: %v", c, err)
+			}
+			if j.Progress.Step < lastStep {
+				t.Errorf("%v: progress went back from step %d to %d", c, lastStep, j.Progress.Step)
+			}
+			lastStep = j.Progress.Step
+		}
+	}
+	if len(states) == 0 || states[len(states)-1] != string(cachet.JobSucceeded) {
+		t.Errorf("%v: events %v; want the job's states ending in succeeded", c, states)
+	}
 }

@@ -34,10 +34,21 @@ func repoRoot(t *testing.T) string {
 
 // server is a running `cachet serve`.
 type server struct {
-	addr string // host:port
-	log  *syncBuffer
-	cmd  *exec.Cmd
-	done chan error
+	addr   string // host:port
+	log    *syncBuffer
+	cmd    *exec.Cmd
+	done   chan error
+	killed bool
+}
+
+// kill SIGKILLs the process, as a crash or an OOM killer would, and waits for it.
+func (s *server) kill(t *testing.T) {
+	t.Helper()
+	if err := s.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-s.done
+	s.killed = true
 }
 
 // buildBinary compiles cmd/cachet as a release build would.
@@ -123,28 +134,9 @@ func sharedServices(t *testing.T) []string {
 // /readyz answers 200.
 func startServer(t *testing.T, bin string, flags ...string) *server {
 	t.Helper()
-	s := &server{addr: freePort(t), log: &syncBuffer{}, done: make(chan error, 1)}
-	args := []string{"serve", "--addr", s.addr, "--weights", filepath.Join(repoRoot(t), "weights", "base.safetensors"),
-		// Test binaries run side by side on few cores: one libtorch thread each.
-		"--torch-threads", "1", "--log-format", "json"}
-	s.cmd = exec.Command(bin, append(args, flags...)...)
-	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { s.done <- s.cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = s.cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-s.done:
-		case <-time.After(30 * time.Second):
-			_ = s.cmd.Process.Kill()
-			<-s.done
-		}
-		if t.Failed() {
-			t.Logf("server log:\n%s", s.log.String())
-		}
-	})
+	addr := freePort(t)
+	s := startProcess(t, bin, append([]string{"serve", "--addr", addr}, flags...)...)
+	s.addr = addr
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		resp, err := http.Get("http://" + s.addr + "/readyz")
@@ -163,6 +155,55 @@ func startServer(t *testing.T, bin string, flags ...string) *server {
 			t.Fatalf("cachet serve not ready after 3 minutes:\n%s", s.log.String())
 		}
 	}
+}
+
+// startWorker runs bin worker with the shipped weights and the given flags, and waits until it takes jobs.
+func startWorker(t *testing.T, bin string, flags ...string) *server {
+	t.Helper()
+	s := startProcess(t, bin, append([]string{"worker"}, flags...)...)
+	deadline := time.Now().Add(3 * time.Minute)
+	for !s.logHas("River client started") {
+		select {
+		case err := <-s.done:
+			t.Fatalf("cachet worker exited: %v\n%s", err, s.log.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cachet worker not started after 3 minutes:\n%s", s.log.String())
+		}
+	}
+	return s
+}
+
+// startProcess runs bin with args, the shipped weights, one libtorch thread and JSON logs, and stops it
+// (SIGINT, then SIGKILL after 30 s) when the test ends.
+func startProcess(t *testing.T, bin string, args ...string) *server {
+	t.Helper()
+	s := &server{log: &syncBuffer{}, done: make(chan error, 1)}
+	args = append(args, "--weights", filepath.Join(repoRoot(t), "weights", "base.safetensors"),
+		// Test binaries run side by side on few cores: one libtorch thread each.
+		"--torch-threads", "1", "--log-format", "json")
+	s.cmd = exec.Command(bin, args...)
+	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.done <- s.cmd.Wait() }()
+	t.Cleanup(func() {
+		if !s.killed {
+			_ = s.cmd.Process.Signal(os.Interrupt)
+			select {
+			case <-s.done:
+			case <-time.After(30 * time.Second):
+				_ = s.cmd.Process.Kill()
+				<-s.done
+			}
+		}
+		if t.Failed() {
+			t.Logf("%s log:\n%s", args[0], s.log.String())
+		}
+	})
+	return s
 }
 
 // syncBuffer collects the server's output while tests read it.

@@ -106,12 +106,19 @@ func (s *Server) cancelJob(c *gin.Context) {
 		return
 	}
 	job, err := q.Cancel(c.Request.Context(), c.Param("id"))
+	if err == nil && !job.State.Done() {
+		// A running job stops within one sampler step: answer its end rather than "running".
+		job, err = q.Wait(c.Request.Context(), job.ID, cancelWait)
+	}
 	if err != nil {
 		writeError(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, job)
 }
+
+// cancelWait bounds how long DELETE waits for a running job to stop.
+const cancelWait = 10 * time.Second
 
 // sseHeartbeat keeps idle event streams open through proxies.
 const sseHeartbeat = 15 * time.Second

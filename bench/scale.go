@@ -64,6 +64,10 @@ type ScaleRun struct {
 	Rerun       int            `json:"rerun"`      // jobs a second worker took (after a kill)
 	ByKind      map[string]int `json:"by_kind"`
 	Rejected429 int            `json:"rejected_429"`
+	// CPU seconds the API process and the worker processes (killed ones included) used over the run;
+	// the rest of the machine's time went to Postgres, the S3 server and the clients.
+	APICPUSeconds    float64 `json:"api_cpu_seconds"`
+	WorkerCPUSeconds float64 `json:"worker_cpu_seconds"`
 }
 
 // scaleCluster is the processes of one run.
@@ -73,6 +77,7 @@ type scaleCluster struct {
 	db      string // this run's database URL
 	api     string // host:port
 	procs   []*exec.Cmd
+	apiCmd  *exec.Cmd
 	workers []*exec.Cmd
 	mu      sync.Mutex
 	logs    []*os.File
@@ -120,7 +125,7 @@ func scaleRun(ctx context.Context, o ScaleOptions, index, workers, kills int) (*
 	}
 	defer drop()
 	c := &scaleCluster{o: o, db: dbURL, run: index}
-	defer c.stop()
+	defer func() { _, _ = c.stop() }()
 	bucket := o.S3
 	bucket.Bucket = fmt.Sprintf("%s-scale-%d-%d", o.S3.Bucket, index, time.Now().Unix()%100000)
 	c.o.S3 = bucket
@@ -147,6 +152,7 @@ func scaleRun(ctx context.Context, o ScaleOptions, index, workers, kills int) (*
 	res := client.run(runCtx, o.Jobs)
 	res.Workers, res.Kills = workers, <-killed
 	cancel()
+	res.APICPUSeconds, res.WorkerCPUSeconds = c.stop()
 	if err := client.audit(ctx, c.db, res); err != nil {
 		return nil, err
 	}
@@ -222,7 +228,7 @@ func (c *scaleCluster) startAPI(ctx context.Context) error {
 	}
 	c.api = ln.Addr().String()
 	ln.Close()
-	if _, err := c.start("api", append([]string{"serve", "--worker", "none", "--addr", c.api, "--sync-wait", "1s"}, c.common()...)...); err != nil {
+	if c.apiCmd, err = c.start("api", append([]string{"serve", "--worker", "none", "--addr", c.api, "--sync-wait", "1s"}, c.common()...)...); err != nil {
 		return err
 	}
 	return waitReady(ctx, "http://"+c.api+"/readyz", time.Minute)
@@ -243,19 +249,22 @@ func (c *scaleCluster) startWorker(i int) error {
 	return nil
 }
 
+// minKillGap lets a replacement worker load its model and take jobs before the next kill.
+const minKillGap = 5 * time.Second
+
 // killRepeatedly SIGKILLs a random worker each time another jobs/(kills+1) jobs have finished, and starts
 // a new one in its place, until kills are done or ctx ends; it returns how many it killed. Spreading the
 // kills by progress rather than by time keeps them inside the run whatever its speed.
 func (c *scaleCluster) killRepeatedly(ctx context.Context, kills int, finished func() int) int {
 	every := max(c.o.Jobs/(kills+1), 1)
-	done := 0
+	done, last := 0, time.Time{}
 	for done < kills {
 		select {
 		case <-ctx.Done():
 			return done
 		case <-time.After(250 * time.Millisecond):
 		}
-		if finished() < (done+1)*every {
+		if finished() < (done+1)*every || time.Since(last) < minKillGap {
 			continue
 		}
 		c.mu.Lock()
@@ -267,6 +276,7 @@ func (c *scaleCluster) killRepeatedly(ctx context.Context, kills int, finished f
 		}
 		_ = w.Wait()
 		done++
+		last = time.Now()
 		if err := c.startWorker(i); err != nil {
 			return done
 		}
@@ -274,9 +284,12 @@ func (c *scaleCluster) killRepeatedly(ctx context.Context, kills int, finished f
 	return done
 }
 
-func (c *scaleCluster) stop() {
+// stop ends every process still running (SIGTERM, then SIGKILL after 30 s) and returns the CPU seconds
+// the API and the workers used. A second call does nothing.
+func (c *scaleCluster) stop() (apiCPU, workerCPU float64) {
 	c.mu.Lock()
 	procs := slices.Clone(c.procs)
+	c.procs = nil
 	c.mu.Unlock()
 	for _, p := range procs {
 		if p.ProcessState == nil {
@@ -284,21 +297,28 @@ func (c *scaleCluster) stop() {
 		}
 	}
 	for _, p := range procs {
-		if p.ProcessState != nil {
-			continue
+		if p.ProcessState == nil {
+			done := make(chan struct{})
+			go func() { _ = p.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(30 * time.Second):
+				_ = p.Process.Kill()
+				<-done
+			}
 		}
-		done := make(chan struct{})
-		go func() { _ = p.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = p.Process.Kill()
-			<-done
+		cpu := (p.ProcessState.UserTime() + p.ProcessState.SystemTime()).Seconds()
+		if p == c.apiCmd {
+			apiCPU += cpu
+		} else {
+			workerCPU += cpu
 		}
 	}
 	for _, f := range c.logs {
 		_ = f.Close()
 	}
+	c.logs = nil
+	return apiCPU, workerCPU
 }
 
 // ScaleSummary is one line per run, for a report's table.

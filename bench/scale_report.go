@@ -28,7 +28,7 @@ func WriteScaleReport(dir string, o ScaleOptions, runs []ScaleRun) error {
 		"Latency is from submission to the last event. Lost: not succeeded at the end; duplicated: a stored generation with more rows than images "+
 		"or an upload with more than one subject; rerun: jobs a second worker took.\n\n",
 		o.Concurrency, o.Clients, o.Jobs, len(BatchPrompts), o.Steps)
-	fmt.Fprintf(&b, "| workers | SIGKILLs | jobs/s | vs 1 worker | p50 ms | p95 ms | succeeded | lost | duplicated | rerun |\n|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| workers | SIGKILLs | jobs/s | vs 1 worker | p50 ms | p95 ms | succeeded | lost | duplicated | rerun | CPU s: API / workers / wall s |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 	var one float64
 	for _, r := range runs {
 		if r.Workers == 1 && r.Kills == 0 {
@@ -40,8 +40,9 @@ func WriteScaleReport(dir string, o ScaleOptions, runs []ScaleRun) error {
 		if one > 0 {
 			ratio = fmt.Sprintf("%.2f×", r.JobsPerSec/one)
 		}
-		fmt.Fprintf(&b, "| %d | %d | %.2f | %s | %.0f | %.0f | %d / %d | %d | %d | %d |\n",
-			r.Workers, r.Kills, r.JobsPerSec, ratio, r.P50MS, r.P95MS, r.Succeeded, r.Jobs, r.Lost, r.Duplicated, r.Rerun)
+		fmt.Fprintf(&b, "| %d | %d | %.2f | %s | %.0f | %.0f | %d / %d | %d | %d | %d | %.0f / %.0f / %.0f |\n",
+			r.Workers, r.Kills, r.JobsPerSec, ratio, r.P50MS, r.P95MS, r.Succeeded, r.Jobs, r.Lost, r.Duplicated, r.Rerun,
+			r.APICPUSeconds, r.WorkerCPUSeconds, r.Seconds)
 	}
 	fmt.Fprintf(&b, "\nReproduce (services up, about %d minutes): `cachet bench scale --out bench/reports/scale`.\n", len(runs)*3)
 	return os.WriteFile(filepath.Join(dir, "report.md"), []byte(b.String()), 0o644)

@@ -3,6 +3,7 @@ package featurecache
 import (
 	"container/list"
 	"context"
+	"strings"
 	"sync"
 
 	"golang.org/x/sync/singleflight"
@@ -91,6 +92,18 @@ func (c *LRU) Remove(key string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.removeLocked(key)
+	c.removals++
+}
+
+// RemovePrefix drops every key starting with prefix, as Remove does.
+func (c *LRU) RemovePrefix(prefix string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for key := range c.items {
+		if strings.HasPrefix(key, prefix) {
+			c.removeLocked(key)
+		}
+	}
 	c.removals++
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/cachetlab/cachet"
 )
@@ -45,7 +46,7 @@ type Options struct {
 
 // DefaultOptions are the queue's defaults.
 func DefaultOptions() Options {
-	return Options{MaxQueued: 256, Deadline: 15 * time.Minute, Retention: 24 * time.Hour, MaxAttempts: 3, RescueAfter: 20 * time.Minute}
+	return Options{MaxQueued: 256, Deadline: 15 * time.Minute, Retention: 24 * time.Hour, MaxAttempts: 5, RescueAfter: 20 * time.Minute}
 }
 
 // Queue is the job queue (cachet.Jobs) over River.
@@ -88,6 +89,7 @@ func New(pool *pgxpool.Pool, opts Options) (*Queue, error) {
 		DiscardedJobRetentionPeriod: opts.Retention,
 		RescueStuckJobsAfter:        opts.RescueAfter,
 		JobTimeout:                  opts.RescueAfter,
+		RetryPolicy:                 retrySoon{},
 		FetchCooldown:               10 * time.Millisecond,
 		FetchPollInterval:           500 * time.Millisecond,
 		Logger:                      slog.Default(),
@@ -103,6 +105,14 @@ func New(pool *pgxpool.Pool, opts Options) (*Queue, error) {
 	}
 	q.client = client
 	return q, nil
+}
+
+// retrySoon retries a job a few seconds after its attempt ended: a retry follows a worker's death or a
+// storage error, not an overloaded remote, so River's default hours-long backoff would only add latency.
+type retrySoon struct{}
+
+func (retrySoon) NextRetry(job *rivertype.JobRow) time.Time {
+	return time.Now().Add(min(time.Duration(job.Attempt)*2*time.Second, 30*time.Second))
 }
 
 // Metrics are the queue's Prometheus series.

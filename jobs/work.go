@@ -43,8 +43,9 @@ type WorkerOptions struct {
 	Concurrency int
 }
 
-// progressInterval bounds how often a job's progress is written (and its watchers woken).
-const progressInterval = 100 * time.Millisecond
+// progressInterval bounds how often a job's progress is written (and its watchers woken): each write is an
+// UPDATE, a NOTIFY and a read per watcher (bench/reports/scale has what they cost).
+const progressInterval = 250 * time.Millisecond
 
 // payload is every kind's River arguments: the submitted arguments and the job's deadline.
 type payload struct {
@@ -152,8 +153,8 @@ func (q *Queue) work(ctx context.Context, kind cachet.JobKind, row *rivertype.Jo
 	if time.Now().After(p.Deadline) {
 		return q.end(ctx, kind, row, p, context.DeadlineExceeded)
 	}
-	// The deadline is enforced here, not as River's per-job timeout: River's rescuer waits out a job's
-	// timeout before it rescues the job from a dead worker, and a deadline is minutes away.
+	// The deadline counts from submission, so it is enforced here; River's job timeout (RescueAfter) bounds
+	// one attempt, which is also how long River's rescuer waits before it hands a dead worker's job on.
 	ctx, cancel := context.WithDeadline(ctx, p.Deadline)
 	defer cancel()
 	started, err := q.st.start(ctx, id)
@@ -222,6 +223,9 @@ func (q *Queue) outcome(ctx context.Context, row *rivertype.JobRow, p payload, e
 	case time.Now().After(p.Deadline):
 		return cachet.JobFailed, &cachet.JobError{Code: cachet.CodeDeadlineExceeded,
 			Message: fmt.Sprintf("the job ran past its deadline (%s after it was submitted); ask for fewer images or steps", q.opts.Deadline)}, false
+	case errors.Is(ctx.Err(), context.DeadlineExceeded): // River's job timeout: the attempt outlived RescueAfter
+		return cachet.JobFailed, &cachet.JobError{Code: cachet.CodeDeadlineExceeded,
+			Message: fmt.Sprintf("the job ran longer than one attempt may (%s); ask for fewer images or steps", q.opts.RescueAfter)}, false
 	case ctx.Err() != nil: // this worker is stopping: another takes the job
 		return cachet.JobQueued, nil, true
 	case errors.As(err, &de) && de.Code != cachet.CodeInternal && de.Code != cachet.CodeUnavailable && de.Code != cachet.CodeCanceled:

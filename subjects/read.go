@@ -42,7 +42,7 @@ func (s *Service) DeleteSubject(ctx context.Context, id string) error {
 	if !deleted {
 		return notFound(id)
 	}
-	s.caches.Remove(id)
+	s.caches.RemovePrefix(id + "@")
 	if err := s.objects.DeletePrefix(ctx, prefix(id)); err != nil {
 		slog.WarnContext(ctx, "subjects: objects of a deleted subject left for the sweeper", "subject", id, "err", err)
 	}
@@ -89,7 +89,9 @@ func (s *Service) Features(ctx context.Context, id, modelID string) (f *featurec
 		return nil, false, cachet.Errorf(cachet.CodeConflict,
 			"subject %s was extracted by model %s, but the server runs model %s; re-extract it with POST /v1/subjects/%s/retry", id, sub.Cache.Model, modelID, id)
 	}
-	f, hit, err = s.caches.GetOrLoad(ctx, id, func(ctx context.Context) (*featurecache.Features, error) {
+	// Keyed by the cache's digest too: a replica must not keep serving a cache that another one rebuilt.
+	key := id + "@" + sub.Cache.SHA256
+	f, hit, err = s.caches.GetOrLoad(ctx, key, func(ctx context.Context) (*featurecache.Features, error) {
 		data, _, err := s.objects.GetBytes(ctx, sub.Cache.Key)
 		if err != nil {
 			return nil, fmt.Errorf("subjects: reading the cache of %s: %w", id, err)
@@ -100,7 +102,7 @@ func (s *Service) Features(ctx context.Context, id, modelID string) (f *featurec
 		return nil, false, err
 	}
 	if f.Model != modelID { // an entry from before a retry under another model
-		s.caches.Remove(id)
+		s.caches.Remove(key)
 		return s.Features(ctx, id, modelID)
 	}
 	return f, hit, nil
