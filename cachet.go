@@ -29,6 +29,9 @@ const (
 type Error struct {
 	Code    Code
 	Message string
+	// Field, when set, is the input the error is about (a config or request field, snake_case); the
+	// message starts with it. The CLI names the flag that sets it instead.
+	Field string
 	// Err is an optional cause, kept for logs and errors.Is/As; never shown to clients.
 	Err error
 }
@@ -55,6 +58,11 @@ func Errorf(code Code, format string, args ...any) *Error {
 
 // Invalid is an invalid-argument error, the answer of every validation.
 func Invalid(format string, args ...any) *Error { return Errorf(CodeInvalidArgument, format, args...) }
+
+// InvalidField is an invalid-argument error about one input field: "field: message".
+func InvalidField(field, format string, args ...any) *Error {
+	return &Error{Code: CodeInvalidArgument, Field: field, Message: field + ": " + fmt.Sprintf(format, args...)}
+}
 
 // Wrap builds a domain error that keeps cause for logs.
 func Wrap(code Code, cause error, format string, args ...any) *Error {

@@ -109,13 +109,13 @@ func TestOverloadBurstIsRefused(t *testing.T) {
 func TestKilledWorkersJobCompletesElsewhere(t *testing.T) {
 	dbURL, services := jobServices(t)
 	bin := buildBinary(t)
-	jobFlags := []string{"--rescue-after", "5s"}
+	jobFlags := []string{"--rescue-after", "20s"}
 	srv := startServer(t, bin, append(append(services, "--worker", "none"), jobFlags...)...)
 	base := "http://" + srv.addr
 	first := startWorker(t, bin, append(services, jobFlags...)...)
 
 	a := send(http.MethodPost, base+"/v1/generate", "application/json",
-		[]byte(`{"prompt": "a small bag on the left", "n": 2, "steps": 400, "seed": 3, "output": "url", "async": true}`), 30*time.Second)
+		[]byte(`{"prompt": "a small bag on the left", "n": 2, "steps": 200, "seed": 3, "output": "url", "async": true}`), 30*time.Second)
 	if a.status != http.StatusAccepted {
 		t.Fatalf("submitting: %d %s", a.status, a.body)
 	}

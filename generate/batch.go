@@ -183,15 +183,11 @@ func (s *Service) sampleBatch(ctx context.Context, group []*batchEntry) ([]*Resu
 		}
 		sreq := model.SampleRequest{Prompts: prompts, Streams: streams, Steps: shape.steps, Guidance: shape.guidance,
 			GuidanceRescale: shape.rescale, CleanRenorm: shape.renorm, Cache: policy}
-		done := 0
-		sreq.OnStep = func() {
-			done++
-			for _, e := range group {
-				if e.req.Progress != nil {
-					e.req.Progress(min(done, e.req.Steps), e.req.Steps)
-				}
-			}
+		reqs := make([]*Request, len(group))
+		for i, e := range group {
+			reqs[i] = &e.req
 		}
+		sreq.OnStep = stepProgress(reqs...)
 		start := time.Now()
 		out, err := s.dit.Sample(ctx, sreq)
 		if err != nil {

@@ -294,10 +294,7 @@ func (s *Service) Generate(ctx context.Context, req Request) (*Result, error) {
 			defer release()
 			sreq.Inject = inj
 		}
-		if req.Progress != nil {
-			done := 0
-			sreq.OnStep = func() { done++; req.Progress(min(done, req.Steps), req.Steps) }
-		}
+		sreq.OnStep = stepProgress(&req)
 		detail := s.detailFor(req)
 		sc, redraws := redrawnScene(req.Prompt, detail)
 		if redraws {
@@ -381,4 +378,18 @@ func (r *Result) PNGs() ([][]byte, error) {
 		out[i] = buf.Bytes()
 	}
 	return out, nil
+}
+
+// stepProgress counts sampler steps (the draft's and the redraws' together) and reports them to each
+// request's Progress, capped at its step count.
+func stepProgress(reqs ...*Request) func() {
+	done := 0
+	return func() {
+		done++
+		for _, r := range reqs {
+			if r.Progress != nil {
+				r.Progress(min(done, r.Steps), r.Steps)
+			}
+		}
+	}
 }

@@ -224,7 +224,7 @@ func (q *Queue) SubmitTx(ctx context.Context, tx pgx.Tx, j cachet.NewJob) (int64
 	if err != nil {
 		return 0, false, err
 	}
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(queueLock)); err != nil {
+	if err := lockQueue(ctx, tx); err != nil {
 		return 0, false, err
 	}
 	if j.IdempotencyKey != "" {
@@ -386,9 +386,7 @@ func (q *Queue) Cancel(ctx context.Context, id string) (*cachet.Job, error) {
 	}
 	if j.State == cachet.JobQueued {
 		// River finalised it; record it as ours too, unless a worker took it meanwhile (it records its own end).
-		if _, err := q.st.pool.Exec(ctx, `UPDATE jobs SET state = 'canceled', error_code = 'canceled', error_message = 'the job was canceled',
-			finished_at = now(), updated_at = now() WHERE id = $1 AND state = 'queued'
-			AND EXISTS (SELECT 1 FROM river_job WHERE id = $1 AND state = 'cancelled')`, n); err != nil {
+		if err := q.st.canceledQueued(ctx, n); err != nil {
 			return nil, err
 		}
 		q.metrics.finished.WithLabelValues(string(j.Kind), string(cachet.JobCanceled)).Inc()

@@ -192,3 +192,18 @@ func finish(ctx context.Context, q execer, id int64, state cachet.JobState, resu
 		SELECT pg_notify($6, id::text) FROM u`, id, string(state), res, code, message, notifyChannel)
 	return err
 }
+
+// lockQueue serialises submissions for the rest of tx: the depth check and the insert are one step.
+func lockQueue(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(queueLock))
+	return err
+}
+
+// canceledQueued records a queued job River has canceled, unless a worker took it meanwhile (it records
+// its own end).
+func (st store) canceledQueued(ctx context.Context, id int64) error {
+	_, err := st.pool.Exec(ctx, `UPDATE jobs SET state = 'canceled', error_code = 'canceled', error_message = 'the job was canceled',
+		finished_at = now(), updated_at = now() WHERE id = $1 AND state = 'queued'
+		AND EXISTS (SELECT 1 FROM river_job WHERE id = $1 AND state = 'cancelled')`, id)
+	return err
+}

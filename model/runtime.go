@@ -129,9 +129,9 @@ func ParseDevice(name string) (Device, error) {
 		return cuda, nil
 	case "cuda":
 		if cuda == gotch.CPU {
-			return gotch.CPU, cachet.Errorf(cachet.CodeInvalidArgument, "--device cuda: the linked libtorch has no CUDA device; use --device cpu or auto")
+			return gotch.CPU, cachet.InvalidField("device", "cuda: the linked libtorch has no CUDA device; use cpu or auto")
 		}
 		return cuda, nil
 	}
-	return gotch.CPU, cachet.Errorf(cachet.CodeInvalidArgument, "--device %q: use auto, cpu or cuda", name)
+	return gotch.CPU, cachet.InvalidField("device", "%q: use auto, cpu or cuda", name)
 }

@@ -1,21 +1,21 @@
 #!/usr/bin/env bash
 # Remakes what the shipped weights decide, after weights/base.safetensors or weights/adapters.safetensors
 # change (a new base invalidates all of it): the step-cache calibrations and the committed reports, each with
-# the command its README section or model card gives. About 65 minutes on two free cores. Starts the
+# the command its README section or model card gives. About 85 minutes on two free cores. Starts the
 # services when they are down (and stops them after).
 #   scripts/reports.sh                        every step, in this order
-#   scripts/reports.sh base classify          some of: calibrate base personalization stepcache stepcache-dit-s2 classify
+#   scripts/reports.sh base classify          some of: calibrate base personalization stepcache stepcache-dit-s2 classify batch scale
 # Studies that chose a default (docs/studies/) are records of their time and are not remade.
 # The model cards' text and tables are not rewritten: compare the new reports with them and edit by hand.
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$REPO_ROOT"
 
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(calibrate base personalization stepcache stepcache-dit-s2 classify)
+[ ${#steps[@]} -gt 0 ] || steps=(calibrate base personalization stepcache stepcache-dit-s2 classify batch scale)
 for s in "${steps[@]}"; do
 	case $s in
-	calibrate | base | personalization | stepcache | stepcache-dit-s2 | classify) ;;
-	*) die "unknown step $s: use calibrate, base, personalization, stepcache, stepcache-dit-s2 or classify" ;;
+	calibrate | base | personalization | stepcache | stepcache-dit-s2 | classify | batch | scale) ;;
+	*) die "unknown step $s: use calibrate, base, personalization, stepcache, stepcache-dit-s2, classify, batch or scale" ;;
 	esac
 done
 
@@ -46,6 +46,10 @@ for s in "${steps[@]}"; do
 	classify) # README, "Classification": the committed run
 		./cachet eval classify --weights weights/base.safetensors "${threads[@]}" --knn-train 10000 --diffusion 100 \
 			--block-study 0 --shot-draws 20 --out eval/reports/classify ;;
+	batch) # docs/operations.md: request batching at 8 clients against one request at a time (1 thread)
+		./cachet bench batch --torch-threads 1 --out bench/reports/batch ;;
+	scale) # docs/operations.md: API + 1, 2, 3 worker processes, then 3 with 20 SIGKILLs (about 15 minutes)
+		./cachet bench scale --out bench/reports/scale ;;
 	esac
 	say "$s: $(($(date +%s) - began)) s"
 done

@@ -42,7 +42,7 @@ func (s *Service) DeleteSubject(ctx context.Context, id string) error {
 	if !deleted {
 		return notFound(id)
 	}
-	s.caches.RemovePrefix(id + "@")
+	s.caches.RemovePrefix(featuresKey(id, ""))
 	if err := s.objects.DeletePrefix(ctx, prefix(id)); err != nil {
 		slog.WarnContext(ctx, "subjects: objects of a deleted subject left for the sweeper", "subject", id, "err", err)
 	}
@@ -90,7 +90,7 @@ func (s *Service) Features(ctx context.Context, id, modelID string) (f *featurec
 			"subject %s was extracted by model %s, but the server runs model %s; re-extract it with POST /v1/subjects/%s/retry", id, sub.Cache.Model, modelID, id)
 	}
 	// Keyed by the cache's digest too: a replica must not keep serving a cache that another one rebuilt.
-	key := id + "@" + sub.Cache.SHA256
+	key := featuresKey(id, sub.Cache.SHA256)
 	f, hit, err = s.caches.GetOrLoad(ctx, key, func(ctx context.Context) (*featurecache.Features, error) {
 		data, _, err := s.objects.GetBytes(ctx, sub.Cache.Key)
 		if err != nil {
@@ -107,6 +107,9 @@ func (s *Service) Features(ctx context.Context, id, modelID string) (f *featurec
 	}
 	return f, hit, nil
 }
+
+// featuresKey is a subject's decoded cache's key in memory: its id and the stored object's digest.
+func featuresKey(id, sha256 string) string { return id + "@" + sha256 }
 
 // CacheStats reports the in-memory cache of decoded features.
 func (s *Service) CacheStats() featurecache.LRUStats { return s.caches.Stats() }

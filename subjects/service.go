@@ -408,6 +408,6 @@ func (s *Service) buildCache(ctx context.Context, id, build string, refs []*Refe
 		// A retry took the subject over: its build finishes it; this one leaves it alone.
 		return &supersededError{cachet.Errorf(cachet.CodeConflict, "subject %s is being rebuilt by a retry; read it again shortly", id)}
 	}
-	s.caches.Add(id, all)
+	s.caches.Add(featuresKey(id, c.SHA256), all)
 	return nil
 }

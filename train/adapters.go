@@ -58,15 +58,15 @@ func (c AdaptersConfig) validate() error {
 	}
 	switch {
 	case c.Base == "":
-		return cachet.Invalid("--weights (the base model) is empty")
+		return cachet.InvalidField("base", "the base model is empty")
 	case c.NoRef < 0 || c.NoRef >= 1 || c.Erase < 0 || c.Erase > 1:
-		return cachet.Invalid("--no-ref must be in [0, 1), --erase in [0, 1] (got %v, %v)", c.NoRef, c.Erase)
+		return cachet.InvalidField("no_ref", "must be in [0, 1), and erase in [0, 1] (got %v, %v)", c.NoRef, c.Erase)
 	case c.TRef < 0 || c.TRef > 1000:
-		return cachet.Invalid("--t-ref must be in [0, 1000] (got %v)", c.TRef)
+		return cachet.InvalidField("t_ref", "must be in [0, 1000] (got %v)", c.TRef)
 	case !(c.SmallWeight > 0 && c.SmallWeight <= 100):
-		return cachet.Invalid("--small-weight must be in (0, 100] (got %v)", c.SmallWeight)
+		return cachet.InvalidField("small_weight", "must be in (0, 100] (got %v)", c.SmallWeight)
 	case c.Views < 1 || c.Views > featurecache.MaxViews:
-		return cachet.Invalid("--ref-views must be 1 (the reference as given) to %d (also its small views: centred, then left, right, top, bottom) (got %d)", featurecache.MaxViews, c.Views)
+		return cachet.InvalidField("views", "must be 1 (the reference as given) to %d (also its small views: centred, then left, right, top, bottom) (got %d)", featurecache.MaxViews, c.Views)
 	}
 	return nil
 }
@@ -253,7 +253,7 @@ func Adapters(ctx context.Context, cfg AdaptersConfig) error {
 			defer from.Close()
 			carried, err := ad.Transplant(from)
 			if err != nil {
-				return cachet.Wrap(cachet.CodeInvalidArgument, err, "--init-from %s", cfg.InitFrom)
+				return &cachet.Error{Code: cachet.CodeInvalidArgument, Field: "init_from", Message: "init_from " + cfg.InitFrom, Err: err}
 			}
 			fmt.Fprintf(cfg.Progress, "adapters: starting blocks %v from %s (blocks %v, trained for base %s)\n",
 				carried, cfg.InitFrom, from.Cfg.Blocks, meta[adapters.MetaBase])

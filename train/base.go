@@ -52,7 +52,7 @@ func (c BaseConfig) validate() error {
 		return err
 	}
 	if !(c.SmallWeight > 0 && c.SmallWeight <= 100) {
-		return cachet.Errorf(cachet.CodeInvalidArgument, "--small-weight must be in (0, 100] (got %v)", c.SmallWeight)
+		return cachet.InvalidField("small_weight", "must be in (0, 100] (got %v)", c.SmallWeight)
 	}
 	return c.Model.Validate()
 }
@@ -150,11 +150,11 @@ func runBase(ctx context.Context, cfg BaseConfig, set, val *dataset.Set) error {
 			m, _, err = model.Load(cfg.InitFrom, dev)
 		}
 		if err != nil {
-			return cachet.Wrap(cachet.CodeInvalidArgument, err, "--init-from %s", cfg.InitFrom)
+			return &cachet.Error{Code: cachet.CodeInvalidArgument, Field: "init_from", Message: "init_from " + cfg.InitFrom, Err: err}
 		}
 		if !m.Cfg.IsTextGrayscale(scene.CanvasSide) {
 			m.Close()
-			return cachet.Errorf(cachet.CodeInvalidArgument, "--init-from %s is a %s model; the scenes need a text-conditioned %d×%d×1 one ('cachet train base' makes it)", cfg.InitFrom, m.Cfg, scene.CanvasSide, scene.CanvasSide)
+			return cachet.InvalidField("init_from", "%s is a %s model; the scenes need a text-conditioned %d×%d×1 one ('cachet train base' makes it)", cfg.InitFrom, m.Cfg, scene.CanvasSide, scene.CanvasSide)
 		}
 		cfg.Model = m.Cfg
 		fmt.Fprintf(cfg.Progress, "base: starting from %s (%s)\n", cfg.InitFrom, m.Cfg)

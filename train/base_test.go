@@ -104,7 +104,7 @@ func TestShortRunLowersLossAndResumesExactly(t *testing.T) {
 	}
 	requireSameTensors(t, "--init-from's output against its input", a, readTensors(t, init.Out), 1e-5)
 	init.InitFrom = filepath.Join(dir, "nope.safetensors")
-	if err := Base(context.Background(), init); err == nil || !strings.Contains(err.Error(), "--init-from") {
+	if err := Base(context.Background(), init); err == nil || !strings.Contains(err.Error(), "init_from") {
 		t.Fatalf("a missing --init-from file: %v", err)
 	}
 }

@@ -39,15 +39,15 @@ type Common struct {
 func (c Common) validate() error {
 	switch {
 	case c.Steps <= 0 || c.Batch <= 0:
-		return cachet.Invalid("--steps and --batch must be positive (got %d, %d)", c.Steps, c.Batch)
+		return cachet.InvalidField("steps", "steps and batch must be positive (got %d, %d)", c.Steps, c.Batch)
 	case c.LR <= 0 || c.LR > 1:
-		return cachet.Invalid("--lr must be in (0, 1] (got %v)", c.LR)
+		return cachet.InvalidField("lr", "must be in (0, 1] (got %v)", c.LR)
 	case c.CondDropout < 0 || c.CondDropout >= 1:
-		return cachet.Invalid("--cond-dropout must be in [0, 1) (got %v)", c.CondDropout)
+		return cachet.InvalidField("cond_dropout", "must be in [0, 1) (got %v)", c.CondDropout)
 	case c.EMADecay < 0 || c.EMADecay >= 1:
-		return cachet.Invalid("--ema must be in [0, 1) (got %v)", c.EMADecay)
+		return cachet.InvalidField("ema_decay", "must be in [0, 1) (got %v)", c.EMADecay)
 	case c.Out == "" || c.Checkpoint == "":
-		return cachet.Invalid("--out and --checkpoint must be set")
+		return cachet.InvalidField("out", "the output and checkpoint paths must be set")
 	}
 	return nil
 }

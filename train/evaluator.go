@@ -48,29 +48,29 @@ const derenderEvalSeed = 20240
 func (o *EvaluatorConfig) Validate() error {
 	switch {
 	case o.Epochs <= 0:
-		return cachet.Invalid("--epochs must be at least 1 (got %d)", o.Epochs)
+		return cachet.InvalidField("epochs", "must be at least 1 (got %d)", o.Epochs)
 	case o.Batch <= 0:
-		return cachet.Invalid("--batch must be at least 1 (got %d)", o.Batch)
+		return cachet.InvalidField("batch", "must be at least 1 (got %d)", o.Batch)
 	case !(o.LR > 0) || math.IsInf(o.LR, 0):
-		return cachet.Invalid("--lr must be a positive number (got %v)", o.LR)
+		return cachet.InvalidField("lr", "must be a positive number (got %v)", o.LR)
 	case o.MinLRFrac < 0 || o.MinLRFrac > 1:
-		return cachet.Invalid("--min-lr-frac must be in [0, 1] (got %v)", o.MinLRFrac)
+		return cachet.InvalidField("min_lr_frac", "must be in [0, 1] (got %v)", o.MinLRFrac)
 	case o.WeightDecay < 0:
-		return cachet.Invalid("--weight-decay must not be negative (got %v)", o.WeightDecay)
+		return cachet.InvalidField("weight_decay", "must not be negative (got %v)", o.WeightDecay)
 	case o.Dropout < 0 || o.Dropout >= 1:
-		return cachet.Invalid("--dropout must be in [0, 1) (got %v)", o.Dropout)
+		return cachet.InvalidField("dropout", "must be in [0, 1) (got %v)", o.Dropout)
 	case o.DerenderP < 0 || o.DerenderP > 1:
-		return cachet.Invalid("--derender must be a probability in [0, 1] (got %v)", o.DerenderP)
+		return cachet.InvalidField("derender_p", "must be a probability in [0, 1] (got %v)", o.DerenderP)
 	case o.Shift < 0 || o.Shift > 8:
-		return cachet.Invalid("--shift must be 0..8 pixels (got %d)", o.Shift)
+		return cachet.InvalidField("shift", "must be 0..8 pixels (got %d)", o.Shift)
 	case o.Val < 0 || o.Val > 30000:
-		return cachet.Invalid("--val must be 0..30000 items (got %d)", o.Val)
+		return cachet.InvalidField("val", "must be 0..30000 items (got %d)", o.Val)
 	case o.TrainItems < 0:
-		return cachet.Invalid("--train-items must not be negative (got %d)", o.TrainItems)
+		return cachet.InvalidField("train_items", "must not be negative (got %d)", o.TrainItems)
 	case o.Device != "auto" && o.Device != "cpu" && o.Device != "cuda":
-		return cachet.Invalid("--device %q: use auto, cpu or cuda", o.Device)
+		return cachet.InvalidField("device", "%q: use auto, cpu or cuda", o.Device)
 	case !strings.HasSuffix(o.Out, ".safetensors"):
-		return cachet.Invalid("--out %q: name the weights file *.safetensors (the metrics go to the same name with .json)", o.Out)
+		return cachet.InvalidField("out", "%q: name the weights file *.safetensors (the metrics go to the same name with .json)", o.Out)
 	}
 	return checkWritableDir(filepath.Dir(o.Out))
 }
@@ -79,11 +79,11 @@ func (o *EvaluatorConfig) Validate() error {
 // a second instead of after the training.
 func checkWritableDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return cachet.Wrap(cachet.CodeInvalidArgument, err, "--out: cannot create the directory %s: %v", dir, err)
+		return &cachet.Error{Code: cachet.CodeInvalidArgument, Field: "out", Message: fmt.Sprintf("out: cannot create the directory %s: %v", dir, err), Err: err}
 	}
 	f, err := os.CreateTemp(dir, ".cachet-write-test-*")
 	if err != nil {
-		return cachet.Wrap(cachet.CodeInvalidArgument, err, "--out: cannot write to the directory %s: %v", dir, err)
+		return &cachet.Error{Code: cachet.CodeInvalidArgument, Field: "out", Message: fmt.Sprintf("out: cannot write to the directory %s: %v", dir, err), Err: err}
 	}
 	f.Close()
 	return os.Remove(f.Name())
@@ -220,11 +220,11 @@ func Evaluator(ctx context.Context, o EvaluatorConfig, threads int, log io.Write
 	}
 	train, err := dataset.Load(o.Data, dataset.Train)
 	if err != nil {
-		return fmt.Errorf("--data: %w", err)
+		return fmt.Errorf("the data directory: %w", err)
 	}
 	test, err := dataset.Load(o.Data, dataset.Test)
 	if err != nil {
-		return fmt.Errorf("--data: %w", err)
+		return fmt.Errorf("the data directory: %w", err)
 	}
 	// The training split comes shuffled, so its last --val items are a fair held-out set.
 	nTrain := train.Len() - o.Val

@@ -1,8 +1,8 @@
 package train_test
 
 import (
+	"errors"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/cachetlab/cachet"
@@ -17,12 +17,12 @@ func TestEvaluatorConfigRefusesBadSettings(t *testing.T) {
 		want   string
 	}{
 		{"defaults", func(*train.EvaluatorConfig) {}, ""},
-		{"no epochs", func(c *train.EvaluatorConfig) { c.Epochs = 0 }, "--epochs"},
-		{"learning rate", func(c *train.EvaluatorConfig) { c.LR = -1 }, "--lr"},
-		{"dropout", func(c *train.EvaluatorConfig) { c.Dropout = 1 }, "--dropout"},
-		{"shift", func(c *train.EvaluatorConfig) { c.Shift = 9 }, "--shift"},
-		{"device", func(c *train.EvaluatorConfig) { c.Device = "tpu" }, "--device"},
-		{"not safetensors", func(c *train.EvaluatorConfig) { c.Out = filepath.Join(dir, "e.bin") }, "--out"},
+		{"no epochs", func(c *train.EvaluatorConfig) { c.Epochs = 0 }, "epochs"},
+		{"learning rate", func(c *train.EvaluatorConfig) { c.LR = -1 }, "lr"},
+		{"dropout", func(c *train.EvaluatorConfig) { c.Dropout = 1 }, "dropout"},
+		{"shift", func(c *train.EvaluatorConfig) { c.Shift = 9 }, "shift"},
+		{"device", func(c *train.EvaluatorConfig) { c.Device = "tpu" }, "device"},
+		{"not safetensors", func(c *train.EvaluatorConfig) { c.Out = filepath.Join(dir, "e.bin") }, "out"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -36,8 +36,9 @@ func TestEvaluatorConfigRefusesBadSettings(t *testing.T) {
 				}
 				return
 			}
-			if cachet.CodeOf(err) != cachet.CodeInvalidArgument || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("Validate = %v, want invalid_argument naming %s", err, tc.want)
+			var e *cachet.Error
+			if !errors.As(err, &e) || e.Code != cachet.CodeInvalidArgument || e.Field != tc.want {
+				t.Fatalf("Validate = %v, want invalid_argument about field %s", err, tc.want)
 			}
 		})
 	}

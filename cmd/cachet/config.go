@@ -34,6 +34,7 @@ func (c *configFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.cfg.OrphanAfter, "orphan-after", d.OrphanAfter, "objects without a row are removed by the sweeper once this old")
 	fs.DurationVar(&c.cfg.StartupTimeout, "startup-timeout", d.StartupTimeout, "limit for each component's first contact at start")
 	fs.StringVar(&c.cfg.Weights, "weights", d.Weights, "denoiser weights (safetensors)")
+	_ = fs.SetAnnotation("weights", fieldAnnotation, []string{"base"}) // train.AdaptersConfig.Base
 	fs.IntVar(&c.cfg.TorchThreads, "torch-threads", d.TorchThreads, "libtorch intra-op threads (default: every core; 0 = libtorch's default)")
 	fs.StringVar(&c.cfg.DefaultCache, "default-cache", d.DefaultCache, "step-cache policy of generations that name none: name or name:param=value,… (\"none\" = off)")
 	fs.Float64Var(&c.cfg.DefaultDetail, "default-detail", d.DefaultDetail, "full-size redraw of small items for generations that name none: its start time, 0…1 (0 = off)")
@@ -52,7 +53,7 @@ func (c *configFlags) register(fs *pflag.FlagSet) {
 	fs.StringToIntVar(&c.cfg.Jobs.MaxQueuedPerKind, "max-queued-per-kind", d.Jobs.MaxQueuedPerKind, "each job kind's bound on waiting jobs (kind=n,…)")
 	fs.DurationVar(&c.cfg.Jobs.Deadline, "job-deadline", d.Jobs.Deadline, "how long a job may take from submission to its end, its wait included")
 	fs.DurationVar(&c.cfg.Jobs.Retention, "job-retention", d.Jobs.Retention, "how long finished jobs and their idempotency keys are kept")
-	fs.DurationVar(&c.cfg.Jobs.RescueAfter, "rescue-after", d.Jobs.RescueAfter, "a job running this long counts as its worker's death: another worker takes it")
+	fs.DurationVar(&c.cfg.Jobs.RescueAfter, "rescue-after", d.Jobs.RescueAfter, "the longest one attempt at a job may run: past it the attempt stops, and a dead worker's job goes to another worker")
 	fs.IntVar(&c.cfg.Jobs.BatchImages, "batch-images", d.Jobs.BatchImages, "generations waiting for the model share a sampler batch of up to this many images (0 or 1 = each alone)")
 	fs.IntVar(&c.cfg.Jobs.Concurrency, "concurrency", d.Jobs.Concurrency, "jobs of each kind a worker (or serve's embedded worker) runs at once")
 }

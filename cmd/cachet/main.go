@@ -4,14 +4,18 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/cachetlab/cachet"
 )
 
 // version is set at build time (-ldflags "-X main.version=...").
@@ -19,11 +23,11 @@ var version = "dev"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := newRootCmd().ExecuteContext(ctx)
+	cmd, err := newRootCmd().ExecuteContextC(ctx)
 	stop()
 	if err != nil {
 		// One line, no stack trace: the error already names the component and the fix.
-		fmt.Fprintln(os.Stderr, oneLine(err))
+		fmt.Fprintln(os.Stderr, oneLine(flagError(cmd, err)))
 		os.Exit(1)
 	}
 }
@@ -31,6 +35,28 @@ func main() {
 // oneLine renders err as the single line the CLI prints (drivers such as pgx put newlines in theirs).
 func oneLine(err error) string {
 	return "cachet: " + strings.Join(strings.Fields(err.Error()), " ")
+}
+
+// fieldAnnotation on a flag names the config field it sets when the two names differ (--ema sets ema_decay).
+const fieldAnnotation = "cachet_field"
+
+// flagError turns a domain error about a config field into one about the flag of cmd that sets it: the
+// libraries name fields, the user typed flags.
+func flagError(cmd *cobra.Command, err error) error {
+	var e *cachet.Error
+	if cmd == nil || !errors.As(err, &e) || e.Field == "" {
+		return err
+	}
+	var flag *pflag.Flag
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if f.Name == strings.ReplaceAll(e.Field, "_", "-") || slices.Contains(f.Annotations[fieldAnnotation], e.Field) {
+			flag = f
+		}
+	})
+	if flag == nil {
+		return err
+	}
+	return &cachet.Error{Code: e.Code, Message: "--" + flag.Name + strings.TrimPrefix(e.Message, e.Field), Err: e.Err}
 }
 
 func newRootCmd() *cobra.Command {

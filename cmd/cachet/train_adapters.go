@@ -27,6 +27,7 @@ func newTrainAdaptersCmd(cf *configFlags) *cobra.Command {
 	f.Float64Var(&c.Erase, "erase", c.Erase, "random-erasing probability of a reference")
 	f.Float64Var(&c.TRef, "t-ref", c.TRef, "model time of the reference pass (featurecache's)")
 	f.IntVar(&c.Views, "ref-views", c.Views, "views of each reference the adapters read: 1 (as given), 2 (also its small centred render) … 6 (also its small renders at left, right, top, bottom)")
+	_ = f.SetAnnotation("ref-views", fieldAnnotation, []string{"views"})
 	f.BoolVar(&c.ViewEmbedding, "view-embedding", c.ViewEmbedding, "with --ref-views above 1: learn an embedding per view, so the adapters tell the views' tokens apart")
 	f.Float64Var(&c.SmallWeight, "small-weight", c.SmallWeight, "loss weight of rows whose target is a small scene (large: 1)")
 	f.StringVar(&c.InitFrom, "init-from", "", "start from these adapter weights (made for an earlier base, or for fewer --blocks): the blocks both adapt carry over, converted between the concat and --additive forms; --inner and --heads must match")

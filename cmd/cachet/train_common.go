@@ -25,6 +25,7 @@ func addCommonTrainFlags(f *pflag.FlagSet, c *train.Common, shipped string) {
 	f.Float64Var(&c.MinLRFrac, "min-lr-frac", c.MinLRFrac, "final learning rate as a fraction of --lr")
 	f.Float64Var(&c.WeightDecay, "weight-decay", c.WeightDecay, "AdamW weight decay")
 	f.Float64Var(&c.EMADecay, "ema", c.EMADecay, "EMA decay of the shipped weights")
+	_ = f.SetAnnotation("ema", fieldAnnotation, []string{"ema_decay"})
 	f.Float64Var(&c.CondDropout, "cond-dropout", c.CondDropout, "probability of training the null condition (for guidance)")
 	f.Float64Var(&c.GradClip, "grad-clip", c.GradClip, "max global gradient norm (0 = off)")
 	f.Uint64Var(&c.Seed, "seed", c.Seed, "seed for the weights and the batches")

@@ -32,6 +32,7 @@ accuracy, plain and de-rendered; the best epoch's weights are written to --out, 
 	f.Uint64Var(&o.Seed, "seed", o.Seed, "seed for initialisation, shuffling, augmentation and dropout")
 	f.IntVar(&o.Val, "val", o.Val, "training items held out to select the best epoch (0: select on the test set)")
 	f.Float64Var(&o.DerenderP, "derender", o.DerenderP, "probability of the Render→Derender augmentation")
+	_ = f.SetAnnotation("derender", fieldAnnotation, []string{"derender_p"})
 	f.IntVar(&o.Shift, "shift", o.Shift, "random shift augmentation, ± pixels (0 = off)")
 	f.BoolVar(&o.Flip, "flip", o.Flip, "random left↔right mirroring augmentation")
 	f.StringVar(&o.Device, "device", o.Device, "auto|cpu|cuda (auto: CUDA when the linked libtorch has it)")
