@@ -61,7 +61,12 @@ func Invalid(format string, args ...any) *Error { return Errorf(CodeInvalidArgum
 
 // InvalidField is an invalid-argument error about one input field: "field: message".
 func InvalidField(field, format string, args ...any) *Error {
-	return &Error{Code: CodeInvalidArgument, Field: field, Message: field + ": " + fmt.Sprintf(format, args...)}
+	return FieldError(CodeInvalidArgument, field, format, args...)
+}
+
+// FieldError is a domain error about one input field: "field: message".
+func FieldError(code Code, field, format string, args ...any) *Error {
+	return &Error{Code: code, Field: field, Message: field + ": " + fmt.Sprintf(format, args...)}
 }
 
 // Wrap builds a domain error that keeps cause for logs.

@@ -162,10 +162,10 @@ func (m *DiT) validate(req *SampleRequest) error {
 			return cachet.Errorf(cachet.CodeInvalidArgument, "perturbed block %d outside 0…%d", b, len(m.blocks)-1)
 		}
 	}
-	if err := req.GuidanceInterval.Validate("guidance interval"); err != nil {
+	if err := req.GuidanceInterval.Validate("guidance_interval"); err != nil {
 		return err
 	}
-	if err := req.StochasticInterval.Validate("stochastic interval"); err != nil {
+	if err := req.StochasticInterval.Validate("stochastic_interval"); err != nil {
 		return err
 	}
 	if err := m.validateGuide(req); err != nil {
@@ -186,12 +186,12 @@ type Interval struct{ Lo, Hi float64 }
 
 // Validate refuses bounds outside [0, 1] or Lo ≥ Hi (other than the zero value); what names the interval
 // in the error.
-func (iv Interval) Validate(what string) error {
+func (iv Interval) Validate(field string) error {
 	if iv == (Interval{}) {
 		return nil
 	}
 	if math.IsNaN(iv.Lo) || math.IsNaN(iv.Hi) || iv.Lo < 0 || iv.Hi > 1 || iv.Lo >= iv.Hi {
-		return cachet.Errorf(cachet.CodeInvalidArgument, "%s must be 0 ≤ lo < hi ≤ 1 (got %v, %v)", what, iv.Lo, iv.Hi)
+		return cachet.InvalidField(field, "lo,hi must be 0 ≤ lo < hi ≤ 1 (got %v, %v)", iv.Lo, iv.Hi)
 	}
 	return nil
 }

@@ -262,7 +262,7 @@ func TestStochasticity(t *testing.T) {
 				return fmt.Errorf("value %d: interval (0, 0.2] gives %v (Euler %v), (0, 1] %v (every step %v)", i, none[i], euler[i], all[i], a[i])
 			}
 		}
-		if _, err := sampleIn(4, 0.5, model.Interval{Lo: 0.6, Hi: 0.3}); err == nil || !strings.Contains(err.Error(), "stochastic interval") {
+		if _, err := sampleIn(4, 0.5, model.Interval{Lo: 0.6, Hi: 0.3}); err == nil || !strings.Contains(err.Error(), "stochastic_interval: ") {
 			t.Errorf("interval (0.6, 0.3]: got %v, want a stochastic-interval error", err)
 		}
 		for _, bad := range []float64{-0.1, 1, math.NaN()} {

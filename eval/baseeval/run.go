@@ -94,54 +94,54 @@ func DefaultConfig() Config {
 func (c Config) validate() error {
 	switch {
 	case c.Weights == "":
-		return cachet.Invalid("--weights is empty; give the denoiser's weights (e.g. weights/base.safetensors)")
+		return cachet.InvalidField("weights", "is empty; give the denoiser's weights (e.g. weights/base.safetensors)")
 	case c.Evaluator == "":
-		return cachet.Invalid("--evaluator is empty; give the evaluator's weights (e.g. weights/evaluator.safetensors)")
+		return cachet.InvalidField("evaluator", "is empty; give the evaluator's weights (e.g. weights/evaluator.safetensors)")
 	case c.Out == "":
-		return cachet.Invalid("--out is empty; give the report directory")
+		return cachet.InvalidField("out", "is empty; give the report directory")
 	case c.Seeds <= 0:
-		return cachet.Invalid("--seeds must be positive (got %d)", c.Seeds)
+		return cachet.InvalidField("seeds", "must be positive (got %d)", c.Seeds)
 	case c.Steps <= 0 || c.Steps > model.MaxSteps:
-		return cachet.Invalid("--steps must be between 1 and %d (got %d)", model.MaxSteps, c.Steps)
+		return cachet.InvalidField("steps", "must be between 1 and %d (got %d)", model.MaxSteps, c.Steps)
 	case c.Batch <= 0:
-		return cachet.Invalid("--batch must be positive (got %d)", c.Batch)
+		return cachet.InvalidField("batch", "must be positive (got %d)", c.Batch)
 	case c.Limit < 0 || c.Limit > NumPrompts:
-		return cachet.Invalid("--limit must be between 0 (all) and %d, the number of prompts (got %d)", NumPrompts, c.Limit)
+		return cachet.InvalidField("limit", "must be between 0 (all) and %d, the number of prompts (got %d)", NumPrompts, c.Limit)
 	case math.IsNaN(c.Guidance) || c.Guidance < 0 || c.Guidance > 50:
-		return cachet.Invalid("--guidance must be between 0 and 50 (got %v)", c.Guidance)
+		return cachet.InvalidField("guidance", "must be between 0 and 50 (got %v)", c.Guidance)
 	case math.IsNaN(c.GuidanceRescale) || c.GuidanceRescale < 0 || c.GuidanceRescale > 1:
-		return cachet.Invalid("--guidance-rescale must be between 0 (off) and 1 (got %v)", c.GuidanceRescale)
+		return cachet.InvalidField("guidance_rescale", "must be between 0 (off) and 1 (got %v)", c.GuidanceRescale)
 	case math.IsNaN(c.CleanRenorm) || c.CleanRenorm < 0 || c.CleanRenorm > 1:
-		return cachet.Invalid("--clean-renorm must be between 0 (off) and 1 (got %v)", c.CleanRenorm)
+		return cachet.InvalidField("clean_renorm", "must be between 0 (off) and 1 (got %v)", c.CleanRenorm)
 	case math.IsNaN(c.GuidanceProjection) || c.GuidanceProjection < 0 || c.GuidanceProjection > 1:
-		return cachet.Invalid("--guidance-projection must be between 0 (plain guidance) and 1 (got %v)", c.GuidanceProjection)
+		return cachet.InvalidField("guidance_projection", "must be between 0 (plain guidance) and 1 (got %v)", c.GuidanceProjection)
 	case math.IsNaN(c.GuideScale) || c.GuideScale < 0 || c.GuideScale > 50:
-		return cachet.Invalid("--guide-scale must be between 0 and 50 (got %v)", c.GuideScale)
+		return cachet.InvalidField("guide_scale", "must be between 0 and 50 (got %v)", c.GuideScale)
 	case c.GuideScale > 1 && c.Guide == "":
-		return cachet.Invalid("--guide-scale needs --guide, the weaker model to guide with")
+		return cachet.InvalidField("guide_scale", "needs guide, the weaker model to guide with")
 	case math.IsNaN(c.ClassContrast) || c.ClassContrast < 0 || c.ClassContrast > 50:
-		return cachet.Invalid("--class-contrast must be between 0 (off) and 50 (got %v)", c.ClassContrast)
+		return cachet.InvalidField("class_contrast", "must be between 0 (off) and 50 (got %v)", c.ClassContrast)
 	case math.IsNaN(c.PerturbedGuidance) || c.PerturbedGuidance < 0 || c.PerturbedGuidance > 50:
-		return cachet.Invalid("--perturbed-guidance must be between 0 (off) and 50 (got %v)", c.PerturbedGuidance)
+		return cachet.InvalidField("perturbed_guidance", "must be between 0 (off) and 50 (got %v)", c.PerturbedGuidance)
 	case c.PerturbedGuidance > 0 && len(c.PerturbedBlocks) == 0:
-		return cachet.Invalid("--perturbed-guidance needs --perturbed-blocks, the blocks whose attention it perturbs")
+		return cachet.InvalidField("perturbed_guidance", "needs perturbed_blocks, the blocks whose attention it perturbs")
 	case math.IsNaN(c.Stochasticity) || c.Stochasticity < 0 || c.Stochasticity >= 1:
-		return cachet.Invalid("--stochasticity must be at least 0 (deterministic) and below 1 (got %v)", c.Stochasticity)
+		return cachet.InvalidField("stochasticity", "must be at least 0 (deterministic) and below 1 (got %v)", c.Stochasticity)
 	case c.ZeroInitSteps < 0 || c.ZeroInitSteps >= c.Steps:
-		return cachet.Invalid("--zero-init-steps must be between 0 and --steps − 1 (got %d)", c.ZeroInitSteps)
+		return cachet.InvalidField("zero_init_steps", "must be between 0 and steps − 1 (got %d)", c.ZeroInitSteps)
 	case math.IsNaN(c.TimeShift) || c.TimeShift < 0 || c.TimeShift > 20:
-		return cachet.Invalid("--time-shift must be between 0 and 20 (got %v)", c.TimeShift)
+		return cachet.InvalidField("time_shift", "must be between 0 and 20 (got %v)", c.TimeShift)
 	case math.IsNaN(c.DetailStrength) || c.DetailStrength < 0 || c.DetailStrength > 1:
-		return cachet.Invalid("--detail must be between 0 (off) and 1 (got %v)", c.DetailStrength)
+		return cachet.InvalidField("detail", "must be between 0 (off) and 1 (got %v)", c.DetailStrength)
 	case math.IsNaN(c.DetailSettle) || c.DetailSettle < 0 || c.DetailSettle > 1:
-		return cachet.Invalid("--detail-settle must be between 0 (off) and 1 (got %v)", c.DetailSettle)
+		return cachet.InvalidField("detail_settle", "must be between 0 (off) and 1 (got %v)", c.DetailSettle)
 	case c.DetailSettle > 0 && c.DetailStrength == 0:
-		return cachet.Invalid("--detail-settle needs --detail, the full-size redraw it settles")
+		return cachet.InvalidField("detail_settle", "needs detail, the full-size redraw it settles")
 	}
-	if err := c.StochasticInterval.Validate("--stochastic-interval lo,hi"); err != nil {
+	if err := c.StochasticInterval.Validate("stochastic_interval"); err != nil {
 		return err
 	}
-	if err := c.GuidanceInterval.Validate("--guidance-interval lo,hi"); err != nil {
+	if err := c.GuidanceInterval.Validate("guidance_interval"); err != nil {
 		return err
 	}
 	if _, err := ClassFilter(c.Classes); err != nil {
@@ -149,7 +149,7 @@ func (c Config) validate() error {
 	}
 	if c.Cache != "" {
 		if _, err := stepcache.ParseConfig(c.Cache); err != nil {
-			return cachet.Invalid("--cache %s: %v", c.Cache, err)
+			return cachet.InvalidField("cache", "%s: %v", c.Cache, err)
 		}
 	}
 	return nil
@@ -169,11 +169,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := checkWritable(cfg.Out); err != nil {
 		return nil, err
 	}
-	weightsSum, err := fileSHA256(cfg.Weights, "--weights", "train it with 'cachet train base'")
+	weightsSum, err := fileSHA256(cfg.Weights, "weights", "train it with 'cachet train base'")
 	if err != nil {
 		return nil, err
 	}
-	evalSum, err := fileSHA256(cfg.Evaluator, "--evaluator", "train it with 'cachet train evaluator'")
+	evalSum, err := fileSHA256(cfg.Evaluator, "evaluator", "train it with 'cachet train evaluator'")
 	if err != nil {
 		return nil, err
 	}
@@ -236,7 +236,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			guide, _, err = model.Load(cfg.Guide, model.CPU)
 			return err
 		}); err != nil {
-			return nil, cachet.Wrap(cachet.CodeInvalidArgument, err, "--guide %s", cfg.Guide)
+			return nil, cachet.InvalidField("guide", "%s: %v", cfg.Guide, err)
 		}
 		defer w.Do(context.Background(), func() error { guide.Close(); return nil })
 	}
@@ -252,7 +252,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		spec = cals.Apply(spec)
 		if _, err := stepcache.New(spec, m.Cfg.Depth); err != nil {
-			return nil, cachet.Wrap(cachet.CodeInvalidArgument, err, "--cache %s", cfg.Cache)
+			return nil, cachet.InvalidField("cache", "%s: %v", cfg.Cache, err)
 		}
 		newCache = func() (model.StepCache, error) { return stepcache.New(spec, m.Cfg.Depth) }
 	}
@@ -357,19 +357,19 @@ func Noise(seed int64, from, n, per int) []float32 {
 // checkModel refuses weights that cannot draw Cachet's scenes from their prompts.
 func checkModel(path string, c model.Config, prompts []scene.Scene) error {
 	if !c.IsTextGrayscale(scene.CanvasSide) {
-		return cachet.Errorf(cachet.CodeInvalidArgument,
-			"--weights %s holds a %s; eval base needs a text-conditioned 32×32×1 model trained on Cachet's scenes ('cachet train base')", path, c)
+		return cachet.InvalidField("weights",
+			"%s holds a %s; eval base needs a text-conditioned 32×32×1 model trained on Cachet's scenes ('cachet train base')", path, c)
 	}
 	for _, w := range scene.Vocabulary() {
 		if !slices.Contains(c.Vocabulary, w) {
-			return cachet.Errorf(cachet.CodeInvalidArgument,
-				"--weights %s: the model's vocabulary lacks the scene word %q; eval base needs a model trained on Cachet's scene prompts ('cachet train base')", path, w)
+			return cachet.InvalidField("weights",
+				"%s: the model's vocabulary lacks the scene word %q; eval base needs a model trained on Cachet's scene prompts ('cachet train base')", path, w)
 		}
 	}
 	for _, s := range prompts {
 		if n := len(model.PromptWords(scene.Format(s))); n > c.MaxWords {
-			return cachet.Errorf(cachet.CodeInvalidArgument,
-				"--weights %s reads prompts of at most %d words; %q has %d", path, c.MaxWords, scene.Format(s), n)
+			return cachet.InvalidField("weights",
+				"%s reads prompts of at most %d words; %q has %d", path, c.MaxWords, scene.Format(s), n)
 		}
 	}
 	return nil
@@ -378,11 +378,11 @@ func checkModel(path string, c model.Config, prompts []scene.Scene) error {
 // checkWritable creates dir and proves a file can be written there, before any work is done.
 func checkWritable(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return cachet.Errorf(cachet.CodeInvalidArgument, "--out %s: cannot create the report directory: %v", dir, unwrapPath(err))
+		return cachet.InvalidField("out", "%s: cannot create the report directory: %v", dir, unwrapPath(err))
 	}
 	f, err := os.CreateTemp(dir, ".write-check-*")
 	if err != nil {
-		return cachet.Errorf(cachet.CodeInvalidArgument, "--out %s: cannot write there: %v", dir, unwrapPath(err))
+		return cachet.InvalidField("out", "%s: cannot write there: %v", dir, unwrapPath(err))
 	}
 	f.Close()
 	os.Remove(f.Name())
@@ -397,23 +397,23 @@ func unwrapPath(err error) error {
 	return err
 }
 
-// fileSHA256 hashes a file; a missing one is a clear CodeNotFound naming the flag and the fix.
-func fileSHA256(path, flag, fix string) (string, error) {
+// fileSHA256 hashes a file; a missing one is a clear CodeNotFound naming the field and the fix.
+func fileSHA256(path, field, fix string) (string, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return "", cachet.Errorf(cachet.CodeNotFound, "%s %s does not exist; %s", flag, path, fix)
+		return "", cachet.FieldError(cachet.CodeNotFound, field, "%s does not exist; %s", path, fix)
 	}
 	if err != nil {
-		return "", cachet.Errorf(cachet.CodeInvalidArgument, "%s %s: %v", flag, path, unwrapPath(err))
+		return "", cachet.InvalidField(field, "%s: %v", path, unwrapPath(err))
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err == nil && st.IsDir() {
-		return "", cachet.Errorf(cachet.CodeInvalidArgument, "%s %s is a directory; give the weights file", flag, path)
+		return "", cachet.InvalidField(field, "%s is a directory; give the weights file", path)
 	}
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
-		return "", cachet.Errorf(cachet.CodeInvalidArgument, "%s %s: %v", flag, path, err)
+		return "", cachet.InvalidField(field, "%s: %v", path, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }

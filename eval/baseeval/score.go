@@ -288,7 +288,7 @@ func ClassFilter(names []string) ([]int, error) {
 	}
 	for _, n := range names {
 		if !slices.Contains(scene.ClassNames[:], n) {
-			return nil, cachet.Errorf(cachet.CodeInvalidArgument, "--classes: %q is not a class; use %s", n, strings.Join(scene.ClassNames[:], ", "))
+			return nil, cachet.InvalidField("classes", "%q is not a class; use %s", n, strings.Join(scene.ClassNames[:], ", "))
 		}
 	}
 	return out, nil

@@ -54,25 +54,25 @@ func DefaultConfig() Config {
 func (c Config) validate() error {
 	switch {
 	case c.Weights == "" || c.Evaluator == "" || c.Out == "":
-		return cachet.Invalid("--weights, --evaluator and --out must be set")
+		return cachet.InvalidField("weights", "the weights, the evaluator and out must all be set")
 	case c.Test < 0 || c.Test > 10000:
-		return cachet.Invalid("--test must be 0 (all) … 10000 (got %d)", c.Test)
+		return cachet.InvalidField("test", "must be 0 (all) … 10000 (got %d)", c.Test)
 	case c.Shots < 1 || c.Shots > 1000:
-		return cachet.Invalid("--shots must be 1…1000 (got %d)", c.Shots)
+		return cachet.InvalidField("shots", "must be 1…1000 (got %d)", c.Shots)
 	case c.ShotDraws < 1 || c.ShotDraws > 20:
-		return cachet.Invalid("--shot-draws must be 1…20 (got %d)", c.ShotDraws)
+		return cachet.InvalidField("shot_draws", "must be 1…20 (got %d)", c.ShotDraws)
 	case c.Validation < 0 || c.Validation > 10000:
-		return cachet.Invalid("--validation must be 0…10000 (got %d)", c.Validation)
+		return cachet.InvalidField("validation", "must be 0…10000 (got %d)", c.Validation)
 	case c.Diffusion < 0 || c.KNNTrain < 0 || c.KNNTrain > 60000 || c.BlockStudy < 0 || c.BlockStudy > 20000:
-		return cachet.Invalid("--diffusion ≥ 0, --knn-train 0…60000, --block-study 0…20000")
+		return cachet.InvalidField("diffusion", "must be ≥ 0, knn_train 0…60000 and block_study 0…20000")
 	case len(c.DiffusionTimes) < 1 || len(c.DiffusionTimes) > maxDiffusionTimes:
-		return cachet.Invalid("--diffusion-times must list 1…%d model times (got %d)", maxDiffusionTimes, len(c.DiffusionTimes))
+		return cachet.InvalidField("diffusion_times", "must list 1…%d model times (got %d)", maxDiffusionTimes, len(c.DiffusionTimes))
 	case slices.ContainsFunc(c.DiffusionTimes, func(t float64) bool { return !(t > 0 && t <= 1000) }):
-		return cachet.Invalid("--diffusion-times must lie in (0, 1000] (got %v)", c.DiffusionTimes)
+		return cachet.InvalidField("diffusion_times", "must lie in (0, 1000] (got %v)", c.DiffusionTimes)
 	case c.LatencyBatches < 1 || c.Batch < 1 || c.Batch > c.Service.MaxImages:
-		return cachet.Invalid("--latency-batches ≥ 1 and --batch 1…%d", c.Service.MaxImages)
+		return cachet.InvalidField("latency_batches", "must be ≥ 1, and batch 1…%d", c.Service.MaxImages)
 	case c.Test != 0 && c.Test < c.Batch:
-		return cachet.Invalid("--test (%d) must hold at least one --batch (%d)", c.Test, c.Batch)
+		return cachet.InvalidField("test", "(%d) must hold at least one batch (%d)", c.Test, c.Batch)
 	}
 	return nil
 }
@@ -134,11 +134,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		progress = io.Discard
 	}
 	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
-		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "--out %s: cannot create the report directory: %v", cfg.Out, err)
+		return nil, cachet.InvalidField("out", "%s: cannot create the report directory: %v", cfg.Out, err)
 	}
 	modelID, err := featurecache.WeightsID(cfg.Weights)
 	if err != nil {
-		return nil, cachet.Wrap(cachet.CodeInvalidArgument, err, "--weights %s cannot be read", cfg.Weights)
+		return nil, cachet.InvalidField("weights", "%s cannot be read: %v", cfg.Weights, err)
 	}
 	test, err := dataset.Load(cfg.DataDir, dataset.Test)
 	if err != nil {

@@ -261,9 +261,9 @@ func TestRunRejectsBadSampling(t *testing.T) {
 		edit func(*personaleval.Config)
 		want string
 	}{
-		{"guidance −1", func(c *personaleval.Config) { c.Guidance = -1 }, "--guidance"},
-		{"clean renorm 1.5", func(c *personaleval.Config) { c.CleanRenorm = 1.5 }, "--clean-renorm"},
-		{"clean renorm NaN", func(c *personaleval.Config) { c.CleanRenorm = math.NaN() }, "--clean-renorm"},
+		{"guidance −1", func(c *personaleval.Config) { c.Guidance = -1 }, "guidance: "},
+		{"clean renorm 1.5", func(c *personaleval.Config) { c.CleanRenorm = 1.5 }, "clean_renorm: "},
+		{"clean renorm NaN", func(c *personaleval.Config) { c.CleanRenorm = math.NaN() }, "clean_renorm: "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := personaleval.DefaultConfig()

@@ -50,19 +50,19 @@ func DefaultConfig() Config {
 func (c Config) validate() error {
 	switch {
 	case c.Weights == "" || c.Adapters == "" || c.Evaluator == "":
-		return cachet.Invalid("--weights, --adapters and --evaluator must be set")
+		return cachet.InvalidField("weights", "the weights, the adapters and the evaluator must all be set")
 	case c.Out == "":
-		return cachet.Invalid("--out is empty; give the report directory")
+		return cachet.InvalidField("out", "is empty; give the report directory")
 	case c.Subjects <= 0 || c.Subjects > 10000 || c.Prompts <= 0 || c.Prompts > 100:
-		return cachet.Invalid("--subjects must be 1…10000 and --prompts 1…100 (got %d, %d)", c.Subjects, c.Prompts)
+		return cachet.InvalidField("subjects", "must be 1…10000 and prompts 1…100 (got %d, %d)", c.Subjects, c.Prompts)
 	case c.Batch <= 0:
-		return cachet.Invalid("--batch must be positive (got %d)", c.Batch)
+		return cachet.InvalidField("batch", "must be positive (got %d)", c.Batch)
 	case c.Steps <= 0 || c.Steps > model.MaxSteps:
-		return cachet.Invalid("--steps must be between 1 and %d (got %d)", model.MaxSteps, c.Steps)
+		return cachet.InvalidField("steps", "must be between 1 and %d (got %d)", model.MaxSteps, c.Steps)
 	case math.IsNaN(c.Guidance) || c.Guidance < 0 || c.Guidance > 50:
-		return cachet.Invalid("--guidance must be between 0 and 50 (got %v)", c.Guidance)
+		return cachet.InvalidField("guidance", "must be between 0 and 50 (got %v)", c.Guidance)
 	case math.IsNaN(c.CleanRenorm) || c.CleanRenorm < 0 || c.CleanRenorm > 1:
-		return cachet.Invalid("--clean-renorm must be between 0 and 1 (got %v)", c.CleanRenorm)
+		return cachet.InvalidField("clean_renorm", "must be between 0 and 1 (got %v)", c.CleanRenorm)
 	}
 	return nil
 }
@@ -81,11 +81,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
-		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "--out %s: %v", cfg.Out, err)
+		return nil, cachet.InvalidField("out", "%s: %v", cfg.Out, err)
 	}
 	baseID, err := featurecache.WeightsID(cfg.Weights)
 	if err != nil {
-		return nil, cachet.Errorf(cachet.CodeNotFound, "--weights %s: %v", cfg.Weights, err)
+		return nil, cachet.FieldError(cachet.CodeNotFound, "weights", "%s: %v", cfg.Weights, err)
 	}
 	train, err := dataset.Load(cfg.DataDir, dataset.Train)
 	if err != nil {
