@@ -47,7 +47,7 @@ for s in "${steps[@]}"; do
 		./cachet eval classify --weights weights/base.safetensors "${threads[@]}" --knn-train 10000 --diffusion 100 \
 			--block-study 0 --shot-draws 20 --out eval/reports/classify ;;
 	batch) # docs/operations.md: request batching at 8 clients against one request at a time (1 thread)
-		./cachet bench batch --torch-threads 1 --out bench/reports/batch ;;
+		./cachet bench batch --torch-threads 1 --rounds 3 --out bench/reports/batch ;;
 	scale) # docs/operations.md: API + 1, 2, 3 worker processes, then 3 with 20 SIGKILLs (about 15 minutes)
 		./cachet bench scale --out bench/reports/scale ;;
 	esac

@@ -159,185 +159,246 @@ func (c Config) validate() error {
 // own; ctx cancels between sampler steps.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	began := time.Now()
-	progress := cfg.Progress
-	if progress == nil {
-		progress = io.Discard
+	if cfg.Progress == nil {
+		cfg.Progress = io.Discard
 	}
+	in, err := checkInputs(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ref, err := referenceSets(cfg, in.prompts)
+	if err != nil {
+		return nil, err
+	}
+	ms, err := OpenModels(ctx, cfg.Weights, cfg.Evaluator)
+	if err != nil {
+		return nil, err
+	}
+	defer ms.Close()
+	if err := checkModel(cfg.Weights, ms.DiT.Cfg, in.prompts); err != nil { // the file may have changed since
+		return nil, err
+	}
+	smp, err := newSampling(ctx, cfg, ms)
+	if err != nil {
+		return nil, err
+	}
+	defer smp.close()
+	P, N := len(in.prompts), len(ref.scenes)
+	rc := RunConfig{Weights: cfg.Weights, WeightsSHA256: in.weightsSum, Model: ms.DiT.Cfg.String(), Evaluator: cfg.Evaluator,
+		EvaluatorSHA256: in.evalSum, Data: cfg.DataDir, Steps: cfg.Steps, Guidance: cfg.Guidance,
+		GuidanceRescale: cfg.GuidanceRescale, CleanRenorm: cfg.CleanRenorm, GuidanceInterval: intervalField(cfg.GuidanceInterval), TimeShift: cfg.TimeShift, GuidanceProjection: cfg.GuidanceProjection, Guide: cfg.Guide, GuideScale: cfg.GuideScale, ClassContrast: cfg.ClassContrast, Stochasticity: cfg.Stochasticity, StochasticInterval: intervalField(cfg.StochasticInterval), OptimizedScale: cfg.OptimizedScale, ZeroInitSteps: cfg.ZeroInitSteps, PerturbedGuidance: cfg.PerturbedGuidance, PerturbedBlocks: cfg.PerturbedBlocks, DetailStrength: cfg.DetailStrength, DetailSettle: cfg.DetailSettle, Cache: cfg.Cache, Classes: cfg.Classes, Seeds: cfg.Seeds,
+		FirstSeed: cfg.FirstSeed, Prompts: P, Limit: cfg.Limit, Batch: cfg.Batch, N: N, TorchThreads: cfg.TorchThreads}
+	fmt.Fprintf(cfg.Progress, "eval base: %s (%s), %d prompts × %d seeds = %d images, batches of ≤ %d, %d steps, %s\n",
+		cfg.Weights, ms.DiT.Cfg, P, cfg.Seeds, N, cfg.Batch, cfg.Steps, rc.samplerText())
+	sampleStart := time.Now()
+	genJ, err := smp.generateAll(ctx, cfg, in.prompts, ref.det, N)
+	if err != nil {
+		return nil, err
+	}
+	sampleSecs := time.Since(sampleStart).Seconds()
+	fmt.Fprintf(cfg.Progress, "eval base: scoring %d generated and %d real items with the evaluator\n", N, 2*N)
+	fd, err := frechetOf(ctx, ms, genJ, ref.realJ, ref.baseJ)
+	if err != nil {
+		return nil, err
+	}
+	r := NewReport(rc, Tally(genJ), Tally(ref.realJ), fd)
+	r.SampleSeconds = sampleSecs
+	if sampleSecs > 0 {
+		r.ImagesPerSecond = float64(N) / sampleSecs
+	}
+	r.Seconds = time.Since(began).Seconds()
+	if err := r.Write(cfg.Out, SampleGrid(genJ, ref.realJ, P)); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(cfg.Progress, "eval base: wrote %s, %s and %s into %s (%.0f s in all)\n", JSONFile, MarkdownFile, SamplesFile, cfg.Out, r.Seconds)
+	return r, nil
+}
+
+// inputs are a run's checked inputs: the files' digests and the prompts.
+type inputs struct {
+	weightsSum, evalSum string
+	prompts             []scene.Scene
+}
+
+// checkInputs validates the settings, the output directory and the model files before any work.
+func checkInputs(cfg Config) (*inputs, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	if err := checkWritable(cfg.Out); err != nil {
 		return nil, err
 	}
-	weightsSum, err := fileSHA256(cfg.Weights, "weights", "train it with 'cachet train base'")
-	if err != nil {
+	var in inputs
+	var err error
+	if in.weightsSum, err = fileSHA256(cfg.Weights, "weights", "train it with 'cachet train base'"); err != nil {
 		return nil, err
 	}
-	evalSum, err := fileSHA256(cfg.Evaluator, "evaluator", "train it with 'cachet train evaluator'")
-	if err != nil {
+	if in.evalSum, err = fileSHA256(cfg.Evaluator, "evaluator", "train it with 'cachet train evaluator'"); err != nil {
 		return nil, err
 	}
 	classes, err := ClassFilter(cfg.Classes)
 	if err != nil {
 		return nil, err
 	}
-	prompts := Prompts(cfg.Limit, classes...)
-	if _, mc, err := model.ReadWeightsFile(cfg.Weights); err != nil {
-		return nil, err
-	} else if err := checkModel(cfg.Weights, mc, prompts); err != nil {
+	in.prompts = Prompts(cfg.Limit, classes...)
+	_, mc, err := model.ReadWeightsFile(cfg.Weights)
+	if err != nil {
 		return nil, err
 	}
+	return &in, checkModel(cfg.Weights, mc, in.prompts)
+}
+
+// references are the scenes to draw (image j = seed j / P, prompt j % P), the real test-split renders of
+// them and a second, independent real set (the real-vs-real baseline), judged.
+type references struct {
+	det          *MirrorDetector
+	scenes       []scene.Scene
+	realJ, baseJ []Judgement
+}
+
+func referenceSets(cfg Config, prompts []scene.Scene) (*references, error) {
 	train, err := dataset.Load(cfg.DataDir, dataset.Train)
 	if err != nil {
 		return nil, err
 	}
-	det := NewMirrorDetector(train)
-	train = nil
+	ref := &references{det: NewMirrorDetector(train)}
 	test, err := dataset.Load(cfg.DataDir, dataset.Test)
 	if err != nil {
 		return nil, err
 	}
-
-	P := len(prompts)
-	scenes := make([]scene.Scene, 0, P*cfg.Seeds) // image j = seed (j / P), prompt (j % P)
 	for range cfg.Seeds {
-		scenes = append(scenes, prompts...)
+		ref.scenes = append(ref.scenes, prompts...)
 	}
-	realImgs, err := RealScenes(test, scenes, RealStream)
+	realImgs, err := RealScenes(test, ref.scenes, RealStream)
 	if err != nil {
 		return nil, err
 	}
-	baseImgs, err := RealScenes(test, scenes, BaselineStream)
+	baseImgs, err := RealScenes(test, ref.scenes, BaselineStream)
 	if err != nil {
 		return nil, err
 	}
-	realJ, err := JudgeAll(realImgs, scenes, det)
-	if err != nil {
+	if ref.realJ, err = JudgeAll(realImgs, ref.scenes, ref.det); err != nil {
 		return nil, err
 	}
-	baseJ, err := JudgeAll(baseImgs, scenes, det)
-	if err != nil {
-		return nil, err
-	}
+	ref.baseJ, err = JudgeAll(baseImgs, ref.scenes, ref.det)
+	return ref, err
+}
 
-	ms, err := OpenModels(ctx, cfg.Weights, cfg.Evaluator)
-	if err != nil {
-		return nil, err
-	}
-	defer ms.Close()
-	w, m, ev := ms.W, ms.DiT, ms.Evaluator
-	if err := checkModel(cfg.Weights, m.Cfg, prompts); err != nil { // the file may have changed since
-		return nil, err
-	}
-	var guide *model.DiT
+// sampling is the run's sampler set-up: the models, an autoguidance model if any, and the step cache.
+type sampling struct {
+	ms       *Models
+	guide    *model.DiT
+	newCache func() (model.StepCache, error)
+}
+
+func newSampling(ctx context.Context, cfg Config, ms *Models) (*sampling, error) {
+	s := &sampling{ms: ms, newCache: func() (model.StepCache, error) { return nil, nil }}
 	if cfg.Guide != "" {
-		if err := w.Do(ctx, func() error {
+		if err := ms.W.Do(ctx, func() error {
 			var err error
-			guide, _, err = model.Load(cfg.Guide, model.CPU)
+			s.guide, _, err = model.Load(cfg.Guide, model.CPU)
 			return err
 		}); err != nil {
 			return nil, cachet.InvalidField("guide", "%s: %v", cfg.Guide, err)
 		}
-		defer w.Do(context.Background(), func() error { guide.Close(); return nil })
 	}
-	newCache := func() (model.StepCache, error) { return nil, nil }
 	if cfg.Cache != "" {
 		spec, err := stepcache.ParseConfig(cfg.Cache)
 		if err != nil {
+			s.close()
 			return nil, err
 		}
 		cals, err := stepcache.LoadCalibrations(stepcache.CalibrationPath(cfg.Weights))
 		if err != nil {
+			s.close()
 			return nil, err
 		}
 		spec = cals.Apply(spec)
-		if _, err := stepcache.New(spec, m.Cfg.Depth); err != nil {
+		depth := ms.DiT.Cfg.Depth
+		if _, err := stepcache.New(spec, depth); err != nil {
+			s.close()
 			return nil, cachet.InvalidField("cache", "%s: %v", cfg.Cache, err)
 		}
-		newCache = func() (model.StepCache, error) { return stepcache.New(spec, m.Cfg.Depth) }
+		s.newCache = func() (model.StepCache, error) { return stepcache.New(spec, depth) }
 	}
-	N := len(scenes)
-	rc := RunConfig{Weights: cfg.Weights, WeightsSHA256: weightsSum, Model: m.Cfg.String(), Evaluator: cfg.Evaluator,
-		EvaluatorSHA256: evalSum, Data: cfg.DataDir, Steps: cfg.Steps, Guidance: cfg.Guidance,
-		GuidanceRescale: cfg.GuidanceRescale, CleanRenorm: cfg.CleanRenorm, GuidanceInterval: intervalField(cfg.GuidanceInterval), TimeShift: cfg.TimeShift, GuidanceProjection: cfg.GuidanceProjection, Guide: cfg.Guide, GuideScale: cfg.GuideScale, ClassContrast: cfg.ClassContrast, Stochasticity: cfg.Stochasticity, StochasticInterval: intervalField(cfg.StochasticInterval), OptimizedScale: cfg.OptimizedScale, ZeroInitSteps: cfg.ZeroInitSteps, PerturbedGuidance: cfg.PerturbedGuidance, PerturbedBlocks: cfg.PerturbedBlocks, DetailStrength: cfg.DetailStrength, DetailSettle: cfg.DetailSettle, Cache: cfg.Cache, Classes: cfg.Classes, Seeds: cfg.Seeds,
-		FirstSeed: cfg.FirstSeed, Prompts: P, Limit: cfg.Limit, Batch: cfg.Batch, N: N, TorchThreads: cfg.TorchThreads}
-	fmt.Fprintf(progress, "eval base: %s (%s), %d prompts × %d seeds = %d images, batches of ≤ %d, %d steps, %s\n",
-		cfg.Weights, m.Cfg, P, cfg.Seeds, N, cfg.Batch, cfg.Steps, rc.samplerText())
+	return s, nil
+}
 
-	genJ := make([]Judgement, 0, N)
-	sampleStart := time.Now()
+func (s *sampling) close() {
+	if s.guide != nil {
+		_ = s.ms.W.Do(context.Background(), func() error { s.guide.Close(); return nil })
+	}
+}
+
+// generateAll samples every prompt under every seed in batches and judges each image, reporting progress.
+func (s *sampling) generateAll(ctx context.Context, cfg Config, prompts []scene.Scene, det *MirrorDetector, n int) ([]Judgement, error) {
+	genJ := make([]Judgement, 0, n)
+	start := time.Now()
+	P := len(prompts)
 	for k := range cfg.Seeds {
 		seed := cfg.FirstSeed + int64(k)
-		for start := 0; start < P; start += cfg.Batch {
-			end := min(P, start+cfg.Batch)
-			req := model.SampleRequest{Seed: seed, Steps: cfg.Steps, Guidance: cfg.Guidance, GuidanceRescale: cfg.GuidanceRescale, CleanRenorm: cfg.CleanRenorm, Experimental: model.Experimental{GuidanceInterval: cfg.GuidanceInterval, TimeShift: cfg.TimeShift, GuidanceProjection: cfg.GuidanceProjection, Guide: guide, GuideScale: cfg.GuideScale, Stochasticity: cfg.Stochasticity, StochasticInterval: cfg.StochasticInterval, OptimizedScale: cfg.OptimizedScale, ZeroInitSteps: cfg.ZeroInitSteps, PerturbedGuidance: cfg.PerturbedGuidance, PerturbedBlocks: cfg.PerturbedBlocks}}
-			imgs, err := sampleBatch(ctx, w, m, req, newCache, generate.Detail{Strength: cfg.DetailStrength, Settle: cfg.DetailSettle}, cfg.ClassContrast, prompts[start:end], start)
+		for from := 0; from < P; from += cfg.Batch {
+			to := min(P, from+cfg.Batch)
+			req := model.SampleRequest{Seed: seed, Steps: cfg.Steps, Guidance: cfg.Guidance, GuidanceRescale: cfg.GuidanceRescale, CleanRenorm: cfg.CleanRenorm, Experimental: model.Experimental{GuidanceInterval: cfg.GuidanceInterval, TimeShift: cfg.TimeShift, GuidanceProjection: cfg.GuidanceProjection, Guide: s.guide, GuideScale: cfg.GuideScale, Stochasticity: cfg.Stochasticity, StochasticInterval: cfg.StochasticInterval, OptimizedScale: cfg.OptimizedScale, ZeroInitSteps: cfg.ZeroInitSteps, PerturbedGuidance: cfg.PerturbedGuidance, PerturbedBlocks: cfg.PerturbedBlocks}}
+			imgs, err := sampleBatch(ctx, s.ms.W, s.ms.DiT, req, s.newCache, generate.Detail{Strength: cfg.DetailStrength, Settle: cfg.DetailSettle}, cfg.ClassContrast, prompts[from:to], from)
 			if err != nil {
 				return nil, err
 			}
 			for i := range imgs {
-				j, err := Judge(&imgs[i], prompts[start+i], det)
+				j, err := Judge(&imgs[i], prompts[from+i], det)
 				if err != nil {
 					return nil, err
 				}
 				genJ = append(genJ, j)
 			}
-			done := len(genJ)
-			el := time.Since(sampleStart)
+			done, el := len(genJ), time.Since(start)
 			rate := float64(done) / el.Seconds()
-			eta := time.Duration(float64(N-done) / rate * float64(time.Second))
-			fmt.Fprintf(progress, "eval base: %d/%d images  %.2f images/s  elapsed %s  ETA %s\n",
-				done, N, rate, el.Round(time.Second), eta.Round(time.Second))
+			eta := time.Duration(float64(n-done) / rate * float64(time.Second))
+			fmt.Fprintf(cfg.Progress, "eval base: %d/%d images  %.2f images/s  elapsed %s  ETA %s\n",
+				done, n, rate, el.Round(time.Second), eta.Round(time.Second))
 		}
 	}
-	sampleSecs := time.Since(sampleStart).Seconds()
+	return genJ, nil
+}
 
-	fmt.Fprintf(progress, "eval base: scoring %d generated and %d real items with the evaluator\n", N, 2*N)
+// frechetOf is the Fréchet distance of the generated set to the real one, next to real vs real, in the
+// evaluator's feature space.
+func frechetOf(ctx context.Context, ms *Models, genJ, realJ, baseJ []Judgement) (Frechet, error) {
 	var genF, realF, baseF [][]float64
-	if err := w.Do(ctx, func() error {
+	if err := ms.W.Do(ctx, func() error {
 		var err error
-		if genF, err = Classify(ev, genJ); err != nil {
+		if genF, err = Classify(ms.Evaluator, genJ); err != nil {
 			return err
 		}
-		if realF, err = Classify(ev, realJ); err != nil {
+		if realF, err = Classify(ms.Evaluator, realJ); err != nil {
 			return err
 		}
-		baseF, err = Classify(ev, baseJ)
+		baseF, err = Classify(ms.Evaluator, baseJ)
 		return err
 	}); err != nil {
-		return nil, err
+		return Frechet{}, err
 	}
-	fd := Frechet{N: N, Dims: model.ClassifierFeatures}
-	if N < 2 {
-		fd.Error = fmt.Sprintf("needs at least 2 images per set, got %d", N)
+	n := len(genJ)
+	fd := Frechet{N: n, Dims: model.ClassifierFeatures}
+	if n < 2 {
+		fd.Error = fmt.Sprintf("needs at least 2 images per set, got %d", n)
+		return fd, nil
+	}
+	var errs []error
+	if v, err := eval.FrechetDistance(genF, realF); err == nil {
+		fd.GeneratedVsReal = &v
 	} else {
-		var errs []error
-		if v, err := eval.FrechetDistance(genF, realF); err == nil {
-			fd.GeneratedVsReal = &v
-		} else {
-			errs = append(errs, fmt.Errorf("generated vs real: %w", err))
-		}
-		if v, err := eval.FrechetDistance(realF, baseF); err == nil {
-			fd.RealVsReal = &v
-		} else {
-			errs = append(errs, fmt.Errorf("real vs real: %w", err))
-		}
-		if err := errors.Join(errs...); err != nil {
-			fd.Error = err.Error()
-		}
+		errs = append(errs, fmt.Errorf("generated vs real: %w", err))
 	}
-
-	r := NewReport(rc, Tally(genJ), Tally(realJ), fd)
-	r.SampleSeconds = sampleSecs
-	if sampleSecs > 0 {
-		r.ImagesPerSecond = float64(N) / sampleSecs
+	if v, err := eval.FrechetDistance(realF, baseF); err == nil {
+		fd.RealVsReal = &v
+	} else {
+		errs = append(errs, fmt.Errorf("real vs real: %w", err))
 	}
-	r.Seconds = time.Since(began).Seconds()
-	if err := r.Write(cfg.Out, SampleGrid(genJ, realJ, P)); err != nil {
-		return nil, err
+	if err := errors.Join(errs...); err != nil {
+		fd.Error = err.Error()
 	}
-	fmt.Fprintf(progress, "eval base: wrote %s, %s and %s into %s (%.0f s in all)\n", JSONFile, MarkdownFile, SamplesFile, cfg.Out, r.Seconds)
-	return r, nil
+	return fd, nil
 }
 
 // Noise is the starting noise of images [from, from+n) of a sampler request with the given seed: image

@@ -73,9 +73,8 @@ type row struct{ s, k int }
 // Run evaluates the adapters and writes the report into cfg.Out.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	began := time.Now()
-	progress := cfg.Progress
-	if progress == nil {
-		progress = io.Discard
+	if cfg.Progress == nil {
+		cfg.Progress = io.Discard
 	}
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -87,27 +86,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, cachet.FieldError(cachet.CodeNotFound, "weights", "%s: %v", cfg.Weights, err)
 	}
-	train, err := dataset.Load(cfg.DataDir, dataset.Train)
+	det, subjects, err := loadSubjects(cfg)
 	if err != nil {
 		return nil, err
 	}
-	det := baseeval.NewMirrorDetector(train)
-	train = nil
-	test, err := dataset.Load(cfg.DataDir, dataset.Test)
-	if err != nil {
-		return nil, err
-	}
-	subjects, err := Subjects(test, cfg.Subjects, cfg.Prompts, cfg.Seed)
-	if err != nil {
-		return nil, err
-	}
-
 	models, err := baseeval.OpenModels(ctx, cfg.Weights, cfg.Evaluator)
 	if err != nil {
 		return nil, err
 	}
 	defer models.Close()
-	w, base, ev := models.W, models.DiT, models.Evaluator
+	w, base := models.W, models.DiT
 	var set *adapters.Set
 	defer w.Do(context.Background(), func() error {
 		if set != nil {
@@ -126,11 +114,76 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	ext, err := extractReferences(ctx, ex, subjects)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(cfg.Progress, "eval personalization: %s + %s, %d subjects × %d prompts, %d steps, guidance %g; extraction median %.1f ms\n",
+		cfg.Weights, cfg.Adapters, len(subjects), cfg.Prompts, cfg.Steps, cfg.Guidance, cachet.Millis(median(ext.latencies)))
+	rows := promptRows(len(subjects), cfg.Prompts)
+	smp, err := sampleBoth(ctx, cfg, models, set, subjects, ext.refs, rows)
+	if err != nil {
+		return nil, err
+	}
+	sc, err := scoreAll(ctx, models, det, subjects, rows, smp)
+	if err != nil {
+		return nil, err
+	}
+	r := &Report{
+		Config: RunConfig{Weights: cfg.Weights, BaseID: baseID, Model: base.Cfg.String(), Adapters: cfg.Adapters,
+			AdapterConfig: set.Config(), TRef: set.TRef(), RefViews: set.Views(), Evaluator: cfg.Evaluator, Data: cfg.DataDir, Subjects: len(subjects),
+			Prompts: cfg.Prompts, Seed: cfg.Seed, Steps: cfg.Steps, Guidance: cfg.Guidance, CleanRenorm: cfg.CleanRenorm, ReferenceGuidance: cfg.ReferenceGuidance.String(), Batch: cfg.Batch, N: len(rows),
+			TorchThreads: cfg.TorchThreads},
+		Adapted:       identity(sc.adapted, sc.refs),
+		NoReference:   identity(sc.plain, sc.refs),
+		Oracle:        identity(sc.oracle, sc.refs),
+		ByScene:       IdentityByScene(sc.scenes, sc.refs, sc.adapted, sc.plain, sc.oracle),
+		AlignAdapted:  baseeval.Tally(sc.adaptedJ),
+		AlignBase:     baseeval.Tally(sc.plainJ),
+		AlignOracle:   baseeval.Tally(sc.oracleJ),
+		AdapterParams: set.Params(),
+		BaseParams:    base.NumParams(),
+		Extraction: Latency{MedianMs: cachet.Millis(median(ext.latencies)), P90Ms: cachet.Millis(quantile(ext.latencies, 0.9)),
+			MaxMs: cachet.Millis(slices.Max(ext.latencies)), N: len(ext.latencies)},
+		CacheBytesPerSubject:   float64(ext.cacheBytes) / float64(len(subjects)),
+		DecodedBytesPerSubject: float64(ext.refs[0].Bytes()),
+		AdaptedSeconds:         smp.adaptedT.Seconds(),
+		PlainSeconds:           smp.plainT.Seconds(),
+	}
+	r.finish()
+	r.Seconds = time.Since(began).Seconds()
+	if err := r.Write(cfg.Out, Grid(subjects, rows, sc.adaptedJ, sc.plainJ, sc.oracleJ)); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(cfg.Progress, "eval personalization: wrote %s, %s and %s into %s (%.0f s in all)\n", JSONFile, MarkdownFile, GridFile, cfg.Out, r.Seconds)
+	return r, nil
+}
 
-	// Extraction: one reference per call, as an upload does, after one warm-up pass.
-	refs := make([]*featurecache.Features, len(subjects))
-	var latencies []time.Duration
-	var cacheBytes int64
+// loadSubjects reads the training split for the mirror detector and draws the unseen test-split subjects.
+func loadSubjects(cfg Config) (*baseeval.MirrorDetector, []Subject, error) {
+	train, err := dataset.Load(cfg.DataDir, dataset.Train)
+	if err != nil {
+		return nil, nil, err
+	}
+	det := baseeval.NewMirrorDetector(train)
+	test, err := dataset.Load(cfg.DataDir, dataset.Test)
+	if err != nil {
+		return nil, nil, err
+	}
+	subjects, err := Subjects(test, cfg.Subjects, cfg.Prompts, cfg.Seed)
+	return det, subjects, err
+}
+
+// extraction is each subject's reference cache and what making it cost.
+type extraction struct {
+	refs       []*featurecache.Features
+	latencies  []time.Duration
+	cacheBytes int64
+}
+
+// extractReferences makes one reference cache per call, as an upload does, after one warm-up pass.
+func extractReferences(ctx context.Context, ex *featurecache.Extractor, subjects []Subject) (*extraction, error) {
+	out := &extraction{refs: make([]*featurecache.Features, len(subjects))}
 	for i, s := range subjects {
 		img := scene.ModelUnits(s.Reference[:])
 		if i == 0 {
@@ -143,31 +196,43 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if err != nil {
 			return nil, err
 		}
-		latencies = append(latencies, time.Since(t0))
-		refs[i] = fs[0]
+		out.latencies = append(out.latencies, time.Since(t0))
+		out.refs[i] = fs[0]
 		enc, err := featurecache.Encode(fs[0])
 		if err != nil {
 			return nil, err
 		}
-		cacheBytes += int64(len(enc))
+		out.cacheBytes += int64(len(enc))
 	}
-	fmt.Fprintf(progress, "eval personalization: %s + %s, %d subjects × %d prompts, %d steps, guidance %g; extraction median %.1f ms\n",
-		cfg.Weights, cfg.Adapters, len(subjects), cfg.Prompts, cfg.Steps, cfg.Guidance, cachet.Millis(median(latencies)))
+	return out, nil
+}
 
+// promptRows lists every subject under each of its prompts.
+func promptRows(subjects, prompts int) []row {
 	var rows []row
 	for s := range subjects {
-		for k := range cfg.Prompts {
+		for k := range prompts {
 			rows = append(rows, row{s, k})
 		}
 	}
-	per := scene.CanvasPixels
-	adaptedImgs := make([][scene.CanvasPixels]uint8, len(rows))
-	plainImgs := make([][scene.CanvasPixels]uint8, len(rows))
-	var adaptedT, plainT time.Duration
+	return rows
+}
+
+// samples are the images of every row with the adapters and without, and the time each took.
+type samples struct {
+	adapted, plain   [][scene.CanvasPixels]uint8
+	adaptedT, plainT time.Duration
+}
+
+// sampleBoth samples every row twice, with the subject's reference injected and without, from the same
+// noise, in batches of cfg.Batch rows.
+func sampleBoth(ctx context.Context, cfg Config, models *baseeval.Models, set *adapters.Set, subjects []Subject,
+	refs []*featurecache.Features, rows []row) (*samples, error) {
+	out := &samples{adapted: make([][scene.CanvasPixels]uint8, len(rows)), plain: make([][scene.CanvasPixels]uint8, len(rows))}
 	for start := 0; start < len(rows); start += cfg.Batch {
 		batch := rows[start:min(start+cfg.Batch, len(rows))]
 		req := model.SampleRequest{Seed: int64(cfg.Seed), Steps: cfg.Steps, Guidance: cfg.Guidance, CleanRenorm: cfg.CleanRenorm,
-			Noise: baseeval.Noise(int64(cfg.Seed), start, len(batch), per)}
+			Noise: baseeval.Noise(int64(cfg.Seed), start, len(batch), scene.CanvasPixels)}
 		batchRefs := make([]*featurecache.Features, len(batch))
 		for i, r := range batch {
 			req.Prompts = append(req.Prompts, scene.Format(subjects[r.s].Scenes[r.k]))
@@ -179,75 +244,93 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			order = []bool{false, true}
 		}
 		for _, adapted := range order {
-			var res *model.SampleResult
 			t0 := time.Now()
-			err := w.Do(ctx, func() error {
-				r := req
-				if adapted {
-					inj, release, err := set.RowHooks(batchRefs, cfg.ReferenceGuidance)
-					if err != nil {
-						return err
-					}
-					defer release()
-					r.Inject = inj
-				}
-				var err error
-				res, err = base.Sample(ctx, r)
-				return err
-			})
+			imgs, err := sampleRows(ctx, models, set, req, batchRefs, adapted, cfg.ReferenceGuidance)
 			if err != nil {
 				return nil, err
 			}
-			dst := plainImgs
 			if adapted {
-				adaptedT += time.Since(t0)
-				dst = adaptedImgs
+				out.adaptedT += time.Since(t0)
+				copy(out.adapted[start:], imgs)
 			} else {
-				plainT += time.Since(t0)
+				out.plainT += time.Since(t0)
+				copy(out.plain[start:], imgs)
 			}
-			imgs, err := scene.CanvasesFromModelUnits(res.Pixels)
-			if err != nil {
-				return nil, err
-			}
-			copy(dst[start:], imgs)
 		}
-		done := start + len(batch)
-		fmt.Fprintf(progress, "eval personalization: %d/%d prompts (adapted %.1f s, plain %.1f s so far)\n", done, len(rows), adaptedT.Seconds(), plainT.Seconds())
+		fmt.Fprintf(cfg.Progress, "eval personalization: %d/%d prompts (adapted %.1f s, plain %.1f s so far)\n",
+			start+len(batch), len(rows), out.adaptedT.Seconds(), out.plainT.Seconds())
 	}
+	return out, nil
+}
 
-	scenes := make([]scene.Scene, len(rows))
+// sampleRows samples one batch, through the adapters when adapted.
+func sampleRows(ctx context.Context, models *baseeval.Models, set *adapters.Set, req model.SampleRequest,
+	refs []*featurecache.Features, adapted bool, rg model.ReferenceGuidance) ([][scene.CanvasPixels]uint8, error) {
+	var res *model.SampleResult
+	err := models.W.Do(ctx, func() error {
+		if adapted {
+			inj, release, err := set.RowHooks(refs, rg)
+			if err != nil {
+				return err
+			}
+			defer release()
+			req.Inject = inj
+		}
+		var err error
+		res, err = models.DiT.Sample(ctx, req)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return scene.CanvasesFromModelUnits(res.Pixels)
+}
+
+// scores are the judged images of the three kinds (adapted, no reference, oracle renders) with their
+// evaluator features, next to the references'.
+type scores struct {
+	scenes                    []scene.Scene
+	adaptedJ, plainJ, oracleJ []baseeval.Judgement
+	refs, adapted, plain      Scored
+	oracle                    Scored
+}
+
+// scoreAll renders the oracle images, judges all three kinds and computes their evaluator features.
+func scoreAll(ctx context.Context, models *baseeval.Models, det *baseeval.MirrorDetector, subjects []Subject, rows []row,
+	smp *samples) (*scores, error) {
+	sc := &scores{scenes: make([]scene.Scene, len(rows))}
 	oracleImgs := make([][scene.CanvasPixels]uint8, len(rows))
 	refItems := make([]*[scene.ItemPixels]uint8, len(rows))
 	for i, r := range rows {
 		s := &subjects[r.s]
-		scenes[i] = s.Scenes[r.k]
+		sc.scenes[i] = s.Scenes[r.k]
 		refItems[i] = &s.Item
-		if oracleImgs[i], err = scene.Render(&s.Item, scenes[i]); err != nil {
+		var err error
+		if oracleImgs[i], err = scene.Render(&s.Item, sc.scenes[i]); err != nil {
 			return nil, err
 		}
 	}
-	adaptedJ, err := baseeval.JudgeAll(adaptedImgs, scenes, det)
-	if err != nil {
+	var err error
+	if sc.adaptedJ, err = baseeval.JudgeAll(smp.adapted, sc.scenes, det); err != nil {
 		return nil, err
 	}
-	plainJ, err := baseeval.JudgeAll(plainImgs, scenes, det)
-	if err != nil {
+	if sc.plainJ, err = baseeval.JudgeAll(smp.plain, sc.scenes, det); err != nil {
 		return nil, err
 	}
-	oracleJ, err := baseeval.JudgeAll(oracleImgs, scenes, det)
-	if err != nil {
+	if sc.oracleJ, err = baseeval.JudgeAll(oracleImgs, sc.scenes, det); err != nil {
 		return nil, err
 	}
 	var adaptedF, plainF, oracleF, refF [][]float64
-	if err := w.Do(ctx, func() error {
+	ev := models.Evaluator
+	if err := models.W.Do(ctx, func() error {
 		var err error
-		if adaptedF, err = baseeval.Classify(ev, adaptedJ); err != nil {
+		if adaptedF, err = baseeval.Classify(ev, sc.adaptedJ); err != nil {
 			return err
 		}
-		if plainF, err = baseeval.Classify(ev, plainJ); err != nil {
+		if plainF, err = baseeval.Classify(ev, sc.plainJ); err != nil {
 			return err
 		}
-		if oracleF, err = baseeval.Classify(ev, oracleJ); err != nil {
+		if oracleF, err = baseeval.Classify(ev, sc.oracleJ); err != nil {
 			return err
 		}
 		items := make([]uint8, 0, len(subjects)*scene.ItemPixels)
@@ -263,46 +346,19 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	for i, r := range rows {
 		rowRefF[i] = refF[r.s]
 	}
-	itemsOf := func(js []baseeval.Judgement) []*[scene.ItemPixels]uint8 {
-		out := make([]*[scene.ItemPixels]uint8, len(js))
-		for i := range js {
-			out[i] = &js[i].Item
-		}
-		return out
-	}
+	sc.refs = Scored{Items: refItems, Features: rowRefF}
+	sc.adapted = Scored{Items: judgedItems(sc.adaptedJ), Features: adaptedF}
+	sc.plain = Scored{Items: judgedItems(sc.plainJ), Features: plainF}
+	sc.oracle = Scored{Items: judgedItems(sc.oracleJ), Features: oracleF}
+	return sc, nil
+}
 
-	refsScored := Scored{Items: refItems, Features: rowRefF}
-	adapted := Scored{Items: itemsOf(adaptedJ), Features: adaptedF}
-	plain := Scored{Items: itemsOf(plainJ), Features: plainF}
-	oracle := Scored{Items: itemsOf(oracleJ), Features: oracleF}
-	r := &Report{
-		Config: RunConfig{Weights: cfg.Weights, BaseID: baseID, Model: base.Cfg.String(), Adapters: cfg.Adapters,
-			AdapterConfig: set.Config(), TRef: set.TRef(), RefViews: set.Views(), Evaluator: cfg.Evaluator, Data: cfg.DataDir, Subjects: len(subjects),
-			Prompts: cfg.Prompts, Seed: cfg.Seed, Steps: cfg.Steps, Guidance: cfg.Guidance, CleanRenorm: cfg.CleanRenorm, ReferenceGuidance: cfg.ReferenceGuidance.String(), Batch: cfg.Batch, N: len(rows),
-			TorchThreads: cfg.TorchThreads},
-		Adapted:       identity(adapted, refsScored),
-		NoReference:   identity(plain, refsScored),
-		Oracle:        identity(oracle, refsScored),
-		ByScene:       IdentityByScene(scenes, refsScored, adapted, plain, oracle),
-		AlignAdapted:  baseeval.Tally(adaptedJ),
-		AlignBase:     baseeval.Tally(plainJ),
-		AlignOracle:   baseeval.Tally(oracleJ),
-		AdapterParams: set.Params(),
-		BaseParams:    base.NumParams(),
-		Extraction: Latency{MedianMs: cachet.Millis(median(latencies)), P90Ms: cachet.Millis(quantile(latencies, 0.9)), MaxMs: cachet.Millis(slices.Max(latencies)),
-			N: len(latencies)},
-		CacheBytesPerSubject:   float64(cacheBytes) / float64(len(subjects)),
-		DecodedBytesPerSubject: float64(refs[0].Bytes()),
-		AdaptedSeconds:         adaptedT.Seconds(),
-		PlainSeconds:           plainT.Seconds(),
+func judgedItems(js []baseeval.Judgement) []*[scene.ItemPixels]uint8 {
+	out := make([]*[scene.ItemPixels]uint8, len(js))
+	for i := range js {
+		out[i] = &js[i].Item
 	}
-	r.finish()
-	r.Seconds = time.Since(began).Seconds()
-	if err := r.Write(cfg.Out, Grid(subjects, rows, adaptedJ, plainJ, oracleJ)); err != nil {
-		return nil, err
-	}
-	fmt.Fprintf(progress, "eval personalization: wrote %s, %s and %s into %s (%.0f s in all)\n", JSONFile, MarkdownFile, GridFile, cfg.Out, r.Seconds)
-	return r, nil
+	return out
 }
 
 func median(ds []time.Duration) time.Duration { return quantile(ds, 0.5) }
