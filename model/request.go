@@ -11,7 +11,7 @@ type SampleRequest struct {
 	Prompts  []string
 	Labels   []int
 	Seed     int64   // image i uses the noise stream (Seed, i): the same seed gives the same images
-	Steps    int     // sampler steps (default 50)
+	Steps    int     // sampler steps (≥ 1)
 	Guidance float64 // classifier-free guidance scale; ≤ 1 disables the unconditional branch
 	// NegativePrompts (text models), one per prompt, add a guidance term of their own:
 	// NegativeGuidance·(v − v_negative), pushing each image away from what its negative prompt draws. A
@@ -96,12 +96,9 @@ func ImageToImageSteps(strength float64, steps int) int {
 	return int(math.Ceil(strength*float64(steps) - 1e-9))
 }
 
-// validate fills in the default step count and refuses what this model cannot sample, with a message
-// that names the setting.
+// validate refuses what this model cannot sample, with a message that names the setting. Defaults are
+// the callers' (the generation service applies the product's).
 func (m *DiT) validate(req *SampleRequest) error {
-	if req.Steps == 0 {
-		req.Steps = 50
-	}
 	if err := m.Cfg.ValidateSteps(req.Steps); err != nil {
 		return err
 	}
