@@ -188,36 +188,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	r.Latency.ExtractPerSecond = float64(n) / time.Since(t0).Seconds()
 
-	fmt.Fprintf(progress, "eval classify: zero-shot head (%d samples per class, %d steps; kept in Postgres)\n", cfg.Service.Head.Samples, cfg.Service.Head.Steps)
-	_, zs, err := svc.ClassifyFeatures(ctx, "", feats, 1)
-	if err != nil {
+	if err := r.zeroShot(ctx, svc, func(c classify.Config) (*classify.Service, error) {
+		return classify.New(db.Pool, w, dit, modelID, c)
+	}, feats, labels, progress); err != nil {
 		return nil, err
 	}
-	r.add("zero-shot (prototypes of the model's samples)", accuracy(zs, labels), n, fmt.Sprintf("whitened over those samples: %v", cfg.Service.WhitenHead))
-	if cfg.Service.WhitenHead { // the same prototypes in the features' own space
-		plain := cfg.Service
-		plain.WhitenHead = false
-		psvc, err := classify.New(db.Pool, w, dit, modelID, plain)
-		if err != nil {
-			return nil, err
-		}
-		if _, zs, err = psvc.ClassifyFeatures(ctx, "", feats, 1); err != nil {
-			return nil, err
-		}
-		r.add("zero-shot, head not whitened", accuracy(zs, labels), n, "")
-	}
-
-	if cfg.Validation > 0 {
-		vc, vl, err := canvasesOf(train, seq(cfg.Validation, train.Len()-cfg.Validation))
-		if err != nil {
-			return nil, err
-		}
-		fmt.Fprintf(progress, "eval classify: extracting %d held-out training images (α/β tuning)\n", len(vc))
-		vf, err := svc.Featurizer().Canvases(ctx, vc)
-		if err != nil {
-			return nil, err
-		}
-		r.val = &validation{feats: vf, labels: vl}
+	if err := r.validationSet(ctx, svc, train, progress); err != nil {
+		return nil, err
 	}
 	tfupID, err := r.tfup(ctx, svc, canvases, labels, feats, progress)
 	if err != nil {
@@ -362,5 +339,51 @@ func (r *Report) latency(ctx context.Context, svc *classify.Service, id string, 
 	r.Latency.Batch, r.Latency.Batches = b, r.cfg.LatencyBatches
 	r.Latency.FeaturesMS, r.Latency.QueryMS, r.Latency.ScoringMS = f/float64(images), q/float64(images), s/float64(images)
 	r.Latency.ImagesPerSecond = float64(images) / wall
+	return nil
+}
+
+// zeroShot scores the zero-shot head (and, when it is whitened, the same prototypes unwhitened, from a
+// second service that newService makes).
+func (r *Report) zeroShot(ctx context.Context, svc *classify.Service, newService func(classify.Config) (*classify.Service, error),
+	feats [][]float32, labels []int, progress io.Writer) error {
+	cfg := r.cfg.Service
+	n := len(labels)
+	fmt.Fprintf(progress, "eval classify: zero-shot head (%d samples per class, %d steps; kept in Postgres)\n", cfg.Head.Samples, cfg.Head.Steps)
+	_, zs, err := svc.ClassifyFeatures(ctx, "", feats, 1)
+	if err != nil {
+		return err
+	}
+	r.add("zero-shot (prototypes of the model's samples)", accuracy(zs, labels), n, fmt.Sprintf("whitened over those samples: %v", cfg.WhitenHead))
+	if !cfg.WhitenHead {
+		return nil
+	}
+	plain := cfg
+	plain.WhitenHead = false
+	psvc, err := newService(plain)
+	if err != nil {
+		return err
+	}
+	if _, zs, err = psvc.ClassifyFeatures(ctx, "", feats, 1); err != nil {
+		return err
+	}
+	r.add("zero-shot, head not whitened", accuracy(zs, labels), n, "")
+	return nil
+}
+
+// validationSet extracts the held-out training images that tune α and β (none when cfg.Validation is 0).
+func (r *Report) validationSet(ctx context.Context, svc *classify.Service, train *dataset.Set, progress io.Writer) error {
+	if r.cfg.Validation == 0 {
+		return nil
+	}
+	vc, vl, err := canvasesOf(train, seq(r.cfg.Validation, train.Len()-r.cfg.Validation))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(progress, "eval classify: extracting %d held-out training images (α/β tuning)\n", len(vc))
+	vf, err := svc.Featurizer().Canvases(ctx, vc)
+	if err != nil {
+		return err
+	}
+	r.val = &validation{feats: vf, labels: vl}
 	return nil
 }
