@@ -204,32 +204,63 @@ func Adapters(ctx context.Context, cfg AdaptersConfig) error {
 	}
 	baseID, err := featurecache.WeightsID(cfg.Base)
 	if err != nil {
-		return cachet.Errorf(cachet.CodeNotFound, "base weights %s: %v; train them with 'cachet train base' or pass --weights", cfg.Base, err)
+		return cachet.FieldError(cachet.CodeNotFound, "base", "%s: %v; train it with 'cachet train base'", cfg.Base, err)
 	}
 	set, val, err := cfg.prepare()
 	if err != nil {
 		return err
 	}
-	w := model.NewWorker(true)
-	defer w.Close()
-	var (
-		base *model.DiT
-		ad   *model.Adapters
-		tr   *model.AdapterTrainer
-	)
-	defer w.Do(context.Background(), func() error {
-		if tr != nil {
-			tr.Close()
-		}
-		if ad != nil {
-			ad.Close()
-		}
-		if base != nil {
-			base.Close()
-		}
-		return nil
-	})
-	err = w.Do(ctx, func() error {
+	m := &adapterModels{w: model.NewWorker(true)}
+	defer m.close()
+	if err := m.open(ctx, cfg); err != nil {
+		return err
+	}
+	np, nb := m.ad.NumParams(), m.base.NumParams()
+	frac := float64(np) / float64(nb)
+	fmt.Fprintf(cfg.Progress, "adapters: blocks %v, inner %d, %d heads, %d reference view(s): %d parameters = %.1f %% of the base's %d\n",
+		cfg.Adapter.Blocks, cfg.Adapter.Inner, cfg.Adapter.Heads, cfg.Views, np, 100*frac, nb)
+	if cfg.MaxParamFrac > 0 && frac > cfg.MaxParamFrac {
+		return cachet.InvalidField("blocks", "the adapters would have %.1f %% of the base's parameters, over the %.0f %% cap; adapt fewer blocks or use a smaller inner width", 100*frac, 100*cfg.MaxParamFrac)
+	}
+	ex, err := featurecache.NewExtractor(m.w, m.base, baseID, featurecache.Config{Blocks: cfg.Adapter.Blocks, TRef: cfg.TRef, MaxBatch: 64, Views: cfg.Views})
+	if err != nil {
+		return err
+	}
+	valRef, valNoRef, err := adapterValidation(ctx, cfg, ex, m.base.Cfg, val)
+	if err != nil {
+		return err
+	}
+	// Validation stays unweighted, comparable across runs whatever their small-row weight.
+	batches := NewRefBatches(set, cfg.Seed, cfg.CondDropout, cfg.NoRef, cfg.Erase).WeighSmall(cfg.SmallWeight)
+	j := m.job(ctx, cfg, baseID, ex, batches, valRef, valNoRef)
+	final, err := j.run(ctx)
+	if err != nil || final == nil {
+		return err
+	}
+	final[adapters.MetaBase] = baseID
+	final[adapters.MetaTRef] = strconv.FormatFloat(cfg.TRef, 'g', -1, 64)
+	final[adapters.MetaViews] = strconv.Itoa(cfg.Views)
+	final["adapters.params"] = strconv.FormatInt(np, 10)
+	final["adapters.base_params"] = strconv.FormatInt(nb, 10)
+	final["train.data"] = "Fashion-MNIST train split (Debian dataset-fashion-mnist): canonical renders as references, random scenes as targets"
+	if err := m.w.Do(context.WithoutCancel(ctx), func() error { return m.tr.EMA.Save(cfg.Out, final) }); err != nil {
+		return err
+	}
+	fmt.Fprintf(cfg.Progress, "\nwrote %s (EMA adapters, %d steps, base %s)\n", cfg.Out, cfg.Steps, baseID)
+	return nil
+}
+
+// adapterModels are the frozen base, the adapters being trained and their trainer, on one worker thread.
+type adapterModels struct {
+	w    *model.Worker
+	base *model.DiT
+	ad   *model.Adapters
+	tr   *model.AdapterTrainer
+}
+
+// open loads the base, makes the adapters (from cfg.InitFrom when set) and their trainer.
+func (m *adapterModels) open(ctx context.Context, cfg AdaptersConfig) error {
+	return m.w.Do(ctx, func() error {
 		if err := model.SetSeed(int64(cfg.Seed)); err != nil {
 			return err
 		}
@@ -237,63 +268,73 @@ func Adapters(ctx context.Context, cfg AdaptersConfig) error {
 		if err != nil {
 			return err
 		}
-		if base, _, err = model.Load(cfg.Base, dev); err != nil {
+		if m.base, _, err = model.Load(cfg.Base, dev); err != nil {
 			return err
 		}
-		if ad, err = model.NewAdapters(base.Cfg, cfg.adapterConfig(), dev); err != nil {
+		if m.ad, err = model.NewAdapters(m.base.Cfg, cfg.adapterConfig(), dev); err != nil {
 			return err
 		}
 		if cfg.InitFrom != "" {
 			// Trained adapters (for an earlier base, or with fewer blocks) are a far better start than the
 			// no-op: a fine-tuned base moves little, and new blocks start as a no-op beside the carried ones.
-			from, meta, err := model.LoadAdapters(cfg.InitFrom, base.Cfg, dev)
+			from, meta, err := model.LoadAdapters(cfg.InitFrom, m.base.Cfg, dev)
 			if err != nil {
 				return err
 			}
 			defer from.Close()
-			carried, err := ad.Transplant(from)
+			carried, err := m.ad.Transplant(from)
 			if err != nil {
 				return &cachet.Error{Code: cachet.CodeInvalidArgument, Field: "init_from", Message: "init_from " + cfg.InitFrom, Err: err}
 			}
 			fmt.Fprintf(cfg.Progress, "adapters: starting blocks %v from %s (blocks %v, trained for base %s)\n",
 				carried, cfg.InitFrom, from.Cfg.Blocks, meta[adapters.MetaBase])
 		}
-		tr, err = model.NewAdapterTrainer(base, ad, cfg.trainer())
+		m.tr, err = model.NewAdapterTrainer(m.base, m.ad, cfg.trainer())
 		return err
 	})
-	if err != nil {
-		return err
-	}
-	np, nb := ad.NumParams(), base.NumParams()
-	frac := float64(np) / float64(nb)
-	fmt.Fprintf(cfg.Progress, "adapters: blocks %v, inner %d, %d heads, %d reference view(s): %d parameters = %.1f %% of the base's %d\n",
-		cfg.Adapter.Blocks, cfg.Adapter.Inner, cfg.Adapter.Heads, cfg.Views, np, 100*frac, nb)
-	if cfg.MaxParamFrac > 0 && frac > cfg.MaxParamFrac {
-		return cachet.Errorf(cachet.CodeInvalidArgument, "the adapters would have %.1f %% of the base's parameters, over the %.0f %% cap; use fewer --blocks or a smaller --inner", 100*frac, 100*cfg.MaxParamFrac)
-	}
-	ex, err := featurecache.NewExtractor(w, base, baseID, featurecache.Config{Blocks: cfg.Adapter.Blocks, TRef: cfg.TRef, MaxBatch: 64, Views: cfg.Views})
-	if err != nil {
-		return err
-	}
-	// Validation stays unweighted, comparable across runs whatever their --small-weight.
-	batches := NewRefBatches(set, cfg.Seed, cfg.CondDropout, cfg.NoRef, cfg.Erase).WeighSmall(cfg.SmallWeight)
+}
+
+func (m *adapterModels) close() {
+	_ = m.w.Do(context.Background(), func() error {
+		if m.tr != nil {
+			m.tr.Close()
+		}
+		if m.ad != nil {
+			m.ad.Close()
+		}
+		if m.base != nil {
+			m.base.Close()
+		}
+		return nil
+	})
+	m.w.Close()
+}
+
+// adapterValidation is the fixed validation batch with its references, and the same batch with the null
+// reference: the gap between their losses is what the references are worth.
+func adapterValidation(ctx context.Context, cfg AdaptersConfig, ex *featurecache.Extractor, base model.Config, val *dataset.Set) (withRef, noRef model.AdapterBatch, err error) {
 	vb, err := NewRefBatches(val, cfg.Seed+1000, 0, 0, 0).Batch(0, max(1, cfg.ValSamples))
 	if err != nil {
-		return err
+		return withRef, noRef, err
 	}
-	valBatch, err := withReferences(ctx, ex, base.Cfg, cfg.Adapter, vb)
-	if err != nil {
-		return err
+	if withRef, err = withReferences(ctx, ex, base, cfg.Adapter, vb); err != nil {
+		return withRef, noRef, err
 	}
-	valNoRef := valBatch
-	valNoRef.NoRef = make([]bool, len(vb.NoRef))
-	for i := range valNoRef.NoRef {
-		valNoRef.NoRef[i] = true
+	noRef = withRef
+	noRef.NoRef = make([]bool, len(vb.NoRef))
+	for i := range noRef.NoRef {
+		noRef.NoRef[i] = true
 	}
-	j := job{Name: "adapter", Common: cfg.Common,
+	return withRef, noRef, nil
+}
+
+// job is the training loop's steps, checkpoints and resume for the adapters.
+func (m *adapterModels) job(ctx context.Context, cfg AdaptersConfig, baseID string, ex *featurecache.Extractor, batches *RefBatches,
+	valRef, valNoRef model.AdapterBatch) job {
+	return job{Name: "adapter", Common: cfg.Common,
 		load: func() (meta map[string]string, err error) {
-			err = w.Do(ctx, func() error {
-				meta, err = tr.LoadCheckpoint(cfg.Checkpoint)
+			err = m.w.Do(ctx, func() error {
+				meta, err = m.tr.LoadCheckpoint(cfg.Checkpoint)
 				return err
 			})
 			if err == nil && meta[adapters.MetaBase] != baseID {
@@ -309,14 +350,14 @@ func Adapters(ctx context.Context, cfg AdaptersConfig) error {
 			if err != nil {
 				return 0, err
 			}
-			b, err := withReferences(stepCtx, ex, base.Cfg, cfg.Adapter, rb)
+			b, err := withReferences(stepCtx, ex, m.base.Cfg, cfg.Adapter, rb)
 			if err != nil {
 				return 0, err
 			}
 			var loss float64
-			err = w.Do(stepCtx, func() error {
-				tr.SetLR(lr)
-				loss, err = tr.Step(b, cfg.GradClip)
+			err = m.w.Do(stepCtx, func() error {
+				m.tr.SetLR(lr)
+				loss, err = m.tr.Step(b, cfg.GradClip)
 				return err
 			})
 			return loss, err
@@ -324,36 +365,20 @@ func Adapters(ctx context.Context, cfg AdaptersConfig) error {
 		save: func(k int, meta map[string]string) (vl float64, err error) {
 			meta[adapters.MetaBase] = baseID
 			var nullRef float64
-			err = w.Do(context.WithoutCancel(ctx), func() error {
-				if vl, err = model.AdapterFlowLoss(base, tr.EMA, valBatch); err != nil {
+			err = m.w.Do(context.WithoutCancel(ctx), func() error {
+				if vl, err = model.AdapterFlowLoss(m.base, m.tr.EMA, valRef); err != nil {
 					return err
 				}
-				if nullRef, err = model.AdapterFlowLoss(base, tr.EMA, valNoRef); err != nil {
+				if nullRef, err = model.AdapterFlowLoss(m.base, m.tr.EMA, valNoRef); err != nil {
 					return err
 				}
-				return tr.SaveCheckpoint(cfg.Checkpoint, meta)
+				return m.tr.SaveCheckpoint(cfg.Checkpoint, meta)
 			})
-			// The gap between the two is what the references are worth; the null-reference loss alone
-			// moving means the adapters changed the base's behaviour.
+			// The null-reference loss alone moving means the adapters changed the base's behaviour.
 			fmt.Fprintf(cfg.Progress, "\ncheckpoint at step %d: validation loss %.4f with references, %.4f with the null reference\n", k, vl, nullRef)
 			return vl, err
 		},
 	}
-	final, err := j.run(ctx)
-	if err != nil || final == nil {
-		return err
-	}
-	final[adapters.MetaBase] = baseID
-	final[adapters.MetaTRef] = strconv.FormatFloat(cfg.TRef, 'g', -1, 64)
-	final[adapters.MetaViews] = strconv.Itoa(cfg.Views)
-	final["adapters.params"] = strconv.FormatInt(np, 10)
-	final["adapters.base_params"] = strconv.FormatInt(nb, 10)
-	final["train.data"] = "Fashion-MNIST train split (Debian dataset-fashion-mnist): canonical renders as references, random scenes as targets"
-	if err := w.Do(context.WithoutCancel(ctx), func() error { return tr.EMA.Save(cfg.Out, final) }); err != nil {
-		return err
-	}
-	fmt.Fprintf(cfg.Progress, "\nwrote %s (EMA adapters, %d steps, base %s)\n", cfg.Out, cfg.Steps, baseID)
-	return nil
 }
 
 // withReferences runs the reference pass over a batch's reference images (skipping null-reference rows)
