@@ -88,101 +88,130 @@ func ParetoPlot(points []Point, xLabel, yLabel, title string) (image.Image, erro
 			return nil, fmt.Errorf("pareto plot: point %q at (%g, %g) is not finite", p.Label, p.X, p.Y)
 		}
 	}
-	titleFace, err := newFace(20)
+	pl, err := newPlot(points)
 	if err != nil {
 		return nil, fmt.Errorf("pareto plot: %w", err)
 	}
-	axisFace, err := newFace(15)
-	if err != nil {
-		return nil, fmt.Errorf("pareto plot: %w", err)
-	}
-	smallFace, err := newFace(13)
-	if err != nil {
-		return nil, fmt.Errorf("pareto plot: %w", err)
-	}
+	pl.drawAxes()
+	pl.drawTitles(xLabel, yLabel, title)
+	front := ParetoFront(points)
+	line := pl.drawPoints(points, front)
+	pl.drawLabels(points, line)
+	return pl.c.img, nil
+}
 
+// plot is a scatter plot being drawn: its canvas, fonts, plotting area and axes.
+type plot struct {
+	c                  *canvas
+	title, axis, small font.Face
+	area               image.Rectangle
+	xt, yt             axisTicks
+	px                 []pt // the points' pixels
+}
+
+func newPlot(points []Point) (*plot, error) {
+	pl := &plot{c: newCanvas(plotW, plotH, colBackground), area: image.Rect(plotLeft, plotTop, plotW-plotRight, plotH-plotBottom)}
+	var err error
+	if pl.title, err = newFace(20); err != nil {
+		return nil, err
+	}
+	if pl.axis, err = newFace(15); err != nil {
+		return nil, err
+	}
+	if pl.small, err = newFace(13); err != nil {
+		return nil, err
+	}
 	minX, maxX, minY, maxY := points[0].X, points[0].X, points[0].Y, points[0].Y
 	for _, p := range points[1:] {
 		minX, maxX = math.Min(minX, p.X), math.Max(maxX, p.X)
 		minY, maxY = math.Min(minY, p.Y), math.Max(maxY, p.Y)
 	}
-	xt := niceAxis(minX, maxX, targetTicksX)
-	yt := niceAxis(minY, maxY, targetTicksY)
-
-	area := image.Rect(plotLeft, plotTop, plotW-plotRight, plotH-plotBottom)
-	toPx := func(x, y float64) pt {
-		return pt{
-			float64(area.Min.X) + (x-xt.lo)/(xt.hi-xt.lo)*float64(area.Dx()),
-			float64(area.Max.Y) - (y-yt.lo)/(yt.hi-yt.lo)*float64(area.Dy()),
-		}
+	pl.xt, pl.yt = niceAxis(minX, maxX, targetTicksX), niceAxis(minY, maxY, targetTicksY)
+	for _, p := range points {
+		pl.px = append(pl.px, pl.toPx(p.X, p.Y))
 	}
+	return pl, nil
+}
 
-	c := newCanvas(plotW, plotH, colBackground)
+func (pl *plot) toPx(x, y float64) pt {
+	return pt{
+		float64(pl.area.Min.X) + (x-pl.xt.lo)/(pl.xt.hi-pl.xt.lo)*float64(pl.area.Dx()),
+		float64(pl.area.Max.Y) - (y-pl.yt.lo)/(pl.yt.hi-pl.yt.lo)*float64(pl.area.Dy()),
+	}
+}
+
+// drawAxes draws the grid, the ticks with their values and the left and bottom spines.
+func (pl *plot) drawAxes() {
+	c, area := pl.c, pl.area
 	tickLen := 5
-	for _, v := range xt.ticks {
-		x := int(math.Round(toPx(v, yt.lo).x))
+	for _, v := range pl.xt.ticks {
+		x := int(math.Round(pl.toPx(v, pl.yt.lo).x))
 		c.rect(image.Rect(x, area.Min.Y, x+1, area.Max.Y), colGrid)
 		c.rect(image.Rect(x, area.Max.Y, x+1, area.Max.Y+tickLen), colAxis)
-		s := formatTick(v, xt.step)
-		w := font.MeasureString(smallFace, s).Ceil()
-		c.text(smallFace, s, x-w/2, area.Max.Y+tickLen+15, colText)
+		s := formatTick(v, pl.xt.step)
+		w := font.MeasureString(pl.small, s).Ceil()
+		c.text(pl.small, s, x-w/2, area.Max.Y+tickLen+15, colText)
 	}
-	for _, v := range yt.ticks {
-		y := int(math.Round(toPx(xt.lo, v).y))
+	for _, v := range pl.yt.ticks {
+		y := int(math.Round(pl.toPx(pl.xt.lo, v).y))
 		c.rect(image.Rect(area.Min.X, y, area.Max.X, y+1), colGrid)
 		c.rect(image.Rect(area.Min.X-tickLen, y, area.Min.X, y+1), colAxis)
-		s := formatTick(v, yt.step)
-		w := font.MeasureString(smallFace, s).Ceil()
-		c.text(smallFace, s, area.Min.X-tickLen-4-w, y+5, colText)
+		s := formatTick(v, pl.yt.step)
+		w := font.MeasureString(pl.small, s).Ceil()
+		c.text(pl.small, s, area.Min.X-tickLen-4-w, y+5, colText)
 	}
-	// Axes: left and bottom spines.
 	c.rect(image.Rect(area.Min.X-1, area.Min.Y, area.Min.X, area.Max.Y+1), colAxis)
 	c.rect(image.Rect(area.Min.X-1, area.Max.Y, area.Max.X, area.Max.Y+1), colAxis)
+}
 
+func (pl *plot) drawTitles(xLabel, yLabel, title string) {
 	if title != "" {
-		w := font.MeasureString(titleFace, title).Ceil()
-		c.text(titleFace, title, (plotW-w)/2, 34, colText)
+		w := font.MeasureString(pl.title, title).Ceil()
+		pl.c.text(pl.title, title, (plotW-w)/2, 34, colText)
 	}
 	if xLabel != "" {
-		w := font.MeasureString(axisFace, xLabel).Ceil()
-		c.text(axisFace, xLabel, area.Min.X+(area.Dx()-w)/2, plotH-22, colText)
+		w := font.MeasureString(pl.axis, xLabel).Ceil()
+		pl.c.text(pl.axis, xLabel, pl.area.Min.X+(pl.area.Dx()-w)/2, plotH-22, colText)
 	}
 	if yLabel != "" {
-		c.textVertical(axisFace, yLabel, 22, area.Min.Y+area.Dy()/2, colText)
+		pl.c.textVertical(pl.axis, yLabel, 22, pl.area.Min.Y+pl.area.Dy()/2, colText)
 	}
+}
 
-	front := ParetoFront(points)
+// drawPoints draws the frontier's line, then the dominated points, then the frontier's on top; it
+// returns the line's pixels.
+func (pl *plot) drawPoints(points []Point, front []int) []pt {
+	c := pl.c
 	onFront := make(map[int]bool, len(front))
 	line := make([]pt, len(front))
 	for k, i := range front {
 		onFront[i] = true
-		line[k] = toPx(points[i].X, points[i].Y)
+		line[k] = pl.px[i]
 	}
 	c.polyline(line, frontLineWidth)
 	c.fill(colFront)
-
-	px := make([]pt, len(points))
-	for i, p := range points {
-		px[i] = toPx(p.X, p.Y)
-	}
-	// Dominated points first so frontier markers stay on top.
 	for i := range points {
 		if !onFront[i] {
-			c.circle(px[i].x, px[i].y, pointRadius)
+			c.circle(pl.px[i].x, pl.px[i].y, pointRadius)
 		}
 	}
 	c.fill(colDominated)
 	for _, i := range front {
-		c.circle(px[i].x, px[i].y, pointRadius)
+		c.circle(pl.px[i].x, pl.px[i].y, pointRadius)
 	}
 	c.fill(colFront)
+	return line
+}
 
+// drawLabels places each point's label clear of the points, the frontier line, the legend and the
+// labels placed before it.
+func (pl *plot) drawLabels(points []Point, line []pt) {
 	var obstacles []image.Rectangle
-	for _, q := range px {
+	for _, q := range pl.px {
 		r := int(pointRadius) + 1
 		obstacles = append(obstacles, image.Rect(int(q.x)-r, int(q.y)-r, int(q.x)+r+1, int(q.y)+r+1))
 	}
-	// The frontier line, sampled every few pixels, so labels avoid it too.
+	// The frontier line, sampled every few pixels.
 	for k := 0; k+1 < len(line); k++ {
 		a, b := line[k], line[k+1]
 		steps := int(math.Hypot(b.x-a.x, b.y-a.y)/4) + 1
@@ -192,16 +221,15 @@ func ParetoPlot(points []Point, xLabel, yLabel, title string) (image.Image, erro
 			obstacles = append(obstacles, image.Rect(x-2, y-2, x+3, y+3))
 		}
 	}
-	obstacles = append(obstacles, drawLegend(c, smallFace, area, px))
+	obstacles = append(obstacles, drawLegend(pl.c, pl.small, pl.area, pl.px))
 	for i, p := range points {
 		if p.Label == "" {
 			continue
 		}
-		box := placeLabel(smallFace, p.Label, px[i], area, obstacles)
+		box := placeLabel(pl.small, p.Label, pl.px[i], pl.area, obstacles)
 		obstacles = append(obstacles, box)
-		c.text(smallFace, p.Label, box.Min.X, box.Min.Y+smallFace.Metrics().Ascent.Ceil(), colText)
+		pl.c.text(pl.small, p.Label, box.Min.X, box.Min.Y+pl.small.Metrics().Ascent.Ceil(), colText)
 	}
-	return c.img, nil
 }
 
 // drawLegend puts the frontier legend in the plot corner holding the fewest
