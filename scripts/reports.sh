@@ -1,21 +1,21 @@
 #!/usr/bin/env bash
 # Remakes what the shipped weights decide, after weights/base.safetensors or weights/adapters.safetensors
 # change (a new base invalidates all of it): the step-cache calibrations and the committed reports, each with
-# the command its README section or model card gives. About 85 minutes on two free cores. Starts the
+# the command its README section or model card gives. About 2 hours on two free cores. Starts the
 # services when they are down (and stops them after).
 #   scripts/reports.sh                        every step, in this order
-#   scripts/reports.sh base classify          some of: calibrate base personalization stepcache stepcache-dit-s2 classify batch scale
+#   scripts/reports.sh base classify          some of: calibrate base personalization stepcache stepcache-dit-s2 classify batch scale soak
 # Studies that chose a default (docs/studies/) are records of their time and are not remade.
 # The model cards' text and tables are not rewritten: compare the new reports with them and edit by hand.
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$REPO_ROOT"
 
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(calibrate base personalization stepcache stepcache-dit-s2 classify batch scale)
+[ ${#steps[@]} -gt 0 ] || steps=(calibrate base personalization stepcache stepcache-dit-s2 classify batch scale soak)
 for s in "${steps[@]}"; do
 	case $s in
-	calibrate | base | personalization | stepcache | stepcache-dit-s2 | classify | batch | scale) ;;
-	*) die "unknown step $s: use calibrate, base, personalization, stepcache, stepcache-dit-s2, classify, batch or scale" ;;
+	calibrate | base | personalization | stepcache | stepcache-dit-s2 | classify | batch | scale | soak) ;;
+	*) die "unknown step $s: use calibrate, base, personalization, stepcache, stepcache-dit-s2, classify, batch, scale or soak" ;;
 	esac
 done
 
@@ -50,6 +50,13 @@ for s in "${steps[@]}"; do
 		./cachet bench batch --torch-threads 1 --rounds 3 --out bench/reports/batch ;;
 	scale) # docs/operations.md: API + 1, 2, 3 worker processes, then 3 with 20 SIGKILLs (about 15 minutes)
 		./cachet bench scale --out bench/reports/scale ;;
+	soak) # docs/operations.md, "Soak": 10,000 generate and 10,000 classify requests against a server of its own
+		addr=127.0.0.1:${SOAK_PORT:-18080}
+		./cachet serve --addr "$addr" >var/log/soak-serve.log 2>&1 &
+		for _ in $(seq 600); do curl -sf "http://$addr/readyz" >/dev/null && break; sleep 1; done
+		pid=$(pgrep -f "bin/cachet serve --addr $addr" | head -1)
+		./cachet bench soak --url "http://$addr" --pid "$pid" --generate 10000 --classify 10000 --concurrency 4 --warmup 500 --out bench/reports/soak
+		kill "$pid"; wait || true ;;
 	esac
 	say "$s: $(($(date +%s) - began)) s"
 done
