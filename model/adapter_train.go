@@ -42,24 +42,17 @@ func NewAdapterTrainer(base *DiT, a *Adapters, cfg TrainerConfig) (*AdapterTrain
 	if err := setTrainable(a.VS, true); err != nil {
 		return nil, err
 	}
-	t := &AdapterTrainer{Base: base, Adapters: a}
-	var emaVS *nn.VarStore
-	if cfg.EMADecay > 0 {
+	ema, f, err := fitWithEMA(a.VS, cfg, func() (*Adapters, *nn.VarStore, error) {
 		ema, err := NewAdapters(a.Base, a.Cfg, a.Device)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		t.EMA, emaVS = ema, ema.VS
-	}
-	f, err := newFit(a.VS, emaVS, cfg)
+		return ema, ema.VS, nil
+	})
 	if err != nil {
-		if t.EMA != nil {
-			t.EMA.Close()
-		}
 		return nil, err
 	}
-	t.fit = f
-	return t, nil
+	return &AdapterTrainer{fit: f, Base: base, Adapters: a, EMA: ema}, nil
 }
 
 func sameConfig(a, b Config) error {

@@ -22,6 +22,26 @@ type fit struct {
 	decay float64
 }
 
+// fitWithEMA makes the EMA copy with newCopy when cfg asks for one, then the optimiser over vs; the copy is
+// closed again when the optimiser cannot be made.
+func fitWithEMA[T interface{ Close() }](vs *nn.VarStore, cfg TrainerConfig, newCopy func() (T, *nn.VarStore, error)) (T, fit, error) {
+	var ema T
+	var emaVS *nn.VarStore
+	if cfg.EMADecay > 0 {
+		var err error
+		if ema, emaVS, err = newCopy(); err != nil {
+			return ema, fit{}, err
+		}
+	}
+	f, err := newFit(vs, emaVS, cfg)
+	if err != nil && emaVS != nil {
+		ema.Close()
+		var none T
+		return none, fit{}, err
+	}
+	return ema, f, err
+}
+
 func newFit(vs, ema *nn.VarStore, cfg TrainerConfig) (fit, error) {
 	opt, err := NewAdamW(vs, cfg.Beta1, cfg.Beta2, 1e-8, cfg.WeightDecay)
 	if err != nil {

@@ -43,28 +43,21 @@ func NewTrainer(m *DiT, cfg TrainerConfig) (*Trainer, error) {
 	if err := setTrainable(m.VS, true); err != nil { // Load leaves weights frozen; training them further needs grads
 		return nil, err
 	}
-	t := &Trainer{Model: m}
-	var emaVS *nn.VarStore
-	if cfg.EMADecay > 0 {
+	ema, f, err := fitWithEMA(m.VS, cfg, func() (*DiT, *nn.VarStore, error) {
 		ema, err := New(m.Cfg, m.Device)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if err := setTrainable(ema.VS, false); err != nil {
 			ema.Close()
-			return nil, err
+			return nil, nil, err
 		}
-		t.EMA, emaVS = ema, ema.VS
-	}
-	f, err := newFit(m.VS, emaVS, cfg)
+		return ema, ema.VS, nil
+	})
 	if err != nil {
-		if t.EMA != nil {
-			t.EMA.Close()
-		}
 		return nil, err
 	}
-	t.fit = f
-	return t, nil
+	return &Trainer{fit: f, Model: m, EMA: ema}, nil
 }
 
 // Close frees the optimizer state and the EMA copy (not the model).
