@@ -11,11 +11,11 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/cachetlab/cachet"
 	"github.com/cachetlab/cachet/images"
 	"github.com/cachetlab/cachet/model"
+	"github.com/cachetlab/cachet/storage"
 )
 
 // Config is the classification service's configuration.
@@ -74,7 +74,7 @@ type Service struct {
 var _ cachet.Classifier = (*Service)(nil)
 
 // New builds the service over the model on worker w; modelID names its weights (featurecache.WeightsID).
-func New(pool *pgxpool.Pool, w *model.Worker, dit *model.DiT, modelID string, cfg Config) (*Service, error) {
+func New(db *storage.DB, w *model.Worker, dit *model.DiT, modelID string, cfg Config) (*Service, error) {
 	if err := cfg.Head.Validate(); err != nil {
 		return nil, err
 	}
@@ -89,7 +89,7 @@ func New(pool *pgxpool.Pool, w *model.Worker, dit *model.DiT, modelID string, cf
 	if err != nil {
 		return nil, err
 	}
-	return &Service{st: store{pool}, w: w, dit: dit, z: z, cfg: cfg, models: map[int64]*Model{}}, nil
+	return &Service{st: store{db.Pool}, w: w, dit: dit, z: z, cfg: cfg, models: map[int64]*Model{}}, nil
 }
 
 // Featurizer is the service's feature pass (for evaluation and benchmarks).

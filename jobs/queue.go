@@ -17,12 +17,12 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/cachetlab/cachet"
+	"github.com/cachetlab/cachet/storage"
 )
 
 // Options configure the queue.
@@ -65,7 +65,8 @@ type Queue struct {
 var _ cachet.Jobs = (*Queue)(nil)
 
 // New builds the queue on pool (migrated: River's tables and Cachet's jobs table exist). Start runs it.
-func New(pool *pgxpool.Pool, opts Options) (*Queue, error) {
+func New(db *storage.DB, opts Options) (*Queue, error) {
+	pool := db.Pool
 	def := DefaultOptions()
 	if opts.MaxQueued <= 0 {
 		opts.MaxQueued = def.MaxQueued

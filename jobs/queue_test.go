@@ -51,7 +51,7 @@ func start(t *testing.T, db *storage.DB, o jobs.Options, h jobs.Handler) (*jobs.
 	if h != nil {
 		o.Workers = &jobs.WorkerOptions{Handlers: map[cachet.JobKind]jobs.Handler{cachet.JobGenerate: h}, Concurrency: 2}
 	}
-	q, err := jobs.New(db.Pool, o)
+	q, err := jobs.New(db, o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -64,7 +64,7 @@ func Service(t testing.TB, cfg classify.Config) *classify.Service {
 	t.Helper()
 	db := testenv.DB(t)
 	w, m := Model(t)
-	svc, err := classify.New(db.Pool, w, m, fmt.Sprintf("test-%d", time.Now().UnixNano()), cfg)
+	svc, err := classify.New(db, w, m, fmt.Sprintf("test-%d", time.Now().UnixNano()), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,7 +41,7 @@ func newClassifyService(db *storage.DB, w *model.Worker, dit *model.DiT, weights
 	if err != nil {
 		return nil, err
 	}
-	return classify.New(db.Pool, w, dit, id, classifyConfig(c))
+	return classify.New(db, w, dit, id, classifyConfig(c))
 }
 
 func newClassifyCmd(cf *configFlags) *cobra.Command {

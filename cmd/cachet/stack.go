@@ -76,7 +76,7 @@ func openStack(ctx context.Context, cfg cachet.Config, role stackRole) (_ *stack
 		}
 		qopts.Workers = &jobs.WorkerOptions{Handlers: st.handlers(), Kinds: kinds, Concurrency: cfg.Jobs.Concurrency}
 	}
-	if st.queue, err = jobs.New(st.db.Pool, qopts); err != nil {
+	if st.queue, err = jobs.New(st.db, qopts); err != nil {
 		return nil, err
 	}
 

@@ -160,7 +160,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	defer release()
-	svc, err := classify.New(db.Pool, w, dit, modelID, cfg.Service)
+	svc, err := classify.New(db, w, dit, modelID, cfg.Service)
 	if err != nil {
 		return nil, err
 	}
@@ -189,7 +189,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	r.Latency.ExtractPerSecond = float64(n) / time.Since(t0).Seconds()
 
 	if err := r.zeroShot(ctx, svc, func(c classify.Config) (*classify.Service, error) {
-		return classify.New(db.Pool, w, dit, modelID, c)
+		return classify.New(db, w, dit, modelID, c)
 	}, feats, labels, progress); err != nil {
 		return nil, err
 	}
