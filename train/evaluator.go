@@ -218,37 +218,17 @@ func Evaluator(ctx context.Context, o EvaluatorConfig, threads int, log io.Write
 	if err := o.Validate(); err != nil {
 		return err
 	}
-	train, err := dataset.Load(o.Data, dataset.Train)
-	if err != nil {
-		return fmt.Errorf("the data directory: %w", err)
-	}
-	test, err := dataset.Load(o.Data, dataset.Test)
-	if err != nil {
-		return fmt.Errorf("the data directory: %w", err)
-	}
-	// The training split comes shuffled, so its last --val items are a fair held-out set.
-	nTrain := train.Len() - o.Val
-	if o.TrainItems > 0 {
-		nTrain = min(nTrain, o.TrainItems)
-	}
-	testSet, err := newEvalSet(test.Pixels, labelsOf(test, 0, test.Len()))
+	d, err := loadEvaluatorData(o)
 	if err != nil {
 		return err
 	}
-	var valSet *evalSet
-	if o.Val > 0 {
-		if valSet, err = newEvalSet(train.Pixels[(train.Len()-o.Val)*scene.ItemPixels:], labelsOf(train, train.Len()-o.Val, train.Len())); err != nil {
-			return err
-		}
-	}
-	rep := evaluatorReport{Weights: o.Out, Format: "classifier-v1", Epochs: o.Epochs, TrainItems: nTrain,
-		TestItems: test.Len(), CommandLine: "cachet " + strings.Join(os.Args[1:], " "), Seed: o.Seed,
+	rep := evaluatorReport{Weights: o.Out, Format: "classifier-v1", Epochs: o.Epochs, TrainItems: d.nTrain,
+		TestItems: d.testItems, CommandLine: "cachet " + strings.Join(os.Args[1:], " "), Seed: o.Seed,
 		Options: o, SelectedOn: "validation (held-out training items)",
 		TestSet: fmt.Sprintf("Fashion-MNIST t10k; de-rendered: each item through scene.RandomScene (seed %d), small scenes Render→Derender", derenderEvalSeed)}
-	if valSet == nil {
+	if d.val == nil {
 		rep.SelectedOn = "test set (--val 0)"
 	}
-
 	w := model.NewWorker(true)
 	defer w.Close()
 	var trainTime time.Duration
@@ -277,53 +257,20 @@ func Evaluator(ctx context.Context, o EvaluatorConfig, threads int, log io.Write
 			return err
 		}
 		fmt.Fprintf(log, "evaluator: %d params, %d training items (%d held out), %d epochs of %d steps, %d torch threads\n",
-			rep.Params, nTrain, o.Val, o.Epochs, (nTrain+o.Batch-1)/o.Batch, rep.TorchThreads)
-		stepsPerEpoch := (nTrain + o.Batch - 1) / o.Batch
-		totalSteps := o.Epochs * stepsPerEpoch
+			rep.Params, d.nTrain, o.Val, o.Epochs, (d.nTrain+o.Batch-1)/o.Batch, rep.TorchThreads)
 		bestScore := -1.0
-		// Ends the batch producers when training stops early for any reason.
-		pctx, stop := context.WithCancel(ctx)
-		defer stop()
 		for epoch := 1; epoch <= o.Epochs; epoch++ {
 			t0 := time.Now()
-			batches := make(chan batch, 2)
-			go produceBatches(pctx, train, nTrain, o, epoch, batches)
-			bar := newEpochBar(log, nTrain, epoch, o.Epochs)
-			var lossSum float64
-			ema := math.NaN()
-			for b := range batches { // the producer stops early when ctx ends
-				step := (epoch-1)*stepsPerEpoch + b.index
-				tr.SetLR(Schedule{LR: o.LR, MinLRFrac: o.MinLRFrac, Steps: totalSteps - 1}.At(step))
-				loss, err := tr.Step(b.pixels, b.labels)
-				if err != nil {
-					return fmt.Errorf("epoch %d step %d: %w", epoch, b.index, err)
-				}
-				lossSum += loss * float64(len(b.labels))
-				if math.IsNaN(ema) {
-					ema = loss
-				}
-				ema = 0.98*ema + 0.02*loss
-				bar.Describe(fmt.Sprintf("epoch %d/%d loss %.4f", epoch, o.Epochs, ema))
-				_ = bar.Add(len(b.labels))
-			}
-			_ = bar.Finish()
-			fmt.Fprintln(log)
-			if err := ctx.Err(); err != nil {
-				return fmt.Errorf("training interrupted in epoch %d: %w", epoch, err)
+			loss, err := trainEpoch(ctx, o, d, tr, epoch, log)
+			if err != nil {
+				return err
 			}
 			trainSecs := time.Since(t0)
 			trainTime += trainSecs
-			er := epochReport{Epoch: epoch, TrainLoss: lossSum / float64(nTrain),
-				SamplesPS: float64(nTrain) / trainSecs.Seconds()}
-			if er.Test, err = testSet.score(c); err != nil {
+			er := epochReport{Epoch: epoch, TrainLoss: loss, SamplesPS: float64(d.nTrain) / trainSecs.Seconds()}
+			score, err := d.score(c, &er)
+			if err != nil {
 				return err
-			}
-			score := (er.Test.Plain + er.Test.Derendered) / 2
-			if valSet != nil {
-				if er.Val, err = valSet.score(c); err != nil {
-					return err
-				}
-				score = (er.Val.Plain + er.Val.Derendered) / 2
 			}
 			er.Seconds = time.Since(t0).Seconds()
 			rep.History = append(rep.History, er)
@@ -346,7 +293,7 @@ func Evaluator(ctx context.Context, o EvaluatorConfig, threads int, log io.Write
 		return err
 	}
 	rep.WallSeconds = time.Since(start).Seconds()
-	rep.TrainSamplesPerSecond = float64(nTrain*o.Epochs) / trainTime.Seconds()
+	rep.TrainSamplesPerSecond = float64(d.nTrain*o.Epochs) / trainTime.Seconds()
 	rep.Finished = time.Now().UTC().Format(time.RFC3339)
 	if st, err := os.Stat(o.Out); err == nil {
 		rep.FileBytes = st.Size()
@@ -358,6 +305,90 @@ func Evaluator(ctx context.Context, o EvaluatorConfig, threads int, log io.Write
 	fmt.Fprintf(log, "evaluator: best epoch %d: test accuracy %.2f%%, de-rendered %.2f%%; %s (%.1f MB) and %s written in %.0f s\n",
 		rep.BestEpoch, 100*rep.TestAccuracy, 100*rep.TestAccuracyDerendered, o.Out, float64(rep.FileBytes)/1e6, metrics, rep.WallSeconds)
 	return nil
+}
+
+// evaluatorData are the training items and the sets each epoch is scored on.
+type evaluatorData struct {
+	train     *dataset.Set
+	nTrain    int
+	testItems int
+	test, val *evalSet // val nil without held-out items
+}
+
+func loadEvaluatorData(o EvaluatorConfig) (*evaluatorData, error) {
+	train, err := dataset.Load(o.Data, dataset.Train)
+	if err != nil {
+		return nil, fmt.Errorf("the data directory: %w", err)
+	}
+	test, err := dataset.Load(o.Data, dataset.Test)
+	if err != nil {
+		return nil, fmt.Errorf("the data directory: %w", err)
+	}
+	// The training split comes shuffled, so its last Val items are a fair held-out set.
+	d := &evaluatorData{train: train, nTrain: train.Len() - o.Val, testItems: test.Len()}
+	if o.TrainItems > 0 {
+		d.nTrain = min(d.nTrain, o.TrainItems)
+	}
+	if d.test, err = newEvalSet(test.Pixels, labelsOf(test, 0, test.Len())); err != nil {
+		return nil, err
+	}
+	if o.Val > 0 {
+		if d.val, err = newEvalSet(train.Pixels[(train.Len()-o.Val)*scene.ItemPixels:], labelsOf(train, train.Len()-o.Val, train.Len())); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// score fills er's test (and validation) accuracy and returns the score that selects the best epoch:
+// validation's when there is a held-out set, else the test set's.
+func (d *evaluatorData) score(c *model.Classifier, er *epochReport) (float64, error) {
+	var err error
+	if er.Test, err = d.test.score(c); err != nil {
+		return 0, err
+	}
+	if d.val == nil {
+		return (er.Test.Plain + er.Test.Derendered) / 2, nil
+	}
+	if er.Val, err = d.val.score(c); err != nil {
+		return 0, err
+	}
+	return (er.Val.Plain + er.Val.Derendered) / 2, nil
+}
+
+// trainEpoch runs one epoch with a progress bar and returns its mean loss.
+func trainEpoch(ctx context.Context, o EvaluatorConfig, d *evaluatorData, tr *model.ClassifierTrainer, epoch int, log io.Writer) (float64, error) {
+	stepsPerEpoch := (d.nTrain + o.Batch - 1) / o.Batch
+	totalSteps := o.Epochs * stepsPerEpoch
+	// Ends the batch producer when the epoch stops early for any reason.
+	pctx, stop := context.WithCancel(ctx)
+	defer stop()
+	batches := make(chan batch, 2)
+	go produceBatches(pctx, d.train, d.nTrain, o, epoch, batches)
+	bar := newEpochBar(log, d.nTrain, epoch, o.Epochs)
+	var lossSum float64
+	ema := math.NaN()
+	for b := range batches { // the producer stops early when ctx ends
+		step := (epoch-1)*stepsPerEpoch + b.index
+		tr.SetLR(Schedule{LR: o.LR, MinLRFrac: o.MinLRFrac, Steps: totalSteps - 1}.At(step))
+		loss, err := tr.Step(b.pixels, b.labels)
+		if err != nil {
+			return 0, fmt.Errorf("epoch %d step %d: %w", epoch, b.index, err)
+		}
+		lossSum += loss * float64(len(b.labels))
+		if math.IsNaN(ema) {
+			ema = loss
+		}
+		ema = 0.98*ema + 0.02*loss
+		bar.Describe(fmt.Sprintf("epoch %d/%d loss %.4f", epoch, o.Epochs, ema))
+		_ = bar.Add(len(b.labels))
+	}
+	_ = bar.Finish()
+	fmt.Fprintln(log)
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("training interrupted in epoch %d: %w", epoch, err)
+	}
+	return lossSum / float64(d.nTrain), nil
 }
 
 func labelsOf(s *dataset.Set, from, to int) []int {
