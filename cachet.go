@@ -21,7 +21,13 @@ const (
 	CodeDeadlineExceeded Code = "deadline_exceeded"
 	// CodeResourceExhausted: the job queue is full; retry after the Retry-After the answer names.
 	CodeResourceExhausted Code = "resource_exhausted"
-	CodeInternal          Code = "internal"
+	// CodeUnauthenticated: no API key, or one that is unknown or revoked.
+	CodeUnauthenticated Code = "unauthenticated"
+	// CodePermissionDenied: the key may not do this (an admin route).
+	CodePermissionDenied Code = "permission_denied"
+	// CodeQuotaExceeded: the tenant holds as many of something as its key allows.
+	CodeQuotaExceeded Code = "quota_exceeded"
+	CodeInternal      Code = "internal"
 )
 
 // Error is a domain error: a stable code and a message a user can act on.

@@ -48,8 +48,23 @@ type Config struct {
 	DefaultDetail float64
 	// Classify configures training-free classification.
 	Classify ClassifyConfig
+	// Auth configures API keys, rate limits and quotas.
+	Auth AuthConfig
 	// Jobs configures the job queue model work runs on.
 	Jobs JobsConfig
+}
+
+// AuthConfig configures API keys and what a browser or a proxy may do.
+type AuthConfig struct {
+	// Mode is "keys" (every route but the probes needs a key, the default) or "off" (every request is the
+	// server's own; only on a loopback address, for development).
+	Mode string
+	// Limits are the limits of keys that set none (0: unlimited).
+	Limits KeyLimits
+	// CORSOrigins may call the API from a browser (none by default).
+	CORSOrigins []string
+	// TrustedProxies may set X-Forwarded-For (none by default).
+	TrustedProxies []string
 }
 
 // JobsConfig configures the job queue (docs/operations.md).
@@ -139,6 +154,7 @@ func DefaultConfig() Config {
 		DefaultCache:    DefaultCachePolicy,
 		DefaultDetail:   DefaultDetail,
 		Classify:        ClassifyConfig{Center: true, WhitenHead: true, PrototypeSamples: 32, PrototypeSteps: 20, PrototypeGuidance: 2, Neighbours: 256},
+		Auth:            AuthConfig{Mode: "keys", Limits: KeyLimits{RequestsPerSecond: 20, Burst: 40, Jobs: 64, Subjects: 1000, Collections: 100}},
 		Jobs: JobsConfig{Worker: "embedded", Concurrency: 8, BatchImages: 16, MaxQueued: 256,
 			MaxQueuedPerKind: map[string]int{string(JobGenerate): 128, string(JobSubject): 64, string(JobCollectionBuild): 16},
 			Deadline:         10 * time.Minute, Retention: 24 * time.Hour, RescueAfter: 5 * time.Minute, SyncWait: time.Minute},

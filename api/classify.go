@@ -94,6 +94,10 @@ func (s *Server) createCollection(c *gin.Context) {
 	if svc == nil || !bindJSON(c, &b, false) {
 		return
 	}
+	if err := s.checkQuota(c, "collections"); err != nil {
+		writeError(c, err)
+		return
+	}
 	col, err := svc.CreateCollection(c.Request.Context(), cachet.NewCollection{Name: b.Name, Labels: b.Labels, Alpha: b.Alpha, Beta: b.Beta})
 	if err != nil {
 		writeError(c, err)

@@ -27,6 +27,9 @@ var httpStatus = map[cachet.Code]int{
 	cachet.CodeCanceled:          499, // client closed request
 	cachet.CodeDeadlineExceeded:  http.StatusGatewayTimeout,
 	cachet.CodeResourceExhausted: http.StatusTooManyRequests,
+	cachet.CodeUnauthenticated:   http.StatusUnauthorized,
+	cachet.CodePermissionDenied:  http.StatusForbidden,
+	cachet.CodeQuotaExceeded:     http.StatusForbidden,
 	cachet.CodeInternal:          http.StatusInternalServerError,
 }
 
@@ -66,7 +69,7 @@ func writeError(c *gin.Context, err error) {
 		slog.ErrorContext(c.Request.Context(), "internal error", "method", c.Request.Method, "path", c.FullPath(), "err", err)
 		de = cachet.Errorf(cachet.CodeInternal, "internal error; the server log has the details")
 	}
-	if de.Code == cachet.CodeUnavailable || de.Code == cachet.CodeResourceExhausted {
+	if (de.Code == cachet.CodeUnavailable || de.Code == cachet.CodeResourceExhausted) && c.Writer.Header().Get("Retry-After") == "" {
 		c.Header("Retry-After", retryAfterSeconds)
 	}
 	c.AbortWithStatusJSON(StatusOf(de.Code), ErrorBody{Error: ErrorDetail{Code: de.Code, Message: de.Message}})

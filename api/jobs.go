@@ -51,6 +51,10 @@ func (s *Server) submit(c *gin.Context, j cachet.NewJob, async bool, ok int) {
 		return
 	}
 	j.IdempotencyKey = key
+	if err := s.checkQuota(c, "jobs"); err != nil {
+		writeError(c, err)
+		return
+	}
 	job, _, err := s.opts.Jobs.Submit(c.Request.Context(), j)
 	if err != nil {
 		writeError(c, err)

@@ -46,12 +46,20 @@ type Options struct {
 	SyncWait time.Duration
 	// Collectors are further Prometheus series for /metrics (the model's C heap, say).
 	Collectors []prometheus.Collector
+	// Auth, when set, requires API keys; nil serves every request as the server's own (loopback
+	// development, tests).
+	Auth *Auth
+	// CORSOrigins may call the API from a browser (none by default).
+	CORSOrigins []string
+	// TrustedProxies may set X-Forwarded-For (none by default: the client is the connection's peer).
+	TrustedProxies []string
 }
 
 // Server is the HTTP API.
 type Server struct {
-	engine *gin.Engine
-	opts   Options
+	engine   *gin.Engine
+	opts     Options
+	limiters limiters
 }
 
 // New builds the router. Its Prometheus series register on a registry of its own.
@@ -74,10 +82,13 @@ func New(opts Options) (*Server, error) {
 	}
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
-	e.Use(m.observe, recoverPanics, requestDeadline(opts.RequestTimeout))
+	if err := e.SetTrustedProxies(opts.TrustedProxies); err != nil {
+		return nil, cachet.InvalidField("trusted_proxies", "%v", err)
+	}
+	s := &Server{engine: e, opts: opts}
+	e.Use(requestID, m.observe, recoverPanics, cors(opts.CORSOrigins), s.authenticate, requestDeadline(opts.RequestTimeout))
 	e.NoRoute(notFound)
 	e.NoMethod(notFound)
-	s := &Server{engine: e, opts: opts}
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))

@@ -53,6 +53,12 @@ func (s *Server) createSubject(c *gin.Context) {
 	if svc == nil {
 		return
 	}
+	for _, what := range []string{"subjects", "jobs"} {
+		if err := s.checkQuota(c, what); err != nil {
+			writeError(c, err)
+			return
+		}
+	}
 	lim := svc.UploadLimits()
 	mediaType, params, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
 	if err != nil || mediaType != "multipart/form-data" || params["boundary"] == "" {

@@ -247,7 +247,11 @@ func (q *Queue) SubmitTx(ctx context.Context, tx pgx.Tx, j cachet.NewJob) (int64
 	if q.full(depth, j.Kind) {
 		return 0, false, q.exhausted(j.Kind)
 	}
-	args, err := newArgs(j.Kind, payload, time.Now().Add(q.opts.Deadline))
+	var who *cachet.Principal
+	if p, ok := cachet.PrincipalFrom(ctx); ok {
+		who = &p
+	}
+	args, err := newArgs(j.Kind, payload, time.Now().Add(q.opts.Deadline), who)
 	if err != nil {
 		return 0, false, err
 	}

@@ -155,7 +155,7 @@ func insertJob(ctx context.Context, tx pgx.Tx, id int64, j cachet.NewJob, sha st
 		key = &j.IdempotencyKey
 	}
 	tag, err := tx.Exec(ctx, `INSERT INTO jobs (id, kind, target, idempotency_key, request_sha256) VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (idempotency_key) DO NOTHING`, id, string(j.Kind), j.Target, key, sha)
+		ON CONFLICT (tenant, idempotency_key) DO NOTHING`, id, string(j.Kind), j.Target, key, sha)
 	return tag.RowsAffected() == 1, err
 }
 

@@ -47,10 +47,12 @@ type WorkerOptions struct {
 // UPDATE, a NOTIFY and a read per watcher (bench/reports/scale has what they cost).
 const progressInterval = 250 * time.Millisecond
 
-// payload is every kind's River arguments: the submitted arguments and the job's deadline.
+// payload is every kind's River arguments: the submitted arguments, the job's deadline and whom it is
+// for (the worker works under that principal, so it reads and writes that tenant's rows only).
 type payload struct {
-	Payload  json.RawMessage `json:"payload"`
-	Deadline time.Time       `json:"deadline"`
+	Payload   json.RawMessage   `json:"payload"`
+	Deadline  time.Time         `json:"deadline"`
+	Principal *cachet.Principal `json:"principal,omitempty"`
 }
 
 func (p payload) args() payload { return p }
@@ -70,8 +72,8 @@ type jobArgs interface {
 	args() payload
 }
 
-func newArgs(kind cachet.JobKind, data json.RawMessage, deadline time.Time) (river.JobArgs, error) {
-	p := payload{Payload: data, Deadline: deadline}
+func newArgs(kind cachet.JobKind, data json.RawMessage, deadline time.Time, who *cachet.Principal) (river.JobArgs, error) {
+	p := payload{Payload: data, Deadline: deadline, Principal: who}
 	switch kind {
 	case cachet.JobGenerate:
 		return generateArgs{p}, nil
@@ -150,6 +152,9 @@ func (w *worker[T]) Work(ctx context.Context, job *river.Job[T]) error {
 func (q *Queue) work(ctx context.Context, kind cachet.JobKind, row *rivertype.JobRow, p payload, h Handler,
 	complete func(context.Context, pgx.Tx) error) error {
 	id := row.ID
+	if p.Principal != nil {
+		ctx = cachet.WithPrincipal(ctx, *p.Principal)
+	}
 	if time.Now().After(p.Deadline) {
 		return q.end(ctx, kind, row, p, context.DeadlineExceeded)
 	}

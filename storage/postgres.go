@@ -22,6 +22,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivermigrate"
 
+	"github.com/cachetlab/cachet"
 	"github.com/cachetlab/cachet/migrations"
 )
 
@@ -140,6 +141,35 @@ func migrateDB(ctx context.Context, db *sql.DB) ([]int64, error) {
 	return applied, nil
 }
 
+// scopeToPrincipal gives a connection, as it is handed out, the tenant of the work that asked for it: the
+// row-level security policies (migration 00015) show and accept only that tenant's rows, unless it is
+// admin. Work without a principal is the server's own and sees every tenant. The setting is skipped when
+// the connection already has it.
+func scopeToPrincipal(ctx context.Context, conn *pgx.Conn) (bool, error) {
+	p, ok := cachet.PrincipalFrom(ctx)
+	if !ok {
+		p = cachet.Principal{Admin: true}
+	}
+	admin := "off"
+	if p.Admin {
+		admin = "on"
+	}
+	scope := p.Tenant + "\x00" + admin
+	data := conn.PgConn().CustomData()
+	if data[scopeKey] == scope {
+		return true, nil
+	}
+	if _, err := conn.Exec(ctx, `SELECT set_config('cachet.tenant', $1, false), set_config('cachet.admin', $2, false)`, p.Tenant, admin); err != nil {
+		// A connection that cannot be scoped is not handed out.
+		return false, fmt.Errorf("postgres: scoping a connection to tenant %q: %w", p.Tenant, err)
+	}
+	data[scopeKey] = scope
+	return true, nil
+}
+
+// scopeKey is where a connection remembers its scope (pgconn's custom data).
+const scopeKey = "cachet.scope"
+
 // OpenDB connects a pool to an already-migrated database and checks that it answers.
 func OpenDB(ctx context.Context, databaseURL string) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(databaseURL)
@@ -149,6 +179,7 @@ func OpenDB(ctx context.Context, databaseURL string) (*DB, error) {
 	cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
 		return pgxvec.RegisterTypes(ctx, conn)
 	}
+	cfg.PrepareConn = scopeToPrincipal
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/cachetlab/cachet"
+	"github.com/cachetlab/cachet/api"
 )
 
 // configFlags holds the service configuration while flags are parsed.
@@ -66,9 +67,9 @@ func (c *configFlags) setupLogging() error {
 	opts := &slog.HandlerOptions{Level: level}
 	switch strings.ToLower(c.cfg.LogFormat) {
 	case "text":
-		slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, opts)))
+		slog.SetDefault(slog.New(api.LogHandler(slog.NewTextHandler(os.Stderr, opts))))
 	case "json":
-		slog.SetDefault(slog.New(slog.NewJSONHandler(os.Stderr, opts)))
+		slog.SetDefault(slog.New(api.LogHandler(slog.NewJSONHandler(os.Stderr, opts))))
 	default:
 		return fmt.Errorf("--log-format %q: use text or json", c.cfg.LogFormat)
 	}

@@ -78,7 +78,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newConvertCmd(&cf))
 	root.AddCommand(newEvalCmd(&cf), newCalibrateCmd(&cf))
 	root.AddCommand(newClassifyCmd(&cf))
-	root.AddCommand(newExtractCmd(&cf))
+	root.AddCommand(newExtractCmd(&cf), newKeysCmd(&cf))
 	return root
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cachetlab/cachet"
 	"github.com/cachetlab/cachet/api"
+	"github.com/cachetlab/cachet/auth"
 	"github.com/cachetlab/cachet/model"
 )
 
@@ -29,6 +30,16 @@ func newServeCmd(cf *configFlags) *cobra.Command {
 	cmd.Flags().StringVar(&cf.cfg.Adapters, "adapters", "", "adapter weights (default: adapters.safetensors next to --weights)")
 	cmd.Flags().StringVar(&cf.cfg.Jobs.Worker, "worker", cf.cfg.Jobs.Worker, "embedded: this process also works jobs; none: an API replica (run `cachet worker` elsewhere)")
 	cmd.Flags().DurationVar(&cf.cfg.Jobs.SyncWait, "sync-wait", cf.cfg.Jobs.SyncWait, "how long a POST without async waits for its job before answering 202 with it")
+	f := cmd.Flags()
+	a := &cf.cfg.Auth
+	f.StringVar(&a.Mode, "auth", a.Mode, "keys: every route but /healthz and /readyz needs an API key; off: none do (only on a loopback --addr, for development)")
+	f.Float64Var(&a.Limits.RequestsPerSecond, "rate-limit", a.Limits.RequestsPerSecond, "requests a second per key, for keys that set none (0: unlimited)")
+	f.IntVar(&a.Limits.Burst, "rate-burst", a.Limits.Burst, "requests a key may send at once above its rate")
+	f.IntVar(&a.Limits.Jobs, "quota-jobs", a.Limits.Jobs, "model jobs a tenant may have queued or running (0: unlimited)")
+	f.IntVar(&a.Limits.Subjects, "quota-subjects", a.Limits.Subjects, "subjects a tenant may keep (0: unlimited)")
+	f.IntVar(&a.Limits.Collections, "quota-collections", a.Limits.Collections, "collections a tenant may keep (0: unlimited)")
+	f.StringSliceVar(&a.CORSOrigins, "cors-origins", a.CORSOrigins, "origins a browser may call the API from (none by default)")
+	f.StringSliceVar(&a.TrustedProxies, "trusted-proxies", a.TrustedProxies, "proxies (IPs or CIDRs) whose X-Forwarded-For names the client (none by default)")
 	return cmd
 }
 
@@ -39,6 +50,9 @@ func serve(ctx context.Context, cfg cachet.Config) error {
 	case "embedded", "none":
 	default:
 		return cachet.Errorf(cachet.CodeInvalidArgument, "--worker %q: use embedded (this process works jobs) or none (an API replica)", cfg.Jobs.Worker)
+	}
+	if err := checkAuthMode(cfg.Auth.Mode, cfg.Addr); err != nil {
+		return err
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -92,6 +106,14 @@ func serve(ctx context.Context, cfg cachet.Config) error {
 	if st.generator != nil {
 		opts.Generator = st.generator
 	}
+	opts.CORSOrigins, opts.TrustedProxies = cfg.Auth.CORSOrigins, cfg.Auth.TrustedProxies
+	if cfg.Auth.Mode == "keys" {
+		keys := auth.New(st.db)
+		opts.Auth = &api.Auth{Keys: keys, Defaults: cfg.Auth.Limits}
+		if all, err := keys.List(ctx, ""); err == nil && len(all) == 0 {
+			slog.Warn("no API keys yet: every request but /healthz and /readyz needs one", "fix", "./cachet keys create --tenant NAME")
+		}
+	}
 	if useQueue {
 		opts.Jobs = st.queue
 	}
@@ -101,6 +123,21 @@ func serve(ctx context.Context, cfg cachet.Config) error {
 	}
 	slog.Info("cachet serving", "addr", ln.Addr().String(), "version", version, "worker", cfg.Jobs.Worker)
 	return srv.Serve(ctx, ln, cfg.ShutdownTimeout)
+}
+
+// checkAuthMode refuses an unknown --auth, and --auth off anywhere but on a loopback address.
+func checkAuthMode(mode, addr string) error {
+	switch mode {
+	case "keys":
+		return nil
+	case "off":
+		host, _, err := net.SplitHostPort(addr)
+		if ip := net.ParseIP(host); err == nil && (host == "localhost" || ip != nil && ip.IsLoopback()) {
+			return nil
+		}
+		return cachet.Errorf(cachet.CodeInvalidArgument, "--auth off serves everyone as an admin: it is for a loopback --addr only (127.0.0.1:…), not %s", addr)
+	}
+	return cachet.Errorf(cachet.CodeInvalidArgument, "--auth %q: use keys or off", mode)
 }
 
 // modelExists says whether the weights file is there (serve then loads it).
