@@ -25,8 +25,9 @@ import (
 // subject becomes ready, a personalized generation looks more like its reference than the same request
 // without it, and the classification examples name the classes of the images they send.
 func TestREADME(t *testing.T) {
-	srv := startServer(t, buildBinary(t), sharedServices(t)...)
-	calls := runREADME(t, srv.addr)
+	bin, services := buildBinary(t), sharedServices(t)
+	srv := startServer(t, bin, append(services, "--auth", "keys")...)
+	calls := runREADME(t, srv.addr, bin, services[1])
 	examples := exampleImages(t)
 
 	seen := map[string]bool{}

@@ -77,13 +77,19 @@ func documentedBlocks(t *testing.T, root string) []string {
 }
 
 // runREADME runs the documented API blocks in one shell, in a scratch directory where docs/ is the
-// checkout's (the examples' paths are relative to the repository root), against addr.
-func runREADME(t *testing.T, addr string) []call {
+// checkout's (the examples' paths are relative to the repository root), against addr; ./cachet there is bin
+// on databaseURL.
+func runREADME(t *testing.T, addr, bin, databaseURL string) []call {
 	t.Helper()
 	root := repoRoot(t)
 	blocks := documentedBlocks(t, root)
 	work, calls := t.TempDir(), t.TempDir()
 	if err := os.Symlink(filepath.Join(root, "docs"), filepath.Join(work, "docs")); err != nil {
+		t.Fatal(err)
+	}
+	// ./cachet (keys create) is the suite's binary on the server's database.
+	shim := fmt.Sprintf("#!/bin/sh\nCACHET_DATABASE_URL=%q exec %q \"$@\"\n", databaseURL, bin)
+	if err := os.WriteFile(filepath.Join(work, "cachet"), []byte(shim), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	var script strings.Builder

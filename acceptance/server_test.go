@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -104,6 +105,9 @@ func acceptanceDatabase(t *testing.T) string {
 		IF to_regclass('subjects') IS NOT NULL THEN
 			TRUNCATE subjects, subject_refs, generations, collections, collection_samples, cache_models, cache_entries CASCADE;
 		END IF;
+		IF to_regclass('api_keys') IS NOT NULL THEN
+			TRUNCATE api_keys;
+		END IF;
 		IF to_regclass('river_job') IS NOT NULL THEN
 			TRUNCATE river_job CASCADE; -- and the jobs with their idempotency keys
 		END IF; END $$`); err != nil {
@@ -135,6 +139,9 @@ func sharedServices(t *testing.T) []string {
 func startServer(t *testing.T, bin string, flags ...string) *server {
 	t.Helper()
 	addr := freePort(t)
+	if !slices.Contains(flags, "--auth") { // loopback: the suite's servers run without keys unless a test asks
+		flags = append(flags, "--auth", "off")
+	}
 	s := startProcess(t, bin, append([]string{"serve", "--addr", addr}, flags...)...)
 	s.addr = addr
 	deadline := time.Now().Add(3 * time.Minute)

@@ -228,7 +228,7 @@ func (c *scaleCluster) startAPI(ctx context.Context) error {
 	}
 	c.api = ln.Addr().String()
 	ln.Close()
-	if c.apiCmd, err = c.start("api", append([]string{"serve", "--worker", "none", "--addr", c.api, "--sync-wait", "1s"}, c.common()...)...); err != nil {
+	if c.apiCmd, err = c.start("api", append([]string{"serve", "--worker", "none", "--auth", "off", "--addr", c.api, "--sync-wait", "1s"}, c.common()...)...); err != nil {
 		return err
 	}
 	return waitReady(ctx, "http://"+c.api+"/readyz", time.Minute)

@@ -37,6 +37,9 @@ const (
 // SoakOptions configure a soak: a load client for a running server whose process it watches.
 type SoakOptions struct {
 	URL string
+	// Key is the API key the requests carry (an admin key: /metrics is read too); empty for a server with
+	// keys off.
+	Key string
 	// PID is the server's process (same machine): its RSS is read from /proc/PID/status.
 	PID                int
 	Generate, Classify int // requests of each kind, warm-up included
@@ -299,6 +302,7 @@ func (s *soaker) send(ctx context.Context, kind, url string, body []byte) (statu
 		return 0, "bad_request", 0
 	}
 	req.Header.Set("Content-Type", "application/json")
+	s.authorize(req)
 	start := time.Now()
 	resp, err := s.client.Do(req)
 	if err != nil {
@@ -415,6 +419,7 @@ func (s *soaker) goroutines(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, cachet.Wrap(cachet.CodeInvalidArgument, err, "bad --url %q", s.o.URL)
 	}
+	s.authorize(req)
 	req.Header.Set("Accept", string(expfmt.NewFormat(expfmt.TypeTextPlain)))
 	resp, err := s.client.Do(req)
 	if err != nil {
@@ -434,4 +439,11 @@ func (s *soaker) goroutines(ctx context.Context) (int, error) {
 		return 0, cachet.Errorf(cachet.CodeUnavailable, "the server's /metrics has no go_goroutines")
 	}
 	return int(f.GetMetric()[0].GetGauge().GetValue()), nil
+}
+
+// authorize adds the API key, when there is one.
+func (s *soaker) authorize(req *http.Request) {
+	if s.o.Key != "" {
+		req.Header.Set("Authorization", "Bearer "+s.o.Key)
+	}
 }

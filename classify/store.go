@@ -261,7 +261,12 @@ func (s *store) writeModel(ctx context.Context, b builtModel) (int64, error) {
 			b.samples, b.perClass, len(m.Entries), b.seconds, string(values), lambda, basis).Scan(&id); err != nil {
 			return err
 		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"cache_entries"}, []string{"model_id", "idx", "sample_id", "label", "probs", "solved_values", "features", "key", "small_key"},
+		// COPY cannot write a table under row-level security: the entries go through a temporary table
+		// (COPY's speed) and one INSERT … SELECT (the policy's check).
+		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE new_entries (LIKE cache_entries INCLUDING DEFAULTS) ON COMMIT DROP`); err != nil {
+			return err
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"new_entries"}, []string{"model_id", "idx", "sample_id", "label", "probs", "solved_values", "features", "key", "small_key"},
 			pgx.CopyFromSlice(len(m.Entries), func(i int) ([]any, error) {
 				e := m.Entries[i]
 				var probs, values, key, smallKey any
@@ -278,6 +283,9 @@ func (s *store) writeModel(ctx context.Context, b builtModel) (int64, error) {
 				}
 				return []any{id, i, b.sampleIDs[i], e.Label, probs, values, e.Key, key, smallKey}, nil
 			})); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO cache_entries SELECT * FROM new_entries`); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE collections SET active_model = $2 WHERE id = $1::uuid`, b.collectionID, id); err != nil {

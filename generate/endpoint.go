@@ -34,7 +34,7 @@ type Endpoint struct {
 
 // NewEndpoint wires the endpoint.
 func NewEndpoint(gen *Service, subjects SubjectFeatures, db *storage.DB, objects *storage.Objects) *Endpoint {
-	e := &Endpoint{gen: gen, subjects: subjects, objects: objects, URLTTL: time.Hour}
+	e := &Endpoint{gen: gen, subjects: subjects, objects: objects, URLTTL: 15 * time.Minute}
 	if db != nil { // without a database, images are answered inline only
 		e.st.pool = db.Pool
 	}

@@ -40,6 +40,22 @@ BEGIN
 END $$;
 -- +goose StatementEnd
 
+-- Superusers and owners skip row-level security (FORCE covers owners, nothing covers superusers), so a
+-- connection working for a tenant switches to this role, which has the table rights and no way around the
+-- policies. Roles are the cluster's: another database may have made it already.
+-- +goose StatementBegin
+DO $$ BEGIN
+    CREATE ROLE cachet_scoped NOLOGIN NOSUPERUSER NOBYPASSRLS;
+EXCEPTION WHEN duplicate_object THEN NULL;
+END $$;
+-- +goose StatementEnd
+GRANT cachet_scoped TO CURRENT_USER;
+GRANT USAGE ON SCHEMA public TO cachet_scoped;
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO cachet_scoped;
+GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO cachet_scoped;
+ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO cachet_scoped;
+ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO cachet_scoped;
+
 -- Names and idempotency keys are unique per tenant, not across them.
 ALTER TABLE collections DROP CONSTRAINT collections_name_key;
 ALTER TABLE collections ADD CONSTRAINT collections_tenant_name_key UNIQUE (tenant, name);
@@ -47,6 +63,11 @@ ALTER TABLE jobs DROP CONSTRAINT jobs_idempotency_key_key;
 ALTER TABLE jobs ADD CONSTRAINT jobs_tenant_idempotency_key_key UNIQUE (tenant, idempotency_key);
 
 -- +goose Down
+ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE ALL ON SEQUENCES FROM cachet_scoped;
+ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE ALL ON TABLES FROM cachet_scoped;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM cachet_scoped;
+REVOKE ALL ON ALL TABLES IN SCHEMA public FROM cachet_scoped;
+REVOKE USAGE ON SCHEMA public FROM cachet_scoped;
 ALTER TABLE jobs DROP CONSTRAINT jobs_tenant_idempotency_key_key;
 ALTER TABLE jobs ADD CONSTRAINT jobs_idempotency_key_key UNIQUE (idempotency_key);
 ALTER TABLE collections DROP CONSTRAINT collections_tenant_name_key;

@@ -52,7 +52,7 @@ for s in "${steps[@]}"; do
 		./cachet bench scale --out bench/reports/scale ;;
 	soak) # docs/operations.md, "Soak": 10,000 generate and 10,000 classify requests against a server of its own
 		addr=127.0.0.1:${SOAK_PORT:-18080}
-		./cachet serve --addr "$addr" >var/log/soak-serve.log 2>&1 &
+		./cachet serve --addr "$addr" --auth off >var/log/soak-serve.log 2>&1 &
 		for _ in $(seq 600); do curl -sf "http://$addr/readyz" >/dev/null && break; sleep 1; done
 		pid=$(pgrep -f "bin/cachet serve --addr $addr" | head -1)
 		./cachet bench soak --url "http://$addr" --pid "$pid" --generate 10000 --classify 10000 --concurrency 4 --warmup 500 --out bench/reports/soak

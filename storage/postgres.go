@@ -143,23 +143,25 @@ func migrateDB(ctx context.Context, db *sql.DB) ([]int64, error) {
 
 // scopeToPrincipal gives a connection, as it is handed out, the tenant of the work that asked for it: the
 // row-level security policies (migration 00015) show and accept only that tenant's rows, unless it is
-// admin. Work without a principal is the server's own and sees every tenant. The setting is skipped when
-// the connection already has it.
+// admin. A tenant's connection also takes the role cachet_scoped, since the policies do not bind the
+// superuser or owner the server may log in as. Work without a principal is the server's own and sees every
+// tenant. Nothing is sent when the connection already has the scope.
 func scopeToPrincipal(ctx context.Context, conn *pgx.Conn) (bool, error) {
 	p, ok := cachet.PrincipalFrom(ctx)
 	if !ok {
 		p = cachet.Principal{Admin: true}
 	}
-	admin := "off"
+	admin, role := "off", "cachet_scoped"
 	if p.Admin {
-		admin = "on"
+		admin, role = "on", "none"
 	}
 	scope := p.Tenant + "\x00" + admin
 	data := conn.PgConn().CustomData()
 	if data[scopeKey] == scope {
 		return true, nil
 	}
-	if _, err := conn.Exec(ctx, `SELECT set_config('cachet.tenant', $1, false), set_config('cachet.admin', $2, false)`, p.Tenant, admin); err != nil {
+	if _, err := conn.Exec(ctx, `SELECT set_config('cachet.tenant', $1, false), set_config('cachet.admin', $2, false),
+		set_config('role', $3, false)`, p.Tenant, admin, role); err != nil {
 		// A connection that cannot be scoped is not handed out.
 		return false, fmt.Errorf("postgres: scoping a connection to tenant %q: %w", p.Tenant, err)
 	}

@@ -53,6 +53,7 @@ exits non-zero when RSS grew more than --max-rss-growth % after warm-up, gorouti
 	f := cmd.Flags()
 	f.StringVar(&o.URL, "url", "", "the server's base URL (default: http:// and --addr)")
 	f.IntVar(&o.PID, "pid", 0, "the server's process id, on this machine (required)")
+	f.StringVar(&o.Key, "key", "", "an admin API key (the server's /metrics needs one); CACHET_KEY")
 	f.IntVar(&o.Generate, "generate", o.Generate, "generate requests, warm-up included")
 	f.IntVar(&o.Classify, "classify", o.Classify, "classify requests, warm-up included")
 	f.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "requests in flight at once")
