@@ -8,7 +8,6 @@ import (
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/hex"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -26,7 +25,19 @@ const secretPrefix = "ck_"
 // effect within it.
 const cacheFor = 5 * time.Second
 
-var tenantPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+// validTenant says whether name is a tenant name: 1–63 of a–z 0–9 - _, starting with a letter or digit
+// (the api_keys check constraint says the same).
+func validTenant(name string) bool {
+	if name == "" || len(name) > 63 || name[0] == '-' || name[0] == '_' {
+		return false
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
 
 // Keys are the API keys in Postgres (cachet.Keys).
 type Keys struct {
@@ -54,7 +65,7 @@ func digest(secret string) string {
 
 // Create makes a key for k.Tenant and returns it with its secret.
 func (ks *Keys) Create(ctx context.Context, k cachet.NewKey) (*cachet.APIKey, string, error) {
-	if !tenantPattern.MatchString(k.Tenant) {
+	if !validTenant(k.Tenant) {
 		return nil, "", cachet.InvalidField("tenant", "%q: use 1–63 lowercase letters, digits, - and _, starting with a letter or digit", k.Tenant)
 	}
 	if len(k.Name) > 200 {
