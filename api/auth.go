@@ -26,7 +26,7 @@ type Auth struct {
 }
 
 // publicRoutes answer without a key: probes must work before anyone has one.
-var publicRoutes = map[string]bool{"/healthz": true, "/readyz": true}
+var publicRoutes = map[string]bool{"/healthz": true, "/readyz": true, "/openapi.json": true}
 
 // adminRoutes need an admin key.
 var adminRoutes = map[string]bool{"/metrics": true}

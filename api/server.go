@@ -60,6 +60,7 @@ type Server struct {
 	engine   *gin.Engine
 	opts     Options
 	limiters limiters
+	spec     []byte // /openapi.json
 }
 
 // New builds the router. Its Prometheus series register on a registry of its own.
@@ -85,12 +86,17 @@ func New(opts Options) (*Server, error) {
 	if err := e.SetTrustedProxies(opts.TrustedProxies); err != nil {
 		return nil, cachet.InvalidField("trusted_proxies", "%v", err)
 	}
-	s := &Server{engine: e, opts: opts}
+	spec, err := SpecJSON(opts.Version)
+	if err != nil {
+		return nil, fmt.Errorf("api: the OpenAPI document: %w", err)
+	}
+	s := &Server{engine: e, opts: opts, spec: spec}
 	e.Use(requestID, m.observe, recoverPanics, cors(opts.CORSOrigins), s.authenticate, requestDeadline(opts.RequestTimeout))
 	e.NoRoute(notFound)
 	e.NoMethod(notFound)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
+	e.GET("/openapi.json", s.openAPI)
 	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
 	s.classifyRoutes(e)
 	s.subjectRoutes(e)
@@ -98,6 +104,9 @@ func New(opts Options) (*Server, error) {
 	s.jobRoutes(e)
 	return s, nil
 }
+
+// Routes are the router's routes (method and gin path), for the contract's test.
+func (s *Server) Routes() []gin.RouteInfo { return s.engine.Routes() }
 
 // Handler is the router, for tests and custom servers.
 func (s *Server) Handler() http.Handler { return s.engine }

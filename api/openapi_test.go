@@ -1,0 +1,64 @@
+package api_test
+
+import (
+	"context"
+	"flag"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
+
+	"github.com/cachetlab/cachet/api"
+	"github.com/cachetlab/cachet/cachettest"
+)
+
+var update = flag.Bool("update", false, "rewrite api/openapi.json from the wire types")
+
+// The committed contract is the one the server serves, it is a valid OpenAPI 3.1 document, and every route
+// the router has is in it (and nothing else).
+func TestOpenAPIContract(t *testing.T) {
+	data, err := api.SpecJSON("dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *update {
+		if err := os.WriteFile(api.SpecFile, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	committed, err := os.ReadFile(api.SpecFile)
+	if err != nil || string(committed) != string(data) {
+		t.Fatalf("api/%s is not the contract the wire types make (%v); run: go test ./api -run TestOpenAPIContract -update", api.SpecFile, err)
+	}
+	doc, err := openapi3.NewLoader().LoadFromData(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		t.Fatalf("the contract is not valid OpenAPI: %v", err)
+	}
+	if !strings.HasPrefix(doc.OpenAPI, "3.1.") {
+		t.Errorf("openapi %q; want 3.1", doc.OpenAPI)
+	}
+	s, err := api.New(api.Options{Generator: &cachettest.Generator{}, Subjects: cachettest.NewSubjects(), Classifier: cachettest.NewClassifier(), Jobs: &cachettest.Jobs{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes := map[string]bool{}
+	for _, r := range s.Routes() {
+		path := r.Method + " " + strings.ReplaceAll(r.Path, ":id", "{id}")
+		routes[path] = true
+		item := doc.Paths.Find(strings.ReplaceAll(r.Path, ":id", "{id}"))
+		if item == nil || item.GetOperation(r.Method) == nil {
+			t.Errorf("route %s is not in the contract", path)
+		}
+	}
+	for path, item := range doc.Paths.Map() {
+		for method := range item.Operations() {
+			if !routes[method+" "+path] {
+				t.Errorf("the contract has %s %s, which no route serves", method, path)
+			}
+		}
+	}
+}
