@@ -33,7 +33,7 @@ type answer struct {
 	err        error
 }
 
-func send(method, url, contentType string, body []byte, timeout time.Duration) answer {
+func send(t *testing.T, method, url, contentType string, body []byte, timeout time.Duration) answer {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
@@ -50,7 +50,11 @@ func send(method, url, contentType string, body []byte, timeout time.Duration) a
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	return answer{status: resp.StatusCode, retryAfter: resp.Header.Get("Retry-After"), body: b, took: time.Since(start), err: err}
+	took := time.Since(start)
+	if err == nil {
+		checkContract(t, method, url, resp.StatusCode, resp.Header, b)
+	}
+	return answer{status: resp.StatusCode, retryAfter: resp.Header.Get("Retry-After"), body: b, took: took, err: err}
 }
 
 func subjectUpload(t *testing.T, name string, files ...string) (string, []byte) {
@@ -87,13 +91,13 @@ func TestFaultInjection(t *testing.T) {
 	img := func(name string) string {
 		return `"` + b64(readExample(t, filepath.Join("docs", "examples", name+".png"))) + `"`
 	}
-	a := send("POST", base+"/v1/collections", "application/json", []byte(`{"name": "faults", "labels": ["first", "second"]}`), 30*time.Second)
+	a := send(t, "POST", base+"/v1/collections", "application/json", []byte(`{"name": "faults", "labels": ["first", "second"]}`), 30*time.Second)
 	var col cachet.Collection
 	if a.status != http.StatusCreated || json.Unmarshal(a.body, &col) != nil {
 		t.Fatalf("creating the collection: %d %s %v", a.status, a.body, a.err)
 	}
 	samples := `{"samples": [{"image": ` + img("coat") + `, "label": "first"}, {"image": ` + img("bag") + `, "label": "second"}, {"image": ` + img("coat2") + `}]}`
-	if a = send("POST", base+"/v1/collections/"+col.ID+"/samples", "application/json", []byte(samples), 60*time.Second); a.status != http.StatusOK {
+	if a = send(t, "POST", base+"/v1/collections/"+col.ID+"/samples", "application/json", []byte(samples), 60*time.Second); a.status != http.StatusOK {
 		t.Fatalf("adding samples: %d %s %v", a.status, a.body, a.err)
 	}
 
@@ -108,11 +112,11 @@ func TestFaultInjection(t *testing.T) {
 			switch kind {
 			case "subject":
 				ct, body := subjectUpload(t, fmt.Sprintf("fault-%d", i), "coat.png", "coat2.png")
-				op <- send("POST", base+"/v1/subjects", ct, body, time.Minute)
+				op <- send(t, "POST", base+"/v1/subjects", ct, body, time.Minute)
 			case "generate":
-				op <- send("POST", base+"/v1/generate", "application/json", []byte(`{"prompt": "a large bag", "n": 2, "steps": 6, "output": "url"}`), time.Minute)
+				op <- send(t, "POST", base+"/v1/generate", "application/json", []byte(`{"prompt": "a large bag", "n": 2, "steps": 6, "output": "url"}`), time.Minute)
 			default:
-				op <- send("POST", base+"/v1/collections/"+col.ID+"/build", "", nil, time.Minute)
+				op <- send(t, "POST", base+"/v1/collections/"+col.ID+"/build", "", nil, time.Minute)
 			}
 		}()
 		time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
@@ -122,10 +126,10 @@ func TestFaultInjection(t *testing.T) {
 			svc.stopS3(t)
 		}
 		// A request that needs the stopped service: a fast 503 with Retry-After.
-		probe := send("GET", base+"/v1/subjects", "", nil, 10*time.Second)
+		probe := send(t, "GET", base+"/v1/subjects", "", nil, 10*time.Second)
 		if target == "s3" {
 			ct, body := subjectUpload(t, fmt.Sprintf("probe-%d", i), "bag.png")
-			probe = send("POST", base+"/v1/subjects", ct, body, 10*time.Second)
+			probe = send(t, "POST", base+"/v1/subjects", ct, body, 10*time.Second)
 		}
 		if probe.status != http.StatusServiceUnavailable || probe.retryAfter == "" || probe.took > 2*time.Second {
 			t.Errorf("fault %d (%s down): a request meanwhile answered %d (Retry-After %q) in %v: %s %v",
@@ -156,10 +160,10 @@ func TestFaultInjection(t *testing.T) {
 
 	// After recovery: every kind of request works again, without restarting serve.
 	ct, body := subjectUpload(t, "after", "coat.png")
-	if a := send("POST", base+"/v1/subjects", ct, body, time.Minute); a.status != http.StatusCreated {
+	if a := send(t, "POST", base+"/v1/subjects", ct, body, time.Minute); a.status != http.StatusCreated {
 		t.Fatalf("creating a subject after the faults: %d %s", a.status, a.body)
 	}
-	if a := send("POST", base+"/v1/collections/"+col.ID+"/build", "", nil, time.Minute); a.status != http.StatusOK {
+	if a := send(t, "POST", base+"/v1/collections/"+col.ID+"/build", "", nil, time.Minute); a.status != http.StatusOK {
 		t.Fatalf("building after the faults: %d %s", a.status, a.body)
 	}
 	time.Sleep(4 * time.Second) // past --stale-after and --orphan-after, with the sweeper running every second
@@ -170,7 +174,7 @@ func waitReady(t *testing.T, base string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		if a := send("GET", base+"/readyz", "", nil, 5*time.Second); a.status == http.StatusOK {
+		if a := send(t, "GET", base+"/readyz", "", nil, 5*time.Second); a.status == http.StatusOK {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -233,7 +237,7 @@ func checkConsistent(t *testing.T, dbURL, s3Addr, bucket string, promised map[st
 		case "pending":
 			t.Errorf("subject %s still pending after the sweeper ran", s.id)
 		case "failed": // recovers by retry
-			if a := send("POST", base+"/v1/subjects/"+s.id+"/retry", "", nil, time.Minute); a.status != http.StatusOK {
+			if a := send(t, "POST", base+"/v1/subjects/"+s.id+"/retry", "", nil, time.Minute); a.status != http.StatusOK {
 				t.Errorf("retrying failed subject %s: %d %s", s.id, a.status, a.body)
 			}
 		}

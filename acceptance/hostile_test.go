@@ -94,7 +94,7 @@ func TestHostileInputs(t *testing.T) {
 	before := rssBytes(t, pid)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			a := send(tc.method, base+tc.path, tc.contentType, tc.body, 10*time.Second)
+			a := send(t, tc.method, base+tc.path, tc.contentType, tc.body, 10*time.Second)
 			if a.err != nil || a.status < 400 || a.status > 499 || !bytes.Contains(a.body, []byte(`"message"`)) {
 				t.Fatalf("= %d %s %v; want a 4xx with a message", a.status, a.body, a.err)
 			}
@@ -110,10 +110,10 @@ func TestHostileInputs(t *testing.T) {
 	if after-before > 200<<20 {
 		t.Errorf("server RSS grew by %d MB", (after-before)>>20)
 	}
-	if a := send("GET", base+"/readyz", "", nil, 5*time.Second); a.status != http.StatusOK {
+	if a := send(t, "GET", base+"/readyz", "", nil, 5*time.Second); a.status != http.StatusOK {
 		t.Fatalf("the server is not ready after the hostile inputs: %d", a.status)
 	}
-	if a := send("GET", base+"/metrics", "", nil, 5*time.Second); !bytes.Contains(a.body, []byte("cachet_c_heap_bytes ")) {
+	if a := send(t, "GET", base+"/metrics", "", nil, 5*time.Second); !bytes.Contains(a.body, []byte("cachet_c_heap_bytes ")) {
 		t.Errorf("/metrics lacks the C heap gauge")
 	}
 }

@@ -50,7 +50,7 @@ func TestOverloadBurstIsRefused(t *testing.T) {
 	for i := range burst {
 		wg.Go(func() {
 			body := fmt.Appendf(nil, `{"prompt": "a large boot", "n": 16, "steps": 1000, "seed": %d, "async": true}`, i)
-			answers[i] = send(http.MethodPost, base+"/v1/generate", "application/json", body, 30*time.Second)
+			answers[i] = send(t, http.MethodPost, base+"/v1/generate", "application/json", body, 30*time.Second)
 		})
 	}
 	wg.Wait()
@@ -85,7 +85,7 @@ func TestOverloadBurstIsRefused(t *testing.T) {
 		t.Errorf("RSS grew %d MiB over the burst; refused work must not be held", (after-before)>>20)
 	}
 	for _, id := range accepted {
-		a := send(http.MethodDelete, base+"/v1/jobs/"+id, "", nil, 30*time.Second)
+		a := send(t, http.MethodDelete, base+"/v1/jobs/"+id, "", nil, 30*time.Second)
 		if a.status != http.StatusOK || decodeJob(t, a).State != cachet.JobCanceled {
 			t.Errorf("canceling queued job %s: %d %s", id, a.status, a.body)
 		}
@@ -93,7 +93,7 @@ func TestOverloadBurstIsRefused(t *testing.T) {
 	// The queue has room again (once the replica's depth snapshot, at most 0.5 s old, has seen the cancels).
 	var a answer
 	for range 10 {
-		a = send(http.MethodPost, base+"/v1/generate", "application/json", []byte(`{"prompt": "a large boot", "async": true}`), 30*time.Second)
+		a = send(t, http.MethodPost, base+"/v1/generate", "application/json", []byte(`{"prompt": "a large boot", "async": true}`), 30*time.Second)
 		if a.status != http.StatusTooManyRequests {
 			break
 		}
@@ -114,7 +114,7 @@ func TestKilledWorkersJobCompletesElsewhere(t *testing.T) {
 	base := "http://" + srv.addr
 	first := startWorker(t, bin, append(services, jobFlags...)...)
 
-	a := send(http.MethodPost, base+"/v1/generate", "application/json",
+	a := send(t, http.MethodPost, base+"/v1/generate", "application/json",
 		[]byte(`{"prompt": "a small bag on the left", "n": 2, "steps": 200, "seed": 3, "output": "url", "async": true}`), 30*time.Second)
 	if a.status != http.StatusAccepted {
 		t.Fatalf("submitting: %d %s", a.status, a.body)
@@ -122,7 +122,7 @@ func TestKilledWorkersJobCompletesElsewhere(t *testing.T) {
 	id := decodeJob(t, a).ID
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		j := decodeJob(t, send(http.MethodGet, base+"/v1/jobs/"+id, "", nil, 10*time.Second))
+		j := decodeJob(t, send(t, http.MethodGet, base+"/v1/jobs/"+id, "", nil, 10*time.Second))
 		if j.State == cachet.JobRunning && j.Progress.Step >= 5 {
 			break
 		}
@@ -138,7 +138,7 @@ func TestKilledWorkersJobCompletesElsewhere(t *testing.T) {
 	defer cancel()
 	var j cachet.Job
 	for {
-		j = decodeJob(t, send(http.MethodGet, base+"/v1/jobs/"+id, "", nil, 10*time.Second))
+		j = decodeJob(t, send(t, http.MethodGet, base+"/v1/jobs/"+id, "", nil, 10*time.Second))
 		if j.State.Done() || ctx.Err() != nil {
 			break
 		}

@@ -42,6 +42,7 @@ func (c tenantClient) do(method, path, ctype string, body []byte) (int, http.Hea
 	if err != nil {
 		c.t.Fatal(err)
 	}
+	checkContract(c.t, method, c.base+path, resp.StatusCode, resp.Header, b)
 	return resp.StatusCode, resp.Header, b
 }
 
