@@ -2,6 +2,7 @@ package acceptance_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cachetlab/cachet"
+	"github.com/cachetlab/cachet/api/client"
 )
 
 // tenantClient calls the API with one key.
@@ -84,49 +86,76 @@ func TestTenantsAreIsolated(t *testing.T) {
 	b := tenantClient{t, base, makeKey(t, bin, dbURL, "--tenant", "bob", "--quota-collections", "1", "--rate-limit", "3", "--rate-burst", "3")}
 	admin := tenantClient{t, base, makeKey(t, bin, dbURL, "--tenant", "ops", "--admin")}
 
-	// Alice's things: a subject, a stored generation, a built collection, a finished job.
+	// Alice's things, made through the client generated from the contract: a subject, a built collection,
+	// a stored generation's job.
+	ctx := context.Background()
+	ac, bc := apiClient(t, base, a.key), apiClient(t, base, b.key)
 	ctype, form := multipartBody(t, map[string]string{"name": "coat"}, readExample(t, "docs/examples/coat.png"))
-	code, _, body := a.do(http.MethodPost, "/v1/subjects", ctype, form)
-	if code != http.StatusCreated {
-		t.Fatalf("alice's upload: %d %s", code, body)
+	up, err := ac.CreateSubjectWithBodyWithResponse(ctx, ctype, bytes.NewReader(form))
+	if err != nil || up.JSON201 == nil || up.JSON201.Id == nil {
+		t.Fatalf("alice's upload: %v %d %s", err, up.StatusCode(), up.Body)
 	}
-	var sub cachet.Subject
-	if err := json.Unmarshal(body, &sub); err != nil {
-		t.Fatal(err)
+	subID := *up.JSON201.Id
+	labels := []string{"coat", "bag"}
+	name := "shop"
+	created, err := ac.CreateCollectionWithResponse(ctx, client.CreateCollectionBody{Name: &name, Labels: &labels})
+	if err != nil || created.JSON201 == nil {
+		t.Fatalf("alice's collection: %v %d %s", err, created.StatusCode(), created.Body)
 	}
-	var col cachet.Collection
-	a.json(http.MethodPost, "/v1/collections", `{"name": "shop", "labels": ["coat", "bag"]}`, http.StatusCreated, &col)
+	colID := *created.JSON201.Id
 	img := func(name string) string { return b64(readExample(t, "docs/examples/"+name+".png")) }
-	a.json(http.MethodPost, "/v1/collections/"+col.ID+"/samples", fmt.Sprintf(`{"samples": [{"image": %q, "label": "coat"}, {"image": %q, "label": "bag"}]}`, img("coat"), img("bag")), http.StatusOK, nil)
-	a.json(http.MethodPost, "/v1/collections/"+col.ID+"/build", "", http.StatusOK, nil)
-	var job cachet.Job
-	a.json(http.MethodPost, "/v1/generate", `{"prompt": "a large bag", "output": "url", "steps": 4, "async": true}`, http.StatusAccepted, &job)
-	a.json(http.MethodGet, "/v1/jobs/"+job.ID, "", http.StatusOK, nil)
+	samples := fmt.Sprintf(`{"samples": [{"image": %q, "label": "coat"}, {"image": %q, "label": "bag"}]}`, img("coat"), img("bag"))
+	if r, err := ac.AddSamplesWithBodyWithResponse(ctx, colID, "application/json", strings.NewReader(samples)); err != nil || r.JSON200 == nil {
+		t.Fatalf("alice's samples: %v %s", err, r.Body)
+	}
+	if r, err := ac.BuildCollectionWithBodyWithResponse(ctx, colID, "application/json", strings.NewReader(`{}`)); err != nil || r.JSON200 == nil {
+		t.Fatalf("alice's build: %v %s", err, r.Body)
+	}
+	gen, err := ac.GenerateWithBodyWithResponse(ctx, "application/json", strings.NewReader(`{"prompt": "a large bag", "output": "url", "steps": 4, "async": true}`))
+	if err != nil || gen.JSON202 == nil {
+		t.Fatalf("alice's generation: %v %d %s", err, gen.StatusCode(), gen.Body)
+	}
+	jobID := *gen.JSON202.Id
+	if r, err := ac.GetJobWithResponse(ctx, jobID); err != nil || r.JSON200 == nil {
+		t.Fatalf("alice's job: %v %s", err, r.Body)
+	}
 
-	// Bob sees none of it, and can touch none of it.
-	for _, tc := range []struct{ method, path, body string }{
-		{http.MethodGet, "/v1/subjects/" + sub.ID, ""},
-		{http.MethodGet, "/v1/subjects/" + sub.ID + "/similar", ""},
-		{http.MethodPost, "/v1/subjects/" + sub.ID + "/retry", ""},
-		{http.MethodDelete, "/v1/subjects/" + sub.ID, ""},
-		{http.MethodPost, "/v1/generate", fmt.Sprintf(`{"prompt": "a large coat", "subject_id": %q, "steps": 4}`, sub.ID)},
-		{http.MethodGet, "/v1/collections/" + col.ID, ""},
-		{http.MethodPost, "/v1/collections/" + col.ID + "/samples", fmt.Sprintf(`{"samples": [{"image": %q, "label": "coat"}]}`, img("coat2"))},
-		{http.MethodPost, "/v1/collections/" + col.ID + "/build", ""},
-		{http.MethodPost, "/v1/classify", fmt.Sprintf(`{"collection": %q, "images": [%q]}`, col.ID, img("coat2"))},
-		{http.MethodGet, "/v1/jobs/" + job.ID, ""},
-		{http.MethodGet, "/v1/jobs/" + job.ID + "/events", ""},
-		{http.MethodDelete, "/v1/jobs/" + job.ID, ""},
+	// Bob sees none of it, and can touch none of it: every route answers 404.
+	type answered interface{ StatusCode() int }
+	wrap := func(r answered, err error) (answered, error) { return r, err }
+	for _, tc := range []struct {
+		route string
+		call  func() (answered, error)
+	}{
+		{"GET subject", func() (answered, error) { return wrap(bc.GetSubjectWithResponse(ctx, subID)) }},
+		{"similar", func() (answered, error) { return wrap(bc.SimilarSubjectsWithResponse(ctx, subID, nil)) }},
+		{"retry", func() (answered, error) { return wrap(bc.RetrySubjectWithResponse(ctx, subID, nil)) }},
+		{"DELETE subject", func() (answered, error) { return wrap(bc.DeleteSubjectWithResponse(ctx, subID)) }},
+		{"generate with the subject", func() (answered, error) {
+			return wrap(bc.GenerateWithBodyWithResponse(ctx, "application/json", strings.NewReader(fmt.Sprintf(`{"prompt": "a large coat", "subject_id": %q, "steps": 4}`, subID))))
+		}},
+		{"GET collection", func() (answered, error) { return wrap(bc.GetCollectionWithResponse(ctx, colID)) }},
+		{"samples", func() (answered, error) {
+			return wrap(bc.AddSamplesWithBodyWithResponse(ctx, colID, "application/json", strings.NewReader(fmt.Sprintf(`{"samples": [{"image": %q, "label": "coat"}]}`, img("coat2")))))
+		}},
+		{"build", func() (answered, error) {
+			return wrap(bc.BuildCollectionWithBodyWithResponse(ctx, colID, "application/json", strings.NewReader(`{}`)))
+		}},
+		{"classify with the collection", func() (answered, error) {
+			return wrap(bc.ClassifyWithBodyWithResponse(ctx, "application/json", strings.NewReader(fmt.Sprintf(`{"collection": %q, "images": [%q]}`, colID, img("coat2")))))
+		}},
+		{"GET job", func() (answered, error) { return wrap(bc.GetJobWithResponse(ctx, jobID)) }},
+		{"job events", func() (answered, error) { return wrap(bc.JobEventsWithResponse(ctx, jobID)) }},
+		{"cancel job", func() (answered, error) { return wrap(bc.CancelJobWithResponse(ctx, jobID)) }},
 	} {
-		ctype := ""
-		if tc.body != "" {
-			ctype = "application/json"
-		}
-		if code, _, body := b.do(tc.method, tc.path, ctype, []byte(tc.body)); code != http.StatusNotFound {
-			t.Errorf("bob %s %s: %d %s; want 404", tc.method, tc.path, code, body)
+		r, err := tc.call()
+		if err != nil || r.StatusCode() != http.StatusNotFound {
+			t.Errorf("bob, %s of alice's: %v %v; want 404", tc.route, err, r)
 		}
 		time.Sleep(350 * time.Millisecond) // bob's key allows 3 requests a second
 	}
+	sub := cachet.Subject{ID: subID}
+	col := cachet.Collection{ID: colID}
 	var subs struct {
 		Subjects []cachet.Subject `json:"subjects"`
 	}
@@ -196,4 +225,37 @@ func TestTenantsAreIsolated(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+}
+
+// apiClient is the client generated from api/openapi.json, with key, checking every answer against the
+// contract.
+func apiClient(t *testing.T, base, key string) *client.ClientWithResponses {
+	t.Helper()
+	c, err := client.NewClientWithResponses(base, client.WithHTTPClient(&http.Client{Transport: contractTransport{t}}),
+		client.WithRequestEditorFn(func(_ context.Context, req *http.Request) error {
+			req.Header.Set("Authorization", "Bearer "+key)
+			return nil
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// contractTransport checks each answer against the contract on its way to the client.
+type contractTransport struct{ t *testing.T }
+
+func (c contractTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	checkContract(c.t, req.Method, req.URL.String(), resp.StatusCode, resp.Header, body)
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	return resp, nil
 }

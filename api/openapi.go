@@ -17,6 +17,9 @@ import (
 // SpecFile is where the committed copy of the contract lives (clients are generated from it).
 const SpecFile = "openapi.json"
 
+// The Go client the acceptance suite calls is generated from that copy:
+//go:generate go tool oapi-codegen -generate types,client -package client -o client/client.gen.go openapi.json
+
 // operation is one route of the contract: its body and its answers, by status, as Go values whose types
 // make the schemas.
 type operation struct {
