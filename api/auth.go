@@ -80,10 +80,9 @@ func (s *Server) authenticate(c *gin.Context) {
 	}
 	lim := key.Limits.Or(s.opts.Auth.Defaults)
 	if lim.RequestsPerSecond > 0 {
-		r := s.limiters.get(key.ID, lim).Reserve()
-		if d := r.Delay(); d > 0 {
-			r.Cancel()
-			c.Header("Retry-After", strconv.Itoa(int(math.Ceil(d.Seconds()))))
+		if l := s.limiters.get(key.ID, lim); !l.Allow() {
+			wait := (1 - l.Tokens()) / lim.RequestsPerSecond // seconds until the next token
+			c.Header("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait)))))
 			writeError(c, cachet.Errorf(cachet.CodeResourceExhausted, "this key may send %g requests a second (burst %d); retry after the Retry-After seconds", lim.RequestsPerSecond, lim.Burst))
 			return
 		}

@@ -2,10 +2,13 @@ package api_test
 
 import (
 	"context"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/cachetlab/cachet"
 	"github.com/cachetlab/cachet/api"
@@ -132,5 +135,40 @@ func TestRequestIDsAndCORS(t *testing.T) {
 	resp, _ = call(t, "OPTIONS", srv.URL+"/v1/generate", "", map[string]string{"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}, "")
 	if resp.StatusCode != http.StatusForbidden || resp.Header.Get("Access-Control-Allow-Origin") != "" {
 		t.Errorf("preflight from another origin: %d %v", resp.StatusCode, resp.Header)
+	}
+}
+
+// Under a load well above it, a key gets its configured rate: the requests let through over a window are
+// rate × window + burst, within 5 %.
+func TestRateLimitHoldsUnderLoad(t *testing.T) {
+	const rps, burst = 40.0, 1
+	keys := &cachettest.Keys{}
+	_, key, _ := keys.Create(context.Background(), cachet.NewKey{Tenant: "acme", Limits: cachet.KeyLimits{RequestsPerSecond: rps, Burst: burst}})
+	srv := authServer(t, keys, cachet.KeyLimits{})
+	var mu sync.Mutex
+	passed, refused := 0, 0
+	start := time.Now()
+	window := 2 * time.Second
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for time.Since(start) < window {
+				resp, _ := call(t, "GET", srv.URL+"/v1/subjects", key, nil, "")
+				mu.Lock()
+				if resp.StatusCode == http.StatusOK {
+					passed++
+				} else if resp.StatusCode == http.StatusTooManyRequests {
+					refused++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start).Seconds()
+	want := rps*elapsed + burst
+	t.Logf("%d passed, %d refused in %.2f s at %g/s: %.3f of the configured rate", passed, refused, elapsed, rps, float64(passed)/want)
+	if refused < passed || math.Abs(float64(passed)-want) > 0.05*want {
+		t.Errorf("%d requests passed in %.2f s (%d refused); want %.0f ± 5 %% under load", passed, elapsed, refused, want)
 	}
 }
