@@ -154,7 +154,7 @@ func DefaultConfig() Config {
 		DefaultCache:    DefaultCachePolicy,
 		DefaultDetail:   DefaultDetail,
 		Classify:        ClassifyConfig{Center: true, WhitenHead: true, PrototypeSamples: 32, PrototypeSteps: 20, PrototypeGuidance: 2, Neighbours: 256},
-		Auth:            AuthConfig{Mode: "keys", Limits: KeyLimits{RequestsPerSecond: 20, Burst: 40, Jobs: 64, Subjects: 1000, Collections: 100}},
+		Auth:            AuthConfig{Mode: "keys", Limits: KeyLimits{RequestsPerSecond: 20, Burst: 40, Jobs: 64, Subjects: 1000, Collections: 100, StoredBytes: 10 << 30}},
 		Jobs: JobsConfig{Worker: "embedded", Concurrency: 8, BatchImages: 16, MaxQueued: 256,
 			MaxQueuedPerKind: map[string]int{string(JobGenerate): 128, string(JobSubject): 64, string(JobCollectionBuild): 16},
 			Deadline:         10 * time.Minute, Retention: 24 * time.Hour, RescueAfter: 5 * time.Minute, SyncWait: time.Minute},

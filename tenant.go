@@ -53,6 +53,9 @@ type KeyLimits struct {
 	// Subjects and Collections bound how many the tenant keeps.
 	Subjects    int `json:"subjects,omitempty"`
 	Collections int `json:"collections,omitempty"`
+	// StoredBytes bounds what the tenant keeps in the object store: subjects' references and caches, and
+	// generated images stored for URLs.
+	StoredBytes int64 `json:"stored_bytes,omitempty"`
 }
 
 // Or fills l's zero fields from def.
@@ -72,6 +75,9 @@ func (l KeyLimits) Or(def KeyLimits) KeyLimits {
 	if l.Collections == 0 {
 		l.Collections = def.Collections
 	}
+	if l.StoredBytes == 0 {
+		l.StoredBytes = def.StoredBytes
+	}
 	return l
 }
 
@@ -85,9 +91,10 @@ type NewKey struct {
 
 // Usage is what a tenant holds now, for its quotas.
 type Usage struct {
-	Jobs        int `json:"jobs"` // queued or running
-	Subjects    int `json:"subjects"`
-	Collections int `json:"collections"`
+	Jobs        int   `json:"jobs"` // queued or running
+	Subjects    int   `json:"subjects"`
+	Collections int   `json:"collections"`
+	StoredBytes int64 `json:"stored_bytes"`
 }
 
 // Keys are the API keys.

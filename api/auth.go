@@ -93,13 +93,13 @@ func (s *Server) authenticate(c *gin.Context) {
 }
 
 // checkQuota refuses a request that would take the tenant past its key's limit on what (jobs, subjects,
-// collections); without keys there are no quotas.
+// collections, bytes stored); without keys there are no quotas.
 func (s *Server) checkQuota(c *gin.Context, what string) error {
 	lim, ok := c.Request.Context().Value(limitsKey{}).(cachet.KeyLimits)
 	if !ok {
 		return nil
 	}
-	limit := map[string]int{"jobs": lim.Jobs, "subjects": lim.Subjects, "collections": lim.Collections}[what]
+	limit := map[string]int64{"jobs": int64(lim.Jobs), "subjects": int64(lim.Subjects), "collections": int64(lim.Collections), "bytes": lim.StoredBytes}[what]
 	if limit <= 0 {
 		return nil
 	}
@@ -107,10 +107,11 @@ func (s *Server) checkQuota(c *gin.Context, what string) error {
 	if err != nil {
 		return err
 	}
-	have := map[string]int{"jobs": u.Jobs, "subjects": u.Subjects, "collections": u.Collections}[what]
+	have := map[string]int64{"jobs": int64(u.Jobs), "subjects": int64(u.Subjects), "collections": int64(u.Collections), "bytes": u.StoredBytes}[what]
 	if have >= limit {
 		p, _ := cachet.PrincipalFrom(c.Request.Context())
-		hint := map[string]string{"jobs": "wait for some to finish", "subjects": "delete some", "collections": "delete some"}[what]
+		hint := map[string]string{"jobs": "wait for some to finish", "subjects": "delete some", "collections": "delete some",
+			"bytes": "delete subjects"}[what]
 		return cachet.Errorf(cachet.CodeQuotaExceeded, "tenant %s holds %d %s, the most its key allows (%d); %s, or ask an operator to raise the key's limit", p.Tenant, have, what, limit, hint)
 	}
 	return nil

@@ -96,7 +96,7 @@ func TestAuthentication(t *testing.T) {
 }
 
 func TestRateLimitAndQuotas(t *testing.T) {
-	keys := &cachettest.Keys{Held: cachet.Usage{Collections: 2, Subjects: 5}}
+	keys := &cachettest.Keys{Held: cachet.Usage{Collections: 2, Subjects: 5, StoredBytes: 5000}}
 	_, slow, _ := keys.Create(context.Background(), cachet.NewKey{Tenant: "acme", Limits: cachet.KeyLimits{RequestsPerSecond: 1, Burst: 2}})
 	_, full, _ := keys.Create(context.Background(), cachet.NewKey{Tenant: "big", Limits: cachet.KeyLimits{Collections: 2}})
 	srv := authServer(t, keys, cachet.KeyLimits{Subjects: 10})
@@ -115,6 +115,14 @@ func TestRateLimitAndQuotas(t *testing.T) {
 	resp, body := call(t, "POST", srv.URL+"/v1/collections", full, nil, `{"name": "c", "labels": ["a", "b"]}`)
 	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "quota_exceeded") || !strings.Contains(body, "(2)") {
 		t.Errorf("a collection past the key's quota: %d %s", resp.StatusCode, body)
+	}
+	_, small, _ := keys.Create(context.Background(), cachet.NewKey{Tenant: "small", Limits: cachet.KeyLimits{StoredBytes: 4096}})
+	resp, body = call(t, "POST", srv.URL+"/v1/generate", small, nil, `{"prompt": "a large bag", "output": "url"}`)
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "5000 bytes") {
+		t.Errorf("stored images past the bytes quota: %d %s", resp.StatusCode, body)
+	}
+	if resp, body = call(t, "POST", srv.URL+"/v1/generate", small, nil, `{"prompt": "a large bag"}`); resp.StatusCode != http.StatusOK {
+		t.Errorf("inline images (nothing stored) past the bytes quota: %d %s", resp.StatusCode, body)
 	}
 }
 

@@ -21,6 +21,12 @@ func (s *Server) generate(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
+	if req.Output == "url" { // stored images count against the tenant's bytes
+		if err := s.checkQuota(c, "bytes"); err != nil {
+			writeError(c, err)
+			return
+		}
+	}
 	if s.opts.Jobs != nil {
 		// A server with the model checks the request before it is queued; one without leaves it to the worker.
 		if s.opts.Generator != nil {

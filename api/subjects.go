@@ -53,7 +53,7 @@ func (s *Server) createSubject(c *gin.Context) {
 	if svc == nil {
 		return
 	}
-	for _, what := range []string{"subjects", "jobs"} {
+	for _, what := range []string{"subjects", "jobs", "bytes"} {
 		if err := s.checkQuota(c, what); err != nil {
 			writeError(c, err)
 			return

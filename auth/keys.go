@@ -72,7 +72,7 @@ func (ks *Keys) Create(ctx context.Context, k cachet.NewKey) (*cachet.APIKey, st
 		return nil, "", cachet.InvalidField("name", "has %d characters; at most 200", len(k.Name))
 	}
 	l := k.Limits
-	if l.RequestsPerSecond < 0 || l.Burst < 0 || l.Jobs < 0 || l.Subjects < 0 || l.Collections < 0 {
+	if l.RequestsPerSecond < 0 || l.Burst < 0 || l.Jobs < 0 || l.Subjects < 0 || l.Collections < 0 || l.StoredBytes < 0 {
 		return nil, "", cachet.InvalidField("limits", "must not be negative (0 takes the server's default)")
 	}
 	raw := make([]byte, 20)

@@ -75,6 +75,8 @@ func (st store) usage(ctx context.Context) (cachet.Usage, error) {
 	err := st.pool.QueryRow(ctx, `SELECT
 		(SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')),
 		(SELECT count(*) FROM subjects),
-		(SELECT count(*) FROM collections)`).Scan(&u.Jobs, &u.Subjects, &u.Collections)
+		(SELECT count(*) FROM collections),
+		(SELECT coalesce(sum(cache_bytes), 0) FROM subjects) + (SELECT coalesce(sum(bytes), 0) FROM subject_refs)
+			+ (SELECT coalesce(sum(bytes), 0) FROM generations)`).Scan(&u.Jobs, &u.Subjects, &u.Collections, &u.StoredBytes)
 	return u, err
 }

@@ -202,7 +202,7 @@ func (e *Endpoint) storeImage(ctx context.Context, out *cachet.GenerateResult, r
 		subject = &out.SubjectID
 	}
 	row := generationRow{id: id, batch: out.ID, index: i, subject: subject, prompt: out.Prompt, seed: req.Seed, steps: req.Steps,
-		guidance: req.Guidance, cleanRenorm: req.CleanRenorm, cache: policy, key: img.Key}
+		guidance: req.Guidance, cleanRenorm: req.CleanRenorm, cache: policy, key: img.Key, bytes: int64(len(png))}
 	if err := e.st.insert(ctx, row); err != nil {
 		return img, fmt.Errorf("generate: recording image %d: %w", i, err)
 	}

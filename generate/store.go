@@ -23,15 +23,16 @@ type generationRow struct {
 	cleanRenorm float64
 	cache       []byte // the step-cache policy, JSON
 	key         string
+	bytes       int64
 }
 
 // insert records one image; a subject deleted meanwhile is recorded as none. A job run again records
 // its images once: their ids come from the job.
 func (st store) insert(ctx context.Context, r generationRow) error {
-	_, err := st.pool.Exec(ctx, `INSERT INTO generations (id, batch_id, idx, subject_id, prompt, seed, steps, guidance, clean_renorm, cache, object_key)
-		VALUES ($1, $2, $3, (SELECT id FROM subjects WHERE id = $4::uuid), $5, $6, $7, $8, $9, $10, $11)
+	_, err := st.pool.Exec(ctx, `INSERT INTO generations (id, batch_id, idx, subject_id, prompt, seed, steps, guidance, clean_renorm, cache, object_key, bytes)
+		VALUES ($1, $2, $3, (SELECT id FROM subjects WHERE id = $4::uuid), $5, $6, $7, $8, $9, $10, $11, $12)
 		ON CONFLICT (id) DO NOTHING`,
-		r.id, r.batch, r.index, r.subject, r.prompt, r.seed, r.steps, r.guidance, r.cleanRenorm, r.cache, r.key)
+		r.id, r.batch, r.index, r.subject, r.prompt, r.seed, r.steps, r.guidance, r.cleanRenorm, r.cache, r.key, r.bytes)
 	return err
 }
 

@@ -50,6 +50,7 @@ func newKeysCmd(cf *configFlags) *cobra.Command {
 	f.IntVar(&k.Limits.Jobs, "quota-jobs", 0, "model jobs queued or running at once (0: the server's --quota-jobs)")
 	f.IntVar(&k.Limits.Subjects, "quota-subjects", 0, "subjects kept (0: the server's --quota-subjects)")
 	f.IntVar(&k.Limits.Collections, "quota-collections", 0, "collections kept (0: the server's --quota-collections)")
+	f.Int64Var(&k.Limits.StoredBytes, "quota-bytes", 0, "bytes kept in the object store (0: the server's --quota-bytes)")
 	_ = create.MarkFlagRequired("tenant")
 
 	var tenant string

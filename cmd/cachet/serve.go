@@ -38,6 +38,7 @@ func newServeCmd(cf *configFlags) *cobra.Command {
 	f.IntVar(&a.Limits.Jobs, "quota-jobs", a.Limits.Jobs, "model jobs a tenant may have queued or running (0: unlimited)")
 	f.IntVar(&a.Limits.Subjects, "quota-subjects", a.Limits.Subjects, "subjects a tenant may keep (0: unlimited)")
 	f.IntVar(&a.Limits.Collections, "quota-collections", a.Limits.Collections, "collections a tenant may keep (0: unlimited)")
+	f.Int64Var(&a.Limits.StoredBytes, "quota-bytes", a.Limits.StoredBytes, "bytes a tenant may keep in the object store: references, subject caches, stored images (0: unlimited)")
 	f.StringSliceVar(&a.CORSOrigins, "cors-origins", a.CORSOrigins, "origins a browser may call the API from (none by default)")
 	f.StringSliceVar(&a.TrustedProxies, "trusted-proxies", a.TrustedProxies, "proxies (IPs or CIDRs) whose X-Forwarded-For names the client (none by default)")
 	return cmd
