@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -114,15 +115,28 @@ func TestKilledWorkersJobCompletesElsewhere(t *testing.T) {
 	base := "http://" + srv.addr
 	first := startWorker(t, bin, append(services, jobFlags...)...)
 
-	a := send(t, http.MethodPost, base+"/v1/generate", "application/json",
-		[]byte(`{"prompt": "a small bag on the left", "n": 2, "steps": 200, "seed": 3, "output": "url", "async": true}`), 30*time.Second)
-	if a.status != http.StatusAccepted {
-		t.Fatalf("submitting: %d %s", a.status, a.body)
+	api := apiClient(t, base, "") // the client generated from the contract; this server runs without keys
+	sub, err := api.GenerateWithBodyWithResponse(context.Background(), "application/json",
+		strings.NewReader(`{"prompt": "a small bag on the left", "n": 2, "steps": 200, "seed": 3, "output": "url", "async": true}`))
+	if err != nil || sub.JSON202 == nil || sub.JSON202.Id == nil {
+		t.Fatalf("submitting: %v %d %s", err, sub.StatusCode(), sub.Body)
 	}
-	id := decodeJob(t, a).ID
+	id := *sub.JSON202.Id
+	getJob := func() cachet.Job {
+		t.Helper()
+		r, err := api.GetJobWithResponse(context.Background(), id)
+		if err != nil || r.JSON200 == nil {
+			t.Fatalf("reading job %s: %v %s", id, err, r.Body)
+		}
+		var j cachet.Job
+		if err := json.Unmarshal(r.Body, &j); err != nil {
+			t.Fatal(err)
+		}
+		return j
+	}
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		j := decodeJob(t, send(t, http.MethodGet, base+"/v1/jobs/"+id, "", nil, 10*time.Second))
+		j := getJob()
 		if j.State == cachet.JobRunning && j.Progress.Step >= 5 {
 			break
 		}
@@ -138,7 +152,7 @@ func TestKilledWorkersJobCompletesElsewhere(t *testing.T) {
 	defer cancel()
 	var j cachet.Job
 	for {
-		j = decodeJob(t, send(t, http.MethodGet, base+"/v1/jobs/"+id, "", nil, 10*time.Second))
+		j = getJob()
 		if j.State.Done() || ctx.Err() != nil {
 			break
 		}
