@@ -1,6 +1,7 @@
 package cachet
 
 import (
+	"cmp"
 	"context"
 	"time"
 )
@@ -60,25 +61,14 @@ type KeyLimits struct {
 
 // Or fills l's zero fields from def.
 func (l KeyLimits) Or(def KeyLimits) KeyLimits {
-	if l.RequestsPerSecond == 0 {
-		l.RequestsPerSecond = def.RequestsPerSecond
+	return KeyLimits{
+		RequestsPerSecond: cmp.Or(l.RequestsPerSecond, def.RequestsPerSecond),
+		Burst:             cmp.Or(l.Burst, def.Burst),
+		Jobs:              cmp.Or(l.Jobs, def.Jobs),
+		Subjects:          cmp.Or(l.Subjects, def.Subjects),
+		Collections:       cmp.Or(l.Collections, def.Collections),
+		StoredBytes:       cmp.Or(l.StoredBytes, def.StoredBytes),
 	}
-	if l.Burst == 0 {
-		l.Burst = def.Burst
-	}
-	if l.Jobs == 0 {
-		l.Jobs = def.Jobs
-	}
-	if l.Subjects == 0 {
-		l.Subjects = def.Subjects
-	}
-	if l.Collections == 0 {
-		l.Collections = def.Collections
-	}
-	if l.StoredBytes == 0 {
-		l.StoredBytes = def.StoredBytes
-	}
-	return l
 }
 
 // NewKey is a key to make.

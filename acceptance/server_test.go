@@ -144,42 +144,39 @@ func startServer(t *testing.T, bin string, flags ...string) *server {
 	}
 	s := startProcess(t, bin, append([]string{"serve", "--addr", addr}, flags...)...)
 	s.addr = addr
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
+	s.waitFor(t, "cachet serve", "ready", func() bool {
 		resp, err := http.Get("http://" + s.addr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s
-			}
+		if err != nil {
+			return false
 		}
-		select {
-		case err := <-s.done:
-			t.Fatalf("cachet serve exited: %v\n%s", err, s.log.String())
-		case <-time.After(200 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("cachet serve not ready after 3 minutes:\n%s", s.log.String())
-		}
-	}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return s
 }
 
 // startWorker runs bin worker with the shipped weights and the given flags, and waits until it takes jobs.
 func startWorker(t *testing.T, bin string, flags ...string) *server {
 	t.Helper()
 	s := startProcess(t, bin, append([]string{"worker"}, flags...)...)
+	s.waitFor(t, "cachet worker", "started", func() bool { return s.logHas("River client started") })
+	return s
+}
+
+// waitFor polls until ready says so, failing the test when the process exits first or 3 minutes pass.
+func (s *server) waitFor(t *testing.T, name, state string, ready func() bool) {
+	t.Helper()
 	deadline := time.Now().Add(3 * time.Minute)
-	for !s.logHas("River client started") {
+	for !ready() {
 		select {
 		case err := <-s.done:
-			t.Fatalf("cachet worker exited: %v\n%s", err, s.log.String())
+			t.Fatalf("%s exited: %v\n%s", name, err, s.log.String())
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("cachet worker not started after 3 minutes:\n%s", s.log.String())
+			t.Fatalf("%s not %s after 3 minutes:\n%s", name, state, s.log.String())
 		}
 	}
-	return s
 }
 
 // startProcess runs bin with args, the shipped weights, one libtorch thread and JSON logs, and stops it

@@ -35,7 +35,7 @@ func (c tenantClient) do(method, path, ctype string, body []byte) (int, http.Hea
 	if c.key != "" {
 		req.Header.Set("Authorization", "Bearer "+c.key)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := (&http.Client{Transport: contractTransport{c.t}}).Do(req)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -44,7 +44,6 @@ func (c tenantClient) do(method, path, ctype string, body []byte) (int, http.Hea
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	checkContract(c.t, method, c.base+path, resp.StatusCode, resp.Header, b)
 	return resp.StatusCode, resp.Header, b
 }
 

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -92,27 +93,29 @@ func (s *Server) authenticate(c *gin.Context) {
 	c.Next()
 }
 
-// checkQuota refuses a request that would take the tenant past its key's limit on what (jobs, subjects,
-// collections, bytes stored); without keys there are no quotas.
-func (s *Server) checkQuota(c *gin.Context, what string) error {
+// checkQuota refuses a request that would take the tenant past its key's limit on any of what (jobs,
+// subjects, collections, bytes stored), from one reading of the tenant's usage; without keys there are no
+// quotas.
+func (s *Server) checkQuota(c *gin.Context, what ...string) error {
 	lim, ok := c.Request.Context().Value(limitsKey{}).(cachet.KeyLimits)
 	if !ok {
 		return nil
 	}
-	limit := map[string]int64{"jobs": int64(lim.Jobs), "subjects": int64(lim.Subjects), "collections": int64(lim.Collections), "bytes": lim.StoredBytes}[what]
-	if limit <= 0 {
+	limits := map[string]int64{"jobs": int64(lim.Jobs), "subjects": int64(lim.Subjects), "collections": int64(lim.Collections), "bytes": lim.StoredBytes}
+	if !slices.ContainsFunc(what, func(w string) bool { return limits[w] > 0 }) {
 		return nil
 	}
 	u, err := s.opts.Auth.Keys.Usage(c.Request.Context())
 	if err != nil {
 		return err
 	}
-	have := map[string]int64{"jobs": int64(u.Jobs), "subjects": int64(u.Subjects), "collections": int64(u.Collections), "bytes": u.StoredBytes}[what]
-	if have >= limit {
-		p, _ := cachet.PrincipalFrom(c.Request.Context())
-		hint := map[string]string{"jobs": "wait for some to finish", "subjects": "delete some", "collections": "delete some",
-			"bytes": "delete subjects"}[what]
-		return cachet.Errorf(cachet.CodeQuotaExceeded, "tenant %s holds %d %s, the most its key allows (%d); %s, or ask an operator to raise the key's limit", p.Tenant, have, what, limit, hint)
+	held := map[string]int64{"jobs": int64(u.Jobs), "subjects": int64(u.Subjects), "collections": int64(u.Collections), "bytes": u.StoredBytes}
+	hints := map[string]string{"jobs": "wait for some to finish", "subjects": "delete some", "collections": "delete some", "bytes": "delete subjects"}
+	for _, w := range what {
+		if limit, have := limits[w], held[w]; limit > 0 && have >= limit {
+			p, _ := cachet.PrincipalFrom(c.Request.Context())
+			return cachet.Errorf(cachet.CodeQuotaExceeded, "tenant %s holds %d %s, the most its key allows (%d); %s, or ask an operator to raise the key's limit", p.Tenant, have, w, limit, hints[w])
+		}
 	}
 	return nil
 }

@@ -26,6 +26,7 @@ type operation struct {
 	method, path, id, summary string
 	public                    bool           // no API key
 	body                      any            // JSON request body (nil: none)
+	optionalBody              bool           // the JSON body may be left out
 	multipart                 bool           // a subject upload
 	query                     []string       // query parameters (all optional)
 	answers                   map[int]any    // status → JSON body (nil value: no body)
@@ -66,7 +67,7 @@ func operations() []operation {
 		{method: "POST", path: "/v1/collections/{id}/samples", id: "addSamples", summary: "Add samples (labels optional)",
 			body: AddSamplesBody{}, answers: map[int]any{200: cachet.Collection{}}},
 		{method: "POST", path: "/v1/collections/{id}/build", id: "buildCollection", summary: "Build the collection's cache model",
-			body: BuildBody{}, answers: map[int]any{200: cachet.Collection{}, 202: job}},
+			body: BuildBody{}, optionalBody: true, answers: map[int]any{200: cachet.Collection{}, 202: job}},
 		{method: "POST", path: "/v1/classify", id: "classify", summary: "Top labels of images, zero-shot or against a collection",
 			body: ClassifyBody{}, answers: map[int]any{200: cachet.ClassifyResult{}}},
 		{method: "GET", path: "/v1/jobs/{id}", id: "getJob", summary: "A job: state, progress, timings, result or error", answers: map[int]any{200: job}},
@@ -98,6 +99,7 @@ func Spec(version string) (*openapi3.T, error) {
 	}
 	for _, o := range operations() {
 		op := &openapi3.Operation{OperationID: o.id, Summary: o.summary, Responses: openapi3.NewResponses()}
+		op.Responses.Delete("default") // set last, after the statuses
 		if o.public {
 			op.Security = &openapi3.SecurityRequirements{}
 		}
@@ -113,8 +115,7 @@ func Spec(version string) (*openapi3.T, error) {
 			if err != nil {
 				return nil, fmt.Errorf("api: %s's body: %w", o.id, err)
 			}
-			op.RequestBody = &openapi3.RequestBodyRef{Value: openapi3.NewRequestBody().WithRequired(o.method != "POST" || !strings.HasSuffix(o.path, "/build")).
-				WithJSONSchemaRef(s)}
+			op.RequestBody = &openapi3.RequestBodyRef{Value: openapi3.NewRequestBody().WithRequired(!o.optionalBody).WithJSONSchemaRef(s)}
 		case o.multipart:
 			form := openapi3.NewObjectSchema().WithRequired([]string{"name", "images"}).
 				WithProperty("name", openapi3.NewStringSchema()).WithProperty("class", openapi3.NewStringSchema()).
@@ -123,8 +124,6 @@ func Spec(version string) (*openapi3.T, error) {
 			op.RequestBody = &openapi3.RequestBodyRef{Value: openapi3.NewRequestBody().WithRequired(true).
 				WithContent(openapi3.NewContentWithFormDataSchema(form))}
 		}
-		op.Responses = openapi3.NewResponses()
-		op.Responses.Delete("default")
 		for status, v := range o.answers {
 			r := openapi3.NewResponse().WithDescription(http.StatusText(status))
 			if v != nil {
@@ -147,14 +146,13 @@ func Spec(version string) (*openapi3.T, error) {
 	return doc, nil
 }
 
-// wireSchema adjusts generated schemas to what the JSON really holds: byte slices travel as base64
-// strings, optional fields (omitempty) are not required, times are date-time strings.
-func wireSchema(name string, t reflect.Type, tag reflect.StructTag, s *openapi3.Schema) error {
-	if t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Uint8 || t == reflect.TypeOf(json.RawMessage{}) {
-		if t == reflect.TypeOf(json.RawMessage{}) {
-			*s = openapi3.Schema{} // any JSON value
-			return nil
-		}
+// wireSchema adjusts generated schemas to what the JSON really holds: a json.RawMessage is any JSON value,
+// other byte slices travel as base64 strings.
+func wireSchema(_ string, t reflect.Type, _ reflect.StructTag, s *openapi3.Schema) error {
+	switch {
+	case t == reflect.TypeFor[json.RawMessage]():
+		*s = openapi3.Schema{}
+	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Uint8:
 		*s = *openapi3.NewStringSchema().WithFormat("byte")
 	}
 	return nil

@@ -53,11 +53,9 @@ func (s *Server) createSubject(c *gin.Context) {
 	if svc == nil {
 		return
 	}
-	for _, what := range []string{"subjects", "jobs", "bytes"} {
-		if err := s.checkQuota(c, what); err != nil {
-			writeError(c, err)
-			return
-		}
+	if err := s.checkQuota(c, "subjects", "jobs", "bytes"); err != nil {
+		writeError(c, err)
+		return
 	}
 	lim := svc.UploadLimits()
 	mediaType, params, err := mime.ParseMediaType(c.GetHeader("Content-Type"))

@@ -177,15 +177,18 @@ func (q *Jobs) Cancel(ctx context.Context, id string) (*cachet.Job, error) {
 }
 
 func (q *Jobs) Watch(ctx context.Context, id string) (<-chan *cachet.Job, error) {
-	first, _, err := q.current(ctx, id)
-	if err != nil {
+	if _, err := q.Job(ctx, id); err != nil {
 		return nil, err
 	}
 	out := make(chan *cachet.Job)
 	go func() {
 		defer close(out)
 		var last *cachet.Job
-		for j := first; ; {
+		for {
+			j, changed, err := q.current(ctx, id)
+			if err != nil {
+				return
+			}
 			if last == nil || j.State != last.State || j.Progress != last.Progress {
 				select {
 				case out <- j:
@@ -197,19 +200,10 @@ func (q *Jobs) Watch(ctx context.Context, id string) (<-chan *cachet.Job, error)
 			if j.State.Done() {
 				return
 			}
-			var changed <-chan struct{}
-			if j, changed, err = q.current(ctx, id); err != nil {
+			select {
+			case <-ctx.Done():
 				return
-			}
-			if j.State == last.State && j.Progress == last.Progress {
-				select {
-				case <-ctx.Done():
-					return
-				case <-changed:
-				}
-				if j, _, err = q.current(ctx, id); err != nil {
-					return
-				}
+			case <-changed:
 			}
 		}
 	}()

@@ -27,19 +27,14 @@ func newKeysCmd(cf *configFlags) *cobra.Command {
   ./cachet keys create --tenant ops --admin --name "on-call"
   ./cachet keys create --tenant acme --rate-limit 5 --quota-jobs 8`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			db, err := storage.MigrateAndOpen(cmd.Context(), cf.cfg.DatabaseURL)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			_, secret, err := auth.New(db).Create(cmd.Context(), k)
+		RunE: withKeys(cf, func(cmd *cobra.Command, keys *auth.Keys, _ []string) error {
+			_, secret, err := keys.Create(cmd.Context(), k)
 			if err != nil {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), secret)
 			return nil
-		},
+		}),
 	}
 	f := create.Flags()
 	f.StringVar(&k.Tenant, "tenant", "", "the tenant the key acts for (lowercase letters, digits, - and _)")
@@ -59,13 +54,8 @@ func newKeysCmd(cf *configFlags) *cobra.Command {
 		Use:   "list",
 		Short: "List the API keys (never their secrets)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			db, err := storage.MigrateAndOpen(cmd.Context(), cf.cfg.DatabaseURL)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			keys, err := auth.New(db).List(cmd.Context(), tenant)
+		RunE: withKeys(cf, func(cmd *cobra.Command, ks *auth.Keys, _ []string) error {
+			keys, err := ks.List(cmd.Context(), tenant)
 			if err != nil {
 				return err
 			}
@@ -82,7 +72,7 @@ func newKeysCmd(cf *configFlags) *cobra.Command {
 				fmt.Fprintf(w, "%s\t%s\t%s…\t%v\t%s\t%s\t%s\n", k.ID, k.Tenant, k.Prefix, k.Admin, k.Name, k.CreatedAt.Format(time.DateTime), revoked)
 			}
 			return w.Flush()
-		},
+		}),
 	}
 	list.Flags().StringVar(&tenant, "tenant", "", "only this tenant's keys")
 	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -92,15 +82,22 @@ func newKeysCmd(cf *configFlags) *cobra.Command {
 		Short:   "Revoke an API key (servers stop accepting it within 5 seconds)",
 		Example: `  ./cachet keys revoke 0b6d3c6e-6f1e-4a4e-9f54-3f1f5b8f2f0a`,
 		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			db, err := storage.MigrateAndOpen(cmd.Context(), cf.cfg.DatabaseURL)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			return auth.New(db).Revoke(cmd.Context(), args[0])
-		},
+		RunE: withKeys(cf, func(cmd *cobra.Command, keys *auth.Keys, args []string) error {
+			return keys.Revoke(cmd.Context(), args[0])
+		}),
 	}
 	cmd.AddCommand(create, list, revoke)
 	return cmd
+}
+
+// withKeys runs a keys subcommand on the keys of --database-url (migrated first).
+func withKeys(cf *configFlags, run func(cmd *cobra.Command, keys *auth.Keys, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		db, err := storage.MigrateAndOpen(cmd.Context(), cf.cfg.DatabaseURL)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		return run(cmd, auth.New(db), args)
+	}
 }

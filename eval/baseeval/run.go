@@ -291,8 +291,13 @@ type sampling struct {
 	newCache func() (model.StepCache, error)
 }
 
-func newSampling(ctx context.Context, cfg Config, ms *Models) (*sampling, error) {
+func newSampling(ctx context.Context, cfg Config, ms *Models) (_ *sampling, err error) {
 	s := &sampling{ms: ms, newCache: func() (model.StepCache, error) { return nil, nil }}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
 	if cfg.Guide != "" {
 		if err := ms.W.Do(ctx, func() error {
 			var err error
@@ -305,18 +310,15 @@ func newSampling(ctx context.Context, cfg Config, ms *Models) (*sampling, error)
 	if cfg.Cache != "" {
 		spec, err := stepcache.ParseConfig(cfg.Cache)
 		if err != nil {
-			s.close()
 			return nil, err
 		}
 		cals, err := stepcache.LoadCalibrations(stepcache.CalibrationPath(cfg.Weights))
 		if err != nil {
-			s.close()
 			return nil, err
 		}
 		spec = cals.Apply(spec)
 		depth := ms.DiT.Cfg.Depth
 		if _, err := stepcache.New(spec, depth); err != nil {
-			s.close()
 			return nil, cachet.InvalidField("cache", "%s: %v", cfg.Cache, err)
 		}
 		s.newCache = func() (model.StepCache, error) { return stepcache.New(spec, depth) }
