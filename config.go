@@ -20,6 +20,8 @@ type Config struct {
 	StartupTimeout time.Duration
 	// RequestTimeout bounds one API request, model work included.
 	RequestTimeout time.Duration
+	// Console serves the web console at / (on by default).
+	Console bool
 	// SweepInterval is how often serve repairs what crashes and outages left behind (stale builds, orphaned
 	// objects); 0 turns the sweeper off.
 	SweepInterval time.Duration
@@ -144,6 +146,7 @@ func DefaultConfig() Config {
 		ShutdownTimeout: 15 * time.Second,
 		StartupTimeout:  5 * time.Second,
 		RequestTimeout:  10 * time.Minute,
+		Console:         true,
 		SweepInterval:   5 * time.Minute,
 		StaleAfter:      2 * time.Minute,
 		OrphanAfter:     10 * time.Minute,

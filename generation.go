@@ -213,6 +213,8 @@ type SubjectService interface {
 	DeleteSubject(ctx context.Context, id string) error
 	SimilarSubjects(ctx context.Context, id string, k int) ([]*SimilarSubject, error)
 	RetrySubject(ctx context.Context, id string) (*Subject, error)
+	// SubjectReference is reference image n of a subject, as stored (PNG).
+	SubjectReference(ctx context.Context, id string, n int) ([]byte, error)
 	UploadLimits() UploadLimits
 }
 

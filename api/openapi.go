@@ -37,6 +37,7 @@ type operation struct {
 type HealthBody struct {
 	Status  string `json:"status"`
 	Version string `json:"version"`
+	Auth    string `json:"auth"` // "keys" (requests need an API key) or "off"
 }
 
 // operations is the API's contract: every route, with what it takes and answers (errors: ErrorBody).
@@ -56,6 +57,8 @@ func operations() []operation {
 			query: []string{"limit", "offset", "status"}, answers: map[int]any{200: SubjectsBody{}}},
 		{method: "GET", path: "/v1/subjects/{id}", id: "getSubject", summary: "One subject", answers: map[int]any{200: cachet.Subject{}}},
 		{method: "DELETE", path: "/v1/subjects/{id}", id: "deleteSubject", summary: "Delete a subject and its objects", answers: map[int]any{204: nil}},
+		{method: "GET", path: "/v1/subjects/{id}/refs/{n}", id: "subjectReference", summary: "A subject's reference image n (PNG, as stored)",
+			other: map[int]string{200: "image/png"}},
 		{method: "GET", path: "/v1/subjects/{id}/similar", id: "similarSubjects", summary: "Nearest subjects by pooled features",
 			query: []string{"k"}, answers: map[int]any{200: SimilarBody{}}},
 		{method: "POST", path: "/v1/subjects/{id}/retry", id: "retrySubject", summary: "Rebuild a subject's cache from its stored originals",
@@ -70,6 +73,8 @@ func operations() []operation {
 			body: BuildBody{}, optionalBody: true, answers: map[int]any{200: cachet.Collection{}, 202: job}},
 		{method: "POST", path: "/v1/classify", id: "classify", summary: "Top labels of images, zero-shot or against a collection",
 			body: ClassifyBody{}, answers: map[int]any{200: cachet.ClassifyResult{}}},
+		{method: "GET", path: "/v1/catalog", id: "catalog", summary: "Prompt grammar, sampling presets, step-cache policies and limits",
+			answers: map[int]any{200: cachet.Catalog{}}},
 		{method: "GET", path: "/v1/jobs/{id}", id: "getJob", summary: "A job: state, progress, timings, result or error", answers: map[int]any{200: job}},
 		{method: "GET", path: "/v1/jobs/{id}/events", id: "jobEvents", summary: "A job's changes as Server-Sent Events",
 			other: map[int]string{200: "text/event-stream"}},
@@ -103,8 +108,10 @@ func Spec(version string) (*openapi3.T, error) {
 		if o.public {
 			op.Security = &openapi3.SecurityRequirements{}
 		}
-		if strings.Contains(o.path, "{id}") {
-			op.AddParameter(openapi3.NewPathParameter("id").WithSchema(openapi3.NewStringSchema()))
+		for _, seg := range strings.Split(o.path, "/") {
+			if name, ok := strings.CutPrefix(seg, "{"); ok {
+				op.AddParameter(openapi3.NewPathParameter(strings.TrimSuffix(name, "}")).WithSchema(openapi3.NewStringSchema()))
+			}
 		}
 		for _, q := range o.query {
 			op.AddParameter(openapi3.NewQueryParameter(q).WithSchema(openapi3.NewStringSchema()))

@@ -53,6 +53,10 @@ type Options struct {
 	CORSOrigins []string
 	// TrustedProxies may set X-Forwarded-For (none by default: the client is the connection's peer).
 	TrustedProxies []string
+	// Catalog is GET /v1/catalog (its Upload and Jobs are filled in from Subjects and Jobs).
+	Catalog cachet.Catalog
+	// Console, when set, serves the web console at / (console.Paths: the page, its assets, the reports).
+	Console http.Handler
 }
 
 // Server is the HTTP API.
@@ -101,7 +105,14 @@ func New(opts Options) (*Server, error) {
 	s.classifyRoutes(e)
 	s.subjectRoutes(e)
 	e.POST("/v1/generate", s.generate)
+	e.GET("/v1/catalog", s.catalog)
 	s.jobRoutes(e)
+	if opts.Console != nil {
+		console := gin.WrapH(opts.Console)
+		for _, path := range consoleRoutes {
+			e.GET(path, console)
+		}
+	}
 	return s, nil
 }
 
@@ -158,8 +169,24 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, shutdownTimeout tim
 	return nil
 }
 
+// consoleRoutes are the web console's: its page, assets and reports (public: the page asks for the key).
+var consoleRoutes = []string{"/", "/console/*path", "/reports/*path"}
+
 func (s *Server) healthz(c *gin.Context) {
-	c.JSON(http.StatusOK, gin.H{"status": "ok", "version": s.opts.Version})
+	body := HealthBody{Status: "ok", Version: s.opts.Version, Auth: "off"}
+	if s.opts.Auth != nil {
+		body.Auth = "keys"
+	}
+	c.JSON(http.StatusOK, body)
+}
+
+func (s *Server) catalog(c *gin.Context) {
+	cat := s.opts.Catalog
+	cat.Jobs = s.opts.Jobs != nil
+	if s.opts.Subjects != nil {
+		cat.Upload = s.opts.Subjects.UploadLimits()
+	}
+	c.JSON(http.StatusOK, cat)
 }
 
 // ComponentStatus is one entry of /readyz.

@@ -34,6 +34,7 @@ func (s *Server) subjectRoutes(e *gin.Engine) {
 	e.GET("/v1/subjects", s.listSubjects)
 	e.GET("/v1/subjects/:id", s.getSubject)
 	e.DELETE("/v1/subjects/:id", s.deleteSubject)
+	e.GET("/v1/subjects/:id/refs/:n", s.subjectReference)
 	e.GET("/v1/subjects/:id/similar", s.similarSubjects)
 	e.POST("/v1/subjects/:id/retry", s.retrySubject)
 }
@@ -246,4 +247,25 @@ func (s *Server) retrySubject(c *gin.Context) {
 		return
 	}
 	s.answerSubject(c, sub, c.Query("async") == "true", http.StatusOK)
+}
+
+// subjectReference answers a stored reference image (the console's thumbnails).
+func (s *Server) subjectReference(c *gin.Context) {
+	svc := s.subjectService(c)
+	if svc == nil {
+		return
+	}
+	n, err := strconv.Atoi(c.Param("n"))
+	if err != nil {
+		writeError(c, cachet.Errorf(cachet.CodeInvalidArgument, "the reference number must be an integer (got %q)", c.Param("n")))
+		return
+	}
+	data, err := svc.SubjectReference(c.Request.Context(), c.Param("id"), n)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	// A subject's references never change (a new upload is a new subject).
+	c.Header("Cache-Control", "private, max-age=3600")
+	c.Data(http.StatusOK, "image/png", data)
 }

@@ -69,13 +69,16 @@ func (g *Generator) Generate(_ context.Context, req cachet.GenerateRequest) (*ca
 type Subjects struct {
 	mu    sync.Mutex
 	byID  map[string]*cachet.Subject
-	order []string // oldest first
+	refs  map[string][][]byte // the uploaded images, by subject id
+	order []string            // oldest first
 }
 
 var _ cachet.SubjectService = (*Subjects)(nil)
 
 // NewSubjects is an empty store.
-func NewSubjects() *Subjects { return &Subjects{byID: map[string]*cachet.Subject{}} }
+func NewSubjects() *Subjects {
+	return &Subjects{byID: map[string]*cachet.Subject{}, refs: map[string][][]byte{}}
+}
 
 // UploadLimits are the real service's defaults.
 func (s *Subjects) UploadLimits() cachet.UploadLimits {
@@ -105,6 +108,9 @@ func (s *Subjects) CreateSubject(_ context.Context, in cachet.NewSubject) (*cach
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.byID[sub.ID] = sub
+	for _, u := range in.Images {
+		s.refs[sub.ID] = append(s.refs[sub.ID], u.Data)
+	}
 	s.order = append(s.order, sub.ID)
 	return clone(sub), nil
 }
@@ -156,6 +162,7 @@ func (s *Subjects) DeleteSubject(_ context.Context, id string) error {
 		return notFound(id)
 	}
 	delete(s.byID, id)
+	delete(s.refs, id)
 	s.order = slices.DeleteFunc(s.order, func(x string) bool { return x == id })
 	return nil
 }
@@ -188,4 +195,18 @@ func (s *Subjects) RetrySubject(ctx context.Context, id string) (*cachet.Subject
 		return nil, err
 	}
 	return nil, cachet.Errorf(cachet.CodeConflict, "subject %s is ready with this model and extraction; nothing to retry", id)
+}
+
+// SubjectReference is the image uploaded as reference n (as uploaded: the real service stores PNG).
+func (s *Subjects) SubjectReference(_ context.Context, id string, n int) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	refs, ok := s.refs[id]
+	switch {
+	case !ok:
+		return nil, notFound(id)
+	case n < 0 || n >= len(refs):
+		return nil, cachet.Errorf(cachet.CodeNotFound, "subject %s has references 0…%d (got %d)", id, len(refs)-1, n)
+	}
+	return refs[n], nil
 }

@@ -60,10 +60,13 @@ type Service struct {
 	batch  *batcher // nil: no batching
 }
 
+// DefaultMaxImages bounds a request's N when Options name no bound.
+const DefaultMaxImages = 16
+
 // New builds the service for a loaded model.
 func New(w *model.Worker, m *model.DiT, opts Options) *Service {
 	if opts.MaxImages <= 0 {
-		opts.MaxImages = 16
+		opts.MaxImages = DefaultMaxImages
 	}
 	if opts.MaxSteps <= 0 || opts.MaxSteps > model.MaxSteps {
 		opts.MaxSteps = model.MaxSteps

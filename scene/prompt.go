@@ -219,3 +219,13 @@ func unknownWord(w string) error {
 func invalid(format string, args ...any) error {
 	return cachet.Errorf(cachet.CodeInvalidArgument, "%s", fmt.Sprintf(format, args...))
 }
+
+// Grammar describes the prompt language for clients that build prompts (GET /v1/catalog).
+func Grammar() cachet.SceneGrammar {
+	g := cachet.SceneGrammar{Classes: ClassNames[:], Example: example,
+		Grammar: "a (small|large) [mirrored] <class> [<position phrase>][, inverted]; the position phrase is for small items only"}
+	for _, p := range Positions() {
+		g.Positions = append(g.Positions, cachet.ScenePosition{Name: p.String(), Phrase: positionPhrases[p]})
+	}
+	return g
+}

@@ -22,6 +22,8 @@ SERVICE_PACKAGES="postgresql-$PG_MAJOR postgresql-$PG_MAJOR-pgvector"
 DATA_PACKAGES="dataset-fashion-mnist"
 # The README's API examples (curl --json needs 7.82+; jq reads the answers); the suite runs them.
 TOOL_PACKAGES="curl jq"
+# The console's browser tests drive a headless Chromium (fonts so its screenshots show text).
+BROWSER_PACKAGES="chromium fonts-dejavu-core"
 
 # MODE says where libtorch-linked code and Postgres run:
 #   native  - Debian 13+ host: Debian's own packages on the host.

@@ -33,7 +33,7 @@ install_gotch_aids() { # $1 = directory (seen from where builds run: host or roo
 
 # --- Debian 13+: native packages -------------------------------------------------------------------
 provision_native() {
-	apt_install_host $TORCH_PACKAGES $SERVICE_PACKAGES $DATA_PACKAGES $TOOL_PACKAGES
+	apt_install_host $TORCH_PACKAGES $SERVICE_PACKAGES $DATA_PACKAGES $TOOL_PACKAGES $BROWSER_PACKAGES
 	if [ "$(cat "$CACHET_CACHE/gotch/.key" 2>/dev/null)" != "$stubs_key" ]; then
 		mkdir -p "$CACHET_CACHE/gotch"
 		install_gotch_aids "$CACHET_CACHE/gotch"
@@ -44,7 +44,7 @@ provision_native() {
 # --- Debian 12: trixie rootfs ----------------------------------------------------------------------
 ROOT=$CACHET_ROOTFS
 base_key=$(hash_of "trixie" "minbase" "$DEBIAN_MIRROR" "rootfs-v1")
-pkgs_key=$(hash_of $TORCH_PACKAGES $SERVICE_PACKAGES $DATA_PACKAGES $TOOL_PACKAGES)
+pkgs_key=$(hash_of $TORCH_PACKAGES $SERVICE_PACKAGES $DATA_PACKAGES $TOOL_PACKAGES $BROWSER_PACKAGES)
 
 stamp_get() { sed -n "s/^$1=//p" "$ROOT/.cachet-stamp" 2>/dev/null; }
 
@@ -60,7 +60,7 @@ rootfs_install_packages() { # $1 = root
 	cp -f /etc/resolv.conf "$1/etc/resolv.conf"
 	say "installing packages in the rootfs (~3 min the first time)"
 	in_root "$1" /usr/bin/env DEBIAN_FRONTEND=noninteractive PATH=/usr/sbin:/usr/bin:/sbin:/bin \
-		/bin/sh -c "apt-get update -qq && apt-get install -y -qq --no-install-recommends $TORCH_PACKAGES $SERVICE_PACKAGES $DATA_PACKAGES $TOOL_PACKAGES >/dev/null && apt-get clean"
+		/bin/sh -c "apt-get update -qq && apt-get install -y -qq --no-install-recommends $TORCH_PACKAGES $SERVICE_PACKAGES $DATA_PACKAGES $TOOL_PACKAGES $BROWSER_PACKAGES >/dev/null && apt-get clean"
 	# Debian's postgresql package creates a default cluster; Cachet runs its own under the state dir.
 	in_root "$1" /bin/sh -c "pg_dropcluster --stop $PG_MAJOR main 2>/dev/null || true"
 }

@@ -78,6 +78,25 @@ func Describe(name string) string {
 	return name + ": " + strings.Join(parts, ", ")
 }
 
+// Catalog lists every policy with its help and parameters, "none" first (GET /v1/catalog).
+func Catalog() []cachet.PolicyInfo {
+	out := make([]cachet.PolicyInfo, 0, len(registry))
+	for _, name := range Names() {
+		s := registry[name]
+		info := cachet.PolicyInfo{Name: name, Help: s.help, Params: []cachet.PolicyParam{}}
+		for _, k := range sortedKeys(s.params) {
+			p := s.params[k]
+			info.Params = append(info.Params, cachet.PolicyParam{Name: k, Default: p.def, Min: p.min, Max: p.max, Integer: p.integer, Help: p.help})
+		}
+		if name == "none" {
+			out = append([]cachet.PolicyInfo{info}, out...)
+		} else {
+			out = append(out, info)
+		}
+	}
+	return out
+}
+
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {

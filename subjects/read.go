@@ -195,3 +195,22 @@ func (s *Service) decodeStored(data []byte, r cachet.SubjectRef) (*Reference, er
 	}
 	return &Reference{Format: r.Format, Width: r.Width, Height: r.Height, PNG: data, Canvas: images.ToCanvas(img)}, nil
 }
+
+// SubjectReference reads reference n of a subject back from the object store (the subject's row says
+// which exist, and row-level security says whose it is).
+func (s *Service) SubjectReference(ctx context.Context, id string, n int) ([]byte, error) {
+	sub, err := s.getSubject(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range sub.Refs {
+		if r.N == n {
+			data, _, err := s.objects.GetBytes(ctx, r.Key)
+			if err != nil {
+				return nil, fmt.Errorf("subjects: reference %d of %s: %w", n, id, err)
+			}
+			return data, nil
+		}
+	}
+	return nil, cachet.Errorf(cachet.CodeNotFound, "subject %s has references 0…%d (got %d)", id, len(sub.Refs)-1, n)
+}

@@ -57,6 +57,19 @@ type CachePolicy struct {
 	Params *map[string]float64 `json:"params,omitempty"`
 }
 
+// Catalog defines model for Catalog.
+type Catalog struct {
+	DefaultPreset *string       `json:"default_preset,omitempty"`
+	Jobs          *bool         `json:"jobs,omitempty"`
+	MaxImages     *int          `json:"max_images,omitempty"`
+	MaxSteps      *int          `json:"max_steps,omitempty"`
+	Model         *string       `json:"model,omitempty"`
+	Policies      *[]PolicyInfo `json:"policies,omitempty"`
+	Presets       *[]Preset     `json:"presets,omitempty"`
+	Scene         *SceneGrammar `json:"scene,omitempty"`
+	Upload        *UploadLimits `json:"upload,omitempty"`
+}
+
 // ClassifyBody defines model for ClassifyBody.
 type ClassifyBody struct {
 	Collection *string   `json:"collection,omitempty"`
@@ -188,6 +201,7 @@ type GeneratedImage struct {
 
 // HealthBody defines model for HealthBody.
 type HealthBody struct {
+	Auth    *string `json:"auth,omitempty"`
 	Status  *string `json:"status,omitempty"`
 	Version *string `json:"version,omitempty"`
 }
@@ -240,6 +254,32 @@ type LabelScore struct {
 	ZeroShotLogit  *float64 `json:"zero_shot_logit,omitempty"`
 }
 
+// PolicyInfo defines model for PolicyInfo.
+type PolicyInfo struct {
+	Help   *string        `json:"help,omitempty"`
+	Name   *string        `json:"name,omitempty"`
+	Params *[]PolicyParam `json:"params,omitempty"`
+}
+
+// PolicyParam defines model for PolicyParam.
+type PolicyParam struct {
+	Default *float64 `json:"default,omitempty"`
+	Help    *string  `json:"help,omitempty"`
+	Integer *bool    `json:"integer,omitempty"`
+	Max     *float64 `json:"max,omitempty"`
+	Min     *float64 `json:"min,omitempty"`
+	Name    *string  `json:"name,omitempty"`
+}
+
+// Preset defines model for Preset.
+type Preset struct {
+	Cache *CachePolicy `json:"cache,omitempty"`
+	Label *string      `json:"label,omitempty"`
+	Name  *string      `json:"name,omitempty"`
+	Note  *string      `json:"note,omitempty"`
+	Steps *int         `json:"steps,omitempty"`
+}
+
 // ReadyBody defines model for ReadyBody.
 type ReadyBody struct {
 	Components *map[string]ComponentStatus `json:"components,omitempty"`
@@ -258,6 +298,20 @@ type ReferenceStats struct {
 type SampleBody struct {
 	Image *[]byte `json:"image,omitempty"`
 	Label *string `json:"label,omitempty"`
+}
+
+// SceneGrammar defines model for SceneGrammar.
+type SceneGrammar struct {
+	Classes   *[]string        `json:"classes,omitempty"`
+	Example   *string          `json:"example,omitempty"`
+	Grammar   *string          `json:"grammar,omitempty"`
+	Positions *[]ScenePosition `json:"positions,omitempty"`
+}
+
+// ScenePosition defines model for ScenePosition.
+type ScenePosition struct {
+	Name   *string `json:"name,omitempty"`
+	Phrase *string `json:"phrase,omitempty"`
 }
 
 // SimilarBody defines model for SimilarBody.
@@ -330,6 +384,13 @@ type SubjectRef struct {
 // SubjectsBody defines model for SubjectsBody.
 type SubjectsBody struct {
 	Subjects *[]Subject `json:"subjects,omitempty"`
+}
+
+// UploadLimits defines model for UploadLimits.
+type UploadLimits struct {
+	MaxImageBytes *int64 `json:"max_image_bytes,omitempty"`
+	MaxImages     *int   `json:"max_images,omitempty"`
+	MaxTotalBytes *int64 `json:"max_total_bytes,omitempty"`
 }
 
 // ListSubjectsParams defines parameters for ListSubjects.
@@ -469,6 +530,11 @@ type ClientInterface interface {
 	// Corresponds with GET /readyz (the `Ready` operationId).
 	Ready(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// Catalog Prompt grammar, sampling presets, step-cache policies and limits
+	//
+	// Corresponds with GET /v1/catalog (the `Catalog` operationId).
+	Catalog(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ClassifyWithBody Top labels of images, zero-shot or against a collection
 	//
 	// Takes any type of body and a specified content type.
@@ -586,6 +652,11 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/subjects/{id} (the `GetSubject` operationId).
 	GetSubject(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// SubjectReference A subject's reference image n (PNG, as stored)
+	//
+	// Corresponds with GET /v1/subjects/{id}/refs/{n} (the `SubjectReference` operationId).
+	SubjectReference(ctx context.Context, id string, n string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// RetrySubject Rebuild a subject's cache from its stored originals
 	//
 	// Corresponds with POST /v1/subjects/{id}/retry (the `RetrySubject` operationId).
@@ -647,6 +718,21 @@ func (c *Client) OpenAPI(ctx context.Context, reqEditors ...RequestEditorFn) (*h
 // Corresponds with GET /readyz (the `Ready` operationId).
 func (c *Client) Ready(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewReadyRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// Catalog Prompt grammar, sampling presets, step-cache policies and limits
+//
+// Corresponds with GET /v1/catalog (the `Catalog` operationId).
+func (c *Client) Catalog(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCatalogRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -964,6 +1050,21 @@ func (c *Client) GetSubject(ctx context.Context, id string, reqEditors ...Reques
 	return c.Client.Do(req)
 }
 
+// SubjectReference A subject's reference image n (PNG, as stored)
+//
+// Corresponds with GET /v1/subjects/{id}/refs/{n} (the `SubjectReference` operationId).
+func (c *Client) SubjectReference(ctx context.Context, id string, n string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSubjectReferenceRequest(c.Server, id, n)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // RetrySubject Rebuild a subject's cache from its stored originals
 //
 // Corresponds with POST /v1/subjects/{id}/retry (the `RetrySubject` operationId).
@@ -1085,6 +1186,33 @@ func NewReadyRequest(server string) (*http.Request, error) {
 	}
 
 	operationPath := fmt.Sprintf("/readyz")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCatalogRequest constructs an http.Request for the Catalog method
+func NewCatalogRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/catalog")
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -1654,6 +1782,47 @@ func NewGetSubjectRequest(server string, id string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewSubjectReferenceRequest constructs an http.Request for the SubjectReference method
+func NewSubjectReferenceRequest(server string, id string, n string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "n", n, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/subjects/%s/refs/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewRetrySubjectRequest constructs an http.Request for the RetrySubject method
 func NewRetrySubjectRequest(server string, id string, params *RetrySubjectParams) (*http.Request, error) {
 	var err error
@@ -1848,6 +2017,13 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /readyz (the `Ready` operationId).
 	ReadyWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ReadyResponse, error)
 
+	// CatalogWithResponse Prompt grammar, sampling presets, step-cache policies and limits
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/catalog (the `Catalog` operationId).
+	CatalogWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*CatalogResponse, error)
+
 	// ClassifyWithBodyWithResponse Top labels of images, zero-shot or against a collection
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -1980,6 +2156,13 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/subjects/{id} (the `GetSubject` operationId).
 	GetSubjectWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*GetSubjectResponse, error)
+
+	// SubjectReferenceWithResponse A subject's reference image n (PNG, as stored)
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/subjects/{id}/refs/{n} (the `SubjectReference` operationId).
+	SubjectReferenceWithResponse(ctx context.Context, id string, n string, reqEditors ...RequestEditorFn) (*SubjectReferenceResponse, error)
 
 	// RetrySubjectWithResponse Rebuild a subject's cache from its stored originals
 	//
@@ -2182,6 +2365,54 @@ func (r ReadyResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ReadyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type CatalogResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Catalog
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorBody
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r CatalogResponse) GetJSON200() *Catalog {
+	return r.JSON200
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r CatalogResponse) GetJSONDefault() *ErrorBody {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CatalogResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CatalogResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CatalogResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CatalogResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -2867,6 +3098,47 @@ func (r GetSubjectResponse) ContentType() string {
 	return ""
 }
 
+type SubjectReferenceResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorBody
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r SubjectReferenceResponse) GetJSONDefault() *ErrorBody {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r SubjectReferenceResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SubjectReferenceResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SubjectReferenceResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SubjectReferenceResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type RetrySubjectResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3020,6 +3292,19 @@ func (c *ClientWithResponses) ReadyWithResponse(ctx context.Context, reqEditors 
 		return nil, err
 	}
 	return ParseReadyResponse(rsp)
+}
+
+// CatalogWithResponse Prompt grammar, sampling presets, step-cache policies and limits
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/catalog (the `Catalog` operationId).
+func (c *ClientWithResponses) CatalogWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*CatalogResponse, error) {
+	rsp, err := c.Catalog(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCatalogResponse(rsp)
 }
 
 // ClassifyWithBodyWithResponse Top labels of images, zero-shot or against a collection
@@ -3269,6 +3554,19 @@ func (c *ClientWithResponses) GetSubjectWithResponse(ctx context.Context, id str
 	return ParseGetSubjectResponse(rsp)
 }
 
+// SubjectReferenceWithResponse A subject's reference image n (PNG, as stored)
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/subjects/{id}/refs/{n} (the `SubjectReference` operationId).
+func (c *ClientWithResponses) SubjectReferenceWithResponse(ctx context.Context, id string, n string, reqEditors ...RequestEditorFn) (*SubjectReferenceResponse, error) {
+	rsp, err := c.SubjectReference(ctx, id, n, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSubjectReferenceResponse(rsp)
+}
+
 // RetrySubjectWithResponse Rebuild a subject's cache from its stored originals
 //
 // Returns a wrapper object for the known response body format(s).
@@ -3414,6 +3712,39 @@ func ParseReadyResponse(rsp *http.Response) (*ReadyResponse, error) {
 			return nil, err
 		}
 		response.JSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseCatalogResponse parses an HTTP response from a CatalogWithResponse call
+func ParseCatalogResponse(rsp *http.Response) (*CatalogResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CatalogResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Catalog
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest ErrorBody
@@ -3887,6 +4218,32 @@ func ParseGetSubjectResponse(rsp *http.Response) (*GetSubjectResponse, error) {
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseSubjectReferenceResponse parses an HTTP response from a SubjectReferenceWithResponse call
+func ParseSubjectReferenceResponse(rsp *http.Response) (*SubjectReferenceResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SubjectReferenceResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest ErrorBody
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {

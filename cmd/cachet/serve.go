@@ -15,6 +15,8 @@ import (
 	"github.com/cachetlab/cachet"
 	"github.com/cachetlab/cachet/api"
 	"github.com/cachetlab/cachet/auth"
+	"github.com/cachetlab/cachet/console"
+	"github.com/cachetlab/cachet/generate"
 	"github.com/cachetlab/cachet/model"
 )
 
@@ -31,6 +33,7 @@ func newServeCmd(cf *configFlags) *cobra.Command {
 	cmd.Flags().StringVar(&cf.cfg.Jobs.Worker, "worker", cf.cfg.Jobs.Worker, "embedded: this process also works jobs; none: an API replica (run `cachet worker` elsewhere)")
 	cmd.Flags().DurationVar(&cf.cfg.Jobs.SyncWait, "sync-wait", cf.cfg.Jobs.SyncWait, "how long a POST without async waits for its job before answering 202 with it")
 	f := cmd.Flags()
+	f.BoolVar(&cf.cfg.Console, "console", cf.cfg.Console, "serve the web console at / (--console=false: the API alone)")
 	a := &cf.cfg.Auth
 	f.StringVar(&a.Mode, "auth", a.Mode, "keys: every route but /healthz and /readyz needs an API key; off: none do (only on a loopback --addr, for development)")
 	f.Float64Var(&a.Limits.RequestsPerSecond, "rate-limit", a.Limits.RequestsPerSecond, "requests a second per key, for keys that set none (0: unlimited)")
@@ -104,8 +107,10 @@ func serve(ctx context.Context, cfg cachet.Config) error {
 	if st.classifier != nil { // a nil pointer in an interface would not read as "no classifier"
 		opts.Classifier = st.classifier
 	}
+	opts.Catalog = generate.NewCatalog("", generate.DefaultMaxImages, model.MaxSteps)
 	if st.generator != nil {
 		opts.Generator = st.generator
+		opts.Catalog = st.generator.Catalog()
 	}
 	opts.CORSOrigins, opts.TrustedProxies = cfg.Auth.CORSOrigins, cfg.Auth.TrustedProxies
 	if cfg.Auth.Mode == "keys" {
@@ -117,6 +122,11 @@ func serve(ctx context.Context, cfg cachet.Config) error {
 	}
 	if useQueue {
 		opts.Jobs = st.queue
+	}
+	if cfg.Console {
+		if opts.Console, err = console.New(); err != nil {
+			return err
+		}
 	}
 	srv, err := api.New(opts)
 	if err != nil {
