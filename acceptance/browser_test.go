@@ -247,10 +247,13 @@ func jsString(s string) string {
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s) + `"`
 }
 
-// screenshot saves the viewport as name.png under the screenshot directory.
+// screenshot saves the whole page as name.png under the screenshot directory.
 func (b *browserSession) screenshot(t *testing.T, dir, name string) {
 	t.Helper()
-	png := get(t, b, "screenshot "+name, chromedp.CaptureScreenshot())
+	if *screenshots != "" { // pictures for the docs: without a passing notice over them
+		b.do(t, "the notice fades", 15*time.Second, waitFor(`!document.querySelector("#toast.show")`))
+	}
+	png := get(t, b, "screenshot "+name, chromedp.FullScreenshot(100)) // 100: PNG
 	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -11,8 +11,6 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
-
-	"github.com/cachetlab/cachet/console"
 )
 
 // TestConsole drives the web console in a real browser against the real binary with the shipped weights
@@ -155,9 +153,5 @@ func TestConsole(t *testing.T) {
 			t.Errorf("the browser saw problems:\n%s", strings.Join(p, "\n"))
 		}
 	}
-	size, err := console.AssetBytes()
-	if err != nil || size >= 300<<10 {
-		t.Errorf("the console's assets are %d bytes (%v); the budget is 300 KiB", size, err)
-	}
-	t.Logf("console: %d responses, assets %.1f KiB, model summary %q", b.responses, float64(size)/1024, summary)
+	t.Logf("console: %d responses; the collection's model: %q", b.responses, summary)
 }

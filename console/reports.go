@@ -2,11 +2,13 @@ package console
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"io/fs"
 	"mime"
 	"net/http"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/yuin/goldmark"
@@ -64,6 +66,8 @@ func loadReports() (*reportSet, error) {
 		if err != nil {
 			return nil, fmt.Errorf("console: report %s: %w", r.id, err)
 		}
+		// The report's own summary (report.md, or named after its directory) comes first.
+		slices.SortStableFunc(entries, func(a, b fs.DirEntry) int { return cmp.Compare(mainRank(r.id, a.Name()), mainRank(r.id, b.Name())) })
 		var out bytes.Buffer
 		for _, e := range entries {
 			switch path.Ext(e.Name()) {
@@ -100,6 +104,13 @@ func reportDir(id string) (fs.FS, error) {
 		}
 	}
 	return nil, fmt.Errorf("console: no report %q is embedded", id)
+}
+
+func mainRank(id, name string) int {
+	if name == "report.md" || name == id+".md" {
+		return 0
+	}
+	return 1
 }
 
 func firstHeading(md []byte) string {
