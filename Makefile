@@ -37,6 +37,7 @@ services-status: ## show whether the services run
 
 run: build services-up ## provision, start the services, serve the API on 127.0.0.1:8080
 	@echo "==> API keys are required: in another shell, export CACHET_KEY=\$$(./cachet keys create --tenant me)"
+	@echo "==> the console: http://127.0.0.1:8080/ (paste a key from ./cachet keys create --tenant me)"
 	@./cachet serve
 
 vet: toolchain ## go vet + the house rules

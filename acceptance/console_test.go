@@ -136,6 +136,20 @@ func TestConsole(t *testing.T) {
 	)
 	b.screenshot(t, shots, "reports")
 
+	b.do(t, "a second subject, its similar subjects, and deleting it after confirming", 2*time.Minute,
+		chromedp.Click(chromedp.ID("nav-subjects")),
+		chromedp.SendKeys(chromedp.ID("subject-name"), "console-bag"),
+		chromedp.SetUploadFiles(chromedp.ID("subject-files"), []string{example("bag.png")}),
+		chromedp.Click(chromedp.ID("subject-upload")),
+		waitCount(`li.subject[data-status="ready"]`, 2),
+		chromedp.Click(chromedp.CSS(`li.subject[data-id="`+subjectID+`"] button.similar`)),
+		waitText(`li.subject[data-id="`+subjectID+`"] .similar-out`, "console-bag"),
+		chromedp.Click(chromedp.CSS(`li.subject[data-id="`+subjectID+`"] button.delete`)),
+		chromedp.WaitVisible(chromedp.ID("confirm-yes")),
+		chromedp.Click(chromedp.ID("confirm-yes")),
+		waitFor(`!document.querySelector('li.subject[data-id="`+subjectID+`"]')`),
+	)
+
 	phone := newBrowser(t, 390, 844)
 	phone.do(t, "the generate page at a phone's width", time.Minute,
 		chromedp.Navigate(base+"/#/generate"),
