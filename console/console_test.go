@@ -106,4 +106,3 @@ func TestAssetBudget(t *testing.T) {
 	}
 	t.Logf("console assets: %.1f KiB", float64(size)/1024)
 }
-
