@@ -52,6 +52,7 @@ deleted at the end; the zero-shot prototypes stay cached for the model. Writes r
 	f.Float64SliceVar(&c.DiffusionTimes, "diffusion-times", c.DiffusionTimes, "model times the diffusion classifier averages its denoising errors over (more: slower, better; 100,200,…,900 gave 74.9 % on held-out items)")
 	f.IntVar(&c.KNNTrain, "knn-train", c.KNNTrain, "training images for kNN on pixels (0 = skip)")
 	f.IntVar(&c.Validation, "validation", c.Validation, "last training images that tune α and β for the tuned rows (0 = none)")
+	f.IntVar(&c.Robustness, "robustness", c.Robustness, "test images of the robustness section: clean and perturbed copies (shift, scale, rotation, contrast, noise, blur), as uploaded and recentred (0 = skip)")
 	f.IntVar(&c.BlockStudy, "block-study", c.BlockStudy, "held-out training images for the block study (0 = skip)")
 	f.IntVar(&c.LatencyBatches, "latency-batches", c.LatencyBatches, "classify requests timed")
 	f.IntVar(&c.Batch, "batch", c.Batch, "images per timed request")

@@ -259,6 +259,9 @@ func (r *Report) shotCollection(ctx context.Context, svc *classify.Service, trai
 	if err != nil {
 		return nil, 0, err
 	}
+	if r.prepShots != nil {
+		canvases = r.prepShots(canvases)
+	}
 	col, err := svc.CreateCollection(ctx, cachet.NewCollection{Name: fmt.Sprintf("eval-tip-%s-%d-%d", r.ModelID, seed, time.Now().UnixNano()), Labels: scene.ClassNames[:]})
 	if err != nil {
 		return nil, 0, err
@@ -347,4 +350,18 @@ func scoreLocal(m *classify.Model, feats [][]float32, labels []int) float64 {
 type validation struct {
 	feats  [][]float32
 	labels []int
+}
+
+// tfupDefault scores the default TFUP build over canvases as its unlabelled pool.
+func (r *Report) tfupDefault(ctx context.Context, svc *classify.Service, canvases [][]uint8, labels []int, feats [][]float32) (float64, error) {
+	col, err := svc.CreateCollection(ctx, cachet.NewCollection{Name: fmt.Sprintf("eval-tfup-%s-%d", r.ModelID, time.Now().UnixNano()), Labels: scene.ClassNames[:]})
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = svc.DeleteCollection(context.WithoutCancel(ctx), col.ID) }()
+	if _, err := svc.AddCanvases(ctx, col.ID, canvases, unlabelled(len(canvases)), feats); err != nil {
+		return 0, err
+	}
+	_, acc, err := buildAndScore(ctx, svc, col.ID, cachet.BuildRequest{Method: string(classify.MethodTFUP)}, labels, feats)
+	return acc, err
 }

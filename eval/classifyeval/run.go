@@ -35,6 +35,7 @@ type Config struct {
 	LatencyBatches                                int       // batches timed through the full classify path
 	Batch                                         int       // images per classify request when timing
 	Validation                                    int       // last training images that tune α and β (0 = no tuned rows)
+	Robustness                                    int       // test images of the robustness section (0 = skip)
 	Seed                                          int64
 	TorchThreads                                  int
 	Progress                                      io.Writer
@@ -48,7 +49,7 @@ func DefaultConfig() Config {
 	return Config{Weights: "weights/base.safetensors", Evaluator: "weights/evaluator.safetensors", DataDir: dataset.DefaultDir,
 		Out: "eval/reports/classify", Service: classify.DefaultConfig(), Shots: 16, ShotDraws: 5, Diffusion: 200,
 		DiffusionTimes: slices.Clone(classify.DiffusionTimes), KNNTrain: 60000,
-		BlockStudy: 2000, Validation: 1000, LatencyBatches: 20, Batch: 32, Seed: 1, Progress: io.Discard}
+		BlockStudy: 2000, Validation: 1000, Robustness: 2000, LatencyBatches: 20, Batch: 32, Seed: 1, Progress: io.Discard}
 }
 
 func (c Config) validate() error {
@@ -71,6 +72,8 @@ func (c Config) validate() error {
 		return cachet.InvalidField("diffusion_times", "must lie in (0, 1000] (got %v)", c.DiffusionTimes)
 	case c.LatencyBatches < 1 || c.Batch < 1 || c.Batch > c.Service.MaxImages:
 		return cachet.InvalidField("latency_batches", "must be ≥ 1, and batch 1…%d", c.Service.MaxImages)
+	case c.Robustness < 0 || c.Robustness > 10000:
+		return cachet.InvalidField("robustness", "must be 0 (skip) … 10000 (got %d)", c.Robustness)
 	case c.Test != 0 && c.Test < c.Batch:
 		return cachet.InvalidField("test", "(%d) must hold at least one batch (%d)", c.Test, c.Batch)
 	}
@@ -117,10 +120,12 @@ type Report struct {
 	Pseudo       PseudoLabels        `json:"tfup_pseudo_labels"`
 	Latency      Latency             `json:"latency"`
 	BlockStudy   []BlockRow          `json:"block_study,omitempty"`
+	Robustness   []RobustnessRow     `json:"robustness,omitempty"`
 	Seconds      float64             `json:"seconds"`
 	cfg          Config
 	val          *validation
-	diffErrs     [][]float64 // the diffusion classifier's errors on the first test images, [image][class]
+	diffErrs     [][]float64               // the diffusion classifier's errors on the first test images, [image][class]
+	prepShots    func([][]uint8) [][]uint8 // applied to the labelled shots' canvases (the robustness section's recentring)
 }
 
 // Run evaluates cfg.Weights and writes the report into cfg.Out.
@@ -176,6 +181,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if n == 0 {
 		n = test.Len()
 	}
+	if n > test.Len() || cfg.Robustness > test.Len() {
+		return nil, cachet.InvalidField("test", "%s has %d test images (test %d, robustness %d)", cfg.DataDir, test.Len(), n, cfg.Robustness)
+	}
 	canvases, labels, err := canvasesOf(test, seq(n))
 	if err != nil {
 		return nil, err
@@ -214,6 +222,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		fmt.Fprintf(progress, "eval classify: kNN on pixels (%d training images)\n", cfg.KNNTrain)
 		acc := knnPixels(train, cfg.KNNTrain, test, n, 5)
 		r.add("reference: 5-NN on pixels", acc, n, fmt.Sprintf("%d training images, L2", cfg.KNNTrain))
+	}
+	if cfg.Robustness > 0 {
+		if err := r.robustness(ctx, svc, test, train, progress); err != nil {
+			return nil, err
+		}
 	}
 	if err := r.evaluatorCNN(ctx, w, test, n); err != nil {
 		return nil, err

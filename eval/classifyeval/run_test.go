@@ -32,7 +32,7 @@ func TestRunSmall(t *testing.T) {
 	cfg.Weights, cfg.Evaluator, cfg.DataDir, cfg.Out = weights, filepath.Join(root, "weights/evaluator.safetensors"), datasettest.Dir(t), t.TempDir()
 	cfg.DatabaseURL, cfg.Service = testenv.DatabaseURL(), classifytest.Config()
 	cfg.Test, cfg.Shots, cfg.Diffusion, cfg.KNNTrain, cfg.BlockStudy, cfg.Validation = classify.MinWhitenSamples, 2, 4, 2000, 40, 50
-	cfg.LatencyBatches, cfg.Batch, cfg.ShotDraws = 2, 16, 2
+	cfg.LatencyBatches, cfg.Batch, cfg.ShotDraws, cfg.Robustness = 2, 16, 2, classify.MinWhitenSamples
 	r, err := classifyeval.Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -73,13 +73,16 @@ func TestRunSmall(t *testing.T) {
 	if r.Pseudo.Values != "propagated" || r.Pseudo.Entries < scene.NumClasses || r.Pseudo.Entries > cfg.Test || r.Latency.ImagesPerSecond <= 0 || r.Latency.FeaturesMS <= 0 || len(r.BlockStudy) == 0 {
 		t.Fatalf("report: %+v", r)
 	}
+	if len(r.Robustness) != len(classifyeval.Perturbations())+1 || r.Robustness[0].Images != cfg.Robustness {
+		t.Errorf("robustness rows: %+v", r.Robustness)
+	}
 	var back classifyeval.Report
 	b, err := os.ReadFile(filepath.Join(cfg.Out, "report.json"))
 	if err != nil || json.Unmarshal(b, &back) != nil || len(back.Methods) != len(r.Methods) {
 		t.Fatalf("report.json: %v %s", err, b)
 	}
 	md, err := os.ReadFile(filepath.Join(cfg.Out, "report.md"))
-	if err != nil || !strings.Contains(string(md), "TFUP") || !strings.Contains(string(md), "pgvector query") {
+	if err != nil || !strings.Contains(string(md), "TFUP") || !strings.Contains(string(md), "pgvector query") || !strings.Contains(string(md), "Robustness") {
 		t.Fatalf("report.md: %v\n%s", err, md)
 	}
 }
@@ -97,6 +100,7 @@ func TestRunRejectsBadConfig(t *testing.T) {
 		{"no diffusion times", func(c *classifyeval.Config) { c.DiffusionTimes = nil }},
 		{"diffusion time zero", func(c *classifyeval.Config) { c.DiffusionTimes = []float64{0, 500} }},
 		{"diffusion time beyond the schedule", func(c *classifyeval.Config) { c.DiffusionTimes = []float64{500, 1001} }},
+		{"negative robustness", func(c *classifyeval.Config) { c.Robustness = -1 }},
 		{"missing weights file", func(c *classifyeval.Config) { c.Weights = "/nonexistent.safetensors" }},
 	}
 	for _, tc := range tests {

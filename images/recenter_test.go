@@ -1,0 +1,82 @@
+package images_test
+
+import (
+	"testing"
+
+	"github.com/cachetlab/cachet/images"
+	"github.com/cachetlab/cachet/scene"
+)
+
+// garment is a synthetic item: a w×h block with a brighter stripe, its box centred in the item like
+// Fashion-MNIST's, moved by (dx, dy).
+func garment(w, h, dx, dy int) *[scene.ItemPixels]uint8 {
+	var it [scene.ItemPixels]uint8
+	x0, y0 := (scene.ItemSide-w)/2+dx, (scene.ItemSide-h)/2+dy
+	for y := range h {
+		for x := range w {
+			v := uint8(150)
+			if x == w/3 {
+				v = 250
+			}
+			it[(y0+y)*scene.ItemSide+x0+x] = v
+		}
+	}
+	return &it
+}
+
+func canvasOf(t *testing.T, it *[scene.ItemPixels]uint8, s scene.Scene) [scene.CanvasPixels]uint8 {
+	t.Helper()
+	c, err := scene.Render(it, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func maxDiff(a, b *[scene.CanvasPixels]uint8) int {
+	d := 0
+	for i := range a {
+		d = max(d, abs(int(a[i])-int(b[i])))
+	}
+	return d
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func abs(v int) int { return max(v, -v) }
+
+func TestRecenter(t *testing.T) {
+	large := scene.Scene{Large: true}
+	want := canvasOf(t, garment(20, 28, 0, 0), large)
+	noisy := want
+	for i := range noisy {
+		if noisy[i] == 0 && i%3 == 0 {
+			noisy[i] = 20 // below 20 % of the brightest pixel: background
+		}
+	}
+	var inverted [scene.CanvasPixels]uint8
+	for i, v := range want {
+		inverted[i] = 255 - v
+	}
+	for _, tc := range []struct {
+		name    string
+		in      [scene.CanvasPixels]uint8
+		want    [scene.CanvasPixels]uint8
+		maxDiff int
+	}{
+		{"a centred item stays", want, want, 0},
+		{"shifted left and down", canvasOf(t, garment(20, 28, -3, 0), large), want, 0},
+		{"a shorter item moved up is the same item recentred", canvasOf(t, garment(20, 24, 0, -2), large), images.Recenter(ptr(canvasOf(t, garment(20, 24, 0, 0), large))), 0},
+		{"a small item on the left is drawn large", canvasOf(t, garment(20, 28, 0, 0), scene.Scene{Position: scene.Left}), want, 110},
+		{"faint background noise is dropped with the background", noisy, want, 0},
+		{"an empty canvas stays empty", [scene.CanvasPixels]uint8{}, [scene.CanvasPixels]uint8{}, 0},
+		{"a dark item on a light background is left alone", inverted, inverted, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := images.Recenter(&tc.in)
+			if d := maxDiff(&got, &tc.want); d > tc.maxDiff {
+				t.Errorf("recentred canvas differs from the expected one by up to %d (allowed %d)", d, tc.maxDiff)
+			}
+		})
+	}
+}
