@@ -9,6 +9,7 @@ import (
 
 	"github.com/cachetlab/cachet"
 	"github.com/cachetlab/cachet/featurecache"
+	"github.com/cachetlab/cachet/images"
 	"github.com/cachetlab/cachet/model"
 	"github.com/cachetlab/cachet/scene"
 )
@@ -33,9 +34,10 @@ const DefaultGrid = 8
 // Featurizer turns canvases into classification features: one extraction pass, then the pooled, L2-
 // normalised mean of the configured blocks' input tokens.
 type Featurizer struct {
-	ex     *featurecache.Extractor
-	blocks []int
-	grid   int
+	ex       *featurecache.Extractor
+	blocks   []int
+	grid     int
+	recenter bool // canvases pass through images.Recenter first
 }
 
 // NewFeaturizer prepares the pass for blocks (ascending) at model time tRef on the model's worker, pooled
@@ -52,8 +54,27 @@ func NewFeaturizer(w *model.Worker, dit *model.DiT, modelID string, blocks []int
 	return &Featurizer{ex: ex, blocks: slices.Clone(blocks), grid: grid}, nil
 }
 
-// Key names the feature space: features with different keys are never compared.
+// NewFeaturizerFor is the feature pass a service with cfg runs.
+func NewFeaturizerFor(w *model.Worker, dit *model.DiT, modelID string, cfg Config) (*Featurizer, error) {
+	z, err := NewFeaturizer(w, dit, modelID, cfg.Blocks, cfg.Grid, cfg.TRef, cfg.MaxBatch)
+	if err != nil {
+		return nil, err
+	}
+	z.recenter = cfg.Recenter
+	return z, nil
+}
+
+// Key names the feature space of canvases: features with different keys are never compared.
 func (z *Featurizer) Key() string {
+	if z.recenter {
+		return z.PrototypeKey() + "/recentred"
+	}
+	return z.PrototypeKey()
+}
+
+// PrototypeKey names the feature space of images in model units (the zero-shot head's own samples), which
+// the canvases' preprocessing does not touch.
+func (z *Featurizer) PrototypeKey() string {
 	parts := make([]string, len(z.blocks))
 	for i, b := range z.blocks {
 		parts[i] = fmt.Sprint(b)
@@ -89,6 +110,10 @@ func (z *Featurizer) Features(ctx context.Context, images [][]float32) ([][]floa
 func (z *Featurizer) Canvases(ctx context.Context, canvases [][]uint8) ([][]float32, error) {
 	imgs := make([][]float32, len(canvases))
 	for i, c := range canvases {
+		if z.recenter && len(c) == scene.CanvasPixels {
+			rc := images.Recenter((*[scene.CanvasPixels]uint8)(c))
+			c = rc[:]
+		}
 		imgs[i] = scene.ModelUnits(c)
 	}
 	return z.Features(ctx, imgs)

@@ -26,6 +26,11 @@ type Config struct {
 	// Center removes the labels' mean prototype from every feature (see Head.Center): it costs zero-shot
 	// little and makes TFUP's pseudo-labels much better (docs/classification.md).
 	Center bool
+	// Recenter passes every input canvas through images.Recenter before its features: a shifted, shrunk or
+	// enlarged item is cropped, scaled and centred the way Fashion-MNIST's items were (the robustness
+	// section of eval/reports/classify measures it). It changes the feature key: collections built
+	// without it answer 409 until rebuilt.
+	Recenter bool
 	// WhitenHead classifies zero-shot (no collection) in the whitened space of the model's own prototype
 	// samples (FitWhitening over every class's samples, rank min(32, all samples/8); docs/classification.md
 	// has the gain). Collections whiten over their own samples instead.
@@ -85,7 +90,7 @@ func New(db *storage.DB, w *model.Worker, dit *model.DiT, modelID string, cfg Co
 		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "classify: %d blocks × %d×%d regions × width %d = %d values exceed pgvector's %d; pool fewer blocks or a coarser grid",
 			len(cfg.Blocks), cfg.Grid, cfg.Grid, dit.Cfg.Width, d, MaxDims)
 	}
-	z, err := NewFeaturizer(w, dit, modelID, cfg.Blocks, cfg.Grid, cfg.TRef, cfg.MaxBatch)
+	z, err := NewFeaturizerFor(w, dit, modelID, cfg)
 	if err != nil {
 		return nil, err
 	}

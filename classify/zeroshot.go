@@ -66,7 +66,7 @@ func headWhiteningRank(cfg HeadConfig, labels int) int {
 // model fitted it before, else sampled (the prototypes' seeds: the same images) and stored, with each
 // label's prototype from the same samples where none is stored yet.
 func (s *Service) headWhitening(ctx context.Context, labels []string) ([]float32, [][]float32, error) {
-	key, hk, rank := s.z.Key(), s.cfg.Head.Key(), headWhiteningRank(s.cfg.Head, len(labels))
+	key, hk, rank := s.z.PrototypeKey(), s.cfg.Head.Key(), headWhiteningRank(s.cfg.Head, len(labels))
 	if mean, basis, ok, err := s.st.whitening(ctx, key, hk, rank, WhitenPower); err != nil || ok {
 		return mean, basis, err
 	}
@@ -101,7 +101,7 @@ func (s *Service) prototype(ctx context.Context, label string) ([]float64, bool,
 	if !ok {
 		return nil, false, nil
 	}
-	key, hk := s.z.Key(), s.cfg.Head.Key()
+	key, hk := s.z.PrototypeKey(), s.cfg.Head.Key()
 	if p, ok, err := s.st.prototype(ctx, key, hk, label); err != nil || ok {
 		return p, ok, err
 	}

@@ -259,9 +259,6 @@ func (r *Report) shotCollection(ctx context.Context, svc *classify.Service, trai
 	if err != nil {
 		return nil, 0, err
 	}
-	if r.prepShots != nil {
-		canvases = r.prepShots(canvases)
-	}
 	col, err := svc.CreateCollection(ctx, cachet.NewCollection{Name: fmt.Sprintf("eval-tip-%s-%d-%d", r.ModelID, seed, time.Now().UnixNano()), Labels: scene.ClassNames[:]})
 	if err != nil {
 		return nil, 0, err

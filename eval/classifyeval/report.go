@@ -51,8 +51,8 @@ func robustnessTable(rows []RobustnessRow, shots int) eval.Table {
 	}
 	t.Notes = []string{
 		"the first test images, each perturbed with its own draw (shift: a random offset whose larger coordinate is k px; scale ×0.9 or ×1.1, rotation ±10°, about the item's centre; contrast ×U(0.8, 1.2); Gaussian noise; a 3×3 binomial blur), then rendered as the canonical scene",
-		"recentred: images.Recenter crops the item's bounding box (pixels above 20 % of the brightest), scales its longer side to 28 px and centres it, as Fashion-MNIST's items were made",
-		"TFUP: the default build with the perturbed images as its unlabelled pool; Tip-Adapter: the default build of the clean labelled shots (recentred too in the right-hand figure) with the perturbed images unlabelled",
+		"recentred: the classify service with Recenter on, which passes every canvas (test images and labelled shots alike) through images.Recenter: the item's bounding box (pixels above 20 % of the brightest) cropped, its longer side scaled to 28 px, centred, as Fashion-MNIST's items were made",
+		"TFUP: the default build with the perturbed images as its unlabelled pool; Tip-Adapter: the default build of the clean labelled shots with the perturbed images unlabelled",
 	}
 	return t
 }

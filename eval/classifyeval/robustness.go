@@ -8,8 +8,6 @@ import (
 
 	"github.com/cachetlab/cachet/classify"
 	"github.com/cachetlab/cachet/dataset"
-	"github.com/cachetlab/cachet/images"
-	"github.com/cachetlab/cachet/scene"
 )
 
 // RobustnessRow is the accuracy of each method on perturbed copies of the test images, as uploaded and
@@ -29,8 +27,19 @@ type Accuracies struct {
 	Tip      float64 `json:"tip_adapter"`
 }
 
-// robustness scores the first cfg.Robustness test images, clean and under each Perturbation.
-func (r *Report) robustness(ctx context.Context, svc *classify.Service, test, train *dataset.Set, progress io.Writer) error {
+// robustness scores the first cfg.Robustness test images, clean and under each Perturbation, with the
+// service's configuration as uploaded (Recenter off) and recentred (on).
+func (r *Report) robustness(ctx context.Context, newService func(classify.Config) (*classify.Service, error), test, train *dataset.Set, progress io.Writer) error {
+	services := make([]*classify.Service, 2)
+	for i, on := range []bool{false, true} {
+		c := r.cfg.Service
+		c.Recenter = on
+		svc, err := newService(c)
+		if err != nil {
+			return err
+		}
+		services[i] = svc
+	}
 	n := r.cfg.Robustness
 	labels := make([]int, n)
 	for i := range labels {
@@ -49,17 +58,13 @@ func (r *Report) robustness(ctx context.Context, svc *classify.Service, test, tr
 			canvases[i] = c
 		}
 		row := RobustnessRow{Perturbation: p.Name, Images: n}
-		for _, recentre := range []bool{false, true} {
-			fmt.Fprintf(progress, "eval classify: robustness, %s (recentred: %v)\n", p.Name, recentre)
-			in := canvases
-			if recentre {
-				in = recentred(canvases)
-			}
-			acc, err := r.methodsOn(ctx, svc, train, in, labels, recentre)
+		for i, svc := range services {
+			fmt.Fprintf(progress, "eval classify: robustness, %s (recentred: %v)\n", p.Name, i == 1)
+			acc, err := r.methodsOn(ctx, svc, train, canvases, labels)
 			if err != nil {
 				return err
 			}
-			if recentre {
+			if i == 1 {
 				row.Recentred = acc
 			} else {
 				row.Raw = acc
@@ -70,18 +75,8 @@ func (r *Report) robustness(ctx context.Context, svc *classify.Service, test, tr
 	return nil
 }
 
-func recentred(canvases [][]uint8) [][]uint8 {
-	out := make([][]uint8, len(canvases))
-	for i, c := range canvases {
-		rc := images.Recenter((*[scene.CanvasPixels]uint8)(c))
-		out[i] = rc[:]
-	}
-	return out
-}
-
-// methodsOn scores the zero-shot head, the default TFUP build and the default few-shot build on canvases
-// (the few-shot's labelled shots recentred too when recentre says so).
-func (r *Report) methodsOn(ctx context.Context, svc *classify.Service, train *dataset.Set, canvases [][]uint8, labels []int, recentre bool) (Accuracies, error) {
+// methodsOn scores the zero-shot head, the default TFUP build and the default few-shot build on canvases.
+func (r *Report) methodsOn(ctx context.Context, svc *classify.Service, train *dataset.Set, canvases [][]uint8, labels []int) (Accuracies, error) {
 	var acc Accuracies
 	feats, err := svc.Featurizer().Canvases(ctx, canvases)
 	if err != nil {
@@ -94,10 +89,6 @@ func (r *Report) methodsOn(ctx context.Context, svc *classify.Service, train *da
 	acc.ZeroShot = accuracy(zs, labels)
 	if acc.TFUP, err = r.tfupDefault(ctx, svc, canvases, labels, feats); err != nil {
 		return acc, err
-	}
-	if recentre {
-		r.prepShots = recentred
-		defer func() { r.prepShots = nil }()
 	}
 	scores, err := r.drawAndClassify(ctx, svc, train, r.cfg.Seed, canvases, feats)
 	if err != nil {

@@ -124,8 +124,7 @@ type Report struct {
 	Seconds      float64             `json:"seconds"`
 	cfg          Config
 	val          *validation
-	diffErrs     [][]float64               // the diffusion classifier's errors on the first test images, [image][class]
-	prepShots    func([][]uint8) [][]uint8 // applied to the labelled shots' canvases (the robustness section's recentring)
+	diffErrs     [][]float64 // the diffusion classifier's errors on the first test images, [image][class]
 }
 
 // Run evaluates cfg.Weights and writes the report into cfg.Out.
@@ -224,7 +223,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		r.add("reference: 5-NN on pixels", acc, n, fmt.Sprintf("%d training images, L2", cfg.KNNTrain))
 	}
 	if cfg.Robustness > 0 {
-		if err := r.robustness(ctx, svc, test, train, progress); err != nil {
+		if err := r.robustness(ctx, func(c classify.Config) (*classify.Service, error) {
+			return classify.New(db, w, dit, modelID, c)
+		}, test, train, progress); err != nil {
 			return nil, err
 		}
 	}
