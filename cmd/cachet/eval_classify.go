@@ -53,6 +53,8 @@ deleted at the end; the zero-shot prototypes stay cached for the model. Writes r
 	f.IntVar(&c.KNNTrain, "knn-train", c.KNNTrain, "training images for kNN on pixels (0 = skip)")
 	f.IntVar(&c.Validation, "validation", c.Validation, "last training images that tune α and β for the tuned rows (0 = none)")
 	f.IntVar(&c.Robustness, "robustness", c.Robustness, "test images of the robustness section: clean and perturbed copies (shift, scale, rotation, contrast, noise, blur), as uploaded and recentred (0 = skip)")
+	f.IntVar(&c.OutOfDomain, "out-of-domain", c.OutOfDomain, "test images per class of the out-of-domain task, letters rendered from --fonts (0 = skip)")
+	f.StringVar(&c.FontsDir, "fonts", c.FontsDir, "directory of the .ttf faces the out-of-domain task renders")
 	f.IntVar(&c.BlockStudy, "block-study", c.BlockStudy, "held-out training images for the block study (0 = skip)")
 	f.IntVar(&c.LatencyBatches, "latency-batches", c.LatencyBatches, "classify requests timed")
 	f.IntVar(&c.Batch, "batch", c.Batch, "images per timed request")

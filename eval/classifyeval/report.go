@@ -38,6 +38,15 @@ func (r *Report) Tables() []eval.Table {
 	if len(r.Robustness) > 0 {
 		out = append(out, robustnessTable(r.Robustness, r.cfg.Shots))
 	}
+	if len(r.OutOfDomain) > 0 {
+		t := eval.Table{Title: "Out of domain: ten letters from Debian's DejaVu faces, few-shot", Columns: []string{"method", "images", "accuracy", "notes"}}
+		for _, m := range r.OutOfDomain {
+			t.Rows = append(t.Rows, []string{m.Name, fmt.Sprint(m.Images), pct(m.Accuracy), m.Note})
+		}
+		t.Notes = []string{fmt.Sprintf("labels %v; each image a random face of %s, cap height about 14–24 px of 28, rotation ±15°, shift ±2 px, ink 160–255; labelled shots seed %d, test images seed %d",
+			GlyphLabels, r.cfg.FontsDir, glyphTrainSeed, glyphTestSeed)}
+		out = append(out, t)
+	}
 	return out
 }
 

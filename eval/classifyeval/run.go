@@ -36,6 +36,8 @@ type Config struct {
 	Batch                                         int       // images per classify request when timing
 	Validation                                    int       // last training images that tune α and β (0 = no tuned rows)
 	Robustness                                    int       // test images of the robustness section (0 = skip)
+	OutOfDomain                                   int       // test images per class of the glyph task (0 = skip)
+	FontsDir                                      string    // the glyph task's .ttf faces
 	Seed                                          int64
 	TorchThreads                                  int
 	Progress                                      io.Writer
@@ -49,7 +51,7 @@ func DefaultConfig() Config {
 	return Config{Weights: "weights/base.safetensors", Evaluator: "weights/evaluator.safetensors", DataDir: dataset.DefaultDir,
 		Out: "eval/reports/classify", Service: classify.DefaultConfig(), Shots: 16, ShotDraws: 5, Diffusion: 200,
 		DiffusionTimes: slices.Clone(classify.DiffusionTimes), KNNTrain: 60000,
-		BlockStudy: 2000, Validation: 1000, Robustness: 2000, LatencyBatches: 20, Batch: 32, Seed: 1, Progress: io.Discard}
+		BlockStudy: 2000, Validation: 1000, Robustness: 2000, OutOfDomain: 100, FontsDir: DefaultFontsDir, LatencyBatches: 20, Batch: 32, Seed: 1, Progress: io.Discard}
 }
 
 func (c Config) validate() error {
@@ -72,6 +74,8 @@ func (c Config) validate() error {
 		return cachet.InvalidField("diffusion_times", "must lie in (0, 1000] (got %v)", c.DiffusionTimes)
 	case c.LatencyBatches < 1 || c.Batch < 1 || c.Batch > c.Service.MaxImages:
 		return cachet.InvalidField("latency_batches", "must be ≥ 1, and batch 1…%d", c.Service.MaxImages)
+	case c.OutOfDomain < 0 || c.OutOfDomain > 1000:
+		return cachet.InvalidField("out_of_domain", "must be 0 (skip) … 1000 test images per class (got %d)", c.OutOfDomain)
 	case c.Robustness < 0 || c.Robustness > 10000:
 		return cachet.InvalidField("robustness", "must be 0 (skip) … 10000 (got %d)", c.Robustness)
 	case c.Test != 0 && c.Test < c.Batch:
@@ -121,6 +125,7 @@ type Report struct {
 	Latency      Latency             `json:"latency"`
 	BlockStudy   []BlockRow          `json:"block_study,omitempty"`
 	Robustness   []RobustnessRow     `json:"robustness,omitempty"`
+	OutOfDomain  []Method            `json:"out_of_domain,omitempty"`
 	Seconds      float64             `json:"seconds"`
 	cfg          Config
 	val          *validation
@@ -226,6 +231,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if err := r.robustness(ctx, func(c classify.Config) (*classify.Service, error) {
 			return classify.New(db, w, dit, modelID, c)
 		}, test, train, progress); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.OutOfDomain > 0 {
+		if err := r.outOfDomain(ctx, func(c classify.Config) (*classify.Service, error) {
+			return classify.New(db, w, dit, modelID, c)
+		}, progress); err != nil {
 			return nil, err
 		}
 	}
