@@ -32,7 +32,7 @@ func TestRunSmall(t *testing.T) {
 	cfg.Weights, cfg.Evaluator, cfg.DataDir, cfg.Out = weights, filepath.Join(root, "weights/evaluator.safetensors"), datasettest.Dir(t), t.TempDir()
 	cfg.DatabaseURL, cfg.Service = testenv.DatabaseURL(), classifytest.Config()
 	cfg.Test, cfg.Shots, cfg.Diffusion, cfg.KNNTrain, cfg.BlockStudy, cfg.Validation = classify.MinWhitenSamples, 2, 4, 2000, 40, 50
-	cfg.LatencyBatches, cfg.Batch, cfg.ShotDraws, cfg.Robustness = 2, 16, 2, classify.MinWhitenSamples
+	cfg.LatencyBatches, cfg.Batch, cfg.ShotDraws, cfg.Robustness, cfg.OutOfDomain = 2, 16, 2, classify.MinWhitenSamples, 3
 	r, err := classifyeval.Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -76,6 +76,9 @@ func TestRunSmall(t *testing.T) {
 	if len(r.Robustness) != len(classifyeval.Perturbations())+1 || r.Robustness[0].Images != cfg.Robustness {
 		t.Errorf("robustness rows: %+v", r.Robustness)
 	}
+	if len(r.OutOfDomain) != 6 || r.OutOfDomain[0].Images != 3*len(classifyeval.GlyphLabels) {
+		t.Errorf("out-of-domain rows: %+v", r.OutOfDomain)
+	}
 	var back classifyeval.Report
 	b, err := os.ReadFile(filepath.Join(cfg.Out, "report.json"))
 	if err != nil || json.Unmarshal(b, &back) != nil || len(back.Methods) != len(r.Methods) {
@@ -101,6 +104,7 @@ func TestRunRejectsBadConfig(t *testing.T) {
 		{"diffusion time zero", func(c *classifyeval.Config) { c.DiffusionTimes = []float64{0, 500} }},
 		{"diffusion time beyond the schedule", func(c *classifyeval.Config) { c.DiffusionTimes = []float64{500, 1001} }},
 		{"negative robustness", func(c *classifyeval.Config) { c.Robustness = -1 }},
+		{"too many out-of-domain images", func(c *classifyeval.Config) { c.OutOfDomain = 5000 }},
 		{"missing weights file", func(c *classifyeval.Config) { c.Weights = "/nonexistent.safetensors" }},
 	}
 	for _, tc := range tests {
