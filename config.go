@@ -103,6 +103,8 @@ type ClassifyConfig struct {
 	Blocks []int // pooled blocks; empty = the measured default
 	Grid   int   // pooling grid per block; 0 = the measured default
 	Center bool  // centre features on the labels' mean prototype
+	// Recenter crops, scales and centres each input's item as Fashion-MNIST's were (images.Recenter).
+	Recenter bool
 	// WhitenHead classifies zero-shot in the whitened space of the model's own prototype samples.
 	WhitenHead bool
 	// TRef is the feature pass's model time (0…1000, the noise it sees); 0 = the measured default.
@@ -156,7 +158,7 @@ func DefaultConfig() Config {
 		LogFormat:       "text",
 		DefaultCache:    DefaultCachePolicy,
 		DefaultDetail:   DefaultDetail,
-		Classify:        ClassifyConfig{Center: true, WhitenHead: true, PrototypeSamples: 32, PrototypeSteps: 20, PrototypeGuidance: 2, Neighbours: 256},
+		Classify:        ClassifyConfig{Center: true, Recenter: true, WhitenHead: true, PrototypeSamples: 32, PrototypeSteps: 20, PrototypeGuidance: 2, Neighbours: 256},
 		Auth:            AuthConfig{Mode: "keys", Limits: KeyLimits{RequestsPerSecond: 20, Burst: 40, Jobs: 64, Subjects: 1000, Collections: 100, StoredBytes: 10 << 30}},
 		Jobs: JobsConfig{Worker: "embedded", Concurrency: 8, BatchImages: 16, MaxQueued: 256,
 			MaxQueuedPerKind: map[string]int{string(JobGenerate): 128, string(JobSubject): 64, string(JobCollectionBuild): 16},

@@ -28,8 +28,8 @@ type Config struct {
 	Center bool
 	// Recenter passes every input canvas through images.Recenter before its features: a shifted, shrunk or
 	// enlarged item is cropped, scaled and centred the way Fashion-MNIST's items were (the robustness
-	// section of eval/reports/classify measures it). It changes the feature key: collections built
-	// without it answer 409 until rebuilt.
+	// section of eval/reports/classify-robustness measures it; on by default). It changes the feature key:
+	// collections built without it answer 409 until rebuilt.
 	Recenter bool
 	// WhitenHead classifies zero-shot (no collection) in the whitened space of the model's own prototype
 	// samples (FitWhitening over every class's samples, rank min(32, all samples/8); docs/classification.md
@@ -47,7 +47,7 @@ type Config struct {
 
 // DefaultConfig is the measured default (README, "Classification").
 func DefaultConfig() Config {
-	return Config{Blocks: slices.Clone(DefaultBlocks), Grid: DefaultGrid, TRef: DefaultTRef, Center: true, WhitenHead: true, Head: DefaultHeadConfig(),
+	return Config{Blocks: slices.Clone(DefaultBlocks), Grid: DefaultGrid, TRef: DefaultTRef, Center: true, Recenter: true, WhitenHead: true, Head: DefaultHeadConfig(),
 		Neighbours: 256, MaxImages: 256, MaxBatch: 64, MaxSolvedSamples: MaxSolvedSamples}
 }
 

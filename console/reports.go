@@ -41,6 +41,7 @@ var shownReports = []struct{ id, group string }{
 	{"base", "Evaluation"},
 	{"personalization", "Evaluation"},
 	{"classify", "Evaluation"},
+	{"classify-robustness", "Evaluation"},
 	{"batch", "Service"},
 	{"scale", "Service"},
 	{"soak", "Service"},

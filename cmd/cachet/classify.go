@@ -29,7 +29,7 @@ func classifyConfig(c cachet.ClassifyConfig) classify.Config {
 	if c.TRef != 0 { // out-of-range values reach the extractor, which refuses them
 		cfg.TRef = c.TRef
 	}
-	cfg.Center = c.Center
+	cfg.Center, cfg.Recenter = c.Center, c.Recenter
 	cfg.WhitenHead = c.WhitenHead
 	cfg.Head.Samples, cfg.Head.Steps, cfg.Head.Guidance, cfg.Neighbours = c.PrototypeSamples, c.PrototypeSteps, c.PrototypeGuidance, c.Neighbours
 	return cfg

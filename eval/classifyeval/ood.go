@@ -21,6 +21,7 @@ import (
 
 	"github.com/cachetlab/cachet"
 	"github.com/cachetlab/cachet/classify"
+	"github.com/cachetlab/cachet/images"
 	"github.com/cachetlab/cachet/model"
 	"github.com/cachetlab/cachet/scene"
 )
@@ -133,6 +134,8 @@ func (r *Report) outOfDomain(ctx context.Context, newService func(classify.Confi
 	}
 	fmt.Fprintf(progress, "eval classify: out-of-domain glyphs, %d shots and %d test images per class\n", r.cfg.Shots, r.cfg.OutOfDomain)
 	add("1-NN on pixels", knnItems(shotItems, shotLabels, testItems, testLabels, 1), fmt.Sprintf("%d labelled images, L2", len(shotItems)))
+	add("1-NN on pixels, recentred", knnItems(recentredItems(shotItems), shotLabels, recentredItems(testItems), testLabels, 1),
+		"both sides through images.Recenter first")
 	cnn, err := r.cnnOnShots(ctx, shotItems, shotLabels, testItems, testLabels)
 	if err != nil {
 		return err
@@ -284,4 +287,16 @@ func (r *Report) cnnOnShots(ctx context.Context, shots [][scene.ItemPixels]uint8
 		return nil
 	})
 	return acc, err
+}
+
+// recentredItems passes items through images.Recenter (as canonical canvases) and back.
+func recentredItems(items [][scene.ItemPixels]uint8) [][scene.ItemPixels]uint8 {
+	out := make([][scene.ItemPixels]uint8, len(items))
+	for i, c := range itemCanvases(items) {
+		rc := images.Recenter((*[scene.CanvasPixels]uint8)(c))
+		for y := range scene.ItemSide {
+			copy(out[i][y*scene.ItemSide:], rc[(scene.LargeOffset+y)*scene.CanvasSide+scene.LargeOffset:][:scene.ItemSide])
+		}
+	}
+	return out
 }

@@ -76,7 +76,7 @@ func TestRunSmall(t *testing.T) {
 	if len(r.Robustness) != len(classifyeval.Perturbations())+1 || r.Robustness[0].Images != cfg.Robustness {
 		t.Errorf("robustness rows: %+v", r.Robustness)
 	}
-	if len(r.OutOfDomain) != 6 || r.OutOfDomain[0].Images != 3*len(classifyeval.GlyphLabels) {
+	if len(r.OutOfDomain) != 7 || r.OutOfDomain[0].Images != 3*len(classifyeval.GlyphLabels) {
 		t.Errorf("out-of-domain rows: %+v", r.OutOfDomain)
 	}
 	var back classifyeval.Report
