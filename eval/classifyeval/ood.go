@@ -133,8 +133,8 @@ func (r *Report) outOfDomain(ctx context.Context, newService func(classify.Confi
 		r.OutOfDomain = append(r.OutOfDomain, Method{Name: name, Images: n, Accuracy: acc, Note: note})
 	}
 	fmt.Fprintf(progress, "eval classify: out-of-domain glyphs, %d shots and %d test images per class\n", r.cfg.Shots, r.cfg.OutOfDomain)
-	add("1-NN on pixels", knnItems(shotItems, shotLabels, testItems, testLabels, 1), fmt.Sprintf("%d labelled images, L2", len(shotItems)))
-	add("1-NN on pixels, recentred", knnItems(recentredItems(shotItems), shotLabels, recentredItems(testItems), testLabels, 1),
+	add("1-NN on pixels", knn(itemSet(shotItems, shotLabels), itemSet(testItems, testLabels), 1), fmt.Sprintf("%d labelled images, L2", len(shotItems)))
+	add("1-NN on pixels, recentred", knn(itemSet(recentredItems(shotItems), shotLabels), itemSet(recentredItems(testItems), testLabels), 1),
 		"both sides through images.Recenter first")
 	cnn, err := r.cnnOnShots(ctx, shotItems, shotLabels, testItems, testLabels)
 	if err != nil {
@@ -202,39 +202,6 @@ func glyphCollection(ctx context.Context, svc *classify.Service, shots [][]uint8
 		return 0, "", err
 	}
 	return acc, modelNote(built), nil
-}
-
-// knnItems is k-NN with L2 on pixels.
-func knnItems(train [][scene.ItemPixels]uint8, trainLabels []int, test [][scene.ItemPixels]uint8, testLabels []int, k int) float64 {
-	right := 0
-	for i := range test {
-		type hit struct {
-			d     int
-			label int
-		}
-		hits := make([]hit, len(train))
-		for j := range train {
-			d := 0
-			for p := range test[i] {
-				v := int(test[i][p]) - int(train[j][p])
-				d += v * v
-			}
-			hits[j] = hit{d, trainLabels[j]}
-		}
-		slices.SortFunc(hits, func(a, b hit) int { return a.d - b.d })
-		votes := map[int]int{}
-		best, bestVotes := -1, 0
-		for _, h := range hits[:min(k, len(hits))] {
-			votes[h.label]++
-			if votes[h.label] > bestVotes {
-				best, bestVotes = h.label, votes[h.label]
-			}
-		}
-		if best == testLabels[i] {
-			right++
-		}
-	}
-	return float64(right) / float64(len(test))
 }
 
 // cnnOnShots trains the evaluator's small CNN from scratch on the shots and scores the test items.

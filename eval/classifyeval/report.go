@@ -77,8 +77,25 @@ func (r *Report) Markdown() string {
 
 // knnPixels is k-NN with L2 on raw pixels: the first nTrain training items label the first nTest test items.
 func knnPixels(train *dataset.Set, nTrain int, test *dataset.Set, nTest, k int) float64 {
-	nTrain = min(nTrain, train.Len())
-	correct := make([]int, nTest)
+	return knn(pixelSet{min(nTrain, train.Len()), train.Image, train.Label}, pixelSet{nTest, test.Image, test.Label}, k)
+}
+
+// pixelSet is n labelled items, however they are stored.
+type pixelSet struct {
+	n     int
+	image func(int) *[scene.ItemPixels]uint8
+	label func(int) int
+}
+
+// itemSet is a pixelSet over slices.
+func itemSet(items [][scene.ItemPixels]uint8, labels []int) pixelSet {
+	return pixelSet{len(items), func(i int) *[scene.ItemPixels]uint8 { return &items[i] }, func(i int) int { return labels[i] }}
+}
+
+// knn is k-NN with L2 on pixels: train's items label test's; the accuracy (ties go to the nearest
+// neighbour's class).
+func knn(train, test pixelSet, k int) float64 {
+	correct := make([]int, test.n)
 	workers := runtime.GOMAXPROCS(0)
 	var wg sync.WaitGroup
 	for wkr := range workers {
@@ -86,11 +103,11 @@ func knnPixels(train *dataset.Set, nTrain int, test *dataset.Set, nTest, k int) 
 		go func() {
 			defer wg.Done()
 			type nb struct{ d, label int }
-			for i := wkr; i < nTest; i += workers {
-				q := test.Image(i)
+			for i := wkr; i < test.n; i += workers {
+				q := test.image(i)
 				best := make([]nb, 0, k+1)
-				for j := range nTrain {
-					x := train.Image(j)
+				for j := range train.n {
+					x := train.image(j)
 					d := 0
 					for p := range x {
 						v := int(q[p]) - int(x[p])
@@ -98,24 +115,23 @@ func knnPixels(train *dataset.Set, nTrain int, test *dataset.Set, nTest, k int) 
 					}
 					if len(best) < k || d < best[len(best)-1].d {
 						pos, _ := slices.BinarySearchFunc(best, d, func(a nb, d int) int { return a.d - d })
-						best = slices.Insert(best, pos, nb{d, train.Label(j)})
+						best = slices.Insert(best, pos, nb{d, train.label(j)})
 						if len(best) > k {
 							best = best[:k]
 						}
 					}
 				}
-				votes := make([]int, scene.NumClasses)
+				votes := make([]int, scene.NumClasses) // both tasks have ten labels
 				for _, b := range best {
 					votes[b.label]++
 				}
-				// Ties go to the nearest neighbour's class.
 				win := best[0].label
 				for c, v := range votes {
 					if v > votes[win] {
 						win = c
 					}
 				}
-				if win == test.Label(i) {
+				if win == test.label(i) {
 					correct[i] = 1
 				}
 			}
@@ -126,5 +142,5 @@ func knnPixels(train *dataset.Set, nTrain int, test *dataset.Set, nTest, k int) 
 	for _, c := range correct {
 		sum += c
 	}
-	return float64(sum) / float64(nTest)
+	return float64(sum) / float64(test.n)
 }
