@@ -27,8 +27,7 @@ type Auth struct {
 }
 
 // publicRoutes answer without a key: probes must work before anyone has one.
-var publicRoutes = map[string]bool{"/healthz": true, "/readyz": true, "/openapi.json": true,
-	"/": true, "/console/*path": true, "/reports/*path": true}
+var publicRoutes = map[string]bool{"/healthz": true, "/readyz": true, "/openapi.json": true}
 
 // adminRoutes need an admin key.
 var adminRoutes = map[string]bool{"/metrics": true}
@@ -60,7 +59,7 @@ func (l *limiters) get(id string, lim cachet.KeyLimits) *rate.Limiter {
 // applies the key's rate limit. Without Auth every request is the server's own (loopback development).
 func (s *Server) authenticate(c *gin.Context) {
 	route := c.FullPath()
-	if s.opts.Auth == nil || publicRoutes[route] {
+	if s.opts.Auth == nil || publicRoutes[route] || slices.Contains(consoleRoutes, route) {
 		c.Next()
 		return
 	}

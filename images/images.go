@@ -135,12 +135,7 @@ func ToCanvas(img image.Image) [scene.CanvasPixels]uint8 {
 		g := toGray(img, scene.CanvasSide, scene.CanvasSide)
 		return [scene.CanvasPixels]uint8(g.Pix)
 	}
-	w, h := scene.ItemSide, scene.ItemSide
-	if b.Dx() > b.Dy() {
-		h = max(1, (b.Dy()*scene.ItemSide+b.Dx()/2)/b.Dx())
-	} else if b.Dy() > b.Dx() {
-		w = max(1, (b.Dx()*scene.ItemSide+b.Dy()/2)/b.Dy())
-	}
+	w, h := itemFit(b.Dx(), b.Dy())
 	fit := toGray(img, w, h)
 	if borderMean(fit) > 127 {
 		for i, v := range fit.Pix {
@@ -157,6 +152,17 @@ func ToCanvas(img image.Image) [scene.CanvasPixels]uint8 {
 		return [scene.CanvasPixels]uint8{}
 	}
 	return canvas
+}
+
+// itemFit is the size a w×h image scales to when its longer side becomes the item's side.
+func itemFit(w, h int) (int, int) {
+	switch {
+	case w > h:
+		return scene.ItemSide, max(1, (h*scene.ItemSide+w/2)/w)
+	case h > w:
+		return max(1, (w*scene.ItemSide+h/2)/h), scene.ItemSide
+	}
+	return scene.ItemSide, scene.ItemSide
 }
 
 // toGray scales img to w×h over a black background and converts it to grayscale.

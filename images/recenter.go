@@ -26,12 +26,7 @@ func Recenter(canvas *[scene.CanvasPixels]uint8) [scene.CanvasPixels]uint8 {
 		return *canvas
 	}
 	w, h := x1-x0+1, y1-y0+1
-	tw, th := scene.ItemSide, scene.ItemSide
-	if w > h {
-		th = max(1, (h*scene.ItemSide+w/2)/w)
-	} else if h > w {
-		tw = max(1, (w*scene.ItemSide+h/2)/h)
-	}
+	tw, th := itemFit(w, h)
 	fit := image.NewGray(image.Rect(0, 0, tw, th))
 	if tw == w && th == h {
 		draw.Copy(fit, image.Point{}, g, image.Rect(x0, y0, x1+1, y1+1), draw.Src, nil)
