@@ -118,7 +118,7 @@ func renderGlyph(f *opentype.Font, text string, s glyphStyle) ([scene.ItemPixels
 // outOfDomain scores the glyph task: the default collection builds over the labelled shots (alone, and
 // with the test images unlabelled), as uploaded and recentred, against 1-NN on pixels and the evaluator's
 // CNN architecture trained on the same shots.
-func (r *Report) outOfDomain(ctx context.Context, newService func(classify.Config) (*classify.Service, error), progress io.Writer) error {
+func (r *Report) outOfDomain(ctx context.Context, services [2]*classify.Service, progress io.Writer) error {
 	shotItems, shotLabels, err := GlyphItems(r.cfg.FontsDir, r.cfg.Shots, glyphTrainSeed)
 	if err != nil {
 		return err
@@ -128,32 +128,45 @@ func (r *Report) outOfDomain(ctx context.Context, newService func(classify.Confi
 		return err
 	}
 	n := len(testItems)
-	shots, tests := itemCanvases(shotItems), itemCanvases(testItems)
+	shots, err := itemCanvases(shotItems)
+	if err != nil {
+		return err
+	}
+	tests, err := itemCanvases(testItems)
+	if err != nil {
+		return err
+	}
 	add := func(name string, acc float64, note string) {
 		r.OutOfDomain = append(r.OutOfDomain, Method{Name: name, Images: n, Accuracy: acc, Note: note})
 	}
 	fmt.Fprintf(progress, "eval classify: out-of-domain glyphs, %d shots and %d test images per class\n", r.cfg.Shots, r.cfg.OutOfDomain)
 	add("1-NN on pixels", knn(itemSet(shotItems, shotLabels), itemSet(testItems, testLabels), 1), fmt.Sprintf("%d labelled images, L2", len(shotItems)))
-	add("1-NN on pixels, recentred", knn(itemSet(recentredItems(shotItems), shotLabels), itemSet(recentredItems(testItems), testLabels), 1),
+	recentredShots, err := recentredItems(shots)
+	if err != nil {
+		return err
+	}
+	recentredTests, err := recentredItems(tests)
+	if err != nil {
+		return err
+	}
+	add("1-NN on pixels, recentred", knn(itemSet(recentredShots, shotLabels), itemSet(recentredTests, testLabels), 1),
 		"both sides through images.Recenter first")
 	cnn, err := r.cnnOnShots(ctx, shotItems, shotLabels, testItems, testLabels)
 	if err != nil {
 		return err
 	}
 	add("small CNN trained on the shots", cnn, "the evaluator's architecture from scratch: 200 steps of 32 shots, no augmentation, seed 1")
-	for _, on := range []bool{false, true} {
-		c := r.cfg.Service
-		c.Recenter = on
-		svc, err := newService(c)
+	for i, svc := range services {
+		suffix := ""
+		if i == 1 {
+			suffix = ", recentred"
+		}
+		feats, err := svc.Featurizer().Canvases(ctx, tests)
 		if err != nil {
 			return err
 		}
-		suffix := ""
-		if on {
-			suffix = ", recentred"
-		}
 		for _, transductive := range []bool{false, true} {
-			acc, note, err := glyphCollection(ctx, svc, shots, shotLabels, tests, testLabels, transductive)
+			acc, note, err := glyphCollection(ctx, svc, shots, shotLabels, tests, testLabels, feats, transductive)
 			if err != nil {
 				return err
 			}
@@ -167,29 +180,27 @@ func (r *Report) outOfDomain(ctx context.Context, newService func(classify.Confi
 	return nil
 }
 
-func itemCanvases(items [][scene.ItemPixels]uint8) [][]uint8 {
+func itemCanvases(items [][scene.ItemPixels]uint8) ([][]uint8, error) {
 	out := make([][]uint8, len(items))
 	for i := range items {
 		c, err := classify.ItemCanvas(&items[i])
-		if err != nil { // the canonical scene is valid by construction
-			continue
+		if err != nil {
+			return nil, err
 		}
 		out[i] = c
 	}
-	return out
+	return out, nil
 }
 
-func glyphCollection(ctx context.Context, svc *classify.Service, shots [][]uint8, shotLabels []int, tests [][]uint8, testLabels []int, transductive bool) (float64, string, error) {
+// glyphCollection builds the default model of a collection of the labelled shots (and, transductive, the
+// test images unlabelled) and scores the test images' features.
+func glyphCollection(ctx context.Context, svc *classify.Service, shots [][]uint8, shotLabels []int, tests [][]uint8, testLabels []int, feats [][]float32, transductive bool) (float64, string, error) {
 	col, err := svc.CreateCollection(ctx, cachet.NewCollection{Name: fmt.Sprintf("eval-glyphs-%d", time.Now().UnixNano()), Labels: GlyphLabels})
 	if err != nil {
 		return 0, "", err
 	}
 	defer func() { _ = svc.DeleteCollection(context.WithoutCancel(ctx), col.ID) }()
 	if _, err := svc.AddCanvases(ctx, col.ID, shots, shotLabels, nil); err != nil {
-		return 0, "", err
-	}
-	feats, err := svc.Featurizer().Canvases(ctx, tests)
-	if err != nil {
 		return 0, "", err
 	}
 	if transductive {
@@ -256,14 +267,16 @@ func (r *Report) cnnOnShots(ctx context.Context, shots [][scene.ItemPixels]uint8
 	return acc, err
 }
 
-// recentredItems passes items through images.Recenter (as canonical canvases) and back.
-func recentredItems(items [][scene.ItemPixels]uint8) [][scene.ItemPixels]uint8 {
-	out := make([][scene.ItemPixels]uint8, len(items))
-	for i, c := range itemCanvases(items) {
+// recentredItems passes canonical canvases through images.Recenter and takes their items back out.
+func recentredItems(canvases [][]uint8) ([][scene.ItemPixels]uint8, error) {
+	out := make([][scene.ItemPixels]uint8, len(canvases))
+	for i, c := range canvases {
 		rc := images.Recenter((*[scene.CanvasPixels]uint8)(c))
-		for y := range scene.ItemSide {
-			copy(out[i][y*scene.ItemSide:], rc[(scene.LargeOffset+y)*scene.CanvasSide+scene.LargeOffset:][:scene.ItemSide])
+		it, err := scene.Derender(&rc, scene.Canonical(0))
+		if err != nil {
+			return nil, err
 		}
+		out[i] = it
 	}
-	return out
+	return out, nil
 }

@@ -13,10 +13,7 @@ import (
 
 // Tables renders the report as markdown tables.
 func (r *Report) Tables() []eval.Table {
-	acc := eval.Table{Title: "Fashion-MNIST test accuracy", Columns: []string{"method", "images", "accuracy", "notes"}}
-	for _, m := range r.Methods {
-		acc.Rows = append(acc.Rows, []string{m.Name, fmt.Sprint(m.Images), pct(m.Accuracy), m.Note})
-	}
+	acc := methodTable("Fashion-MNIST test accuracy", r.Methods)
 	acc.Notes = []string{
 		fmt.Sprintf("weights %s (model id %s); features: blocks %v pooled over a %d×%d grid, centred head %v; prototypes: %d samples per class, %d steps, guidance %g",
 			r.Weights, r.ModelID, r.Blocks, r.Grid, r.Grid, r.Center, r.Head.Samples, r.Head.Steps, r.Head.Guidance),
@@ -39,15 +36,21 @@ func (r *Report) Tables() []eval.Table {
 		out = append(out, robustnessTable(r.Robustness, r.cfg.Shots))
 	}
 	if len(r.OutOfDomain) > 0 {
-		t := eval.Table{Title: "Out of domain: ten letters from Debian's DejaVu faces, few-shot", Columns: []string{"method", "images", "accuracy", "notes"}}
-		for _, m := range r.OutOfDomain {
-			t.Rows = append(t.Rows, []string{m.Name, fmt.Sprint(m.Images), pct(m.Accuracy), m.Note})
-		}
+		t := methodTable("Out of domain: ten letters from Debian's DejaVu faces, few-shot", r.OutOfDomain)
 		t.Notes = []string{fmt.Sprintf("labels %v; each image a random face of %s, cap height about 14–24 px of 28, rotation ±15°, shift ±2 px, ink 160–255; labelled shots seed %d, test images seed %d",
 			GlyphLabels, r.cfg.FontsDir, glyphTrainSeed, glyphTestSeed)}
 		out = append(out, t)
 	}
 	return out
+}
+
+// methodTable is one row per method: its accuracy on the images it saw.
+func methodTable(title string, methods []Method) eval.Table {
+	t := eval.Table{Title: title, Columns: []string{"method", "images", "accuracy", "notes"}}
+	for _, m := range methods {
+		t.Rows = append(t.Rows, []string{m.Name, fmt.Sprint(m.Images), pct(m.Accuracy), m.Note})
+	}
+	return t
 }
 
 func robustnessTable(rows []RobustnessRow, shots int) eval.Table {
@@ -60,7 +63,7 @@ func robustnessTable(rows []RobustnessRow, shots int) eval.Table {
 	}
 	t.Notes = []string{
 		"the first test images, each perturbed with its own draw (shift: a random offset whose larger coordinate is k px; scale ×0.9 or ×1.1, rotation ±10°, about the item's centre; contrast ×U(0.8, 1.2); Gaussian noise; a 3×3 binomial blur), then rendered as the canonical scene",
-		"recentred: the classify service with Recenter on, which passes every canvas (test images and labelled shots alike) through images.Recenter: the item's bounding box (pixels above 20 % of the brightest) cropped, its longer side scaled to 28 px, centred, as Fashion-MNIST's items were made",
+		"recentred: the classify service with Recenter on, which passes every canvas (test images and labelled shots alike) through images.Recenter: the item's box trimmed as Fashion-MNIST's were (nonzero pixels; on a noisy background, 3×3 medians above 10), its longer side scaled to 28 px, centred",
 		"TFUP: the default build with the perturbed images as its unlabelled pool; Tip-Adapter: the default build of the clean labelled shots with the perturbed images unlabelled",
 	}
 	return t

@@ -27,19 +27,25 @@ type Accuracies struct {
 	Tip      float64 `json:"tip_adapter"`
 }
 
-// robustness scores the first cfg.Robustness test images, clean and under each Perturbation, with the
-// service's configuration as uploaded (Recenter off) and recentred (on).
-func (r *Report) robustness(ctx context.Context, newService func(classify.Config) (*classify.Service, error), test, train *dataset.Set, progress io.Writer) error {
-	services := make([]*classify.Service, 2)
+// recenterPair is the service's configuration as uploaded (Recenter off) and recentred (on), the two
+// sides of the robustness and out-of-domain sections.
+func (r *Report) recenterPair(newService func(classify.Config) (*classify.Service, error)) ([2]*classify.Service, error) {
+	var pair [2]*classify.Service
 	for i, on := range []bool{false, true} {
 		c := r.cfg.Service
 		c.Recenter = on
 		svc, err := newService(c)
 		if err != nil {
-			return err
+			return pair, err
 		}
-		services[i] = svc
+		pair[i] = svc
 	}
+	return pair, nil
+}
+
+// robustness scores the first cfg.Robustness test images, clean and under each Perturbation, on both
+// sides of the recentring pair.
+func (r *Report) robustness(ctx context.Context, services [2]*classify.Service, test, train *dataset.Set, progress io.Writer) error {
 	n := r.cfg.Robustness
 	labels := make([]int, n)
 	for i := range labels {

@@ -200,9 +200,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	r.Latency.ExtractPerSecond = float64(n) / time.Since(t0).Seconds()
 
-	if err := r.zeroShot(ctx, svc, func(c classify.Config) (*classify.Service, error) {
-		return classify.New(db, w, dit, modelID, c)
-	}, feats, labels, progress); err != nil {
+	newService := func(c classify.Config) (*classify.Service, error) { return classify.New(db, w, dit, modelID, c) }
+	if err := r.zeroShot(ctx, svc, newService, feats, labels, progress); err != nil {
 		return nil, err
 	}
 	if err := r.validationSet(ctx, svc, train, progress); err != nil {
@@ -227,18 +226,20 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		acc := knnPixels(train, cfg.KNNTrain, test, n, 5)
 		r.add("reference: 5-NN on pixels", acc, n, fmt.Sprintf("%d training images, L2", cfg.KNNTrain))
 	}
-	if cfg.Robustness > 0 {
-		if err := r.robustness(ctx, func(c classify.Config) (*classify.Service, error) {
-			return classify.New(db, w, dit, modelID, c)
-		}, test, train, progress); err != nil {
+	if cfg.Robustness > 0 || cfg.OutOfDomain > 0 {
+		pair, err := r.recenterPair(newService)
+		if err != nil {
 			return nil, err
 		}
-	}
-	if cfg.OutOfDomain > 0 {
-		if err := r.outOfDomain(ctx, func(c classify.Config) (*classify.Service, error) {
-			return classify.New(db, w, dit, modelID, c)
-		}, progress); err != nil {
-			return nil, err
+		if cfg.Robustness > 0 {
+			if err := r.robustness(ctx, pair, test, train, progress); err != nil {
+				return nil, err
+			}
+		}
+		if cfg.OutOfDomain > 0 {
+			if err := r.outOfDomain(ctx, pair, progress); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if err := r.evaluatorCNN(ctx, w, test, n); err != nil {
