@@ -2,6 +2,7 @@ package acceptance_test
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net/url"
@@ -194,27 +195,25 @@ func (b *browserSession) waitDownloads(t *testing.T, n int, timeout time.Duratio
 
 // choose picks a <select>'s option by value as a user's choice does (the change event fires).
 func choose(sel, value string) chromedp.Action[chromedp.Void] {
-	js := fmt.Sprintf(`(() => { const el = document.querySelector(%s);
+	return jsTrue(fmt.Sprintf(`(() => { const el = document.querySelector(%s);
 		if (!el || ![...el.options].some(o => o.value === %s)) return false;
-		el.value = %s; el.dispatchEvent(new Event("change", {bubbles: true})); return true; })()`, jsString(sel), jsString(value), jsString(value))
-	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		ok, err := chromedp.Evaluate[bool](js)(ctx, tg)
-		if err == nil && !ok {
-			err = fmt.Errorf("%s has no option %q", sel, value)
-		}
-		return err
-	})
+		el.value = %s; el.dispatchEvent(new Event("change", {bubbles: true})); return true; })()`, jsString(sel), jsString(value), jsString(value)),
+		fmt.Sprintf("%s has no option %q", sel, value))
 }
 
 // setValue sets an input's value as typing would end (input and change fire).
 func setValue(sel, value string) chromedp.Action[chromedp.Void] {
-	js := fmt.Sprintf(`(() => { const el = document.querySelector(%s); if (!el) return false; el.value = %s;
+	return jsTrue(fmt.Sprintf(`(() => { const el = document.querySelector(%s); if (!el) return false; el.value = %s;
 		el.dispatchEvent(new Event("input", {bubbles: true})); el.dispatchEvent(new Event("change", {bubbles: true})); return true; })()`,
-		jsString(sel), jsString(value))
+		jsString(sel), jsString(value)), "no "+sel)
+}
+
+// jsTrue runs a script that answers whether it could act, failing with refusal when it could not.
+func jsTrue(js, refusal string) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 		ok, err := chromedp.Evaluate[bool](js)(ctx, tg)
 		if err == nil && !ok {
-			err = fmt.Errorf("no %s", sel)
+			err = errors.New(refusal)
 		}
 		return err
 	})

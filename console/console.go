@@ -4,7 +4,6 @@ package console
 
 import (
 	"embed"
-	"encoding/json"
 	"fmt"
 	"io/fs"
 	"net/http"
@@ -60,7 +59,7 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write(c.index)
 	case p == Paths.Reports+"index.json":
 		h.Set("Content-Type", "application/json; charset=utf-8")
-		_ = json.NewEncoder(w).Encode(c.reports.index)
+		_, _ = w.Write(c.reports.index)
 	case strings.HasPrefix(p, Paths.Reports):
 		c.reports.serveFile(w, r, strings.TrimPrefix(p, Paths.Reports))
 	case strings.HasPrefix(p, Paths.Assets) && p != Paths.Assets && !strings.HasSuffix(p, "/"):

@@ -3,6 +3,7 @@ package console
 import (
 	"bytes"
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"mime"
@@ -48,7 +49,7 @@ var shownReports = []struct{ id, group string }{
 }
 
 type reportSet struct {
-	index ReportIndex
+	index []byte           // ReportIndex as JSON, encoded once: the reports are in the binary
 	files map[string]fs.FS // report id → its directory
 }
 
@@ -56,7 +57,8 @@ func loadReports() (*reportSet, error) {
 	// Tables align with the align attribute: the page's security policy refuses inline styles.
 	md := goldmark.New(goldmark.WithExtensions(extension.NewTable(extension.WithTableCellAlignMethod(extension.TableCellAlignAttribute))),
 		goldmark.WithRendererOptions(html.WithXHTML()))
-	set := &reportSet{index: ReportIndex{Reports: []Report{}}, files: map[string]fs.FS{}}
+	set := &reportSet{files: map[string]fs.FS{}}
+	index := ReportIndex{Reports: []Report{}}
 	for _, r := range shownReports {
 		dir, err := reportDir(r.id)
 		if err != nil {
@@ -91,8 +93,12 @@ func loadReports() (*reportSet, error) {
 			rep.Title = r.id
 		}
 		rep.HTML = out.String()
-		set.index.Reports = append(set.index.Reports, rep)
+		index.Reports = append(index.Reports, rep)
 		set.files[r.id] = dir
+	}
+	var err error
+	if set.index, err = json.Marshal(index); err != nil {
+		return nil, fmt.Errorf("console: the reports index: %w", err)
 	}
 	return set, nil
 }
