@@ -81,16 +81,38 @@ func (m *DiT) block(o *ops, i int, x *ts.Tensor, mod *modulation, h *Hooks) *ts.
 		}
 	}
 	d := m.Cfg.Width
-	attn := func() *ts.Tensor {
+	attn := func(sel *Tokens) *ts.Tensor {
 		hIn := o.modulate(o.layerNorm(x, d, nil, nil), v[0], v[1])
 		var a *ts.Tensor
-		if h != nil && containsInt(h.IdentityAttention, i) {
-			a = b.attn.identity(o, hIn)
-		} else {
-			a = b.attn.forward(o, hIn)
+		switch {
+		case h != nil && containsInt(h.IdentityAttention, i):
+			a = b.attn.identity(o, o.gatherTokens(hIn, sel))
+		case sel == nil && h != nil && h.AttentionReceived != nil:
+			var received *ts.Tensor
+			a, received = b.attn.forwardReceived(o, hIn)
+			if o.ok(received) {
+				if err := h.AttentionReceived(i, &Feature{t: received}); err != nil {
+					o.err = fmt.Errorf("model: attention received at block %d: %w", i, err)
+					return nil
+				}
+			}
+		case h != nil && h.KeysValues != nil:
+			a = b.attn.forwardTokens(o, hIn, sel, func(computed *ts.Tensor) *ts.Tensor {
+				if !o.ok(computed) {
+					return nil
+				}
+				kv, err := h.KeysValues(i, sel, &Feature{t: computed})
+				if err != nil {
+					o.err = fmt.Errorf("model: keys and values at block %d: %w", i, err)
+					return nil
+				}
+				return o.s.Keep(kv.t)
+			})
+		default:
+			a = b.attn.forwardTokens(o, hIn, sel, nil)
 		}
 		if h != nil && h.InjectAttention != nil && containsInt(h.InjectBlocks, i) && o.ok(a) {
-			out, err := h.InjectAttention(i, &Feature{t: hIn}, &Feature{t: a})
+			out, err := h.InjectAttention(i, &Feature{t: o.gatherTokens(hIn, sel)}, &Feature{t: a})
 			if err != nil {
 				o.err = fmt.Errorf("model: inject at block %d: %w", i, err)
 				return nil
@@ -100,19 +122,19 @@ func (m *DiT) block(o *ops, i int, x *ts.Tensor, mod *modulation, h *Hooks) *ts.
 		return a
 	}
 	x = o.gatedAdd(x, v[2], m.sublayer(o, i, SublayerAttention, h, attn))
-	mlp := func() *ts.Tensor {
-		return b.mlp.forward(o, o.modulate(o.layerNorm(x, d, nil, nil), v[3], v[4]))
+	mlp := func(sel *Tokens) *ts.Tensor {
+		return b.mlp.forward(o, o.modulate(o.layerNorm(o.gatherTokens(x, sel), d, nil, nil), v[3], v[4]))
 	}
 	return o.gatedAdd(x, v[5], m.sublayer(o, i, SublayerMLP, h, mlp))
 }
 
 // sublayer computes a pre-gate sublayer output, or lets the Sublayer hook supply it.
-func (m *DiT) sublayer(o *ops, i int, kind Sublayer, h *Hooks, compute func() *ts.Tensor) *ts.Tensor {
+func (m *DiT) sublayer(o *ops, i int, kind Sublayer, h *Hooks, compute func(sel *Tokens) *ts.Tensor) *ts.Tensor {
 	if h == nil || h.Sublayer == nil {
-		return compute()
+		return compute(nil)
 	}
-	out, err := h.Sublayer(i, kind, func() (*Feature, error) {
-		t := compute()
+	out, err := h.Sublayer(i, kind, func(sel *Tokens) (*Feature, error) {
+		t := compute(sel)
 		if o.err != nil {
 			return nil, o.err
 		}

@@ -100,6 +100,37 @@ func (a *attentionLayer) forward(o *ops, x *ts.Tensor) *ts.Tensor {
 	return o.linear(o.attention(q, k, v, a.heads), a.proj)
 }
 
+// forwardReceived is forward that also returns the attention each token receives [B, T].
+func (a *attentionLayer) forwardReceived(o *ops, x *ts.Tensor) (out, received *ts.Tensor) {
+	qkv := o.linear(x, a.qkv)
+	w := int64(a.width)
+	q, k, v := o.narrow(qkv, 2, 0, w), o.narrow(qkv, 2, w, w), o.narrow(qkv, 2, 2*w, w)
+	att, probs := o.attentionProbs(q, k, v, a.heads)
+	return o.linear(att, a.proj), o.sumDims(probs, 1, 2)
+}
+
+// forwardTokens is forward for the selected tokens' queries alone over every token's keys and values
+// ([B, K, D]); a nil selection is forward. kv, when set, supplies the keys and values attended over from
+// those computed (Hooks.KeysValues).
+func (a *attentionLayer) forwardTokens(o *ops, x *ts.Tensor, sel *Tokens, kv func(computed *ts.Tensor) *ts.Tensor) *ts.Tensor {
+	if sel == nil && kv == nil {
+		return a.forward(o, x)
+	}
+	w := int64(a.width)
+	xs := o.gatherTokens(x, sel)
+	var q, keysValues *ts.Tensor
+	if kv == nil { // queries from the selection, keys and values from every token
+		q = o.keep(cLinear(xs, o.narrow(a.qkv.Weight, 0, 0, w), o.narrow(a.qkv.Bias, 0, 0, w)))
+		keysValues = o.keep(cLinear(x, o.narrow(a.qkv.Weight, 0, w, 2*w), o.narrow(a.qkv.Bias, 0, w, 2*w)))
+	} else {
+		qkv := o.linear(xs, a.qkv)
+		q = o.narrow(qkv, 2, 0, w)
+		keysValues = kv(o.narrow(qkv, 2, w, 2*w))
+	}
+	k, v := o.narrow(keysValues, 2, 0, w), o.narrow(keysValues, 2, w, w)
+	return o.linear(o.attention(q, k, v, a.heads), a.proj)
+}
+
 // identity is the layer with its attention map replaced by the identity (each token attends to itself
 // alone): the values, projected. Perturbed-attention guidance's weak prediction.
 func (a *attentionLayer) identity(o *ops, x *ts.Tensor) *ts.Tensor {

@@ -42,8 +42,8 @@ func TestMemoryFlatOver1000Steps(t *testing.T) {
 		hooks := &model.Hooks{
 			CaptureBlocks: []int{0, 1},
 			Capture:       func(int, *model.Feature) error { captured++; return nil },
-			Sublayer: func(_ int, _ model.Sublayer, compute func() (*model.Feature, error)) (*model.Feature, error) {
-				f, err := compute()
+			Sublayer: func(_ int, _ model.Sublayer, compute func(*model.Tokens) (*model.Feature, error)) (*model.Feature, error) {
+				f, err := compute(nil)
 				if err != nil {
 					return nil, err
 				}

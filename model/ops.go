@@ -213,12 +213,18 @@ func (o *ops) gatedAdd(x, gate, y *ts.Tensor) *ts.Tensor {
 // attention is multi-head self-attention (or cross-attention when kv != q's source) written with
 // matmul/softmax: q [B,Tq,D], k,v [B,Tk,D] → [B,Tq,D].
 func (o *ops) attention(q, k, v *ts.Tensor, heads int) *ts.Tensor {
+	out, _ := o.attentionProbs(q, k, v, heads)
+	return out
+}
+
+// attentionProbs is attention that also returns its softmax weights [B, H, Tq, Tk].
+func (o *ops) attentionProbs(q, k, v *ts.Tensor, heads int) (out, probs *ts.Tensor) {
 	if !o.ok(q, k, v) {
-		return nil
+		return nil, nil
 	}
 	qs, ks := o.size(q), o.size(k)
 	if qs == nil || ks == nil {
-		return nil
+		return nil, nil
 	}
 	b, tq, d, tk := qs[0], qs[1], qs[2], ks[1]
 	h := int64(heads)
@@ -228,8 +234,17 @@ func (o *ops) attention(q, k, v *ts.Tensor, heads int) *ts.Tensor {
 	}
 	qh, kh, vh := split(q, tq), split(k, tk), split(v, tk)
 	scores := o.scale(o.matmul(qh, o.transpose(kh, 2, 3)), 1/math.Sqrt(float64(hd)))
-	out := o.matmul(o.softmax(scores, -1), vh) // [B,H,Tq,hd]
-	return o.reshape(o.permute(out, 0, 2, 1, 3), b, tq, d)
+	probs = o.softmax(scores, -1)
+	out = o.matmul(probs, vh) // [B,H,Tq,hd]
+	return o.reshape(o.permute(out, 0, 2, 1, 3), b, tq, d), probs
+}
+
+// sumDims sums a over the given dimensions (dropped).
+func (o *ops) sumDims(a *ts.Tensor, dims ...int64) *ts.Tensor {
+	if !o.ok(a) {
+		return nil
+	}
+	return o.keep(cSumDim(a, dims, false))
 }
 
 // sdpa is softmax(q·kᵀ)·v over [B, H, T, hd] with q already scaled: libtorch's fused kernel on the CPU, where

@@ -68,9 +68,20 @@ type Hooks struct {
 	IdentityAttention []int
 
 	// Sublayer decides, per block and sublayer, whether to compute the pre-gate output (call compute, whose
-	// result is borrowed) or to supply one (reuse/forecast). The adaLN gate of the current step is applied
-	// to whatever it returns, as the reference implementations do.
-	Sublayer func(block int, kind Sublayer, compute func() (*Feature, error)) (*Feature, error)
+	// result is borrowed) or to supply one (reuse/forecast). compute(nil) computes every token [B, T, D];
+	// compute(sel) only the selected ones [B, K, D] (token-wise caching: attention queries from the selected
+	// tokens over the keys and values of all). The adaLN gate of the current step is applied to whatever it
+	// returns ([B, T, D]), as the reference implementations do.
+	Sublayer func(block int, kind Sublayer, compute func(sel *Tokens) (*Feature, error)) (*Feature, error)
+
+	// KeysValues, when set, supplies the keys and values [B, T, 2D] a block's attention runs over. It gets
+	// those the pass computed (borrowed): every token's when the attention runs on all of them, the
+	// selected tokens' [B, K, 2D] when on a selection, so that a token-wise cache can keep the others'.
+	KeysValues func(block int, sel *Tokens, computed *Feature) (*Feature, error)
+
+	// AttentionReceived hears, for each block whose attention is computed over every token, the attention
+	// each token receives [B, T] (borrowed): the softmax weights summed over heads and queries (ToCa's score).
+	AttentionReceived func(block int, received *Feature) error
 
 	// Probe receives block 0's modulated, normalised input (borrowed) before the stack runs: TeaCache's
 	// indicator. It costs one LayerNorm and one modulate, only when set.

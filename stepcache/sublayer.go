@@ -39,7 +39,7 @@ func (p *sublayerPolicy) Begin(s model.Schedule) error {
 
 func (p *sublayerPolicy) Eval(step int, eval func(*model.Hooks) (*model.Feature, error)) (*model.Feature, error) {
 	full := p.isFull(step)
-	hooks := &model.Hooks{Sublayer: func(block int, kind model.Sublayer, compute func() (*model.Feature, error)) (*model.Feature, error) {
+	hooks := &model.Hooks{Sublayer: func(block int, kind model.Sublayer, compute func(*model.Tokens) (*model.Feature, error)) (*model.Feature, error) {
 		key := unitKey{block, kind}
 		f, ok := p.units[key]
 		if !ok {
@@ -47,7 +47,7 @@ func (p *sublayerPolicy) Eval(step int, eval func(*model.Hooks) (*model.Feature,
 			p.units[key] = f
 		}
 		if full || !ok {
-			v, err := compute()
+			v, err := compute(nil)
 			if err != nil {
 				return nil, err
 			}

@@ -1,0 +1,242 @@
+package stepcache
+
+import (
+	"fmt"
+	"math"
+	"sort"
+
+	"github.com/cachetlab/cachet/model"
+)
+
+// cachetPolicy is Cachet's own policy (docs/stepcache.md, "Cachet's policy"): a full step every interval
+// steps; in between, each image recomputes only its fresh tokens — attention queries over every token's
+// keys and values, and the MLP — in every block, and the other tokens keep their cached sublayer outputs
+// under the current step's gates. Fresh tokens are those whose expected staleness error is largest: the
+// rate their output patch changed per step between the last two full steps, times the steps since they
+// were computed. On these scenes most tokens are background, whose velocity barely changes.
+type cachetPolicy struct {
+	ledger
+	interval int
+	ratio    float64
+	depth    int
+	units    map[unitKey]*model.Feature
+
+	images, tokens, grid, patch int // the output's images; tokens per image; tokens per side; pixels per token side
+	prevOut                     []float32
+	rate                        []float64 // per image token: mean |Δv| per step between the last two full steps
+	stale                       []int     // per image token: steps since computed
+	lastFull                    int
+}
+
+func (c *cachetPolicy) Begin(s model.Schedule) error {
+	c.steps = s.Steps
+	c.units = map[unitKey]*model.Feature{}
+	c.prevOut, c.rate, c.stale = nil, nil, nil
+	return nil
+}
+
+func (c *cachetPolicy) End() {
+	for k, f := range c.units {
+		c.swap(&f, nil)
+		delete(c.units, k)
+	}
+}
+
+func (c *cachetPolicy) Eval(step int, eval func(*model.Hooks) (*model.Feature, error)) (*model.Feature, error) {
+	full := step%c.interval == 0 || c.rate == nil || step == c.steps-1
+	var sel *model.Tokens // the step's fresh tokens, built on the first unit (the batch's rows are known then)
+	defer sel.Drop()
+	var fresh [][]int64 // per image
+	if !full {
+		fresh = c.freshTokens()
+	}
+	selection := func(like *model.Feature) (*model.Tokens, error) {
+		if sel != nil {
+			return sel, nil
+		}
+		shape, err := like.Shape()
+		if err != nil {
+			return nil, err
+		}
+		rows := make([][]int64, shape[0]) // an image's guided and unguided rows share its tokens
+		for r := range rows {
+			rows[r] = fresh[r%c.images]
+		}
+		sel, err = model.NewTokens(rows, like)
+		return sel, err
+	}
+	hooks := &model.Hooks{Sublayer: func(block int, kind model.Sublayer, compute func(*model.Tokens) (*model.Feature, error)) (*model.Feature, error) {
+		key := unitKey{block, kind}
+		if full {
+			v, err := compute(nil)
+			if err != nil {
+				return nil, err
+			}
+			keep, err := v.Clone()
+			if err != nil {
+				return nil, err
+			}
+			f := c.units[key]
+			c.swap(&f, keep)
+			c.units[key] = f
+			c.computed++
+			return v.Clone()
+		}
+		cur, err := selection(c.units[key])
+		if err != nil {
+			return nil, err
+		}
+		return c.partial(key, cur, compute)
+	}}
+	// Keys and values are cached per token like the sublayers' outputs, so that a partial step projects
+	// only its fresh tokens.
+	hooks.KeysValues = func(block int, sel *model.Tokens, computed *model.Feature) (*model.Feature, error) {
+		key := unitKey{block, sublayerKeysValues}
+		cached := c.units[key]
+		if sel == nil || cached == nil {
+			keep, err := computed.Clone()
+			if err != nil {
+				return nil, err
+			}
+			c.swap(&cached, keep)
+			c.units[key] = cached
+			return computed.Clone()
+		}
+		merged, err := cached.SetTokens(sel, computed)
+		if err != nil {
+			return nil, err
+		}
+		c.swap(&cached, merged)
+		c.units[key] = cached
+		return merged.Clone()
+	}
+	out, err := eval(hooks)
+	if err != nil {
+		return nil, err
+	}
+	if full {
+		if err := c.observe(step, out); err != nil {
+			out.Drop()
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// partial computes the selected tokens of unit key and merges them into its cached output.
+func (c *cachetPolicy) partial(key unitKey, sel *model.Tokens, compute func(*model.Tokens) (*model.Feature, error)) (*model.Feature, error) {
+	cached := c.units[key]
+	v, err := compute(sel)
+	if err != nil {
+		return nil, err
+	}
+	merged, err := cached.SetTokens(sel, v)
+	if err != nil {
+		return nil, err
+	}
+	c.swap(&cached, merged)
+	c.units[key] = cached
+	c.forecast++ // a partly computed unit
+	return merged.Clone()
+}
+
+// freshTokens picks each image's ratio·T tokens of largest rate × (staleness + 1) and ages the rest.
+func (c *cachetPolicy) freshTokens() [][]int64 {
+	k := max(1, min(c.tokens, int(math.Round(c.ratio*float64(c.tokens)))))
+	out := make([][]int64, c.images)
+	for img := range out {
+		base := img * c.tokens
+		order := make([]int, c.tokens)
+		for i := range order {
+			order[i] = i
+		}
+		score := func(i int) float64 { return c.rate[base+i] * float64(c.stale[base+i]+1) }
+		sort.SliceStable(order, func(a, b int) bool { return score(order[a]) > score(order[b]) })
+		for i := range c.tokens {
+			c.stale[base+i]++
+		}
+		for _, i := range order[:k] {
+			out[img] = append(out[img], int64(i))
+			c.stale[base+i] = 0
+		}
+	}
+	return out
+}
+
+// observe records a full step's output [N, C, H, W]: each token's rate of change since the last full step.
+func (c *cachetPolicy) observe(step int, out *model.Feature) error {
+	shape, err := out.Shape()
+	if err != nil {
+		return err
+	}
+	if len(shape) != 4 || shape[2] != shape[3] {
+		return fmt.Errorf("cachet policy: output of shape %v, want [N, C, H, H]", shape)
+	}
+	vals, err := out.Values()
+	if err != nil {
+		return err
+	}
+	if c.tokens == 0 {
+		if err := c.layout(shape); err != nil {
+			return err
+		}
+	}
+	if c.prevOut != nil {
+		gap := float64(step - c.lastFull)
+		n, ch, side := int(shape[0]), int(shape[1]), int(shape[2])
+		rate := make([]float64, n*c.tokens)
+		for img := range n {
+			for ci := range ch {
+				for y := range side {
+					for x := range side {
+						i := ((img*ch+ci)*side+y)*side + x
+						rate[img*c.tokens+(y/c.patch)*c.grid+x/c.patch] += math.Abs(float64(vals[i] - c.prevOut[i]))
+					}
+				}
+			}
+		}
+		for i := range rate {
+			rate[i] /= gap
+		}
+		c.rate = rate
+		c.stale = make([]int, len(rate))
+	}
+	c.prevOut, c.lastFull = vals, step
+	return nil
+}
+
+// layout reads the token grid off the cached units and the output: tokens per image from a unit's
+// shape, their side from the count, the pixels per token from the output's side.
+func (c *cachetPolicy) layout(outShape []int64) error {
+	unit, ok := c.units[unitKey{0, model.SublayerAttention}]
+	if !ok {
+		return fmt.Errorf("cachet policy: no block output was computed")
+	}
+	us, err := unit.Shape()
+	if err != nil {
+		return err
+	}
+	c.images, c.tokens = int(outShape[0]), int(us[1])
+	c.grid = int(math.Round(math.Sqrt(float64(c.tokens))))
+	if c.grid*c.grid != c.tokens || int(outShape[2])%c.grid != 0 || int(us[0])%c.images != 0 {
+		return fmt.Errorf("cachet policy: %d tokens do not tile a %d-pixel image", c.tokens, outShape[2])
+	}
+	c.patch = int(outShape[2]) / c.grid
+	return nil
+}
+
+// sublayerKeysValues keys a block's cached keys and values among the sublayer outputs.
+const sublayerKeysValues model.Sublayer = -1
+
+func init() {
+	register("cachet", spec{
+		help: "Cachet's policy: full steps every N; in between each image recomputes only its fastest-changing, stalest tokens through attention and MLP",
+		params: map[string]param{
+			"interval": {def: 3, min: 1, max: 50, integer: true, help: "steps between full computations"},
+			"ratio":    {def: 0.25, min: 0, max: 1, help: "share of each image's tokens recomputed between full steps"},
+		},
+		build: func(p map[string]float64, depth int) Policy {
+			return &cachetPolicy{ledger: ledger{name: "cachet"}, interval: int(p["interval"]), ratio: p["ratio"], depth: depth}
+		},
+	})
+}
