@@ -237,23 +237,36 @@ func (m *DiT) step(req *SampleRequest, sched Schedule, i int, x *ts.Tensor, b br
 		if err != nil {
 			return nil, err
 		}
-		in := x
-		if b.guided {
+		var br *Branches
+		if h != nil && h.Branches != nil && (b.guided || b.negative != nil) && h.Branches.Skip() {
+			br = h.Branches
+		}
+		in, mod := x, b.mod
+		switch {
+		case b.guided && br != nil:
+			mod = b.mod.rows(o, int64(n)) // the conditional rows alone
+		case b.guided:
 			in = o.cat(0, x, x)
 		}
-		out := m.velocity(o, in, b.mod, h)
+		out := m.velocity(o, in, mod, h)
 		if b.guided || b.guide != nil || b.negative != nil || b.perturbed != nil { // rows [0, n) are conditional, [n, 2n) unconditional
 			g := guidanceInputs{c: out}
-			if b.guided {
+			if b.guided && br != nil {
+				g.u = o.branch(br, BranchUnconditional, out)
+			} else if b.guided {
 				g.c, g.u = o.narrow(out, 0, 0, int64(n)), o.narrow(out, 0, int64(n), int64(n))
+				o.observe(h, BranchUnconditional, g.c, g.u)
 			}
 			out = g.c
 			if req.GuidanceInterval.Contains(sched.Times[i] / 1000) {
 				if b.guide != nil {
 					g.weak = req.Guide.velocity(o, x, b.guide, nil)
 				}
-				if b.negative != nil {
+				if b.negative != nil && br != nil {
+					g.negative = o.branch(br, BranchNegative, g.c)
+				} else if b.negative != nil {
 					g.negative = m.velocity(o, x, b.negative, nil)
+					o.observe(h, BranchNegative, g.c, g.negative)
 				}
 				if b.perturbed != nil {
 					g.perturbed = m.velocity(o, x, b.perturbed, &Hooks{IdentityAttention: req.PerturbedBlocks})
@@ -307,6 +320,41 @@ func (m *DiT) step(req *SampleRequest, sched Schedule, i int, x *ts.Tensor, b br
 		return nil, o.err
 	}
 	return s.Release(next), nil
+}
+
+// branch is a reused guidance branch, supplied by the policy from the conditional prediction c.
+func (o *ops) branch(br *Branches, kind Branch, c *ts.Tensor) *ts.Tensor {
+	if !o.ok(c) {
+		return nil
+	}
+	f, err := br.Supply(kind, &Feature{t: c})
+	if err != nil {
+		o.err = fmt.Errorf("model: supplying the %s branch: %w", kind, err)
+		return nil
+	}
+	return o.s.Keep(f.t)
+}
+
+// observe shows a policy with branch hooks a computed guidance branch beside the conditional prediction.
+func (o *ops) observe(h *Hooks, kind Branch, c, other *ts.Tensor) {
+	if h == nil || h.Branches == nil || h.Branches.Observe == nil || !o.ok(c, other) {
+		return
+	}
+	if err := h.Branches.Observe(kind, &Feature{t: c}, &Feature{t: other}); err != nil {
+		o.err = fmt.Errorf("model: observing the %s branch: %w", kind, err)
+	}
+}
+
+// rows is the modulation of the first n rows of its batch.
+func (mod *modulation) rows(o *ops, n int64) *modulation {
+	out := &modulation{blocks: make([][6]*ts.Tensor, len(mod.blocks))}
+	for i, v := range mod.blocks {
+		for k := range v {
+			out.blocks[i][k] = o.narrow(v[k], 0, 0, n)
+		}
+	}
+	out.final = [2]*ts.Tensor{o.narrow(mod.final[0], 0, 0, n), o.narrow(mod.final[1], 0, 0, n)}
+	return out
 }
 
 // conditions encodes the request's condition vectors [B, D]; with guidance the unconditional rows follow

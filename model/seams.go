@@ -87,10 +87,37 @@ type Hooks struct {
 	// indicator. It costs one LayerNorm and one modulate, only when set.
 	Probe func(modulated0 *Feature) error
 
+	// Branches lets a policy reuse guidance's other predictions (CFG-branch reuse).
+	Branches *Branches
+
 	// Stack controls the block stack: run(from, to, x) computes blocks [from, to) on x and returns the
 	// result (borrowed). A policy may run a prefix, decide, then run the rest or add a cached residual.
 	// Its result replaces the stack's output.
 	Stack func(x *Feature, run func(from, to int, x *Feature) (*Feature, error)) (*Feature, error)
+}
+
+// Branch names a guidance prediction other than the conditional one.
+type Branch int
+
+const (
+	BranchUnconditional Branch = iota // classifier-free guidance's
+	BranchNegative                    // the negative prompts'
+)
+
+func (b Branch) String() string {
+	if b == BranchUnconditional {
+		return "unconditional"
+	}
+	return "negative"
+}
+
+// Branches are the seams of CFG-branch reuse. Skip is asked once per guided evaluation: when it answers
+// true the step computes the conditional prediction alone and Supply returns each other branch's from it
+// (cond borrowed; the result belongs to the step); otherwise Observe sees each computed pair (borrowed).
+type Branches struct {
+	Skip    func() bool
+	Observe func(b Branch, cond, other *Feature) error
+	Supply  func(b Branch, cond *Feature) (*Feature, error)
 }
 
 func containsInt(xs []int, v int) bool {
