@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/cachetlab/cachet"
@@ -28,11 +29,27 @@ const (
 	PathSampler = "sampler"
 )
 
-// DefaultServiceSettings are the fewer-steps baselines (spanning the policies' speed-ups), the policies
-// that ranked best on the sampler path at 50 steps, and the calibrated ones composed with fewer steps.
-const DefaultServiceSettings = "steps=40;steps=30;steps=25;steps=20;steps=17;steps=13;steps=10;steps=8;" +
-	"teacache;magcache;fora:interval=3;taylorseer:interval=3,order=2;" +
-	"teacache@25;teacache@20;teacache@13;magcache@25;magcache@20"
+// DefaultServiceSettings are the fewer-steps baselines (spanning the policies' speed-ups) and the grid of
+// step counts × policies: each whole-step, sublayer, token and guidance-branch policy alone (at the
+// reference's 50 steps) and composed with 30, 20 and 13 steps.
+var DefaultServiceSettings = "steps=40;steps=30;steps=25;steps=20;steps=17;steps=13;steps=10;steps=8;" +
+	stepGrid([]string{"teacache", "magcache", "fora:interval=3", "taylorseer:interval=3,order=2", "toca", "cfgcache", "cachet"},
+		[]int{0, 30, 20, 13})
+
+// stepGrid writes every policy at every step count (0: the reference's) as settings.
+func stepGrid(policies []string, steps []int) string {
+	var out []string
+	for _, p := range policies {
+		for _, n := range steps {
+			if n == 0 {
+				out = append(out, p)
+			} else {
+				out = append(out, fmt.Sprintf("%s@%d", p, n))
+			}
+		}
+	}
+	return strings.Join(out, ";")
+}
 
 // StepCacheServiceOptions configure the service-path run: every image comes from generate.Service.Generate
 // with the request POST /v1/generate makes of a body naming only prompt, n, seed, steps, cache and subject.

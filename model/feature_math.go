@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
 )
 
 // Feature algebra for step-cache policies: every result is a new Feature the caller owns.
@@ -102,4 +103,26 @@ func (f *Feature) Norm() (float64, error) {
 	}
 	defer n.Drop()
 	return n.Float64Value([]int64{})
+}
+
+// Rows returns rows [from, from+n) of f along its first dimension (sharing storage).
+func (f *Feature) Rows(from, n int) (*Feature, error) {
+	t, err := cNarrow(f.t, 0, int64(from), int64(n))
+	if err != nil {
+		return nil, err
+	}
+	return &Feature{t: t}, nil
+}
+
+// ConcatRows stacks features along their first dimension.
+func ConcatRows(fs ...*Feature) (*Feature, error) {
+	tensors := make([]*ts.Tensor, len(fs))
+	for i, f := range fs {
+		tensors[i] = f.t
+	}
+	t, err := cCat(tensors, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &Feature{t: t}, nil
 }

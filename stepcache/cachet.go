@@ -20,6 +20,8 @@ type cachetPolicy struct {
 	ratio    float64
 	depth    int
 	units    map[unitKey]*model.Feature
+	guidance bool         // reuse guidance's other branches on partial steps
+	branches *branchReuse // their differences to the conditional prediction
 
 	images, tokens, grid, patch int // the output's images; tokens per image; tokens per side; pixels per token side
 	prevOut                     []float32
@@ -32,10 +34,13 @@ func (c *cachetPolicy) Begin(s model.Schedule) error {
 	c.steps = s.Steps
 	c.units = map[unitKey]*model.Feature{}
 	c.prevOut, c.rate, c.stale = nil, nil, nil
+	due := func(step int) bool { return !c.guidance || step%c.interval == 0 || c.rate == nil || step == c.steps-1 }
+	c.branches = newBranchReuse(due, 0, c.hold)
 	return nil
 }
 
 func (c *cachetPolicy) End() {
+	c.branches.drop()
 	for k, f := range c.units {
 		c.swap(&f, nil)
 		delete(c.units, k)
@@ -44,71 +49,62 @@ func (c *cachetPolicy) End() {
 
 func (c *cachetPolicy) Eval(step int, eval func(*model.Hooks) (*model.Feature, error)) (*model.Feature, error) {
 	full := step%c.interval == 0 || c.rate == nil || step == c.steps-1
-	var sel *model.Tokens // the step's fresh tokens, built on the first unit (the batch's rows are known then)
+	var sel *model.Tokens // the step's fresh tokens, built on the first unit (the pass's rows are known then)
 	defer sel.Drop()
 	var fresh [][]int64 // per image
 	if !full {
 		fresh = c.freshTokens()
 	}
-	selection := func(like *model.Feature) (*model.Tokens, error) {
+	skipped := c.branches.skipped
+	halved := func() bool { return c.branches.skipped > skipped } // the pass runs the conditional rows alone
+	selection := func(rows int) (*model.Tokens, error) {
 		if sel != nil {
 			return sel, nil
 		}
-		shape, err := like.Shape()
-		if err != nil {
-			return nil, err
+		perRow := make([][]int64, rows) // an image's guided and unguided rows share its tokens
+		for r := range perRow {
+			perRow[r] = fresh[r%c.images]
 		}
-		rows := make([][]int64, shape[0]) // an image's guided and unguided rows share its tokens
-		for r := range rows {
-			rows[r] = fresh[r%c.images]
-		}
-		sel, err = model.NewTokens(rows, like)
+		var err error
+		sel, err = model.NewTokens(perRow, c.units[unitKey{0, model.SublayerAttention}])
 		return sel, err
 	}
-	hooks := &model.Hooks{Sublayer: func(block int, kind model.Sublayer, compute func(*model.Tokens) (*model.Feature, error)) (*model.Feature, error) {
+	hooks := &model.Hooks{Branches: c.branches.hooks(step)}
+	hooks.Sublayer = func(block int, kind model.Sublayer, compute func(*model.Tokens) (*model.Feature, error)) (*model.Feature, error) {
 		key := unitKey{block, kind}
 		if full {
 			v, err := compute(nil)
 			if err != nil {
 				return nil, err
 			}
-			keep, err := v.Clone()
-			if err != nil {
+			if err := c.store(key, v); err != nil {
 				return nil, err
 			}
-			f := c.units[key]
-			c.swap(&f, keep)
-			c.units[key] = f
 			c.computed++
 			return v.Clone()
 		}
-		cur, err := selection(c.units[key])
+		cur, err := selection(c.passRows(key, halved()))
 		if err != nil {
 			return nil, err
 		}
-		return c.partial(key, cur, compute)
-	}}
+		v, err := compute(cur)
+		if err != nil {
+			return nil, err
+		}
+		c.forecast++ // a partly computed unit
+		return c.merge(key, cur, v, halved())
+	}
 	// Keys and values are cached per token like the sublayers' outputs, so that a partial step projects
 	// only its fresh tokens.
 	hooks.KeysValues = func(block int, sel *model.Tokens, computed *model.Feature) (*model.Feature, error) {
 		key := unitKey{block, sublayerKeysValues}
-		cached := c.units[key]
-		if sel == nil || cached == nil {
-			keep, err := computed.Clone()
-			if err != nil {
+		if sel == nil || c.units[key] == nil {
+			if err := c.store(key, computed); err != nil {
 				return nil, err
 			}
-			c.swap(&cached, keep)
-			c.units[key] = cached
 			return computed.Clone()
 		}
-		merged, err := cached.SetTokens(sel, computed)
-		if err != nil {
-			return nil, err
-		}
-		c.swap(&cached, merged)
-		c.units[key] = cached
-		return merged.Clone()
+		return c.merge(key, sel, computed, halved())
 	}
 	out, err := eval(hooks)
 	if err != nil {
@@ -123,21 +119,70 @@ func (c *cachetPolicy) Eval(step int, eval func(*model.Hooks) (*model.Feature, e
 	return out, nil
 }
 
-// partial computes the selected tokens of unit key and merges them into its cached output.
-func (c *cachetPolicy) partial(key unitKey, sel *model.Tokens, compute func(*model.Tokens) (*model.Feature, error)) (*model.Feature, error) {
+// store keeps v (borrowed) as unit key's cached output.
+func (c *cachetPolicy) store(key unitKey, v *model.Feature) error {
+	keep, err := v.Clone()
+	if err != nil {
+		return err
+	}
+	f := c.units[key]
+	c.swap(&f, keep)
+	c.units[key] = f
+	return nil
+}
+
+// passRows is the rows of a pass: the cached unit's, or its images' alone when the guidance branches are
+// reused.
+func (c *cachetPolicy) passRows(key unitKey, halved bool) int {
+	if halved {
+		return c.images
+	}
+	shape, err := c.units[key].Shape()
+	if err != nil || len(shape) == 0 {
+		return c.images
+	}
+	return int(shape[0])
+}
+
+// merge writes the selected tokens' computed values into unit key's cache and returns the unit for the
+// pass: on a halved pass the conditional rows alone, the unconditional rows keeping their cached values.
+func (c *cachetPolicy) merge(key unitKey, sel *model.Tokens, computed *model.Feature, halved bool) (*model.Feature, error) {
 	cached := c.units[key]
-	v, err := compute(sel)
+	if !halved {
+		merged, err := cached.SetTokens(sel, computed)
+		if err != nil {
+			return nil, err
+		}
+		c.swap(&cached, merged)
+		c.units[key] = cached
+		return merged.Clone()
+	}
+	shape, err := cached.Shape()
 	if err != nil {
 		return nil, err
 	}
-	merged, err := cached.SetTokens(sel, v)
+	cond, err := cached.Rows(0, c.images)
 	if err != nil {
 		return nil, err
 	}
-	c.swap(&cached, merged)
+	defer cond.Drop()
+	rest, err := cached.Rows(c.images, int(shape[0])-c.images)
+	if err != nil {
+		return nil, err
+	}
+	defer rest.Drop()
+	merged, err := cond.SetTokens(sel, computed)
+	if err != nil {
+		return nil, err
+	}
+	next, err := model.ConcatRows(merged, rest)
+	if err != nil {
+		merged.Drop()
+		return nil, err
+	}
+	c.swap(&cached, next)
 	c.units[key] = cached
-	c.forecast++ // a partly computed unit
-	return merged.Clone()
+	return merged, nil
 }
 
 // freshTokens picks each image's ratio·T tokens of largest rate × (staleness + 1) and ages the rest.
@@ -234,9 +279,11 @@ func init() {
 		params: map[string]param{
 			"interval": {def: 3, min: 1, max: 50, integer: true, help: "steps between full computations"},
 			"ratio":    {def: 0.25, min: 0, max: 1, help: "share of each image's tokens recomputed between full steps"},
+			"guidance": {def: 1, min: 0, max: 1, integer: true, help: "1: partial steps also reuse guidance's unconditional and negative branches (their difference to the conditional prediction)"},
 		},
 		build: func(p map[string]float64, depth int) Policy {
-			return &cachetPolicy{ledger: ledger{name: "cachet"}, interval: int(p["interval"]), ratio: p["ratio"], depth: depth}
+			return &cachetPolicy{ledger: ledger{name: "cachet"}, interval: int(p["interval"]), ratio: p["ratio"], depth: depth,
+				guidance: p["guidance"] == 1}
 		},
 	})
 }

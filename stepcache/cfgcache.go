@@ -8,26 +8,26 @@ import "github.com/cachetlab/cachet/model"
 // skipped step runs the model on the conditional rows alone — half the batch under classifier-free
 // guidance. It composes with any step count and with the other axes through its hooks.
 type branchReuse struct {
-	interval, warmup int
-	order            int // 1: extrapolate the difference linearly from the last two computed
-	deltas, prev     map[model.Branch]*model.Feature
-	at, prevAt       int // steps of deltas and prev
-	step             int
-	held             func(int64) // the owning policy's memory account
-	skipped, kept    int
+	due           func(step int) bool // whether step computes every branch
+	order         int                 // 1: extrapolate the difference linearly from the last two computed
+	deltas, prev  map[model.Branch]*model.Feature
+	at, prevAt    int // steps of deltas and prev
+	step          int
+	held          func(int64) // the owning policy's memory account
+	skipped, kept int
 }
 
-func newBranchReuse(interval, warmup, order int, held func(int64)) *branchReuse {
-	return &branchReuse{interval: interval, warmup: warmup, order: order, deltas: map[model.Branch]*model.Feature{},
+func newBranchReuse(due func(step int) bool, order int, held func(int64)) *branchReuse {
+	return &branchReuse{due: due, order: order, deltas: map[model.Branch]*model.Feature{},
 		prev: map[model.Branch]*model.Feature{}, held: held}
 }
 
-// hooks are step's branch seams: skip when the step is off the schedule and every branch has a delta.
+// hooks are step's branch seams: skip when the step is not due and a difference was kept.
 func (r *branchReuse) hooks(step int) *model.Branches {
 	r.step = step
 	return &model.Branches{
 		Skip: func() bool {
-			skip := step >= r.warmup && (step-r.warmup)%r.interval != 0 && len(r.deltas) > 0
+			skip := !r.due(step) && len(r.deltas) > 0
 			if skip {
 				r.skipped++
 			} else {
@@ -94,7 +94,8 @@ type cfgCache struct {
 
 func (c *cfgCache) Begin(s model.Schedule) error {
 	c.steps = s.Steps
-	c.reuse = newBranchReuse(c.interval, c.warmup, c.order, c.hold)
+	due := func(step int) bool { return step < c.warmup || (step-c.warmup)%c.interval == 0 }
+	c.reuse = newBranchReuse(due, c.order, c.hold)
 	return nil
 }
 
