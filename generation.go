@@ -19,6 +19,29 @@ const (
 	DefaultDetail          = 0.65
 )
 
+// SpeedPreset is a named speed/fidelity choice of /v1/generate: the model's fastest measured setting (step
+// count and step-cache policy, from its calibration file) keeping at least MinPSNR dB against 50 uncached
+// steps on the service path.
+type SpeedPreset struct {
+	Name    string
+	MinPSNR float64
+}
+
+// SpeedPresets are the speed presets, slowest first; DefaultSpeed is a request's when it names neither a
+// speed nor steps nor a cache policy.
+var SpeedPresets = []SpeedPreset{{"exact", 45}, {"balanced", 40}, {"fast", 35}, {"fastest", 30}}
+
+const DefaultSpeed = "balanced"
+
+// SpeedNames lists the presets' names.
+func SpeedNames() []string {
+	out := make([]string, len(SpeedPresets))
+	for i, p := range SpeedPresets {
+		out[i] = p.Name
+	}
+	return out
+}
+
 // DefaultGuidanceFor is the guidance scale of a generation that names none, with a subject or without.
 func DefaultGuidanceFor(personalized bool) float64 {
 	if personalized {
@@ -36,7 +59,11 @@ type GenerateRequest struct {
 	// N is how many images (default 1).
 	N    int   `json:"n"`
 	Seed int64 `json:"seed"`
-	// Steps is the sampler's budget (default DefaultSteps).
+	// Speed picks the steps and the step-cache policy by fidelity: "exact", "balanced", "fast" or "fastest"
+	// (SpeedPresets; GET /v1/catalog lists what each is on this model). Not with steps or cache. A request
+	// naming none of the three gets DefaultSpeed.
+	Speed string `json:"speed,omitempty"`
+	// Steps is the sampler's budget (default: the speed preset's).
 	Steps int `json:"steps"`
 	// Guidance is the classifier-free guidance scale (default DefaultGuidanceFor: 6, or 4 with a subject;
 	// 1 turns it off).
@@ -89,6 +116,8 @@ type GenerateResult struct {
 	CleanRenorm float64 `json:"clean_renorm"`
 	// Detail is the full-size redraw's start time (0: none; large scenes and subjects get none).
 	Detail float64 `json:"detail"`
+	// Speed is the speed preset that chose the steps and the policy ("" when the request chose them).
+	Speed string `json:"speed,omitempty"`
 	// BatchSize is how many requests shared the sampler batch that drew the images (1: alone).
 	BatchSize int              `json:"batch_size"`
 	Images    []GeneratedImage `json:"images"`

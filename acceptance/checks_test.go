@@ -73,6 +73,15 @@ func TestREADME(t *testing.T) {
 			}
 			var res cachet.GenerateResult
 			mustJSON(t, c, &res)
+			switch {
+			case req.Speed != "":
+				seen["speed preset"] = true
+				if res.Speed != req.Speed {
+					t.Errorf("%v: asked for speed %q, the answer says %q", c, req.Speed, res.Speed)
+				}
+			case req.Steps == 0 && req.Cache.Name == "" && res.Speed != cachet.DefaultSpeed:
+				t.Errorf("%v: a request naming no speed, steps or cache got speed %q, want the default %q", c, res.Speed, cachet.DefaultSpeed)
+			}
 			g := generation{req: req, images: decodeGenerated(t, c, res)}
 			if req.SubjectID != "" {
 				seen["personalized"] = true
@@ -102,7 +111,7 @@ func TestREADME(t *testing.T) {
 			checkJob(t, c, cachet.JobCanceled)
 		}
 	}
-	for _, kind := range []string{"subject", "generate", "personalized", "classify", "classify with a collection", "collection build",
+	for _, kind := range []string{"subject", "generate", "speed preset", "personalized", "classify", "classify with a collection", "collection build",
 		"async job", "job", "job events", "cancel"} {
 		if !seen[kind] {
 			t.Errorf("README.md has no working example of %s", kind)

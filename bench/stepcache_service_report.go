@@ -161,7 +161,7 @@ func (r *StepCacheServiceReport) Tables() []eval.Table {
 	if r.Command != "" {
 		sum.Notes = append(sum.Notes, "Command: `"+r.Command+"`")
 	}
-	tables := []eval.Table{sum}
+	tables := []eval.Table{sum, r.speedTable()}
 	for _, g := range r.Groups {
 		tables = append(tables, r.groupTable(g))
 	}

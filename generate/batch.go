@@ -214,7 +214,7 @@ func (s *Service) sampleBatch(ctx context.Context, group []*batchEntry) ([]*Resu
 				Pixels: slices.Clone(out.Pixels[at*per : (at+e.req.N)*per])}
 			at += e.req.N
 			results[i] = &Result{SampleResult: own, Prompt: e.req.Prompt, Queue: start.Sub(e.queued), Sampling: sampling,
-				Cache: stats, Detail: shape.detailStrength, BatchSize: len(group)}
+				Cache: stats, Detail: shape.detailStrength, BatchSize: len(group), Speed: e.req.Speed}
 		}
 		return nil
 	})

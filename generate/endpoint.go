@@ -104,7 +104,8 @@ func (e *Endpoint) generate(ctx context.Context, ids ids, r cachet.GenerateReque
 		return nil, err
 	}
 	req.Progress = progress
-	out := &cachet.GenerateResult{ID: ids.batch(), SubjectID: r.SubjectID, Model: e.gen.ModelID(), Guidance: req.Guidance, CleanRenorm: req.CleanRenorm}
+	out := &cachet.GenerateResult{ID: ids.batch(), SubjectID: r.SubjectID, Model: e.gen.ModelID(), Guidance: req.Guidance, CleanRenorm: req.CleanRenorm,
+		Speed: req.Speed}
 	if r.SubjectID != "" {
 		t := time.Now()
 		refs, hit, err := e.subjects.Features(ctx, r.SubjectID, e.gen.ModelID())
@@ -153,7 +154,7 @@ func (e *Endpoint) generate(ctx context.Context, ids ids, r cachet.GenerateReque
 // defaults (Validate fills the rest) and the whole request is validated, before any subject is read. Refs
 // stay nil: the caller resolves r.SubjectID.
 func (s *Service) RequestFrom(r cachet.GenerateRequest) (Request, error) {
-	req := Request{Prompt: r.Prompt, N: r.N, Seed: r.Seed, Steps: r.Steps, GuidanceRescale: r.GuidanceRescale,
+	req := Request{Prompt: r.Prompt, N: r.N, Seed: r.Seed, Speed: r.Speed, Steps: r.Steps, GuidanceRescale: r.GuidanceRescale,
 		Cache: stepcache.Config{Name: r.Cache.Name, Params: r.Cache.Params}}
 	switch {
 	case r.Detail != nil:

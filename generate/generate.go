@@ -101,8 +101,10 @@ type Request struct {
 	Label  int    // label-conditioned models
 	// Refs is a subject's reference cache (nil: plain text-to-image).
 	Refs     *featurecache.Features
-	N        int
-	Seed     int64
+	N    int
+	Seed int64
+	// Speed names a speed preset (cachet.SpeedPresets), which sets Steps and Cache; "" leaves them as given.
+	Speed    string
 	Steps    int
 	Guidance float64
 	// GuidanceRescale is model.SampleRequest's φ (0 = off).
@@ -133,14 +135,20 @@ type Result struct {
 	Personalized    bool
 	// Detail is the full-size redraw's start time the images got (0: none).
 	Detail float64
+	// Speed is the speed preset that chose the steps and the policy ("" when the request chose them).
+	Speed string
 	// BatchSize is how many requests shared the sampler batch (1: alone).
 	BatchSize int
 }
 
-// Validate checks a request without running it and fills its defaults (1 image, cachet.DefaultSteps).
+// Validate checks a request without running it and fills its defaults (1 image, the default speed preset
+// or cachet.DefaultSteps).
 func (s *Service) Validate(req *Request) error {
 	if req.N == 0 {
 		req.N = 1
+	}
+	if err := s.resolveSpeed(req); err != nil {
+		return err
 	}
 	if req.Steps == 0 {
 		req.Steps = cachet.DefaultSteps
@@ -270,7 +278,7 @@ func (s *Service) Generate(ctx context.Context, req Request) (*Result, error) {
 		return s.batch.generate(ctx, req)
 	}
 	cacheCfg := s.opts.Calibrations.Apply(req.Cache)
-	res := &Result{Personalized: req.Refs != nil, Prompt: req.Prompt, BatchSize: 1}
+	res := &Result{Personalized: req.Refs != nil, Prompt: req.Prompt, BatchSize: 1, Speed: req.Speed}
 	queued := time.Now()
 	err := s.worker.Do(ctx, func() error {
 		res.Queue = time.Since(queued)

@@ -2,6 +2,7 @@ package stepcache_test
 
 import (
 	"context"
+	"os"
 	"math"
 	"strings"
 	"testing"
@@ -400,10 +401,13 @@ func TestCalibrationsRoundTripAndApply(t *testing.T) {
 		t.Fatalf("CalibrationPath = %s", path)
 	}
 	empty, err := stepcache.LoadCalibrations(path)
-	if err != nil || len(empty) != 0 {
+	if err != nil || len(empty.Profiles) != 0 || len(empty.Speeds) != 0 {
 		t.Fatalf("missing file: %v %v", empty, err)
 	}
-	if err := (stepcache.Calibrations{"magcache": {1, 0.98, 1.01}}).Save(path); err != nil {
+	fast := stepcache.SpeedPoint{Steps: 13, Cache: "cfgcache:interval=2", PSNR: 35.5, SpeedUp: 4.1, Report: "r"}
+	saved := stepcache.Calibrations{Profiles: map[string][]float64{"magcache": {1, 0.98, 1.01}},
+		Speeds: map[string]stepcache.SpeedPoint{"fast": fast}}
+	if err := saved.Save(path); err != nil {
 		t.Fatal(err)
 	}
 	cals, err := stepcache.LoadCalibrations(path)
@@ -415,6 +419,18 @@ func TestCalibrationsRoundTripAndApply(t *testing.T) {
 	}
 	if got := cals.Apply(stepcache.Config{Name: "fora"}).Calibration; got != nil {
 		t.Errorf("Apply(fora) = %v, want none (fora takes no calibration)", got)
+	}
+	if got := cals.Speeds["fast"]; got != fast || len(cals.Speeds) != 1 {
+		t.Errorf("speeds read back %+v, want fast = %+v", cals.Speeds, fast)
+	}
+	bad := []string{`{"speed": {"fast": {"steps": 0, "cache": "none"}}}`, `{"speed": {"fast": {"steps": 10, "cache": "magic"}}}`, `{"magcache": "x"}`}
+	for _, body := range bad {
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := stepcache.LoadCalibrations(path); err == nil {
+			t.Errorf("%s loaded without error", body)
+		}
 	}
 }
 

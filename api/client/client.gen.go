@@ -158,6 +158,7 @@ type GenerateRequest struct {
 	Prompt            *string      `json:"prompt,omitempty"`
 	ReferenceGuidance *string      `json:"reference_guidance,omitempty"`
 	Seed              *int64       `json:"seed,omitempty"`
+	Speed             *string      `json:"speed,omitempty"`
 	Steps             *int         `json:"steps,omitempty"`
 	SubjectId         *string      `json:"subject_id,omitempty"`
 }
@@ -175,6 +176,7 @@ type GenerateResult struct {
 	Model       *string           `json:"model,omitempty"`
 	Prompt      *string           `json:"prompt,omitempty"`
 	Reference   *ReferenceStats   `json:"reference,omitempty"`
+	Speed       *string           `json:"speed,omitempty"`
 	SubjectId   *string           `json:"subject_id,omitempty"`
 	Timings     *GenerateTimings  `json:"timings,omitempty"`
 	Width       *int              `json:"width,omitempty"`

@@ -8,6 +8,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cachetlab/cachet"
+	"github.com/cachetlab/cachet/bench"
+	"github.com/cachetlab/cachet/featurecache"
 	"github.com/cachetlab/cachet/model"
 	"github.com/cachetlab/cachet/scene"
 	"github.com/cachetlab/cachet/stepcache"
@@ -84,7 +86,45 @@ func newCalibrateCmd(cf *configFlags) *cobra.Command {
 		f.Float64Var(&guidance, "guidance", cachet.DefaultGuidance, "guidance scale, as when generating")
 		f.Float64Var(&cleanRenorm, "clean-renorm", cachet.DefaultCleanRenorm, cleanRenormHelp+", as when generating")
 	}
-	cmd.AddCommand(mag, tea)
+	var report string
+	speeds := &cobra.Command{
+		Use:   "speeds",
+		Short: "Write the speed presets a service-path `cachet bench stepcache` measured next to the weights",
+		Example: `  cachet calibrate speeds --report bench/reports/stepcache-service/stepcache.json`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			rep, err := bench.LoadStepCacheServiceReport(report)
+			if err != nil {
+				return err
+			}
+			id, err := featurecache.WeightsID(cf.cfg.Weights)
+			if err != nil {
+				return err
+			}
+			if rep.WeightsID != "" && rep.WeightsID != id {
+				return cachet.Errorf(cachet.CodeConflict, "%s measured weights %s, but --weights %s are %s; measure these weights first", report, rep.WeightsID, cf.cfg.Weights, id)
+			}
+			points := rep.SpeedPresets(report)
+			path := stepcache.CalibrationPath(cf.cfg.Weights)
+			cals, err := stepcache.LoadCalibrations(path)
+			if err != nil {
+				return err
+			}
+			cals.Speeds = points
+			if err := cals.Save(path); err != nil {
+				return err
+			}
+			for _, p := range cachet.SpeedPresets {
+				if pt, ok := points[p.Name]; ok {
+					fmt.Fprintf(cmd.OutOrStdout(), "%-8s ≥ %g dB: %d steps, %s (%.1f dB, %.2f×)\n", p.Name, p.MinPSNR, pt.Steps, pt.Cache, pt.PSNR, pt.SpeedUp)
+				}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s\n", path)
+			return nil
+		},
+	}
+	speeds.Flags().StringVar(&report, "report", "bench/reports/stepcache-service/stepcache.json", "the service-path report (its JSON)")
+	cmd.AddCommand(mag, tea, speeds)
 	return cmd
 }
 
@@ -95,7 +135,7 @@ func saveCalibration(cmd *cobra.Command, weights, policy string, values []float6
 	if err != nil {
 		return err
 	}
-	cals[policy] = values
+	cals.SetProfile(policy, values)
 	if err := cals.Save(path); err != nil {
 		return err
 	}

@@ -33,7 +33,7 @@ type generateFlags struct {
 	detail                       generate.Detail
 	negativePrompt               string
 	negativeGuidance             float64
-	cache                        string
+	cache, speed                 string
 	cacheParams                  map[string]string
 	subject, adapters            string
 	referenceGuidance            string
@@ -64,7 +64,8 @@ func newGenerateCmd(cf *configFlags) *cobra.Command {
 	f.IntVar(&g.label, "label", -1, "class label (label-conditioned models)")
 	f.IntVar(&g.n, "n", 4, fmt.Sprintf("number of images (1…%d)", maxGenerate))
 	f.Int64Var(&g.seed, "seed", 0, "seed: the same seed gives the same images")
-	f.IntVar(&g.steps, "steps", cachet.DefaultSteps, "sampler steps")
+	f.IntVar(&g.steps, "steps", 0, "sampler steps (default: the --speed preset's)")
+	f.StringVar(&g.speed, "speed", "", "speed preset, choosing steps and cache policy by fidelity: "+strings.Join(cachet.SpeedNames(), ", ")+" (default "+cachet.DefaultSpeed+"; not with --steps or --cache)")
 	f.Float64Var(&g.guidance, "guidance", cachet.DefaultGuidance, fmt.Sprintf("classifier-free guidance scale (1 = off; %g with --subject unless given)", cachet.DefaultSubjectGuidance))
 	f.StringVar(&g.negativePrompt, "negative-prompt", "", "steer away from this (in the model's words, e.g. \"a small in the center\")")
 	f.Float64Var(&g.negativeGuidance, "negative-guidance", generate.DefaultNegativeGuidance, "how hard --negative-prompt pushes (adds to --guidance)")
@@ -149,7 +150,7 @@ func runGenerate(cmd *cobra.Command, cf *configFlags, g generateFlags) error {
 		detail = &g.detail
 	}
 	res, err := svc.Generate(ctx, generate.Request{Prompt: g.prompt, Label: g.label, Refs: refs, ReferenceGuidance: refGuidance, N: g.n, Seed: g.seed,
-		Steps: g.steps, Guidance: g.guidance, GuidanceRescale: g.guidanceRescale, CleanRenorm: g.cleanRenorm,
+		Speed: g.speed, Steps: g.steps, Guidance: g.guidance, GuidanceRescale: g.guidanceRescale, CleanRenorm: g.cleanRenorm,
 		NegativePrompt: g.negativePrompt, NegativeGuidance: g.negativeGuidance, Cache: cacheCfg, Detail: detail})
 	if err != nil {
 		return err
@@ -159,6 +160,9 @@ func runGenerate(cmd *cobra.Command, cf *configFlags, g generateFlags) error {
 	}
 	total := res.Sampling.Seconds()
 	stats := res.Cache
+	if res.Speed != "" {
+		fmt.Fprintf(cmd.ErrOrStderr(), "speed %s\n", res.Speed)
+	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "%d images, %d steps: %.2f s (%.1f ms/step); cache %s: %d computed, %d reused, %d forecast units, compute fraction %.2f, %.1f MiB held\n",
 		res.N, len(res.StepTimes), total, 1000*total/float64(len(res.StepTimes)), stats.Policy, stats.Computed, stats.Reused, stats.Forecast,
 		stats.ComputeFraction, float64(stats.ExtraBytes)/(1<<20))

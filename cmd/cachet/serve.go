@@ -107,7 +107,7 @@ func serve(ctx context.Context, cfg cachet.Config) error {
 	if st.classifier != nil { // a nil pointer in an interface would not read as "no classifier"
 		opts.Classifier = st.classifier
 	}
-	opts.Catalog = generate.NewCatalog("", generate.DefaultMaxImages, model.MaxSteps)
+	opts.Catalog = generate.NewCatalog("", nil, generate.DefaultMaxImages, model.MaxSteps)
 	if st.generator != nil {
 		opts.Generator = st.generator
 		opts.Catalog = st.generator.Catalog()
