@@ -100,7 +100,7 @@ type Request struct {
 	Prompt string // text-conditioned models
 	Label  int    // label-conditioned models
 	// Refs is a subject's reference cache (nil: plain text-to-image).
-	Refs     *featurecache.Features
+	Refs *featurecache.Features
 	N    int
 	Seed int64
 	// Speed names a speed preset (cachet.SpeedPresets), which sets Steps and Cache; "" leaves them as given.

@@ -2,8 +2,8 @@ package stepcache_test
 
 import (
 	"context"
-	"os"
 	"math"
+	"os"
 	"strings"
 	"testing"
 

@@ -88,8 +88,8 @@ func newCalibrateCmd(cf *configFlags) *cobra.Command {
 	}
 	var report string
 	speeds := &cobra.Command{
-		Use:   "speeds",
-		Short: "Write the speed presets a service-path `cachet bench stepcache` measured next to the weights",
+		Use:     "speeds",
+		Short:   "Write the speed presets a service-path `cachet bench stepcache` measured next to the weights",
 		Example: `  cachet calibrate speeds --report bench/reports/stepcache-service/stepcache.json`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
