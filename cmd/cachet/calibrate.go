@@ -78,7 +78,45 @@ func newCalibrateCmd(cf *configFlags) *cobra.Command {
 			return saveCalibration(cmd, cf.cfg.Weights, "teacache", poly, fmt.Sprintf("polynomial %v from %d step pairs", poly, len(in)))
 		},
 	}
-	for _, c := range []*cobra.Command{mag, tea} {
+	profiling := &cobra.Command{
+		Use:   "profilingdit",
+		Short: "Profile each block's attention to the foreground, for ProfilingDiT (saved next to the weights)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch {
+			case runs < 1 || batch < 1 || batch > 64:
+				return cachet.Errorf(cachet.CodeInvalidArgument, "--runs must be ≥ 1 and --batch 1…64")
+			case steps < 2 || steps > model.MaxSteps:
+				return cachet.Errorf(cachet.CodeInvalidArgument, "--steps must be between 2 and %d", model.MaxSteps)
+			}
+			if err := model.SetNumThreads(cf.cfg.TorchThreads); err != nil {
+				return err
+			}
+			var profiles [][]float64
+			var scoreErr error
+			err := sampleCalibration(cmd.Context(), cf.cfg.Weights, runs, batch, steps, guidance, cleanRenorm,
+				func(int) model.StepCache { return stepcache.NewProfilingRecorder() },
+				func(c model.StepCache) {
+					scores, err := c.(*stepcache.ProfilingRecorder).Scores()
+					if err != nil {
+						scoreErr = err
+					}
+					profiles = append(profiles, scores)
+				})
+			if err == nil {
+				err = scoreErr
+			}
+			if err != nil {
+				return err
+			}
+			profile, err := stepcache.MeanProfiles(profiles)
+			if err != nil {
+				return err
+			}
+			return saveCalibration(cmd, cf.cfg.Weights, "profilingdit", profile, fmt.Sprintf("foreground scores per block %.2f", profile))
+		},
+	}
+	for _, c := range []*cobra.Command{mag, tea, profiling} {
 		f := c.Flags()
 		f.IntVar(&runs, "runs", 4, "calibration runs (each a batch of random prompts)")
 		f.IntVar(&batch, "batch", 8, "images per run")
@@ -124,7 +162,7 @@ func newCalibrateCmd(cf *configFlags) *cobra.Command {
 		},
 	}
 	speeds.Flags().StringVar(&report, "report", "bench/reports/stepcache-service/stepcache.json", "the service-path report (its JSON)")
-	cmd.AddCommand(mag, tea, speeds)
+	cmd.AddCommand(mag, tea, profiling, speeds)
 	return cmd
 }
 
