@@ -78,3 +78,55 @@ func TestProfilingDiTReusesTheBackgroundBlocksResiduals(t *testing.T) {
 		}
 	}
 }
+
+// The recorder's score is the share of a block's attention on the foreground (the quarter of tokens whose
+// output changed most) over the foreground's share of tokens: 1 for a block attending evenly, 4 for one
+// attending to the foreground alone.
+func TestProfilingRecorderScoresForegroundAttention(t *testing.T) {
+	const side, patch, tokens = 8, 2, 16
+	r := stepcache.NewProfilingRecorder()
+	if err := r.Begin(model.Schedule{Steps: 3}); err != nil {
+		t.Fatal(err)
+	}
+	for step := range 3 {
+		out, err := r.Eval(step, func(h *model.Hooks) (*model.Feature, error) {
+			even, focused := make([]float32, tokens), make([]float32, tokens)
+			for i := range tokens {
+				even[i] = 1
+				if i >= 12 { // tokens 12–15 change most below: the foreground
+					focused[i] = 4
+				}
+			}
+			for b, v := range [][]float32{focused, even} {
+				f, err := model.NewFeature(v, []int64{1, tokens}, model.CPU)
+				if err != nil {
+					return nil, err
+				}
+				err = h.AttentionReceived(b, f)
+				f.Drop()
+				if err != nil {
+					return nil, err
+				}
+			}
+			img := make([]float32, side*side)
+			for y := range side {
+				for x := range side {
+					tok := (y/patch)*(side/patch) + x/patch
+					img[y*side+x] = float32(step * tok * tok) // later tokens change faster
+				}
+			}
+			return model.NewFeature(img, []int64{1, 1, side, side}, model.CPU)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out.Drop()
+	}
+	scores, err := r.Scores()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(scores) != 2 || math.Abs(scores[0]-4) > 1e-6 || math.Abs(scores[1]-1) > 1e-6 {
+		t.Errorf("scores %v, want [4 1]", scores)
+	}
+}
