@@ -1,6 +1,7 @@
 package stepcache_test
 
 import (
+	"fmt"
 	"sort"
 	"testing"
 
@@ -16,13 +17,17 @@ type tokenModel struct {
 	received    []float32 // attention each token receives (full passes)
 	value       func(step, token int) float32
 	computed    map[int][]int // step → MLP tokens computed
+	// guided runs two rows (conditional, unconditional: the same values) through the branch seams; skipped
+	// records the steps that ran the conditional row alone.
+	guided  bool
+	skipped map[int]bool
 }
 
 func (m *tokenModel) tokens() int { g := m.side / m.patch; return g * g }
 
 func (m *tokenModel) run(t *testing.T, p stepcache.Policy, steps int) [][]float32 {
 	t.Helper()
-	m.computed = map[int][]int{}
+	m.computed, m.skipped = map[int][]int{}, map[int]bool{}
 	if err := p.Begin(model.Schedule{Steps: steps}); err != nil {
 		t.Fatal(err)
 	}
@@ -45,6 +50,14 @@ func (m *tokenModel) run(t *testing.T, p stepcache.Policy, steps int) [][]float3
 
 func (m *tokenModel) eval(step int, h *model.Hooks) (*model.Feature, error) {
 	n := m.tokens()
+	rows := 1
+	if m.guided {
+		rows = 2
+		if h.Branches.Skip() {
+			rows = 1
+			m.skipped[step] = true
+		}
+	}
 	if h.AttentionReceived != nil {
 		recv, err := model.NewFeature(m.received, []int64{1, int64(n)}, model.CPU)
 		if err != nil {
@@ -72,11 +85,16 @@ func (m *tokenModel) eval(step int, h *model.Hooks) (*model.Feature, error) {
 			if kind == model.SublayerMLP {
 				m.computed[step] = append(m.computed[step], ids...)
 			}
-			vals := make([]float32, len(ids))
-			for k, i := range ids {
-				vals[k] = m.value(step, i)
+			var vals []float32
+			for r := range rows {
+				if sel != nil && len(sel.Rows()) != rows {
+					return nil, fmt.Errorf("a selection of %d rows for a pass of %d", len(sel.Rows()), rows)
+				}
+				for _, i := range ids {
+					vals = append(vals, m.value(step, i)+float32(r)) // the unconditional row is one higher
+				}
 			}
-			f, err := model.NewFeature(vals, []int64{1, int64(len(ids)), 1}, model.CPU)
+			f, err := model.NewFeature(vals, []int64{int64(rows), int64(len(ids)), 1}, model.CPU)
 			owned = append(owned, f)
 			return f, err
 		})
@@ -85,6 +103,10 @@ func (m *tokenModel) eval(step int, h *model.Hooks) (*model.Feature, error) {
 		}
 		if err != nil {
 			return nil, err
+		}
+		shape, err := out.Shape()
+		if err != nil || shape[0] != int64(rows) {
+			return nil, fmt.Errorf("step %d: a sublayer output of shape %v for a pass of %d rows (%v)", step, shape, rows, err)
 		}
 		if mlp, err = out.Values(); err != nil {
 			return nil, err
@@ -98,7 +120,26 @@ func (m *tokenModel) eval(step int, h *model.Hooks) (*model.Feature, error) {
 			img[y*m.side+x] = mlp[(y/m.patch)*g+x/m.patch]
 		}
 	}
-	return model.NewFeature(img, []int64{1, 1, int64(m.side), int64(m.side)}, model.CPU)
+	cond, err := model.NewFeature(img, []int64{1, 1, int64(m.side), int64(m.side)}, model.CPU)
+	if err != nil || !m.guided {
+		return cond, err
+	}
+	if rows == 2 {
+		for i := range img {
+			img[i]++
+		}
+		u, err := model.NewFeature(img, []int64{1, 1, int64(m.side), int64(m.side)}, model.CPU)
+		if err != nil {
+			return nil, err
+		}
+		defer u.Drop()
+		return cond, h.Branches.Observe(model.BranchUnconditional, cond, u)
+	}
+	u, err := h.Branches.Supply(model.BranchUnconditional, cond)
+	if err != nil {
+		return nil, err
+	}
+	return cond, u.Drop()
 }
 
 func TestTokenPoliciesAtIntervalOneAreExact(t *testing.T) {
@@ -210,6 +251,33 @@ func TestCachetPolicyRecomputesTheChangingTokens(t *testing.T) {
 	for _, s := range []int{0, 1, 3, 6, 8} { // full until two full steps were seen, then every 3, and the last
 		if len(m.computed[s]) != 16 {
 			t.Errorf("step %d computed %d tokens, want all 16", s, len(m.computed[s]))
+		}
+	}
+}
+
+// Under guidance, Cachet's policy runs its partial steps on the conditional rows alone (the unconditional
+// branch supplied from the kept difference) and its full steps on both, with its caches' rows intact.
+func TestCachetPolicyReusesTheGuidanceBranchOnPartialSteps(t *testing.T) {
+	const moving = 9
+	m := &tokenModel{side: 8, patch: 2, received: make([]float32, 16), guided: true, value: func(s, i int) float32 {
+		if i == moving {
+			return float32(10 * s)
+		}
+		return float32(i)
+	}}
+	p, err := stepcache.New(stepcache.Config{Name: "cachet", Params: map[string]float64{"interval": 3, "ratio": 1.0 / 16}}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outs := m.run(t, p, 9)
+	for s := range 9 {
+		partial := s == 2 || s == 4 || s == 5 || s == 7
+		if m.skipped[s] != partial {
+			t.Errorf("step %d: ran the conditional row alone %v, want %v", s, m.skipped[s], partial)
+		}
+		px := (moving/4)*2*8 + (moving%4)*2
+		if outs[s][px] != float32(10*s) {
+			t.Errorf("step %d: the moving token's output %v, want %v", s, outs[s][px], 10*s)
 		}
 	}
 }
