@@ -19,7 +19,7 @@ type cachetPolicy struct {
 	interval int
 	ratio    float64
 	depth    int
-	units    map[unitKey]*model.Feature
+	units    units
 	guidance bool         // reuse guidance's other branches on partial steps
 	branches *branchReuse // their differences to the conditional prediction
 
@@ -32,7 +32,7 @@ type cachetPolicy struct {
 
 func (c *cachetPolicy) Begin(s model.Schedule) error {
 	c.steps = s.Steps
-	c.units = map[unitKey]*model.Feature{}
+	c.units = newUnits(&c.ledger)
 	c.prevOut, c.rate, c.stale = nil, nil, nil
 	due := func(step int) bool { return !c.guidance || step%c.interval == 0 || c.rate == nil || step == c.steps-1 }
 	c.branches = newBranchReuse(due, 0, c.hold)
@@ -41,10 +41,7 @@ func (c *cachetPolicy) Begin(s model.Schedule) error {
 
 func (c *cachetPolicy) End() {
 	c.branches.drop()
-	for k, f := range c.units {
-		c.swap(&f, nil)
-		delete(c.units, k)
-	}
+	c.units.drop()
 }
 
 func (c *cachetPolicy) Eval(step int, eval func(*model.Hooks) (*model.Feature, error)) (*model.Feature, error) {
@@ -66,22 +63,15 @@ func (c *cachetPolicy) Eval(step int, eval func(*model.Hooks) (*model.Feature, e
 			perRow[r] = fresh[r%c.images]
 		}
 		var err error
-		sel, err = model.NewTokens(perRow, c.units[unitKey{0, model.SublayerAttention}])
+		sel, err = model.NewTokens(perRow, c.units.get(unitKey{0, model.SublayerAttention}))
 		return sel, err
 	}
 	hooks := &model.Hooks{Branches: c.branches.hooks(step)}
 	hooks.Sublayer = func(block int, kind model.Sublayer, compute func(*model.Tokens) (*model.Feature, error)) (*model.Feature, error) {
 		key := unitKey{block, kind}
 		if full {
-			v, err := compute(nil)
-			if err != nil {
-				return nil, err
-			}
-			if err := c.store(key, v); err != nil {
-				return nil, err
-			}
 			c.computed++
-			return v.Clone()
+			return c.units.compute(key, compute)
 		}
 		cur, err := selection(c.passRows(key, halved()))
 		if err != nil {
@@ -98,8 +88,8 @@ func (c *cachetPolicy) Eval(step int, eval func(*model.Hooks) (*model.Feature, e
 	// only its fresh tokens.
 	hooks.KeysValues = func(block int, sel *model.Tokens, computed *model.Feature) (*model.Feature, error) {
 		key := unitKey{block, sublayerKeysValues}
-		if sel == nil || c.units[key] == nil {
-			if err := c.store(key, computed); err != nil {
+		if sel == nil || c.units.get(key) == nil {
+			if err := c.units.keep(key, computed); err != nil {
 				return nil, err
 			}
 			return computed.Clone()
@@ -119,25 +109,13 @@ func (c *cachetPolicy) Eval(step int, eval func(*model.Hooks) (*model.Feature, e
 	return out, nil
 }
 
-// store keeps v (borrowed) as unit key's cached output.
-func (c *cachetPolicy) store(key unitKey, v *model.Feature) error {
-	keep, err := v.Clone()
-	if err != nil {
-		return err
-	}
-	f := c.units[key]
-	c.swap(&f, keep)
-	c.units[key] = f
-	return nil
-}
-
 // passRows is the rows of a pass: the cached unit's, or its images' alone when the guidance branches are
 // reused.
 func (c *cachetPolicy) passRows(key unitKey, halved bool) int {
 	if halved {
 		return c.images
 	}
-	shape, err := c.units[key].Shape()
+	shape, err := c.units.get(key).Shape()
 	if err != nil || len(shape) == 0 {
 		return c.images
 	}
@@ -147,14 +125,13 @@ func (c *cachetPolicy) passRows(key unitKey, halved bool) int {
 // merge writes the selected tokens' computed values into unit key's cache and returns the unit for the
 // pass: on a halved pass the conditional rows alone, the unconditional rows keeping their cached values.
 func (c *cachetPolicy) merge(key unitKey, sel *model.Tokens, computed *model.Feature, halved bool) (*model.Feature, error) {
-	cached := c.units[key]
+	cached := c.units.get(key)
 	if !halved {
 		merged, err := cached.SetTokens(sel, computed)
 		if err != nil {
 			return nil, err
 		}
-		c.swap(&cached, merged)
-		c.units[key] = cached
+		c.units.put(key, merged)
 		return merged.Clone()
 	}
 	shape, err := cached.Shape()
@@ -180,8 +157,7 @@ func (c *cachetPolicy) merge(key unitKey, sel *model.Tokens, computed *model.Fea
 		merged.Drop()
 		return nil, err
 	}
-	c.swap(&cached, next)
-	c.units[key] = cached
+	c.units.put(key, next)
 	return merged, nil
 }
 
@@ -253,8 +229,8 @@ func (c *cachetPolicy) observe(step int, out *model.Feature) error {
 // layout reads the token grid off the cached units and the output: tokens per image from a unit's
 // shape, their side from the count, the pixels per token from the output's side.
 func (c *cachetPolicy) layout(outShape []int64) error {
-	unit, ok := c.units[unitKey{0, model.SublayerAttention}]
-	if !ok {
+	unit := c.units.get(unitKey{0, model.SublayerAttention})
+	if unit == nil {
 		return fmt.Errorf("cachet policy: no block output was computed")
 	}
 	us, err := unit.Shape()

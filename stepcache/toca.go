@@ -17,7 +17,7 @@ type toca struct {
 	interval               int
 	ratio, weight, spatial float64
 	depth                  int
-	units                  map[unitKey]*model.Feature
+	units                  units
 	received               [][]float32 // per block: [B·T], the attention each token received at the last full step
 	stale                  [][]int     // per block: [B·T], steps since the token's MLP output was computed
 	rows, tokens           int
@@ -25,37 +25,25 @@ type toca struct {
 
 func (c *toca) Begin(s model.Schedule) error {
 	c.steps = s.Steps
-	c.units = map[unitKey]*model.Feature{}
+	c.units = newUnits(&c.ledger)
 	c.received = make([][]float32, c.depth)
 	c.stale = make([][]int, c.depth)
 	return nil
 }
 
-func (c *toca) End() {
-	for k, f := range c.units {
-		c.swap(&f, nil)
-		delete(c.units, k)
-	}
-}
+func (c *toca) End() { c.units.drop() }
 
 func (c *toca) Eval(step int, eval func(*model.Hooks) (*model.Feature, error)) (*model.Feature, error) {
-	full := step%c.interval == 0 || len(c.units) < 2*c.depth
+	full := step%c.interval == 0 || c.units.len() < 2*c.depth
 	hooks := &model.Hooks{Sublayer: func(block int, kind model.Sublayer, compute func(*model.Tokens) (*model.Feature, error)) (*model.Feature, error) {
 		key := unitKey{block, kind}
 		if full {
-			v, err := compute(nil)
-			if err != nil {
-				return nil, err
-			}
-			if err := c.store(key, v); err != nil {
-				return nil, err
-			}
 			c.computed += c.tokens
-			return v.Clone()
+			return c.units.compute(key, compute)
 		}
 		if kind == model.SublayerAttention {
 			c.reused += c.tokens
-			return c.units[key].Clone()
+			return c.units.get(key).Clone()
 		}
 		return c.refresh(step, key, compute)
 	}}
@@ -79,21 +67,9 @@ func (c *toca) Eval(step int, eval func(*model.Hooks) (*model.Feature, error)) (
 	return eval(hooks)
 }
 
-// store keeps v (borrowed) as the unit's cached output.
-func (c *toca) store(key unitKey, v *model.Feature) error {
-	keep, err := v.Clone()
-	if err != nil {
-		return err
-	}
-	f := c.units[key]
-	c.swap(&f, keep)
-	c.units[key] = f
-	return nil
-}
-
 // refresh recomputes the MLP of block key.block for the fresh tokens and returns the merged output.
 func (c *toca) refresh(step int, key unitKey, compute func(*model.Tokens) (*model.Feature, error)) (*model.Feature, error) {
-	cached := c.units[key]
+	cached := c.units.get(key)
 	k := int(c.freshShare(step, key.block) * float64(c.tokens))
 	k = min(k, c.tokens)
 	stale := c.stale[key.block]
@@ -124,9 +100,7 @@ func (c *toca) refresh(step int, key unitKey, compute func(*model.Tokens) (*mode
 	if err != nil {
 		return nil, err
 	}
-	c.units[key] = nil
-	c.swap(&cached, merged)
-	c.units[key] = cached
+	c.units.put(key, merged)
 	c.computed += k
 	c.reused += c.tokens - k
 	return merged.Clone()

@@ -225,59 +225,38 @@ func TestToCaRecomputesTheMostAttendedTokens(t *testing.T) {
 }
 
 // Cachet's policy recomputes, between full steps, the tokens whose output changed fastest between the
-// last two full steps (here the one token that changes), and reuses the rest.
+// last two full steps (here the one token that changes), and reuses the rest; under guidance its partial
+// steps run the conditional rows alone (the unconditional branch supplied from the kept difference) and
+// its full steps both, with its caches' rows intact.
 func TestCachetPolicyRecomputesTheChangingTokens(t *testing.T) {
 	const moving = 9
-	m := &tokenModel{side: 8, patch: 2, received: make([]float32, 16), value: func(s, i int) float32 {
-		if i == moving {
-			return float32(10 * s)
-		}
-		return float32(i)
-	}}
-	p, err := stepcache.New(stepcache.Config{Name: "cachet", Params: map[string]float64{"interval": 3, "ratio": 1.0 / 16}}, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	outs := m.run(t, p, 9)
-	for _, s := range []int{2, 4, 5, 7} {
-		if got := m.computed[s]; len(got) != 1 || got[0] != moving {
-			t.Errorf("step %d computed tokens %v, want [%d]", s, got, moving)
-		}
-		px := (moving/4)*2*8 + (moving%4)*2
-		if outs[s][px] != float32(10*s) {
-			t.Errorf("step %d: the moving token's output %v, want this step's %v", s, outs[s][px], 10*s)
-		}
-	}
-	for _, s := range []int{0, 1, 3, 6, 8} { // full until two full steps were seen, then every 3, and the last
-		if len(m.computed[s]) != 16 {
-			t.Errorf("step %d computed %d tokens, want all 16", s, len(m.computed[s]))
-		}
-	}
-}
-
-// Under guidance, Cachet's policy runs its partial steps on the conditional rows alone (the unconditional
-// branch supplied from the kept difference) and its full steps on both, with its caches' rows intact.
-func TestCachetPolicyReusesTheGuidanceBranchOnPartialSteps(t *testing.T) {
-	const moving = 9
-	m := &tokenModel{side: 8, patch: 2, received: make([]float32, 16), guided: true, value: func(s, i int) float32 {
-		if i == moving {
-			return float32(10 * s)
-		}
-		return float32(i)
-	}}
-	p, err := stepcache.New(stepcache.Config{Name: "cachet", Params: map[string]float64{"interval": 3, "ratio": 1.0 / 16}}, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	outs := m.run(t, p, 9)
-	for s := range 9 {
-		partial := s == 2 || s == 4 || s == 5 || s == 7
-		if m.skipped[s] != partial {
-			t.Errorf("step %d: ran the conditional row alone %v, want %v", s, m.skipped[s], partial)
-		}
-		px := (moving/4)*2*8 + (moving%4)*2
-		if outs[s][px] != float32(10*s) {
-			t.Errorf("step %d: the moving token's output %v, want %v", s, outs[s][px], 10*s)
-		}
+	for _, guided := range []bool{false, true} {
+		t.Run(fmt.Sprintf("guided %v", guided), func(t *testing.T) {
+			m := &tokenModel{side: 8, patch: 2, received: make([]float32, 16), guided: guided, value: func(s, i int) float32 {
+				if i == moving {
+					return float32(10 * s)
+				}
+				return float32(i)
+			}}
+			p, err := stepcache.New(stepcache.Config{Name: "cachet", Params: map[string]float64{"interval": 3, "ratio": 1.0 / 16}}, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			outs := m.run(t, p, 9)
+			for s := range 9 {
+				// Full until two full steps were seen, then every 3, and the last.
+				partial := s == 2 || s == 4 || s == 5 || s == 7
+				if got := m.computed[s]; partial && (len(got) != 1 || got[0] != moving) || !partial && len(got) != 16 {
+					t.Errorf("step %d computed tokens %v, want %v", s, got, map[bool]string{true: "the moving one", false: "all 16"}[partial])
+				}
+				if guided && m.skipped[s] != partial {
+					t.Errorf("step %d: ran the conditional row alone %v, want %v", s, m.skipped[s], partial)
+				}
+				px := (moving/4)*2*8 + (moving%4)*2
+				if outs[s][px] != float32(10*s) {
+					t.Errorf("step %d: the moving token's output %v, want this step's %v", s, outs[s][px], 10*s)
+				}
+			}
+		})
 	}
 }

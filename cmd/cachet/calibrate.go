@@ -24,13 +24,7 @@ func newCalibrateCmd(cf *configFlags) *cobra.Command {
 		Short: "Record the residual-magnitude ratios MagCache needs (saved next to the weights)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			switch {
-			case runs < 1 || batch < 1 || batch > 64:
-				return cachet.Errorf(cachet.CodeInvalidArgument, "--runs must be ≥ 1 and --batch 1…64")
-			case steps < 2 || steps > model.MaxSteps:
-				return cachet.Errorf(cachet.CodeInvalidArgument, "--steps must be between 2 and %d", model.MaxSteps)
-			}
-			if err := model.SetNumThreads(cf.cfg.TorchThreads); err != nil {
+			if err := prepareCalibration(cf, runs, batch, steps, 2); err != nil {
 				return err
 			}
 			var profiles [][]float64
@@ -52,13 +46,7 @@ func newCalibrateCmd(cf *configFlags) *cobra.Command {
 		Short: "Fit TeaCache's rescaling polynomial (output change vs modulated-input change; saved next to the weights)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			switch {
-			case runs < 1 || batch < 1 || batch > 64:
-				return cachet.Errorf(cachet.CodeInvalidArgument, "--runs must be ≥ 1 and --batch 1…64")
-			case steps < 6 || steps > model.MaxSteps:
-				return cachet.Errorf(cachet.CodeInvalidArgument, "--steps must be between 6 and %d", model.MaxSteps)
-			}
-			if err := model.SetNumThreads(cf.cfg.TorchThreads); err != nil {
+			if err := prepareCalibration(cf, runs, batch, steps, 6); err != nil {
 				return err
 			}
 			var in, out []float64
@@ -83,13 +71,7 @@ func newCalibrateCmd(cf *configFlags) *cobra.Command {
 		Short: "Profile each block's attention to the foreground, for ProfilingDiT (saved next to the weights)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			switch {
-			case runs < 1 || batch < 1 || batch > 64:
-				return cachet.Errorf(cachet.CodeInvalidArgument, "--runs must be ≥ 1 and --batch 1…64")
-			case steps < 2 || steps > model.MaxSteps:
-				return cachet.Errorf(cachet.CodeInvalidArgument, "--steps must be between 2 and %d", model.MaxSteps)
-			}
-			if err := model.SetNumThreads(cf.cfg.TorchThreads); err != nil {
+			if err := prepareCalibration(cf, runs, batch, steps, 2); err != nil {
 				return err
 			}
 			var profiles [][]float64
@@ -164,6 +146,17 @@ func newCalibrateCmd(cf *configFlags) *cobra.Command {
 	speeds.Flags().StringVar(&report, "report", "bench/reports/stepcache-service/stepcache.json", "the service-path report (its JSON)")
 	cmd.AddCommand(mag, tea, profiling, speeds)
 	return cmd
+}
+
+// prepareCalibration checks a calibration run's flags (at least minSteps steps) and sets libtorch's threads.
+func prepareCalibration(cf *configFlags, runs, batch, steps, minSteps int) error {
+	switch {
+	case runs < 1 || batch < 1 || batch > 64:
+		return cachet.Errorf(cachet.CodeInvalidArgument, "--runs must be ≥ 1 and --batch 1…64")
+	case steps < minSteps || steps > model.MaxSteps:
+		return cachet.Errorf(cachet.CodeInvalidArgument, "--steps must be between %d and %d", minSteps, model.MaxSteps)
+	}
+	return model.SetNumThreads(cf.cfg.TorchThreads)
 }
 
 // saveCalibration stores one policy's calibration in the file kept next to the weights.
