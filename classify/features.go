@@ -67,7 +67,7 @@ func NewFeaturizerFor(w *model.Worker, dit *model.DiT, modelID string, cfg Confi
 // Key names the feature space of canvases: features with different keys are never compared.
 func (z *Featurizer) Key() string {
 	if z.recenter {
-		return z.PrototypeKey() + "/recentred"
+		return z.PrototypeKey() + "/recentred-v2" // v2: items cut by their frame are moved back, not stretched
 	}
 	return z.PrototypeKey()
 }

@@ -62,6 +62,12 @@ func TestRecenter(t *testing.T) {
 	for i, v := range want {
 		inverted[i] = 255 - v
 	}
+	// A full-length item shifted up by 2 px within its own picture loses its top rows: recentred, what is
+	// left comes back where it was (not stretched), the lost rows stay empty.
+	full := garment(20, 28, 0, 0)
+	var cut, kept [scene.ItemPixels]uint8
+	copy(cut[:], full[2*scene.ItemSide:])
+	copy(kept[2*scene.ItemSide:], full[2*scene.ItemSide:])
 	for _, tc := range []struct {
 		name    string
 		in      [scene.CanvasPixels]uint8
@@ -71,6 +77,7 @@ func TestRecenter(t *testing.T) {
 		{"a centred item stays", want, want, 0},
 		{"shifted left and down", canvasOf(t, garment(20, 28, -3, 0), large), want, 0},
 		{"a shorter item moved up is the same item recentred", canvasOf(t, garment(20, 24, 0, -2), large), images.Recenter(ptr(canvasOf(t, garment(20, 24, 0, 0), large))), 0},
+		{"an item cut by a shift is moved back, not stretched", canvasOf(t, &cut, large), canvasOf(t, &kept, large), 0},
 		{"a small item on the left is drawn large", canvasOf(t, garment(20, 28, 0, 0), scene.Scene{Position: scene.Left}), want, 110},
 		{"noise does not move the item", noisy, want, 40},
 		{"an empty canvas stays empty", [scene.CanvasPixels]uint8{}, [scene.CanvasPixels]uint8{}, 0},
