@@ -63,7 +63,7 @@ func robustnessTable(rows []RobustnessRow, shots int) eval.Table {
 	}
 	t.Notes = []string{
 		"the first test images, each perturbed with its own draw (shift: a random offset whose larger coordinate is k px; scale ×0.9 or ×1.1, rotation ±10°, about the item's centre; contrast ×U(0.8, 1.2); Gaussian noise; a 3×3 binomial blur), then rendered as the canonical scene",
-		"recentred: the classify service with Recenter on, which passes every canvas (test images and labelled shots alike) through images.Recenter: the item's box trimmed as Fashion-MNIST's were (nonzero pixels; on a noisy background, 3×3 medians above 10), its longer side scaled to 28 px, centred",
+		"recentred: the classify service with Recenter on, which passes every canvas (test images and labelled shots alike) through images.Recenter: the item's box trimmed as Fashion-MNIST's were (nonzero pixels; on a noisy background, 3×3 medians above 10), its longer side scaled to 28 px, centred; an item its frame cut (nearly 28 px, touching one edge of the frame) moved back unscaled, its uncut end at the frame's edge",
 		"TFUP: the default build with the perturbed images as its unlabelled pool; Tip-Adapter: the default build of the clean labelled shots with the perturbed images unlabelled",
 	}
 	return t
