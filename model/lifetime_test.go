@@ -12,6 +12,7 @@ import (
 	"github.com/sugarme/gotch"
 
 	"github.com/cachetlab/cachet/model"
+	"github.com/cachetlab/cachet/stepcache"
 )
 
 // rssBytes reads the process's resident set size.
@@ -150,4 +151,42 @@ func TestSampleIsDeterministicAndCancellable(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// The step-cost policies (token selections, per-token caches, reused guidance branches) leave no C tensor
+// behind over many requests.
+func TestStepCostPoliciesLeaveNoTensors(t *testing.T) {
+	for _, cfg := range []stepcache.Config{
+		{Name: "toca"}, {Name: "cfgcache"}, {Name: "cachet"},
+		{Name: "profilingdit", Calibration: []float64{0.9, 1.1}},
+	} {
+		t.Run(cfg.Name, func(t *testing.T) {
+			onPerturbedTextModel(t, func(m *model.DiT) error {
+				run := func(requests int) {
+					for r := range requests {
+						policy, err := stepcache.New(cfg, m.Cfg.Depth)
+						if err != nil {
+							t.Fatal(err)
+						}
+						req := model.SampleRequest{Prompts: []string{"a red cat", "dog"}, Seed: int64(r), Steps: 12, Guidance: 2, Cache: policy}
+						if _, err := m.Sample(context.Background(), req); err != nil {
+							t.Fatal(err)
+						}
+						if st := policy.Stats(); st.ComputeFraction >= 1 && cfg.Name != "cfgcache" {
+							t.Errorf("%s computed everything (%+v)", cfg.Name, st)
+						}
+					}
+				}
+				run(2)
+				// No collection while measuring: a finalizer would free a leaked tensor and hide the leak.
+				defer debug.SetGCPercent(debug.SetGCPercent(-1))
+				before := model.LiveTensors()
+				run(10)
+				if after := model.LiveTensors(); after > before {
+					t.Errorf("live C tensors: %d before, %d after 10 requests", before, after)
+				}
+				return nil
+			})
+		})
+	}
 }

@@ -8,7 +8,7 @@ import (
 	"github.com/cachetlab/cachet/model"
 )
 
-// cachetPolicy is Cachet's own policy (docs/stepcache.md, "Cachet's policy"): a full step every interval
+// cachetPolicy is Cachet's own policy (docs/step-caching.md, "Cutting a step's cost"): a full step every interval
 // steps; in between, each image recomputes only its fresh tokens — attention queries over every token's
 // keys and values, and the MLP — in every block, and the other tokens keep their cached sublayer outputs
 // under the current step's gates. Fresh tokens are those whose expected staleness error is largest: the
@@ -47,7 +47,7 @@ func (c *cachetPolicy) End() {
 func (c *cachetPolicy) Eval(step int, eval func(*model.Hooks) (*model.Feature, error)) (*model.Feature, error) {
 	full := step%c.interval == 0 || c.rate == nil || step == c.steps-1
 	var sel *model.Tokens // the step's fresh tokens, built on the first unit (the pass's rows are known then)
-	defer sel.Drop()
+	defer func() { sel.Drop() }()
 	var fresh [][]int64 // per image
 	if !full {
 		fresh = c.freshTokens()

@@ -2,7 +2,7 @@ package stepcache
 
 import "github.com/cachetlab/cachet/model"
 
-// branchReuse is CFG-branch reuse (docs/stepcache.md): guidance's unconditional and negative predictions
+// branchReuse is CFG-branch reuse (docs/step-caching.md): guidance's unconditional and negative predictions
 // are computed every interval steps (and through the warm-up); in between each is the step's conditional
 // prediction plus the difference between the two kept from the last step that computed both, so a
 // skipped step runs the model on the conditional rows alone — half the batch under classifier-free
