@@ -8,8 +8,8 @@ import (
 	"github.com/cachetlab/cachet/model"
 )
 
-// cachetPolicy is Cachet's own policy (docs/step-caching.md, "Cutting a step's cost"): a full step every interval
-// steps; in between, each image recomputes only its fresh tokens — attention queries over every token's
+// cachetPolicy is Cachet's own policy (docs/step-caching.md, "Cutting a step's cost"): a full step every
+// interval steps; in between, each image recomputes only its fresh tokens — attention queries over every token's
 // keys and values, and the MLP — in every block, and the other tokens keep their cached sublayer outputs
 // under the current step's gates. Fresh tokens are those whose expected staleness error is largest: the
 // rate their output patch changed per step between the last two full steps, times the steps since they

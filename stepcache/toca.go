@@ -8,8 +8,8 @@ import (
 	"github.com/cachetlab/cachet/model"
 )
 
-// toca is ToCa, token-wise feature caching (docs/step-caching.md, "Cutting a step's cost"): a full step every interval steps
-// stores every block's attention and MLP outputs and the attention each token received; between full
+// toca is ToCa, token-wise feature caching (docs/step-caching.md, "Cutting a step's cost"): a full step
+// every interval steps stores every block's attention and MLP outputs and the attention each token received; between full
 // steps attention is reused whole and the MLP is recomputed for each image's fresh tokens alone, the
 // others keeping their cached outputs. Tokens are scored as in the reference code.
 type toca struct {
