@@ -24,11 +24,8 @@ func (s *Service) resolveSpeed(req *Request) error {
 	for _, p := range cachet.SpeedPresets {
 		known = known || p.Name == name
 	}
-	switch {
-	case !known:
+	if !known {
 		return cachet.Errorf(cachet.CodeInvalidArgument, "speed must be one of %s (got %q)", strings.Join(cachet.SpeedNames(), ", "), req.Speed)
-	case chosen:
-		return cachet.Errorf(cachet.CodeInvalidArgument, "speed %q chooses the steps and the cache policy: give speed, or steps and cache, not both", name)
 	}
 	p, ok := s.opts.Calibrations.Speeds[name]
 	if !ok {
@@ -37,6 +34,10 @@ func (s *Service) resolveSpeed(req *Request) error {
 	cfg, err := p.Config()
 	if err != nil {
 		return fmt.Errorf("generate: speed %s of the calibration file: %w", name, err)
+	}
+	resolved := req.Steps == p.Steps && req.Cache.String() == cfg.String() // validated before (a queued job)
+	if chosen && !resolved {
+		return cachet.Errorf(cachet.CodeInvalidArgument, "speed %q chooses the steps and the cache policy: give speed, or steps and cache, not both", name)
 	}
 	req.Speed, req.Steps, req.Cache = name, p.Steps, cfg
 	return nil

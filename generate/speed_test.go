@@ -60,6 +60,18 @@ func TestSpeedPresets(t *testing.T) {
 			}
 		})
 	}
+	// Through the endpoint, as the API and the job workers run it: the request is validated, then generated
+	// (validated again, already resolved).
+	e := generate.NewEndpoint(svc, nil, nil, nil)
+	for _, speed := range []string{"", "fast"} {
+		res, err := e.Generate(context.Background(), cachet.GenerateRequest{Prompt: "a large coat", N: 1, Speed: speed})
+		want := map[string]string{"": "balanced", "fast": "fast"}[speed]
+		if err != nil {
+			t.Errorf("endpoint, speed %q: %v", speed, err)
+		} else if res.Speed != want {
+			t.Errorf("endpoint, speed %q: answered speed %q, want %q", speed, res.Speed, want)
+		}
+	}
 	presets := generate.SpeedPresets(cals.Speeds)
 	if len(presets) != 2 || presets[0].Name != "balanced" || presets[1].Name != "fast" || presets[1].Cache.Name != "cfgcache" {
 		t.Errorf("catalog presets %+v: want balanced then fast (cfgcache)", presets)
