@@ -253,7 +253,7 @@ func init() {
 	register("cachet", spec{
 		help: "Cachet's policy: full steps every N; in between each image recomputes only its fastest-changing, stalest tokens through attention and MLP",
 		params: map[string]param{
-			"interval": {def: 3, min: 1, max: 50, integer: true, help: "steps between full computations"},
+			"interval": {def: 2, min: 1, max: 50, integer: true, help: "steps between full computations"},
 			"ratio":    {def: 0.25, min: 0, max: 1, help: "share of each image's tokens recomputed between full steps"},
 			"guidance": {def: 1, min: 0, max: 1, integer: true, help: "1: partial steps also reuse guidance's unconditional and negative branches (their difference to the conditional prediction)"},
 		},
