@@ -3,7 +3,6 @@ package stepcache
 import (
 	"fmt"
 	"math"
-	"sort"
 
 	"github.com/cachetlab/cachet/model"
 )
@@ -23,11 +22,11 @@ type cachetPolicy struct {
 	guidance bool         // reuse guidance's other branches on partial steps
 	branches *branchReuse // their differences to the conditional prediction
 
-	images, tokens, grid, patch int // the output's images; tokens per image; tokens per side; pixels per token side
-	prevOut                     []float32
-	rate                        []float64 // per image token: mean |Δv| per step between the last two full steps
-	stale                       []int     // per image token: steps since computed
-	lastFull                    int
+	images, tokens, grid int // the output's images; tokens per image; tokens per side
+	prevOut              []float32
+	rate                 []float64 // per image token: mean |Δv| per step between the last two full steps
+	stale                []int     // per image token: steps since computed
+	lastFull             int
 }
 
 func (c *cachetPolicy) Begin(s model.Schedule) error {
@@ -167,12 +166,7 @@ func (c *cachetPolicy) freshTokens() [][]int64 {
 	out := make([][]int64, c.images)
 	for img := range out {
 		base := img * c.tokens
-		order := make([]int, c.tokens)
-		for i := range order {
-			order[i] = i
-		}
-		score := func(i int) float64 { return c.rate[base+i] * float64(c.stale[base+i]+1) }
-		sort.SliceStable(order, func(a, b int) bool { return score(order[a]) > score(order[b]) })
+		order := ranked(c.tokens, func(i int) float64 { return c.rate[base+i] * float64(c.stale[base+i]+1) })
 		for i := range c.tokens {
 			c.stale[base+i]++
 		}
@@ -204,18 +198,8 @@ func (c *cachetPolicy) observe(step int, out *model.Feature) error {
 	}
 	if c.prevOut != nil {
 		gap := float64(step - c.lastFull)
-		n, ch, side := int(shape[0]), int(shape[1]), int(shape[2])
-		rate := make([]float64, n*c.tokens)
-		for img := range n {
-			for ci := range ch {
-				for y := range side {
-					for x := range side {
-						i := ((img*ch+ci)*side+y)*side + x
-						rate[img*c.tokens+(y/c.patch)*c.grid+x/c.patch] += math.Abs(float64(vals[i] - c.prevOut[i]))
-					}
-				}
-			}
-		}
+		rate := make([]float64, c.images*c.tokens)
+		addPatchChange(rate, c.prevOut, vals, c.images, int(shape[1]), int(shape[2]), c.grid)
 		for i := range rate {
 			rate[i] /= gap
 		}
@@ -227,7 +211,7 @@ func (c *cachetPolicy) observe(step int, out *model.Feature) error {
 }
 
 // layout reads the token grid off the cached units and the output: tokens per image from a unit's
-// shape, their side from the count, the pixels per token from the output's side.
+// shape, their side from the count.
 func (c *cachetPolicy) layout(outShape []int64) error {
 	unit := c.units.get(unitKey{0, model.SublayerAttention})
 	if unit == nil {
@@ -238,12 +222,11 @@ func (c *cachetPolicy) layout(outShape []int64) error {
 		return err
 	}
 	c.images, c.tokens = int(outShape[0]), int(us[1])
-	c.grid = int(math.Round(math.Sqrt(float64(c.tokens))))
-	if c.grid*c.grid != c.tokens || int(outShape[2])%c.grid != 0 || int(us[0])%c.images != 0 {
-		return fmt.Errorf("cachet policy: %d tokens do not tile a %d-pixel image", c.tokens, outShape[2])
+	if int(us[0])%c.images != 0 {
+		return fmt.Errorf("cachet policy: %d rows of tokens for %d images", us[0], c.images)
 	}
-	c.patch = int(outShape[2]) / c.grid
-	return nil
+	c.grid, _, err = tokenGrid(c.tokens, int(outShape[2]))
+	return err
 }
 
 // sublayerKeysValues keys a block's cached keys and values among the sublayer outputs.

@@ -1,6 +1,10 @@
 package stepcache
 
-import "github.com/cachetlab/cachet/model"
+import (
+	"fmt"
+
+	"github.com/cachetlab/cachet/model"
+)
 
 // branchReuse is CFG-branch reuse (docs/step-caching.md): guidance's unconditional and negative predictions
 // are computed every interval steps (and through the warm-up); in between each is the step's conditional
@@ -52,7 +56,7 @@ func (r *branchReuse) hooks(step int) *model.Branches {
 		Supply: func(b model.Branch, cond *model.Feature) (*model.Feature, error) {
 			d, ok := r.deltas[b]
 			if !ok {
-				return nil, errNoBranch(b)
+				return nil, fmt.Errorf("cfg reuse: the %s branch was never computed, so there is nothing to reuse", b)
 			}
 			if p := r.prev[b]; r.order >= 1 && p != nil && r.at > r.prevAt {
 				k := float64(step-r.at) / float64(r.at-r.prevAt)
@@ -73,16 +77,6 @@ func (r *branchReuse) drop() {
 			delete(m, b)
 		}
 	}
-}
-
-func errNoBranch(b model.Branch) error {
-	return &branchError{b}
-}
-
-type branchError struct{ b model.Branch }
-
-func (e *branchError) Error() string {
-	return "cfg reuse: the " + e.b.String() + " branch was never computed, so there is nothing to reuse"
 }
 
 // cfgCache is CFG-branch reuse on its own: every step computes the conditional prediction.

@@ -3,7 +3,6 @@ package stepcache
 import (
 	"fmt"
 	"math"
-	"sort"
 
 	"github.com/cachetlab/cachet"
 	"github.com/cachetlab/cachet/model"
@@ -77,11 +76,7 @@ func (c *profilingDiT) Eval(step int, eval func(*model.Hooks) (*model.Feature, e
 
 // backgroundBlocks marks the share of blocks whose foreground score is lowest.
 func backgroundBlocks(scores []float64, share float64) []bool {
-	order := make([]int, len(scores))
-	for i := range order {
-		order[i] = i
-	}
-	sort.SliceStable(order, func(a, b int) bool { return scores[order[a]] < scores[order[b]] })
+	order := ranked(len(scores), func(i int) float64 { return -scores[i] }) // lowest first
 	out := make([]bool, len(scores))
 	for _, i := range order[:int(math.Round(share*float64(len(scores))))] {
 		out[i] = true
@@ -142,34 +137,19 @@ func (r *ProfilingRecorder) Scores() ([]float64, error) {
 	}
 	n, ch, side := int(r.shape[0]), int(r.shape[1]), int(r.shape[2])
 	tokens := r.tokens
-	grid := int(math.Round(math.Sqrt(float64(tokens))))
-	if grid*grid != tokens || side%grid != 0 {
-		return nil, fmt.Errorf("stepcache: %d tokens do not tile a %d-pixel image", tokens, side)
+	grid, _, err := tokenGrid(tokens, side)
+	if err != nil {
+		return nil, err
 	}
-	patch := side / grid
 	activity := make([]float64, n*tokens)
 	for s := 1; s < len(r.outputs); s++ {
-		for img := range n {
-			for c := range ch {
-				for y := range side {
-					for x := range side {
-						i := ((img*ch+c)*side+y)*side + x
-						activity[img*tokens+(y/patch)*grid+x/patch] += math.Abs(float64(r.outputs[s][i] - r.outputs[s-1][i]))
-					}
-				}
-			}
-		}
+		addPatchChange(activity, r.outputs[s-1], r.outputs[s], n, ch, side, grid)
 	}
 	fg := make([]bool, n*tokens)
 	k := max(1, tokens/4)
 	for img := range n {
-		order := make([]int, tokens)
-		for i := range order {
-			order[i] = i
-		}
 		a := activity[img*tokens : (img+1)*tokens]
-		sort.SliceStable(order, func(x, y int) bool { return a[order[x]] > a[order[y]] })
-		for _, t := range order[:k] {
+		for _, t := range ranked(tokens, func(i int) float64 { return a[i] })[:k] {
 			fg[img*tokens+t] = true
 		}
 	}

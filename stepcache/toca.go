@@ -3,7 +3,6 @@ package stepcache
 import (
 	"fmt"
 	"math"
-	"sort"
 
 	"github.com/cachetlab/cachet/model"
 )
@@ -148,11 +147,7 @@ func (c *toca) freshTokens(block, r, k int) []int64 {
 			}
 		}
 	}
-	order := make([]int, t)
-	for i := range order {
-		order[i] = i
-	}
-	sort.SliceStable(order, func(a, b int) bool { return score[order[a]] > score[order[b]] })
+	order := ranked(t, func(i int) float64 { return score[i] })
 	out := make([]int64, k)
 	for i := range out {
 		out[i] = int64(order[i])
