@@ -83,10 +83,11 @@ func (m *DiT) block(o *ops, i int, x *ts.Tensor, mod *modulation, h *Hooks) *ts.
 	d := m.Cfg.Width
 	attn := func(sel *Tokens) *ts.Tensor {
 		hIn := o.modulate(o.layerNorm(x, d, nil, nil), v[0], v[1])
+		hSel := o.gatherTokens(hIn, sel) // hIn itself without a selection
 		var a *ts.Tensor
 		switch {
 		case h != nil && containsInt(h.IdentityAttention, i):
-			a = b.attn.identity(o, o.gatherTokens(hIn, sel))
+			a = b.attn.identity(o, hSel)
 		case sel == nil && h != nil && h.AttentionReceived != nil:
 			var received *ts.Tensor
 			a, received = b.attn.forwardReceived(o, hIn)
@@ -97,7 +98,7 @@ func (m *DiT) block(o *ops, i int, x *ts.Tensor, mod *modulation, h *Hooks) *ts.
 				}
 			}
 		case h != nil && h.KeysValues != nil:
-			a = b.attn.forwardTokens(o, hIn, sel, func(computed *ts.Tensor) *ts.Tensor {
+			a = b.attn.forwardTokens(o, hIn, hSel, sel, func(computed *ts.Tensor) *ts.Tensor {
 				if !o.ok(computed) {
 					return nil
 				}
@@ -109,10 +110,10 @@ func (m *DiT) block(o *ops, i int, x *ts.Tensor, mod *modulation, h *Hooks) *ts.
 				return o.s.Keep(kv.t)
 			})
 		default:
-			a = b.attn.forwardTokens(o, hIn, sel, nil)
+			a = b.attn.forwardTokens(o, hIn, hSel, sel, nil)
 		}
 		if h != nil && h.InjectAttention != nil && containsInt(h.InjectBlocks, i) && o.ok(a) {
-			out, err := h.InjectAttention(i, &Feature{t: o.gatherTokens(hIn, sel)}, &Feature{t: a})
+			out, err := h.InjectAttention(i, &Feature{t: hSel}, &Feature{t: a})
 			if err != nil {
 				o.err = fmt.Errorf("model: inject at block %d: %w", i, err)
 				return nil

@@ -94,30 +94,32 @@ func newAttention(p *nn.Path, width, heads int, kind initKind) (*attentionLayer,
 }
 
 func (a *attentionLayer) forward(o *ops, x *ts.Tensor) *ts.Tensor {
+	q, k, v := a.project(o, x)
+	return o.linear(o.attention(q, k, v, a.heads), a.proj)
+}
+
+// project is x's queries, keys and values.
+func (a *attentionLayer) project(o *ops, x *ts.Tensor) (q, k, v *ts.Tensor) {
 	qkv := o.linear(x, a.qkv)
 	w := int64(a.width)
-	q, k, v := o.narrow(qkv, 2, 0, w), o.narrow(qkv, 2, w, w), o.narrow(qkv, 2, 2*w, w)
-	return o.linear(o.attention(q, k, v, a.heads), a.proj)
+	return o.narrow(qkv, 2, 0, w), o.narrow(qkv, 2, w, w), o.narrow(qkv, 2, 2*w, w)
 }
 
 // forwardReceived is forward that also returns the attention each token receives [B, T].
 func (a *attentionLayer) forwardReceived(o *ops, x *ts.Tensor) (out, received *ts.Tensor) {
-	qkv := o.linear(x, a.qkv)
-	w := int64(a.width)
-	q, k, v := o.narrow(qkv, 2, 0, w), o.narrow(qkv, 2, w, w), o.narrow(qkv, 2, 2*w, w)
+	q, k, v := a.project(o, x)
 	att, probs := o.attentionProbs(q, k, v, a.heads)
-	return o.linear(att, a.proj), o.sumDims(probs, 1, 2)
+	return o.linear(att, a.proj), o.sumDim(probs, 1, 2)
 }
 
-// forwardTokens is forward for the selected tokens' queries alone over every token's keys and values
-// ([B, K, D]); a nil selection is forward. kv, when set, supplies the keys and values attended over from
-// those computed (Hooks.KeysValues).
-func (a *attentionLayer) forwardTokens(o *ops, x *ts.Tensor, sel *Tokens, kv func(computed *ts.Tensor) *ts.Tensor) *ts.Tensor {
+// forwardTokens is forward for the selected tokens' queries alone (xs, x at sel: [B, K, D]) over every
+// token's keys and values; a nil selection is forward. kv, when set, supplies the keys and values attended
+// over from those computed (Hooks.KeysValues).
+func (a *attentionLayer) forwardTokens(o *ops, x, xs *ts.Tensor, sel *Tokens, kv func(computed *ts.Tensor) *ts.Tensor) *ts.Tensor {
 	if sel == nil && kv == nil {
 		return a.forward(o, x)
 	}
 	w := int64(a.width)
-	xs := o.gatherTokens(x, sel)
 	var q, keysValues *ts.Tensor
 	if kv == nil { // queries from the selection, keys and values from every token
 		q = o.keep(cLinear(xs, o.narrow(a.qkv.Weight, 0, 0, w), o.narrow(a.qkv.Bias, 0, 0, w)))

@@ -239,14 +239,6 @@ func (o *ops) attentionProbs(q, k, v *ts.Tensor, heads int) (out, probs *ts.Tens
 	return o.reshape(o.permute(out, 0, 2, 1, 3), b, tq, d), probs
 }
 
-// sumDims sums a over the given dimensions (dropped).
-func (o *ops) sumDims(a *ts.Tensor, dims ...int64) *ts.Tensor {
-	if !o.ok(a) {
-		return nil
-	}
-	return o.keep(cSumDim(a, dims, false))
-}
-
 // sdpa is softmax(q·kᵀ)·v over [B, H, T, hd] with q already scaled: libtorch's fused kernel on the CPU, where
 // libtorch 2.6 refuses an undefined mask, so a zero one is passed. Other devices take the unfused form:
 // libtorch 2.11's CUDA kernel crashed with that one-element mask, and on a GPU the unfused form is cheap.
@@ -276,11 +268,12 @@ func (o *ops) div(a, b *ts.Tensor) *ts.Tensor {
 	return o.keep(cDiv(a, b))
 }
 
-func (o *ops) sumDim(a *ts.Tensor, dim int64) *ts.Tensor {
+// sumDim sums a over the given dimensions (dropped).
+func (o *ops) sumDim(a *ts.Tensor, dims ...int64) *ts.Tensor {
 	if !o.ok(a) {
 		return nil
 	}
-	return o.keep(cSumDim(a, []int64{dim}, false))
+	return o.keep(cSumDim(a, dims, false))
 }
 
 func (o *ops) clampMin(a *ts.Tensor, v float64) *ts.Tensor {

@@ -12,10 +12,8 @@ import (
 // Tokens selects the same number K of tokens in every image row of a pass: a token-wise step cache
 // (ToCa) asks a sublayer to compute these tokens alone and keeps its cached values for the rest.
 type Tokens struct {
-	idx  *ts.Tensor // [B, K] int64
-	sel  [][]int64
-	rows int
-	k    int
+	idx *ts.Tensor // [B, K] int64
+	sel [][]int64  // the same, in Go
 }
 
 // NewTokens builds a selection from per-row token indices (every row the same length), on like's device.
@@ -49,14 +47,11 @@ func NewTokens(rows [][]int64, like *Feature) (*Tokens, error) {
 		}
 		idx = moved
 	}
-	return &Tokens{idx: idx, sel: rows, rows: len(rows), k: k}, nil
+	return &Tokens{idx: idx, sel: rows}, nil
 }
 
 // Rows returns the selected token indices of each row (not to be modified).
 func (t *Tokens) Rows() [][]int64 { return t.sel }
-
-// Len is the number of tokens selected in each row.
-func (t *Tokens) Len() int { return t.k }
 
 // Drop frees the selection.
 func (t *Tokens) Drop() {
@@ -84,12 +79,12 @@ func (o *ops) expandTokens(sel *Tokens, size []int64) *ts.Tensor {
 	if o.err != nil {
 		return nil
 	}
-	if len(size) != 3 || size[0] != int64(sel.rows) {
-		o.err = fmt.Errorf("model: a %d-row token selection on a tensor of shape %v", sel.rows, size)
+	if len(size) != 3 || size[0] != int64(len(sel.sel)) {
+		o.err = fmt.Errorf("model: a %d-row token selection on a tensor of shape %v", len(sel.sel), size)
 		return nil
 	}
 	col := o.unsqueeze(sel.idx, 2)
-	shape := []int64{size[0], int64(sel.k), size[2]}
+	shape := []int64{size[0], int64(len(sel.sel[0])), size[2]}
 	return o.keep(cop("expand", func(p *lib.Ctensor) { lib.AtgExpand(p, ct(col), shape, len(shape), 0) }))
 }
 
