@@ -51,8 +51,6 @@ func (c *cachetPolicy) Eval(step int, eval func(*model.Hooks) (*model.Feature, e
 	if !full {
 		fresh = c.freshTokens()
 	}
-	skipped := c.branches.skipped
-	halved := func() bool { return c.branches.skipped > skipped } // the pass runs the conditional rows alone
 	selection := func(rows int) (*model.Tokens, error) {
 		if sel != nil {
 			return sel, nil
@@ -66,6 +64,7 @@ func (c *cachetPolicy) Eval(step int, eval func(*model.Hooks) (*model.Feature, e
 		return sel, err
 	}
 	hooks := &model.Hooks{Branches: c.branches.hooks(step)}
+	halved := func() bool { return c.branches.skipping } // the pass runs the conditional rows alone
 	hooks.Sublayer = func(block int, kind model.Sublayer, compute func(*model.Tokens) (*model.Feature, error)) (*model.Feature, error) {
 		key := unitKey{block, kind}
 		if full {

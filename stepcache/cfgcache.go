@@ -12,13 +12,12 @@ import (
 // skipped step runs the model on the conditional rows alone — half the batch under classifier-free
 // guidance. It composes with any step count and with the other axes through its hooks.
 type branchReuse struct {
-	due           func(step int) bool // whether step computes every branch
-	order         int                 // 1: extrapolate the difference linearly from the last two computed
-	deltas, prev  map[model.Branch]*model.Feature
-	at, prevAt    int // steps of deltas and prev
-	step          int
-	held          func(int64) // the owning policy's memory account
-	skipped, kept int
+	due          func(step int) bool // whether step computes every branch
+	order        int                 // 1: extrapolate the difference linearly from the last two computed
+	deltas, prev map[model.Branch]*model.Feature
+	at, prevAt   int         // steps of deltas and prev
+	held         func(int64) // the owning policy's memory account
+	skipping     bool        // the current step runs the conditional prediction alone
 }
 
 func newBranchReuse(due func(step int) bool, order int, held func(int64)) *branchReuse {
@@ -28,16 +27,11 @@ func newBranchReuse(due func(step int) bool, order int, held func(int64)) *branc
 
 // hooks are step's branch seams: skip when the step is not due and a difference was kept.
 func (r *branchReuse) hooks(step int) *model.Branches {
-	r.step = step
+	r.skipping = false
 	return &model.Branches{
 		Skip: func() bool {
-			skip := !r.due(step) && len(r.deltas) > 0
-			if skip {
-				r.skipped++
-			} else {
-				r.kept++
-			}
-			return skip
+			r.skipping = !r.due(step) && len(r.deltas) > 0
+			return r.skipping
 		},
 		Observe: func(b model.Branch, cond, other *model.Feature) error {
 			d, err := other.Sub(cond)
@@ -94,9 +88,8 @@ func (c *cfgCache) Begin(s model.Schedule) error {
 }
 
 func (c *cfgCache) Eval(step int, eval func(*model.Hooks) (*model.Feature, error)) (*model.Feature, error) {
-	skipped := c.reuse.skipped
 	out, err := eval(&model.Hooks{Branches: c.reuse.hooks(step)})
-	if c.reuse.skipped > skipped {
+	if c.reuse.skipping {
 		c.reused++ // the branches of this step
 	} else {
 		c.computed++
