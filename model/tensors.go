@@ -62,7 +62,12 @@ func FromFloat32s(data []float32, shape []int64, device gotch.Device) (*ts.Tenso
 	if len(data) > 0 {
 		raw = unsafe.Slice((*byte)(unsafe.Pointer(&data[0])), 4*len(data))
 	}
-	cpu, err := ts.OfDataSize(raw, shape, gotch.Float)
+	return fromBytes(raw, shape, gotch.Float, device)
+}
+
+// fromBytes makes a tensor of dtype and shape on device from its raw little-endian values (copied).
+func fromBytes(raw []byte, shape []int64, dtype gotch.DType, device gotch.Device) (*ts.Tensor, error) {
+	cpu, err := ts.OfDataSize(raw, shape, dtype)
 	if err != nil {
 		return nil, err
 	}

@@ -29,23 +29,14 @@ func NewTokens(rows [][]int64, like *Feature) (*Tokens, error) {
 		}
 		flat = append(flat, r...)
 	}
-	raw := unsafe.Slice((*byte)(unsafe.Pointer(&flat[0])), 8*len(flat))
-	idx, err := ts.OfDataSize(raw, []int64{int64(len(rows)), int64(k)}, gotch.Int64)
-	if err != nil {
-		return nil, fmt.Errorf("model: token selection: %w", err)
-	}
 	dev, err := like.t.Device()
 	if err != nil {
-		idx.Drop()
 		return nil, fmt.Errorf("model: token selection: %w", err)
 	}
-	if dev != gotch.CPU {
-		moved, err := cTo(idx, dev)
-		idx.Drop()
-		if err != nil {
-			return nil, err
-		}
-		idx = moved
+	raw := unsafe.Slice((*byte)(unsafe.Pointer(&flat[0])), 8*len(flat))
+	idx, err := fromBytes(raw, []int64{int64(len(rows)), int64(k)}, gotch.Int64, dev)
+	if err != nil {
+		return nil, fmt.Errorf("model: token selection: %w", err)
 	}
 	return &Tokens{idx: idx, sel: rows}, nil
 }
