@@ -36,6 +36,68 @@ func Combine(coeffs []float64, fs []*Feature) (*Feature, error) {
 	return &Feature{t: s.Release(acc)}, nil
 }
 
+// CombineChannels returns Σ_i weights[i] ⊙ fs[i], each weights[i] one value per channel (the last
+// dimension), broadcast over the others: a per-channel linear forecast (HyCa's hybrid solvers).
+func CombineChannels(weights [][]float32, fs []*Feature) (*Feature, error) {
+	if len(weights) != len(fs) || len(fs) == 0 {
+		return nil, fmt.Errorf("model: CombineChannels needs one weight vector per feature (got %d and %d)", len(weights), len(fs))
+	}
+	dev, err := fs[0].t.Device()
+	if err != nil {
+		return nil, err
+	}
+	var s Scope
+	defer s.Drop()
+	o := newOps(&s)
+	var acc *ts.Tensor
+	for i, f := range fs {
+		w := o.keep(FromFloat32s(weights[i], []int64{int64(len(weights[i]))}, dev))
+		term := o.mul(f.t, w)
+		if acc == nil {
+			acc = term
+		} else {
+			acc = o.add(acc, term)
+		}
+	}
+	if o.err != nil {
+		return nil, o.err
+	}
+	return &Feature{t: s.Release(acc)}, nil
+}
+
+// MeanChannels is f's mean over every dimension but the last: one value per channel.
+func (f *Feature) MeanChannels() ([]float32, error) {
+	shape, err := f.t.Size()
+	if err != nil {
+		return nil, err
+	}
+	dims := make([]int64, len(shape)-1)
+	for i := range dims {
+		dims[i] = int64(i)
+	}
+	m, err := cMeanDim(f.t, dims, false)
+	if err != nil {
+		return nil, err
+	}
+	defer m.Drop()
+	return Float32s(m)
+}
+
+// Affine returns scale·f + shift.
+func (f *Feature) Affine(scale, shift float64) (*Feature, error) {
+	var s Scope
+	defer s.Drop()
+	o := newOps(&s)
+	out := o.scale(f.t, scale)
+	if shift != 0 {
+		out = o.keep(cAddScalar(out, shift))
+	}
+	if o.err != nil {
+		return nil, o.err
+	}
+	return &Feature{t: s.Release(out)}, nil
+}
+
 // Add returns f + g.
 func (f *Feature) Add(g *Feature) (*Feature, error) {
 	return Combine([]float64{1, 1}, []*Feature{f, g})

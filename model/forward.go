@@ -97,6 +97,13 @@ func (m *DiT) block(o *ops, i int, x *ts.Tensor, mod *modulation, h *Hooks) *ts.
 					return nil
 				}
 			}
+		case sel == nil && h != nil && h.Reduce != nil:
+			q, kv, restore, err := h.Reduce(i, &Feature{t: hIn})
+			if err != nil {
+				o.err = fmt.Errorf("model: token reduction at block %d: %w", i, err)
+				return nil
+			}
+			a = b.attn.forwardReduced(o, hIn, q, kv, restore)
 		case h != nil && h.KeysValues != nil:
 			a = b.attn.forwardTokens(o, hIn, hSel, sel, func(computed *ts.Tensor) *ts.Tensor {
 				if !o.ok(computed) {

@@ -133,6 +133,24 @@ func (a *attentionLayer) forwardTokens(o *ops, x, xs *ts.Tensor, sel *Tokens, kv
 	return o.linear(o.attention(q, k, v, a.heads), a.proj)
 }
 
+// forwardReduced is forward with queries from the tokens q alone over the keys and values of the tokens
+// kv, each token then taking the output row restore names (token reduction and restoration); nil
+// selections are every token.
+func (a *attentionLayer) forwardReduced(o *ops, x *ts.Tensor, q, kv, restore *Tokens) *ts.Tensor {
+	if q == nil && kv == nil {
+		return a.forward(o, x)
+	}
+	w := int64(a.width)
+	queries := o.keep(cLinear(o.gatherTokens(x, q), o.narrow(a.qkv.Weight, 0, 0, w), o.narrow(a.qkv.Bias, 0, 0, w)))
+	keysValues := o.keep(cLinear(o.gatherTokens(x, kv), o.narrow(a.qkv.Weight, 0, w, 2*w), o.narrow(a.qkv.Bias, 0, w, 2*w)))
+	k, v := o.narrow(keysValues, 2, 0, w), o.narrow(keysValues, 2, w, w)
+	out := o.linear(o.attention(queries, k, v, a.heads), a.proj)
+	if q == nil || restore == nil {
+		return out
+	}
+	return o.gatherTokens(out, restore)
+}
+
 // identity is the layer with its attention map replaced by the identity (each token attends to itself
 // alone): the values, projected. Perturbed-attention guidance's weak prediction.
 func (a *attentionLayer) identity(o *ops, x *ts.Tensor) *ts.Tensor {

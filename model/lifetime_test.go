@@ -156,12 +156,44 @@ func TestSampleIsDeterministicAndCancellable(t *testing.T) {
 // The step-cost policies (token selections, per-token caches, reused guidance branches) leave no C tensor
 // behind over many requests.
 func TestStepCostPoliciesLeaveNoTensors(t *testing.T) {
+	// Profiles for the 12-step requests below, sized to the model in profiled.
+	profiled := func(cfg stepcache.Config, m *model.DiT) stepcache.Config {
+		const steps = 12
+		units := 2 * m.Cfg.Depth
+		switch cfg.Name {
+		case "hyca": // every solver in turn, channel by channel
+			for i := range units * m.Cfg.Width {
+				cfg.Calibration = append(cfg.Calibration, float64(i%5))
+			}
+		case "bac":
+			sims := make([][]float64, units)
+			for u := range sims {
+				for i := range steps * steps {
+					sims[u] = append(sims[u], 1/(1+float64(i%steps-i/steps)*float64(i%steps-i/steps)))
+				}
+			}
+			cfg.Calibration = stepcache.BacCalibration(steps, sims, make([]float64, units))
+		case "ertacache": // every other step reused, rectified and shortened
+			cfg.Calibration = []float64{steps}
+			for i := range steps {
+				cfg.Calibration = append(cfg.Calibration, float64(i%2))
+			}
+			for _, v := range []float64{0.8, 0.1, 0.01} { // φ, a, b
+				for range steps {
+					cfg.Calibration = append(cfg.Calibration, v)
+				}
+			}
+		}
+		return cfg
+	}
 	for _, cfg := range []stepcache.Config{
 		{Name: "toca"}, {Name: "cfgcache"}, {Name: "cachet"},
 		{Name: "profilingdit", Calibration: []float64{0.9, 1.1}},
+		{Name: "hyca"}, {Name: "bac"}, {Name: "ertacache"}, {Name: "asymrnr"},
 	} {
 		t.Run(cfg.Name, func(t *testing.T) {
 			onPerturbedTextModel(t, func(m *model.DiT) error {
+				cfg := profiled(cfg, m)
 				run := func(requests int) {
 					for r := range requests {
 						policy, err := stepcache.New(cfg, m.Cfg.Depth)

@@ -23,6 +23,9 @@ type Schedule struct {
 	Times []float64
 	// Deltas are each step's signed size in the sampler's own variable (flow: t_{i+1} − t_i, negative).
 	Deltas []float64
+	// Euler says the output is a velocity the sampler integrates by Euler steps (flow models): scaling a
+	// step's output by k scales that step's size by k.
+	Euler bool
 }
 
 // StepCache is a per-request step-caching policy as the sampler sees it. Begin sees the schedule; Eval
@@ -52,7 +55,7 @@ func (m *DiT) batchSize(req *SampleRequest) int {
 // schedule builds the request's discretisation: flow-matching Euler from t = 1 to 0, or DDIM over
 // 1000 DDPM steps (linear β 1e-4…0.02) evenly spaced, for ε-prediction checkpoints.
 func (m *DiT) schedule(steps int, shift float64) Schedule {
-	s := Schedule{Steps: steps, Times: make([]float64, steps), Deltas: make([]float64, steps)}
+	s := Schedule{Steps: steps, Times: make([]float64, steps), Deltas: make([]float64, steps), Euler: m.Cfg.Prediction == PredictFlow}
 	for i := range steps {
 		if m.Cfg.Prediction == PredictFlow {
 			t, next := shiftTime(1-float64(i)/float64(steps), shift), shiftTime(1-float64(i+1)/float64(steps), shift)

@@ -79,6 +79,13 @@ type Hooks struct {
 	// selected tokens' [B, K, 2D] when on a selection, so that a token-wise cache can keep the others'.
 	KeysValues func(block int, sel *Tokens, computed *Feature) (*Feature, error)
 
+	// Reduce, when set, reduces the tokens of a block's attention computed over every token (AsymRnR): it
+	// gets the block's modulated, normalised input h [B, T, D] (borrowed) and returns the tokens whose
+	// queries are computed, the tokens whose keys and values are attended over, and for every token the
+	// row of the queries' output it takes (restoration; [B, T]). A nil answer is the full attention. The
+	// selections stay the policy's.
+	Reduce func(block int, h *Feature) (queries, keysValues, restore *Tokens, err error)
+
 	// AttentionReceived hears, for each block whose attention is computed over every token, the attention
 	// each token receives [B, T] (borrowed): the softmax weights summed over heads and queries (ToCa's score).
 	AttentionReceived func(block int, received *Feature) error

@@ -109,7 +109,7 @@ func init() {
 			n, w, h := int(p["interval"]), int(p["warmup"]), int(p["horizon"])
 			return &sublayerPolicy{ledger: ledger{name: "foca"},
 				isFull: func(s int) bool { return s < w || (s-w)%n == 0 },
-				newF:   func() forecaster { return &foca{horizon: h} }}
+				newF:   func(unitKey) forecaster { return &foca{horizon: h} }}
 		},
 	})
 }

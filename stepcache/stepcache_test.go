@@ -18,7 +18,7 @@ func TestConfigValidation(t *testing.T) {
 	}{
 		{stepcache.Config{}, ""},
 		{stepcache.Config{Name: "TaylorSeer", Params: map[string]float64{"interval": 3, "order": 2}}, ""},
-		{stepcache.Config{Name: "magic"}, `unknown cache policy "magic"; policies: abcache, bwcache, `},
+		{stepcache.Config{Name: "magic"}, `unknown cache policy "magic"; policies: abcache, asymrnr, bac, bwcache, `},
 		{stepcache.Config{Name: "fora", Params: map[string]float64{"n": 3}}, `cache policy fora has no parameter "n"; it takes: fora: interval=3 (1…50)`},
 		{stepcache.Config{Name: "fora", Params: map[string]float64{"interval": 0}}, "interval must be an integer in 1…50 (got 0)"},
 		{stepcache.Config{Name: "taylorseer", Params: map[string]float64{"order": 2.5}}, "order must be an integer in 0…6"},

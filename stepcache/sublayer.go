@@ -27,7 +27,7 @@ type unitKey struct {
 type sublayerPolicy struct {
 	ledger
 	isFull func(step int) bool
-	newF   func() forecaster
+	newF   func(key unitKey) forecaster
 	units  map[unitKey]forecaster
 }
 
@@ -43,7 +43,7 @@ func (p *sublayerPolicy) Eval(step int, eval func(*model.Hooks) (*model.Feature,
 		key := unitKey{block, kind}
 		f, ok := p.units[key]
 		if !ok {
-			f = p.newF()
+			f = p.newF(key)
 			p.units[key] = f
 		}
 		if full || !ok {
@@ -155,7 +155,7 @@ func init() {
 		build: func(p map[string]float64, _ int) Policy {
 			n := int(p["interval"])
 			return &sublayerPolicy{ledger: ledger{name: "fora"}, isFull: func(s int) bool { return s%n == 0 },
-				newF: func() forecaster { return &taylor{order: 0} }}
+				newF: func(unitKey) forecaster { return &taylor{order: 0} }}
 		},
 	})
 	register("taylorseer", spec{
@@ -169,7 +169,7 @@ func init() {
 			n, m, w := int(p["interval"]), int(p["order"]), int(p["warmup"])
 			return &sublayerPolicy{ledger: ledger{name: "taylorseer"},
 				isFull: func(s int) bool { return s < w || (s-w)%n == 0 },
-				newF:   func() forecaster { return &taylor{order: m} }}
+				newF:   func(unitKey) forecaster { return &taylor{order: m} }}
 		},
 	})
 }

@@ -98,7 +98,106 @@ func newCalibrateCmd(cf *configFlags) *cobra.Command {
 			return saveCalibration(cmd, cf.cfg.Weights, "profilingdit", profile, fmt.Sprintf("foreground scores per block %.2f", profile))
 		},
 	}
-	for _, c := range []*cobra.Command{mag, tea, profiling} {
+	var clusters, interval, warmup int
+	hyca := &cobra.Command{
+		Use:   "hyca",
+		Short: "Cluster every unit's channels by how they move and pick each cluster's solver, for HyCa (saved next to the weights)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := prepareCalibration(cf, runs, batch, steps, 4); err != nil {
+				return err
+			}
+			if clusters < 1 || clusters > 16 || interval < 1 || warmup < 0 {
+				return cachet.Errorf(cachet.CodeInvalidArgument, "--clusters must be 1…16, --interval ≥ 1 and --warmup ≥ 0")
+			}
+			var rec *stepcache.HycaRecorder
+			err := sampleCalibration(cmd.Context(), cf.cfg.Weights, runs, batch, steps, guidance, cleanRenorm,
+				func(depth int) model.StepCache {
+					if rec == nil {
+						rec = stepcache.NewHycaRecorder(depth)
+					}
+					return rec
+				}, func(model.StepCache) {})
+			if err != nil {
+				return err
+			}
+			profile, err := rec.Profile(clusters, warmup, interval)
+			if err != nil {
+				return err
+			}
+			return saveCalibration(cmd, cf.cfg.Weights, "hyca", profile, stepcache.DescribeHyca(profile))
+		},
+	}
+	hyca.Flags().IntVar(&clusters, "clusters", 3, "channel clusters per unit, each with its own solver")
+	hyca.Flags().IntVar(&interval, "interval", 4, "the schedule the solvers are chosen for: steps between full computations")
+	hyca.Flags().IntVar(&warmup, "warmup", 2, "the schedule's first steps always computed")
+	var threshold float64
+	erta := &cobra.Command{
+		Use:     "ertacache",
+		Short:   "Profile which steps may reuse the stack's residual at one step count, and fit their error models, for ERTACache (saved next to the weights)",
+		Example: `  cachet calibrate ertacache --steps 20   # once per step count it will serve`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := prepareCalibration(cf, runs, batch, steps, 3); err != nil {
+				return err
+			}
+			if threshold <= 0 || threshold > 1 {
+				return cachet.Errorf(cachet.CodeInvalidArgument, "--threshold must be in (0, 1]")
+			}
+			var rec *stepcache.ErtaRecorder
+			err := sampleCalibration(cmd.Context(), cf.cfg.Weights, runs, batch, steps, guidance, cleanRenorm,
+				func(depth int) model.StepCache {
+					if rec == nil {
+						rec = stepcache.NewErtaRecorder(depth, threshold)
+					}
+					return rec
+				}, func(model.StepCache) {})
+			if err != nil {
+				return err
+			}
+			record, err := rec.Record()
+			if err != nil {
+				return err
+			}
+			cals, err := stepcache.LoadCalibrations(stepcache.CalibrationPath(cf.cfg.Weights))
+			if err != nil {
+				return err
+			}
+			merged, err := stepcache.MergeErtaProfile(cals.Profiles["ertacache"], record)
+			if err != nil {
+				return err
+			}
+			return saveCalibration(cmd, cf.cfg.Weights, "ertacache", merged, fmt.Sprintf("%d of %d steps reuse the residual below ℓ1rel %g", rec.Reused(), steps, threshold))
+		},
+	}
+	erta.Flags().Float64Var(&threshold, "threshold", 0.15, "ℓ1rel of the kept residual to a step's below which the step reuses it (λ)")
+	bacCmd := &cobra.Command{
+		Use:   "bac",
+		Short: "Profile each unit's step-to-step output similarity and volatility, for BAC (saved next to the weights)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := prepareCalibration(cf, runs, batch, steps, 2); err != nil {
+				return err
+			}
+			var rec *stepcache.BacRecorder
+			err := sampleCalibration(cmd.Context(), cf.cfg.Weights, runs, batch, steps, guidance, cleanRenorm,
+				func(depth int) model.StepCache {
+					if rec == nil {
+						rec = stepcache.NewBacRecorder(depth)
+					}
+					return rec
+				}, func(model.StepCache) {})
+			if err != nil {
+				return err
+			}
+			profile, err := rec.Calibration()
+			if err != nil {
+				return err
+			}
+			return saveCalibration(cmd, cf.cfg.Weights, "bac", profile, fmt.Sprintf("similarities over %d steps", steps))
+		},
+	}
+	for _, c := range []*cobra.Command{mag, tea, profiling, hyca, erta, bacCmd} {
 		f := c.Flags()
 		f.IntVar(&runs, "runs", 4, "calibration runs (each a batch of random prompts)")
 		f.IntVar(&batch, "batch", 8, "images per run")
@@ -144,7 +243,7 @@ func newCalibrateCmd(cf *configFlags) *cobra.Command {
 		},
 	}
 	speeds.Flags().StringVar(&report, "report", "bench/reports/stepcache-service/stepcache.json", "the service-path report (its JSON)")
-	cmd.AddCommand(mag, tea, profiling, speeds)
+	cmd.AddCommand(mag, tea, profiling, hyca, erta, bacCmd, speeds)
 	return cmd
 }
 

@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 
+	"github.com/cachetlab/cachet/images"
 	"github.com/cachetlab/cachet/scene"
 )
 
@@ -65,38 +66,8 @@ func sign(rng *rand.Rand) float64 {
 	return 1
 }
 
-// warp scales by s and rotates by angle about the item's centre, then shifts by (dx, dy), sampling the
-// source bilinearly (outside it: background).
-func warp(it *item, s, angle, dx, dy float64) item {
-	const n = scene.ItemSide
-	c := float64(n-1) / 2
-	cos, sin := math.Cos(angle), math.Sin(angle)
-	var out item
-	for y := range n {
-		for x := range n {
-			// The inverse map: undo the shift, then the rotation and the scale.
-			u, v := float64(x)-dx-c, float64(y)-dy-c
-			sx := (cos*u+sin*v)/s + c
-			sy := (-sin*u+cos*v)/s + c
-			out[y*n+x] = bilinear(it, sx, sy)
-		}
-	}
-	return out
-}
-
-func bilinear(it *item, x, y float64) uint8 {
-	const n = scene.ItemSide
-	x0, y0 := int(math.Floor(x)), int(math.Floor(y))
-	fx, fy := x-float64(x0), y-float64(y0)
-	at := func(x, y int) float64 {
-		if x < 0 || y < 0 || x >= n || y >= n {
-			return 0
-		}
-		return float64(it[y*n+x])
-	}
-	v := (1-fy)*((1-fx)*at(x0, y0)+fx*at(x0+1, y0)) + fy*((1-fx)*at(x0, y0+1)+fx*at(x0+1, y0+1))
-	return clamp(v)
-}
+// warp is images.Warp on the evaluation's items.
+func warp(it *item, s, angle, dx, dy float64) item { return images.Warp(it, s, angle, dx, dy) }
 
 func clamp(v float64) uint8 { return uint8(math.Round(min(255, max(0, v)))) }
 
