@@ -176,6 +176,9 @@ func TestStepCostPoliciesLeaveNoTensors(t *testing.T) {
 		case "ertacache": // every other step reused, rectified and shortened
 			cfg.Calibration = []float64{steps}
 			for i := range steps {
+				cfg.Calibration = append(cfg.Calibration, 1000*(1-float64(i)/steps))
+			}
+			for i := range steps {
 				cfg.Calibration = append(cfg.Calibration, float64(i%2))
 			}
 			for _, v := range []float64{0.8, 0.1, 0.01} { // φ, a, b

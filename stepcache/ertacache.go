@@ -2,6 +2,7 @@ package stepcache
 
 import (
 	"maps"
+	"math"
 	"slices"
 
 	"github.com/cachetlab/cachet"
@@ -25,36 +26,72 @@ type ertaCache struct {
 	residual        *model.Feature
 }
 
-// ertaProfile is one step count's calibration.
+// ertaProfile is one step count's calibration: per step its model time, whether it reuses, φ, a and b.
 type ertaProfile struct {
+	times []float64
 	reuse []bool
 	phi   []float64
 	a, b  []float64
 }
 
-// ertaProfiles reads a calibration: records [steps, reuse×steps, φ×steps, a×steps, b×steps], one per step
-// count.
+const ertaFields = 5 // per step in a record
+
+// ertaProfiles reads a calibration: records [steps, times×steps, reuse×steps, φ×steps, a×steps,
+// b×steps], one per step count.
 func ertaProfiles(cal []float64) (map[int]ertaProfile, error) {
 	out := map[int]ertaProfile{}
 	for len(cal) > 0 {
 		n := int(cal[0])
-		if n < 1 || cal[0] != float64(n) || len(cal) < 1+4*n {
+		if n < 1 || cal[0] != float64(n) || len(cal) < 1+ertaFields*n {
 			return nil, cachet.Errorf(cachet.CodeInvalidArgument, "ertacache's calibration is malformed; run 'cachet calibrate ertacache' again")
 		}
-		p := ertaProfile{reuse: make([]bool, n), phi: cal[1+n : 1+2*n], a: cal[1+2*n : 1+3*n], b: cal[1+3*n : 1+4*n]}
-		for i, v := range cal[1 : 1+n] {
+		field := func(k int) []float64 { return cal[1+k*n : 1+(k+1)*n] }
+		p := ertaProfile{times: field(0), reuse: make([]bool, n), phi: field(2), a: field(3), b: field(4)}
+		for i, v := range field(1) {
 			p.reuse[i] = v != 0
 		}
 		out[n] = p
-		cal = cal[1+4*n:]
+		cal = cal[1+ertaFields*n:]
 	}
 	return out, nil
 }
 
+// onSchedule is the profile for a schedule: the record of its step count, or else, step by step, the
+// profiled step nearest in model time of the record with the nearest step count (a detail redraw's
+// shorter pass, a step count not profiled). The first step never reuses.
+func onSchedule(profiles map[int]ertaProfile, s model.Schedule) (ertaProfile, bool) {
+	if p, ok := profiles[s.Steps]; ok && slices.Equal(p.times, s.Times) {
+		return p, true
+	}
+	best := -1
+	for n := range profiles {
+		if d, bd := abs(n-s.Steps), abs(best-s.Steps); best < 0 || d < bd || (d == bd && n > best) {
+			best = n
+		}
+	}
+	if best < 0 {
+		return ertaProfile{}, false
+	}
+	from := profiles[best]
+	out := ertaProfile{times: s.Times, reuse: make([]bool, s.Steps), phi: make([]float64, s.Steps), a: make([]float64, s.Steps), b: make([]float64, s.Steps)}
+	for i, t := range s.Times {
+		k := 0
+		for j, u := range from.times {
+			if math.Abs(u-t) < math.Abs(from.times[k]-t) {
+				k = j
+			}
+		}
+		out.reuse[i], out.phi[i], out.a[i], out.b[i] = i > 0 && from.reuse[k], from.phi[k], from.a[k], from.b[k]
+	}
+	return out, true
+}
+
+func abs(v int) int { return max(v, -v) }
+
 // record is the profile's calibration record (ertaProfiles' inverse).
 func (p ertaProfile) record() []float64 {
 	n := len(p.reuse)
-	out := []float64{float64(n)}
+	out := append([]float64{float64(n)}, p.times...)
 	for _, r := range p.reuse {
 		out = append(out, map[bool]float64{false: 0, true: 1}[r])
 	}
@@ -84,9 +121,9 @@ func MergeErtaProfile(cal, rec []float64) ([]float64, error) {
 }
 
 func (c *ertaCache) Begin(s model.Schedule) error {
-	p, ok := c.profiles[s.Steps]
+	p, ok := onSchedule(c.profiles, s)
 	if !ok {
-		return cachet.Errorf(cachet.CodeInvalidArgument, "ertacache has no calibration for %d steps (it has %v); run 'cachet calibrate ertacache --steps %d'", s.Steps, slices.Sorted(maps.Keys(c.profiles)), s.Steps)
+		return cachet.Errorf(cachet.CodeInvalidArgument, "ertacache has no calibration; run 'cachet calibrate ertacache --steps %d'", s.Steps)
 	}
 	c.p, c.steps, c.deltas, c.euler = p, s.Steps, s.Deltas, s.Euler
 	c.covered, c.total = 0, 0

@@ -16,6 +16,7 @@ type ErtaRecorder struct {
 	threshold float64
 	depth     int
 	steps     int
+	times     []float64
 	reuse     []bool
 	walked    bool
 	residual  *model.Feature
@@ -33,7 +34,7 @@ func NewErtaRecorder(depth int, threshold float64) *ErtaRecorder {
 
 func (r *ErtaRecorder) Begin(s model.Schedule) error {
 	if r.reuse == nil {
-		r.steps = s.Steps
+		r.steps, r.times = s.Steps, s.Times
 		r.reuse = make([]bool, s.Steps)
 		for _, p := range []*[]float64{&r.n, &r.sx, &r.sy, &r.sxx, &r.sxy, &r.phiSum} {
 			*p = make([]float64, s.Steps)
@@ -149,7 +150,7 @@ func (r *ErtaRecorder) Record() ([]float64, error) {
 	if !r.walked {
 		return nil, fmt.Errorf("stepcache: ertacache recorder: nothing recorded")
 	}
-	p := ertaProfile{reuse: r.reuse, phi: make([]float64, r.steps), a: make([]float64, r.steps), b: make([]float64, r.steps)}
+	p := ertaProfile{times: r.times, reuse: r.reuse, phi: make([]float64, r.steps), a: make([]float64, r.steps), b: make([]float64, r.steps)}
 	for i := range r.steps {
 		p.phi[i] = 1
 		if r.phiN[i] > 0 {

@@ -1,6 +1,9 @@
 package stepcache
 
 import (
+	"slices"
+
+	"github.com/cachetlab/cachet/model"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -150,17 +153,22 @@ func TestERTACacheTimestepAdjustmentEndsAtZero(t *testing.T) {
 	if math.Abs(covered-c.total) > 1e-12 {
 		t.Fatalf("the adjusted steps cover %v, the schedule %v", covered, c.total)
 	}
-	rec := ertaProfile{reuse: []bool{false, true, false}, phi: []float64{1, 0.5, 1}, a: []float64{0, 0.1, 0}, b: []float64{0, -0.2, 0}}
+	rec := ertaProfile{times: []float64{1000, 600, 300}, reuse: []bool{false, true, false}, phi: []float64{1, 0.5, 1}, a: []float64{0, 0.1, 0}, b: []float64{0, -0.2, 0}}
 	merged, err := MergeErtaProfile(nil, rec.record())
 	if err != nil {
 		t.Fatal(err)
 	}
-	other := ertaProfile{reuse: []bool{false, true}, phi: []float64{1, 0.9}, a: []float64{0, 0}, b: []float64{0, 0}}
+	other := ertaProfile{times: []float64{1000, 500}, reuse: []bool{false, true}, phi: []float64{1, 0.9}, a: []float64{0, 0}, b: []float64{0, 0}}
 	if merged, err = MergeErtaProfile(merged, other.record()); err != nil {
 		t.Fatal(err)
 	}
 	got, err := ertaProfiles(merged)
 	if err != nil || len(got) != 2 || got[3].phi[1] != 0.5 || got[3].b[1] != -0.2 || !got[2].reuse[1] {
 		t.Fatalf("profiles %+v, %v", got, err)
+	}
+	// A schedule not profiled takes, step by step, the nearest step count's step nearest in time.
+	p, ok := onSchedule(got, model.Schedule{Steps: 4, Times: []float64{650, 580, 320, 100}})
+	if !ok || !slices.Equal(p.reuse, []bool{false, true, false, false}) || p.phi[1] != 0.5 || p.a[2] != 0 {
+		t.Fatalf("resampled profile %+v", p)
 	}
 }
