@@ -173,19 +173,18 @@ func TestStepCostPoliciesLeaveNoTensors(t *testing.T) {
 				}
 			}
 			cfg.Calibration = stepcache.BacCalibration(steps, sims, make([]float64, units))
-		case "ertacache": // every other step reused, rectified and shortened
+		case "ertacache": // residuals that barely change: every middle step reused, rectified and shortened
 			cfg.Calibration = []float64{steps}
 			for i := range steps {
 				cfg.Calibration = append(cfg.Calibration, 1000*(1-float64(i)/steps))
 			}
-			for i := range steps {
-				cfg.Calibration = append(cfg.Calibration, float64(i%2))
-			}
+			cfg.Calibration = append(cfg.Calibration, make([]float64, steps*steps)...)
 			for _, v := range []float64{0.8, 0.1, 0.01} { // φ, a, b
 				for range steps {
 					cfg.Calibration = append(cfg.Calibration, v)
 				}
 			}
+			cfg.Params = map[string]float64{"adjust": 1}
 		}
 		return cfg
 	}

@@ -10,13 +10,15 @@ import (
 )
 
 // ertaCache is ERTACache (docs/step-caching.md): the steps that reuse the block stack's last residual are
-// fixed offline per step count (`cachet calibrate ertacache`), and on each of them the cached output ṽ is
+// picked from an offline profile per step count (`cachet calibrate ertacache`) at the threshold λ, and on
+// each of them the cached output ṽ is
 // rectified by the step's fitted linear error model (v̂ = ṽ − (a·ṽ + b)) and its step shortened by the
 // step's factor φ, the time it loses spread over the remaining steps so that sampling still ends at t = 0
 // (with the Euler sampler; the model still sees the schedule's times).
 type ertaCache struct {
 	ledger
 	rectify, adjust bool
+	threshold       float64
 	depth           int
 	profiles        map[int]ertaProfile
 	p               ertaProfile
@@ -26,41 +28,56 @@ type ertaCache struct {
 	residual        *model.Feature
 }
 
-// ertaProfile is one step count's calibration: per step its model time, whether it reuses, φ, a and b.
+// ertaProfile is one step count's calibration: per step its model time, φ, a and b, and between every two
+// steps j < i the residual's ℓ1rel ‖r_j − r_i‖₁/‖r_i‖₁ on the uncached trajectory (rel[j·steps+i]), from
+// which a threshold picks the reused steps; reuse is that pick.
 type ertaProfile struct {
-	times []float64
-	reuse []bool
-	phi   []float64
-	a, b  []float64
+	times, rel []float64
+	phi, a, b  []float64
+	reuse      []bool
 }
 
-const ertaFields = 5 // per step in a record
-
-// ertaProfiles reads a calibration: records [steps, times×steps, reuse×steps, φ×steps, a×steps,
-// b×steps], one per step count.
+// ertaProfiles reads a calibration: records [steps, times×steps, rel×steps², φ×steps, a×steps, b×steps],
+// one per step count.
 func ertaProfiles(cal []float64) (map[int]ertaProfile, error) {
 	out := map[int]ertaProfile{}
 	for len(cal) > 0 {
 		n := int(cal[0])
-		if n < 1 || cal[0] != float64(n) || len(cal) < 1+ertaFields*n {
+		size := 1 + 4*n + n*n
+		if n < 1 || cal[0] != float64(n) || len(cal) < size {
 			return nil, cachet.Errorf(cachet.CodeInvalidArgument, "ertacache's calibration is malformed; run 'cachet calibrate ertacache' again")
 		}
-		field := func(k int) []float64 { return cal[1+k*n : 1+(k+1)*n] }
-		p := ertaProfile{times: field(0), reuse: make([]bool, n), phi: field(2), a: field(3), b: field(4)}
-		for i, v := range field(1) {
-			p.reuse[i] = v != 0
-		}
-		out[n] = p
-		cal = cal[1+ertaFields*n:]
+		rest := cal[1:size]
+		next := func(k int) []float64 { v := rest[:k]; rest = rest[k:]; return v }
+		out[n] = ertaProfile{times: next(n), rel: next(n * n), phi: next(n), a: next(n), b: next(n)}
+		cal = cal[size:]
 	}
 	return out, nil
 }
 
-// onSchedule is the profile for a schedule: the record of its step count, or else, step by step, the
-// profiled step nearest in model time of the record with the nearest step count (a detail redraw's
-// shorter pass, a step count not profiled). The first step never reuses.
-func onSchedule(profiles map[int]ertaProfile, s model.Schedule) (ertaProfile, bool) {
+// walk is the reference's policy calibration on the profile: from the kept residual, a step whose ℓ1rel to
+// it is below threshold reuses it, any other step computes and keeps its own; the first and last steps
+// always compute.
+func (p ertaProfile) walk(threshold float64) []bool {
+	n := len(p.times)
+	reuse := make([]bool, n)
+	kept := 0
+	for i := 1; i < n-1; i++ {
+		if p.rel[kept*n+i] < threshold {
+			reuse[i] = true
+		} else {
+			kept = i
+		}
+	}
+	return reuse
+}
+
+// onSchedule is the profile for a schedule at threshold: the record of its step count, or else, step by
+// step, the profiled step nearest in model time of the record with the nearest step count (a detail
+// redraw's shorter pass, a step count not profiled).
+func onSchedule(profiles map[int]ertaProfile, s model.Schedule, threshold float64) (ertaProfile, bool) {
 	if p, ok := profiles[s.Steps]; ok && slices.Equal(p.times, s.Times) {
+		p.reuse = p.walk(threshold)
 		return p, true
 	}
 	best := -1
@@ -72,17 +89,23 @@ func onSchedule(profiles map[int]ertaProfile, s model.Schedule) (ertaProfile, bo
 	if best < 0 {
 		return ertaProfile{}, false
 	}
-	from := profiles[best]
-	out := ertaProfile{times: s.Times, reuse: make([]bool, s.Steps), phi: make([]float64, s.Steps), a: make([]float64, s.Steps), b: make([]float64, s.Steps)}
+	from, n := profiles[best], s.Steps
+	k := make([]int, n) // the profiled step of each step
 	for i, t := range s.Times {
-		k := 0
 		for j, u := range from.times {
-			if math.Abs(u-t) < math.Abs(from.times[k]-t) {
-				k = j
+			if math.Abs(u-t) < math.Abs(from.times[k[i]]-t) {
+				k[i] = j
 			}
 		}
-		out.reuse[i], out.phi[i], out.a[i], out.b[i] = i > 0 && from.reuse[k], from.phi[k], from.a[k], from.b[k]
 	}
+	out := ertaProfile{times: s.Times, rel: make([]float64, n*n), phi: make([]float64, n), a: make([]float64, n), b: make([]float64, n)}
+	for i := range n {
+		out.phi[i], out.a[i], out.b[i] = from.phi[k[i]], from.a[k[i]], from.b[k[i]]
+		for j := range i {
+			out.rel[j*n+i] = from.rel[k[j]*len(from.times)+k[i]]
+		}
+	}
+	out.reuse = out.walk(threshold)
 	return out, true
 }
 
@@ -90,14 +113,11 @@ func abs(v int) int { return max(v, -v) }
 
 // record is the profile's calibration record (ertaProfiles' inverse).
 func (p ertaProfile) record() []float64 {
-	n := len(p.reuse)
-	out := append([]float64{float64(n)}, p.times...)
-	for _, r := range p.reuse {
-		out = append(out, map[bool]float64{false: 0, true: 1}[r])
+	out := append([]float64{float64(len(p.times))}, p.times...)
+	for _, f := range [][]float64{p.rel, p.phi, p.a, p.b} {
+		out = append(out, f...)
 	}
-	out = append(out, p.phi...)
-	out = append(out, p.a...)
-	return append(out, p.b...)
+	return out
 }
 
 // MergeErtaProfile returns the calibration cal with the record for one step count replaced by rec.
@@ -121,7 +141,7 @@ func MergeErtaProfile(cal, rec []float64) ([]float64, error) {
 }
 
 func (c *ertaCache) Begin(s model.Schedule) error {
-	p, ok := onSchedule(c.profiles, s)
+	p, ok := onSchedule(c.profiles, s, c.threshold)
 	if !ok {
 		return cachet.Errorf(cachet.CodeInvalidArgument, "ertacache has no calibration; run 'cachet calibrate ertacache --steps %d'", s.Steps)
 	}
@@ -175,8 +195,9 @@ func init() {
 	register("ertacache", spec{
 		help: "ERTACache: offline-profiled steps reuse the block stack's residual, rectified by a fitted linear error model, their step shortened",
 		params: map[string]param{
-			"rectify": {def: 1, min: 0, max: 1, integer: true, help: "apply the fitted error model (error rectification)"},
-			"adjust":  {def: 1, min: 0, max: 1, integer: true, help: "shorten reused steps and spread the time over the rest (timestep adjustment)"},
+			"threshold": {def: 0.15, min: 0.001, max: 2, help: "ℓ1rel of the kept residual to a step's (profiled) below which the step reuses it (λ)"},
+			"rectify":   {def: 1, min: 0, max: 1, integer: true, help: "apply the fitted error model (error rectification)"},
+			"adjust":    {def: 0, min: 0, max: 1, integer: true, help: "shorten reused steps by the profiled φ and spread the time over the rest (timestep adjustment; off: measured harmful here, docs/step-caching.md)"},
 		},
 		buildCalibrated: func(p map[string]float64, depth int, calibration []float64) (Policy, error) {
 			if len(calibration) == 0 {
@@ -186,7 +207,7 @@ func init() {
 			if err != nil {
 				return nil, err
 			}
-			return &ertaCache{ledger: ledger{name: "ertacache"}, rectify: p["rectify"] == 1, adjust: p["adjust"] == 1, depth: depth, profiles: profiles}, nil
+			return &ertaCache{ledger: ledger{name: "ertacache"}, rectify: p["rectify"] == 1, threshold: p["threshold"], adjust: p["adjust"] == 1, depth: depth, profiles: profiles}, nil
 		},
 	})
 }

@@ -7,16 +7,18 @@ import (
 	"github.com/cachetlab/cachet/model"
 )
 
-// ErtaRecorder calibrates ERTACache for one step count. Its first run computes every step and walks the
-// trajectory: a step whose block-stack residual the last kept one matches (ℓ1rel = ‖r̃ − r‖₁/‖r‖₁ below the
-// threshold) is marked reusable and the kept residual stays; otherwise it is replaced. Later runs follow
-// that schedule and at each reused step also compute the true output v: they fit the step's error model
-// ε = ṽ − v ≈ a·ṽ + b by least squares and its φ = clip(1 − ‖ṽ − v‖₁ / ‖v − v_prev‖₁, 0, 1).
+// ErtaRecorder calibrates ERTACache for one step count. Its first run computes every step and measures the
+// block-stack residual's ℓ1rel ‖r_j − r_i‖₁/‖r_i‖₁ between every two steps j < i; walking those at the
+// threshold picks the reused steps. Later runs follow that pick and at each reused step also compute the
+// true output v: they fit the step's error model ε = ṽ − v ≈ a·ṽ + b by least squares and its
+// φ = clip(1 − ‖ṽ − v‖₁ / ‖v − v_prev‖₁, 0, 1).
 type ErtaRecorder struct {
 	threshold float64
 	depth     int
 	steps     int
 	times     []float64
+	residuals []*model.Feature // the first run's, per step
+	rel       []float64
 	reuse     []bool
 	walked    bool
 	residual  *model.Feature
@@ -49,7 +51,22 @@ func (r *ErtaRecorder) Begin(s model.Schedule) error {
 
 func (r *ErtaRecorder) End() {
 	r.l.swap(&r.residual, nil)
-	r.walked = true
+	if !r.walked {
+		r.walked = true
+		r.rel = make([]float64, r.steps*r.steps)
+		for i := range r.residuals {
+			for j := range i {
+				if r.residuals[j] != nil && r.residuals[i] != nil {
+					r.rel[j*r.steps+i], _ = r.residuals[j].RelL1(r.residuals[i])
+				}
+			}
+		}
+		for _, f := range r.residuals {
+			f.Drop()
+		}
+		r.residuals = nil
+		r.reuse = ertaProfile{times: r.times, rel: r.rel}.walk(r.threshold)
+	}
 }
 
 func (r *ErtaRecorder) Eval(step int, eval func(*model.Hooks) (*model.Feature, error)) (*model.Feature, error) {
@@ -103,7 +120,7 @@ func (r *ErtaRecorder) Eval(step int, eval func(*model.Hooks) (*model.Feature, e
 	return cached.Affine(1-a, -b)
 }
 
-// walk computes step and decides whether its residual could have been the kept one.
+// walk computes step and keeps its residual.
 func (r *ErtaRecorder) walk(step int, eval func(*model.Hooks) (*model.Feature, error)) (*model.Feature, error) {
 	return eval(&model.Hooks{Stack: func(x *model.Feature, run func(from, to int, x *model.Feature) (*model.Feature, error)) (*model.Feature, error) {
 		out, err := run(0, r.depth, x)
@@ -114,21 +131,10 @@ func (r *ErtaRecorder) walk(step int, eval func(*model.Hooks) (*model.Feature, e
 		if err != nil {
 			return nil, err
 		}
-		keep := r.residual == nil || step == 0 || step == r.steps-1
-		if !keep {
-			rel, err := r.residual.RelL1(res)
-			if err != nil {
-				res.Drop()
-				return nil, err
-			}
-			keep = rel >= r.threshold
-			r.reuse[step] = !keep
+		for len(r.residuals) <= step {
+			r.residuals = append(r.residuals, nil)
 		}
-		if keep {
-			r.l.swap(&r.residual, res)
-		} else {
-			res.Drop()
-		}
+		r.residuals[step] = res
 		return out.Clone()
 	}})
 }
@@ -150,7 +156,7 @@ func (r *ErtaRecorder) Record() ([]float64, error) {
 	if !r.walked {
 		return nil, fmt.Errorf("stepcache: ertacache recorder: nothing recorded")
 	}
-	p := ertaProfile{times: r.times, reuse: r.reuse, phi: make([]float64, r.steps), a: make([]float64, r.steps), b: make([]float64, r.steps)}
+	p := ertaProfile{times: r.times, rel: r.rel, phi: make([]float64, r.steps), a: make([]float64, r.steps), b: make([]float64, r.steps)}
 	for i := range r.steps {
 		p.phi[i] = 1
 		if r.phiN[i] > 0 {

@@ -153,22 +153,32 @@ func TestERTACacheTimestepAdjustmentEndsAtZero(t *testing.T) {
 	if math.Abs(covered-c.total) > 1e-12 {
 		t.Fatalf("the adjusted steps cover %v, the schedule %v", covered, c.total)
 	}
-	rec := ertaProfile{times: []float64{1000, 600, 300}, reuse: []bool{false, true, false}, phi: []float64{1, 0.5, 1}, a: []float64{0, 0.1, 0}, b: []float64{0, -0.2, 0}}
+	// Residual changes between every two of 3 steps; at threshold 0.3 step 1 reuses step 0's residual.
+	rec := ertaProfile{times: []float64{1000, 600, 300}, rel: []float64{0, 0.2, 0.5, 0, 0, 0.4, 0, 0, 0},
+		phi: []float64{1, 0.5, 1}, a: []float64{0, 0.1, 0}, b: []float64{0, -0.2, 0}}
 	merged, err := MergeErtaProfile(nil, rec.record())
 	if err != nil {
 		t.Fatal(err)
 	}
-	other := ertaProfile{times: []float64{1000, 500}, reuse: []bool{false, true}, phi: []float64{1, 0.9}, a: []float64{0, 0}, b: []float64{0, 0}}
+	other := ertaProfile{times: []float64{1000, 500}, rel: []float64{0, 0.1, 0, 0}, phi: []float64{1, 0.9}, a: []float64{0, 0}, b: []float64{0, 0}}
 	if merged, err = MergeErtaProfile(merged, other.record()); err != nil {
 		t.Fatal(err)
 	}
 	got, err := ertaProfiles(merged)
-	if err != nil || len(got) != 2 || got[3].phi[1] != 0.5 || got[3].b[1] != -0.2 || !got[2].reuse[1] {
+	if err != nil || len(got) != 2 || got[3].phi[1] != 0.5 || got[3].b[1] != -0.2 || got[2].rel[1] != 0.1 {
 		t.Fatalf("profiles %+v, %v", got, err)
 	}
+	for _, tc := range []struct {
+		threshold float64
+		want      []bool
+	}{{0.1, []bool{false, false, false}}, {0.3, []bool{false, true, false}}} {
+		if p, ok := onSchedule(got, model.Schedule{Steps: 3, Times: []float64{1000, 600, 300}}, tc.threshold); !ok || !slices.Equal(p.reuse, tc.want) {
+			t.Errorf("threshold %v: reuse %v, want %v", tc.threshold, p.reuse, tc.want)
+		}
+	}
 	// A schedule not profiled takes, step by step, the nearest step count's step nearest in time.
-	p, ok := onSchedule(got, model.Schedule{Steps: 4, Times: []float64{650, 580, 320, 100}})
-	if !ok || !slices.Equal(p.reuse, []bool{false, true, false, false}) || p.phi[1] != 0.5 || p.a[2] != 0 {
+	p, ok := onSchedule(got, model.Schedule{Steps: 5, Times: []float64{990, 650, 580, 320, 100}}, 0.3)
+	if !ok || !slices.Equal(p.reuse, []bool{false, true, true, false, false}) || p.phi[1] != 0.5 || p.a[3] != 0 {
 		t.Fatalf("resampled profile %+v", p)
 	}
 }
