@@ -129,32 +129,17 @@ func ItemCanvas(item *[scene.ItemPixels]uint8) ([]uint8, error) {
 }
 
 // HeadConfig says how class prototypes are sampled: Samples images of "a large {label}" per label,
-// Steps sampler steps at Guidance, from Seed. Each sample also counts through its Augment copies.
+// Steps sampler steps at Guidance, from Seed.
 type HeadConfig struct {
 	Samples  int
 	Steps    int
 	Guidance float64
 	Seed     int64
-	Augment  []Augment
-}
-
-// Augment is a copy of a prototype sample as a user might upload it: scaled by Scale and turned by Degrees
-// about its centre, then recentred as uploads are (images.Recenter).
-type Augment struct {
-	Scale, Degrees float64
-}
-
-// DefaultAugment are the head's copies of each sample: turned ±10° and scaled ±10 %, the largest changes
-// an upload keeps that recentring cannot undo (docs/classification.md measures them).
-func DefaultAugment() []Augment {
-	return []Augment{{1, -10}, {1, 10}, {0.9, 0}, {1.1, 0}}
 }
 
 // DefaultHeadConfig: 32 images per class at 20 flow steps and guidance 2 (cachet.ClassifyConfig's
-// PrototypeGuidance says why), each with the DefaultAugment copies.
-func DefaultHeadConfig() HeadConfig {
-	return HeadConfig{Samples: 32, Steps: 20, Guidance: 2, Seed: 1, Augment: DefaultAugment()}
-}
+// PrototypeGuidance says why).
+func DefaultHeadConfig() HeadConfig { return HeadConfig{Samples: 32, Steps: 20, Guidance: 2, Seed: 1} }
 
 // Validate checks the sampling settings.
 func (c HeadConfig) Validate() error {
@@ -165,24 +150,13 @@ func (c HeadConfig) Validate() error {
 		return cachet.Errorf(cachet.CodeInvalidArgument, "prototype steps must be 1…%d (got %d)", model.MaxSteps, c.Steps)
 	case c.Guidance < 0 || c.Guidance > 50:
 		return cachet.Errorf(cachet.CodeInvalidArgument, "prototype guidance must be 0…50 (got %v)", c.Guidance)
-	case len(c.Augment) > 16:
-		return cachet.Errorf(cachet.CodeInvalidArgument, "at most 16 augmented copies per prototype sample (got %d)", len(c.Augment))
-	}
-	for _, a := range c.Augment {
-		if a.Scale < 0.5 || a.Scale > 2 || math.Abs(a.Degrees) > 45 {
-			return cachet.Errorf(cachet.CodeInvalidArgument, "a prototype copy scales by 0.5…2 and turns by at most 45° (got ×%g, %g°)", a.Scale, a.Degrees)
-		}
 	}
 	return nil
 }
 
 // Key names the sampling settings (prototypes are cached under it).
 func (c HeadConfig) Key() string {
-	key := fmt.Sprintf("m%d/s%d/g%g/seed%d", c.Samples, c.Steps, c.Guidance, c.Seed)
-	for _, a := range c.Augment {
-		key += fmt.Sprintf("/x%gr%g", a.Scale, a.Degrees)
-	}
-	return key
+	return fmt.Sprintf("m%d/s%d/g%g/seed%d", c.Samples, c.Steps, c.Guidance, c.Seed)
 }
 
 // LabelPrompt is the prompt whose samples stand for a label, or ok = false when the model cannot draw it.
@@ -259,37 +233,7 @@ func SampleFeatures(ctx context.Context, w *model.Worker, dit *model.DiT, z *Fea
 		}
 		imgs = append(imgs, chunkImgs...)
 	}
-	copies, err := augmented(imgs, cfg.Augment)
-	if err != nil {
-		return nil, err
-	}
-	return z.Features(ctx, append(imgs, copies...))
-}
-
-// augmented are each image's copies (model units), as an upload of the sample's item would look after
-// images.Recenter.
-func augmented(imgs [][]float32, augment []Augment) ([][]float32, error) {
-	var out [][]float32
-	for _, img := range imgs {
-		canvas, err := scene.FromModelUnits(img)
-		if err != nil {
-			return nil, err
-		}
-		item, err := scene.Derender(&canvas, scene.Canonical(0))
-		if err != nil {
-			return nil, err
-		}
-		for _, a := range augment {
-			warped := images.Warp(&item, a.Scale, a.Degrees*math.Pi/180, 0, 0)
-			c, err := scene.Render(&warped, scene.Canonical(0))
-			if err != nil {
-				return nil, err
-			}
-			c = images.Recenter(&c)
-			out = append(out, scene.ModelUnits(c[:]))
-		}
-	}
-	return out, nil
+	return z.Features(ctx, imgs)
 }
 
 // SampleImages runs one sampling request on the worker and returns its images in model units, clamped to
