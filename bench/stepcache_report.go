@@ -1,10 +1,12 @@
 package bench
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/cachetlab/cachet/eval"
@@ -17,8 +19,9 @@ const (
 	StepCachePlot     = "stepcache-pareto.png"
 )
 
-// BaselineAt is the fewer-steps baseline's PSNR at speed-up x, interpolated linearly between the measured
-// baselines (NaN outside their range): the bar a policy must clear at equal speed-up.
+// BaselineAt is the fewer-steps baseline's PSNR at speed-up x (NaN outside the baselines' range): the bar
+// a policy must clear at equal speed-up. The bar is the fewer-steps frontier — the baselines no other is
+// both faster and truer than, in order of speed-up — interpolated linearly between neighbours on it.
 func (r *StepCacheReport) BaselineAt(x float64) float64 {
 	type pt struct{ x, y float64 }
 	var pts []pt
@@ -27,22 +30,27 @@ func (r *StepCacheReport) BaselineAt(x float64) float64 {
 			pts = append(pts, pt{row.SpeedUp, row.PSNR})
 		}
 	}
-	best := math.NaN()
-	for i := range pts {
-		for j := range pts {
-			a, b := pts[i], pts[j]
-			if a.x <= x && x <= b.x && b.x > a.x {
-				y := a.y + (b.y-a.y)*(x-a.x)/(b.x-a.x)
-				if math.IsNaN(best) || y > best {
-					best = y
-				}
-			}
-			if a.x == x && (math.IsNaN(best) || a.y > best) {
-				best = a.y
-			}
+	var front []pt
+	for _, p := range pts {
+		dominated := false
+		for _, q := range pts {
+			dominated = dominated || (q.x >= p.x && q.y >= p.y && (q.x > p.x || q.y > p.y))
+		}
+		if !dominated {
+			front = append(front, p)
 		}
 	}
-	return best
+	slices.SortFunc(front, func(a, b pt) int { return cmp.Compare(a.x, b.x) })
+	for i, p := range front {
+		switch {
+		case p.x == x:
+			return p.y
+		case i > 0 && front[i-1].x < x && x < p.x:
+			a := front[i-1]
+			return a.y + (p.y-a.y)*(x-a.x)/(p.x-a.x)
+		}
+	}
+	return math.NaN()
 }
 
 func fdCell(v *float64) string {

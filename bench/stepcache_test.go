@@ -66,6 +66,16 @@ func TestBaselineAtInterpolatesTheFewerStepsCurve(t *testing.T) {
 			t.Errorf("BaselineAt(%v) = %v, want %v", tc.x, got, tc.want)
 		}
 	}
+	// Between neighbours on the frontier, not along a chord from a distant baseline: 17 steps at 3.5× and
+	// 35 dB lie under the chord from 25 to 10 steps (35.5 dB there), and a dominated baseline (3×, 30 dB)
+	// does not count.
+	r.Rows = append(r.Rows, bench.StepCacheRow{Setting: bench.Setting{Steps: 17}, SpeedUp: 3.5, PSNR: 35},
+		bench.StepCacheRow{Setting: bench.Setting{Steps: 30}, SpeedUp: 3, PSNR: 30})
+	for _, tc := range []struct{ x, want float64 }{{2, 40}, {3.5, 35}, {2.75, 37.5}, {4.25, 33}} {
+		if got := r.BaselineAt(tc.x); !(got == tc.want || math.IsNaN(got) && math.IsNaN(tc.want)) {
+			t.Errorf("BaselineAt(%v) = %v, want %v", tc.x, got, tc.want)
+		}
+	}
 }
 
 // A small random text model of the scene format runs the whole benchmark: the reference row is exact,
