@@ -61,9 +61,7 @@ func (r *ErtaRecorder) End() {
 				}
 			}
 		}
-		for _, f := range r.residuals {
-			f.Drop()
-		}
+		dropAll(r.residuals)
 		r.residuals = nil
 		r.reuse = ertaProfile{times: r.times, rel: r.rel}.walk(r.threshold)
 	}
@@ -122,21 +120,13 @@ func (r *ErtaRecorder) Eval(step int, eval func(*model.Hooks) (*model.Feature, e
 
 // walk computes step and keeps its residual.
 func (r *ErtaRecorder) walk(step int, eval func(*model.Hooks) (*model.Feature, error)) (*model.Feature, error) {
-	return eval(&model.Hooks{Stack: func(x *model.Feature, run func(from, to int, x *model.Feature) (*model.Feature, error)) (*model.Feature, error) {
-		out, err := run(0, r.depth, x)
-		if err != nil {
-			return nil, err
-		}
-		res, err := out.Sub(x)
-		if err != nil {
-			return nil, err
-		}
+	return eval(&model.Hooks{Stack: residualObserver(r.depth, func(res *model.Feature) error {
 		for len(r.residuals) <= step {
 			r.residuals = append(r.residuals, nil)
 		}
 		r.residuals[step] = res
-		return out.Clone()
-	}})
+		return nil
+	})})
 }
 
 // leastSquares fits y ≈ a·x + b from the sums.

@@ -108,18 +108,10 @@ func (u *hycaUnit) predict(step int) (*model.Feature, bool, error) {
 	return f, false, err
 }
 
-func (u *hycaUnit) bytes() int64 {
-	var n int64
-	for _, f := range u.f {
-		n += f.Bytes()
-	}
-	return n
-}
+func (u *hycaUnit) bytes() int64 { return bytesOf(u.f) }
 
 func (u *hycaUnit) drop() {
-	for _, f := range u.f {
-		f.Drop()
-	}
+	dropAll(u.f)
 	u.f, u.at = nil, nil
 }
 

@@ -89,23 +89,12 @@ func (r *MagRecorder) Begin(s model.Schedule) error {
 func (r *MagRecorder) End() {}
 
 func (r *MagRecorder) Eval(_ int, eval func(*model.Hooks) (*model.Feature, error)) (*model.Feature, error) {
-	return eval(&model.Hooks{Stack: func(x *model.Feature, run func(from, to int, x *model.Feature) (*model.Feature, error)) (*model.Feature, error) {
-		out, err := run(0, r.depth, x)
-		if err != nil {
-			return nil, err
-		}
-		res, err := out.Sub(x)
-		if err != nil {
-			return nil, err
-		}
+	return eval(&model.Hooks{Stack: residualObserver(r.depth, func(res *model.Feature) error {
 		n, err := res.Norm()
 		res.Drop()
-		if err != nil {
-			return nil, err
-		}
 		r.norms = append(r.norms, n)
-		return out.Clone()
-	}})
+		return err
+	})})
 }
 
 // Ratios returns γ_t = ‖r_t‖ / ‖r_{t−1}‖ for the recorded run (γ_0 = 1).

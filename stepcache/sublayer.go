@@ -131,18 +131,10 @@ func (t *taylor) predict(step int) (*model.Feature, bool, error) {
 	return f, false, err
 }
 
-func (t *taylor) bytes() int64 {
-	var n int64
-	for _, f := range t.d {
-		n += f.Bytes()
-	}
-	return n
-}
+func (t *taylor) bytes() int64 { return bytesOf(t.d) }
 
 func (t *taylor) drop() {
-	for _, f := range t.d {
-		f.Drop()
-	}
+	dropAll(t.d)
 	t.d = nil
 }
 

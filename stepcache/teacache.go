@@ -150,26 +150,19 @@ func (r *TeaRecorder) Eval(_ int, eval func(*model.Hooks) (*model.Feature, error
 			r.prevMod, err = mod0.Clone()
 			return err
 		},
-		Stack: func(x *model.Feature, run func(from, to int, x *model.Feature) (*model.Feature, error)) (*model.Feature, error) {
-			out, err := run(0, r.depth, x)
-			if err != nil {
-				return nil, err
-			}
-			res, err := out.Sub(x)
-			if err != nil {
-				return nil, err
-			}
+		Stack: residualObserver(r.depth, func(res *model.Feature) error {
 			if r.prevR != nil {
 				rel, err := res.RelL1(r.prevR)
 				if err != nil {
-					return nil, err
+					res.Drop()
+					return err
 				}
 				r.In, r.Out = append(r.In, in), append(r.Out, rel)
 				r.prevR.Drop()
 			}
 			r.prevR = res
-			return out.Clone()
-		},
+			return nil
+		}),
 	}
 	return eval(hooks)
 }

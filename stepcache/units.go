@@ -50,3 +50,39 @@ func (u units) drop() {
 		delete(u.m, k)
 	}
 }
+
+// residualObserver is a block-stack hook that runs every block and hands the stack's residual
+// (output − input, owned) to keep; the output goes on unchanged. Recorders and policies that keep or
+// measure residuals share it.
+func residualObserver(depth int, keep func(residual *model.Feature) error) func(*model.Feature, func(from, to int, x *model.Feature) (*model.Feature, error)) (*model.Feature, error) {
+	return func(x *model.Feature, run func(from, to int, x *model.Feature) (*model.Feature, error)) (*model.Feature, error) {
+		out, err := run(0, depth, x)
+		if err != nil {
+			return nil, err
+		}
+		res, err := out.Sub(x)
+		if err != nil {
+			return nil, err
+		}
+		if err := keep(res); err != nil {
+			return nil, err
+		}
+		return out.Clone()
+	}
+}
+
+// bytesOf is the memory of a list of features.
+func bytesOf(fs []*model.Feature) int64 {
+	var n int64
+	for _, f := range fs {
+		n += f.Bytes()
+	}
+	return n
+}
+
+// dropAll drops a list of features.
+func dropAll(fs []*model.Feature) {
+	for _, f := range fs {
+		f.Drop()
+	}
+}

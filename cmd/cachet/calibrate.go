@@ -110,14 +110,8 @@ func newCalibrateCmd(cf *configFlags) *cobra.Command {
 			if clusters < 1 || clusters > 16 || interval < 1 || warmup < 0 {
 				return cachet.Errorf(cachet.CodeInvalidArgument, "--clusters must be 1…16, --interval ≥ 1 and --warmup ≥ 0")
 			}
-			var rec *stepcache.HycaRecorder
-			err := sampleCalibration(cmd.Context(), cf.cfg.Weights, runs, batch, steps, guidance, cleanRenorm,
-				func(depth int) model.StepCache {
-					if rec == nil {
-						rec = stepcache.NewHycaRecorder(depth)
-					}
-					return rec
-				}, func(model.StepCache) {})
+			rec, err := recordCalibration(cmd.Context(), cf.cfg.Weights, runs, batch, steps, guidance, cleanRenorm,
+				func(depth int) *stepcache.HycaRecorder { return stepcache.NewHycaRecorder(depth) })
 			if err != nil {
 				return err
 			}
@@ -144,14 +138,8 @@ func newCalibrateCmd(cf *configFlags) *cobra.Command {
 			if threshold <= 0 || threshold > 1 {
 				return cachet.Errorf(cachet.CodeInvalidArgument, "--threshold must be in (0, 1]")
 			}
-			var rec *stepcache.ErtaRecorder
-			err := sampleCalibration(cmd.Context(), cf.cfg.Weights, runs, batch, steps, guidance, cleanRenorm,
-				func(depth int) model.StepCache {
-					if rec == nil {
-						rec = stepcache.NewErtaRecorder(depth, threshold)
-					}
-					return rec
-				}, func(model.StepCache) {})
+			rec, err := recordCalibration(cmd.Context(), cf.cfg.Weights, runs, batch, steps, guidance, cleanRenorm,
+				func(depth int) *stepcache.ErtaRecorder { return stepcache.NewErtaRecorder(depth, threshold) })
 			if err != nil {
 				return err
 			}
@@ -179,14 +167,8 @@ func newCalibrateCmd(cf *configFlags) *cobra.Command {
 			if err := prepareCalibration(cf, runs, batch, steps, 2); err != nil {
 				return err
 			}
-			var rec *stepcache.BacRecorder
-			err := sampleCalibration(cmd.Context(), cf.cfg.Weights, runs, batch, steps, guidance, cleanRenorm,
-				func(depth int) model.StepCache {
-					if rec == nil {
-						rec = stepcache.NewBacRecorder(depth)
-					}
-					return rec
-				}, func(model.StepCache) {})
+			rec, err := recordCalibration(cmd.Context(), cf.cfg.Weights, runs, batch, steps, guidance, cleanRenorm,
+				func(depth int) *stepcache.BacRecorder { return stepcache.NewBacRecorder(depth) })
 			if err != nil {
 				return err
 			}
@@ -271,6 +253,21 @@ func saveCalibration(cmd *cobra.Command, weights, policy string, values []float6
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (%s: %s)\n", path, policy, what)
 	return nil
+}
+
+// recordCalibration runs sampleCalibration through one recorder that sees every run.
+func recordCalibration[R model.StepCache](ctx context.Context, weights string, runs, batch, steps int, guidance, cleanRenorm float64,
+	newRecorder func(depth int) R) (R, error) {
+	var rec R
+	made := false
+	err := sampleCalibration(ctx, weights, runs, batch, steps, guidance, cleanRenorm,
+		func(depth int) model.StepCache {
+			if !made {
+				rec, made = newRecorder(depth), true
+			}
+			return rec
+		}, func(model.StepCache) {})
+	return rec, err
 }
 
 // sampleCalibration samples `runs` batches of random prompts (labels for label models) uncached, each
