@@ -30,11 +30,11 @@ const (
 )
 
 // DefaultServiceSettings are the fewer-steps baselines (spanning the policies' speed-ups) and the grid of
-// step counts × policies: each whole-step, sublayer, token and guidance-branch policy alone (at the
+// step counts × policies: each whole-step, sublayer, token, block and guidance-branch policy alone (at the
 // reference's 50 steps) and composed with 30, 20 and 13 steps.
 var DefaultServiceSettings = "steps=40;steps=30;steps=25;steps=20;steps=17;steps=13;steps=10;steps=8;" +
-	stepGrid([]string{"teacache", "magcache", "fora:interval=3", "taylorseer:interval=3,order=2", "toca", "cfgcache", "cachet"},
-		[]int{0, 30, 20, 13})
+	stepGrid([]string{"teacache", "magcache", "ertacache", "fora:interval=3", "taylorseer:interval=3,order=2", "hyca", "bac",
+		"toca", "asymrnr", "profilingdit", "cfgcache", "cachet"}, []int{0, 30, 20, 13})
 
 // stepGrid writes every policy at every step count (0: the reference's) as settings.
 func stepGrid(policies []string, steps []int) string {
