@@ -65,24 +65,6 @@ func CombineChannels(weights [][]float32, fs []*Feature) (*Feature, error) {
 	return &Feature{t: s.Release(acc)}, nil
 }
 
-// MeanChannels is f's mean over every dimension but the last: one value per channel.
-func (f *Feature) MeanChannels() ([]float32, error) {
-	shape, err := f.t.Size()
-	if err != nil {
-		return nil, err
-	}
-	dims := make([]int64, len(shape)-1)
-	for i := range dims {
-		dims[i] = int64(i)
-	}
-	m, err := cMeanDim(f.t, dims, false)
-	if err != nil {
-		return nil, err
-	}
-	defer m.Drop()
-	return Float32s(m)
-}
-
 // Affine returns scale·f + shift.
 func (f *Feature) Affine(scale, shift float64) (*Feature, error) {
 	var s Scope

@@ -112,6 +112,18 @@ func (a *attentionLayer) forwardReceived(o *ops, x *ts.Tensor) (out, received *t
 	return o.linear(att, a.proj), o.sumDim(probs, 1, 2)
 }
 
+// queries projects x [B, K, D] to its queries alone (the fused projection's first third).
+func (a *attentionLayer) queries(o *ops, x *ts.Tensor) *ts.Tensor {
+	w := int64(a.width)
+	return o.keep(cLinear(x, o.narrow(a.qkv.Weight, 0, 0, w), o.narrow(a.qkv.Bias, 0, 0, w)))
+}
+
+// keysValues projects x [B, K, D] to its keys and values [B, K, 2D] alone.
+func (a *attentionLayer) keysValues(o *ops, x *ts.Tensor) *ts.Tensor {
+	w := int64(a.width)
+	return o.keep(cLinear(x, o.narrow(a.qkv.Weight, 0, w, 2*w), o.narrow(a.qkv.Bias, 0, w, 2*w)))
+}
+
 // forwardTokens is forward for the selected tokens' queries alone (xs, x at sel: [B, K, D]) over every
 // token's keys and values; a nil selection is forward. kv, when set, supplies the keys and values attended
 // over from those computed (Hooks.KeysValues).
@@ -122,8 +134,7 @@ func (a *attentionLayer) forwardTokens(o *ops, x, xs *ts.Tensor, sel *Tokens, kv
 	w := int64(a.width)
 	var q, keysValues *ts.Tensor
 	if kv == nil { // queries from the selection, keys and values from every token
-		q = o.keep(cLinear(xs, o.narrow(a.qkv.Weight, 0, 0, w), o.narrow(a.qkv.Bias, 0, 0, w)))
-		keysValues = o.keep(cLinear(x, o.narrow(a.qkv.Weight, 0, w, 2*w), o.narrow(a.qkv.Bias, 0, w, 2*w)))
+		q, keysValues = a.queries(o, xs), a.keysValues(o, x)
 	} else {
 		qkv := o.linear(xs, a.qkv)
 		q = o.narrow(qkv, 2, 0, w)
@@ -141,10 +152,9 @@ func (a *attentionLayer) forwardReduced(o *ops, x *ts.Tensor, q, kv, restore *To
 		return a.forward(o, x)
 	}
 	w := int64(a.width)
-	queries := o.keep(cLinear(o.gatherTokens(x, q), o.narrow(a.qkv.Weight, 0, 0, w), o.narrow(a.qkv.Bias, 0, 0, w)))
-	keysValues := o.keep(cLinear(o.gatherTokens(x, kv), o.narrow(a.qkv.Weight, 0, w, 2*w), o.narrow(a.qkv.Bias, 0, w, 2*w)))
+	keysValues := a.keysValues(o, o.gatherTokens(x, kv))
 	k, v := o.narrow(keysValues, 2, 0, w), o.narrow(keysValues, 2, w, w)
-	out := o.linear(o.attention(queries, k, v, a.heads), a.proj)
+	out := o.linear(o.attention(a.queries(o, o.gatherTokens(x, q)), k, v, a.heads), a.proj)
 	if q == nil || restore == nil {
 		return out
 	}

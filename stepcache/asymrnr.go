@@ -169,19 +169,15 @@ func reduceTokens(srcs, nearest, order, dst []int, tokens int, ratio float64) (k
 	for _, i := range order[:drop] {
 		dropped[srcs[i]] = true
 	}
-	pos := make([]int64, tokens)
+	restore = make([]int64, tokens)
 	for t := range tokens {
 		if !dropped[t] {
-			pos[t] = int64(len(kept))
+			restore[t] = int64(len(kept))
 			kept = append(kept, int64(t))
 		}
 	}
-	restore = make([]int64, tokens)
-	for t := range tokens {
-		restore[t] = pos[t]
-	}
-	for _, i := range order[:drop] {
-		restore[srcs[i]] = pos[dst[nearest[i]]]
+	for _, i := range order[:drop] { // destinations are never dropped
+		restore[srcs[i]] = restore[dst[nearest[i]]]
 	}
 	return kept, restore
 }

@@ -11,10 +11,10 @@ import (
 
 // ertaCache is ERTACache (docs/step-caching.md): the steps that reuse the block stack's last residual are
 // picked from an offline profile per step count (`cachet calibrate ertacache`) at the threshold λ, and on
-// each of them the cached output ṽ is
-// rectified by the step's fitted linear error model (v̂ = ṽ − (a·ṽ + b)) and its step shortened by the
-// step's factor φ, the time it loses spread over the remaining steps so that sampling still ends at t = 0
-// (with the Euler sampler; the model still sees the schedule's times).
+// each of them the cached output ṽ is rectified by the step's fitted linear error model
+// (v̂ = ṽ − (a·ṽ + b)). With adjust (off by default) the step is also shortened by the step's factor φ, the
+// time it loses spread over the remaining steps so that sampling still ends at t = 0 (with the Euler
+// sampler; the model still sees the schedule's times).
 type ertaCache struct {
 	ledger
 	rectify, adjust bool

@@ -227,17 +227,11 @@ func (l *ledger) residualStack(depth int, residual **model.Feature, skip func() 
 			l.reused += depth
 			return x.Add(*residual)
 		}
-		out, err := run(0, depth, x)
-		if err != nil {
-			return nil, err
-		}
-		l.computed += depth
-		r, err := out.Sub(x)
-		if err != nil {
-			return nil, err
-		}
-		l.swap(residual, r)
-		return out.Clone()
+		return residualObserver(depth, func(r *model.Feature) error {
+			l.computed += depth
+			l.swap(residual, r)
+			return nil
+		})(x, run)
 	}
 }
 
