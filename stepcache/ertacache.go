@@ -10,15 +10,17 @@ import (
 )
 
 // ertaCache is ERTACache (docs/step-caching.md): the steps that reuse the block stack's last residual are
-// picked from an offline profile per step count (`cachet calibrate ertacache`) at the threshold λ, and on
-// each of them the cached output ṽ is rectified by the step's fitted linear error model
-// (v̂ = ṽ − (a·ṽ + b)). With adjust (off by default) the step is also shortened by the step's factor φ, the
-// time it loses spread over the remaining steps so that sampling still ends at t = 0 (with the Euler
-// sampler; the model still sees the schedule's times).
+// picked from an offline profile per step count (`cachet calibrate ertacache`) at the threshold λ (or, with
+// a budget, placed by the profile's least error for that share of computed steps), and on each of them the
+// cached output ṽ is rectified by the step's fitted linear error model (v̂ = ṽ − (a·ṽ + b)). With adjust
+// (off by default) the step is also shortened by the step's factor φ, the time it loses spread over the
+// remaining steps so that sampling still ends at t = 0 (with the Euler sampler; the model still sees the
+// schedule's times).
 type ertaCache struct {
 	ledger
 	rectify, adjust bool
 	threshold       float64
+	budget          float64
 	depth           int
 	profiles        map[int]ertaProfile
 	p               ertaProfile
@@ -109,6 +111,28 @@ func onSchedule(profiles map[int]ertaProfile, s model.Schedule, threshold float6
 	return out, true
 }
 
+// optimal is the reuse pattern with computed steps (the first and last among them) whose profiled error
+// is least: a reused step i after computed step k costs rel(k, i) weighted by the step's size. It is BAC's
+// scheduler on the negated cost, the last step kept computed by a prohibitive cost for reusing it.
+func (p ertaProfile) optimal(computed int, deltas []float64) []bool {
+	n := len(p.times)
+	score := make([]float64, n*n)
+	for k := range n {
+		for i := k + 1; i < n; i++ {
+			score[k*n+i] = -p.rel[k*n+i] * math.Abs(deltas[i])
+			if i == n-1 {
+				score[k*n+i] = -1e9
+			}
+		}
+	}
+	update := scheduleUpdates(score, n, max(computed, 2))
+	reuse := make([]bool, n)
+	for i, u := range update {
+		reuse[i] = !u
+	}
+	return reuse
+}
+
 func abs(v int) int { return max(v, -v) }
 
 // record is the profile's calibration record (ertaProfiles' inverse).
@@ -144,6 +168,9 @@ func (c *ertaCache) Begin(s model.Schedule) error {
 	p, ok := onSchedule(c.profiles, s, c.threshold)
 	if !ok {
 		return cachet.Errorf(cachet.CodeInvalidArgument, "ertacache has no calibration; run 'cachet calibrate ertacache --steps %d'", s.Steps)
+	}
+	if c.budget > 0 {
+		p.reuse = p.optimal(max(2, int(math.Round(c.budget*float64(s.Steps)))), s.Deltas)
 	}
 	c.p, c.steps, c.deltas, c.euler = p, s.Steps, s.Deltas, s.Euler
 	c.covered, c.total = 0, 0
@@ -197,6 +224,7 @@ func init() {
 		params: map[string]param{
 			"threshold": {def: 0.15, min: 0.001, max: 2, help: "ℓ1rel of the kept residual to a step's (profiled) below which the step reuses it (λ)"},
 			"rectify":   {def: 1, min: 0, max: 1, integer: true, help: "apply the fitted error model (error rectification)"},
+			"budget":    {def: 0, min: 0, max: 1, help: "share of steps computed, placed by the profile's least total error (0: the threshold's walk)"},
 			"adjust":    {def: 0, min: 0, max: 1, integer: true, help: "shorten reused steps by the profiled φ and spread the time over the rest (timestep adjustment; off: measured harmful here, docs/step-caching.md)"},
 		},
 		buildCalibrated: func(p map[string]float64, depth int, calibration []float64) (Policy, error) {
@@ -207,7 +235,7 @@ func init() {
 			if err != nil {
 				return nil, err
 			}
-			return &ertaCache{ledger: ledger{name: "ertacache"}, rectify: p["rectify"] == 1, threshold: p["threshold"], adjust: p["adjust"] == 1, depth: depth, profiles: profiles}, nil
+			return &ertaCache{ledger: ledger{name: "ertacache"}, rectify: p["rectify"] == 1, threshold: p["threshold"], adjust: p["adjust"] == 1, budget: p["budget"], depth: depth, profiles: profiles}, nil
 		},
 	})
 }

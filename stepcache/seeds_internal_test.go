@@ -182,3 +182,58 @@ func TestERTACacheTimestepAdjustmentEndsAtZero(t *testing.T) {
 		t.Fatalf("resampled profile %+v", p)
 	}
 }
+
+func TestProfiledScheduleIsOptimal(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for trial := range 20 {
+		n := 3 + rng.IntN(6)
+		computed := 2 + rng.IntN(n-1)
+		p := ertaProfile{times: make([]float64, n), rel: make([]float64, n*n)}
+		deltas := make([]float64, n)
+		for i := range n {
+			deltas[i] = -rng.Float64()
+			for k := range i {
+				p.rel[k*n+i] = rng.Float64()
+			}
+		}
+		errorOf := func(reuse []bool) float64 {
+			var e float64
+			kept := 0
+			for i := range n {
+				if reuse[i] {
+					e += p.rel[kept*n+i] * -deltas[i]
+				} else {
+					kept = i
+				}
+			}
+			return e
+		}
+		got := p.optimal(computed, deltas)
+		if got[0] || got[n-1] || n-countTrue(got) != computed {
+			t.Fatalf("trial %d: %v does not compute the first, the last and %d steps", trial, got, computed)
+		}
+		best := math.Inf(1)
+		for mask := range 1 << (n - 2) { // the middle steps' reuse
+			reuse := make([]bool, n)
+			for i := 1; i < n-1; i++ {
+				reuse[i] = mask&(1<<(i-1)) != 0
+			}
+			if n-countTrue(reuse) == computed {
+				best = min(best, errorOf(reuse))
+			}
+		}
+		if e := errorOf(got); math.Abs(e-best) > 1e-9 {
+			t.Fatalf("trial %d: %v has error %v, the least %v", trial, got, e, best)
+		}
+	}
+}
+
+func countTrue(v []bool) int {
+	n := 0
+	for _, b := range v {
+		if b {
+			n++
+		}
+	}
+	return n
+}

@@ -50,6 +50,8 @@ func TestProfiledSeedPolicies(t *testing.T) {
 			{"bac", stepcache.Config{Name: "bac", Params: map[string]float64{"share": 0.25}, Calibration: bacProfile}, false, false},
 			{"ertacache never reusing", stepcache.Config{Name: "ertacache", Params: map[string]float64{"threshold": 0.001}, Calibration: ertaNone}, true, false},
 			{"ertacache", stepcache.Config{Name: "ertacache", Params: map[string]float64{"threshold": 2, "adjust": 1}, Calibration: ertaAll}, false, false},
+			{"ertacache budget computing every step", stepcache.Config{Name: "ertacache", Params: map[string]float64{"budget": 1}, Calibration: ertaAll}, true, false},
+			{"ertacache budget", stepcache.Config{Name: "ertacache", Params: map[string]float64{"budget": 0.5}, Calibration: ertaAll}, false, false},
 			{"asymrnr off", stepcache.Config{Name: "asymrnr", Params: map[string]float64{"q": 0, "kv": 0}}, true, false},
 			{"asymrnr keeping every token", stepcache.Config{Name: "asymrnr", Params: map[string]float64{"q": 0.01, "kv": 0.01}}, false, true},
 			{"asymrnr", stepcache.Config{Name: "asymrnr"}, false, false},
