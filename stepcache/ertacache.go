@@ -119,9 +119,10 @@ func (p ertaProfile) optimal(computed int, deltas []float64) []bool {
 	score := make([]float64, n*n)
 	for k := range n {
 		for i := k + 1; i < n; i++ {
-			score[k*n+i] = -p.rel[k*n+i] * math.Abs(deltas[i])
 			if i == n-1 {
 				score[k*n+i] = -1e9
+			} else {
+				score[k*n+i] = -p.rel[k*n+i] * math.Abs(deltas[i])
 			}
 		}
 	}
@@ -170,7 +171,7 @@ func (c *ertaCache) Begin(s model.Schedule) error {
 		return cachet.Errorf(cachet.CodeInvalidArgument, "ertacache has no calibration; run 'cachet calibrate ertacache --steps %d'", s.Steps)
 	}
 	if c.budget > 0 {
-		p.reuse = p.optimal(max(2, int(math.Round(c.budget*float64(s.Steps)))), s.Deltas)
+		p.reuse = p.optimal(int(math.Round(c.budget*float64(s.Steps))), s.Deltas)
 	}
 	c.p, c.steps, c.deltas, c.euler = p, s.Steps, s.Deltas, s.Euler
 	c.covered, c.total = 0, 0
