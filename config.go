@@ -105,6 +105,8 @@ type ClassifyConfig struct {
 	Center bool  // centre features on the labels' mean prototype
 	// Recenter crops, scales and centres each input's item as Fashion-MNIST's were (images.Recenter).
 	Recenter bool
+	// Turns (degrees): each feature is the mean over copies of the image turned by these angles.
+	Turns []float64
 	// WhitenHead classifies zero-shot in the whitened space of the model's own prototype samples.
 	WhitenHead bool
 	// TRef is the feature pass's model time (0…1000, the noise it sees); 0 = the measured default.

@@ -37,7 +37,8 @@ type Featurizer struct {
 	ex       *featurecache.Extractor
 	blocks   []int
 	grid     int
-	recenter bool // canvases pass through images.Recenter first
+	recenter bool      // canvases pass through images.Recenter first
+	turns    []float64 // degrees: a feature is the mean over copies turned by each (test-time augmentation)
 }
 
 // NewFeaturizer prepares the pass for blocks (ascending) at model time tRef on the model's worker, pooled
@@ -61,6 +62,15 @@ func NewFeaturizerFor(w *model.Worker, dit *model.DiT, modelID string, cfg Confi
 		return nil, err
 	}
 	z.recenter = cfg.Recenter
+	if len(cfg.Turns) > MaxTurns {
+		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "classify: at most %d turns (got %d)", MaxTurns, len(cfg.Turns))
+	}
+	for _, deg := range cfg.Turns {
+		if math.IsNaN(deg) || deg < -180 || deg > 180 {
+			return nil, cachet.Errorf(cachet.CodeInvalidArgument, "classify: a turn must be −180…180 degrees (got %v)", deg)
+		}
+	}
+	z.turns = slices.Clone(cfg.Turns)
 	return z, nil
 }
 
@@ -79,7 +89,15 @@ func (z *Featurizer) PrototypeKey() string {
 	for i, b := range z.blocks {
 		parts[i] = fmt.Sprint(b)
 	}
-	return fmt.Sprintf("%s/b%s/g%d/t%g", z.ex.ModelID(), strings.Join(parts, ","), z.grid, z.ex.Config().TRef)
+	key := fmt.Sprintf("%s/b%s/g%d/t%g", z.ex.ModelID(), strings.Join(parts, ","), z.grid, z.ex.Config().TRef)
+	if len(z.turns) > 0 {
+		turns := make([]string, len(z.turns))
+		for i, deg := range z.turns {
+			turns[i] = fmt.Sprint(deg)
+		}
+		key += "/turns" + strings.Join(turns, ",")
+	}
+	return key
 }
 
 // ModelID names the weights.
@@ -91,8 +109,52 @@ func (z *Featurizer) Blocks() []int { return slices.Clone(z.blocks) }
 // Dims is the feature size.
 func (z *Featurizer) Dims(width int) int { return len(z.blocks) * z.grid * z.grid * width }
 
-// Features extracts and pools images given in model units.
-func (z *Featurizer) Features(ctx context.Context, images [][]float32) ([][]float32, error) {
+// MaxTurns bounds Config.Turns: each turn is one more extraction pass per image.
+const MaxTurns = 8
+
+// Features extracts and pools images given in model units; with turns, each image's feature is the
+// normalised mean over its turned copies.
+func (z *Featurizer) Features(ctx context.Context, imgs [][]float32) ([][]float32, error) {
+	if len(z.turns) == 0 {
+		return z.pooled(ctx, imgs)
+	}
+	channels, side := z.ex.ImageShape()
+	plane := side * side
+	turned := make([][]float32, 0, len(imgs)*len(z.turns))
+	for _, img := range imgs {
+		if len(img) != channels*plane {
+			return nil, cachet.Errorf(cachet.CodeInvalidArgument, "an image has %d values, want %d", len(img), channels*plane)
+		}
+		for _, deg := range z.turns {
+			if deg == 0 {
+				turned = append(turned, img)
+				continue
+			}
+			t := make([]float32, 0, len(img))
+			for c := range channels { // −1 is black, the canvases' background
+				t = append(t, images.Turn(img[c*plane:(c+1)*plane], side, deg*math.Pi/180, -1)...)
+			}
+			turned = append(turned, t)
+		}
+	}
+	fs, err := z.pooled(ctx, turned)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]float32, len(imgs))
+	for i := range imgs {
+		mean := make([]float64, len(fs[0]))
+		for _, f := range fs[i*len(z.turns) : (i+1)*len(z.turns)] {
+			for d, v := range f {
+				mean[d] += float64(v)
+			}
+		}
+		out[i] = Normalize(mean)
+	}
+	return out, nil
+}
+
+func (z *Featurizer) pooled(ctx context.Context, images [][]float32) ([][]float32, error) {
 	fs, err := z.ex.Extract(ctx, images)
 	if err != nil {
 		return nil, err

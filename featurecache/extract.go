@@ -178,6 +178,9 @@ func (e *Extractor) Config() Config { return e.cfg }
 // ModelID names the model the extractor's caches belong to.
 func (e *Extractor) ModelID() string { return e.modelID }
 
+// ImageShape is an input image's channels and side.
+func (e *Extractor) ImageShape() (channels, side int) { return e.dit.Cfg.Channels, e.dit.Cfg.ImageSize }
+
 // ImagePixels is the number of values one input image has (C·H·W, model units ≈ −1…1).
 func (e *Extractor) ImagePixels() int {
 	c := e.dit.Cfg

@@ -39,3 +39,29 @@ func bilinear(it *[scene.ItemPixels]uint8, x, y float64) uint8 {
 	v := (1-fy)*((1-fx)*at(x0, y0)+fx*at(x0+1, y0)) + fy*((1-fx)*at(x0, y0+1)+fx*at(x0+1, y0+1))
 	return uint8(math.Round(min(255, max(0, v))))
 }
+
+// Turn rotates a side×side image by angle (radians) about its centre, sampling bilinearly; what comes
+// from outside the image is background. It works on model units, so the classifier can turn canvases and
+// the model's own samples alike.
+func Turn(img []float32, side int, angle, background float64) []float32 {
+	c := float64(side-1) / 2
+	cos, sin := math.Cos(angle), math.Sin(angle)
+	at := func(x, y int) float64 {
+		if x < 0 || y < 0 || x >= side || y >= side {
+			return background
+		}
+		return float64(img[y*side+x])
+	}
+	out := make([]float32, side*side)
+	for y := range side {
+		for x := range side {
+			u, v := float64(x)-c, float64(y)-c
+			sx, sy := cos*u+sin*v+c, -sin*u+cos*v+c
+			x0, y0 := int(math.Floor(sx)), int(math.Floor(sy))
+			fx, fy := sx-float64(x0), sy-float64(y0)
+			val := (1-fy)*((1-fx)*at(x0, y0)+fx*at(x0+1, y0)) + fy*((1-fx)*at(x0, y0+1)+fx*at(x0+1, y0+1))
+			out[y*side+x] = float32(val)
+		}
+	}
+	return out
+}

@@ -30,6 +30,7 @@ func classifyConfig(c cachet.ClassifyConfig) classify.Config {
 		cfg.TRef = c.TRef
 	}
 	cfg.Center, cfg.Recenter = c.Center, c.Recenter
+	cfg.Turns = slices.Clone(c.Turns)
 	cfg.WhitenHead = c.WhitenHead
 	cfg.Head.Samples, cfg.Head.Steps, cfg.Head.Guidance, cfg.Neighbours = c.PrototypeSamples, c.PrototypeSteps, c.PrototypeGuidance, c.Neighbours
 	return cfg

@@ -46,6 +46,7 @@ func (c *configFlags) register(fs *pflag.FlagSet) {
 	fs.Float64Var(&c.cfg.Classify.TRef, "classify-t-ref", d.Classify.TRef, "classification: model time of the feature pass, 0…1000 (0 = the default, 10)")
 	fs.BoolVar(&c.cfg.Classify.Center, "classify-center", d.Classify.Center, "classification: centre features on the labels' mean prototype")
 	fs.BoolVar(&c.cfg.Classify.Recenter, "classify-recenter", d.Classify.Recenter, "classification: crop, scale and centre each input's item as Fashion-MNIST's were (shifted, scaled uploads; a feature space of its own)")
+	fs.Float64SliceVar(&c.cfg.Classify.Turns, "classify-turns", d.Classify.Turns, "classification: each feature the mean over copies of the image turned by these angles, degrees (empty = none)")
 	fs.BoolVar(&c.cfg.Classify.WhitenHead, "classify-whiten-head", d.Classify.WhitenHead, "classification: zero-shot in the whitened space of the model's own prototype samples")
 	fs.IntVar(&c.cfg.Classify.PrototypeSamples, "classify-samples", d.Classify.PrototypeSamples, "classification: images sampled per class for the zero-shot head")
 	fs.IntVar(&c.cfg.Classify.PrototypeSteps, "classify-steps", d.Classify.PrototypeSteps, "classification: sampler steps for those images")
