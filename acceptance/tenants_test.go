@@ -79,7 +79,9 @@ func makeKey(t *testing.T, bin, dbURL string, args ...string) string {
 func TestTenantsAreIsolated(t *testing.T) {
 	dbURL, services := jobServices(t)
 	bin := buildBinary(t)
-	srv := startServer(t, bin, append(services, "--auth", "keys", "--sync-wait", "2m")...)
+	// Few prototype samples per class: the build samples them, and this test is about who sees what, not
+	// about accuracy (on a host without AVX-512 the default 32 took the build past two minutes).
+	srv := startServer(t, bin, append(services, "--auth", "keys", "--sync-wait", "5m", "--classify-samples", "8")...)
 	base := "http://" + srv.addr
 	a := tenantClient{t, base, makeKey(t, bin, dbURL, "--tenant", "alice")}
 	b := tenantClient{t, base, makeKey(t, bin, dbURL, "--tenant", "bob", "--quota-collections", "1", "--rate-limit", "3", "--rate-burst", "3")}
