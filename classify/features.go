@@ -143,13 +143,7 @@ func (z *Featurizer) Features(ctx context.Context, imgs [][]float32) ([][]float3
 	}
 	out := make([][]float32, len(imgs))
 	for i := range imgs {
-		mean := make([]float64, len(fs[0]))
-		for _, f := range fs[i*len(z.turns) : (i+1)*len(z.turns)] {
-			for d, v := range f {
-				mean[d] += float64(v)
-			}
-		}
-		out[i] = Normalize(mean)
+		out[i] = Normalize(Mean(fs[i*len(z.turns) : (i+1)*len(z.turns)]))
 	}
 	return out, nil
 }

@@ -13,16 +13,6 @@ import (
 	"github.com/cachetlab/cachet/scene"
 )
 
-func cosine(a, b []float32) float64 {
-	var dot, na, nb float64
-	for i := range a {
-		dot += float64(a[i]) * float64(b[i])
-		na += float64(a[i]) * float64(a[i])
-		nb += float64(b[i]) * float64(b[i])
-	}
-	return dot / math.Sqrt(na*nb)
-}
-
 // With quarter turns, an item and the same item turned a quarter have (all but the extraction pass's
 // noise) the same feature, under keys of their own; without them they do not.
 func TestTurnsAverageTurnedCopies(t *testing.T) {
@@ -65,7 +55,7 @@ func TestTurnsAverageTurnedCopies(t *testing.T) {
 				}
 				feats[i] = f[0]
 			}
-			cos := cosine(feats[0], feats[1])
+			cos := classify.Dot(feats[0], feats[1]) // unit features
 			if cos < c.min || cos > c.max {
 				t.Errorf("cosine between the item and its quarter turn %.4f, want %.3f…%.3f", cos, c.min, c.max)
 			}

@@ -28,16 +28,20 @@ func Warp(it *[scene.ItemPixels]uint8, s, angle, dx, dy float64) [scene.ItemPixe
 
 func bilinear(it *[scene.ItemPixels]uint8, x, y float64) uint8 {
 	const n = scene.ItemSide
-	x0, y0 := int(math.Floor(x)), int(math.Floor(y))
-	fx, fy := x-float64(x0), y-float64(y0)
-	at := func(x, y int) float64 {
+	v := interpolate(func(x, y int) float64 {
 		if x < 0 || y < 0 || x >= n || y >= n {
 			return 0
 		}
 		return float64(it[y*n+x])
-	}
-	v := (1-fy)*((1-fx)*at(x0, y0)+fx*at(x0+1, y0)) + fy*((1-fx)*at(x0, y0+1)+fx*at(x0+1, y0+1))
+	}, x, y)
 	return uint8(math.Round(min(255, max(0, v))))
+}
+
+// interpolate samples the pixels at gives bilinearly at (x, y).
+func interpolate(at func(x, y int) float64, x, y float64) float64 {
+	x0, y0 := int(math.Floor(x)), int(math.Floor(y))
+	fx, fy := x-float64(x0), y-float64(y0)
+	return (1-fy)*((1-fx)*at(x0, y0)+fx*at(x0+1, y0)) + fy*((1-fx)*at(x0, y0+1)+fx*at(x0+1, y0+1))
 }
 
 // Turn rotates a side×side image by angle (radians) about its centre, sampling bilinearly; what comes
@@ -56,11 +60,7 @@ func Turn(img []float32, side int, angle, background float64) []float32 {
 	for y := range side {
 		for x := range side {
 			u, v := float64(x)-c, float64(y)-c
-			sx, sy := cos*u+sin*v+c, -sin*u+cos*v+c
-			x0, y0 := int(math.Floor(sx)), int(math.Floor(sy))
-			fx, fy := sx-float64(x0), sy-float64(y0)
-			val := (1-fy)*((1-fx)*at(x0, y0)+fx*at(x0+1, y0)) + fy*((1-fx)*at(x0, y0+1)+fx*at(x0+1, y0+1))
-			out[y*side+x] = float32(val)
+			out[y*side+x] = float32(interpolate(at, cos*u+sin*v+c, -sin*u+cos*v+c))
 		}
 	}
 	return out
