@@ -121,9 +121,9 @@ func (z *Featurizer) Features(ctx context.Context, imgs [][]float32) ([][]float3
 	channels, side := z.ex.ImageShape()
 	plane := side * side
 	turned := make([][]float32, 0, len(imgs)*len(z.turns))
-	for _, img := range imgs {
-		if len(img) != channels*plane {
-			return nil, cachet.Errorf(cachet.CodeInvalidArgument, "an image has %d values, want %d", len(img), channels*plane)
+	for i, img := range imgs {
+		if per := z.ex.ImagePixels(); len(img) != per { // checked before turning, as Extract checks after
+			return nil, cachet.Errorf(cachet.CodeInvalidArgument, "image %d has %d values, want %d", i, len(img), per)
 		}
 		for _, deg := range z.turns {
 			if deg == 0 {

@@ -183,8 +183,8 @@ func (e *Extractor) ImageShape() (channels, side int) { return e.dit.Cfg.Channel
 
 // ImagePixels is the number of values one input image has (C·H·W, model units ≈ −1…1).
 func (e *Extractor) ImagePixels() int {
-	c := e.dit.Cfg
-	return c.Channels * c.ImageSize * c.ImageSize
+	channels, side := e.ImageShape()
+	return channels * side * side
 }
 
 // Extract runs the pass over images (each ImagePixels values in model units) and returns one cache each,
