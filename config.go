@@ -109,6 +109,9 @@ type ClassifyConfig struct {
 	Turns []float64
 	// WhitenHead classifies zero-shot in the whitened space of the model's own prototype samples.
 	WhitenHead bool
+	// FeatureWeights, when set, runs the feature pass on these weights (`cachet train features`: the
+	// model's copy distilled to tolerate moved, turned and scaled items) instead of the model's own.
+	FeatureWeights string
 	// TRef is the feature pass's model time (0…1000, the noise it sees); 0 = the measured default.
 	TRef             float64
 	PrototypeSamples int // images sampled per class

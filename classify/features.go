@@ -39,6 +39,7 @@ type Featurizer struct {
 	grid     int
 	recenter bool      // canvases pass through images.Recenter first
 	turns    []float64 // degrees: a feature is the mean over copies turned by each (test-time augmentation)
+	sampler  string    // the weights that sample the head's prototypes, when not the feature pass's own
 }
 
 // NewFeaturizer prepares the pass for blocks (ascending) at model time tRef on the model's worker, pooled
@@ -90,6 +91,9 @@ func (z *Featurizer) PrototypeKey() string {
 		parts[i] = fmt.Sprint(b)
 	}
 	key := fmt.Sprintf("%s/b%s/g%d/t%g", z.ex.ModelID(), strings.Join(parts, ","), z.grid, z.ex.Config().TRef)
+	if z.sampler != "" {
+		key += "/samples-" + z.sampler
+	}
 	if len(z.turns) > 0 {
 		turns := make([]string, len(z.turns))
 		for i, deg := range z.turns {

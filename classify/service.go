@@ -96,9 +96,22 @@ func New(db *storage.DB, w *model.Worker, dit *model.DiT, modelID string, cfg Co
 		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "classify: %d blocks × %d×%d regions × width %d = %d values exceed pgvector's %d; pool fewer blocks or a coarser grid",
 			len(cfg.Blocks), cfg.Grid, cfg.Grid, dit.Cfg.Width, d, MaxDims)
 	}
-	z, err := NewFeaturizerFor(w, dit, modelID, cfg)
+	return NewWithFeatures(db, w, dit, modelID, dit, modelID, cfg)
+}
+
+// NewWithFeatures is New with the feature pass on a model of its own: features (weights featuresID), a
+// copy of dit distilled to tolerate moved, turned and scaled items (train.Features). dit still samples
+// the zero-shot head's prototypes and runs the diffusion rerank.
+func NewWithFeatures(db *storage.DB, w *model.Worker, dit *model.DiT, modelID string, features *model.DiT, featuresID string, cfg Config) (*Service, error) {
+	if features.Cfg.String() != dit.Cfg.String() {
+		return nil, cachet.Errorf(cachet.CodeInvalidArgument, "classify: the feature model (%s) is not the model's architecture (%s)", features.Cfg, dit.Cfg)
+	}
+	z, err := NewFeaturizerFor(w, features, featuresID, cfg)
 	if err != nil {
 		return nil, err
+	}
+	if featuresID != modelID {
+		z.sampler = modelID
 	}
 	return &Service{st: store{db.Pool}, w: w, dit: dit, z: z, cfg: cfg, models: map[int64]*Model{}}, nil
 }

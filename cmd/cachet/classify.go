@@ -36,13 +36,30 @@ func classifyConfig(c cachet.ClassifyConfig) classify.Config {
 	return cfg
 }
 
-// newClassifyService builds the classification service over a loaded model.
-func newClassifyService(db *storage.DB, w *model.Worker, dit *model.DiT, weights string, c cachet.ClassifyConfig) (*classify.Service, error) {
+// newClassifyService builds the classification service over a loaded model, loading the feature model
+// on w when c names one; release frees it.
+func newClassifyService(ctx context.Context, db *storage.DB, w *model.Worker, dit *model.DiT, weights string, c cachet.ClassifyConfig) (svc *classify.Service, release func(), err error) {
 	id, err := featurecache.WeightsID(weights)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return classify.New(db, w, dit, id, classifyConfig(c))
+	if c.FeatureWeights == "" {
+		svc, err = classify.New(db, w, dit, id, classifyConfig(c))
+		return svc, func() {}, err
+	}
+	featuresID, err := featurecache.WeightsID(c.FeatureWeights)
+	if err != nil {
+		return nil, nil, cachet.InvalidField("classify_feature_weights", "%s cannot be read: %v", c.FeatureWeights, err)
+	}
+	features, release, err := model.LoadOn(ctx, w, c.FeatureWeights)
+	if err != nil {
+		return nil, nil, cachet.InvalidField("classify_feature_weights", "%s: %v", c.FeatureWeights, err)
+	}
+	if svc, err = classify.NewWithFeatures(db, w, dit, id, features, featuresID, classifyConfig(c)); err != nil {
+		release()
+		return nil, nil, err
+	}
+	return svc, release, nil
 }
 
 func newClassifyCmd(cf *configFlags) *cobra.Command {
@@ -126,9 +143,10 @@ func withClassifier(ctx context.Context, cfg cachet.Config, fn func(*classify.Se
 		return fmt.Errorf("model: %w", err)
 	}
 	defer release()
-	svc, err := newClassifyService(db, w, dit, cfg.Weights, cfg.Classify)
+	svc, releaseFeatures, err := newClassifyService(ctx, db, w, dit, cfg.Weights, cfg.Classify)
 	if err != nil {
 		return err
 	}
+	defer releaseFeatures()
 	return fn(svc)
 }

@@ -29,7 +29,7 @@ deleted at the end; the zero-shot prototypes stay cached for the model. Writes r
 			if err := model.SetNumThreads(cf.cfg.TorchThreads); err != nil {
 				return err
 			}
-			c.Weights, c.DatabaseURL = cf.cfg.Weights, cf.cfg.DatabaseURL
+			c.Weights, c.DatabaseURL, c.FeatureWeights = cf.cfg.Weights, cf.cfg.DatabaseURL, cf.cfg.Classify.FeatureWeights
 			c.Service = classifyConfig(cf.cfg.Classify)
 			c.TorchThreads = model.NumThreads()
 			c.Progress = cmd.ErrOrStderr()

@@ -40,6 +40,12 @@ func TestServeRefusesBadConfig(t *testing.T) {
 		{"classification t_ref out of range", func(c *cachet.Config) {
 			c.Weights, c.Classify.TRef = filepath.Join("..", "..", "weights", "base.safetensors"), -5
 		}, "t_ref -5 outside 0…1000"},
+		{"missing feature weights", func(c *cachet.Config) {
+			c.Weights, c.Classify.FeatureWeights = filepath.Join("..", "..", "weights", "base.safetensors"), "no-such-features.safetensors"
+		}, "no-such-features.safetensors cannot be read"},
+		{"feature weights of another model", func(c *cachet.Config) {
+			c.Weights, c.Classify.FeatureWeights = filepath.Join("..", "..", "weights", "base.safetensors"), filepath.Join("..", "..", "weights", "evaluator.safetensors")
+		}, "evaluator.safetensors"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -88,9 +88,12 @@ func openStack(ctx context.Context, cfg cachet.Config, role stackRole) (_ *stack
 	if st.weights.dit == nil {
 		return st, nil
 	}
-	if st.classifier, err = newClassifyService(st.db, st.weights.worker, st.weights.dit, cfg.Weights, cfg.Classify); err != nil {
+	classifier, releaseFeatures, err := newClassifyService(ctx, st.db, st.weights.worker, st.weights.dit, cfg.Weights, cfg.Classify)
+	if err != nil {
 		return nil, err
 	}
+	st.classifier = classifier
+	st.closers = append(st.closers, releaseFeatures)
 	defaultCache, err := stepcache.ParseConfig(cfg.DefaultCache)
 	if err != nil {
 		return nil, fmt.Errorf("--default-cache: %w", err)

@@ -7,8 +7,8 @@ import (
 func newTrainCmd(cf *configFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "train",
-		Short: "Train Cachet's models (base denoiser, evaluator, adapters)",
+		Short: "Train Cachet's models (base denoiser, evaluator, adapters, classifier features)",
 	}
-	cmd.AddCommand(newTrainBaseCmd(cf), newTrainEvaluatorCmd(cf), newTrainAdaptersCmd(cf))
+	cmd.AddCommand(newTrainBaseCmd(cf), newTrainEvaluatorCmd(cf), newTrainAdaptersCmd(cf), newTrainFeaturesCmd(cf))
 	return cmd
 }

@@ -19,6 +19,9 @@ func (r *Report) Tables() []eval.Table {
 			r.Weights, r.ModelID, r.Blocks, r.Grid, r.Grid, r.Center, r.Head.Samples, r.Head.Steps, r.Head.Guidance),
 		"published references on the same test split: kNN ≈ 85–86 %, RBF SVC ≈ 89.7 %, 2-layer CNN ≈ 91–92 %",
 	}
+	if r.Features != "" {
+		acc.Notes = append(acc.Notes, "the feature pass runs on "+r.Features+" (the prototypes are sampled by the weights above)")
+	}
 	pseudo := eval.Table{Title: "TFUP cache (the default build)", Columns: []string{"entries", "values", "most entries of one label", "pseudo-label accuracy"},
 		Rows: [][]string{{fmt.Sprint(r.Pseudo.Entries), r.Pseudo.Values, fmt.Sprint(r.Pseudo.PerClass), pct(r.Pseudo.Accuracy)}}}
 	l := r.Latency

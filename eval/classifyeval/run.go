@@ -24,6 +24,7 @@ import (
 // Config is one evaluation run.
 type Config struct {
 	Weights, Evaluator, DataDir, Out, DatabaseURL string
+	FeatureWeights                                string // the feature pass's own weights (empty: Weights)
 	Service                                       classify.Config
 	Test                                          int       // test images (0 = all 10,000)
 	Shots                                         int       // labelled training images per class for Tip-Adapter
@@ -115,6 +116,7 @@ type Latency struct {
 type Report struct {
 	Weights      string              `json:"weights"`
 	ModelID      string              `json:"model_id"`
+	Features     string              `json:"feature_weights,omitempty"` // the feature pass's own weights, when not Weights
 	Blocks       []int               `json:"blocks"`
 	Grid         int                 `json:"grid"`
 	Center       bool                `json:"centered_head"`
@@ -169,11 +171,25 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	defer release()
-	svc, err := classify.New(db, w, dit, modelID, cfg.Service)
+	features, featuresID := dit, modelID
+	if cfg.FeatureWeights != "" {
+		if featuresID, err = featurecache.WeightsID(cfg.FeatureWeights); err != nil {
+			return nil, cachet.InvalidField("classify_feature_weights", "%s cannot be read: %v", cfg.FeatureWeights, err)
+		}
+		var releaseFeatures func()
+		if features, releaseFeatures, err = model.LoadOn(ctx, w, cfg.FeatureWeights); err != nil {
+			return nil, err
+		}
+		defer releaseFeatures()
+	}
+	newService := func(c classify.Config) (*classify.Service, error) {
+		return classify.NewWithFeatures(db, w, dit, modelID, features, featuresID, c)
+	}
+	svc, err := newService(cfg.Service)
 	if err != nil {
 		return nil, err
 	}
-	r := &Report{Weights: cfg.Weights, ModelID: modelID, Blocks: cfg.Service.Blocks, Grid: cfg.Service.Grid, Center: cfg.Service.Center, Head: cfg.Service.Head,
+	r := &Report{Weights: cfg.Weights, ModelID: modelID, Features: cfg.FeatureWeights, Blocks: cfg.Service.Blocks, Grid: cfg.Service.Grid, Center: cfg.Service.Center, Head: cfg.Service.Head,
 		TorchThreads: cfg.TorchThreads, cfg: cfg}
 
 	if cfg.BlockStudy > 0 {
@@ -200,7 +216,6 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	r.Latency.ExtractPerSecond = float64(n) / time.Since(t0).Seconds()
 
-	newService := func(c classify.Config) (*classify.Service, error) { return classify.New(db, w, dit, modelID, c) }
 	if err := r.zeroShot(ctx, svc, newService, feats, labels, progress); err != nil {
 		return nil, err
 	}
