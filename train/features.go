@@ -21,10 +21,11 @@ import (
 // (docs/classification.md says why and what it measured).
 type FeaturesConfig struct {
 	Common
-	Teacher string  // the frozen model whose upright features are the targets
-	Block   int     // the classifier's feature block (its input tokens)
-	TRef    float64 // the extraction pass's model time
-	Warps   Warps
+	Teacher  string  // the frozen model whose upright features are the targets
+	InitFrom string  // the student's starting weights (earlier distilled ones); empty: the teacher's
+	Block    int     // the classifier's feature block (its input tokens)
+	TRef     float64 // the extraction pass's model time
+	Warps    Warps
 }
 
 // Warps bound the perturbations a training item gets, each drawn uniformly: a turn of up to ±MaxTurn
@@ -93,13 +94,20 @@ func runFeatures(ctx context.Context, cfg FeaturesConfig, set, val *dataset.Set)
 		return &cachet.Error{Code: cachet.CodeInvalidArgument, Field: "teacher", Message: "teacher " + cfg.Teacher, Err: err}
 	}
 	defer teacher.Close()
-	student, _, err := model.Load(cfg.Teacher, dev) // starts as the teacher: upright features start right
+	start := cfg.Teacher // the student starts as the teacher: upright features start right
+	if cfg.InitFrom != "" {
+		start = cfg.InitFrom
+	}
+	student, _, err := model.Load(start, dev)
 	if err != nil {
-		return err
+		return &cachet.Error{Code: cachet.CodeInvalidArgument, Field: "init_from", Message: "init_from " + start, Err: err}
 	}
 	defer student.Close()
 	if !student.Cfg.IsTextGrayscale(scene.CanvasSide) {
 		return cachet.InvalidField("teacher", "%s is a %s model; the classifier's features need a %d×%d×1 one", cfg.Teacher, student.Cfg, scene.CanvasSide, scene.CanvasSide)
+	}
+	if student.Cfg.String() != teacher.Cfg.String() {
+		return cachet.InvalidField("init_from", "%s is a %s model, not the teacher's %s", start, student.Cfg, teacher.Cfg)
 	}
 	d, err := model.NewFeatureDistiller(teacher, student, cfg.Block, cfg.TRef, cfg.trainer())
 	if err != nil {
@@ -144,6 +152,9 @@ func runFeatures(ctx context.Context, cfg FeaturesConfig, set, val *dataset.Set)
 	}
 	final["train.data"] = "Fashion-MNIST train split (Debian dataset-fashion-mnist), items upright and warped"
 	final["train.teacher"] = cfg.Teacher
+	if cfg.InitFrom != "" {
+		final["train.init_from"] = cfg.InitFrom
+	}
 	final["features.block"] = fmt.Sprint(cfg.Block)
 	final["features.t_ref"] = fmt.Sprint(cfg.TRef)
 	out := d.Model

@@ -74,6 +74,7 @@ func TestFeaturesConfigErrors(t *testing.T) {
 	}{
 		{"teacher", func(c *FeaturesConfig) { c.Teacher = "" }},
 		{"teacher", func(c *FeaturesConfig) { c.Teacher = filepath.Join(dir, "none.safetensors") }},
+		{"init_from", func(c *FeaturesConfig) { c.InitFrom = filepath.Join(dir, "none.safetensors") }},
 		{"block", func(c *FeaturesConfig) { c.Block = 3 }},
 		{"block", func(c *FeaturesConfig) { c.Block = 0 }},
 		{"t_ref", func(c *FeaturesConfig) { c.TRef = 1001 }},

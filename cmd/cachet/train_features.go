@@ -19,6 +19,7 @@ func newTrainFeaturesCmd(cf *configFlags) *cobra.Command {
 	f := cmd.Flags()
 	addCommonTrainFlags(f, &c.Common, "feature model")
 	f.StringVar(&c.Teacher, "teacher", c.Teacher, "the frozen model whose upright features are the targets (the student starts as it)")
+	f.StringVar(&c.InitFrom, "init-from", "", "start the student from these distilled weights (to train them further on a fresh schedule when their checkpoint is gone) instead of the teacher's")
 	f.IntVar(&c.Block, "block", c.Block, "the feature block (its input tokens), as the classifier's --classify-blocks")
 	f.Float64Var(&c.TRef, "t-ref", c.TRef, "model time of the extraction pass, as the classifier's --classify-t-ref")
 	f.Float64Var(&c.Warps.MaxTurn, "max-turn", c.Warps.MaxTurn, "largest turn of a training item, degrees")
