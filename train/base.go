@@ -125,24 +125,12 @@ func Base(ctx context.Context, cfg BaseConfig) error {
 	if err := cfg.validate(); err != nil {
 		return err
 	}
-	set, val, err := cfg.prepare()
-	if err != nil {
-		return err
-	}
-	w := model.NewWorker(true)
-	defer w.Close()
-	return w.Do(context.Background(), func() error { return runBase(ctx, cfg, set, val) })
+	return cfg.onTrainingWorker(func(set, val *dataset.Set, dev model.Device) error { return runBase(ctx, cfg, set, val, dev) })
 }
 
-func runBase(ctx context.Context, cfg BaseConfig, set, val *dataset.Set) error {
-	if err := model.SetSeed(int64(cfg.Seed)); err != nil {
-		return err
-	}
-	dev, err := cfg.device()
-	if err != nil {
-		return err
-	}
+func runBase(ctx context.Context, cfg BaseConfig, set, val *dataset.Set, dev model.Device) error {
 	var m *model.DiT
+	var err error
 	if cfg.InitFrom != "" {
 		if cfg.Model.TextPool != "" {
 			m, err = model.LoadWithTextPool(cfg.InitFrom, dev, cfg.Model.TextPool)

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -85,4 +86,25 @@ func (c *Common) prepare() (set, val *dataset.Set, err error) {
 		}
 	}
 	return set, val, nil
+}
+
+// onTrainingWorker loads the data and runs run on a worker with gradients on (every tensor operation on
+// one OS thread), libtorch seeded and the device parsed there.
+func (c *Common) onTrainingWorker(run func(set, val *dataset.Set, dev model.Device) error) error {
+	set, val, err := c.prepare()
+	if err != nil {
+		return err
+	}
+	w := model.NewWorker(true)
+	defer w.Close()
+	return w.Do(context.Background(), func() error {
+		if err := model.SetSeed(int64(c.Seed)); err != nil {
+			return err
+		}
+		dev, err := c.device()
+		if err != nil {
+			return err
+		}
+		return run(set, val, dev)
+	})
 }

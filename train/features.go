@@ -72,23 +72,10 @@ func Features(ctx context.Context, cfg FeaturesConfig) error {
 	if err := cfg.validate(); err != nil {
 		return err
 	}
-	set, val, err := cfg.prepare()
-	if err != nil {
-		return err
-	}
-	w := model.NewWorker(true)
-	defer w.Close()
-	return w.Do(context.Background(), func() error { return runFeatures(ctx, cfg, set, val) })
+	return cfg.onTrainingWorker(func(set, val *dataset.Set, dev model.Device) error { return runFeatures(ctx, cfg, set, val, dev) })
 }
 
-func runFeatures(ctx context.Context, cfg FeaturesConfig, set, val *dataset.Set) error {
-	if err := model.SetSeed(int64(cfg.Seed)); err != nil {
-		return err
-	}
-	dev, err := cfg.device()
-	if err != nil {
-		return err
-	}
+func runFeatures(ctx context.Context, cfg FeaturesConfig, set, val *dataset.Set, dev model.Device) error {
 	teacher, _, err := model.Load(cfg.Teacher, dev)
 	if err != nil {
 		return &cachet.Error{Code: cachet.CodeInvalidArgument, Field: "teacher", Message: "teacher " + cfg.Teacher, Err: err}
