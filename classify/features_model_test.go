@@ -13,29 +13,8 @@ import (
 	"github.com/cachetlab/cachet/classify"
 	"github.com/cachetlab/cachet/classify/classifytest"
 	"github.com/cachetlab/cachet/internal/testenv"
-	"github.com/cachetlab/cachet/model"
 	"github.com/cachetlab/cachet/scene"
 )
-
-// otherModel is a second random model of cfg on w (another seed: other weights).
-func otherModel(t *testing.T, w *model.Worker, cfg model.Config) *model.DiT {
-	t.Helper()
-	var m *model.DiT
-	if err := w.Do(context.Background(), func() error {
-		if err := model.SetSeed(11); err != nil {
-			return err
-		}
-		var err error
-		if m, err = model.New(cfg, model.CPU); err != nil {
-			return err
-		}
-		return m.Randomize(0.2)
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = w.Do(context.Background(), func() error { m.Close(); return nil }) })
-	return m
-}
 
 // With a feature model of its own, the service extracts on it (its features are that model's), keys its
 // feature space by both weights, and still samples the zero-shot head on the model.
@@ -43,7 +22,7 @@ func TestFeatureModelRunsTheFeaturePass(t *testing.T) {
 	ctx := context.Background()
 	db := testenv.DB(t)
 	w, m := classifytest.Model(t)
-	features := otherModel(t, w, classifytest.ModelConfig())
+	features := classifytest.ModelOn(t, w, classifytest.ModelConfig(), 11)
 	id := fmt.Sprintf("test-%d", time.Now().UnixNano())
 	cfg := classifytest.Config()
 	plain, err := classify.New(db, w, m, id, cfg)
@@ -83,7 +62,7 @@ func TestFeatureModelRunsTheFeaturePass(t *testing.T) {
 
 	wider := classifytest.ModelConfig()
 	wider.Width = 48
-	_, err = classify.NewWithFeatures(db, w, m, id, otherModel(t, w, wider), "wider", cfg)
+	_, err = classify.NewWithFeatures(db, w, m, id, classifytest.ModelOn(t, w, wider, 11), "wider", cfg)
 	if e := (*cachet.Error)(nil); !errors.As(err, &e) || e.Code != cachet.CodeInvalidArgument {
 		t.Errorf("a feature model of another architecture: %v", err)
 	}

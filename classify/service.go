@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cachetlab/cachet"
+	"github.com/cachetlab/cachet/featurecache"
 	"github.com/cachetlab/cachet/images"
 	"github.com/cachetlab/cachet/model"
 	"github.com/cachetlab/cachet/storage"
@@ -114,6 +115,18 @@ func NewWithFeatures(db *storage.DB, w *model.Worker, dit *model.DiT, modelID st
 		z.sampler = modelID
 	}
 	return &Service{st: store{db.Pool}, w: w, dit: dit, z: z, cfg: cfg, models: map[int64]*Model{}}, nil
+}
+
+// LoadFeatureModel loads feature weights (train.Features) on w with their feature key; a file that
+// cannot be read or loaded is the flag's invalid_argument. release frees the model.
+func LoadFeatureModel(ctx context.Context, w *model.Worker, path string) (features *model.DiT, featuresID string, release func(), err error) {
+	if featuresID, err = featurecache.WeightsID(path); err != nil {
+		return nil, "", nil, cachet.InvalidField("classify_feature_weights", "%s cannot be read: %v", path, err)
+	}
+	if features, release, err = model.LoadOn(ctx, w, path); err != nil {
+		return nil, "", nil, cachet.InvalidField("classify_feature_weights", "%s: %v", path, err)
+	}
+	return features, featuresID, release, nil
 }
 
 // Featurizer is the service's feature pass (for evaluation and benchmarks).

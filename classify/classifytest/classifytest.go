@@ -36,26 +36,29 @@ func Config() classify.Config {
 func Model(t testing.TB) (*model.Worker, *model.DiT) {
 	t.Helper()
 	w := model.NewWorker(false)
+	t.Cleanup(w.Close)
+	return w, ModelOn(t, w, ModelConfig(), 7)
+}
+
+// ModelOn is a random-weight model of cfg on w, its weights drawn from seed; closed when the test ends.
+func ModelOn(t testing.TB, w *model.Worker, cfg model.Config, seed int64) *model.DiT {
+	t.Helper()
 	var m *model.DiT
 	err := w.Do(context.Background(), func() error {
-		if err := model.SetSeed(7); err != nil {
+		if err := model.SetSeed(seed); err != nil {
 			return err
 		}
 		var err error
-		if m, err = model.New(ModelConfig(), model.CPU); err != nil {
+		if m, err = model.New(cfg, model.CPU); err != nil {
 			return err
 		}
 		return m.Randomize(0.2)
 	})
 	if err != nil {
-		w.Close()
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		_ = w.Do(context.Background(), func() error { m.Close(); return nil })
-		w.Close()
-	})
-	return w, m
+	t.Cleanup(func() { _ = w.Do(context.Background(), func() error { m.Close(); return nil }) })
+	return m
 }
 
 // Service is a classification service on a random model and the test database. Its model id is unique

@@ -47,13 +47,9 @@ func newClassifyService(ctx context.Context, db *storage.DB, w *model.Worker, di
 		svc, err = classify.New(db, w, dit, id, classifyConfig(c))
 		return svc, func() {}, err
 	}
-	featuresID, err := featurecache.WeightsID(c.FeatureWeights)
+	features, featuresID, release, err := classify.LoadFeatureModel(ctx, w, c.FeatureWeights)
 	if err != nil {
-		return nil, nil, cachet.InvalidField("classify_feature_weights", "%s cannot be read: %v", c.FeatureWeights, err)
-	}
-	features, release, err := model.LoadOn(ctx, w, c.FeatureWeights)
-	if err != nil {
-		return nil, nil, cachet.InvalidField("classify_feature_weights", "%s: %v", c.FeatureWeights, err)
+		return nil, nil, err
 	}
 	if svc, err = classify.NewWithFeatures(db, w, dit, id, features, featuresID, classifyConfig(c)); err != nil {
 		release()

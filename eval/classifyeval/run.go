@@ -173,11 +173,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	defer release()
 	features, featuresID := dit, modelID
 	if cfg.FeatureWeights != "" {
-		if featuresID, err = featurecache.WeightsID(cfg.FeatureWeights); err != nil {
-			return nil, cachet.InvalidField("classify_feature_weights", "%s cannot be read: %v", cfg.FeatureWeights, err)
-		}
 		var releaseFeatures func()
-		if features, releaseFeatures, err = model.LoadOn(ctx, w, cfg.FeatureWeights); err != nil {
+		if features, featuresID, releaseFeatures, err = classify.LoadFeatureModel(ctx, w, cfg.FeatureWeights); err != nil {
 			return nil, err
 		}
 		defer releaseFeatures()
