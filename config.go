@@ -109,8 +109,9 @@ type ClassifyConfig struct {
 	Turns []float64
 	// WhitenHead classifies zero-shot in the whitened space of the model's own prototype samples.
 	WhitenHead bool
-	// FeatureWeights, when set, runs the feature pass on these weights (`cachet train features`: the
-	// model's copy distilled to tolerate moved, turned and scaled items) instead of the model's own.
+	// FeatureWeights runs the feature pass on these weights (`cachet train features`: the model's copy
+	// distilled to tolerate moved, turned and scaled items); empty: those beside Weights when distilled
+	// from them (classify.ResolveFeatureWeights); "none": the model's own pass.
 	FeatureWeights string
 	// TRef is the feature pass's model time (0…1000, the noise it sees); 0 = the measured default.
 	TRef             float64

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -12,7 +14,9 @@ import (
 	"github.com/cachetlab/cachet"
 	"github.com/cachetlab/cachet/classify"
 	"github.com/cachetlab/cachet/classify/classifytest"
+	"github.com/cachetlab/cachet/featurecache"
 	"github.com/cachetlab/cachet/internal/testenv"
+	"github.com/cachetlab/cachet/model"
 	"github.com/cachetlab/cachet/scene"
 )
 
@@ -65,5 +69,66 @@ func TestFeatureModelRunsTheFeaturePass(t *testing.T) {
 	_, err = classify.NewWithFeatures(db, w, m, id, classifytest.ModelOn(t, w, wider, 11), "wider", cfg)
 	if e := (*cachet.Error)(nil); !errors.As(err, &e) || e.Code != cachet.CodeInvalidArgument {
 		t.Errorf("a feature model of another architecture: %v", err)
+	}
+}
+
+// The feature weights a setting resolves to: an explicit file or "none" as given; by default the
+// features beside the weights only when they were distilled from exactly those weights.
+func TestResolveFeatureWeights(t *testing.T) {
+	w, m := classifytest.Model(t)
+	other := classifytest.ModelOn(t, w, classifytest.ModelConfig(), 11)
+	dir := t.TempDir()
+	weights, otherWeights := filepath.Join(dir, "base.safetensors"), filepath.Join(t.TempDir(), "other.safetensors")
+	save := func(m *model.DiT, path string, meta map[string]string) {
+		t.Helper()
+		if err := w.Do(context.Background(), func() error { return m.Save(path, meta) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	save(m, weights, nil)
+	save(other, otherWeights, nil)
+	id, err := featurecache.WeightsID(weights)
+	if err != nil {
+		t.Fatal(err)
+	}
+	beside := filepath.Join(dir, classify.FeaturesFile)
+	cases := []struct {
+		name, setting string
+		besideMeta    map[string]string // nil: no file beside the weights
+		garbage       bool
+		want          string
+		wantErr       cachet.Code
+	}{
+		{name: "explicit file", setting: otherWeights, want: otherWeights},
+		{name: "none", setting: classify.NoFeatureWeights, besideMeta: map[string]string{classify.TeacherKey: id}, want: ""},
+		{name: "nothing beside", want: ""},
+		{name: "distilled from these weights", besideMeta: map[string]string{classify.TeacherKey: id}, want: beside},
+		{name: "distilled from other weights", besideMeta: map[string]string{classify.TeacherKey: "0123456789abcdef"}, want: ""},
+		{name: "no teacher recorded", besideMeta: map[string]string{}, want: ""},
+		{name: "unreadable file beside", garbage: true, wantErr: cachet.CodeInvalidArgument},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_ = os.Remove(beside)
+			switch {
+			case tc.garbage:
+				if err := os.WriteFile(beside, []byte("not safetensors"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			case tc.besideMeta != nil:
+				save(other, beside, tc.besideMeta)
+			}
+			got, err := classify.ResolveFeatureWeights(weights, tc.setting)
+			if tc.wantErr != "" {
+				var e *cachet.Error
+				if !errors.As(err, &e) || e.Code != tc.wantErr || !strings.Contains(e.Message, classify.NoFeatureWeights) {
+					t.Fatalf("err = %v, want %s naming the way out", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("= %q, %v; want %q", got, err, tc.want)
+			}
+		})
 	}
 }

@@ -2,8 +2,12 @@ package classify
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -115,6 +119,47 @@ func NewWithFeatures(db *storage.DB, w *model.Worker, dit *model.DiT, modelID st
 		z.sampler = modelID
 	}
 	return &Service{st: store{db.Pool}, w: w, dit: dit, z: z, cfg: cfg, models: map[int64]*Model{}}, nil
+}
+
+// NoFeatureWeights asks for the model's own feature pass even when distilled feature weights lie
+// beside it.
+const NoFeatureWeights = "none"
+
+// FeaturesFile is the distilled feature weights' name beside the denoiser's weights.
+const FeaturesFile = "features.safetensors"
+
+// TeacherKey is the feature weights' metadata naming the weights (featurecache.WeightsID) they were
+// distilled from.
+const TeacherKey = "features.teacher_id"
+
+// ResolveFeatureWeights is the feature pass's weights for the denoiser's weights and a setting: the
+// setting itself when it names a file; NoFeatureWeights: none (""); empty: FeaturesFile beside weights
+// when it was distilled from exactly those weights, otherwise none. A user's own denoiser so keeps its
+// own features unless features were distilled from it.
+func ResolveFeatureWeights(weights, setting string) (string, error) {
+	switch setting {
+	case NoFeatureWeights:
+		return "", nil
+	case "":
+	default:
+		return setting, nil
+	}
+	beside := filepath.Join(filepath.Dir(weights), FeaturesFile)
+	if _, err := os.Stat(beside); errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	f, _, err := model.ReadWeightsFile(beside)
+	if err != nil {
+		return "", cachet.InvalidField("classify_feature_weights", "%s beside the weights cannot be read (pass --classify-feature-weights %s to use the model's own features): %v", beside, NoFeatureWeights, err)
+	}
+	id, err := featurecache.WeightsID(weights)
+	if err != nil {
+		return "", err
+	}
+	if f.Metadata[TeacherKey] != id {
+		return "", nil
+	}
+	return beside, nil
 }
 
 // LoadFeatureModel loads feature weights (train.Features) on w with their feature key; a file that

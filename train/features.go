@@ -11,6 +11,7 @@ import (
 	"github.com/cachetlab/cachet"
 	"github.com/cachetlab/cachet/classify"
 	"github.com/cachetlab/cachet/dataset"
+	"github.com/cachetlab/cachet/featurecache"
 	"github.com/cachetlab/cachet/images"
 	"github.com/cachetlab/cachet/model"
 	"github.com/cachetlab/cachet/scene"
@@ -139,6 +140,11 @@ func runFeatures(ctx context.Context, cfg FeaturesConfig, set, val *dataset.Set,
 	}
 	final["train.data"] = "Fashion-MNIST train split (Debian dataset-fashion-mnist), items upright and warped"
 	final["train.teacher"] = cfg.Teacher
+	teacherID, err := featurecache.WeightsID(cfg.Teacher)
+	if err != nil {
+		return err
+	}
+	final[classify.TeacherKey] = teacherID // serve uses features beside the weights they were distilled from
 	if cfg.InitFrom != "" {
 		final["train.init_from"] = cfg.InitFrom
 	}

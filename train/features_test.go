@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/cachetlab/cachet"
+	"github.com/cachetlab/cachet/classify"
+	"github.com/cachetlab/cachet/featurecache"
 	"github.com/cachetlab/cachet/internal/safetensors"
 	"github.com/cachetlab/cachet/model"
 )
@@ -60,7 +62,11 @@ func TestFeaturesLowerTheLossAndResume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Metadata["train.step"] != "40" || f.Metadata["features.block"] != "2" || f.Metadata["train.teacher"] != c.Teacher {
+	teacherID, err := featurecache.WeightsID(c.Teacher)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Metadata["train.step"] != "40" || f.Metadata["features.block"] != "2" || f.Metadata["train.teacher"] != c.Teacher || f.Metadata[classify.TeacherKey] != teacherID {
 		t.Errorf("metadata: %v", f.Metadata)
 	}
 }

@@ -43,11 +43,15 @@ func newClassifyService(ctx context.Context, db *storage.DB, w *model.Worker, di
 	if err != nil {
 		return nil, nil, err
 	}
-	if c.FeatureWeights == "" {
+	featureWeights, err := classify.ResolveFeatureWeights(weights, c.FeatureWeights)
+	if err != nil {
+		return nil, nil, err
+	}
+	if featureWeights == "" {
 		svc, err = classify.New(db, w, dit, id, classifyConfig(c))
 		return svc, func() {}, err
 	}
-	features, featuresID, release, err := classify.LoadFeatureModel(ctx, w, c.FeatureWeights)
+	features, featuresID, release, err := classify.LoadFeatureModel(ctx, w, featureWeights)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -43,7 +43,7 @@ func (c *configFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&c.cfg.LogFormat, "log-format", d.LogFormat, "text|json")
 	fs.IntSliceVar(&c.cfg.Classify.Blocks, "classify-blocks", d.Classify.Blocks, "classification: pooled blocks (empty = the measured default)")
 	fs.IntVar(&c.cfg.Classify.Grid, "classify-grid", d.Classify.Grid, "classification: pooling grid per block (0 = the measured default)")
-	fs.StringVar(&c.cfg.Classify.FeatureWeights, "classify-feature-weights", d.Classify.FeatureWeights, "classification: run the feature pass on these weights ('cachet train features' distils them from --weights) instead of --weights (a feature space of its own)")
+	fs.StringVar(&c.cfg.Classify.FeatureWeights, "classify-feature-weights", d.Classify.FeatureWeights, "classification: run the feature pass on these weights ('cachet train features' distils them from --weights); empty: features.safetensors beside --weights when distilled from them; 'none': --weights' own pass")
 	fs.Float64Var(&c.cfg.Classify.TRef, "classify-t-ref", d.Classify.TRef, "classification: model time of the feature pass, 0…1000 (0 = the default, 10)")
 	fs.BoolVar(&c.cfg.Classify.Center, "classify-center", d.Classify.Center, "classification: centre features on the labels' mean prototype")
 	fs.BoolVar(&c.cfg.Classify.Recenter, "classify-recenter", d.Classify.Recenter, "classification: crop, scale and centre each input's item as Fashion-MNIST's were (shifted, scaled uploads; a feature space of its own)")
