@@ -287,24 +287,31 @@ func (e *Extractor) extractBatch(images [][]float32) ([]*Features, error) {
 		in.Labels = make([]int, n)
 	}
 	last := e.cfg.Blocks[len(e.cfg.Blocks)-1]
+	capture := func(block int, h *model.Feature) error {
+		vals, err := h.Values()
+		if err != nil {
+			return err
+		}
+		if len(vals) != n*tokens*width {
+			return fmt.Errorf("featurecache: block %d gave %d values, want %d", block, len(vals), n*tokens*width)
+		}
+		k := slices.Index(e.cfg.Blocks, block)
+		for i := range fs {
+			fs[i].Data[k] = vals[i*tokens*width : (i+1)*tokens*width : (i+1)*tokens*width]
+		}
+		return nil
+	}
 	hooks := &model.Hooks{
 		CaptureBlocks: e.cfg.Blocks,
-		Capture: func(block int, h *model.Feature) error {
-			vals, err := h.Values()
-			if err != nil {
-				return err
-			}
-			if len(vals) != n*tokens*width {
-				return fmt.Errorf("featurecache: block %d gave %d values, want %d", block, len(vals), n*tokens*width)
-			}
-			k := slices.Index(e.cfg.Blocks, block)
-			for i := range fs {
-				fs[i].Data[k] = vals[i*tokens*width : (i+1)*tokens*width : (i+1)*tokens*width]
-			}
-			return nil
-		},
+		Capture:       capture,
+		// The features are block inputs, so the stack stops before the last captured block: it, the rest
+		// of the stack and the output are never needed (the final layer still runs on what is returned).
 		Stack: func(x *model.Feature, run func(from, to int, x *model.Feature) (*model.Feature, error)) (*model.Feature, error) {
-			return run(0, last+1, x)
+			in, err := run(0, last, x)
+			if err != nil {
+				return nil, err
+			}
+			return in, capture(last, in)
 		},
 	}
 	if _, err := e.dit.Evaluate(in, hooks); err != nil {

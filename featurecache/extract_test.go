@@ -139,3 +139,46 @@ func TestExtractorRejectsBadInput(t *testing.T) {
 		t.Fatal("accepted an image of the wrong size")
 	}
 }
+
+// The extraction pass stops before its last block, yet its features are the block inputs a full forward
+// captures (both when the last block is the model's last and when it is not).
+func TestExtractEqualsAFullForwardsCapture(t *testing.T) {
+	w, m := randomModel(t)
+	imgs := randomImages(2, 64, 3)
+	for _, blocks := range [][]int{{1}, {0, 2}, {1, 2}} {
+		cfg := featurecache.DefaultConfig(m)
+		cfg.Blocks = blocks
+		e, err := featurecache.NewExtractor(w, m, "test-model", cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := e.Extract(context.Background(), imgs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[int][]float32{}
+		err = w.Do(context.Background(), func() error {
+			x := append(append([]float32{}, imgs[0]...), imgs[1]...)
+			in := model.EvalInput{X: x, T: []float64{cfg.TRef, cfg.TRef}, Null: []bool{true, true}, Prompts: []string{"", ""}}
+			_, err := m.Evaluate(in, &model.Hooks{CaptureBlocks: blocks, Capture: func(block int, h *model.Feature) error {
+				v, err := h.Values()
+				want[block] = v
+				return err
+			}})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, b := range blocks {
+			for i := range imgs {
+				row := want[b][i*16*32 : (i+1)*16*32]
+				for j, v := range got[i].Data[k] {
+					if d := math.Abs(float64(v - row[j])); d > 1e-5*max(1, math.Abs(float64(v))) {
+						t.Fatalf("blocks %v: image %d block %d value %d: %g, the full forward's %g", blocks, i, b, j, v, row[j])
+					}
+				}
+			}
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"slices"
 	"strings"
@@ -59,6 +60,7 @@ func newClassifyService(ctx context.Context, db *storage.DB, w *model.Worker, di
 		release()
 		return nil, nil, err
 	}
+	slog.Info("classify features loaded", "weights", featureWeights, "feature_key", svc.Featurizer().Key())
 	return svc, release, nil
 }
 
