@@ -118,7 +118,7 @@ func TestResolveFeatureWeights(t *testing.T) {
 			case tc.besideMeta != nil:
 				save(other, beside, tc.besideMeta)
 			}
-			got, err := classify.ResolveFeatureWeights(weights, tc.setting)
+			got, err := classify.ResolveFeatureWeights(weights, id, tc.setting)
 			if tc.wantErr != "" {
 				var e *cachet.Error
 				if !errors.As(err, &e) || e.Code != tc.wantErr || !strings.Contains(e.Message, classify.NoFeatureWeights) {

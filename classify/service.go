@@ -132,11 +132,11 @@ const FeaturesFile = "features.safetensors"
 // distilled from.
 const TeacherKey = "features.teacher_id"
 
-// ResolveFeatureWeights is the feature pass's weights for the denoiser's weights and a setting: the
-// setting itself when it names a file; NoFeatureWeights: none (""); empty: FeaturesFile beside weights
-// when it was distilled from exactly those weights, otherwise none. A user's own denoiser so keeps its
-// own features unless features were distilled from it.
-func ResolveFeatureWeights(weights, setting string) (string, error) {
+// ResolveFeatureWeights is the feature pass's weights for the denoiser's weights (weightsID: their
+// featurecache.WeightsID) and a setting: the setting itself when it names a file; NoFeatureWeights: none
+// (""); empty: FeaturesFile beside weights when it was distilled from exactly those weights, otherwise
+// none. A user's own denoiser so keeps its own features unless features were distilled from it.
+func ResolveFeatureWeights(weights, weightsID, setting string) (string, error) {
 	switch setting {
 	case NoFeatureWeights:
 		return "", nil
@@ -152,11 +152,7 @@ func ResolveFeatureWeights(weights, setting string) (string, error) {
 	if err != nil {
 		return "", cachet.InvalidField("classify_feature_weights", "%s beside the weights cannot be read (pass --classify-feature-weights %s to use the model's own features): %v", beside, NoFeatureWeights, err)
 	}
-	id, err := featurecache.WeightsID(weights)
-	if err != nil {
-		return "", err
-	}
-	if f.Metadata[TeacherKey] != id {
+	if f.Metadata[TeacherKey] != weightsID {
 		return "", nil
 	}
 	return beside, nil

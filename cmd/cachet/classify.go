@@ -44,7 +44,7 @@ func newClassifyService(ctx context.Context, db *storage.DB, w *model.Worker, di
 	if err != nil {
 		return nil, nil, err
 	}
-	featureWeights, err := classify.ResolveFeatureWeights(weights, c.FeatureWeights)
+	featureWeights, err := classify.ResolveFeatureWeights(weights, id, c.FeatureWeights)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -5,7 +5,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/cachetlab/cachet/classify"
 	"github.com/cachetlab/cachet/dataset"
 	"github.com/cachetlab/cachet/eval/classifyeval"
 	"github.com/cachetlab/cachet/model"
@@ -30,11 +29,7 @@ deleted at the end; the zero-shot prototypes stay cached for the model. Writes r
 			if err := model.SetNumThreads(cf.cfg.TorchThreads); err != nil {
 				return err
 			}
-			featureWeights, err := classify.ResolveFeatureWeights(cf.cfg.Weights, cf.cfg.Classify.FeatureWeights)
-			if err != nil {
-				return err
-			}
-			c.Weights, c.DatabaseURL, c.FeatureWeights = cf.cfg.Weights, cf.cfg.DatabaseURL, featureWeights
+			c.Weights, c.DatabaseURL, c.FeatureWeights = cf.cfg.Weights, cf.cfg.DatabaseURL, cf.cfg.Classify.FeatureWeights
 			c.Service = classifyConfig(cf.cfg.Classify)
 			c.TorchThreads = model.NumThreads()
 			c.Progress = cmd.ErrOrStderr()

@@ -24,7 +24,7 @@ import (
 // Config is one evaluation run.
 type Config struct {
 	Weights, Evaluator, DataDir, Out, DatabaseURL string
-	FeatureWeights                                string // the feature pass's own weights (empty: Weights)
+	FeatureWeights                                string // the feature pass's weights setting (classify.ResolveFeatureWeights)
 	Service                                       classify.Config
 	Test                                          int       // test images (0 = all 10,000)
 	Shots                                         int       // labelled training images per class for Tip-Adapter
@@ -171,10 +171,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	defer release()
+	featureWeights, err := classify.ResolveFeatureWeights(cfg.Weights, modelID, cfg.FeatureWeights)
+	if err != nil {
+		return nil, err
+	}
 	features, featuresID := dit, modelID
-	if cfg.FeatureWeights != "" {
+	if featureWeights != "" {
 		var releaseFeatures func()
-		if features, featuresID, releaseFeatures, err = classify.LoadFeatureModel(ctx, w, cfg.FeatureWeights); err != nil {
+		if features, featuresID, releaseFeatures, err = classify.LoadFeatureModel(ctx, w, featureWeights); err != nil {
 			return nil, err
 		}
 		defer releaseFeatures()
@@ -186,7 +190,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Report{Weights: cfg.Weights, ModelID: modelID, Features: cfg.FeatureWeights, Blocks: cfg.Service.Blocks, Grid: cfg.Service.Grid, Center: cfg.Service.Center, Head: cfg.Service.Head,
+	r := &Report{Weights: cfg.Weights, ModelID: modelID, Features: featureWeights, Blocks: cfg.Service.Blocks, Grid: cfg.Service.Grid, Center: cfg.Service.Center, Head: cfg.Service.Head,
 		TorchThreads: cfg.TorchThreads, cfg: cfg}
 
 	if cfg.BlockStudy > 0 {
